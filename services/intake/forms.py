@@ -1,0 +1,60 @@
+"""The web form: what a submission must contain, and how it becomes an `InboundMessage`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+from shared.events import InboundMessage, Sender
+from shared.ids import derived_id
+
+MAX_MESSAGE_CHARS = 20_000
+
+
+class FormSubmission(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    email: EmailStr
+    subject: str = Field(min_length=1, max_length=998)
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    phone: str | None = Field(default=None, max_length=40, pattern=r"^\+?[\d ().-]{5,}$")
+
+    @field_validator("phone", mode="before")
+    @classmethod
+    def _blank_phone_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+
+def form_message_id(form_id: str, idempotency_key: str | None) -> uuid.UUID:
+    """The same Idempotency-Key always names the same message, so a retried post adds nothing."""
+    if idempotency_key is None:
+        return uuid.uuid4()
+    return derived_id("form", form_id, idempotency_key)
+
+
+def to_inbound(
+    form_id: str,
+    submission: FormSubmission,
+    *,
+    ticket_id: str,
+    message_id: uuid.UUID,
+    channel_message_id: str,
+    received_at: datetime,
+) -> InboundMessage:
+    return InboundMessage(
+        event_id=message_id,
+        occurred_at=received_at,
+        ticket_id=ticket_id,
+        correlation_id=str(message_id),
+        message_id=message_id,
+        channel="form",
+        channel_message_id=channel_message_id,
+        source=form_id,
+        sender=Sender(name=submission.name, email=submission.email, phone=submission.phone),
+        subject=submission.subject,
+        text=submission.message,
+        received_at=received_at,
+    )

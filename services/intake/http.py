@@ -1,0 +1,239 @@
+"""intake-http: the web form, the read API, health and metrics on one port.
+
+Thin by design: verify, normalise, publish keyed by ticket ID, answer only after the broker
+acknowledged. The router does the work downstream.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from aiokafka.errors import KafkaError
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+from starlette.datastructures import UploadFile
+
+from services.intake.forms import FormSubmission, form_message_id, to_inbound
+from services.intake.ticket_ids import TicketIds
+from shared.broker import make_broker
+from shared.config import load_config
+from shared.read_model import ReadModel
+from shared.redis_client import connect_redis
+from shared.settings import Settings
+from shared.topics import INBOUND, Topics, ensure_topics
+
+logger = logging.getLogger(__name__)
+
+MAX_JSON_BODY_BYTES = 1024 * 1024
+MAX_MULTIPART_BODY_BYTES = 25 * 1024 * 1024
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.forms = Counter(
+            "switchboard_intake_forms_total", "Form submissions by outcome", ["outcome"],
+            registry=self.registry,
+        )
+        self.publish_seconds = Histogram(
+            "switchboard_intake_publish_seconds", "Time for the broker to acknowledge a message",
+            registry=self.registry,
+        )
+
+
+class BodyTooLarge(Exception):
+    def __init__(self, limit: int):
+        self.limit = limit
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge(limit)
+    return bytes(body)
+
+
+def _field_errors(error: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {
+            "field": ".".join(str(part) for part in detail["loc"]) or "(body)",
+            "message": detail["msg"],
+            "type": detail["type"],
+        }
+        for detail in error.errors()
+    ]
+
+
+def _unprocessable(errors: list[dict[str, Any]]) -> JSONResponse:
+    return JSONResponse(status_code=422, content={"detail": errors})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    config = load_config(settings.config)
+    bootstrap, redis_url = settings.require_infra()
+    topics = Topics(settings.topic_prefix)
+    inbound_topic = topics.name(INBOUND)
+    broker = make_broker(bootstrap, client_id="intake-http")
+    redis = connect_redis(redis_url)
+    ticket_ids = TicketIds(redis, config.ticket_prefix)
+    read_model = ReadModel(redis)
+    metrics = _Metrics()
+    api_token = settings.api_token.get_secret_value() if settings.api_token else None
+    if api_token is None:
+        logger.warning("read API is off: SWITCHBOARD_API_TOKEN is not set")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        await ensure_topics(bootstrap, topics)
+        await broker.start()
+        try:
+            yield
+        finally:
+            await broker.stop()
+            await redis.aclose()
+
+    app = FastAPI(title="Switchboard intake", version="1", lifespan=lifespan)
+
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(_: Request, error: BodyTooLarge) -> JSONResponse:
+        metrics.forms.labels("too_large").inc()
+        return JSONResponse(
+            status_code=413,
+            content={"detail": [{"field": "(body)", "message": f"body exceeds {error.limit} bytes", "type": "too_large"}]},
+        )
+
+    @app.post("/v1/forms/{form_id}", status_code=202)
+    async def submit_form(
+        form_id: str,
+        request: Request,
+        idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    ) -> JSONResponse:
+        if config.forms and config.form(form_id) is None:
+            metrics.forms.labels("unknown_form").inc()
+            raise HTTPException(status_code=404, detail=f"unknown form {form_id!r}")
+        fields = await _submitted_fields(request)
+        if isinstance(fields, JSONResponse):
+            metrics.forms.labels("invalid").inc()
+            return fields
+        try:
+            submission = FormSubmission.model_validate(fields)
+        except ValidationError as error:
+            metrics.forms.labels("invalid").inc()
+            return _unprocessable(_field_errors(error))
+
+        message_id = form_message_id(form_id, idempotency_key)
+        if idempotency_key is None:
+            ticket_id = await ticket_ids.mint()
+        else:
+            ticket_id = await ticket_ids.for_channel_message(f"form:{form_id}:{idempotency_key}")
+        inbound = to_inbound(
+            form_id,
+            submission,
+            ticket_id=ticket_id,
+            message_id=message_id,
+            channel_message_id=idempotency_key or str(message_id),
+            received_at=datetime.now(UTC),
+        )
+        started = time.perf_counter()
+        try:
+            await broker.publish(inbound, topic=inbound_topic, key=ticket_id.encode())
+        except KafkaError as error:
+            metrics.forms.labels("broker_unavailable").inc()
+            logger.error("publish failed", extra={"ticket_id": ticket_id, "error": repr(error)})
+            raise HTTPException(status_code=503, detail="message queue unavailable, retry later") from error
+        metrics.publish_seconds.observe(time.perf_counter() - started)
+        metrics.forms.labels("accepted").inc()
+        return JSONResponse(
+            status_code=202, content={"ticket_id": ticket_id, "message_id": str(message_id)}
+        )
+
+    async def _submitted_fields(request: Request) -> dict[str, Any] | JSONResponse:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type == "application/json":
+            body = await _read_limited(request, MAX_JSON_BODY_BYTES)
+            try:
+                fields = json.loads(body)
+            except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                return _unprocessable(
+                    [{"field": "(body)", "message": f"invalid JSON: {error}", "type": "json_invalid"}]
+                )
+            if not isinstance(fields, dict):
+                return _unprocessable(
+                    [{"field": "(body)", "message": "expected a JSON object", "type": "object_type"}]
+                )
+            return fields
+        if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            declared = request.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > MAX_MULTIPART_BODY_BYTES:
+                raise BodyTooLarge(MAX_MULTIPART_BODY_BYTES)
+            form = await request.form(max_part_size=MAX_MULTIPART_BODY_BYTES)
+            files = [key for key, value in form.multi_items() if isinstance(value, UploadFile)]
+            if files:
+                return _unprocessable(
+                    [{"field": key, "message": "attachments are not accepted on this form", "type": "attachment_rejected"} for key in files]
+                )
+            return {key: value for key, value in form.items()}
+        return JSONResponse(
+            status_code=415,
+            content={"detail": [{"field": "(content-type)", "message": "send application/json or multipart/form-data", "type": "unsupported_media_type"}]},
+        )
+
+    def require_token(authorization: Annotated[str | None, Header()] = None) -> None:
+        scheme, _, token = (authorization or "").partition(" ")
+        if api_token is None or scheme.lower() != "bearer" or not hmac.compare_digest(token, api_token):
+            raise HTTPException(
+                status_code=401, detail="a valid bearer token is required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    @app.get("/v1/tickets/{ticket_id}", dependencies=[Depends(require_token)])
+    async def get_ticket(ticket_id: str) -> dict[str, Any]:
+        ticket = await read_model.ticket(ticket_id)
+        if ticket is None:
+            raise HTTPException(status_code=404, detail=f"no ticket {ticket_id}")
+        return ticket
+
+    @app.get("/v1/contacts/{contact_id}", dependencies=[Depends(require_token)])
+    async def get_contact(contact_id: str) -> dict[str, Any]:
+        contact = await read_model.contact(contact_id)
+        if contact is None:
+            raise HTTPException(status_code=404, detail=f"no contact {contact_id}")
+        return contact
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        checks = {"kafka": await broker.ping(timeout=2.0)}
+        try:
+            checks["redis"] = bool(await redis.ping())
+        except RedisError:
+            checks["redis"] = False
+        ready = all(checks.values())
+        return JSONResponse(
+            status_code=200 if ready else 503,
+            content={"status": "ready" if ready else "not ready", "checks": checks},
+        )
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,106 @@
+"""The router: turns inbound messages into ticket events — contact, ticket, classification, assignee."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from faststream import FastStream
+from pydantic import TypeAdapter
+from redis.asyncio import Redis
+
+from services.router.assignment import round_robin
+from services.router.classification import classify
+from services.router.tickets import message_added, new_ticket
+from shared.broker import SUBSCRIBER_DEFAULTS, ConsumerPolicy, make_broker
+from shared.config import DeskConfig, load_config
+from shared.events import ContactSummary, InboundMessage, TicketEvent
+from shared.ids import derived_id
+from shared.publishing import publish_keyed
+from shared.read_model import ReadModel, email_identity_key
+from shared.redis_client import connect_redis
+from shared.settings import Settings
+from shared.topics import INBOUND, TICKETS, Topics, ensure_topics
+
+logger = logging.getLogger(__name__)
+
+GROUP_ID = "switchboard-router"
+# How long the router remembers what it decided for a message, so a redelivery repeats it exactly.
+OUTCOME_TTL_SECONDS = 7 * 24 * 3600
+_outcome_adapter: TypeAdapter[list[TicketEvent]] = TypeAdapter(list[TicketEvent])
+
+
+class Router:
+    def __init__(self, config: DeskConfig, redis: Redis):
+        self.config = config
+        self.redis = redis
+        self.read_model = ReadModel(redis)
+
+    async def route(self, message: InboundMessage) -> list[TicketEvent]:
+        """The events for this message; a redelivered message gets the very same events back."""
+        outcome_key = f"sb:router:outcome:{message.message_id}"
+        if (remembered := await self.redis.get(outcome_key)) is not None:
+            return _outcome_adapter.validate_json(remembered)
+        now = datetime.now(UTC)
+        if await self.read_model.ticket_exists(message.ticket_id):
+            events: list[TicketEvent] = [message_added(message, now)]
+        else:
+            contact = await self._resolve_contact(message)
+            classification = classify(message, self.config)
+            team = self.config.team(classification.team)
+            turn = await self.redis.incr(f"sb:router:turn:{team.id}") - 1
+            assignee = self.config.agent(round_robin(team.members, turn))
+            events = new_ticket(message, contact, classification, assignee, now)
+        # Whoever records first wins: a concurrent redelivery (e.g. during a rebalance) gets the
+        # winner's events instead of assigning the ticket a second time.
+        earlier = await self.redis.set(
+            outcome_key, _outcome_adapter.dump_json(events), nx=True, ex=OUTCOME_TTL_SECONDS, get=True
+        )
+        return _outcome_adapter.validate_json(earlier) if earlier is not None else events
+
+    async def _resolve_contact(self, message: InboundMessage) -> ContactSummary:
+        candidate = f"c_{derived_id('contact', message.message_id).hex[:16]}"
+        contact_id = candidate
+        if message.sender.email:
+            existing = await self.redis.set(
+                email_identity_key(message.sender.email), candidate, nx=True, get=True
+            )
+            contact_id = existing or candidate
+        return ContactSummary(
+            contact_id=contact_id, name=message.sender.name, email=message.sender.email
+        )
+
+
+def create_app(settings: Settings | None = None) -> FastStream:
+    settings = settings or Settings()
+    config = load_config(settings.config)
+    bootstrap, redis_url = settings.require_infra()
+    topics = Topics(settings.topic_prefix)
+    broker = make_broker(
+        bootstrap, client_id="router", policy=ConsumerPolicy(topics, group_id=GROUP_ID)
+    )
+    redis = connect_redis(redis_url)
+    router = Router(config, redis)
+    tickets_topic = topics.name(TICKETS)
+
+    @broker.subscriber(topics.name(INBOUND), group_id=GROUP_ID, **SUBSCRIBER_DEFAULTS)
+    async def route_inbound(message: InboundMessage) -> None:
+        events = await router.route(message)
+        await publish_keyed(broker, tickets_topic, events)
+        await router.read_model.apply(events)
+        logger.info(
+            "routed",
+            extra={"ticket_id": message.ticket_id, "events": [event.type for event in events]},
+        )
+
+    app = FastStream(broker, logger=logger)
+
+    @app.on_startup
+    async def create_topics() -> None:
+        await ensure_topics(bootstrap, topics)
+
+    @app.after_shutdown
+    async def close_redis() -> None:
+        await redis.aclose()
+
+    return app

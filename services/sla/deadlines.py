@@ -1,0 +1,75 @@
+"""SLA clocks: which deadlines a ticket gets and which timers announce them. Pure: no I/O."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Literal
+
+from shared.config import SlaPolicy
+from shared.events import SlaBreached, SlaDeadlineSet, SlaWarning, TicketCreated
+from shared.ids import derived_id
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A moment at which the SLA service must announce something about a ticket's deadline."""
+
+    ticket_id: str
+    metric: Literal["first_response"]
+    kind: Literal["warning", "breach"]
+    due_at: str  # ISO 8601: timers are stored as JSON, and equal timers must encode equally
+    fires_at: float  # Unix seconds
+    fraction: float
+    correlation_id: str | None
+
+    def encode(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def decode(cls, text: str) -> Timer:
+        return cls(**json.loads(text))
+
+
+def first_response_deadline(created: TicketCreated, policy: SlaPolicy) -> SlaDeadlineSet:
+    return SlaDeadlineSet(
+        event_id=derived_id(created.event_id, "first_response_deadline"),
+        occurred_at=created.occurred_at,
+        ticket_id=created.ticket_id,
+        correlation_id=created.correlation_id,
+        traceparent=created.traceparent,
+        metric="first_response",
+        policy=policy.id,
+        due_at=created.occurred_at + policy.first_response,
+    )
+
+
+def timers_for(deadline: SlaDeadlineSet, policy: SlaPolicy) -> list[Timer]:
+    started = deadline.occurred_at.timestamp()
+    target = deadline.due_at.timestamp() - started
+    common = {
+        "ticket_id": deadline.ticket_id,
+        "metric": deadline.metric,
+        "due_at": deadline.due_at.isoformat(),
+        "correlation_id": deadline.correlation_id,
+    }
+    warnings = [
+        Timer(kind="warning", fires_at=started + target * fraction, fraction=fraction, **common)
+        for fraction in sorted(set(policy.warn_at))
+    ]
+    return [*warnings, Timer(kind="breach", fires_at=started + target, fraction=1.0, **common)]
+
+
+def announcement(timer: Timer, now: datetime) -> SlaWarning | SlaBreached:
+    envelope = {
+        "event_id": derived_id(timer.ticket_id, timer.metric, timer.kind, timer.fraction, timer.due_at),
+        "occurred_at": now,
+        "ticket_id": timer.ticket_id,
+        "correlation_id": timer.correlation_id,
+        "metric": timer.metric,
+        "due_at": datetime.fromisoformat(timer.due_at),
+    }
+    if timer.kind == "breach":
+        return SlaBreached(**envelope)
+    return SlaWarning(**envelope, fraction=timer.fraction)

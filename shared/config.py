@@ -1,0 +1,182 @@
+"""The help desk's YAML configuration: teams, agents, classification, SLA policies.
+
+`load_config` validates the whole file and reports every problem with its file, line and key.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(value: Any) -> Any:
+    """'90s', '30m', '4h', '2d' → timedelta; other values are left for pydantic to judge."""
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        amount, unit = match.groups()
+        return timedelta(**{_DURATION_UNITS[unit]: float(amount)})
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+SlackChannelId = Annotated[str, Field(pattern=r"^[CGD][A-Z0-9]{2,}$")]
+SlackUserId = Annotated[str, Field(pattern=r"^[UW][A-Z0-9]{2,}$")]
+Priority = Literal["low", "normal", "high", "urgent"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Agent(_Strict):
+    id: str
+    name: str
+    slack_user_id: SlackUserId
+    email: str | None = None
+    skills: list[str] = []
+    languages: list[str] = ["en"]
+    capacity: int = Field(default=10, ge=1)
+    timezone: str = "UTC"
+
+
+class Team(_Strict):
+    id: str
+    name: str
+    slack_channel: SlackChannelId
+    lead: str | None = None
+    members: list[str] = Field(min_length=1)
+    routing: Literal["round_robin"] = "round_robin"
+    sla_policy: str
+
+
+class Form(_Strict):
+    id: str
+    team: str | None = None
+
+
+class Classification(_Strict):
+    team: str
+    category: str = "general"
+    priority: Priority = "normal"
+    tags: list[str] = []
+
+
+class SlaPolicy(_Strict):
+    id: str
+    first_response: Duration
+    # Fractions of the target at which a warning fires before the breach, e.g. [0.75].
+    warn_at: list[Annotated[float, Field(gt=0, lt=1)]] = [0.75]
+
+
+class DeskConfig(_Strict):
+    ticket_prefix: str = Field(default="SB", pattern=r"^[A-Z]{2,5}$")
+    support_addresses: list[str] = []
+    forms: list[Form] = []
+    teams: list[Team] = Field(min_length=1)
+    agents: list[Agent] = Field(min_length=1)
+    default_classification: Classification
+    sla_policies: list[SlaPolicy] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> DeskConfig:
+        agent_ids = {agent.id for agent in self.agents}
+        team_ids = {team.id for team in self.teams}
+        policy_ids = {policy.id for policy in self.sla_policies}
+        problems: list[str] = []
+        for index, team in enumerate(self.teams):
+            problems += [
+                f"teams.{index}.members: unknown agent {member!r}"
+                for member in team.members
+                if member not in agent_ids
+            ]
+            if team.lead is not None and team.lead not in agent_ids:
+                problems.append(f"teams.{index}.lead: unknown agent {team.lead!r}")
+            if team.sla_policy not in policy_ids:
+                problems.append(f"teams.{index}.sla_policy: unknown policy {team.sla_policy!r}")
+        for index, form in enumerate(self.forms):
+            if form.team is not None and form.team not in team_ids:
+                problems.append(f"forms.{index}.team: unknown team {form.team!r}")
+        if self.default_classification.team not in team_ids:
+            problems.append(
+                f"default_classification.team: unknown team {self.default_classification.team!r}"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def team(self, team_id: str) -> Team:
+        return next(team for team in self.teams if team.id == team_id)
+
+    def agent(self, agent_id: str) -> Agent:
+        return next(agent for agent in self.agents if agent.id == agent_id)
+
+    def sla_policy(self, policy_id: str) -> SlaPolicy:
+        return next(policy for policy in self.sla_policies if policy.id == policy_id)
+
+    def form(self, form_id: str) -> Form | None:
+        return next((form for form in self.forms if form.id == form_id), None)
+
+
+class ConfigError(ValueError):
+    """Every problem of one config file, each as `file:line: key: message`."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_config(path: Path) -> DeskConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError([f"{path}: cannot read: {error.strerror}"]) from error
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError([f"{where}: invalid YAML: {getattr(error, 'problem', error)}"]) from error
+    try:
+        return DeskConfig.model_validate(data or {})
+    except ValidationError as error:
+        raise ConfigError(_locate_problems(path, root, error)) from error
+
+
+def _locate_problems(path: Path, root: yaml.Node | None, error: ValidationError) -> list[str]:
+    problems = []
+    for detail in error.errors():
+        loc = [str(part) for part in detail["loc"]]
+        message = detail["msg"]
+        if detail["type"] == "value_error" and not loc:
+            # Cross-reference errors carry their own keys: "teams.0.lead: unknown agent 'x'; ...".
+            for reference_problem in message.removeprefix("Value error, ").split("; "):
+                key, _, text = reference_problem.partition(": ")
+                line = _line_of(root, key.split("."))
+                problems.append(f"{path}:{line}: {key}: {text}")
+            continue
+        key = ".".join(loc) or "(top level)"
+        problems.append(f"{path}:{_line_of(root, loc)}: {key}: {message}")
+    return problems
+
+
+def _line_of(node: yaml.Node | None, loc: list[str]) -> int:
+    """The 1-based line of the deepest YAML node along `loc` (the parent when the key is missing)."""
+    line = node.start_mark.line + 1 if node is not None else 1
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((value for key, value in node.value if key.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+            child = node.value[int(part)]
+        if child is None:
+            break
+        node, line = child, child.start_mark.line + 1
+    return line

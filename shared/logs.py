@@ -1,0 +1,52 @@
+"""Structured JSON logs with personal data redacted (SPEC §4: no secrets, emails or phones in logs)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# International numbers (+34 600 123 456) and long bare digit runs; dates, times and IPs stay.
+_PHONE = re.compile(r"\+\d[\d ()-]{6,}\d|(?<![\w.:-])\d{9,15}(?![\w:-]|\.\d)")
+_SECRET = re.compile(r"\b(xox[abpr]-[\w-]+|\d{6,}:[\w-]{30,})")
+_STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+def redact(text: str) -> str:
+    text = _SECRET.sub("[secret]", text)
+    text = _EMAIL.sub(lambda match: f"***@{match.group(0).rsplit('@', 1)[1]}", text)
+    return _PHONE.sub("[phone]", text)
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str):
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
+                entry[key] = redact(value) if isinstance(value, str) else value
+        if record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # aiokafka is chatty at INFO about every group rebalance and connection.
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)

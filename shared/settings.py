@@ -1,0 +1,90 @@
+"""Process settings from `SWITCHBOARD_*` environment variables (SPEC §2).
+
+Built by app factories (`Settings()`), never read at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EXAMPLE_CONFIG = Path(__file__).with_name("example-config.yaml")
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "switchboard"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_", extra="ignore")
+
+    kafka_bootstrap: str | None = None
+    redis_url: str | None = None
+    config: Path = EXAMPLE_CONFIG
+    data_dir: Path = Field(default_factory=default_data_dir)
+    # Lets several stacks (or test runs) share one Kafka cluster without seeing each other's topics.
+    topic_prefix: str = ""
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+
+    imap_host: str | None = None
+    imap_port: int = 993
+    imap_user: str | None = None
+    imap_password: SecretStr | None = None
+    imap_ssl: bool = True
+    imap_mailbox: str = "INBOX"
+    imap_poll_seconds: float = 30.0
+
+    smtp_relay_host: str | None = None
+    smtp_relay_port: int = 25
+    smtp_relay_user: str | None = None
+    smtp_relay_password: SecretStr | None = None
+    smtp_relay_starttls: bool = False
+    mail_from: str | None = None
+    support_addresses: str = ""
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    telegram_bot_token: SecretStr | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org/bot"
+
+    api_token: SecretStr | None = None
+    log_level: str = "INFO"
+
+    def with_recorded_infra(self) -> Settings:
+        """Fill Kafka/Redis addresses left unset from the stack recorded under DATA_DIR (SPEC §2)."""
+        if self.kafka_bootstrap and self.redis_url:
+            return self
+        recorded = self.data_dir / "infra.json"
+        if not recorded.exists():
+            return self
+        infra = json.loads(recorded.read_text())
+        return self.model_copy(
+            update={
+                "kafka_bootstrap": self.kafka_bootstrap or infra["kafka_bootstrap"],
+                "redis_url": self.redis_url or infra["redis_url"],
+            }
+        )
+
+    def require_infra(self) -> tuple[str, str]:
+        settings = self.with_recorded_infra()
+        if not settings.kafka_bootstrap or not settings.redis_url:
+            raise MissingInfrastructure(
+                "No Kafka/Redis address: set SWITCHBOARD_KAFKA_BOOTSTRAP and SWITCHBOARD_REDIS_URL, "
+                "or start the local ones with `switchboard infra up`."
+            )
+        return settings.kafka_bootstrap, settings.redis_url
+
+
+class MissingInfrastructure(RuntimeError):
+    pass

@@ -1,0 +1,85 @@
+"""The topic registry: every topic Switchboard uses, its key, partitions, schema and DLQ companion."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from pydantic import TypeAdapter
+
+from shared.events import InboundMessage, TicketEvent
+
+logger = logging.getLogger(__name__)
+
+DLQ_SUFFIX = ".dlq"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    partitions: int
+    schema: object
+    description: str
+
+    def adapter(self) -> TypeAdapter:
+        return TypeAdapter(self.schema)
+
+
+INBOUND = TopicSpec(
+    name="switchboard.inbound.v1",
+    key="ticket_id",
+    partitions=8,
+    schema=InboundMessage,
+    description="Customer messages from every channel, normalised by intake.",
+)
+TICKETS = TopicSpec(
+    name="switchboard.tickets.v1",
+    key="ticket_id",
+    partitions=8,
+    schema=TicketEvent,
+    description="Every change of every ticket, in order per ticket: the audit trail.",
+)
+REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS)
+
+
+class Topics:
+    """Topic names as one deployment sees them (an optional prefix isolates stacks sharing a cluster)."""
+
+    def __init__(self, prefix: str = ""):
+        self.prefix = prefix
+
+    def name(self, spec: TopicSpec) -> str:
+        return f"{self.prefix}{spec.name}"
+
+    def dlq(self, spec_or_name: TopicSpec | str) -> str:
+        name = self.name(spec_or_name) if isinstance(spec_or_name, TopicSpec) else spec_or_name
+        return f"{name}{DLQ_SUFFIX}"
+
+    def all_names(self) -> list[str]:
+        return [name for spec in REGISTRY for name in (self.name(spec), self.dlq(spec))]
+
+
+async def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
+    """Create every registered topic and its DLQ if missing; returns the names it created."""
+    wanted = [
+        NewTopic(name, num_partitions=spec.partitions, replication_factor=1)
+        for spec in REGISTRY
+        for name in (topics.name(spec), topics.dlq(spec))
+    ]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [topic for topic in wanted if topic.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                # Another process created them between our listing and our request.
+                pass
+        return [topic.name for topic in missing]
+    finally:
+        await admin.close()
