@@ -125,9 +125,7 @@ class ConsumerPolicy:
             failure = self._failures.get(position)
             if failure and time.monotonic() - failure.first_at >= self.retry_deadline:
                 del self._failures[position]
-                await self.dead_letter(
-                    record, f"gave up after {failure.attempts} attempts: {error!r}", error
-                )
+                await self.dead_letter(record, f"gave up after {failure.attempts} attempts: {error!r}", error)
                 return None
             await self._wait_before_retry(position, error, deadline=self.retry_deadline)
             raise

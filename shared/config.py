@@ -92,9 +92,7 @@ class DeskConfig(_Strict):
         problems: list[str] = []
         for index, team in enumerate(self.teams):
             problems += [
-                f"teams.{index}.members: unknown agent {member!r}"
-                for member in team.members
-                if member not in agent_ids
+                f"teams.{index}.members: unknown agent {member!r}" for member in team.members if member not in agent_ids
             ]
             if team.lead is not None and team.lead not in agent_ids:
                 problems.append(f"teams.{index}.lead: unknown agent {team.lead!r}")
@@ -104,9 +102,7 @@ class DeskConfig(_Strict):
             if form.team is not None and form.team not in team_ids:
                 problems.append(f"forms.{index}.team: unknown team {form.team!r}")
         if self.default_classification.team not in team_ids:
-            problems.append(
-                f"default_classification.team: unknown team {self.default_classification.team!r}"
-            )
+            problems.append(f"default_classification.team: unknown team {self.default_classification.team!r}")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -41,11 +41,14 @@ class _Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.forms = Counter(
-            "switchboard_intake_forms_total", "Form submissions by outcome", ["outcome"],
+            "switchboard_intake_forms_total",
+            "Form submissions by outcome",
+            ["outcome"],
             registry=self.registry,
         )
         self.publish_seconds = Histogram(
-            "switchboard_intake_publish_seconds", "Time for the broker to acknowledge a message",
+            "switchboard_intake_publish_seconds",
+            "Time for the broker to acknowledge a message",
             registry=self.registry,
         )
 
@@ -114,7 +117,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.forms.labels("too_large").inc()
         return JSONResponse(
             status_code=413,
-            content={"detail": [{"field": "(body)", "message": f"body exceeds {error.limit} bytes", "type": "too_large"}]},
+            content={
+                "detail": [{"field": "(body)", "message": f"body exceeds {error.limit} bytes", "type": "too_large"}]
+            },
         )
 
     @app.post("/v1/forms/{form_id}", status_code=202)
@@ -158,9 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(status_code=503, detail="message queue unavailable, retry later") from error
         metrics.publish_seconds.observe(time.perf_counter() - started)
         metrics.forms.labels("accepted").inc()
-        return JSONResponse(
-            status_code=202, content={"ticket_id": ticket_id, "message_id": str(message_id)}
-        )
+        return JSONResponse(status_code=202, content={"ticket_id": ticket_id, "message_id": str(message_id)})
 
     async def _submitted_fields(request: Request) -> dict[str, Any] | JSONResponse:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -173,9 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     [{"field": "(body)", "message": f"invalid JSON: {error}", "type": "json_invalid"}]
                 )
             if not isinstance(fields, dict):
-                return _unprocessable(
-                    [{"field": "(body)", "message": "expected a JSON object", "type": "object_type"}]
-                )
+                return _unprocessable([{"field": "(body)", "message": "expected a JSON object", "type": "object_type"}])
             return fields
         if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
             declared = request.headers.get("content-length")
@@ -185,19 +186,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             files = [key for key, value in form.multi_items() if isinstance(value, UploadFile)]
             if files:
                 return _unprocessable(
-                    [{"field": key, "message": "attachments are not accepted on this form", "type": "attachment_rejected"} for key in files]
+                    [
+                        {
+                            "field": key,
+                            "message": "attachments are not accepted on this form",
+                            "type": "attachment_rejected",
+                        }
+                        for key in files
+                    ]
                 )
             return {key: value for key, value in form.items()}
         return JSONResponse(
             status_code=415,
-            content={"detail": [{"field": "(content-type)", "message": "send application/json or multipart/form-data", "type": "unsupported_media_type"}]},
+            content={
+                "detail": [
+                    {
+                        "field": "(content-type)",
+                        "message": "send application/json or multipart/form-data",
+                        "type": "unsupported_media_type",
+                    }
+                ]
+            },
         )
 
     def require_token(authorization: Annotated[str | None, Header()] = None) -> None:
         scheme, _, token = (authorization or "").partition(" ")
         if api_token is None or scheme.lower() != "bearer" or not hmac.compare_digest(token, api_token):
             raise HTTPException(
-                status_code=401, detail="a valid bearer token is required",
+                status_code=401,
+                detail="a valid bearer token is required",
                 headers={"WWW-Authenticate": "Bearer"},
             )
 

@@ -26,9 +26,7 @@ def create_app(settings: Settings | None = None) -> FastStream:
     config = load_config(settings.config)
     bootstrap, redis_url = settings.require_infra()
     topics = Topics(settings.topic_prefix)
-    broker = make_broker(
-        bootstrap, client_id="notifier", policy=ConsumerPolicy(topics, group_id=GROUP_ID)
-    )
+    broker = make_broker(bootstrap, client_id="notifier", policy=ConsumerPolicy(topics, group_id=GROUP_ID))
     redis = connect_redis(redis_url)
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     slack = SlackPoster(redis, token, settings.slack_api_url)

@@ -55,9 +55,7 @@ class SlackPoster:
         if self.client is None:
             logger.warning("Slack is off: SWITCHBOARD_SLACK_BOT_TOKEN is not set; posts are logged")
 
-    async def post(
-        self, idempotency_key: str, channel: str, text: str, thread_ts: str | None = None
-    ) -> str | None:
+    async def post(self, idempotency_key: str, channel: str, text: str, thread_ts: str | None = None) -> str | None:
         """Post once per key; returns the message's ts (None when Slack is off)."""
         posted_key = f"sb:notifier:posted:{idempotency_key}"
         if (ts := await self.redis.get(posted_key)) is not None:

@@ -18,10 +18,7 @@ def _contact(contact: ContactSummary) -> str:
 
 def assignment_text(event: TicketAssigned) -> str:
     subject = escape(event.subject) if event.subject else "(no subject)"
-    return (
-        f"*{event.ticket_id}* {subject}\n"
-        f"From {_contact(event.contact)} · assigned to <@{event.slack_user_id}>"
-    )
+    return f"*{event.ticket_id}* {subject}\nFrom {_contact(event.contact)} · assigned to <@{event.slack_user_id}>"
 
 
 def assignment_dm_text(event: TicketAssigned) -> str:

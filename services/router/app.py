@@ -62,13 +62,9 @@ class Router:
         candidate = f"c_{derived_id('contact', message.message_id).hex[:16]}"
         contact_id = candidate
         if message.sender.email:
-            existing = await self.redis.set(
-                email_identity_key(message.sender.email), candidate, nx=True, get=True
-            )
+            existing = await self.redis.set(email_identity_key(message.sender.email), candidate, nx=True, get=True)
             contact_id = existing or candidate
-        return ContactSummary(
-            contact_id=contact_id, name=message.sender.name, email=message.sender.email
-        )
+        return ContactSummary(contact_id=contact_id, name=message.sender.name, email=message.sender.email)
 
 
 def create_app(settings: Settings | None = None) -> FastStream:
@@ -76,9 +72,7 @@ def create_app(settings: Settings | None = None) -> FastStream:
     config = load_config(settings.config)
     bootstrap, redis_url = settings.require_infra()
     topics = Topics(settings.topic_prefix)
-    broker = make_broker(
-        bootstrap, client_id="router", policy=ConsumerPolicy(topics, group_id=GROUP_ID)
-    )
+    broker = make_broker(bootstrap, client_id="router", policy=ConsumerPolicy(topics, group_id=GROUP_ID))
     redis = connect_redis(redis_url)
     router = Router(config, redis)
     tickets_topic = topics.name(TICKETS)

@@ -38,9 +38,7 @@ class TimerStore:
 
     async def claim_due(self, now: float, limit: int = 100) -> list[Timer]:
         await self._move_due(keys=[_CLAIMED, _SCHEDULED], args=[now, now, limit])
-        claimed = await self._move_due(
-            keys=[_SCHEDULED, _CLAIMED], args=[now, now + self.lease_seconds, limit]
-        )
+        claimed = await self._move_due(keys=[_SCHEDULED, _CLAIMED], args=[now, now + self.lease_seconds, limit])
         return [Timer.decode(member) for member in claimed]
 
     async def finished(self, timer: Timer) -> None:

@@ -19,7 +19,13 @@ def test_example_config_is_valid_and_documents_a_team_three_agents_and_a_policy(
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("90s", timedelta(seconds=90)), ("30m", timedelta(minutes=30)), ("4h", timedelta(hours=4)), ("2d", timedelta(days=2)), ("1.5h", timedelta(minutes=90))],
+    [
+        ("90s", timedelta(seconds=90)),
+        ("30m", timedelta(minutes=30)),
+        ("4h", timedelta(hours=4)),
+        ("2d", timedelta(days=2)),
+        ("1.5h", timedelta(minutes=90)),
+    ],
 )
 def test_durations(text, expected):
     assert parse_duration(text) == expected

@@ -33,7 +33,9 @@ def test_logs_redact_emails_phones_and_tokens_but_keep_addresses_and_dates():
     assert redact("from ana@example.com") == "from ***@example.com"
     assert redact("call +34 600 123 456") == "call [phone]"
     assert redact("token xoxb-1234-abcd") == "token [secret]"
-    assert redact("listening on 127.0.0.1:8080 at 2026-11-24 10:00") == "listening on 127.0.0.1:8080 at 2026-11-24 10:00"
+    assert (
+        redact("listening on 127.0.0.1:8080 at 2026-11-24 10:00") == "listening on 127.0.0.1:8080 at 2026-11-24 10:00"
+    )
 
 
 def test_json_log_lines_carry_extras_redacted():

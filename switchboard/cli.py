@@ -1,0 +1,152 @@
+"""`switchboard`: one command for every process and every operator task (SPEC §2)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from shared.config import ConfigError, load_config
+from shared.settings import MissingInfrastructure, Settings
+from switchboard.services import SERVICES
+
+
+@click.group()
+def main() -> None:
+    """Switchboard: omnichannel help-desk intake and routing on Kafka."""
+
+
+@main.command()
+def up() -> None:
+    """Run the whole stack on this machine until Ctrl-C."""
+    from switchboard.infra import MissingTool
+    from switchboard.stack import run_stack
+
+    try:
+        sys.exit(run_stack(Settings()))
+    except (MissingTool, ConfigError) as error:
+        raise click.ClickException(str(error)) from None
+
+
+@main.command()
+@click.argument("service", type=click.Choice(SERVICES))
+def run(service: str) -> None:
+    """Run one service in this process."""
+    from switchboard.services import run_service
+
+    try:
+        run_service(service, Settings())
+    except (MissingInfrastructure, ConfigError) as error:
+        raise click.ClickException(str(error)) from None
+
+
+@main.group()
+def infra() -> None:
+    """The local Kafka broker and Redis server alone."""
+
+
+@infra.command("up")
+def infra_up() -> None:
+    """Start local Kafka and Redis in the background (they keep running after this command)."""
+    from switchboard.infra import MissingTool, recorded_infra, start_infra
+    from switchboard.stack import create_topics
+
+    settings = Settings()
+    if (running := recorded_infra(settings.data_dir)) is not None:
+        click.echo(f"already running: kafka {running['kafka_bootstrap']}, redis {running['redis_url']}")
+        return
+    try:
+        local = start_infra(settings.data_dir, detached=True)
+    except MissingTool as error:
+        raise click.ClickException(str(error)) from None
+    create_topics(settings, local.endpoints.kafka_bootstrap)
+    click.echo(f"kafka {local.endpoints.kafka_bootstrap}")
+    click.echo(f"redis {local.endpoints.redis_url}")
+
+
+@infra.command("down")
+def infra_down() -> None:
+    """Stop the local Kafka and Redis."""
+    from switchboard.infra import stop_recorded_infra
+
+    click.echo("stopped" if stop_recorded_infra(Settings().data_dir) else "not running")
+
+
+@infra.command("status")
+def infra_status() -> None:
+    """Say whether the local Kafka and Redis are running, and where."""
+    from switchboard.infra import recorded_infra
+
+    running = recorded_infra(Settings().data_dir)
+    if running is None:
+        click.echo("stopped")
+        return
+    click.echo(f"running: kafka {running['kafka_bootstrap']}, redis {running['redis_url']}")
+
+
+@main.group()
+def config() -> None:
+    """The YAML configuration."""
+
+
+@config.command("check")
+@click.argument("file", required=False, type=click.Path(path_type=Path))
+def config_check(file: Path | None) -> None:
+    """Validate FILE (default: SWITCHBOARD_CONFIG, else the example config)."""
+    path = file or Settings().config
+    try:
+        desk = load_config(path)
+    except ConfigError as error:
+        for problem in error.problems:
+            click.echo(problem, err=True)
+        sys.exit(1)
+    click.echo(
+        f"{path}: ok — {len(desk.teams)} team(s), {len(desk.agents)} agent(s), "
+        f"{len(desk.sla_policies)} SLA polic{'y' if len(desk.sla_policies) == 1 else 'ies'}"
+    )
+
+
+@main.group()
+def ticket() -> None:
+    """Look at tickets."""
+
+
+@ticket.command("show")
+@click.argument("ticket_id")
+def ticket_show(ticket_id: str) -> None:
+    """Print a ticket from the read model as JSON."""
+    from shared.read_model import ReadModel
+    from shared.redis_client import connect_redis
+
+    async def show() -> dict | None:
+        _, redis_url = Settings().require_infra()
+        redis = connect_redis(redis_url)
+        try:
+            return await ReadModel(redis).ticket(ticket_id)
+        finally:
+            await redis.aclose()
+
+    try:
+        found = asyncio.run(show())
+    except MissingInfrastructure as error:
+        raise click.ClickException(str(error)) from None
+    if found is None:
+        raise click.ClickException(f"no ticket {ticket_id}")
+    click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+
+
+@main.command()
+def replay() -> None:
+    """Rebuild the Redis read model from the ticket topic."""
+    from switchboard.replay import replay_tickets
+
+    settings = Settings()
+    try:
+        bootstrap, redis_url = settings.require_infra()
+    except MissingInfrastructure as error:
+        raise click.ClickException(str(error)) from None
+    applied = asyncio.run(replay_tickets(bootstrap, redis_url, settings.topic_prefix))
+    click.echo(f"replayed {applied} ticket events")

@@ -1,0 +1,105 @@
+"""Shared fixtures: one real Kafka broker and one real Redis for the whole test session.
+
+Where they come from, in order: SWITCHBOARD_KAFKA_BOOTSTRAP + SWITCHBOARD_REDIS_URL (an existing
+cluster; the tests flush that Redis database), testcontainers when a Docker engine answers, else
+the same local processes `switchboard infra up` runs. Each test gets its own topic prefix and a
+flushed Redis, so tests never see each other's messages.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from shared.settings import EXAMPLE_CONFIG, Settings
+from tests.fakes.slack_api import FakeSlackApi
+from tests.support import Endpoints, ServiceProcesses
+
+API_TOKEN = "test-api-token"
+SLACK_TOKEN = "xoxb-test"
+CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
+    bootstrap = os.environ.get("SWITCHBOARD_KAFKA_BOOTSTRAP")
+    redis_url = os.environ.get("SWITCHBOARD_REDIS_URL")
+    if bootstrap and redis_url:
+        yield Endpoints(bootstrap, redis_url)
+        return
+    if _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+        from testcontainers.redis import RedisContainer
+
+        with KafkaContainer().with_kraft() as kafka, RedisContainer() as redis_container:
+            host = redis_container.get_container_host_ip()
+            port = redis_container.get_exposed_port(6379)
+            yield Endpoints(kafka.get_bootstrap_server(), f"redis://{host}:{port}/0")
+        return
+    from switchboard.infra import start_infra
+
+    local = start_infra(tmp_path_factory.mktemp("infra"), detached=False, prefer_default_ports=False)
+    try:
+        yield Endpoints(local.endpoints.kafka_bootstrap, local.endpoints.redis_url)
+    finally:
+        local.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def settings(infra: Endpoints, tmp_path: Path) -> Settings:
+    redis.Redis.from_url(infra.redis_url).flushdb()
+    return Settings(
+        kafka_bootstrap=infra.kafka_bootstrap,
+        redis_url=infra.redis_url,
+        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+        data_dir=tmp_path / "data",
+        config=EXAMPLE_CONFIG,
+        api_token=API_TOKEN,
+        http_port=free_port(),
+        slack_bot_token=None,
+    )
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlackApi]:
+    with FakeSlackApi(bot_token=SLACK_TOKEN) as api:
+        yield api
+
+
+@pytest.fixture
+def services(settings: Settings, fake_slack: FakeSlackApi, tmp_path: Path) -> Iterator[ServiceProcesses]:
+    """Starts services as real processes (`switchboard run NAME`) wired to this test's settings."""
+    processes = ServiceProcesses(
+        settings,
+        tmp_path / "logs",
+        extra_env={
+            "SWITCHBOARD_SLACK_BOT_TOKEN": SLACK_TOKEN,
+            "SWITCHBOARD_SLACK_API_URL": fake_slack.base_url,
+        },
+    )
+    try:
+        yield processes
+    finally:
+        processes.stop_all()

@@ -1,0 +1,450 @@
+"""A fake Slack Web API: a real HTTP server on a loopback port, for tests.
+
+It answers in the shapes https://api.slack.com/methods documents, so production
+code talks to it through an unmodified ``slack_sdk`` client
+(``AsyncWebClient(token=..., base_url=fake.base_url)``), and services started as
+subprocesses reach it through ``SWITCHBOARD_SLACK_API_URL=fake.base_url``.
+
+The server runs uvicorn on its own thread and event loop, so it keeps answering
+whatever the test's own loop is doing, including while a test blocks on a
+subprocess.
+
+Every request is recorded as a :class:`SlackCall`, including the ones the fake
+refused, so tests can assert both on what was sent and on how it was answered.
+
+Users for ``users.info`` and ``users.getPresence`` are given as partial Slack
+user objects keyed by user id; missing fields get defaults::
+
+    FakeSlackApi(users={"U1": {"name": "alice",
+                               "profile": {"email": "alice@example.com",
+                                           "real_name": "Alice Liddell"}}})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+TEAM_ID = "T0SWITCHB"
+TEAM_NAME = "Switchboard Test"
+TEAM_URL = "https://switchboard-test.slack.com/"
+BOT_USER_ID = "UBOT"
+BOT_USER_NAME = "switchboard"
+BOT_ID = "BBOT"
+
+# Fields that, besides `text`, give a message something to show; form-encoded
+# requests carry them as JSON strings, JSON requests as lists.
+_STRUCTURED_MESSAGE_FIELDS = ("blocks", "attachments")
+
+_STARTUP_TIMEOUT_SECONDS = 10
+_WAIT_POLL_SECONDS = 0.05
+
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class SlackCall:
+    """One request the fake received, and what it answered."""
+
+    method: str
+    args: dict[str, Any]
+    token: str | None
+    at: float
+    response: dict[str, Any]
+    rate_limited: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.response.get("ok") is True
+
+
+class FakeSlackApi:
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-test",
+        users: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        self.bot_token = bot_token
+        self._users = {user_id: _complete_user(user_id, given) for user_id, given in (users or {}).items()}
+        # One Condition guards all mutable state: the server thread writes it,
+        # tests read it from their own threads and wait on it.
+        self._state = threading.Condition()
+        self._calls: list[SlackCall] = []
+        self._pending_rate_limits: defaultdict[str, deque[int]] = defaultdict(deque)
+        self._pending_failures: defaultdict[str, deque[str]] = defaultdict(deque)
+        self._messages: dict[tuple[str, str], dict[str, Any]] = {}
+        self._presence: dict[str, str] = {}
+        self._last_ts_micros = 0
+        self._handlers: dict[str, Handler] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "conversations.open": self._conversations_open,
+            "users.info": self._users_info,
+            "users.getPresence": self._users_get_presence,
+        }
+        self._socket: socket.socket | None = None
+        self._port: int | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -----------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        if self._port is None:
+            raise RuntimeError("FakeSlackApi has not been started")
+        return f"http://127.0.0.1:{self._port}/api/"
+
+    def start(self) -> FakeSlackApi:
+        # Binding the socket here, rather than letting uvicorn pick a port,
+        # makes the port known before the server thread runs.
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self._port = self._socket.getsockname()[1]
+        app = Starlette(routes=[Route("/api/{method}", self._handle, methods=["GET", "POST"])])
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            name="fake-slack-api",
+            daemon=True,
+        )
+        self._thread.start()
+        self._wait_until_serving()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.should_exit = True
+        self._thread.join(timeout=_STARTUP_TIMEOUT_SECONDS)
+        self._socket.close()
+        self._server = None
+
+    def __enter__(self) -> FakeSlackApi:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _wait_until_serving(self) -> None:
+        deadline = time.monotonic() + _STARTUP_TIMEOUT_SECONDS
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("FakeSlackApi server thread exited during startup")
+            if time.monotonic() > deadline:
+                raise RuntimeError("FakeSlackApi server did not start in time")
+            time.sleep(0.01)
+
+    # --- test controls ---------------------------------------------------------
+
+    @property
+    def calls(self) -> list[SlackCall]:
+        with self._state:
+            return list(self._calls)
+
+    def calls_to(self, method: str) -> list[SlackCall]:
+        with self._state:
+            return [call for call in self._calls if call.method == method]
+
+    def rate_limit_next(self, method: str, count: int = 1, retry_after: int = 1) -> None:
+        """Answer the next `count` calls to `method` with HTTP 429 and Retry-After."""
+        with self._state:
+            self._pending_rate_limits[method].extend([retry_after] * count)
+
+    def fail_next(self, method: str, error: str, count: int = 1) -> None:
+        """Answer the next `count` calls to `method` with {"ok": false, "error": error}."""
+        with self._state:
+            self._pending_failures[method].extend([error] * count)
+
+    def set_presence(self, user_id: str, presence: str) -> None:
+        """Set what users.getPresence reports for a user ("active" or "away")."""
+        with self._state:
+            self._presence[user_id] = presence
+
+    async def wait_for_calls(
+        self,
+        method: str,
+        count: int = 1,
+        timeout: float = 20,
+        predicate: Callable[[SlackCall], bool] | None = None,
+    ) -> list[SlackCall]:
+        """Wait until at least `count` successful calls to `method` match `predicate`.
+
+        Polls rather than blocking on the Condition so that the caller's event
+        loop stays free and cancelling the wait takes effect at once.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._state:
+                matching = self._successful_calls(method, predicate)
+                if len(matching) >= count:
+                    return matching
+                if time.monotonic() >= deadline:
+                    raise AssertionError(self._shortfall_message(method, count, timeout, predicate))
+            await asyncio.sleep(_WAIT_POLL_SECONDS)
+
+    def wait_for_calls_sync(
+        self,
+        method: str,
+        count: int = 1,
+        timeout: float = 20,
+        predicate: Callable[[SlackCall], bool] | None = None,
+    ) -> list[SlackCall]:
+        """Blocking form of :meth:`wait_for_calls`."""
+        with self._state:
+            enough = self._state.wait_for(
+                lambda: len(self._successful_calls(method, predicate)) >= count,
+                timeout,
+            )
+            if not enough:
+                raise AssertionError(self._shortfall_message(method, count, timeout, predicate))
+            return self._successful_calls(method, predicate)
+
+    def _successful_calls(self, method: str, predicate: Callable[[SlackCall], bool] | None) -> list[SlackCall]:
+        return [
+            call for call in self._calls if call.method == method and call.ok and (predicate is None or predicate(call))
+        ]
+
+    def _shortfall_message(
+        self,
+        method: str,
+        count: int,
+        timeout: float,
+        predicate: Callable[[SlackCall], bool] | None,
+    ) -> str:
+        matching = " matching the predicate" if predicate is not None else ""
+        received = "\n".join(
+            f"  {call.method} ok={call.ok} error={call.response.get('error')} args={call.args!r}"
+            for call in self._calls
+        )
+        return (
+            f"expected at least {count} successful {method} call(s){matching} "
+            f"within {timeout}s, got {len(self._successful_calls(method, predicate))}; "
+            f"calls received:\n{received or '  (none)'}"
+        )
+
+    # --- HTTP ------------------------------------------------------------------
+
+    async def _handle(self, request: Request) -> JSONResponse:
+        method = request.path_params["method"]
+        args: dict[str, Any] = dict(request.query_params)
+        args.update(await _body_args(request))
+        token = _bearer_token(request) or args.get("token")
+        with self._state:
+            body, retry_after = self._respond(method, args, token)
+            self._calls.append(
+                SlackCall(
+                    method=method,
+                    args=args,
+                    token=token,
+                    at=time.monotonic(),
+                    response=body,
+                    rate_limited=retry_after is not None,
+                )
+            )
+            self._state.notify_all()
+        if retry_after is not None:
+            return JSONResponse(body, status_code=429, headers={"Retry-After": str(retry_after)})
+        # Slack reports API-level errors with HTTP 200 and "ok": false.
+        return JSONResponse(body)
+
+    def _respond(self, method: str, args: dict[str, Any], token: str | None) -> tuple[dict[str, Any], int | None]:
+        """Slack's answer to one call, and the Retry-After if it is rate limited."""
+        handler = self._handlers.get(method)
+        if handler is None:
+            return _error("unknown_method"), None
+        if token is None:
+            return _error("not_authed"), None
+        if token != self.bot_token:
+            return _error("invalid_auth"), None
+        if self._pending_rate_limits[method]:
+            return _error("ratelimited"), self._pending_rate_limits[method].popleft()
+        if self._pending_failures[method]:
+            return _error(self._pending_failures[method].popleft()), None
+        return handler(args), None
+
+    # --- methods -------------------------------------------------------------
+    # Each runs with self._state held and returns the JSON body to answer with.
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": TEAM_URL,
+            "team": TEAM_NAME,
+            "user": BOT_USER_NAME,
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = args.get("channel")
+        if not channel:
+            return _error("channel_not_found")
+        try:
+            content = _message_content(args)
+        except ValueError:
+            return _error("invalid_blocks_format")
+        if not any(content.values()):
+            return _error("no_text")
+        # Posting to a user id delivers to the bot's DM with that user, and
+        # Slack answers with the DM's conversation id.
+        channel_id = _dm_channel_id(channel) if _is_user_id(channel) else channel
+        ts = self._next_ts()
+        message = {
+            "type": "message",
+            "text": "",
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "team": TEAM_ID,
+            "ts": ts,
+            **content,
+        }
+        if args.get("thread_ts"):
+            message["thread_ts"] = args["thread_ts"]
+        self._messages[(channel_id, ts)] = message
+        return {"ok": True, "channel": channel_id, "ts": ts, "message": message}
+
+    def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = args.get("channel")
+        if not channel:
+            return _error("channel_not_found")
+        original = self._messages.get((channel, args.get("ts")))
+        if original is None:
+            return _error("message_not_found")
+        try:
+            content = _message_content(args)
+        except ValueError:
+            return _error("invalid_blocks_format")
+        if not any(content.values()):
+            return _error("no_text")
+        # Fields left out of an update keep their previous values, as on Slack.
+        # A new dict keeps the responses already recorded for earlier calls intact.
+        updated = {
+            **original,
+            **content,
+            "edited": {"user": BOT_USER_ID, "ts": self._next_ts()},
+        }
+        self._messages[(channel, original["ts"])] = updated
+        return {
+            "ok": True,
+            "channel": channel,
+            "ts": original["ts"],
+            "text": updated["text"],
+            "message": updated,
+        }
+
+    def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        users = args.get("users")
+        if not users:
+            return _error("users_list_not_supplied")
+        user_ids = users.split(",")
+        if len(user_ids) > 1:
+            # Group DMs are out of this fake's scope; say so instead of
+            # answering with a made-up shape.
+            return _error("fake_slack_api_does_not_support_group_dms")
+        return {"ok": True, "channel": {"id": _dm_channel_id(user_ids[0])}}
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = self._users.get(args.get("user"))
+        if user is None:
+            return _error("user_not_found")
+        return {"ok": True, "user": user}
+
+    def _users_get_presence(self, args: dict[str, Any]) -> dict[str, Any]:
+        # Without a `user` argument Slack reports the calling user, the bot.
+        user_id = args.get("user") or BOT_USER_ID
+        if user_id != BOT_USER_ID and user_id not in self._users:
+            return _error("user_not_found")
+        return {"ok": True, "presence": self._presence.get(user_id, "active")}
+
+    def _next_ts(self) -> str:
+        """A message timestamp: Unix seconds with six digits, strictly increasing."""
+        micros = max(time.time_ns() // 1000, self._last_ts_micros + 1)
+        self._last_ts_micros = micros
+        seconds, fraction = divmod(micros, 1_000_000)
+        return f"{seconds}.{fraction:06d}"
+
+
+def _error(code: str) -> dict[str, Any]:
+    return {"ok": False, "error": code}
+
+
+async def _body_args(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if not body:
+        return {}
+    if request.headers.get("content-type", "").startswith("application/json"):
+        return json.loads(body)
+    return dict(parse_qsl(body.decode(), keep_blank_values=True))
+
+
+def _bearer_token(request: Request) -> str | None:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials:
+        return credentials
+    return None
+
+
+def _message_content(args: dict[str, Any]) -> dict[str, Any]:
+    """The displayable fields sent with a message; raises ValueError on bad JSON."""
+    content: dict[str, Any] = {}
+    if "text" in args:
+        content["text"] = args["text"]
+    for field in _STRUCTURED_MESSAGE_FIELDS:
+        value = args.get(field)
+        if isinstance(value, str):
+            value = json.loads(value)
+        if value is not None:
+            content[field] = value
+    return content
+
+
+def _is_user_id(conversation: str) -> bool:
+    return conversation[0] in "UW"
+
+
+def _dm_channel_id(user_id: str) -> str:
+    """The bot's DM conversation id with a user, the same on every call."""
+    return "D" + user_id[1:]
+
+
+def _complete_user(user_id: str, given: dict[str, Any]) -> dict[str, Any]:
+    """A users.info user object: `given` over defaults for the fields Slack always sends."""
+    name = given.get("name", user_id.lower())
+    profile = {"real_name": name, "display_name": name, **given.get("profile", {})}
+    return {
+        "id": user_id,
+        "team_id": TEAM_ID,
+        "name": name,
+        "real_name": profile["real_name"],
+        "deleted": False,
+        "is_bot": False,
+        **given,
+        "profile": profile,
+    }

@@ -1,0 +1,124 @@
+"""intake-http in-process against the real broker and Redis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from services.intake.http import create_app
+from shared.events import InboundMessage
+from shared.ids import is_ticket_id
+from shared.settings import Settings
+from shared.topics import INBOUND, Topics
+from tests.conftest import API_TOKEN
+from tests.support import read_topic, topic_size
+
+pytestmark = pytest.mark.integration
+
+FORM = {
+    "name": "Ana",
+    "email": "ana@example.com",
+    "subject": "Cannot log in",
+    "message": "It says my password is wrong.",
+}
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+            yield client
+
+
+def inbound_topic(settings: Settings) -> str:
+    return Topics(settings.topic_prefix).name(INBOUND)
+
+
+async def test_a_form_becomes_one_inbound_message_keyed_by_its_ticket(client, settings):
+    response = await client.post("/v1/forms/contact", json=FORM)
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert is_ticket_id(body["ticket_id"])
+    [record] = await read_topic(settings.kafka_bootstrap, inbound_topic(settings), at_least=1)
+    assert record.key == body["ticket_id"].encode()
+    message = InboundMessage.model_validate_json(record.value)
+    assert str(message.message_id) == body["message_id"]
+    assert message.ticket_id == body["ticket_id"]
+    assert message.sender.email == "ana@example.com" and message.text == FORM["message"]
+
+
+async def test_multipart_and_urlencoded_forms_are_accepted_too(client):
+    multipart = await client.post("/v1/forms/contact", files={k: (None, v) for k, v in FORM.items()})
+    assert multipart.status_code == 202, multipart.text
+    urlencoded = await client.post("/v1/forms/contact", data=FORM)
+    assert urlencoded.status_code == 202, urlencoded.text
+
+
+async def test_file_parts_are_refused_by_name(client, settings):
+    response = await client.post(
+        "/v1/forms/contact", data=FORM, files={"screenshot": ("shot.png", b"\x89PNG", "image/png")}
+    )
+    assert response.status_code == 422
+    assert [error["field"] for error in response.json()["detail"]] == ["screenshot"]
+    assert await topic_size(settings.kafka_bootstrap, inbound_topic(settings)) == 0
+
+
+async def test_each_submission_gets_its_own_ticket_id(client):
+    first = (await client.post("/v1/forms/contact", json=FORM)).json()
+    second = (await client.post("/v1/forms/contact", json=FORM)).json()
+    assert first["ticket_id"] != second["ticket_id"]
+
+
+async def test_the_same_idempotency_key_yields_the_same_ticket_and_message(client):
+    headers = {"Idempotency-Key": "retry-42"}
+    first = await client.post("/v1/forms/contact", json=FORM, headers=headers)
+    second = await client.post("/v1/forms/contact", json=FORM, headers=headers)
+    assert first.status_code == second.status_code == 202
+    assert first.json() == second.json()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "field"),
+    [
+        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "(body)"),
+        ({"json": {k: v for k, v in FORM.items() if k != "email"}}, 422, "email"),
+        ({"json": {**FORM, "email": "nope"}}, 422, "email"),
+        ({"json": [FORM]}, 422, "(body)"),
+        ({"json": {**FORM, "message": "x" * (2 * 1024 * 1024)}}, 413, "(body)"),
+        ({"content": b"name=Ana", "headers": {"content-type": "text/plain"}}, 415, "(content-type)"),
+    ],
+    ids=["bad-json", "missing-email", "invalid-email", "not-an-object", "2MB-body", "wrong-type"],
+)
+async def test_bad_input_is_refused_with_field_errors_and_nothing_reaches_kafka(
+    client, settings, kwargs, status, field
+):
+    response = await client.post("/v1/forms/contact", **kwargs)
+    assert response.status_code == status, response.text
+    assert field in [error["field"] for error in response.json()["detail"]]
+    assert await topic_size(settings.kafka_bootstrap, inbound_topic(settings)) == 0
+
+
+async def test_unknown_forms_are_404(client):
+    assert (await client.post("/v1/forms/nope", json=FORM)).status_code == 404
+
+
+async def test_the_read_api_needs_the_token(client):
+    assert (await client.get("/v1/tickets/SB-1001")).status_code == 401
+    wrong = await client.get("/v1/tickets/SB-1001", headers={"Authorization": "Bearer wrong"})
+    assert wrong.status_code == 401
+    missing = await client.get("/v1/tickets/SB-1001", headers={"Authorization": f"Bearer {API_TOKEN}"})
+    assert missing.status_code == 404
+
+
+async def test_health_readiness_and_metrics(client):
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"kafka": True, "redis": True}
+    await client.post("/v1/forms/contact", json=FORM)
+    metrics = (await client.get("/metrics")).text
+    assert 'switchboard_intake_forms_total{outcome="accepted"} 1.0' in metrics

@@ -1,0 +1,152 @@
+"""Helpers for tests that run Switchboard's services as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+from shared.settings import Settings
+
+READY_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    kafka_bootstrap: str
+    redis_url: str
+
+
+def service_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SWITCHBOARD_")}
+    env.update(
+        {
+            "SWITCHBOARD_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
+            "SWITCHBOARD_REDIS_URL": settings.redis_url or "",
+            "SWITCHBOARD_TOPIC_PREFIX": settings.topic_prefix,
+            "SWITCHBOARD_DATA_DIR": str(settings.data_dir),
+            "SWITCHBOARD_CONFIG": str(settings.config),
+            "SWITCHBOARD_HTTP_PORT": str(settings.http_port),
+            "SWITCHBOARD_API_TOKEN": settings.api_token.get_secret_value() if settings.api_token else "",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+class ServiceProcesses:
+    def __init__(self, settings: Settings, log_dir: Path, extra_env: dict[str, str] | None = None):
+        self.settings = settings
+        self.log_dir = log_dir
+        self.extra_env = dict(extra_env or {})
+        self.running: dict[str, subprocess.Popen] = {}
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self, name: str, **env: str) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "switchboard", "run", name],
+            env=service_env(self.settings, {**self.extra_env, **env}),
+            stdout=subprocess.DEVNULL,
+            stderr=(self.log_dir / f"{name}.log").open("ab"),
+        )
+        self.running[name] = process
+        return process
+
+    def start_http(self, **env: str) -> str:
+        """Starts intake-http and returns its base URL once /readyz says ready."""
+        process = self.start("intake-http", **env)
+        base_url = f"http://127.0.0.1:{self.settings.http_port}"
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"intake-http exited:\n{self.log('intake-http')}")
+            try:
+                if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+                    return base_url
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"intake-http not ready in {READY_TIMEOUT}s:\n{self.log('intake-http')}")
+
+    def kill(self, name: str) -> None:
+        process = self.running.pop(name)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def log(self, name: str) -> str:
+        path = self.log_dir / f"{name}.log"
+        return path.read_text()[-4000:] if path.exists() else "(no log)"
+
+    def stop_all(self) -> None:
+        for process in self.running.values():
+            process.terminate()
+        for name, process in self.running.items():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                raise AssertionError(f"{name} ignored SIGTERM for 20 s") from None
+        self.running.clear()
+
+
+async def read_topic(bootstrap: str, topic: str, *, at_least: int, timeout: float = 30) -> list:
+    """Every record on `topic` from the beginning, once at least `at_least` have arrived."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    records = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(records) < at_least and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for partition_records in batches.values():
+                records.extend(partition_records)
+        return records
+    finally:
+        await consumer.stop()
+
+
+def decoded(records: list) -> list[dict]:
+    return [json.loads(record.value) for record in records]
+
+
+async def topic_size(bootstrap: str, topic: str) -> int:
+    """How many records were ever written to `topic` (0 when it does not exist)."""
+    from aiokafka import TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            return 0
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
+
+
+def wait_for_ticket(base_url: str, ticket_id: str, token: str, ready, timeout: float = 30) -> dict:
+    """Polls the read API until `ready(ticket)` holds; fails with the last state seen."""
+    deadline = time.monotonic() + timeout
+    ticket = None
+    while time.monotonic() < deadline:
+        response = httpx.get(
+            f"{base_url}/v1/tickets/{ticket_id}", headers={"Authorization": f"Bearer {token}"}, timeout=5
+        )
+        if response.status_code == 200:
+            ticket = response.json()
+            if ready(ticket):
+                return ticket
+        time.sleep(0.1)
+    raise AssertionError(f"ticket {ticket_id} not ready in {timeout}s; last seen: {ticket}")
