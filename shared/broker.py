@@ -15,7 +15,9 @@ from typing import Any
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError
 from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.middlewares import AckPolicy
+from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -60,11 +62,20 @@ class ConsumerPolicy:
 
     topics: Topics
     group_id: str
+    registry: CollectorRegistry | None = None
     retry_deadline: float = 60.0
     backoff_initial: float = 0.2
     backoff_max: float = 5.0
     broker: KafkaBroker | None = None
     _failures: dict[tuple[str, int, int], _Failure] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._dead_lettered = Counter(
+            "switchboard_dead_lettered_messages_total",
+            "Messages sent to a dead-letter topic",
+            ["topic"],
+            registry=self.registry,
+        )
 
     def backoff(self, attempts: int) -> float:
         return min(self.backoff_max, self.backoff_initial * 2 ** max(0, attempts - 1))
@@ -86,6 +97,7 @@ class ConsumerPolicy:
             key=record.key,
             headers=headers,
         )
+        self._dead_lettered.labels(record.topic).inc()
         logger.warning(
             "message dead-lettered",
             extra={
@@ -164,9 +176,16 @@ def make_broker(
     bootstrap: str,
     *,
     client_id: str,
+    registry: CollectorRegistry,
     policy: ConsumerPolicy | None = None,
 ) -> KafkaBroker:
-    """A broker that waits for every replica's acknowledgement and never duplicates on retry."""
+    """A broker that waits for every replica's acknowledgement and never duplicates on retry.
+
+    It counts what it consumes and produces, and how long handlers take, in `registry`.
+    """
+    middlewares: list[Any] = [KafkaPrometheusMiddleware(registry=registry, app_name=client_id)]
+    if policy:
+        middlewares.append(policy.middleware())
     broker = KafkaBroker(
         bootstrap,
         client_id=client_id,
@@ -175,7 +194,7 @@ def make_broker(
         linger_ms=1,
         logger=logging.getLogger(f"switchboard.{client_id}.broker"),
         log_level=logging.DEBUG,
-        middlewares=(policy.middleware(),) if policy else (),
+        middlewares=middlewares,
     )
     if policy:
         policy.broker = broker

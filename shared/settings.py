@@ -32,6 +32,8 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # Where router, sla and notifier serve /healthz, /readyz and /metrics; 0 picks a free port.
+    ops_port: int = 0
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
 

@@ -67,6 +67,17 @@ def infra_up() -> None:
     click.echo(f"redis {local.endpoints.redis_url}")
 
 
+@infra.command("fetch")
+def infra_fetch() -> None:
+    """Download the Kafka broker's jars from Maven Central now (they are cached under DATA_DIR)."""
+    from switchboard.infra import MissingTool, kafka_jars
+
+    try:
+        click.echo(f"kafka jars in {kafka_jars(Settings().data_dir)}")
+    except MissingTool as error:
+        raise click.ClickException(str(error)) from None
+
+
 @infra.command("down")
 def infra_down() -> None:
     """Stop the local Kafka and Redis."""

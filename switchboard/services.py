@@ -2,43 +2,34 @@
 
 from __future__ import annotations
 
-import asyncio
+import importlib
 import logging
+
+import uvicorn
 
 from shared.logs import configure_logging
 from shared.settings import Settings
 
-SERVICES = ("intake-http", "router", "sla", "notifier")
+# Each service's app factory; consumers serve their ops endpoints on OPS_PORT, intake-http on HTTP_PORT.
+APP_FACTORIES = {
+    "intake-http": "services.intake.http",
+    "router": "services.router.app",
+    "sla": "services.sla.app",
+    "notifier": "services.notifier.app",
+}
+SERVICES = tuple(APP_FACTORIES)
 
 logger = logging.getLogger(__name__)
 
 
 def run_service(name: str, settings: Settings) -> None:
     configure_logging(name, settings.log_level)
-    logger.info("starting", extra={"service_name": name})
-    if name == "intake-http":
-        _run_http(settings)
-        return
-    if name == "router":
-        from services.router.app import create_app
-    elif name == "sla":
-        from services.sla.app import create_app
-    elif name == "notifier":
-        from services.notifier.app import create_app
-    else:
-        raise ValueError(f"unknown service {name!r}; choose one of {', '.join(SERVICES)}")
-    asyncio.run(create_app(settings).run())
-
-
-def _run_http(settings: Settings) -> None:
-    import uvicorn
-
-    from services.intake.http import create_app
-
+    app = importlib.import_module(APP_FACTORIES[name]).create_app(settings)
+    port = settings.http_port if name == "intake-http" else settings.ops_port
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.http_host,
-        port=settings.http_port,
+        port=port,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,

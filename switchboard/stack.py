@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +27,12 @@ from switchboard.services import SERVICES
 logger = logging.getLogger(__name__)
 
 READY_TIMEOUT_SECONDS = 60
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def create_topics(settings: Settings, bootstrap: str) -> None:
@@ -72,10 +79,11 @@ def run_stack(settings: Settings) -> int:
         }
         logs = settings.data_dir / "logs"
         logs.mkdir(exist_ok=True)
+        ops_ports = {service: free_loopback_port() for service in SERVICES if service != "intake-http"}
         for service in SERVICES:
             children[service] = subprocess.Popen(
                 [sys.executable, "-m", "switchboard", "run", service],
-                env=env,
+                env={**env, "SWITCHBOARD_OPS_PORT": str(ops_ports.get(service, 0))},
                 stdout=subprocess.DEVNULL,
                 stderr=(logs / f"{service}.log").open("ab"),
                 start_new_session=True,  # Ctrl-C reaches us alone; we stop the children in order
@@ -97,6 +105,10 @@ def run_stack(settings: Settings) -> int:
                     f"  customer form  POST {base_url}/v1/forms/contact",
                     f"  read API       GET  {base_url}/v1/tickets/{{id}}   (Authorization: Bearer {api_token})",
                     f"  health         {base_url}/healthz  {base_url}/readyz  {base_url}/metrics",
+                    *(
+                        f"  {service:<14} http://{settings.http_host}:{port}/readyz  …/metrics"
+                        for service, port in ops_ports.items()
+                    ),
                     f"  kafka          {bootstrap}",
                     f"  redis          {redis_url}",
                     f"  slack api      {settings.slack_api_url}"

@@ -9,7 +9,6 @@ flushed Redis, so tests never see each other's messages.
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 import redis
 
 from shared.settings import EXAMPLE_CONFIG, Settings
+from switchboard.stack import free_loopback_port as free_port
 from tests.fakes.slack_api import FakeSlackApi
 from tests.support import Endpoints, ServiceProcesses
 
@@ -59,12 +59,6 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
         yield Endpoints(local.endpoints.kafka_bootstrap, local.endpoints.redis_url)
     finally:
         local.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from services.intake.forms import FormSubmission, form_message_id, to_inbound
 from services.intake.ticket_ids import TicketIds
 from shared.broker import make_broker
 from shared.config import load_config
+from shared.ops import readiness, readiness_body
 from shared.read_model import ReadModel
 from shared.redis_client import connect_redis
 from shared.settings import Settings
@@ -91,11 +92,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     bootstrap, redis_url = settings.require_infra()
     topics = Topics(settings.topic_prefix)
     inbound_topic = topics.name(INBOUND)
-    broker = make_broker(bootstrap, client_id="intake-http")
+    metrics = _Metrics()
+    broker = make_broker(bootstrap, client_id="intake-http", registry=metrics.registry)
     redis = connect_redis(redis_url)
     ticket_ids = TicketIds(redis, config.ticket_prefix)
     read_model = ReadModel(redis)
-    metrics = _Metrics()
     api_token = settings.api_token.get_secret_value() if settings.api_token else None
     if api_token is None:
         logger.warning("read API is off: SWITCHBOARD_API_TOKEN is not set")
@@ -121,6 +122,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "detail": [{"field": "(body)", "message": f"body exceeds {error.limit} bytes", "type": "too_large"}]
             },
         )
+
+    @app.exception_handler(RedisError)
+    async def redis_unavailable(_: Request, error: RedisError) -> JSONResponse:
+        logger.error("redis unavailable", extra={"error": repr(error)})
+        return JSONResponse(status_code=503, content={"detail": "ticket store unavailable, retry later"})
 
     @app.post("/v1/forms/{form_id}", status_code=202)
     async def submit_form(
@@ -238,16 +244,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        checks = {"kafka": await broker.ping(timeout=2.0)}
-        try:
-            checks["redis"] = bool(await redis.ping())
-        except RedisError:
-            checks["redis"] = False
-        ready = all(checks.values())
-        return JSONResponse(
-            status_code=200 if ready else 503,
-            content={"status": "ready" if ready else "not ready", "checks": checks},
-        )
+        status, body = readiness_body(await readiness(broker, redis))
+        return JSONResponse(status_code=status, content=body)
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:

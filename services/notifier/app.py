@@ -4,30 +4,24 @@ from __future__ import annotations
 
 import logging
 
-from faststream import FastStream
+from faststream.asgi import AsgiFastStream
 
 from services.notifier.slack import SlackPoster
 from services.notifier.slack_text import assignment_dm_text, assignment_text, sla_text
-from shared.broker import SUBSCRIBER_DEFAULTS, ConsumerPolicy, make_broker
-from shared.config import load_config
 from shared.events import SlaBreached, SlaWarning, TicketAssigned, TicketEvent
 from shared.read_model import ticket_key
-from shared.redis_client import connect_redis
+from shared.service import ConsumerService
 from shared.settings import Settings
-from shared.topics import TICKETS, Topics, ensure_topics
+from shared.topics import TICKETS
 
 logger = logging.getLogger(__name__)
 
 GROUP_ID = "switchboard-notifier"
 
 
-def create_app(settings: Settings | None = None) -> FastStream:
-    settings = settings or Settings()
-    config = load_config(settings.config)
-    bootstrap, redis_url = settings.require_infra()
-    topics = Topics(settings.topic_prefix)
-    broker = make_broker(bootstrap, client_id="notifier", policy=ConsumerPolicy(topics, group_id=GROUP_ID))
-    redis = connect_redis(redis_url)
+def create_app(settings: Settings | None = None) -> AsgiFastStream:
+    service = ConsumerService("notifier", GROUP_ID, settings)
+    settings, config, redis = service.settings, service.config, service.redis
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     slack = SlackPoster(redis, token, settings.slack_api_url)
 
@@ -59,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastStream:
             thread_ts=await redis.get(thread_key(event.ticket_id)),
         )
 
-    @broker.subscriber(topics.name(TICKETS), group_id=GROUP_ID, **SUBSCRIBER_DEFAULTS)
+    @service.subscriber(TICKETS)
     async def notify(event: TicketEvent) -> None:
         match event:
             case TicketAssigned():
@@ -67,14 +61,4 @@ def create_app(settings: Settings | None = None) -> FastStream:
             case SlaWarning() | SlaBreached():
                 await on_sla(event)
 
-    app = FastStream(broker, logger=logger)
-
-    @app.on_startup
-    async def create_topics() -> None:
-        await ensure_topics(bootstrap, topics)
-
-    @app.after_shutdown
-    async def close_redis() -> None:
-        await redis.aclose()
-
-    return app
+    return service.app()

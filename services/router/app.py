@@ -5,22 +5,21 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from faststream import FastStream
+from faststream.asgi import AsgiFastStream
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
 from services.router.assignment import round_robin
 from services.router.classification import classify
 from services.router.tickets import message_added, new_ticket
-from shared.broker import SUBSCRIBER_DEFAULTS, ConsumerPolicy, make_broker
-from shared.config import DeskConfig, load_config
+from shared.config import DeskConfig
 from shared.events import ContactSummary, InboundMessage, TicketEvent
 from shared.ids import derived_id
 from shared.publishing import publish_keyed
 from shared.read_model import ReadModel, email_identity_key
-from shared.redis_client import connect_redis
+from shared.service import ConsumerService
 from shared.settings import Settings
-from shared.topics import INBOUND, TICKETS, Topics, ensure_topics
+from shared.topics import INBOUND, TICKETS
 
 logger = logging.getLogger(__name__)
 
@@ -67,34 +66,16 @@ class Router:
         return ContactSummary(contact_id=contact_id, name=message.sender.name, email=message.sender.email)
 
 
-def create_app(settings: Settings | None = None) -> FastStream:
-    settings = settings or Settings()
-    config = load_config(settings.config)
-    bootstrap, redis_url = settings.require_infra()
-    topics = Topics(settings.topic_prefix)
-    broker = make_broker(bootstrap, client_id="router", policy=ConsumerPolicy(topics, group_id=GROUP_ID))
-    redis = connect_redis(redis_url)
-    router = Router(config, redis)
-    tickets_topic = topics.name(TICKETS)
+def create_app(settings: Settings | None = None) -> AsgiFastStream:
+    service = ConsumerService("router", GROUP_ID, settings)
+    router = Router(service.config, service.redis)
+    tickets_topic = service.topics.name(TICKETS)
 
-    @broker.subscriber(topics.name(INBOUND), group_id=GROUP_ID, **SUBSCRIBER_DEFAULTS)
+    @service.subscriber(INBOUND)
     async def route_inbound(message: InboundMessage) -> None:
         events = await router.route(message)
-        await publish_keyed(broker, tickets_topic, events)
+        await publish_keyed(service.broker, tickets_topic, events)
         await router.read_model.apply(events)
-        logger.info(
-            "routed",
-            extra={"ticket_id": message.ticket_id, "events": [event.type for event in events]},
-        )
+        logger.info("routed", extra={"ticket_id": message.ticket_id, "events": [event.type for event in events]})
 
-    app = FastStream(broker, logger=logger)
-
-    @app.on_startup
-    async def create_topics() -> None:
-        await ensure_topics(bootstrap, topics)
-
-    @app.after_shutdown
-    async def close_redis() -> None:
-        await redis.aclose()
-
-    return app
+    return service.app()

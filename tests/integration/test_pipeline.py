@@ -13,7 +13,7 @@ import pytest
 
 from shared.settings import EXAMPLE_CONFIG
 from shared.topics import INBOUND, TICKETS, Topics
-from tests.conftest import API_TOKEN
+from tests.conftest import API_TOKEN, free_port
 from tests.support import ServiceProcesses, decoded, read_topic, wait_for_ticket
 
 pytestmark = pytest.mark.integration
@@ -134,7 +134,8 @@ async def test_invalid_messages_go_to_the_dlq_with_their_origin_and_the_router_g
     from aiokafka import AIOKafkaProducer
 
     topics = Topics(settings.topic_prefix)
-    services.start("router")
+    ops_port = free_port()
+    services.start("router", SWITCHBOARD_OPS_PORT=str(ops_port))
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
     await producer.start()
     try:
@@ -154,3 +155,10 @@ async def test_invalid_messages_go_to_the_dlq_with_their_origin_and_the_router_g
     wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda t: t["assignee"] is not None)
     ticket_events = decoded(await read_topic(settings.kafka_bootstrap, topics.name(TICKETS), at_least=3))
     assert {event["ticket_id"] for event in ticket_events} == {ticket_id}
+
+    ops = f"http://127.0.0.1:{ops_port}"
+    ready = httpx.get(f"{ops}/readyz", timeout=10)
+    assert ready.status_code == 200 and ready.json()["checks"] == {"kafka": True, "redis": True}
+    metrics = httpx.get(f"{ops}/metrics", timeout=10).text
+    assert f'switchboard_dead_lettered_messages_total{{topic="{topics.name(INBOUND)}"}} 1.0' in metrics
+    assert "faststream_received_messages_total" in metrics

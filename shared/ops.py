@@ -1,0 +1,47 @@
+"""Operational HTTP endpoints every service exposes: liveness, readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from faststream.asgi import AsgiResponse, get
+from faststream.kafka import KafkaBroker
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+
+async def readiness(broker: KafkaBroker, redis: Redis) -> dict[str, bool]:
+    """Real round trips to Kafka and Redis, not just open sockets."""
+    checks = {"kafka": await broker.ping(timeout=2.0)}
+    try:
+        checks["redis"] = bool(await redis.ping())
+    except RedisError:
+        checks["redis"] = False
+    return checks
+
+
+def readiness_body(checks: dict[str, bool]) -> tuple[int, dict[str, Any]]:
+    ready = all(checks.values())
+    return (200 if ready else 503), {"status": "ready" if ready else "not ready", "checks": checks}
+
+
+def _json(status: int, body: dict[str, Any]) -> AsgiResponse:
+    return AsgiResponse(json.dumps(body).encode(), status, headers={"content-type": "application/json"})
+
+
+def ops_routes(broker: KafkaBroker, redis: Redis, registry: CollectorRegistry) -> list[tuple[str, Any]]:
+    @get
+    async def healthz(scope: Any) -> AsgiResponse:
+        return _json(200, {"status": "ok"})
+
+    @get
+    async def readyz(scope: Any) -> AsgiResponse:
+        return _json(*readiness_body(await readiness(broker, redis)))
+
+    @get
+    async def metrics(scope: Any) -> AsgiResponse:
+        return AsgiResponse(generate_latest(registry), 200, headers={"content-type": CONTENT_TYPE_LATEST})
+
+    return [("/healthz", healthz), ("/readyz", readyz), ("/metrics", metrics)]
