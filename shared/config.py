@@ -78,6 +78,8 @@ class SlaPolicy(_Strict):
 class DeskConfig(_Strict):
     ticket_prefix: str = Field(default="SB", pattern=r"^[A-Z]{2,5}$")
     support_addresses: list[str] = []
+    # Slack Connect channels shared with customers: their messages become tickets.
+    slack_support_channels: list[SlackChannelId] = []
     forms: list[Form] = []
     teams: list[Team] = Field(min_length=1)
     agents: list[Agent] = Field(min_length=1)

@@ -17,6 +17,8 @@ from shared.ids import TICKET_ID_PATTERN
 
 TicketId = Annotated[str, Field(pattern=TICKET_ID_PATTERN)]
 Channel = Literal["form", "email", "chat", "telegram", "slack"]
+# What an inbound message is: only "message" and "edit" come from a person; the rest are machine mail.
+MessageKind = Literal["message", "edit", "auto_reply", "bounce", "complaint"]
 
 
 class _Model(BaseModel):
@@ -35,9 +37,38 @@ class Envelope(_Model):
 
 
 class Sender(_Model):
+    """Who wrote, with every identity the channel proved; the router maps them to one contact."""
+
     name: str | None = None
     email: EmailStr | None = None
     phone: str | None = None
+    telegram_user_id: int | None = None
+    telegram_username: str | None = None
+    slack_user_id: str | None = None
+
+
+class Attachment(_Model):
+    """A file stored by content hash under DATA_DIR/attachments; events carry only this reference."""
+
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    filename: str | None = None
+    content_type: str
+    size: int = Field(ge=0)
+    inline: bool = False
+    content_id: str | None = None
+
+
+class ReplyRoute(_Model):
+    """Where a reply to the customer goes, on the channel they wrote from."""
+
+    channel: Channel
+    # Email address, Telegram chat ID, Slack channel ID or web-chat ticket.
+    address: str
+    # The message a reply answers: email Message-ID, Telegram message_id, Slack thread ts.
+    reply_to_id: str | None = None
+    # Email only: the thread's Message-IDs for References, and the subject replies continue.
+    references: list[str] = []
+    subject: str | None = None
 
 
 class InboundMessage(Envelope):
@@ -46,19 +77,43 @@ class InboundMessage(Envelope):
     type: Literal["inbound.message"] = "inbound.message"
     message_id: UUID
     channel: Channel
+    kind: MessageKind = "message"
     # The channel's own ID of the message (Message-ID, update_id, form idempotency key ...).
     channel_message_id: str
     source: str = Field(description="Which entry point took it, e.g. the form ID or mailbox.")
     sender: Sender
     subject: str | None = None
     text: str
+    html: str | None = None
+    attachments: list[Attachment] = []
+    # The message exactly as received (e.g. the .eml), when the channel has such a thing.
+    original: Attachment | None = None
+    reply_route: ReplyRoute | None = None
+    # For kind "edit": the channel_message_id of the message this one replaces.
+    edit_of: str | None = None
+    # For kind "bounce": the addresses that could not be delivered to.
+    bounced_recipients: list[str] = []
     received_at: AwareDatetime
+
+
+class AgentReply(Envelope):
+    """An agent's (or admin's) answer to the customer, on the commands topic."""
+
+    type: Literal["command.reply"] = "command.reply"
+    text: str = Field(min_length=1, max_length=20_000)
+    # An agent ID from the config, or "admin" for `switchboard ticket reply`.
+    agent_id: str
+
+
+AgentCommand = Annotated[AgentReply, Field(discriminator="type")]
 
 
 class ContactSummary(_Model):
     contact_id: str
     name: str | None = None
     email: str | None = None
+    # "email:…", "phone:+…", "telegram:…", "slack:…" (see shared.identities).
+    identities: list[str] = []
 
 
 class TicketCreated(Envelope):
@@ -70,14 +125,28 @@ class TicketCreated(Envelope):
     category: str
     priority: str
     tags: list[str] = []
+    reply_route: ReplyRoute | None = None
 
 
 class MessageAdded(Envelope):
     type: Literal["ticket.message_added"] = "ticket.message_added"
     message_id: UUID
-    author: Literal["customer", "agent"]
+    # "system": machine mail (auto-replies, bounces, complaints) recorded on the ticket, never answered.
+    author: Literal["customer", "agent", "system"]
     channel: Channel
+    kind: MessageKind = "message"
     text: str
+    html: str | None = None
+    attachments: list[Attachment] = []
+    sender: Sender | None = None
+    # Set when a person other than the ticket's contact wrote: kept as a note for an agent to review.
+    review: str | None = None
+    edit_of: str | None = None
+    # Customer messages: where replies go from now on. Agent messages: where this one is delivered.
+    reply_route: ReplyRoute | None = None
+    agent_id: str | None = None
+    # Customer messages: the contact the sender's identities belong to.
+    contact_id: str | None = None
     received_at: datetime
 
 
@@ -112,8 +181,15 @@ class SlaBreached(Envelope):
     due_at: AwareDatetime
 
 
+class SlaMet(Envelope):
+    type: Literal["sla.met"] = "sla.met"
+    metric: Literal["first_response"]
+    due_at: AwareDatetime | None
+    met_at: AwareDatetime
+
+
 TicketEvent = Annotated[
-    TicketCreated | MessageAdded | TicketAssigned | SlaDeadlineSet | SlaWarning | SlaBreached,
+    TicketCreated | MessageAdded | TicketAssigned | SlaDeadlineSet | SlaWarning | SlaBreached | SlaMet,
     Field(discriminator="type"),
 ]
 ticket_event_adapter: TypeAdapter[TicketEvent] = TypeAdapter(TicketEvent)

@@ -13,14 +13,18 @@ from typing import Any
 from redis.asyncio import Redis
 
 from shared.events import (
+    ContactSummary,
     MessageAdded,
+    ReplyRoute,
     SlaBreached,
     SlaDeadlineSet,
+    SlaMet,
     SlaWarning,
     TicketAssigned,
     TicketCreated,
     TicketEvent,
 )
+from shared.identities import identities_of
 
 
 def ticket_key(ticket_id: str) -> str:
@@ -43,16 +47,24 @@ def contact_tickets_key(contact_id: str) -> str:
     return f"sb:contact:{contact_id}:tickets"
 
 
-def contact_emails_key(contact_id: str) -> str:
-    return f"sb:contact:{contact_id}:emails"
+def contact_identities_key(contact_id: str) -> str:
+    return f"sb:contact:{contact_id}:identities"
 
 
-def email_identity_key(email: str) -> str:
-    return f"sb:identity:email:{normalise_email(email)}"
+def identity_key(identity: str) -> str:
+    """Which contact an identity ("email:ana@example.com") belongs to."""
+    return f"sb:identity:{identity}"
 
 
-def normalise_email(email: str) -> str:
-    return email.strip().lower()
+# Links an identity to a contact unless another contact owns it already (merging is never silent).
+_LINK_IDENTITY = """
+local owner = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET')
+if owner == false or owner == ARGV[1] then
+  redis.call('SADD', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+"""
 
 
 def _fields(event: TicketEvent) -> dict[str, str]:
@@ -69,7 +81,10 @@ def _fields(event: TicketEvent) -> dict[str, str]:
                 "priority": event.priority,
                 "tags": json.dumps(event.tags),
                 "created_at": event.occurred_at.isoformat(),
+                **_reply_route_field(event.reply_route),
             }
+        case MessageAdded() if event.author == "customer" and event.review is None:
+            return {"updated_at": event.occurred_at.isoformat(), **_reply_route_field(event.reply_route)}
         case MessageAdded():
             return {"updated_at": event.occurred_at.isoformat()}
         case TicketAssigned():
@@ -85,6 +100,12 @@ def _fields(event: TicketEvent) -> dict[str, str]:
             return {f"{event.metric}_sla": "warning"}
         case SlaBreached():
             return {f"{event.metric}_sla": "breached"}
+        case SlaMet():
+            return {f"{event.metric}_sla": "met", f"{event.metric}_at": event.met_at.isoformat()}
+
+
+def _reply_route_field(route: ReplyRoute | None) -> dict[str, str]:
+    return {"reply_route": route.model_dump_json()} if route else {}
 
 
 class ReadModel:
@@ -104,13 +125,31 @@ class ReadModel:
                     continue
                 pipe.hset(ticket_key(event.ticket_id), mapping=_fields(event))
                 if isinstance(event, TicketCreated):
-                    _project_contact(pipe, event)
+                    self._project_contact(pipe, event.contact, event.ticket_id)
                 if isinstance(event, MessageAdded):
                     pipe.rpush(_messages_key(event.ticket_id), _message_json(event))
+                    if event.contact_id and event.sender and event.review is None:
+                        self._link_identities(pipe, event.contact_id, identities_of(event.sender))
             await pipe.execute()
+
+    def _project_contact(self, pipe: Any, contact: ContactSummary, ticket_id: str) -> None:
+        pipe.hsetnx(contact_key(contact.contact_id), "id", contact.contact_id)
+        if contact.name:
+            pipe.hsetnx(contact_key(contact.contact_id), "name", contact.name)
+        self._link_identities(pipe, contact.contact_id, contact.identities)
+        pipe.sadd(contact_tickets_key(contact.contact_id), ticket_id)
+
+    def _link_identities(self, pipe: Any, contact_id: str, identities: Sequence[str]) -> None:
+        for identity in identities:
+            pipe.eval(
+                _LINK_IDENTITY, 2, identity_key(identity), contact_identities_key(contact_id), contact_id, identity
+            )
 
     async def ticket_exists(self, ticket_id: str) -> bool:
         return bool(await self.redis.hexists(ticket_key(ticket_id), "id"))
+
+    async def ticket_fields(self, ticket_id: str) -> dict[str, str]:
+        return await self.redis.hgetall(ticket_key(ticket_id))
 
     async def ticket(self, ticket_id: str) -> dict[str, Any] | None:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -143,36 +182,33 @@ class ReadModel:
             "sla": {
                 "first_response_due": fields.get("first_response_due"),
                 "first_response_status": fields.get("first_response_sla"),
+                "first_response_at": fields.get("first_response_at"),
             },
+            "reply_route": json.loads(fields["reply_route"]) if "reply_route" in fields else None,
             "messages": [json.loads(message) for message in messages],
         }
 
     async def contact(self, contact_id: str) -> dict[str, Any] | None:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(contact_key(contact_id))
-            pipe.smembers(contact_emails_key(contact_id))
+            pipe.smembers(contact_identities_key(contact_id))
             pipe.smembers(contact_tickets_key(contact_id))
-            fields, emails, tickets = await pipe.execute()
+            fields, identities, tickets = await pipe.execute()
         if not fields:
             return None
+
+        def of_kind(kind: str) -> list[str]:
+            return sorted(identity.split(":", 1)[1] for identity in identities if identity.startswith(f"{kind}:"))
+
         return {
             "id": contact_id,
             "name": fields.get("name") or None,
-            "emails": sorted(emails),
+            "emails": of_kind("email"),
+            "phones": of_kind("phone"),
+            "telegram_user_ids": of_kind("telegram"),
+            "slack_user_ids": of_kind("slack"),
             "tickets": sorted(tickets),
         }
-
-
-def _project_contact(pipe: Any, event: TicketCreated) -> None:
-    contact = event.contact
-    pipe.hsetnx(contact_key(contact.contact_id), "id", contact.contact_id)
-    if contact.name:
-        pipe.hsetnx(contact_key(contact.contact_id), "name", contact.name)
-    if contact.email:
-        pipe.sadd(contact_emails_key(contact.contact_id), normalise_email(contact.email))
-        # Replay rebuilds the identity index; a live router has already claimed it.
-        pipe.set(email_identity_key(contact.email), contact.contact_id, nx=True)
-    pipe.sadd(contact_tickets_key(contact.contact_id), event.ticket_id)
 
 
 def _message_json(event: MessageAdded) -> str:
@@ -180,8 +216,15 @@ def _message_json(event: MessageAdded) -> str:
         {
             "id": str(event.message_id),
             "author": event.author,
+            "agent_id": event.agent_id,
             "channel": event.channel,
+            "kind": event.kind,
             "text": event.text,
+            "html": event.html,
+            "attachments": [attachment.model_dump() for attachment in event.attachments],
+            "sender": event.sender.model_dump(exclude_none=True) if event.sender else None,
+            "review": event.review,
+            "edit_of": event.edit_of,
             "at": event.received_at.isoformat(),
         },
         ensure_ascii=False,

@@ -9,7 +9,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from pydantic import TypeAdapter
 
-from shared.events import InboundMessage, TicketEvent
+from shared.events import AgentCommand, InboundMessage, TicketEvent
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,14 @@ TICKETS = TopicSpec(
     schema=TicketEvent,
     description="Every change of every ticket, in order per ticket: the audit trail.",
 )
-REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS)
+COMMANDS = TopicSpec(
+    name="switchboard.commands.v1",
+    key="ticket_id",
+    partitions=8,
+    schema=AgentCommand,
+    description="What agents ask to happen to a ticket (reply, ...); the router validates and applies them.",
+)
+REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS, COMMANDS)
 
 
 class Topics:

@@ -7,8 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
-from shared.events import InboundMessage, Sender
-from shared.ids import derived_id
+from shared.events import InboundMessage, ReplyRoute, Sender
 
 MAX_MESSAGE_CHARS = 20_000
 
@@ -28,11 +27,9 @@ class FormSubmission(BaseModel):
         return None if value == "" else value
 
 
-def form_message_id(form_id: str, idempotency_key: str | None) -> uuid.UUID:
+def form_channel_key(form_id: str, idempotency_key: str | None) -> str:
     """The same Idempotency-Key always names the same message, so a retried post adds nothing."""
-    if idempotency_key is None:
-        return uuid.uuid4()
-    return derived_id("form", form_id, idempotency_key)
+    return f"form:{form_id}:{idempotency_key if idempotency_key is not None else uuid.uuid4()}"
 
 
 def to_inbound(
@@ -56,5 +53,7 @@ def to_inbound(
         sender=Sender(name=submission.name, email=submission.email, phone=submission.phone),
         subject=submission.subject,
         text=submission.message,
+        # Web-form customers are answered by email.
+        reply_route=ReplyRoute(channel="email", address=submission.email, subject=submission.subject),
         received_at=received_at,
     )

@@ -22,15 +22,15 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 from starlette.datastructures import UploadFile
 
-from services.intake.forms import FormSubmission, form_message_id, to_inbound
-from services.intake.ticket_ids import TicketIds
+from services.intake.core import Intake
+from services.intake.forms import FormSubmission, form_channel_key, to_inbound
 from shared.broker import make_broker
 from shared.config import load_config
 from shared.ops import readiness, readiness_body
 from shared.read_model import ReadModel
 from shared.redis_client import connect_redis
 from shared.settings import Settings
-from shared.topics import INBOUND, Topics, ensure_topics
+from shared.topics import Topics, ensure_topics
 
 logger = logging.getLogger(__name__)
 
@@ -91,11 +91,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     config = load_config(settings.config)
     bootstrap, redis_url = settings.require_infra()
     topics = Topics(settings.topic_prefix)
-    inbound_topic = topics.name(INBOUND)
     metrics = _Metrics()
     broker = make_broker(bootstrap, client_id="intake-http", registry=metrics.registry)
     redis = connect_redis(redis_url)
-    ticket_ids = TicketIds(redis, config.ticket_prefix)
+    intake = Intake(broker, redis, config, settings)
     read_model = ReadModel(redis)
     api_token = settings.api_token.get_secret_value() if settings.api_token else None
     if api_token is None:
@@ -147,11 +146,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics.forms.labels("invalid").inc()
             return _unprocessable(_field_errors(error))
 
-        message_id = form_message_id(form_id, idempotency_key)
-        if idempotency_key is None:
-            ticket_id = await ticket_ids.mint()
-        else:
-            ticket_id = await ticket_ids.for_channel_message(f"form:{form_id}:{idempotency_key}")
+        channel_key = form_channel_key(form_id, idempotency_key)
+        message_id = intake.message_id(channel_key)
+        ticket_id = await intake.resolve_ticket(channel_key)
         inbound = to_inbound(
             form_id,
             submission,
@@ -162,7 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         started = time.perf_counter()
         try:
-            await broker.publish(inbound, topic=inbound_topic, key=ticket_id.encode())
+            await intake.publish(inbound)
         except KafkaError as error:
             metrics.forms.labels("broker_unavailable").inc()
             logger.error("publish failed", extra={"ticket_id": ticket_id, "error": repr(error)})

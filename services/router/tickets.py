@@ -1,14 +1,17 @@
-"""The ticket events an inbound message causes. Pure: no I/O, deterministic event IDs."""
+"""The ticket events messages and commands cause. Pure: no I/O, deterministic event IDs."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from shared.config import Agent, Classification
 from shared.events import (
+    AgentReply,
     ContactSummary,
     InboundMessage,
     MessageAdded,
+    ReplyRoute,
     TicketAssigned,
     TicketCreated,
     TicketEvent,
@@ -16,7 +19,7 @@ from shared.events import (
 from shared.ids import derived_id
 
 
-def _envelope(message: InboundMessage, step: str, now: datetime) -> dict:
+def _envelope(message: InboundMessage, step: str, now: datetime) -> dict[str, Any]:
     return {
         "event_id": derived_id(message.message_id, step),
         "occurred_at": now,
@@ -26,13 +29,25 @@ def _envelope(message: InboundMessage, step: str, now: datetime) -> dict:
     }
 
 
-def message_added(message: InboundMessage, now: datetime) -> MessageAdded:
+def message_added(
+    message: InboundMessage, now: datetime, *, contact_id: str | None, review: str | None = None
+) -> MessageAdded:
+    """A person's message on the ticket; machine mail is recorded with the author "system"."""
+    is_person = message.kind in ("message", "edit")
     return MessageAdded(
         **_envelope(message, "message_added", now),
         message_id=message.message_id,
-        author="customer",
+        author="customer" if is_person else "system",
         channel=message.channel,
+        kind=message.kind,
         text=message.text,
+        html=message.html,
+        attachments=message.attachments,
+        sender=message.sender,
+        review=review,
+        edit_of=message.edit_of,
+        reply_route=message.reply_route if is_person else None,
+        contact_id=contact_id if is_person else None,
         received_at=message.received_at,
     )
 
@@ -54,8 +69,9 @@ def new_ticket(
             category=classification.category,
             priority=classification.priority,
             tags=classification.tags,
+            reply_route=message.reply_route,
         ),
-        message_added(message, now),
+        message_added(message, now, contact_id=contact.contact_id),
         TicketAssigned(
             **_envelope(message, "assigned", now),
             team=classification.team,
@@ -66,3 +82,20 @@ def new_ticket(
             contact=contact,
         ),
     ]
+
+
+def agent_reply(command: AgentReply, channel: str, deliver_to: ReplyRoute | None, now: datetime) -> MessageAdded:
+    return MessageAdded(
+        event_id=derived_id(command.event_id, "reply"),
+        occurred_at=now,
+        ticket_id=command.ticket_id,
+        correlation_id=command.correlation_id or str(command.event_id),
+        traceparent=command.traceparent,
+        message_id=derived_id(command.event_id, "reply_message"),
+        author="agent",
+        agent_id=command.agent_id,
+        channel=deliver_to.channel if deliver_to else channel,
+        text=command.text,
+        reply_route=deliver_to,
+        received_at=command.occurred_at,
+    )

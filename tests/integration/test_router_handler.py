@@ -46,9 +46,9 @@ async def handled(handler, times: int, timeout: float = 30) -> None:
 async def test_inbound_message_becomes_an_assigned_ticket(settings, real_broker):
     app = create_app(settings)
     broker = app.broker
-    [subscriber] = broker.subscribers
-    handler = subscriber.calls[0].handler
     topic = Topics(settings.topic_prefix).name(INBOUND)
+    [subscriber] = [candidate for candidate in broker.subscribers if topic in {t.name for t in candidate.topics}]
+    handler = subscriber.calls[0].handler
     redis = connect_redis(settings.redis_url)
     try:
         async with TestKafkaBroker(broker, with_real=real_broker) as test_broker:

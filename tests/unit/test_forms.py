@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from services.intake.forms import MAX_MESSAGE_CHARS, FormSubmission, form_message_id
+from services.intake.forms import MAX_MESSAGE_CHARS, FormSubmission, form_channel_key
 
 VALID = {"name": "Ana", "email": "ana@example.com", "subject": "Cannot log in", "message": "help"}
 
@@ -33,7 +33,7 @@ def test_missing_email_is_named():
     assert caught.value.errors()[0]["loc"] == ("email",)
 
 
-def test_idempotency_key_fixes_the_message_id():
-    assert form_message_id("contact", "k1") == form_message_id("contact", "k1")
-    assert form_message_id("contact", "k1") != form_message_id("contact", "k2")
-    assert form_message_id("contact", None) != form_message_id("contact", None)
+def test_idempotency_key_fixes_the_channel_message():
+    assert form_channel_key("contact", "k1") == form_channel_key("contact", "k1")
+    assert form_channel_key("contact", "k1") != form_channel_key("contact", "k2")
+    assert form_channel_key("contact", None) != form_channel_key("contact", None)

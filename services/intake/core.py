@@ -1,0 +1,61 @@
+"""What every intake channel shares: resolving the ticket, storing attachments, publishing.
+
+A channel adapter verifies and parses its input, then calls `Intake.resolve_ticket` and
+`Intake.publish`; it acknowledges its channel only after `publish` returned.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from uuid import UUID
+
+from faststream.kafka import KafkaBroker
+from redis.asyncio import Redis
+
+from services.intake.ticket_ids import TicketIds
+from shared.attachments import AttachmentStore
+from shared.config import DeskConfig
+from shared.conversations import conversation_ticket, remember_conversation
+from shared.events import InboundMessage
+from shared.ids import derived_id
+from shared.settings import Settings
+from shared.topics import INBOUND, Topics
+
+logger = logging.getLogger(__name__)
+
+
+class Intake:
+    def __init__(self, broker: KafkaBroker, redis: Redis, config: DeskConfig, settings: Settings):
+        self.broker = broker
+        self.redis = redis
+        self.config = config
+        self.settings = settings
+        self.ticket_ids = TicketIds(redis, config.ticket_prefix)
+        self.attachments = AttachmentStore(settings.data_dir / "attachments")
+        self.inbound_topic = Topics(settings.topic_prefix).name(INBOUND)
+
+    @staticmethod
+    def message_id(channel_key: str) -> UUID:
+        """The same channel message ("telegram:update:42") always gets the same message ID."""
+        return derived_id("inbound", channel_key)
+
+    async def resolve_ticket(
+        self, channel_key: str, *, lookup: Sequence[str] = (), remember: Sequence[str] = ()
+    ) -> str:
+        """The ticket a channel message belongs to.
+
+        A message seen before keeps its ticket; otherwise the first conversation in `lookup` that
+        has a ticket gives it; otherwise a new ticket ID is minted. The conversations in
+        `remember` then lead to that ticket.
+        """
+        ticket_id = await self.ticket_ids.remembered(channel_key)
+        if ticket_id is None:
+            ticket_id = await conversation_ticket(self.redis, list(lookup)) or await self.ticket_ids.mint()
+            ticket_id = await self.ticket_ids.remember(channel_key, ticket_id)
+        await remember_conversation(self.redis, list(remember), ticket_id)
+        return ticket_id
+
+    async def publish(self, message: InboundMessage) -> None:
+        """Returns once Kafka acknowledged the message: only then may the channel be answered."""
+        await self.broker.publish(message, topic=self.inbound_topic, key=message.ticket_id.encode())

@@ -1,0 +1,32 @@
+"""Which ticket a conversation belongs to: email threads, Telegram chats, Slack threads, chat sessions.
+
+Keys look like "email:<message-id>", "telegram:chat:<id>", "slack:<channel>:<thread ts>",
+"chat:<session>". Intake reads them to thread inbound messages; the notifier records the
+Message-IDs it sends so that replies to them find their ticket.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+
+def conversation_key(key: str) -> str:
+    return f"sb:conversation:{key}"
+
+
+async def remember_conversation(redis: Redis, keys: list[str], ticket_id: str) -> None:
+    if keys:
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.set(conversation_key(key), ticket_id)
+            await pipe.execute()
+
+
+async def conversation_ticket(redis: Redis, keys: list[str]) -> str | None:
+    """The ticket of the first key that has one."""
+    if not keys:
+        return None
+    for ticket_id in await redis.mget([conversation_key(key) for key in keys]):
+        if ticket_id is not None:
+            return ticket_id
+    return None
