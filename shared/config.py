@@ -75,6 +75,21 @@ class SlaPolicy(_Strict):
     warn_at: list[Annotated[float, Field(gt=0, lt=1)]] = [0.75]
 
 
+class Acknowledgements(_Strict):
+    """What a customer is told when their ticket opens; {ticket_id}, {name} and {subject} are filled in."""
+
+    email_subject: str = "[{ticket_id}] Re: {subject}"
+    email_body: str = (
+        "Hello {name},\n\n"
+        "Thank you for writing to us. Your request is ticket {ticket_id}; an agent will answer soon.\n"
+        "To add anything, reply to this email and keep [{ticket_id}] in the subject.\n"
+    )
+    telegram: str = "Thanks! Your request is ticket {ticket_id}. We will answer right here."
+    slack: str = "Thanks! This is ticket {ticket_id}; we will answer in this thread."
+    # At most this many acknowledgements per contact address per hour: a loop breaker.
+    per_hour: int = Field(default=3, ge=0)
+
+
 class DeskConfig(_Strict):
     ticket_prefix: str = Field(default="SB", pattern=r"^[A-Z]{2,5}$")
     support_addresses: list[str] = []
@@ -85,6 +100,7 @@ class DeskConfig(_Strict):
     agents: list[Agent] = Field(min_length=1)
     default_classification: Classification
     sla_policies: list[SlaPolicy] = Field(min_length=1)
+    acknowledgements: Acknowledgements = Acknowledgements()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> DeskConfig:

@@ -30,3 +30,8 @@ async def conversation_ticket(redis: Redis, keys: list[str]) -> str | None:
         if ticket_id is not None:
             return ticket_id
     return None
+
+
+def chat_channel(ticket_id: str) -> str:
+    """The Redis pub/sub channel on which agent messages reach the web-chat sessions of a ticket."""
+    return f"sb:chat:{ticket_id}"

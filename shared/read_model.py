@@ -26,6 +26,9 @@ from shared.events import (
 )
 from shared.identities import identities_of
 
+# Email addresses that bounced: nothing more is sent to them.
+UNDELIVERABLE_KEY = "sb:undeliverable"
+
 
 def ticket_key(ticket_id: str) -> str:
     return f"sb:ticket:{ticket_id}"
@@ -81,6 +84,8 @@ def _fields(event: TicketEvent) -> dict[str, str]:
                 "priority": event.priority,
                 "tags": json.dumps(event.tags),
                 "created_at": event.occurred_at.isoformat(),
+                # The message that opened the ticket, so it is not announced twice.
+                "opened_by": event.correlation_id or "",
                 **_reply_route_field(event.reply_route),
             }
         case MessageAdded() if event.author == "customer" and event.review is None:
@@ -150,6 +155,10 @@ class ReadModel:
 
     async def ticket_fields(self, ticket_id: str) -> dict[str, str]:
         return await self.redis.hgetall(ticket_key(ticket_id))
+
+    async def first_message(self, ticket_id: str) -> dict[str, Any] | None:
+        first = await self.redis.lindex(_messages_key(ticket_id), 0)
+        return json.loads(first) if first else None
 
     async def ticket(self, ticket_id: str) -> dict[str, Any] | None:
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -149,6 +149,21 @@ def ticket_show(ticket_id: str) -> None:
     click.echo(json.dumps(found, indent=2, ensure_ascii=False))
 
 
+@ticket.command("reply")
+@click.argument("ticket_id")
+@click.argument("text")
+@click.option("--agent", default="admin", show_default=True, help="The agent ID the reply is sent as.")
+def ticket_reply(ticket_id: str, text: str, agent: str) -> None:
+    """Send TEXT to the ticket's customer, on the channel they wrote from."""
+    from switchboard.commands import send_reply
+
+    try:
+        command_id = asyncio.run(send_reply(Settings(), ticket_id, text, agent))
+    except (MissingInfrastructure, LookupError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"reply queued for {ticket_id} (command {command_id})")
+
+
 @main.command()
 def replay() -> None:
     """Rebuild the Redis read model from the ticket topic."""

@@ -19,6 +19,7 @@ import redis
 from shared.settings import EXAMPLE_CONFIG, Settings
 from switchboard.stack import free_loopback_port as free_port
 from tests.fakes.slack_api import FakeSlackApi
+from tests.fakes.smtp_sink import SmtpSink
 from tests.support import Endpoints, ServiceProcesses
 
 API_TOKEN = "test-api-token"
@@ -83,7 +84,15 @@ def fake_slack() -> Iterator[FakeSlackApi]:
 
 
 @pytest.fixture
-def services(settings: Settings, fake_slack: FakeSlackApi, tmp_path: Path) -> Iterator[ServiceProcesses]:
+def smtp_sink() -> Iterator[SmtpSink]:
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def services(
+    settings: Settings, fake_slack: FakeSlackApi, smtp_sink: SmtpSink, tmp_path: Path
+) -> Iterator[ServiceProcesses]:
     """Starts services as real processes (`switchboard run NAME`) wired to this test's settings."""
     processes = ServiceProcesses(
         settings,
@@ -91,6 +100,9 @@ def services(settings: Settings, fake_slack: FakeSlackApi, tmp_path: Path) -> It
         extra_env={
             "SWITCHBOARD_SLACK_BOT_TOKEN": SLACK_TOKEN,
             "SWITCHBOARD_SLACK_API_URL": fake_slack.base_url,
+            "SWITCHBOARD_SMTP_RELAY_HOST": "127.0.0.1",
+            "SWITCHBOARD_SMTP_RELAY_PORT": str(smtp_sink.port),
+            "SWITCHBOARD_MAIL_FROM": "support@example.com",
         },
     )
     try:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from shared.events import ContactSummary, SlaBreached, SlaWarning, TicketAssigned
+from shared.events import ContactSummary, MessageAdded, SlaBreached, SlaWarning, TicketAssigned
+
+# Slack's own limit is 40,000 characters; a thread stays readable with much less.
+MIRROR_LIMIT = 3000
 
 
 def escape(text: str) -> str:
@@ -16,9 +19,19 @@ def _contact(contact: ContactSummary) -> str:
     return escape(contact.name or contact.email or contact.contact_id)
 
 
-def assignment_text(event: TicketAssigned) -> str:
+def _clip(text: str) -> str:
+    return text if len(text) <= MIRROR_LIMIT else f"{text[:MIRROR_LIMIT]}…"
+
+
+def _quote(text: str) -> str:
+    return ">" + _clip(escape(text)).replace("\n", "\n>")
+
+
+def assignment_text(event: TicketAssigned, first_message: str | None = None) -> str:
+    """The ticket's announcement in the team channel: the root of its Slack thread."""
     subject = escape(event.subject) if event.subject else "(no subject)"
-    return f"*{event.ticket_id}* {subject}\nFrom {_contact(event.contact)} · assigned to <@{event.slack_user_id}>"
+    text = f"*{event.ticket_id}* {subject}\nFrom {_contact(event.contact)} · assigned to <@{event.slack_user_id}>"
+    return f"{text}\n{_quote(first_message)}" if first_message else text
 
 
 def assignment_dm_text(event: TicketAssigned) -> str:
@@ -35,3 +48,24 @@ def sla_text(event: SlaWarning | SlaBreached, mention: str | None) -> str:
         f"{who}:hourglass_flowing_sand: *{event.ticket_id}* has used {event.fraction:.0%} "
         f"of its first-response time (due {due})"
     )
+
+
+def customer_message_text(event: MessageAdded) -> str:
+    """A customer's later message, mirrored into the ticket's thread."""
+    who = escape(event.sender.name or event.sender.email or "customer") if event.sender else "customer"
+    label = {
+        "message": f"{who} wrote",
+        "edit": f"{who} edited a message",
+        "auto_reply": "Automatic reply received (not answered)",
+        "bounce": "Delivery failure received",
+        "complaint": "Spam complaint received",
+    }[event.kind]
+    if event.review:
+        label = f":warning: {label} — {event.review}; review before answering"
+    files = f"\n_{len(event.attachments)} attachment(s)_" if event.attachments else ""
+    return f"{label} on {event.channel}:\n{_quote(event.text)}{files}"
+
+
+def agent_reply_text(event: MessageAdded) -> str:
+    agent = escape(event.agent_id or "an agent")
+    return f":outbox_tray: Reply sent to the customer by {agent}:\n{_quote(event.text)}"

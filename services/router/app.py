@@ -18,7 +18,7 @@ from shared.events import AgentReply, ContactSummary, InboundMessage, ReplyRoute
 from shared.identities import identities_of, normalise_email
 from shared.ids import derived_id
 from shared.publishing import publish_keyed
-from shared.read_model import ReadModel, contact_identities_key, identity_key
+from shared.read_model import UNDELIVERABLE_KEY, ReadModel, contact_identities_key, identity_key
 from shared.service import ConsumerService
 from shared.settings import Settings
 from shared.topics import COMMANDS, INBOUND, TICKETS
@@ -28,7 +28,6 @@ logger = logging.getLogger(__name__)
 GROUP_ID = "switchboard-router"
 # How long the router remembers what it decided for a message, so a redelivery repeats it exactly.
 OUTCOME_TTL_SECONDS = 7 * 24 * 3600
-UNDELIVERABLE_KEY = "sb:undeliverable"
 _outcome_adapter: TypeAdapter[list[TicketEvent]] = TypeAdapter(list[TicketEvent])
 
 

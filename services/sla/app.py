@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 from faststream.asgi import AsgiFastStream
 
-from services.sla.deadlines import announcement, first_response_deadline, timers_for
+from services.sla.deadlines import announcement, first_response_deadline, first_response_met, timers_for
 from services.sla.timers import TimerStore
 from shared.broker import INFRASTRUCTURE_ERRORS
-from shared.events import TicketCreated, TicketEvent
+from shared.events import MessageAdded, TicketCreated, TicketEvent
 from shared.publishing import publish_keyed
 from shared.read_model import ReadModel
 from shared.service import ConsumerService
@@ -33,23 +33,34 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
     read_model = ReadModel(service.redis)
     tickets_topic = service.topics.name(TICKETS)
 
+    async def emit(event: TicketEvent) -> None:
+        await publish_keyed(service.broker, tickets_topic, [event])
+        await read_model.apply([event])
+
     @service.subscriber(TICKETS)
-    async def start_clocks(event: TicketEvent) -> None:
-        if not isinstance(event, TicketCreated):
-            return
-        policy = config.sla_policy(config.team(event.team).sla_policy)
-        deadline = first_response_deadline(event, policy)
-        await timers.schedule(timers_for(deadline, policy))
-        await publish_keyed(service.broker, tickets_topic, [deadline])
-        await read_model.apply([deadline])
+    async def run_clocks(event: TicketEvent) -> None:
+        match event:
+            case TicketCreated():
+                policy = config.sla_policy(config.team(event.team).sla_policy)
+                deadline = first_response_deadline(event, policy)
+                await timers.schedule(timers_for(deadline, policy))
+                await emit(deadline)
+            case MessageAdded(author="agent"):
+                ticket = await read_model.ticket_fields(event.ticket_id)
+                if ticket.get("first_response_sla") == "met":
+                    return
+                await timers.cancel(event.ticket_id, "first_response")
+                due = ticket.get("first_response_due")
+                await emit(first_response_met(event, datetime.fromisoformat(due) if due else None))
 
     async def fire_due_timers() -> None:
         while True:
             try:
                 for timer in await timers.claim_due(time.time()):
-                    event = announcement(timer, datetime.now(UTC))
-                    await publish_keyed(service.broker, tickets_topic, [event])
-                    await read_model.apply([event])
+                    ticket = await read_model.ticket_fields(timer.ticket_id)
+                    # A reply may land between claiming and firing: a met clock announces nothing.
+                    if ticket.get(f"{timer.metric}_sla") != "met":
+                        await emit(announcement(timer, datetime.now(UTC)))
                     await timers.finished(timer)
                     logger.info("sla announced", extra={"ticket_id": timer.ticket_id, "kind": timer.kind})
                 next_fire = await timers.next_fire_time()

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Literal
 
 from shared.config import SlaPolicy
-from shared.events import SlaBreached, SlaDeadlineSet, SlaWarning, TicketCreated
+from shared.events import MessageAdded, SlaBreached, SlaDeadlineSet, SlaMet, SlaWarning, TicketCreated
 from shared.ids import derived_id
 
 
@@ -73,3 +73,17 @@ def announcement(timer: Timer, now: datetime) -> SlaWarning | SlaBreached:
     if timer.kind == "breach":
         return SlaBreached(**envelope)
     return SlaWarning(**envelope, fraction=timer.fraction)
+
+
+def first_response_met(reply: MessageAdded, due_at: datetime | None) -> SlaMet:
+    """The first agent reply stops the first-response clock; one such event per ticket."""
+    return SlaMet(
+        event_id=derived_id(reply.ticket_id, "first_response", "met"),
+        occurred_at=reply.occurred_at,
+        ticket_id=reply.ticket_id,
+        correlation_id=reply.correlation_id,
+        traceparent=reply.traceparent,
+        metric="first_response",
+        due_at=due_at,
+        met_at=reply.received_at,
+    )

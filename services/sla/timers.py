@@ -15,6 +15,11 @@ from services.sla.deadlines import Timer
 _SCHEDULED = "sb:sla:timers"
 _CLAIMED = "sb:sla:claimed"
 
+
+def _ticket_timers_key(ticket_id: str) -> str:
+    return f"sb:sla:ticket:{ticket_id}"
+
+
 # Moves up to ARGV[3] members due by ARGV[1] from KEYS[1] to KEYS[2], scored with the lease end ARGV[2].
 _MOVE_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
@@ -33,8 +38,27 @@ class TimerStore:
         self._move_due = redis.register_script(_MOVE_DUE)
 
     async def schedule(self, timers: Sequence[Timer]) -> None:
-        if timers:
-            await self.redis.zadd(_SCHEDULED, {timer.encode(): timer.fires_at for timer in timers})
+        if not timers:
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(_SCHEDULED, {timer.encode(): timer.fires_at for timer in timers})
+            for timer in timers:
+                pipe.sadd(_ticket_timers_key(timer.ticket_id), timer.encode())
+            await pipe.execute()
+
+    async def cancel(self, ticket_id: str, metric: str) -> None:
+        """Stops a ticket's timers for `metric`, e.g. when the first response was given."""
+        members = [
+            member
+            for member in await self.redis.smembers(_ticket_timers_key(ticket_id))
+            if Timer.decode(member).metric == metric
+        ]
+        if members:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(_SCHEDULED, *members)
+                pipe.zrem(_CLAIMED, *members)
+                pipe.srem(_ticket_timers_key(ticket_id), *members)
+                await pipe.execute()
 
     async def claim_due(self, now: float, limit: int = 100) -> list[Timer]:
         await self._move_due(keys=[_CLAIMED, _SCHEDULED], args=[now, now, limit])
@@ -42,7 +66,10 @@ class TimerStore:
         return [Timer.decode(member) for member in claimed]
 
     async def finished(self, timer: Timer) -> None:
-        await self.redis.zrem(_CLAIMED, timer.encode())
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(_CLAIMED, timer.encode())
+            pipe.srem(_ticket_timers_key(timer.ticket_id), timer.encode())
+            await pipe.execute()
 
     async def next_fire_time(self) -> float | None:
         first = await self.redis.zrange(_SCHEDULED, 0, 0, withscores=True)

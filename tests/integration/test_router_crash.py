@@ -78,9 +78,13 @@ async def test_router_sigkill_mid_stream_then_restart(services: ServiceProcesses
         assert store.llen(f"{ticket_key(ticket_id)}:messages") == 1
 
     channel_posts = fake_slack.wait_for_calls_sync(
-        "chat.postMessage", count=TICKETS_SENT, timeout=120, predicate=lambda c: c.args["channel"] == "C0SUPPORT"
+        "chat.postMessage",
+        count=TICKETS_SENT,
+        timeout=120,
+        predicate=lambda c: c.args["channel"] == "C0SUPPORT" and "thread_ts" not in c.args,
     )
     posts_per_ticket = defaultdict(int)
     for call in channel_posts:
         posts_per_ticket[call.args["text"].split("*")[1]] += 1
     assert posts_per_ticket == {ticket_id: 1 for ticket_id in ticket_ids}, "one Slack post per ticket"
+    assert not [c for c in fake_slack.calls_to("chat.postMessage") if "thread_ts" in c.args], "nothing repeated"

@@ -24,9 +24,10 @@ def test_customer_text_cannot_ping_channels_or_users_or_smuggle_links():
         subject=hostile,
         contact=ContactSummary(contact_id="c_1", name="<!here>", email="a@example.com"),
     )
-    text = assignment_text(event)
+    text = assignment_text(event, first_message=hostile)
     assert "SB-1001" in text and "<@U0ANA>" in text
     assert "<!channel>" not in text and "<!here>" not in text and "<@U0LEAD>" not in text
+    assert "\n>&lt;!channel&gt; hi" in text, "the opening message is quoted in the announcement"
 
 
 def test_logs_redact_emails_phones_and_tokens_but_keep_addresses_and_dates():

@@ -1,0 +1,93 @@
+"""Email to customers through the SMTP relay: threaded, tagged with the ticket ID, loop-safe."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from email.message import EmailMessage
+from email.utils import formatdate
+
+import aiosmtplib
+
+from shared.broker import PermanentFailure
+from shared.events import ReplyRoute
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_TICKET_TAG = re.compile(r"\[[A-Z]{2,5}-\d+\]")
+_REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|antw|ref|fw|fwd|tr)\s*:\s*)+", re.IGNORECASE)
+# Addresses that must never get an automatic answer (RFC 3834 §2: don't answer machines).
+_NO_REPLY = re.compile(r"^(no-?reply|do-?not-?reply|mailer-daemon|postmaster|bounces?)([+.-].*)?@", re.IGNORECASE)
+
+
+def is_no_reply_address(address: str) -> bool:
+    return bool(_NO_REPLY.match(address.strip()))
+
+
+def reply_subject(ticket_id: str, subject: str | None) -> str:
+    """'[SB-1042] Re: Cannot log in' — one tag and one 'Re:', however long the thread."""
+    bare = _REPLY_PREFIX.sub("", _TICKET_TAG.sub("", subject or "").strip()).strip()
+    return f"[{ticket_id}] Re: {bare}" if bare else f"[{ticket_id}]"
+
+
+def build_email(
+    *,
+    ticket_id: str,
+    sender: str,
+    route: ReplyRoute,
+    subject: str,
+    body: str,
+    automatic: bool,
+) -> EmailMessage:
+    """A message continuing the customer's thread, with a Message-ID in our own domain."""
+    message = EmailMessage()
+    domain = sender.rsplit("@", 1)[-1]
+    message["Message-ID"] = f"<{ticket_id.lower()}.{uuid.uuid4().hex}@{domain}>"
+    message["From"] = sender
+    message["To"] = route.address
+    message["Subject"] = subject
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    if route.reply_to_id:
+        message["In-Reply-To"] = f"<{route.reply_to_id}>"
+    references = [*route.references, *([route.reply_to_id] if route.reply_to_id else [])]
+    if references:
+        message["References"] = " ".join(f"<{ref}>" for ref in dict.fromkeys(references))
+    message["X-Switchboard-Ticket"] = ticket_id
+    if automatic:
+        # RFC 3834: marks us as a machine so well-behaved responders stay silent; the second
+        # header asks Exchange not to send out-of-office replies back.
+        message["Auto-Submitted"] = "auto-replied"
+        message["X-Auto-Response-Suppress"] = "All"
+    message.set_content(body)
+    return message
+
+
+def message_id_of(message: EmailMessage) -> str:
+    return message["Message-ID"].strip("<>")
+
+
+class EmailSender:
+    def __init__(self, settings: Settings, mail_from: str):
+        self.settings = settings
+        self.mail_from = mail_from
+
+    async def send(self, message: EmailMessage) -> None:
+        settings = self.settings
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=settings.smtp_relay_host,
+                port=settings.smtp_relay_port,
+                username=settings.smtp_relay_user,
+                password=settings.smtp_relay_password.get_secret_value() if settings.smtp_relay_password else None,
+                start_tls=settings.smtp_relay_starttls,
+                timeout=30,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as error:
+            raise PermanentFailure(f"relay refused {message['To']}: {error.recipients}") from error
+        except aiosmtplib.SMTPResponseException as error:
+            if 500 <= error.code < 600:
+                raise PermanentFailure(f"relay refused the message: {error.code} {error.message}") from error
+            raise

@@ -1,0 +1,95 @@
+"""Acknowledgements and agent replies reach the customer on their channel; the SLA clock stops."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from tests.conftest import API_TOKEN
+from tests.support import ServiceProcesses, service_env, wait_for_ticket
+
+pytestmark = pytest.mark.integration
+
+FORM = {"name": "Ana", "email": "ana@example.com", "subject": "Cannot log in", "message": "My password is refused."}
+
+
+def post_form(base_url: str, form: dict = FORM) -> str:
+    response = httpx.post(f"{base_url}/v1/forms/contact", json=form, timeout=30)
+    assert response.status_code == 202, response.text
+    return response.json()["ticket_id"]
+
+
+def switchboard(services: ServiceProcesses, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "switchboard", *args],
+        env=service_env(services.settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_form_customer_gets_an_acknowledgement_then_the_agents_reply_by_email(
+    services: ServiceProcesses, smtp_sink, fake_slack
+):
+    for name in ("router", "sla", "notifier"):
+        services.start(name)
+    base_url = services.start_http()
+    ticket_id = post_form(base_url)
+
+    [ack] = smtp_sink.wait_for(lambda mail: ticket_id in mail.message["Subject"])
+    assert ack.recipients == ["ana@example.com"]
+    assert ack.message["Subject"] == f"[{ticket_id}] Re: Cannot log in"
+    assert ack.message["Auto-Submitted"] == "auto-replied"
+    assert ack.message["Message-ID"].endswith("@example.com>")
+    assert ticket_id in ack.message.get_content()
+
+    wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda t: t["sla"]["first_response_status"] == "running")
+    result = switchboard(services, "ticket", "reply", ticket_id, "Please try resetting it from the login page.")
+    assert result.returncode == 0, result.stderr
+
+    [reply] = smtp_sink.wait_for(lambda mail: "resetting" in mail.message.get_content())
+    assert reply.message["Subject"] == f"[{ticket_id}] Re: Cannot log in"
+    assert reply.message["Auto-Submitted"] is None
+    ticket = wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda t: t["sla"]["first_response_status"] == "met")
+    assert [m["author"] for m in ticket["messages"]] == ["customer", "agent"]
+    fake_slack.wait_for_calls_sync(
+        "chat.postMessage", predicate=lambda c: "thread_ts" in c.args and "resetting" in c.args["text"]
+    )
+
+
+def test_replying_to_an_unknown_ticket_is_refused(services: ServiceProcesses):
+    result = switchboard(services, "ticket", "reply", "SB-99999", "hello")
+    assert result.returncode == 1
+    assert "no ticket SB-99999" in result.stderr
+
+
+def wait_until_notified(fake_slack, ticket_ids: list[str]) -> None:
+    """The notifier posts a ticket's assignment after acknowledging it (same partition, later offset)."""
+    for ticket_id in ticket_ids:
+        fake_slack.wait_for_calls_sync(
+            "chat.postMessage",
+            predicate=lambda c, t=ticket_id: c.args["channel"] == "C0SUPPORT" and t in c.args["text"],
+        )
+
+
+def test_acknowledgements_are_limited_per_contact(services: ServiceProcesses, smtp_sink, fake_slack):
+    services.start("router")
+    services.start("notifier")
+    base_url = services.start_http()
+    tickets = [post_form(base_url, {**FORM, "subject": f"Problem {n}"}) for n in range(5)]
+    wait_until_notified(fake_slack, tickets)
+    assert len(smtp_sink.received) == 3
+
+
+def test_no_acknowledgement_to_no_reply_addresses(services: ServiceProcesses, smtp_sink, fake_slack):
+    services.start("router")
+    services.start("notifier")
+    base_url = services.start_http()
+    quiet = post_form(base_url, {**FORM, "email": "no-reply@example.com"})
+    loud = post_form(base_url, {**FORM, "email": "bob@example.com"})
+    wait_until_notified(fake_slack, [quiet, loud])
+    assert [mail.recipients for mail in smtp_sink.received] == [["bob@example.com"]]
