@@ -12,16 +12,19 @@ import logging
 import time
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from aiokafka.errors import KafkaError
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 from starlette.datastructures import UploadFile
 
+from services.intake.chat import chat_routes
 from services.intake.core import Intake
 from services.intake.forms import FormSubmission, form_channel_key, to_inbound
 from shared.broker import make_broker
@@ -34,6 +37,7 @@ from shared.topics import Topics, ensure_topics
 
 logger = logging.getLogger(__name__)
 
+STATIC_DIR = Path(__file__).with_name("static")
 MAX_JSON_BODY_BYTES = 1024 * 1024
 MAX_MULTIPART_BODY_BYTES = 25 * 1024 * 1024
 
@@ -111,6 +115,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await redis.aclose()
 
     app = FastAPI(title="Switchboard intake", version="1", lifespan=lifespan)
+    app.include_router(chat_routes(intake))
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def customer_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
 
     @app.exception_handler(BodyTooLarge)
     async def body_too_large(_: Request, error: BodyTooLarge) -> JSONResponse:

@@ -1,0 +1,200 @@
+"""Web chat (`GET /v1/chat`, WebSocket): a session is one ticket; agent replies are pushed live.
+
+Frames are JSON text (SPEC §2). Sessions live in Redis, so a reconnect to any intake-http
+instance resumes the ticket, and agent replies reach the session through Redis pub/sub wherever
+it is connected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
+
+from services.intake.core import Intake
+from shared.conversations import chat_channel
+from shared.events import InboundMessage, ReplyRoute, Sender
+from shared.read_model import ReadModel
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE_CHARS = 4000
+MAX_FRAME_BYTES = 16 * 1024
+# A person types a handful of messages a minute; a burst of 10 in 10 s is already generous.
+RATE_WINDOW_SECONDS = 10
+RATE_MAX_MESSAGES = 10
+SESSION_TTL_SECONDS = 30 * 24 * 3600
+HELLO_TIMEOUT_SECONDS = 30
+
+# WebSocket close codes (RFC 6455 §7.4.1).
+CLOSE_POLICY_VIOLATION = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN_LATER = 1013
+
+
+class Hello(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["hello"]
+    name: str | None = Field(default=None, max_length=200)
+    email: EmailStr | None = None
+    token: str | None = Field(default=None, max_length=200)
+    last_seen: str | None = Field(default=None, max_length=100)
+
+
+class ChatText(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["message"]
+    text: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+
+
+class ChatViolation(Exception):
+    def __init__(self, code: str, detail: str, close_code: int = CLOSE_POLICY_VIOLATION):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.close_code = close_code
+
+
+def _session_key(token: str) -> str:
+    # Only a hash of the token is stored: a Redis dump does not hand out sessions.
+    return f"sb:chat:session:{hashlib.sha256(token.encode()).hexdigest()}"
+
+
+def message_frame(message: dict[str, Any]) -> dict[str, Any]:
+    """A read-model message as the chat protocol shows it."""
+    return {
+        "type": "message",
+        "id": message["id"],
+        "from": "agent" if message["author"] == "agent" else "customer",
+        "text": message["text"],
+        "at": message["at"],
+    }
+
+
+def chat_routes(intake: Intake) -> APIRouter:
+    router = APIRouter()
+    read_model = ReadModel(intake.redis)
+
+    async def open_session(hello: Hello) -> tuple[str, dict[str, Any]]:
+        if hello.token:
+            stored = await intake.redis.get(_session_key(hello.token))
+            if stored is None:
+                raise ChatViolation("unknown_session", "this session token is unknown or expired")
+            return hello.token, json.loads(stored)
+        token = secrets.token_urlsafe(24)
+        session = {"ticket_id": await intake.ticket_ids.mint(), "name": hello.name, "email": hello.email}
+        await intake.redis.set(_session_key(token), json.dumps(session), ex=SESSION_TTL_SECONDS)
+        return token, session
+
+    async def within_rate_limit(token: str) -> bool:
+        window = f"{_session_key(token)}:rate:{int(time.time() // RATE_WINDOW_SECONDS)}"
+        async with intake.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(window)
+            pipe.expire(window, RATE_WINDOW_SECONDS * 2)
+            count, _ = await pipe.execute()
+        return count <= RATE_MAX_MESSAGES
+
+    async def publish(token: str, session: dict[str, Any], text: str) -> dict[str, Any]:
+        channel_key = f"chat:{hashlib.sha256(token.encode()).hexdigest()[:16]}:{uuid.uuid4()}"
+        message_id = intake.message_id(channel_key)
+        ticket_id = session["ticket_id"]
+        now = datetime.now(UTC)
+        await intake.publish(
+            InboundMessage(
+                event_id=message_id,
+                occurred_at=now,
+                ticket_id=ticket_id,
+                correlation_id=str(message_id),
+                message_id=message_id,
+                channel="chat",
+                channel_message_id=channel_key,
+                source="web-chat",
+                sender=Sender(name=session.get("name"), email=session.get("email")),
+                subject=None,
+                text=text,
+                reply_route=ReplyRoute(channel="chat", address=ticket_id),
+                received_at=now,
+            )
+        )
+        return {"type": "message", "id": str(message_id), "from": "customer", "text": text, "at": now.isoformat()}
+
+    @router.websocket("/v1/chat")
+    async def chat(websocket: WebSocket) -> None:
+        await websocket.accept()
+        sent_ids: set[str] = set()
+
+        async def send(frame: dict[str, Any]) -> None:
+            if frame.get("type") == "message":
+                if frame["id"] in sent_ids:
+                    return
+                sent_ids.add(frame["id"])
+            await websocket.send_json(frame)
+
+        async def receive(model: type[BaseModel]) -> Any:
+            raw = await websocket.receive_text()
+            if len(raw.encode()) > MAX_FRAME_BYTES:
+                raise ChatViolation("too_big", f"frames are limited to {MAX_FRAME_BYTES} bytes", CLOSE_TOO_BIG)
+            try:
+                return model.model_validate_json(raw)
+            except ValidationError as error:
+                detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'frame'}: {e['msg']}" for e in error.errors())
+                code = "too_long" if any(e["type"] == "string_too_long" for e in error.errors()) else "bad_frame"
+                close_code = CLOSE_TOO_BIG if code == "too_long" else CLOSE_POLICY_VIOLATION
+                raise ChatViolation(code, detail, close_code) from None
+
+        async def forward_agent_replies(ticket_id: str, subscribed: asyncio.Event) -> None:
+            async with intake.redis.pubsub() as pubsub:
+                await pubsub.subscribe(chat_channel(ticket_id))
+                subscribed.set()
+                async for item in pubsub.listen():
+                    if item["type"] == "message":
+                        await send(json.loads(item["data"]))
+
+        try:
+            hello = await asyncio.wait_for(receive(Hello), HELLO_TIMEOUT_SECONDS)
+            token, session = await open_session(hello)
+            ticket_id = session["ticket_id"]
+            await send({"type": "session", "token": token, "ticket_id": ticket_id})
+            async with asyncio.TaskGroup() as tasks:
+                subscribed = asyncio.Event()
+                forwarder = tasks.create_task(forward_agent_replies(ticket_id, subscribed))
+                # Subscribe before replaying, so nothing sent in between is missed.
+                await subscribed.wait()
+                ticket = await read_model.ticket(ticket_id)
+                history = [m for m in (ticket or {}).get("messages", []) if m["kind"] == "message" and not m["review"]]
+                ids = [m["id"] for m in history]
+                start = ids.index(hello.last_seen) + 1 if hello.last_seen in ids else 0
+                for message in history[start:]:
+                    await send(message_frame(message))
+                sent_ids.update(ids[:start])
+                try:
+                    while True:
+                        frame = await receive(ChatText)
+                        if not await within_rate_limit(token):
+                            raise ChatViolation(
+                                "rate_limited", "too many messages; wait a moment", CLOSE_TRY_AGAIN_LATER
+                            )
+                        await send(await publish(token, session, frame.text))
+                finally:
+                    forwarder.cancel()
+        except* WebSocketDisconnect:
+            pass
+        except* ChatViolation as group:
+            violation = group.exceptions[0]
+            logger.info("chat closed", extra={"code": violation.code})
+            await websocket.send_json({"type": "error", "code": violation.code, "detail": violation.detail})
+            await websocket.close(code=violation.close_code)
+        except* TimeoutError:
+            await websocket.send_json({"type": "error", "code": "no_hello", "detail": "send a hello frame first"})
+            await websocket.close(code=CLOSE_POLICY_VIOLATION)
+
+    return router

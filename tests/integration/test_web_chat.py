@@ -1,0 +1,111 @@
+"""Web chat over a real WebSocket: a session is a ticket, agent replies are pushed, reconnects resume."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from services.intake.chat import MAX_MESSAGE_CHARS, RATE_MAX_MESSAGES
+from tests.conftest import API_TOKEN
+from tests.support import ServiceProcesses, service_env, wait_for_ticket
+
+pytestmark = pytest.mark.integration
+
+
+async def next_frame(websocket, timeout: float = 30) -> dict:
+    return json.loads(await asyncio.wait_for(websocket.recv(), timeout))
+
+
+def reply(services: ServiceProcesses, ticket_id: str, text: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "switchboard", "ticket", "reply", ticket_id, text],
+        env=service_env(services.settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture
+def chat_stack(services: ServiceProcesses) -> str:
+    services.start("router")
+    services.start("notifier")
+    return services.start_http()
+
+
+async def test_a_chat_session_becomes_a_ticket_and_receives_agent_replies_live(chat_stack, services):
+    ws_url = chat_stack.replace("http://", "ws://") + "/v1/chat"
+    async with connect(ws_url) as websocket:
+        await websocket.send(json.dumps({"type": "hello", "name": "Ana", "email": "ana@example.com"}))
+        session = await next_frame(websocket)
+        assert session["type"] == "session" and session["token"]
+        ticket_id = session["ticket_id"]
+        await websocket.send(json.dumps({"type": "message", "text": "Hello, my order is late"}))
+        echoed = await next_frame(websocket)
+        assert echoed["from"] == "customer" and echoed["text"] == "Hello, my order is late"
+
+        ticket = wait_for_ticket(chat_stack, ticket_id, API_TOKEN, lambda t: t["assignee"] is not None)
+        assert ticket["channel"] == "chat" and ticket["contact"]["emails"] == ["ana@example.com"]
+        reply(services, ticket_id, "Sorry! It ships today.")
+        pushed = await next_frame(websocket)
+        assert pushed == {**pushed, "type": "message", "from": "agent", "text": "Sorry! It ships today."}
+
+    # The page reloads: the same session resumes the same ticket and replays what was missed.
+    async with connect(ws_url) as websocket:
+        await websocket.send(json.dumps({"type": "hello", "token": session["token"], "last_seen": echoed["id"]}))
+        resumed = await next_frame(websocket)
+        assert resumed == {"type": "session", "token": session["token"], "ticket_id": ticket_id}
+        replayed = await next_frame(websocket)
+        assert replayed["id"] == pushed["id"] and replayed["from"] == "agent"
+        await websocket.send(json.dumps({"type": "message", "text": "Great, thanks"}))
+        assert (await next_frame(websocket))["text"] == "Great, thanks"
+    ticket = wait_for_ticket(chat_stack, ticket_id, API_TOKEN, lambda t: len(t["messages"]) == 3)
+    assert [m["author"] for m in ticket["messages"]] == ["customer", "agent", "customer"]
+
+
+async def test_form_then_chat_with_the_same_email_is_one_contact(chat_stack):
+    form = {"name": "Ana", "email": "ana@example.com", "subject": "Billing", "message": "Invoice?"}
+    form_ticket = httpx.post(f"{chat_stack}/v1/forms/contact", json=form, timeout=30).json()["ticket_id"]
+    async with connect(chat_stack.replace("http://", "ws://") + "/v1/chat") as websocket:
+        await websocket.send(json.dumps({"type": "hello", "name": "Ana", "email": "ANA@example.com"}))
+        chat_ticket = (await next_frame(websocket))["ticket_id"]
+        await websocket.send(json.dumps({"type": "message", "text": "About my invoice"}))
+        await next_frame(websocket)
+    contacts = {
+        wait_for_ticket(chat_stack, ticket_id, API_TOKEN, lambda t: t["assignee"] is not None)["contact"]["id"]
+        for ticket_id in (form_ticket, chat_ticket)
+    }
+    assert len(contacts) == 1
+
+
+@pytest.mark.parametrize(
+    ("frames", "code", "close_code"),
+    [
+        ([{"type": "hello", "token": "no-such-session"}], "unknown_session", 1008),
+        ([{"type": "message", "text": "hi"}], "bad_frame", 1008),
+        ([{"type": "hello"}, {"type": "message", "text": "x" * (MAX_MESSAGE_CHARS + 1)}], "too_long", 1009),
+        ([{"type": "hello"}, {"type": "message", "text": ""}], "bad_frame", 1008),
+        ([{"type": "hello"}, *[{"type": "message", "text": "spam"}] * (RATE_MAX_MESSAGES + 1)], "rate_limited", 1013),
+    ],
+    ids=["unknown-token", "no-hello", "too-long", "empty", "rate-limited"],
+)
+async def test_violations_get_an_error_frame_and_a_clear_close_code(chat_stack, frames, code, close_code):
+    async with connect(chat_stack.replace("http://", "ws://") + "/v1/chat") as websocket:
+        for frame in frames:
+            await websocket.send(json.dumps(frame))
+        while True:
+            received = await next_frame(websocket)
+            if received["type"] == "error":
+                break
+        assert received["code"] == code
+        with pytest.raises(ConnectionClosed) as closed:
+            await next_frame(websocket)
+        assert closed.value.rcvd.code == close_code
