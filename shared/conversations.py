@@ -22,6 +22,11 @@ async def remember_conversation(redis: Redis, keys: list[str], ticket_id: str) -
             await pipe.execute()
 
 
+async def forget_conversation(redis: Redis, keys: list[str]) -> None:
+    if keys:
+        await redis.delete(*(conversation_key(key) for key in keys))
+
+
 async def conversation_ticket(redis: Redis, keys: list[str]) -> str | None:
     """The ticket of the first key that has one."""
     if not keys:
@@ -35,3 +40,12 @@ async def conversation_ticket(redis: Redis, keys: list[str]) -> str | None:
 def chat_channel(ticket_id: str) -> str:
     """The Redis pub/sub channel on which agent messages reach the web-chat sessions of a ticket."""
     return f"sb:chat:{ticket_id}"
+
+
+def telegram_chat(chat_id: int) -> str:
+    return f"telegram:chat:{chat_id}"
+
+
+def telegram_message(chat_id: int | str, message_id: int | str) -> str:
+    """The conversation of one message, customer's or bot's: replies to it and edits of it find its ticket."""
+    return f"telegram:message:{chat_id}:{message_id}"

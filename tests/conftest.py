@@ -20,10 +20,13 @@ from shared.settings import EXAMPLE_CONFIG, Settings
 from switchboard.stack import free_loopback_port as free_port
 from tests.fakes.slack_api import FakeSlackApi
 from tests.fakes.smtp_sink import SmtpSink
+from tests.fakes.telegram_api import FakeTelegramApi
 from tests.support import Endpoints, ServiceProcesses
 
 API_TOKEN = "test-api-token"
 SLACK_TOKEN = "xoxb-test"
+TELEGRAM_TOKEN = "123456789:AAHfake-telegram-token-for-switchboard-tests"
+TELEGRAM_SECRET = "webhook-secret_0123456789"
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 
 
@@ -84,6 +87,12 @@ def fake_slack() -> Iterator[FakeSlackApi]:
 
 
 @pytest.fixture
+def fake_telegram() -> Iterator[FakeTelegramApi]:
+    with FakeTelegramApi(bot_token=TELEGRAM_TOKEN) as api:
+        yield api
+
+
+@pytest.fixture
 def smtp_sink() -> Iterator[SmtpSink]:
     with SmtpSink() as sink:
         yield sink
@@ -91,7 +100,7 @@ def smtp_sink() -> Iterator[SmtpSink]:
 
 @pytest.fixture
 def services(
-    settings: Settings, fake_slack: FakeSlackApi, smtp_sink: SmtpSink, tmp_path: Path
+    settings: Settings, fake_slack: FakeSlackApi, fake_telegram: FakeTelegramApi, smtp_sink: SmtpSink, tmp_path: Path
 ) -> Iterator[ServiceProcesses]:
     """Starts services as real processes (`switchboard run NAME`) wired to this test's settings."""
     processes = ServiceProcesses(
@@ -103,6 +112,9 @@ def services(
             "SWITCHBOARD_SMTP_RELAY_HOST": "127.0.0.1",
             "SWITCHBOARD_SMTP_RELAY_PORT": str(smtp_sink.port),
             "SWITCHBOARD_MAIL_FROM": "support@example.com",
+            "SWITCHBOARD_TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN,
+            "SWITCHBOARD_TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET,
+            "SWITCHBOARD_TELEGRAM_API_URL": fake_telegram.base_url,
         },
     )
     try:

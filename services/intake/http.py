@@ -27,6 +27,7 @@ from starlette.datastructures import UploadFile
 from services.intake.chat import chat_routes
 from services.intake.core import Intake
 from services.intake.forms import FormSubmission, form_channel_key, to_inbound
+from services.intake.telegram import telegram_routes
 from shared.broker import make_broker
 from shared.config import load_config
 from shared.ops import readiness, readiness_body
@@ -116,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Switchboard intake", version="1", lifespan=lifespan)
     app.include_router(chat_routes(intake))
+    if (telegram := telegram_routes(intake, settings)) is not None:
+        app.include_router(telegram)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)

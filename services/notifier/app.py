@@ -16,6 +16,7 @@ from services.notifier.slack_text import (
     customer_message_text,
     sla_text,
 )
+from services.notifier.telegram import TelegramSender
 from shared.events import MessageAdded, SlaBreached, SlaWarning, TicketAssigned, TicketCreated, TicketEvent
 from shared.read_model import ReadModel
 from shared.service import ConsumerService
@@ -44,8 +45,6 @@ def _telegram_sender(settings: Settings) -> TelegramSend | None:
     if not settings.telegram_bot_token:
         logger.warning("Telegram replies are off: SWITCHBOARD_TELEGRAM_BOT_TOKEN is not set")
         return None
-    from services.intake.telegram import TelegramSender
-
     return TelegramSender(settings).send
 
 

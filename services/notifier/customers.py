@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from services.notifier.email_out import EmailSender, build_email, is_no_reply_address, message_id_of, reply_subject
 from services.notifier.slack import SlackPoster
 from shared.config import DeskConfig
-from shared.conversations import chat_channel, remember_conversation
+from shared.conversations import chat_channel, remember_conversation, telegram_message
 from shared.events import MessageAdded, ReplyRoute, TicketCreated
 from shared.identities import normalise_email
 from shared.read_model import UNDELIVERABLE_KEY
@@ -59,7 +59,8 @@ class CustomerChannels:
             )
         elif route.channel == "telegram":
             await self._once(
-                f"{created.event_id}:ack", lambda: self._telegram(route, templates.telegram.format(**fields))
+                f"{created.event_id}:ack",
+                lambda: self._telegram(created.ticket_id, route, templates.telegram.format(**fields)),
             )
         elif route.channel == "slack":
             await self.slack.post(
@@ -82,7 +83,7 @@ class CustomerChannels:
                 automatic=False,
             )
         elif route.channel == "telegram":
-            await self._once(key, lambda: self._telegram(route, reply.text))
+            await self._once(key, lambda: self._telegram(reply.ticket_id, route, reply.text))
         elif route.channel == "slack":
             await self.slack.post(key, route.address, reply.text, thread_ts=route.reply_to_id)
         elif route.channel == "chat":
@@ -137,11 +138,13 @@ class CustomerChannels:
 
         await self._once(key, send)
 
-    async def _telegram(self, route: ReplyRoute, text: str) -> None:
+    async def _telegram(self, ticket_id: str, route: ReplyRoute, text: str) -> None:
         if self.telegram is None:
             logger.info("would message on Telegram (no bot token)", extra={"chat": route.address})
             return
-        await self.telegram(route, text)
+        sent_id = await self.telegram(route, text)
+        # A customer who answers this very message (Telegram's reply) reaches this ticket.
+        await remember_conversation(self.redis, [telegram_message(route.address, sent_id)], ticket_id)
 
     async def _once(self, key: str, send: Callable[[], Awaitable[None]]) -> None:
         done = f"sb:notifier:delivered:{key}"

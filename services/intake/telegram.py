@@ -1,0 +1,469 @@
+"""Telegram: the bot's webhook in (customer messages become ticket messages) and replies out.
+
+In: `POST /v1/telegram/webhook` verifies Telegram's secret header, normalises the Update, stores
+the files it carries, and publishes one `InboundMessage`; it answers 200 only after Kafka has the
+message, because Telegram redelivers an update until it gets a 2xx. What a help desk has no use for
+(group chats, channel posts, inline and callback queries, polls, payments ...) is answered 200 and
+dropped; so are malformed updates, which redelivery could never fix.
+
+Conversations: a private chat continues its ticket until the customer sends `/new`. `/new` followed
+by text (or as a photo's caption) opens a new ticket with that message; `/new` alone makes the next
+message open one. An edit joins the ticket of the message it edits, a reply the ticket of the
+message it answers. `/start` (and `/help`) get a greeting from the bot and open nothing.
+
+Out: `TelegramSender` delivers agent replies and acknowledgements for the notifier.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from telegram.error import BadRequest, NetworkError, TelegramError
+
+from services.intake.core import Intake
+from shared.attachments import AttachmentRejected
+from shared.conversations import forget_conversation, telegram_chat, telegram_message
+from shared.events import Attachment, InboundMessage, ReplyRoute, Sender
+from shared.settings import Settings
+from shared.telegram_bot import telegram_bot
+
+logger = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+GREETING = (
+    "Hello! Write your question here: text, photos and files are all welcome. "
+    "You will get a ticket number, and our answers will arrive in this chat. "
+    "Send /new whenever you want to start a separate request."
+)
+NEW_TICKET_PROMPT = "Sure: your next message starts a new request with its own ticket number."
+GREETING_COMMANDS = frozenset({"start", "help"})
+NEW_TICKET_COMMAND = "new"
+
+
+# --- Conversations --------------------------------------------------------------------------------
+
+
+# --- The Update, as far as a help desk reads it ---------------------------------------------------
+# Lenient on purpose: only the fields used here are declared, and fields Telegram added later
+# (file_unique_id, ...) are optional, so older and newer payloads alike parse.
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+class _User(_Lenient):
+    id: int
+    is_bot: bool = False
+    first_name: str = ""
+    last_name: str | None = None
+    username: str | None = None
+
+
+class _Chat(_Lenient):
+    id: int
+    type: str
+
+
+class _File(_Lenient):
+    file_id: str
+    file_name: str | None = None
+    mime_type: str | None = None
+    file_size: int | None = None
+
+
+class _PhotoSize(_Lenient):
+    file_id: str
+    width: int = 0
+    height: int = 0
+    file_size: int | None = None
+
+
+class _Contact(_Lenient):
+    phone_number: str
+    first_name: str = ""
+    last_name: str | None = None
+    user_id: int | None = None
+
+
+class _Location(_Lenient):
+    latitude: float
+    longitude: float
+
+
+class _Sticker(_Lenient):
+    emoji: str | None = None
+
+
+class _RepliedTo(_Lenient):
+    message_id: int
+
+
+class _Message(_Lenient):
+    message_id: int
+    date: AwareDatetime
+    chat: _Chat
+    author: _User | None = Field(default=None, alias="from")
+    edit_date: AwareDatetime | None = None
+    text: str | None = None
+    caption: str | None = None
+    photo: list[_PhotoSize] = []
+    animation: _File | None = None
+    document: _File | None = None
+    audio: _File | None = None
+    voice: _File | None = None
+    video: _File | None = None
+    video_note: _File | None = None
+    contact: _Contact | None = None
+    location: _Location | None = None
+    sticker: _Sticker | None = None
+    reply_to_message: _RepliedTo | None = None
+    # Bot API 7+ says forward_origin; older payloads say forward_date.
+    forward_origin: dict[str, Any] | None = None
+    forward_date: int | None = None
+
+
+class _Update(_Lenient):
+    update_id: int
+    message: _Message | None = None
+    edited_message: _Message | None = None
+
+
+# Media fields a customer's message may carry: (field, how to name it, content type when Telegram gives none).
+# Animations also come as `document` for old clients, so the animation is read first and wins.
+_MEDIA = (
+    ("animation", "animation", "video/mp4"),
+    ("document", "document", "application/octet-stream"),
+    ("audio", "audio", "audio/mpeg"),
+    ("voice", "voice message", "audio/ogg"),
+    ("video", "video", "video/mp4"),
+    ("video_note", "video message", "video/mp4"),
+)
+
+
+# --- What Switchboard makes of an Update ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TelegramFile:
+    file_id: str
+    # What the customer sent, as it reads in a placeholder text: "photo", "voice message" ...
+    label: str
+    content_type: str
+    filename: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class CustomerMessage:
+    """A message (or an edit of one) in a private chat: it belongs on a ticket."""
+
+    update_id: int
+    chat_id: int
+    message_id: int
+    sender: Sender
+    text: str
+    files: tuple[TelegramFile, ...]
+    # When it was sent, or for an edit when it was edited.
+    sent_at: datetime
+    reply_to_message_id: int | None = None
+    edited: bool = False
+    starts_new_ticket: bool = False
+
+    @property
+    def original_id(self) -> str:
+        return f"{self.chat_id}:{self.message_id}"
+
+    @property
+    def channel_message_id(self) -> str:
+        # An edit keeps the message's Telegram ID; the edit time tells the versions apart.
+        return f"{self.original_id}:edit:{int(self.sent_at.timestamp())}" if self.edited else self.original_id
+
+
+@dataclass(frozen=True)
+class BotCommand:
+    """A command the bot answers itself, without a ticket message."""
+
+    chat_id: int
+    command: Literal["start", "new"]
+
+
+@dataclass(frozen=True)
+class Ignored:
+    reason: str
+    # False: ignored by design (a group chat, a poll ...). True: not a shape Telegram sends.
+    malformed: bool = False
+
+
+TelegramInput = CustomerMessage | BotCommand | Ignored
+
+
+def normalise_update(update: object) -> TelegramInput:
+    """What an Update means to a help desk. Pure, and never raises."""
+    if not isinstance(update, dict):
+        return Ignored("the update is not a JSON object", malformed=True)
+    kind = next((key for key in update if key != "update_id"), None)
+    if kind not in ("message", "edited_message"):
+        return Ignored(f"{kind or 'empty'} updates carry no customer message")
+    try:
+        parsed = _Update.model_validate(update)
+    except ValidationError as error:
+        first = error.errors()[0]
+        location = ".".join(str(part) for part in first["loc"])
+        return Ignored(f"malformed {kind}: {location}: {first['msg']}", malformed=True)
+    message = parsed.message or parsed.edited_message
+    if message is None:
+        return Ignored(f"{kind} is empty", malformed=True)
+    if message.chat.type != "private":
+        return Ignored(f"{message.chat.type} chats are not support conversations")
+    if message.author is None or message.author.is_bot:
+        return Ignored("not written by a person")
+    return _customer_message(parsed.update_id, message, message.author, update[kind], edited=kind == "edited_message")
+
+
+def _customer_message(update_id: int, message: _Message, author: _User, raw: Any, *, edited: bool) -> TelegramInput:
+    files = _files_of(message)
+    body = message.text if message.text is not None else message.caption or ""
+    command, rest = _command(body)
+    starts_new_ticket = False
+    if command in GREETING_COMMANDS and not files:
+        return Ignored("an edited command") if edited else BotCommand(message.chat.id, "start")
+    if command == NEW_TICKET_COMMAND:
+        body, starts_new_ticket = rest, True
+        if not body and not files:
+            return Ignored("an edited command") if edited else BotCommand(message.chat.id, "new")
+
+    parts = [body] if body else []
+    phone = None
+    if message.contact:
+        contact = message.contact
+        number = contact.phone_number
+        # Only a customer's own contact proves their number; Telegram usually leaves out the "+".
+        if contact.user_id == author.id:
+            number = phone = number if number.startswith("+") else f"+{number}"
+        parts.append(f"[contact: {_full_name(contact.first_name, contact.last_name) or 'no name'}, {number}]")
+    if message.location:
+        parts.append(f"[location: {message.location.latitude}, {message.location.longitude}]")
+    if message.sticker:
+        parts.append(f"[sticker {message.sticker.emoji}]" if message.sticker.emoji else "[sticker]")
+    if not parts and not files:
+        present = ", ".join(sorted(set(raw) - {"message_id", "date", "chat", "from"})) if isinstance(raw, dict) else ""
+        return Ignored(f"nothing for a ticket in a message with {present or 'no content'}")
+    if not parts:
+        parts = [" ".join(f"[{file.label}: {file.filename}]" if file.filename else f"[{file.label}]" for file in files)]
+    if message.forward_origin is not None or message.forward_date is not None:
+        parts.insert(0, "[forwarded message]")
+
+    return CustomerMessage(
+        update_id=update_id,
+        chat_id=message.chat.id,
+        message_id=message.message_id,
+        sender=Sender(
+            name=_full_name(author.first_name, author.last_name) or None,
+            phone=phone,
+            telegram_user_id=author.id,
+            telegram_username=author.username,
+        ),
+        text="\n".join(parts),
+        files=files,
+        sent_at=(message.edit_date or message.date) if edited else message.date,
+        reply_to_message_id=message.reply_to_message.message_id if message.reply_to_message else None,
+        edited=edited,
+        starts_new_ticket=starts_new_ticket,
+    )
+
+
+def _files_of(message: _Message) -> tuple[TelegramFile, ...]:
+    files = []
+    if message.photo:
+        # Telegram sends every size it made of a photo; the largest is the original.
+        largest = max(message.photo, key=lambda size: (size.width * size.height, size.file_size or 0))
+        files.append(TelegramFile(largest.file_id, "photo", "image/jpeg", size=largest.file_size))
+    for field, label, default_type in _MEDIA:
+        media: _File | None = getattr(message, field)
+        if media is None or (field == "document" and message.animation is not None):
+            continue
+        files.append(
+            TelegramFile(media.file_id, label, media.mime_type or default_type, media.file_name, media.file_size)
+        )
+    return tuple(files)
+
+
+def _command(text: str) -> tuple[str | None, str]:
+    """("new", "rest of the text") for "/new rest of the text" or "/new@our_bot ..."; (None, text) otherwise."""
+    if not text.startswith("/"):
+        return None, text
+    head, _, rest = text.partition(" ")
+    return head[1:].split("@", 1)[0].lower(), rest.strip()
+
+
+def _full_name(first: str, last: str | None) -> str:
+    return " ".join(part for part in (first, last) if part)
+
+
+def thread_keys(message: CustomerMessage) -> tuple[list[str], list[str]]:
+    """Where to look for the message's ticket, and which conversations lead to that ticket afterwards."""
+    chat = telegram_chat(message.chat_id)
+    own = telegram_message(message.chat_id, message.message_id)
+    if message.edited:
+        # An edit stays with the original's ticket and moves nothing.
+        return [own, chat], []
+    if message.starts_new_ticket:
+        return [], [chat, own]
+    replied = (
+        [telegram_message(message.chat_id, message.reply_to_message_id)] if message.reply_to_message_id else []
+    )
+    return [*replied, chat], [chat, own]
+
+
+def to_inbound(
+    message: CustomerMessage,
+    *,
+    ticket_id: str,
+    message_id: UUID,
+    attachments: list[Attachment],
+    refusals: list[str],
+) -> InboundMessage:
+    # A refused file is named in the text, so that the agent knows something was sent.
+    text = "\n".join([message.text, *(f"[attachment refused: {reason}]" for reason in refusals)])
+    return InboundMessage(
+        event_id=message_id,
+        occurred_at=message.sent_at,
+        ticket_id=ticket_id,
+        correlation_id=str(message_id),
+        message_id=message_id,
+        channel="telegram",
+        kind="edit" if message.edited else "message",
+        channel_message_id=message.channel_message_id,
+        source="telegram",
+        sender=message.sender,
+        subject=None,
+        text=text,
+        attachments=attachments,
+        reply_route=ReplyRoute(channel="telegram", address=str(message.chat_id), reply_to_id=str(message.message_id)),
+        edit_of=message.original_id if message.edited else None,
+        received_at=message.sent_at,
+    )
+
+
+# --- The webhook ----------------------------------------------------------------------------------
+
+
+def telegram_routes(intake: Intake, settings: Settings) -> APIRouter | None:
+    """The webhook's router, or None (and a log line saying why) when Telegram is not configured."""
+    missing = [
+        f"SWITCHBOARD_TELEGRAM_{name}"
+        for name, value in (
+            ("BOT_TOKEN", settings.telegram_bot_token),
+            ("WEBHOOK_SECRET", settings.telegram_webhook_secret),
+        )
+        if not value
+    ]
+    if missing:
+        logger.warning("Telegram is off: %s not set", " and ".join(missing))
+        return None
+    assert settings.telegram_webhook_secret is not None
+    secret = settings.telegram_webhook_secret.get_secret_value().encode()
+    bot = telegram_bot(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        await bot.request.initialize()
+        try:
+            yield
+        finally:
+            await bot.request.shutdown()
+
+    router = APIRouter(lifespan=lifespan)
+
+    @router.post("/v1/telegram/webhook")
+    async def webhook(request: Request) -> Response:
+        # Before anything else: only Telegram knows the secret, and nobody else may make us act.
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        if not hmac.compare_digest(given, secret):
+            raise HTTPException(status_code=401, detail=f"missing or wrong {SECRET_HEADER}")
+        try:
+            update = json.loads(await request.body())
+        except ValueError as error:
+            raise HTTPException(status_code=400, detail=f"invalid JSON: {error}") from error
+        received = normalise_update(update)
+        try:
+            if isinstance(received, CustomerMessage):
+                await accept(received)
+            elif isinstance(received, BotCommand):
+                await answer(received)
+            else:
+                log = logger.warning if received.malformed else logger.debug
+                log("Telegram update ignored", extra={"update_id": _update_id(update), "reason": received.reason})
+        except (KafkaError, NetworkError) as error:
+            logger.error(
+                "Telegram update not taken, Telegram will redeliver",
+                extra={"update_id": _update_id(update), "error": repr(error)},
+            )
+            raise HTTPException(status_code=503, detail="temporarily unavailable, retry later") from error
+        return Response(status_code=200)
+
+    async def accept(message: CustomerMessage) -> None:
+        attachments, refusals = await store_files(message.files)
+        channel_key = f"telegram:update:{message.update_id}"
+        lookup, remember = thread_keys(message)
+        ticket_id = await intake.resolve_ticket(channel_key, lookup=lookup, remember=remember)
+        await intake.publish(
+            to_inbound(
+                message,
+                ticket_id=ticket_id,
+                message_id=intake.message_id(channel_key),
+                attachments=attachments,
+                refusals=refusals,
+            )
+        )
+
+    async def store_files(files: tuple[TelegramFile, ...]) -> tuple[list[Attachment], list[str]]:
+        """The files stored, and why the others were refused. Network errors propagate: Telegram redelivers."""
+        stored, refusals = [], []
+        for file in files:
+            try:
+                # Checked before downloading, with the size Telegram announced: no point fetching a refusal.
+                intake.attachments.check(file.filename, file.content_type, file.size or 0)
+                content = await (await bot.get_file(file.file_id)).download_as_bytearray()
+                stored.append(
+                    intake.attachments.save(bytes(content), filename=file.filename, content_type=file.content_type)
+                )
+            except AttachmentRejected as rejection:
+                refusals.append(str(rejection))
+            except BadRequest as error:
+                # e.g. "file is too big": bots may download files of up to 20 MB only.
+                refusals.append(f"{file.filename or file.label}: {error.message}")
+        return stored, refusals
+
+    async def answer(command: BotCommand) -> None:
+        if command.command == NEW_TICKET_COMMAND:
+            # Forgetting the chat's ticket makes the next message open a new one.
+            await forget_conversation(intake.redis, [telegram_chat(command.chat_id)])
+        text = NEW_TICKET_PROMPT if command.command == NEW_TICKET_COMMAND else GREETING
+        try:
+            await bot.send_message(chat_id=command.chat_id, text=text)
+        except TelegramError as error:
+            # A missed greeting is not worth having Telegram redeliver the update.
+            logger.warning(
+                "could not answer a Telegram command", extra={"command": command.command, "error": repr(error)}
+            )
+
+    return router
+
+
+def _update_id(update: object) -> object:
+    return update.get("update_id") if isinstance(update, dict) else None
+
+
+# --- Replies out ----------------------------------------------------------------------------------
