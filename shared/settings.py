@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EXAMPLE_CONFIG = Path(__file__).with_name("example-config.yaml")
@@ -62,6 +62,12 @@ class Settings(BaseSettings):
 
     api_token: SecretStr | None = None
     log_level: str = "INFO"
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _slack_methods_are_relative_to_a_folder(cls, url: str) -> str:
+        # slack_sdk joins method names onto this URL; without the slash the last segment is lost.
+        return url if url.endswith("/") else f"{url}/"
 
     def with_recorded_infra(self) -> Settings:
         """Fill Kafka/Redis addresses left unset from the stack recorded under DATA_DIR (SPEC §2)."""

@@ -25,6 +25,7 @@ from tests.support import Endpoints, ServiceProcesses
 
 API_TOKEN = "test-api-token"
 SLACK_TOKEN = "xoxb-test"
+SLACK_SIGNING_SECRET = "switchboard-test-signing-secret"
 TELEGRAM_TOKEN = "123456789:AAHfake-telegram-token-for-switchboard-tests"
 TELEGRAM_SECRET = "webhook-secret_0123456789"
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
@@ -109,6 +110,7 @@ def services(
         extra_env={
             "SWITCHBOARD_SLACK_BOT_TOKEN": SLACK_TOKEN,
             "SWITCHBOARD_SLACK_API_URL": fake_slack.base_url,
+            "SWITCHBOARD_SLACK_SIGNING_SECRET": SLACK_SIGNING_SECRET,
             "SWITCHBOARD_SMTP_RELAY_HOST": "127.0.0.1",
             "SWITCHBOARD_SMTP_RELAY_PORT": str(smtp_sink.port),
             "SWITCHBOARD_MAIL_FROM": "support@example.com",

@@ -27,6 +27,7 @@ from starlette.datastructures import UploadFile
 from services.intake.chat import chat_routes
 from services.intake.core import Intake
 from services.intake.forms import FormSubmission, form_channel_key, to_inbound
+from services.intake.slack_events import slack_routes
 from services.intake.telegram import telegram_routes
 from shared.broker import make_broker
 from shared.config import load_config
@@ -119,6 +120,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chat_routes(intake))
     if (telegram := telegram_routes(intake, settings)) is not None:
         app.include_router(telegram)
+    if (slack := slack_routes(intake, settings)) is not None:
+        app.include_router(slack)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)

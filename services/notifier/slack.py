@@ -41,7 +41,7 @@ class SlackPoster:
         self.client = (
             AsyncWebClient(
                 token=token,
-                base_url=api_url if api_url.endswith("/") else f"{api_url}/",
+                base_url=api_url,
                 timeout=15,
                 retry_handlers=[
                     AsyncConnectionErrorRetryHandler(max_retry_count=2),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -44,7 +45,7 @@ def test_a_telegram_message_becomes_a_ticket_acknowledged_and_answered_on_telegr
 
     assert post_update(base_url, update(1001, 7, "My card was charged twice")).status_code == 200
     [ack] = fake_telegram.wait_for_calls_sync("sendMessage", timeout=30)
-    ticket_id = next(word.rstrip(".") for word in ack.args["text"].split() if word.startswith("SB-"))
+    ticket_id = re.search(r"SB-\d+", ack.args["text"]).group(0)
     assert str(ack.args["chat_id"]) == "4242"
     ticket = wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda t: t["assignee"] is not None)
     assert ticket["channel"] == "telegram" and ticket["contact"]["telegram_user_ids"] == ["4242"]

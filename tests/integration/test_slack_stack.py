@@ -1,0 +1,80 @@
+"""Slack Connect through the running stack: a customer's message becomes a ticket answered in its thread."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from slack_sdk.signature import SignatureVerifier
+
+from tests.conftest import API_TOKEN, SLACK_SIGNING_SECRET
+from tests.support import ServiceProcesses, service_env, wait_for_ticket
+
+pytestmark = pytest.mark.integration
+
+SHARED_CHANNEL = "C0CUSTOMERS"
+
+
+def post_signed(base_url: str, payload: dict, *, age: int = 0, secret: str = SLACK_SIGNING_SECRET) -> httpx.Response:
+    body = json.dumps(payload)
+    timestamp = str(int(time.time()) - age)
+    signature = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
+    headers = {
+        "Content-Type": "application/json",
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": signature,
+    }
+    return httpx.post(f"{base_url}/v1/slack/events", content=body, headers=headers, timeout=30)
+
+
+def customer_message(event_id: str, ts: str, text: str) -> dict:
+    return {
+        "type": "event_callback",
+        "team_id": "T0CUSTOMER",
+        "api_app_id": "A0SWITCHBOARD",
+        "event_id": event_id,
+        "event_time": int(time.time()),
+        "event": {"type": "message", "channel": SHARED_CHANNEL, "user": "U0CUSTOMER", "text": text, "ts": ts},
+    }
+
+
+def test_a_slack_connect_message_is_acknowledged_and_answered_in_its_thread(services: ServiceProcesses, fake_slack):
+    for name in ("router", "notifier"):
+        services.start(name)
+    base_url = services.start_http()
+    ts = f"{int(time.time())}.000100"
+    assert post_signed(base_url, customer_message("Ev001", ts, "Our export is failing")).status_code == 200
+    assert post_signed(base_url, customer_message("Ev001", ts, "Our export is failing")).status_code == 200
+
+    [ack] = fake_slack.wait_for_calls_sync(
+        "chat.postMessage", timeout=30, predicate=lambda c: c.args["channel"] == SHARED_CHANNEL
+    )
+    assert ack.args["thread_ts"] == ts
+    ticket_id = re.search(r"SB-\d+", ack.args["text"]).group(0)
+    ticket = wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda t: t["assignee"] is not None)
+    assert ticket["channel"] == "slack" and len(ticket["messages"]) == 1
+
+    result = subprocess.run(
+        [sys.executable, "-m", "switchboard", "ticket", "reply", ticket_id, "A fix is rolling out."],
+        env=service_env(services.settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    [answer] = fake_slack.wait_for_calls_sync(
+        "chat.postMessage", timeout=30, predicate=lambda c: c.args.get("text") == "A fix is rolling out."
+    )
+    assert answer.args["channel"] == SHARED_CHANNEL and answer.args["thread_ts"] == ts
+
+
+@pytest.mark.parametrize(("age", "secret"), [(301, SLACK_SIGNING_SECRET), (0, "wrong-secret")], ids=["stale", "wrong"])
+def test_stale_or_forged_requests_are_401(services: ServiceProcesses, age, secret):
+    base_url = services.start_http()
+    response = post_signed(base_url, customer_message("Ev002", "1.000200", "hi"), age=age, secret=secret)
+    assert response.status_code == 401
