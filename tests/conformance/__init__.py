@@ -1,0 +1,1 @@
+"""Conformance tests against third-party corpora in `../shared/corpora` (skipped when absent)."""
