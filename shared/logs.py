@@ -50,3 +50,5 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # aiokafka is chatty at INFO about every group rebalance and connection.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # aioimaplib logs protocol chatter at INFO and raw mail content at DEBUG.
+    logging.getLogger("aioimaplib").setLevel(logging.WARNING)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from faststream.asgi import AsgiResponse, get
@@ -45,3 +46,27 @@ def ops_routes(broker: KafkaBroker, redis: Redis, registry: CollectorRegistry) -
         return AsgiResponse(generate_latest(registry), 200, headers={"content-type": CONTENT_TYPE_LATEST})
 
     return [("/healthz", healthz), ("/readyz", readyz), ("/metrics", metrics)]
+
+
+def add_ops_endpoints(
+    app: Any,
+    broker: KafkaBroker,
+    redis: Redis,
+    registry: CollectorRegistry,
+    extra_checks: Callable[[], dict[str, bool]] = dict,
+) -> None:
+    """The same three endpoints on a FastAPI app (intake-http, intake-smtp, intake-imap)."""
+    from fastapi.responses import JSONResponse, Response
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        status, body = readiness_body({**await readiness(broker, redis), **extra_checks()})
+        return JSONResponse(status_code=status, content=body)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     ops_port: int = 0
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
+    smtp_max_bytes: int = 25 * 1024 * 1024
+    # STARTTLS is offered when both are set (PEM files).
+    smtp_tls_cert: Path | None = None
+    smtp_tls_key: Path | None = None
 
     imap_host: str | None = None
     imap_port: int = 993
@@ -44,6 +48,8 @@ class Settings(BaseSettings):
     imap_ssl: bool = True
     imap_mailbox: str = "INBOX"
     imap_poll_seconds: float = 30.0
+    # When set, processed mail is moved there instead of only being flagged \Seen.
+    imap_processed_folder: str | None = None
 
     smtp_relay_host: str | None = None
     smtp_relay_port: int = 25
@@ -96,3 +102,7 @@ class Settings(BaseSettings):
 
 class MissingInfrastructure(RuntimeError):
     pass
+
+
+class ChannelOff(RuntimeError):
+    """A channel service was started without the credentials it needs; the message says which."""

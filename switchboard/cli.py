@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from shared.config import ConfigError, load_config
-from shared.settings import MissingInfrastructure, Settings
+from shared.settings import ChannelOff, MissingInfrastructure, Settings
 from switchboard.services import SERVICES
 
 
@@ -39,7 +39,7 @@ def run(service: str) -> None:
 
     try:
         run_service(service, Settings())
-    except (MissingInfrastructure, ConfigError) as error:
+    except (MissingInfrastructure, ConfigError, ChannelOff) as error:
         raise click.ClickException(str(error)) from None
 
 

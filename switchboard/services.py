@@ -10,9 +10,11 @@ import uvicorn
 from shared.logs import configure_logging
 from shared.settings import Settings
 
-# Each service's app factory; consumers serve their ops endpoints on OPS_PORT, intake-http on HTTP_PORT.
+# Each service's app factory; all but intake-http serve their ops endpoints on OPS_PORT.
 APP_FACTORIES = {
     "intake-http": "services.intake.http",
+    "intake-smtp": "services.intake.smtp",
+    "intake-imap": "services.intake.imap",
     "router": "services.router.app",
     "sla": "services.sla.app",
     "notifier": "services.notifier.app",

@@ -79,8 +79,10 @@ def run_stack(settings: Settings) -> int:
         }
         logs = settings.data_dir / "logs"
         logs.mkdir(exist_ok=True)
-        ops_ports = {service: free_loopback_port() for service in SERVICES if service != "intake-http"}
-        for service in SERVICES:
+        # A mailbox to poll is the user's to name; without one, intake-imap has nothing to do.
+        wanted = [service for service in SERVICES if service != "intake-imap" or settings.imap_host]
+        ops_ports = {service: free_loopback_port() for service in wanted if service != "intake-http"}
+        for service in wanted:
             children[service] = subprocess.Popen(
                 [sys.executable, "-m", "switchboard", "run", service],
                 env={**env, "SWITCHBOARD_OPS_PORT": str(ops_ports.get(service, 0))},
@@ -102,7 +104,9 @@ def run_stack(settings: Settings) -> int:
             "\n".join(
                 [
                     "Switchboard is up.",
+                    f"  customer page  {base_url}/",
                     f"  customer form  POST {base_url}/v1/forms/contact",
+                    f"  support email  smtp://{settings.smtp_host}:{settings.smtp_port}",
                     f"  read API       GET  {base_url}/v1/tickets/{{id}}   (Authorization: Bearer {api_token})",
                     f"  health         {base_url}/healthz  {base_url}/readyz  {base_url}/metrics",
                     *(

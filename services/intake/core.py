@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from uuid import UUID
 
 from faststream.kafka import KafkaBroker
@@ -20,7 +21,7 @@ from shared.conversations import conversation_ticket, remember_conversation
 from shared.events import InboundMessage
 from shared.ids import derived_id
 from shared.settings import Settings
-from shared.topics import INBOUND, Topics
+from shared.topics import DLQ_SUFFIX, INBOUND, Topics
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +54,26 @@ class Intake:
         if ticket_id is None:
             ticket_id = await conversation_ticket(self.redis, list(lookup)) or await self.ticket_ids.mint()
             ticket_id = await self.ticket_ids.remember(channel_key, ticket_id)
-        await remember_conversation(self.redis, list(remember), ticket_id)
+        await self.remember_conversations(remember, ticket_id)
         return ticket_id
+
+    async def remember_conversations(self, keys: Sequence[str], ticket_id: str) -> None:
+        await remember_conversation(self.redis, list(keys), ticket_id)
 
     async def publish(self, message: InboundMessage) -> None:
         """Returns once Kafka acknowledged the message: only then may the channel be answered."""
         await self.broker.publish(message, topic=self.inbound_topic, key=message.ticket_id.encode())
+
+    async def dead_letter(self, raw: bytes, *, source: str, reason: str) -> None:
+        """Keeps input no ticket can be made of on the inbound DLQ, with why: nothing is lost silently."""
+        await self.broker.publish(
+            raw,
+            topic=f"{self.inbound_topic}{DLQ_SUFFIX}",
+            headers={
+                "x-original-topic": self.inbound_topic,
+                "x-source": source,
+                "x-error-reason": reason[:2000],
+                "x-failed-at": datetime.now(UTC).isoformat(),
+            },
+        )
+        logger.warning("input dead-lettered", extra={"source": source, "reason": reason[:500]})

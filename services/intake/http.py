@@ -17,9 +17,9 @@ from typing import Annotated, Any
 
 from aiokafka.errors import KafkaError
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 from starlette.datastructures import UploadFile
@@ -31,7 +31,7 @@ from services.intake.slack_events import slack_routes
 from services.intake.telegram import telegram_routes
 from shared.broker import make_broker
 from shared.config import load_config
-from shared.ops import readiness, readiness_body
+from shared.ops import add_ops_endpoints
 from shared.read_model import ReadModel
 from shared.redis_client import connect_redis
 from shared.settings import Settings
@@ -251,17 +251,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(status_code=404, detail=f"no contact {contact_id}")
         return contact
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    async def readyz() -> JSONResponse:
-        status, body = readiness_body(await readiness(broker, redis))
-        return JSONResponse(status_code=status, content=body)
-
-    @app.get("/metrics")
-    async def prometheus_metrics() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
+    add_ops_endpoints(app, broker, redis, metrics.registry)
     return app

@@ -61,6 +61,7 @@ def stack(tmp_path: Path, fake_slack) -> Iterator[RunningStack]:
         {
             "SWITCHBOARD_DATA_DIR": str(data_dir),
             "SWITCHBOARD_HTTP_PORT": str(port),
+            "SWITCHBOARD_SMTP_PORT": str(free_port()),
             "SWITCHBOARD_SLACK_BOT_TOKEN": "xoxb-test",
             "SWITCHBOARD_SLACK_API_URL": fake_slack.base_url,
             "PYTHONUNBUFFERED": "1",

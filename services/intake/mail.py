@@ -1,0 +1,184 @@
+"""Email intake shared by intake-smtp and intake-imap: parse, defend against loops, thread, publish.
+
+Threading follows In-Reply-To/References against every Message-ID Switchboard received or sent,
+then the `[SB-123]` tag in the subject, then nothing (a new ticket). Machine mail (auto-replies,
+bounces, complaints) never opens a ticket: it is recorded on the ticket it answers, if any.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from typing import Literal
+
+from pydantic import EmailStr, TypeAdapter, ValidationError
+
+from services.intake.core import Intake
+from services.intake.email.classify import classify_mail
+from services.intake.email.mime import MailAttachment, ParsedMail, parse_mail
+from shared.attachments import AttachmentRejected
+from shared.conversations import conversation_ticket
+from shared.events import Attachment, InboundMessage, MessageKind, ReplyRoute, Sender
+from shared.read_model import ReadModel
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_email_adapter: TypeAdapter[str] = TypeAdapter(EmailStr)
+_KIND_OF_CLASS: dict[str, MessageKind] = {
+    "normal": "message",
+    "auto_reply": "auto_reply",
+    "bounce": "bounce",
+    "complaint": "complaint",
+}
+# Returned messages inside a bounce name the mail that failed: its Message-ID threads the bounce.
+_RETURNED_TYPES = ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers")
+
+
+def support_addresses(settings: Settings, configured: list[str]) -> set[str]:
+    """The config's support addresses plus SWITCHBOARD_SUPPORT_ADDRESSES, lower-cased."""
+    extra = [address.strip() for address in settings.support_addresses.split(",") if address.strip()]
+    return {address.lower() for address in [*configured, *extra]}
+
+
+def own_addresses(settings: Settings, support: set[str]) -> set[str]:
+    """Every address we send from: mail from them is our own coming back."""
+    return support | ({settings.mail_from.lower()} if settings.mail_from else set())
+
+
+@dataclass(frozen=True)
+class MailOutcome:
+    status: Literal["published", "dropped"]
+    reason: str
+    ticket_id: str | None = None
+
+
+def _valid_email(address: str | None) -> str | None:
+    if not address:
+        return None
+    try:
+        return _email_adapter.validate_python(address.strip())
+    except ValidationError:
+        return None
+
+
+def _returned_message_ids(mail: ParsedMail) -> list[str]:
+    found = []
+    for attachment in mail.attachments:
+        if attachment.content_type in _RETURNED_TYPES:
+            returned = message_from_bytes(attachment.content, policy=policy.compat32)
+            if message_id := (returned.get("Message-ID") or "").strip().strip("<>"):
+                found.append(message_id)
+    return found
+
+
+class MailIntake:
+    def __init__(self, intake: Intake, own_addresses: set[str]):
+        self.intake = intake
+        self.own_addresses = {address.lower() for address in own_addresses}
+        self.own_domains = {address.rsplit("@", 1)[-1] for address in self.own_addresses}
+        self.read_model = ReadModel(intake.redis)
+        self.ticket_tag = re.compile(rf"\[({re.escape(intake.config.ticket_prefix)}-\d+)\]")
+
+    async def accept(self, raw: bytes, *, source: str) -> MailOutcome:
+        """Publishes the mail (returns once Kafka has it) or says why it was dropped.
+
+        Raises MailUnreadable when the bytes are not mail at all; Kafka/Redis errors propagate so
+        the channel can answer "try again" (SMTP 451, IMAP: left unseen).
+        """
+        mail = parse_mail(raw)
+        sender = mail.sender.address.lower() if mail.sender else ""
+        if sender in self.own_addresses:
+            return MailOutcome("dropped", "mail from our own address (a loop)")
+        if mail.message_id and mail.message_id.rsplit("@", 1)[-1].lower() in self.own_domains and not mail.in_reply_to:
+            return MailOutcome("dropped", "our own message came back (a loop)")
+        classification = classify_mail(mail, raw)
+        kind = _KIND_OF_CLASS[classification.mail_class]
+        message_key = mail.message_id or hashlib.sha256(raw).hexdigest()
+        channel_key = f"email:{message_key}"
+
+        ticket_id = await self.intake.ticket_ids.remembered(channel_key)
+        if ticket_id is None:
+            ticket_id = await self._thread(mail, kind)
+            if ticket_id is None and kind in ("auto_reply", "complaint"):
+                logger.info("machine mail answering no ticket", extra={"kind": kind, "reason": classification.reason})
+                return MailOutcome("dropped", f"{kind} for no known ticket")
+            ticket_id = await self.intake.ticket_ids.remember(
+                channel_key, ticket_id or await self.intake.ticket_ids.mint()
+            )
+        await self.intake.remember_conversations([f"email:{message_key}"], ticket_id)
+
+        attachments, refused = self._store_attachments(mail.attachments)
+        original = self.intake.attachments.save(
+            raw, filename="original.eml", content_type="message/rfc822", enforce_policy=False
+        )
+        text = mail.new_text if kind == "message" else mail.text
+        if refused:
+            text = "\n".join([text, *(f"[attachment refused: {reason}]" for reason in refused)])
+        sender_email = _valid_email(mail.sender.address if mail.sender else None)
+        reply_to = _valid_email(mail.reply_to[0].address) if mail.reply_to else None
+        now = datetime.now(UTC)
+        message_id = self.intake.message_id(channel_key)
+        await self.intake.publish(
+            InboundMessage(
+                event_id=message_id,
+                occurred_at=now,
+                ticket_id=ticket_id,
+                correlation_id=str(message_id),
+                message_id=message_id,
+                channel="email",
+                kind=kind,
+                channel_message_id=message_key,
+                source=source,
+                sender=Sender(name=mail.sender.name if mail.sender else None, email=sender_email),
+                subject=mail.subject,
+                text=text,
+                html=mail.html,
+                attachments=attachments,
+                original=original,
+                reply_route=ReplyRoute(
+                    channel="email",
+                    address=reply_to or sender_email,
+                    reply_to_id=mail.message_id,
+                    references=mail.references,
+                    subject=mail.subject,
+                )
+                if kind == "message" and (reply_to or sender_email)
+                else None,
+                bounced_recipients=classification.bounced_recipients,
+                received_at=mail.date or now,
+            )
+        )
+        return MailOutcome("published", classification.reason, ticket_id)
+
+    async def _thread(self, mail: ParsedMail, kind: MessageKind) -> str | None:
+        replied_to = [*mail.in_reply_to, *reversed(mail.references)]
+        if kind == "bounce":
+            replied_to += _returned_message_ids(mail)
+        if ticket_id := await conversation_ticket(self.intake.redis, [f"email:{mid}" for mid in replied_to]):
+            return ticket_id
+        tag = self.ticket_tag.search(mail.subject or "")
+        if tag and await self.read_model.ticket_exists(tag.group(1)):
+            return tag.group(1)
+        return None
+
+    def _store_attachments(self, parts: list[MailAttachment]) -> tuple[list[Attachment], list[str]]:
+        stored, refused = [], []
+        for part in parts:
+            try:
+                stored.append(
+                    self.intake.attachments.save(
+                        part.content,
+                        filename=part.filename,
+                        content_type=part.content_type,
+                        inline=part.inline,
+                        content_id=part.content_id,
+                    )
+                )
+            except AttachmentRejected as rejection:
+                refused.append(str(rejection))
+        return stored, refused
