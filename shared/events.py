@@ -93,6 +93,8 @@ class InboundMessage(Envelope):
     edit_of: str | None = None
     # For kind "bounce": the addresses that could not be delivered to.
     bounced_recipients: list[str] = []
+    # False when an automatic acknowledgement could feed a loop (e.g. a forwarded bounce).
+    acknowledge: bool = True
     received_at: AwareDatetime
 
 
@@ -126,6 +128,7 @@ class TicketCreated(Envelope):
     priority: str
     tags: list[str] = []
     reply_route: ReplyRoute | None = None
+    acknowledge: bool = True
 
 
 class MessageAdded(Envelope):

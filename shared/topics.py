@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from pydantic import TypeAdapter
@@ -90,3 +91,16 @@ async def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
         return [topic.name for topic in missing]
     finally:
         await admin.close()
+
+
+async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
+    """The topic's partitions as the cluster describes them now ([] when the topic does not exist)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"]:
+        return []
+    return [TopicPartition(topic, partition["partition"]) for partition in described["partitions"]]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
 from shared.events import ticket_event_adapter
 from shared.read_model import ReadModel
 from shared.redis_client import connect_redis
-from shared.topics import TICKETS, Topics
+from shared.topics import TICKETS, Topics, partitions_of
 
 logger = logging.getLogger(__name__)
 
@@ -18,19 +18,18 @@ logger = logging.getLogger(__name__)
 async def replay_tickets(bootstrap: str, redis_url: str, topic_prefix: str = "") -> int:
     """Apply every event on the ticket topic, up to the offsets at the start; returns how many."""
     topic = Topics(topic_prefix).name(TICKETS)
+    partitions = await partitions_of(bootstrap, topic)
+    if not partitions:
+        return 0
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     redis = connect_redis(redis_url)
     applied = 0
     await consumer.start()
     try:
-        await consumer.topics()  # fetches the cluster metadata partitions_for_topic reads
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not partitions:
-            return 0
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         end_offsets = await consumer.end_offsets(partitions)
-        remaining = {tp for tp in partitions if end_offsets[tp] > 0}
+        remaining = {partition for partition in partitions if end_offsets[partition] > 0}
         read_model = ReadModel(redis)
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000)

@@ -15,6 +15,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 
 from shared.settings import Settings
+from shared.topics import partitions_of
 
 READY_TIMEOUT = 60.0
 
@@ -122,15 +123,13 @@ def decoded(records: list) -> list[dict]:
 
 async def topic_size(bootstrap: str, topic: str) -> int:
     """How many records were ever written to `topic` (0 when it does not exist)."""
-    from aiokafka import TopicPartition
-
+    partitions = await partitions_of(bootstrap, topic)
+    if not partitions:
+        return 0
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.topics()
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not partitions:
-            return 0
+        consumer.assign(partitions)
         return sum((await consumer.end_offsets(partitions)).values())
     finally:
         await consumer.stop()

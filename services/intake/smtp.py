@@ -64,6 +64,7 @@ class SupportMailbox:
             # Accepted and dropped: answering a loop or a stray auto-reply with an error feeds the loop.
             logger.info("mail dropped", extra={"reason": outcome.reason})
             return "250 2.0.0 OK"
+        logger.info("mail accepted", extra={"ticket_id": outcome.ticket_id, "reason": outcome.reason})
         return f"250 2.0.0 OK queued on ticket {outcome.ticket_id}"
 
 

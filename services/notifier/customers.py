@@ -40,7 +40,7 @@ class CustomerChannels:
 
     async def acknowledge(self, created: TicketCreated) -> None:
         route = created.reply_route
-        if route is None or not await self._acknowledgement_allowed(route):
+        if route is None or not created.acknowledge or not await self._acknowledgement_allowed(route):
             return
         templates = self.config.acknowledgements
         fields = {

@@ -18,8 +18,13 @@ logger = logging.getLogger(__name__)
 
 _TICKET_TAG = re.compile(r"\[[A-Z]{2,5}-\d+\]")
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|antw|ref|fw|fwd|tr)\s*:\s*)+", re.IGNORECASE)
-# Addresses that must never get an automatic answer (RFC 3834 §2: don't answer machines).
-_NO_REPLY = re.compile(r"^(no-?reply|do-?not-?reply|mailer-daemon|postmaster|bounces?)([+.-].*)?@", re.IGNORECASE)
+# Addresses that must never get an automatic answer (RFC 3834 §2: don't answer machines), and
+# mailing-list managers ("list-request@", "list-admin@", "owner-list@").
+_NO_REPLY = re.compile(
+    r"^(?:(?:no-?reply|do-?not-?reply|mailer-daemon|postmaster|bounces?)(?:[+.-].*)?"
+    r"|.+-(?:request|admin|owner|bounces?)|owner-.+)@",
+    re.IGNORECASE,
+)
 
 
 def is_no_reply_address(address: str) -> bool:

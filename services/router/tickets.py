@@ -70,6 +70,7 @@ def new_ticket(
             priority=classification.priority,
             tags=classification.tags,
             reply_route=message.reply_route,
+            acknowledge=message.acknowledge,
         ),
         message_added(message, now, contact_id=contact.contact_id),
         TicketAssigned(

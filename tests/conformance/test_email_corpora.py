@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from services.intake.email.classify import Classification, MailClass, classify_mail
+from services.intake.email.classify import Classification, MailClass, classify_mail, forwards_a_delivery_report
 from services.intake.email.mime import MailAddress, ParsedMail, html_to_text, parse_mail
+from services.notifier.email_out import is_no_reply_address
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CORPORA = Path(__file__).resolve().parents[3] / "shared" / "corpora"
@@ -104,6 +105,19 @@ def sisimai_expected_class(path: str, expectation: dict) -> MailClass:
     return "bounce"
 
 
+def would_be_acknowledged(path: Path, result: Classification) -> bool:
+    """What the pipeline decides for the mail: a ticket is acknowledged only for a person's message,
+    only when intake allows it, and never to a no-reply or list-manager address."""
+    mail = parse_mail(path.read_bytes())
+    sender = mail.sender.address if mail.sender else ""
+    return (
+        result.mail_class == "normal"
+        and not forwards_a_delivery_report(mail)
+        and bool(sender)
+        and not is_no_reply_address(sender)
+    )
+
+
 @requires_corpora
 def test_sisimai_bounce_corpus() -> None:
     root = CORPORA / "sisimai-bounces"
@@ -132,6 +146,10 @@ def test_sisimai_bounce_corpus() -> None:
     bounces = [results[path] for path, expected in expected_classes.items() if expected == "bounce" and path in results]
     with_recipients = sum(1 for result in bounces if result.bounced_recipients)
     print(f"sisimai-bounces: bounces with recipients={with_recipients}/{len(bounces)}")
+    machine_mail = [path for path, expected in expected_classes.items() if expected != "normal" and path in results]
+    acknowledged = [path for path in machine_mail if would_be_acknowledged(root / path, results[path])]
+    print(f"sisimai-bounces: acknowledgements that would be sent={len(acknowledged)}")
+    assert acknowledged == [], "no bounce, auto-reply or complaint of the corpus may get an acknowledgement"
     assert not tally.crashed, tally.details()
     assert len(tally.passed) >= 0.98 * tally.files, tally.details()
     assert with_recipients >= 0.95 * len(bounces)

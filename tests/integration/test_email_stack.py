@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import smtplib
-import time
 import subprocess
 import sys
+import time
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -52,21 +52,20 @@ def email_stack(services: ServiceProcesses) -> EmailStack:
         services.start(name)
     base_url = services.start_http()
     services.start("intake-smtp", SWITCHBOARD_SMTP_PORT=str(smtp_port), SWITCHBOARD_OPS_PORT=str(free_port()))
-    stack = EmailStack(services, smtp_port, base_url)
-    _wait_for_smtp(stack)
-    return stack
+    wait_for_smtp(smtp_port, services)
+    return EmailStack(services, smtp_port, base_url)
 
 
-def _wait_for_smtp(stack: EmailStack) -> None:
+def wait_for_smtp(port: int, services: ServiceProcesses) -> None:
     deadline = time.monotonic() + 60
     while True:
         try:
-            with smtplib.SMTP("127.0.0.1", stack.smtp_port, timeout=5) as client:
+            with smtplib.SMTP("127.0.0.1", port, timeout=5) as client:
                 client.noop()
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise AssertionError(f"intake-smtp did not listen:\n{stack.services.log('intake-smtp')}") from None
+                raise AssertionError(f"intake-smtp did not listen:\n{services.log('intake-smtp')}") from None
             time.sleep(0.2)
 
 

@@ -337,6 +337,17 @@ def _returned_message_recipients(mail: ParsedMail) -> list[str]:
     return []
 
 
+def forwards_a_delivery_report(mail: ParsedMail) -> bool:
+    """A person passing on a bounce ("Fwd: Returned mail"): a real question, but no acknowledgement.
+
+    Acknowledging it would answer mail that is mostly a machine's report, which is how loops start.
+    """
+    subject = mail.subject or ""
+    if not _REPLY_OR_FORWARD.match(subject):
+        return False
+    return bool(_BOUNCE_SUBJECT.search(subject) or _BOUNCE_WORDING.search(_report_text(mail)))
+
+
 def _plain_text_bounce(mail: ParsedMail) -> Classification | None:
     """A non-delivery report without RFC 3464 structure.
 

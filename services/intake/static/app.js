@@ -1,0 +1,466 @@
+// The customer page: the contact form and the live chat widget. Plain DOM, no framework, no build step.
+// User and agent text is only ever written with textContent.
+
+const FORM_ID = "contact";
+// The server's email check wants a dot in the domain; the browser's own type=email check does not.
+const EMAIL_FORMAT = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+// ---------------------------------------------------------------- shared helpers
+
+function byId(id) {
+  return document.getElementById(id);
+}
+
+/** What is wrong with an input's value, judged by its own attributes ("" when nothing is). */
+function fieldProblem(input) {
+  const value = input.value.trim();
+  if (!value) return input.required ? "This field is required." : "";
+  if (input.maxLength > 0 && value.length > input.maxLength) {
+    return `Please keep this under ${input.maxLength.toLocaleString()} characters.`;
+  }
+  if (input.type === "email" && !EMAIL_FORMAT.test(value)) return "Enter an email address like name@example.com.";
+  const pattern = input.dataset.pattern;
+  if (pattern && !new RegExp(`^(?:${pattern})$`, "u").test(value)) return input.dataset.patternMessage;
+  return "";
+}
+
+function showFieldError(input, message) {
+  byId(`${input.id}-error`).textContent = message;
+  if (message) input.setAttribute("aria-invalid", "true");
+  else input.removeAttribute("aria-invalid");
+}
+
+/** Checks every input, marks the wrong ones and returns the first of them (or null). */
+function firstInvalid(inputs) {
+  let first = null;
+  for (const input of inputs) {
+    const problem = fieldProblem(input);
+    showFieldError(input, problem);
+    if (problem && !first) first = input;
+  }
+  return first;
+}
+
+/** Once a field was flagged, its message follows the typing, so the customer sees when it is fixed. */
+function revalidateWhileTyping(inputs) {
+  for (const input of inputs) {
+    input.addEventListener("input", () => {
+      if (input.hasAttribute("aria-invalid")) showFieldError(input, fieldProblem(input));
+    });
+  }
+}
+
+/** Keeps "used / allowed" next to a textarea; returns the refresh for when the text is changed by code. */
+function attachCounter(textarea, output) {
+  const refresh = () => {
+    output.textContent = `${textarea.value.length.toLocaleString()} / ${textarea.maxLength.toLocaleString()} characters`;
+  };
+  textarea.addEventListener("input", refresh);
+  refresh();
+  return refresh;
+}
+
+/** A random (version 4) UUID. crypto.randomUUID only exists on https pages; getRandomValues works everywhere. */
+function newUuid() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+// ---------------------------------------------------------------- contact form
+
+const contactForm = byId("contact-form");
+const contactInputs = ["name", "email", "phone", "subject", "message"].map(byId);
+const contactAlert = byId("contact-alert");
+const contactSubmit = byId("contact-submit");
+const contactSuccess = byId("contact-success");
+const refreshMessageCounter = attachCounter(byId("message"), byId("message-count"));
+
+// One Idempotency-Key per distinct submission: pressing Send again with the same content (a double
+// click, a retry after a network error) reuses it, so the server makes one ticket at most; edited
+// content is a new submission with a new key.
+let submission = null;
+let sending = false;
+
+function showContactAlert(lines) {
+  contactAlert.replaceChildren();
+  for (const line of lines) {
+    const paragraph = document.createElement("p");
+    paragraph.textContent = line;
+    contactAlert.append(paragraph);
+  }
+  contactAlert.hidden = lines.length === 0;
+}
+
+function contactPayload() {
+  const payload = {};
+  for (const input of contactInputs) {
+    const value = input.value.trim();
+    if (value) payload[input.name] = value;
+  }
+  return JSON.stringify(payload);
+}
+
+function setSending(isSending) {
+  sending = isSending;
+  contactSubmit.disabled = isSending;
+  contactSubmit.textContent = isSending ? "Sending…" : "Send message";
+  contactForm.setAttribute("aria-busy", String(isSending));
+}
+
+function showTicketNumber(ticketId) {
+  const ticket = byId("contact-ticket");
+  const number = document.createElement("strong");
+  number.textContent = ticketId;
+  ticket.replaceChildren("Your ticket number is ", number, ".");
+  contactForm.hidden = true;
+  contactSuccess.hidden = false;
+  // The form the focus was in is gone; the ticket number is what the customer needs to hear next.
+  ticket.focus();
+}
+
+/** Puts each server-side field error next to its field; the rest (e.g. "(body)") goes to the top. */
+function showServerErrors(details) {
+  const general = [];
+  let firstField = null;
+  for (const detail of details) {
+    const input = contactInputs.find((candidate) => candidate.name === detail.field);
+    if (input) {
+      showFieldError(input, detail.message);
+      firstField ??= input;
+    } else {
+      general.push(detail.message);
+    }
+  }
+  showContactAlert(general.length ? general : ["Please correct the highlighted fields."]);
+  (firstField ?? contactAlert).focus();
+}
+
+async function handleContactResponse(response) {
+  if (response.status === 202) {
+    const { ticket_id: ticketId } = await response.json();
+    submission = null;
+    contactForm.reset();
+    refreshMessageCounter();
+    showTicketNumber(ticketId);
+    return;
+  }
+  if (response.status === 422) {
+    const body = await response.json().catch(() => ({}));
+    showServerErrors(Array.isArray(body.detail) ? body.detail : []);
+    return;
+  }
+  if (response.status === 413) {
+    showContactAlert(["Your message is too large to send. Please shorten it and try again."]);
+  } else if (response.status >= 500) {
+    showContactAlert(["Our service is having trouble right now, so your message was not sent. Please try again in a moment."]);
+  } else {
+    showContactAlert([`Your message could not be sent (error ${response.status}). Please try again later.`]);
+  }
+  contactAlert.focus();
+}
+
+contactForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (sending) return;
+  showContactAlert([]);
+  const invalid = firstInvalid(contactInputs);
+  if (invalid) {
+    invalid.focus();
+    return;
+  }
+  const body = contactPayload();
+  if (submission?.body !== body) submission = { body, key: newUuid() };
+  setSending(true);
+  try {
+    const response = await fetch(`/v1/forms/${FORM_ID}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Idempotency-Key": submission.key },
+      body,
+    });
+    await handleContactResponse(response);
+  } catch {
+    showContactAlert(["We could not reach the server. Check your connection and press Send again; your message is kept."]);
+    contactAlert.focus();
+  } finally {
+    setSending(false);
+  }
+});
+
+byId("contact-again").addEventListener("click", () => {
+  contactSuccess.hidden = true;
+  contactForm.hidden = false;
+  contactInputs[0].focus();
+});
+
+revalidateWhileTyping(contactInputs);
+
+// ---------------------------------------------------------------- chat widget
+
+// The session (token, ticket ID, last message shown) survives a reload in localStorage. A fresh page
+// has rendered nothing, so it resumes with last_seen = null and the server replays the whole
+// conversation; a reconnect on the same page sends the last message it shows and gets only what it
+// missed. Messages are keyed by ID, so a replay never shows one twice.
+const CHAT_STORAGE_KEY = "switchboard.chat";
+const RECONNECT_FIRST_DELAY_MS = 1000;
+const RECONNECT_MAX_DELAY_MS = 30000;
+const CHAT_ERROR_TEXT = {
+  rate_limited: "You are sending messages too quickly. Please wait a moment.",
+  too_long: "That message is too long to send. Please shorten it.",
+  too_big: "That message is too long to send. Please shorten it.",
+};
+
+const chatStart = byId("chat-start");
+const chatStartInputs = [byId("chat-name"), byId("chat-email")];
+const chatConversation = byId("chat-conversation");
+const chatLog = byId("chat-log");
+const chatComposer = byId("chat-composer");
+const chatText = byId("chat-text");
+const chatStatus = byId("chat-status");
+const refreshChatCounter = attachCounter(chatText, byId("chat-text-count"));
+
+let session = loadSession(); // {token, ticketId, lastSeen: {id, at} | null} once the server opened one
+let introduction = null; // name and email for the hello that opens a new session
+let socket = null; // the current connection; events from older ones are ignored
+let sessionReady = false;
+let awaitingEcho = false; // a sent message stays in the box until the server confirms it
+let reconnectAttempts = 0;
+let reconnectTimer = null;
+const renderedIds = new Set();
+// On a reload the history is replayed: only what arrived after the last message shown before is news.
+const announceAfter = Date.parse(session?.lastSeen?.at ?? "") || 0;
+
+// Storage can be off (privacy modes, blocked cookies); the chat then just does not survive a reload.
+function loadSession() {
+  try {
+    return JSON.parse(localStorage.getItem(CHAT_STORAGE_KEY));
+  } catch {
+    return null;
+  }
+}
+
+function saveSession() {
+  try {
+    if (session) localStorage.setItem(CHAT_STORAGE_KEY, JSON.stringify(session));
+    else localStorage.removeItem(CHAT_STORAGE_KEY);
+  } catch {
+    // See loadSession: nothing to do without storage.
+  }
+}
+
+function setChatStatus(text, isError = false) {
+  chatStatus.textContent = text;
+  chatStatus.classList.toggle("is-error", isError);
+}
+
+function showTicket(ticketId) {
+  byId("chat-ticket-id").textContent = ticketId;
+  byId("chat-ticket").hidden = !ticketId;
+}
+
+function showConversation() {
+  chatStart.hidden = true;
+  chatConversation.hidden = false;
+}
+
+function showStart(statusText = "", isError = false) {
+  chatConversation.hidden = true;
+  chatStart.hidden = false;
+  showTicket("");
+  setChatStatus(statusText, isError);
+}
+
+function setComposerReady(ready) {
+  sessionReady = ready;
+  byId("chat-send").disabled = !ready;
+}
+
+function formatTime(isoTime) {
+  const time = new Date(isoTime);
+  return Number.isNaN(time.getTime()) ? "" : time.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function appendMessage(frame) {
+  const item = document.createElement("li");
+  item.className = frame.from === "agent" ? "message from-agent" : "message from-customer";
+  const meta = document.createElement("p");
+  meta.className = "message-meta";
+  const author = document.createElement("span");
+  author.textContent = frame.from === "agent" ? "Support agent" : "You";
+  const time = document.createElement("time");
+  time.dateTime = frame.at;
+  time.textContent = formatTime(frame.at);
+  meta.append(author, " ", time);
+  const text = document.createElement("p");
+  text.className = "message-text";
+  text.textContent = frame.text;
+  item.append(meta, text);
+  chatLog.append(item);
+  chatLog.scrollTop = chatLog.scrollHeight;
+}
+
+function receiveMessage(frame) {
+  if (renderedIds.has(frame.id)) return;
+  renderedIds.add(frame.id);
+  appendMessage(frame);
+  if (frame.from === "customer" && awaitingEcho) {
+    awaitingEcho = false;
+    chatText.readOnly = false;
+    chatText.value = "";
+    refreshChatCounter();
+  }
+  if (frame.from === "agent" && Date.parse(frame.at) > announceAfter) {
+    byId("chat-announcer").textContent = `Support agent: ${frame.text}`;
+  }
+  session.lastSeen = { id: frame.id, at: frame.at };
+  saveSession();
+}
+
+function helloFrame() {
+  if (!session) return { type: "hello", ...introduction };
+  const lastSeen = renderedIds.size ? session.lastSeen?.id ?? null : null;
+  return { type: "hello", token: session.token, last_seen: lastSeen };
+}
+
+function chatUrl() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}/v1/chat`;
+}
+
+function connect() {
+  setChatStatus("Connecting…");
+  const connection = new WebSocket(chatUrl());
+  socket = connection;
+  let opened = false;
+  let refusal = null;
+
+  connection.addEventListener("open", () => connection.send(JSON.stringify(helloFrame())));
+  connection.addEventListener("message", (event) => {
+    if (connection !== socket) return;
+    const frame = JSON.parse(event.data);
+    if (frame.type === "session") {
+      opened = true;
+      openSession(frame);
+    } else if (frame.type === "message") {
+      receiveMessage(frame);
+    } else if (frame.type === "error") {
+      refusal = frame;
+      setChatStatus(CHAT_ERROR_TEXT[frame.code] ?? `The chat server refused: ${frame.detail}`, true);
+    }
+  });
+  connection.addEventListener("close", () => {
+    if (connection === socket) connectionClosed(opened, refusal);
+  });
+}
+
+function openSession(frame) {
+  const isNew = session?.token !== frame.token;
+  session = { token: frame.token, ticketId: frame.ticket_id, lastSeen: isNew ? null : session.lastSeen };
+  saveSession();
+  introduction = null;
+  reconnectAttempts = 0;
+  showTicket(frame.ticket_id);
+  setComposerReady(true);
+  setChatStatus("Connected. An agent will answer here.");
+}
+
+/** No connection, no sending; an unconfirmed message stays in the box to be sent again. */
+function releaseComposer() {
+  setComposerReady(false);
+  awaitingEcho = false;
+  chatText.readOnly = false;
+}
+
+function connectionClosed(opened, refusal) {
+  socket = null;
+  releaseComposer();
+  if (refusal?.code === "unknown_session") {
+    forgetSession();
+    showStart("Your previous chat has ended. Start a new one whenever you like.");
+    return;
+  }
+  if (refusal && !opened) {
+    // The server refused the hello itself (e.g. the email); trying again would fail the same way.
+    showStart(`We could not start the chat: ${refusal.detail}`, true);
+    return;
+  }
+  scheduleReconnect(refusal);
+}
+
+function scheduleReconnect(refusal) {
+  const ceiling = Math.min(RECONNECT_MAX_DELAY_MS, RECONNECT_FIRST_DELAY_MS * 2 ** reconnectAttempts);
+  // Jitter spreads out the reconnects of every open page after a server restart.
+  const delay = ceiling / 2 + (Math.random() * ceiling) / 2;
+  reconnectAttempts += 1;
+  const reason = refusal ? CHAT_ERROR_TEXT[refusal.code] ?? refusal.detail : "Connection lost.";
+  const kept = chatText.value.trim() ? " Your unsent message is kept." : "";
+  setChatStatus(`${reason} Reconnecting in ${Math.ceil(delay / 1000)} s…${kept}`, true);
+  reconnectTimer = setTimeout(connect, delay);
+}
+
+function forgetSession() {
+  session = null;
+  saveSession();
+  renderedIds.clear();
+  chatLog.replaceChildren();
+}
+
+function sendChatMessage() {
+  const text = chatText.value.trim();
+  if (!text || awaitingEcho) return;
+  if (!sessionReady) {
+    setChatStatus("Not connected yet. Your message is kept and can be sent once the chat reconnects.", true);
+    return;
+  }
+  awaitingEcho = true;
+  chatText.readOnly = true;
+  socket.send(JSON.stringify({ type: "message", text }));
+}
+
+chatStart.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const invalid = firstInvalid(chatStartInputs);
+  if (invalid) {
+    invalid.focus();
+    return;
+  }
+  const [name, email] = chatStartInputs.map((input) => input.value.trim());
+  introduction = { ...(name && { name }), ...(email && { email }) };
+  showConversation();
+  chatText.focus();
+  connect();
+});
+
+chatComposer.addEventListener("submit", (event) => {
+  event.preventDefault();
+  sendChatMessage();
+});
+
+chatText.addEventListener("keydown", (event) => {
+  // Shift+Enter makes a new line; isComposing leaves Enter to input methods that confirm a word with it.
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    sendChatMessage();
+  }
+});
+
+byId("chat-new").addEventListener("click", () => {
+  const closing = socket;
+  socket = null;
+  closing?.close(1000);
+  clearTimeout(reconnectTimer);
+  releaseComposer();
+  forgetSession();
+  showStart();
+  chatStartInputs[0].focus();
+});
+
+revalidateWhileTyping(chatStartInputs);
+releaseComposer();
+if (session) {
+  showConversation();
+  showTicket(session.ticketId);
+  connect();
+}

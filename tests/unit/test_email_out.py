@@ -1,0 +1,38 @@
+from services.notifier.email_out import build_email, is_no_reply_address, message_id_of, reply_subject
+from shared.events import ReplyRoute
+
+
+def test_reply_subjects_carry_one_tag_and_one_re():
+    assert reply_subject("SB-1042", "Cannot log in") == "[SB-1042] Re: Cannot log in"
+    assert reply_subject("SB-1042", "RE: AW: [SB-1042] Re: Cannot log in") == "[SB-1042] Re: Cannot log in"
+    assert reply_subject("SB-1042", None) == "[SB-1042]"
+
+
+def test_machines_and_list_managers_get_no_automatic_answer():
+    for address in [
+        "no-reply@x.com",
+        "MAILER-DAEMON@x.com",
+        "list-request@x.org",
+        "owner-list@x.org",
+        "bounces+1@x.com",
+    ]:
+        assert is_no_reply_address(address), address
+    for address in ["ana@example.com", "anna-maria@example.com", "replyguy@example.com"]:
+        assert not is_no_reply_address(address), address
+
+
+def test_replies_continue_the_thread_with_our_own_message_id():
+    route = ReplyRoute(
+        channel="email", address="ana@customer.example", reply_to_id="m2@c.example", references=["m1@c.example"]
+    )
+    message = build_email(
+        ticket_id="SB-1042", sender="support@example.com", route=route, subject="s", body="b", automatic=True
+    )
+    assert message["In-Reply-To"] == "<m2@c.example>"
+    assert message["References"] == "<m1@c.example> <m2@c.example>"
+    assert message_id_of(message).startswith("sb-1042.") and message_id_of(message).endswith("@example.com")
+    assert message["Auto-Submitted"] == "auto-replied" and message["X-Auto-Response-Suppress"] == "All"
+    person = build_email(
+        ticket_id="SB-1042", sender="support@example.com", route=route, subject="s", body="b", automatic=False
+    )
+    assert person["Auto-Submitted"] is None
