@@ -5,16 +5,19 @@ Every service runs as its own process (`switchboard run NAME`); Slack is a fake 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from shared.settings import EXAMPLE_CONFIG
 from shared.topics import INBOUND, TICKETS, Topics
 from tests.conftest import API_TOKEN, free_port
-from tests.support import ServiceProcesses, decoded, read_topic, wait_for_ticket
+from tests.support import ServiceProcesses, decoded, read_topic, service_env, wait_for_ticket
 
 pytestmark = pytest.mark.integration
 
@@ -162,3 +165,26 @@ async def test_invalid_messages_go_to_the_dlq_with_their_origin_and_the_router_g
     metrics = httpx.get(f"{ops}/metrics", timeout=10).text
     assert f'switchboard_dead_lettered_messages_total{{topic="{topics.name(INBOUND)}"}} 1.0' in metrics
     assert "faststream_received_messages_total" in metrics
+
+
+def test_replay_rebuilds_the_read_model_from_kafka_alone(services: ServiceProcesses, settings):
+    for name in ("router", "sla"):
+        services.start(name)
+    base_url = services.start_http()
+    ticket_id = post_form(base_url)["ticket_id"]
+    before = wait_for_ticket(base_url, ticket_id, API_TOKEN, is_routed)
+    services.stop_all()
+
+    redis.Redis.from_url(settings.redis_url).flushdb()
+    result = subprocess.run(
+        [sys.executable, "-m", "switchboard", "replay"],
+        env=service_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "replayed 4 ticket events" in result.stdout  # created, message, assigned, deadline
+    base_url = services.start_http()
+    after = wait_for_ticket(base_url, ticket_id, API_TOKEN, is_routed)
+    assert after == before
