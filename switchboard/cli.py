@@ -164,6 +164,29 @@ def ticket_reply(ticket_id: str, text: str, agent: str) -> None:
     click.echo(f"reply queued for {ticket_id} (command {command_id})")
 
 
+@main.group()
+def telegram() -> None:
+    """The Telegram bot."""
+
+
+@telegram.command("set-webhook")
+@click.argument("url")
+def telegram_set_webhook(url: str) -> None:
+    """Tell Telegram to deliver updates to URL (your public https://…/v1/telegram/webhook) with the secret."""
+    from shared.telegram_bot import telegram_bot
+
+    settings = Settings()
+    if not (settings.telegram_bot_token and settings.telegram_webhook_secret):
+        raise click.ClickException("set SWITCHBOARD_TELEGRAM_BOT_TOKEN and SWITCHBOARD_TELEGRAM_WEBHOOK_SECRET first")
+
+    async def register() -> None:
+        async with telegram_bot(settings) as bot:
+            await bot.set_webhook(url, secret_token=settings.telegram_webhook_secret.get_secret_value())
+
+    asyncio.run(register())
+    click.echo(f"Telegram now delivers updates to {url}")
+
+
 @main.command()
 def replay() -> None:
     """Rebuild the Redis read model from the ticket topic."""
