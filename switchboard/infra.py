@@ -382,11 +382,12 @@ def _server_properties(port: int, controller_port: int, log_dir: Path) -> str:
 
 
 def _format_kafka_storage(java: str, java_options: list[str], server_properties: Path) -> None:
+    # Written as --cluster-id=…: an ID may begin with "-", which would read as an option otherwise.
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     logger.info("Formatting the Kafka storage of %s (cluster id %s)", server_properties.parent, cluster_id)
     result = subprocess.run(
         [java, *java_options, "kafka.tools.StorageTool", "format",
-         "-t", cluster_id, "-c", str(server_properties), "--standalone"],
+         f"--cluster-id={cluster_id}", "-c", str(server_properties), "--standalone"],
         cwd=server_properties.parent,
         stdin=subprocess.DEVNULL,
         capture_output=True,

@@ -40,7 +40,11 @@ async def _round_trip_through_kafka(bootstrap: str) -> bytes:
 
 
 @pytest.mark.integration
-def test_started_infra_serves_kafka_and_redis_and_stops_completely(tmp_path: Path) -> None:
+def test_started_infra_serves_kafka_and_redis_and_stops_completely(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cluster ID that begins with "-" (1 in 64 of them) must not be taken for an option.
+    monkeypatch.setattr("switchboard.infra.uuid.uuid4", lambda: uuid.UUID(bytes=b"\xf8" + os.urandom(15)))
     infra = start_infra(tmp_path, detached=False, prefer_default_ports=False)
     try:
         recorded = recorded_infra(tmp_path)
