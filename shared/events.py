@@ -8,7 +8,7 @@ ticket topic is the ticket's audit trail, keyed by ticket ID.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, TypeAdapter
@@ -96,6 +96,27 @@ class InboundMessage(Envelope):
     # False when an automatic acknowledgement could feed a loop (e.g. a forwarded bounce).
     acknowledge: bool = True
     received_at: AwareDatetime
+
+    @classmethod
+    def received(
+        cls,
+        *,
+        message_id: UUID,
+        ticket_id: str,
+        received_at: datetime,
+        occurred_at: datetime | None = None,
+        **fields: Any,
+    ) -> InboundMessage:
+        """A new inbound message: its ID names the event and starts the ticket's correlation chain."""
+        return cls(
+            event_id=message_id,
+            occurred_at=occurred_at or received_at,
+            ticket_id=ticket_id,
+            correlation_id=str(message_id),
+            message_id=message_id,
+            received_at=received_at,
+            **fields,
+        )
 
 
 class AgentReply(Envelope):

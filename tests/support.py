@@ -8,11 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer
+from fastapi import FastAPI
 
 from shared.settings import Settings
 from shared.topics import partitions_of
@@ -149,3 +152,11 @@ def wait_for_ticket(base_url: str, ticket_id: str, token: str, ready, timeout: f
                 return ticket
         time.sleep(0.1)
     raise AssertionError(f"ticket {ticket_id} not ready in {timeout}s; last seen: {ticket}")
+
+
+@asynccontextmanager
+async def in_process_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for `app` running in this process, its lifespan (broker, Redis) started."""
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as client:
+            yield client

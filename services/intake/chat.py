@@ -109,12 +109,9 @@ def chat_routes(intake: Intake) -> APIRouter:
         ticket_id = session["ticket_id"]
         now = datetime.now(UTC)
         await intake.publish(
-            InboundMessage(
-                event_id=message_id,
-                occurred_at=now,
-                ticket_id=ticket_id,
-                correlation_id=str(message_id),
+            InboundMessage.received(
                 message_id=message_id,
+                ticket_id=ticket_id,
                 channel="chat",
                 channel_message_id=channel_key,
                 source="web-chat",

@@ -7,21 +7,27 @@ A channel adapter verifies and parses its input, then calls `Intake.resolve_tick
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime
 from uuid import UUID
 
+from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from services.intake.ticket_ids import TicketIds
 from shared.attachments import AttachmentStore
-from shared.config import DeskConfig
+from shared.broker import make_broker
+from shared.config import DeskConfig, load_config
 from shared.conversations import conversation_ticket, remember_conversation
 from shared.events import InboundMessage
 from shared.ids import derived_id
+from shared.ops import add_ops_endpoints
+from shared.redis_client import connect_redis
 from shared.settings import Settings
-from shared.topics import DLQ_SUFFIX, INBOUND, Topics
+from shared.topics import DLQ_SUFFIX, INBOUND, Topics, ensure_topics
 
 logger = logging.getLogger(__name__)
 
@@ -77,3 +83,43 @@ class Intake:
             },
         )
         logger.warning("input dead-lettered", extra={"source": source, "reason": reason[:500]})
+
+
+class IntakeProcess:
+    """What every intake process holds: config, one publishing broker, Redis, metrics, the Intake.
+
+    `app()` builds the process's FastAPI app: the broker runs for its lifetime, next to whatever
+    `while_running` starts (an SMTP server, an IMAP poller), and it serves /healthz, /readyz, /metrics.
+    """
+
+    def __init__(self, name: str, settings: Settings | None = None):
+        self.name = name
+        self.settings = settings or Settings()
+        self.config = load_config(self.settings.config)
+        self.bootstrap, redis_url = self.settings.require_infra()
+        self.registry = CollectorRegistry()
+        broker = make_broker(self.bootstrap, client_id=name, registry=self.registry)
+        self.redis = connect_redis(redis_url)
+        self.intake = Intake(broker, self.redis, self.config, self.settings)
+
+    def app(
+        self,
+        while_running: Callable[[], AbstractAsyncContextManager[None]] = nullcontext,
+        extra_checks: Callable[[], dict[str, bool]] = dict,
+    ) -> FastAPI:
+        broker = self.intake.broker
+
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await ensure_topics(self.bootstrap, Topics(self.settings.topic_prefix))
+            await broker.start()
+            try:
+                async with while_running():
+                    yield
+            finally:
+                await broker.stop()
+                await self.redis.aclose()
+
+        app = FastAPI(title=f"Switchboard {self.name}", lifespan=lifespan)
+        add_ops_endpoints(app, broker, self.redis, self.registry, extra_checks)
+        return app

@@ -41,12 +41,9 @@ def to_inbound(
     channel_message_id: str,
     received_at: datetime,
 ) -> InboundMessage:
-    return InboundMessage(
-        event_id=message_id,
-        occurred_at=received_at,
-        ticket_id=ticket_id,
-        correlation_id=str(message_id),
+    return InboundMessage.received(
         message_id=message_id,
+        ticket_id=ticket_id,
         channel="form",
         channel_message_id=channel_message_id,
         source=form_id,

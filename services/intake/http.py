@@ -10,7 +10,6 @@ import hmac
 import json
 import logging
 import time
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,17 +24,12 @@ from redis.exceptions import RedisError
 from starlette.datastructures import UploadFile
 
 from services.intake.chat import chat_routes
-from services.intake.core import Intake
+from services.intake.core import IntakeProcess
 from services.intake.forms import FormSubmission, form_channel_key, to_inbound
 from services.intake.slack_events import slack_routes
 from services.intake.telegram import telegram_routes
-from shared.broker import make_broker
-from shared.config import load_config
-from shared.ops import add_ops_endpoints
 from shared.read_model import ReadModel
-from shared.redis_client import connect_redis
 from shared.settings import Settings
-from shared.topics import Topics, ensure_topics
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +39,8 @@ MAX_MULTIPART_BODY_BYTES = 25 * 1024 * 1024
 
 
 class _Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
         self.forms = Counter(
             "switchboard_intake_forms_total",
             "Form submissions by outcome",
@@ -93,30 +87,15 @@ def _unprocessable(errors: list[dict[str, Any]]) -> JSONResponse:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
-    config = load_config(settings.config)
-    bootstrap, redis_url = settings.require_infra()
-    topics = Topics(settings.topic_prefix)
-    metrics = _Metrics()
-    broker = make_broker(bootstrap, client_id="intake-http", registry=metrics.registry)
-    redis = connect_redis(redis_url)
-    intake = Intake(broker, redis, config, settings)
+    process = IntakeProcess("intake-http", settings)
+    settings, config, redis, intake = process.settings, process.config, process.redis, process.intake
+    metrics = _Metrics(process.registry)
     read_model = ReadModel(redis)
     api_token = settings.api_token.get_secret_value() if settings.api_token else None
     if api_token is None:
         logger.warning("read API is off: SWITCHBOARD_API_TOKEN is not set")
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI):
-        await ensure_topics(bootstrap, topics)
-        await broker.start()
-        try:
-            yield
-        finally:
-            await broker.stop()
-            await redis.aclose()
-
-    app = FastAPI(title="Switchboard intake", version="1", lifespan=lifespan)
+    app = process.app()
     app.include_router(chat_routes(intake))
     if (telegram := telegram_routes(intake, settings)) is not None:
         app.include_router(telegram)
@@ -251,5 +230,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(status_code=404, detail=f"no contact {contact_id}")
         return contact
 
-    add_ops_endpoints(app, broker, redis, metrics.registry)
     return app

@@ -39,18 +39,12 @@ from typing import TypeVar
 
 from aioimaplib import AUTH, IMAP4, NONAUTH, SELECTED, AioImapException, Response, quoted
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from services.intake.core import Intake
+from services.intake.core import IntakeProcess
 from services.intake.email.mime import MailUnreadable
 from services.intake.mail import MailIntake, own_addresses, support_addresses
-from shared.broker import make_broker
-from shared.config import load_config
-from shared.ops import add_ops_endpoints
-from shared.redis_client import connect_redis
 from shared.settings import ChannelOff, Settings
-from shared.topics import Topics, ensure_topics
 
 logger = logging.getLogger(__name__)
 
@@ -290,13 +284,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     if not (settings.imap_host and settings.imap_user and settings.imap_password):
         raise ChannelOff("IMAP is off: set SWITCHBOARD_IMAP_HOST, SWITCHBOARD_IMAP_USER and SWITCHBOARD_IMAP_PASSWORD")
-    config = load_config(settings.config)
-    bootstrap, redis_url = settings.require_infra()
-    registry = CollectorRegistry()
-    broker = make_broker(bootstrap, client_id="intake-imap", registry=registry)
-    redis = connect_redis(redis_url)
-    intake = Intake(broker, redis, config, settings)
-    mail = MailIntake(intake, own_addresses(settings, support_addresses(settings, config.support_addresses)))
+    process = IntakeProcess("intake-imap", settings)
+    intake = process.intake
+    mail = MailIntake(intake, own_addresses(settings, support_addresses(settings, process.config.support_addresses)))
     source = f"imap:{settings.imap_mailbox}"
     poller = ImapPoller(
         settings.imap_host,
@@ -319,18 +309,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logger.info("IMAP mail taken", extra={"uid": uid, "status": outcome.status, "ticket_id": outcome.ticket_id})
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await ensure_topics(bootstrap, Topics(settings.topic_prefix))
-        await broker.start()
-        polling = asyncio.create_task(poller.run(take), name="imap-poller")
+    async def polling() -> AsyncIterator[None]:
+        task = asyncio.create_task(poller.run(take), name="imap-poller")
         try:
             yield
         finally:
-            polling.cancel()
-            await asyncio.gather(polling, return_exceptions=True)
-            await broker.stop()
-            await redis.aclose()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
-    app = FastAPI(title="Switchboard intake-imap", lifespan=lifespan)
-    add_ops_endpoints(app, broker, redis, registry, extra_checks=lambda: {"imap": poller.connected})
-    return app
+    return process.app(while_running=polling, extra_checks=lambda: {"imap": poller.connected})

@@ -124,12 +124,10 @@ class MailIntake:
         now = datetime.now(UTC)
         message_id = self.intake.message_id(channel_key)
         await self.intake.publish(
-            InboundMessage(
-                event_id=message_id,
-                occurred_at=now,
-                ticket_id=ticket_id,
-                correlation_id=str(message_id),
+            InboundMessage.received(
                 message_id=message_id,
+                ticket_id=ticket_id,
+                occurred_at=now,
                 channel="email",
                 kind=kind,
                 channel_message_id=message_key,

@@ -181,12 +181,9 @@ class SlackCustomerMessages:
         # Slack's ts is when the event happened, and stays the same on every retry of it.
         received_at = datetime.fromtimestamp(float(post.ts), UTC)
         await self.intake.publish(
-            InboundMessage(
-                event_id=message_id,
-                occurred_at=received_at,
-                ticket_id=ticket_id,
-                correlation_id=str(message_id),
+            InboundMessage.received(
                 message_id=message_id,
+                ticket_id=ticket_id,
                 channel="slack",
                 kind="message" if post.edit_of is None else "edit",
                 channel_message_id=post.channel_message_id,

@@ -19,15 +19,10 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter
 from redis.exceptions import RedisError
 
-from services.intake.core import Intake
+from services.intake.core import IntakeProcess
 from services.intake.email.mime import MailUnreadable
 from services.intake.mail import MailIntake, own_addresses, support_addresses
-from shared.broker import make_broker
-from shared.config import load_config
-from shared.ops import add_ops_endpoints
-from shared.redis_client import connect_redis
 from shared.settings import Settings
-from shared.topics import Topics, ensure_topics
 
 logger = logging.getLogger(__name__)
 
@@ -78,22 +73,15 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The SMTP server runs for the lifetime of this app, which serves /healthz, /readyz, /metrics."""
-    settings = settings or Settings()
-    config = load_config(settings.config)
-    bootstrap, redis_url = settings.require_infra()
-    topics = Topics(settings.topic_prefix)
-    registry = CollectorRegistry()
-    broker = make_broker(bootstrap, client_id="intake-smtp", registry=registry)
-    redis = connect_redis(redis_url)
-    intake = Intake(broker, redis, config, settings)
-    recipients = support_addresses(settings, config.support_addresses)
-    mailbox = SupportMailbox(MailIntake(intake, own_addresses(settings, recipients)), recipients, registry)
+    process = IntakeProcess("intake-smtp", settings)
+    settings = process.settings
+    recipients = support_addresses(settings, process.config.support_addresses)
+    mail = MailIntake(process.intake, own_addresses(settings, recipients))
+    mailbox = SupportMailbox(mail, recipients, process.registry)
     tls = _tls_context(settings)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await ensure_topics(bootstrap, topics)
-        await broker.start()
+    async def smtp_server() -> AsyncIterator[None]:
         server = await asyncio.get_running_loop().create_server(
             lambda: SMTP(
                 mailbox,
@@ -115,9 +103,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             server.close()
             await server.wait_closed()
-            await broker.stop()
-            await redis.aclose()
 
-    app = FastAPI(title="Switchboard intake-smtp", lifespan=lifespan)
-    add_ops_endpoints(app, broker, redis, registry)
-    return app
+    return process.app(while_running=smtp_server)

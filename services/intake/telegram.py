@@ -320,9 +320,7 @@ def thread_keys(message: CustomerMessage) -> tuple[list[str], list[str]]:
         return [own, chat], []
     if message.starts_new_ticket:
         return [], [chat, own]
-    replied = (
-        [telegram_message(message.chat_id, message.reply_to_message_id)] if message.reply_to_message_id else []
-    )
+    replied = [telegram_message(message.chat_id, message.reply_to_message_id)] if message.reply_to_message_id else []
     return [*replied, chat], [chat, own]
 
 
@@ -336,12 +334,9 @@ def to_inbound(
 ) -> InboundMessage:
     # A refused file is named in the text, so that the agent knows something was sent.
     text = "\n".join([message.text, *(f"[attachment refused: {reason}]" for reason in refusals)])
-    return InboundMessage(
-        event_id=message_id,
-        occurred_at=message.sent_at,
-        ticket_id=ticket_id,
-        correlation_id=str(message_id),
+    return InboundMessage.received(
         message_id=message_id,
+        ticket_id=ticket_id,
         channel="telegram",
         kind="edit" if message.edited else "message",
         channel_message_id=message.channel_message_id,

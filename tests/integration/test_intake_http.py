@@ -13,7 +13,7 @@ from shared.ids import is_ticket_id
 from shared.settings import Settings
 from shared.topics import INBOUND, Topics
 from tests.conftest import API_TOKEN
-from tests.support import read_topic, topic_size
+from tests.support import in_process_client, read_topic, topic_size
 
 pytestmark = pytest.mark.integration
 
@@ -27,11 +27,8 @@ FORM = {
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
-            yield client
+    async with in_process_client(create_app(settings)) as client:
+        yield client
 
 
 def inbound_topic(settings: Settings) -> str:

@@ -8,30 +8,24 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from itertools import count
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from slack_sdk.signature import SignatureVerifier
 
-from services.intake.core import Intake
+from services.intake.core import Intake, IntakeProcess
 from services.intake.slack_events import slack_routes
-from shared.broker import make_broker
-from shared.config import load_config
 from shared.events import InboundMessage, ReplyRoute
 from shared.ids import is_ticket_id
-from shared.redis_client import connect_redis
 from shared.settings import Settings
-from shared.topics import INBOUND, Topics, ensure_topics
+from shared.topics import INBOUND, Topics
 from tests.conftest import SLACK_SIGNING_SECRET as SIGNING_SECRET
 from tests.conftest import SLACK_TOKEN
 from tests.fakes.slack_api import BOT_USER_ID, TEAM_ID, FakeSlackApi
-from tests.support import read_topic, topic_size
+from tests.support import in_process_client, read_topic, topic_size
 
 pytestmark = pytest.mark.integration
 
@@ -97,25 +91,11 @@ async def slack(settings: Settings, slack_api: FakeSlackApi) -> AsyncIterator[Sl
             "slack_api_url": slack_api.base_url,
         }
     )
-    broker = make_broker(settings.kafka_bootstrap, client_id="intake-http", registry=CollectorRegistry())
-    redis = connect_redis(settings.redis_url)
-    intake = Intake(broker, redis, load_config(settings.config), settings)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI):
-        await ensure_topics(settings.kafka_bootstrap, Topics(settings.topic_prefix))
-        await broker.start()
-        try:
-            yield
-        finally:
-            await broker.stop()
-            await redis.aclose()
-
-    app = FastAPI(lifespan=lifespan)
-    app.include_router(slack_routes(intake, settings))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as client:
-            yield SlackIntake(client, intake, settings)
+    process = IntakeProcess("intake-http", settings)
+    app = process.app()
+    app.include_router(slack_routes(process.intake, settings))
+    async with in_process_client(app) as client:
+        yield SlackIntake(client, process.intake, settings)
 
 
 def next_ts() -> str:

@@ -7,31 +7,26 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 from aiokafka.errors import KafkaConnectionError
-from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from telegram.error import RetryAfter
 
-from services.intake.core import Intake
+from services.intake.core import Intake, IntakeProcess
 from services.intake.telegram import GREETING, NEW_TICKET_PROMPT, SECRET_HEADER, telegram_routes
 from services.notifier.telegram import TelegramSender
-from shared.broker import PermanentFailure, make_broker
-from shared.config import load_config
+from shared.broker import PermanentFailure
 from shared.events import InboundMessage, ReplyRoute
 from shared.ids import is_ticket_id
-from shared.redis_client import connect_redis
 from shared.settings import Settings
-from shared.topics import INBOUND, Topics, ensure_topics
+from shared.topics import INBOUND, Topics
 from tests.conftest import TELEGRAM_SECRET as WEBHOOK_SECRET
 from tests.conftest import TELEGRAM_TOKEN as BOT_TOKEN
 from tests.fakes.telegram_api import FakeTelegramApi
-from tests.support import read_topic, topic_size
+from tests.support import in_process_client, read_topic, topic_size
 
 pytestmark = pytest.mark.integration
 
@@ -63,32 +58,23 @@ def telegram_settings(settings: Settings, fake_telegram: FakeTelegramApi) -> Set
 
 
 @pytest.fixture
-def intake(telegram_settings: Settings) -> Intake:
-    bootstrap, redis_url = telegram_settings.require_infra()
-    broker = make_broker(bootstrap, client_id="intake-telegram-test", registry=CollectorRegistry())
-    return Intake(broker, connect_redis(redis_url), load_config(telegram_settings.config), telegram_settings)
+def process(telegram_settings: Settings) -> IntakeProcess:
+    return IntakeProcess("intake-http", telegram_settings)
 
 
 @pytest.fixture
-async def client(intake: Intake, telegram_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    @asynccontextmanager
-    async def lifespan(_: FastAPI):
-        await ensure_topics(telegram_settings.kafka_bootstrap, Topics(telegram_settings.topic_prefix))
-        await intake.broker.start()
-        try:
-            yield
-        finally:
-            await intake.broker.stop()
-            await intake.redis.aclose()
+def intake(process: IntakeProcess) -> Intake:
+    return process.intake
 
-    app = FastAPI(lifespan=lifespan)
-    router = telegram_routes(intake, telegram_settings)
+
+@pytest.fixture
+async def client(process: IntakeProcess, telegram_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = process.app()
+    router = telegram_routes(process.intake, telegram_settings)
     assert router is not None
     app.include_router(router)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
-            yield client
+    async with in_process_client(app) as client:
+        yield client
 
 
 async def deliver(
