@@ -160,3 +160,19 @@ async def in_process_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as client:
             yield client
+
+
+def switchboard_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
+    """Runs `switchboard ARGS` as a user would, against this test's stack."""
+    return subprocess.run(
+        [sys.executable, "-m", "switchboard", *args],
+        env=service_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def reply_as_agent(settings: Settings, ticket_id: str, text: str) -> None:
+    result = switchboard_cli(settings, "ticket", "reply", ticket_id, text)
+    assert result.returncode == 0, result.stderr

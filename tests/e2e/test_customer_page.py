@@ -10,8 +10,6 @@ import asyncio
 import contextlib
 import json
 import re
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +18,7 @@ import pytest
 
 from services.intake.chat import RATE_MAX_MESSAGES
 from tests.conftest import API_TOKEN
-from tests.support import ServiceProcesses, service_env, wait_for_ticket
+from tests.support import ServiceProcesses, reply_as_agent, wait_for_ticket
 
 pytestmark = pytest.mark.e2e
 
@@ -96,15 +94,7 @@ async def ticket_when(base_url: str, ticket_id: str, ready) -> dict:
 
 
 async def agent_reply(services: ServiceProcesses, ticket_id: str, text: str) -> None:
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "switchboard", "ticket", "reply", ticket_id, text],
-        env=service_env(services.settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
+    await asyncio.to_thread(reply_as_agent, services.settings, ticket_id, text)
 
 
 async def fill_contact_form(page, *, email: str = "ana@example.com") -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections import defaultdict, deque
@@ -34,11 +33,11 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.fakes.http_server import ThreadedHttpServer
 
 TEAM_ID = "T0SWITCHB"
 TEAM_NAME = "Switchboard Test"
@@ -51,7 +50,6 @@ BOT_ID = "BBOT"
 # requests carry them as JSON strings, JSON requests as lists.
 _STRUCTURED_MESSAGE_FIELDS = ("blocks", "attachments")
 
-_STARTUP_TIMEOUT_SECONDS = 10
 _WAIT_POLL_SECONDS = 0.05
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
@@ -99,45 +97,25 @@ class FakeSlackApi:
             "users.info": self._users_info,
             "users.getPresence": self._users_get_presence,
         }
-        self._socket: socket.socket | None = None
-        self._port: int | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._http = ThreadedHttpServer("fake-slack-api", self._routes())
 
     # --- lifecycle -----------------------------------------------------------
 
     @property
     def base_url(self) -> str:
-        if self._port is None:
+        if self._http.port is None:
             raise RuntimeError("FakeSlackApi has not been started")
-        return f"http://127.0.0.1:{self._port}/api/"
+        return f"http://127.0.0.1:{self._http.port}/api/"
+
+    def _routes(self) -> list[Route]:
+        return [Route("/api/{method}", self._handle, methods=["GET", "POST"])]
 
     def start(self) -> FakeSlackApi:
-        # Binding the socket here, rather than letting uvicorn pick a port,
-        # makes the port known before the server thread runs.
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        self._port = self._socket.getsockname()[1]
-        app = Starlette(routes=[Route("/api/{method}", self._handle, methods=["GET", "POST"])])
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [self._socket]},
-            name="fake-slack-api",
-            daemon=True,
-        )
-        self._thread.start()
-        self._wait_until_serving()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.should_exit = True
-        self._thread.join(timeout=_STARTUP_TIMEOUT_SECONDS)
-        self._socket.close()
-        self._server = None
+        self._http.stop()
 
     def __enter__(self) -> FakeSlackApi:
         return self.start()
@@ -149,15 +127,6 @@ class FakeSlackApi:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
-
-    def _wait_until_serving(self) -> None:
-        deadline = time.monotonic() + _STARTUP_TIMEOUT_SECONDS
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("FakeSlackApi server thread exited during startup")
-            if time.monotonic() > deadline:
-                raise RuntimeError("FakeSlackApi server did not start in time")
-            time.sleep(0.01)
 
     # --- test controls ---------------------------------------------------------
 

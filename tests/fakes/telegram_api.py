@@ -26,7 +26,6 @@ import asyncio
 import hashlib
 import json
 import re
-import socket
 import threading
 import time
 from collections import defaultdict, deque
@@ -36,12 +35,12 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
-from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.http_server import ThreadedHttpServer
 
 DEFAULT_BOT_TOKEN = "7000000001:AAF-fake-telegram-bot-api-test-token"
 BOT_USER = {
@@ -68,7 +67,6 @@ _JSON_PARAMETERS = frozenset(
 _TOKEN_SHAPE = re.compile(r"^\d+:[\w-]+$")
 _SECRET_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
-_STARTUP_TIMEOUT_SECONDS = 10
 _WAIT_POLL_SECONDS = 0.05
 
 Handler = Callable[[dict[str, Any]], Any]
@@ -137,10 +135,7 @@ class FakeTelegramApi:
             "deleteWebhook": self._delete_webhook,
         }
         self._handlers = {name.lower(): (name, handler) for name, handler in handlers.items()}
-        self._socket: socket.socket | None = None
-        self._port: int | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._http = ThreadedHttpServer("fake-telegram-api", self._routes())
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -156,41 +151,22 @@ class FakeTelegramApi:
 
     @property
     def _origin(self) -> str:
-        if self._port is None:
+        if self._http.port is None:
             raise RuntimeError("FakeTelegramApi has not been started")
-        return f"http://127.0.0.1:{self._port}"
+        return f"http://127.0.0.1:{self._http.port}"
+
+    def _routes(self) -> list[Route]:
+        return [
+            Route("/bot{token}/{method}", self._handle_method, methods=["GET", "POST"]),
+            Route("/file/bot{token}/{file_path:path}", self._handle_download, methods=["GET"]),
+        ]
 
     def start(self) -> FakeTelegramApi:
-        # Binding the socket here, rather than letting uvicorn pick a port,
-        # makes the port known before the server thread runs.
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        self._port = self._socket.getsockname()[1]
-        app = Starlette(
-            routes=[
-                Route("/bot{token}/{method}", self._handle_method, methods=["GET", "POST"]),
-                Route("/file/bot{token}/{file_path:path}", self._handle_download, methods=["GET"]),
-            ]
-        )
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [self._socket]},
-            name="fake-telegram-api",
-            daemon=True,
-        )
-        self._thread.start()
-        self._wait_until_serving()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.should_exit = True
-        self._thread.join(timeout=_STARTUP_TIMEOUT_SECONDS)
-        self._socket.close()
-        self._server = None
+        self._http.stop()
 
     def __enter__(self) -> FakeTelegramApi:
         return self.start()
@@ -202,15 +178,6 @@ class FakeTelegramApi:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
-
-    def _wait_until_serving(self) -> None:
-        deadline = time.monotonic() + _STARTUP_TIMEOUT_SECONDS
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("FakeTelegramApi server thread exited during startup")
-            if time.monotonic() > deadline:
-                raise RuntimeError("FakeTelegramApi server did not start in time")
-            time.sleep(0.01)
 
     # --- test controls ---------------------------------------------------------
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import smtplib
 import ssl
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import redis
 from shared.topics import INBOUND, Topics
 from tests.conftest import free_port
 from tests.integration.test_email_stack import SUPPORT, EmailStack, email_stack, mail, ticket_of, wait_for_smtp
-from tests.support import ServiceProcesses, service_env, topic_size
+from tests.support import ServiceProcesses, reply_as_agent, topic_size
 
 pytestmark = pytest.mark.integration
 __all__ = ["email_stack"]  # the fixture, shared with the email stack tests
@@ -60,17 +59,6 @@ Subject: whatever we sent
 """.replace("\n", "\r\n").encode()
 
 
-def reply_as_agent(services: ServiceProcesses, ticket_id: str, text: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "switchboard", "ticket", "reply", ticket_id, text],
-        env=service_env(services.settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-
-
 def test_a_bounce_is_recorded_and_stops_mail_to_the_address(email_stack: EmailStack, smtp_sink, fake_slack):
     email_stack.send(mail("Account locked", "Please unlock", sender="gone@customer.example"))
     [ack] = smtp_sink.wait_for(lambda m: m.recipients == ["gone@customer.example"])
@@ -80,7 +68,7 @@ def test_a_bounce_is_recorded_and_stops_mail_to_the_address(email_stack: EmailSt
     ticket = email_stack.ticket(ticket_id, lambda t: len(t["messages"]) == 2)
     assert [m["kind"] for m in ticket["messages"]] == ["message", "bounce"]
 
-    reply_as_agent(email_stack.services, ticket_id, "Unlocked.")
+    reply_as_agent(email_stack.services.settings, ticket_id, "Unlocked.")
     # The notifier mirrors the reply into Slack right after delivering (here: withholding) it.
     fake_slack.wait_for_calls_sync("chat.postMessage", predicate=lambda c: "Unlocked." in c.args["text"])
     assert [m.recipients for m in smtp_sink.received] == [["gone@customer.example"]], "only the acknowledgement"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import smtplib
-import subprocess
-import sys
 import time
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -12,7 +10,7 @@ from email.utils import make_msgid
 import pytest
 
 from tests.conftest import API_TOKEN, free_port
-from tests.support import ServiceProcesses, service_env, wait_for_ticket
+from tests.support import ServiceProcesses, reply_as_agent, wait_for_ticket
 
 pytestmark = pytest.mark.integration
 
@@ -129,14 +127,7 @@ def test_an_agent_reply_continues_the_customers_email_thread(email_stack: EmailS
     [ack] = smtp_sink.wait_for(lambda m: "Invoice question" in m.message["Subject"])
     ticket_id = ticket_of(ack.message)
     email_stack.ticket(ticket_id)
-    result = subprocess.run(
-        [sys.executable, "-m", "switchboard", "ticket", "reply", ticket_id, "One was a pre-authorisation."],
-        env=service_env(email_stack.services.settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
+    reply_as_agent(email_stack.services.settings, ticket_id, "One was a pre-authorisation.")
     [reply] = smtp_sink.wait_for(lambda m: "pre-authorisation" in m.message.get_content())
     assert reply.message["Subject"] == f"[{ticket_id}] Re: Invoice question"
     assert reply.message["In-Reply-To"] == first["Message-ID"]

@@ -5,8 +5,6 @@ Every service runs as its own process (`switchboard run NAME`); Slack is a fake 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import redis
 from shared.settings import EXAMPLE_CONFIG
 from shared.topics import INBOUND, TICKETS, Topics
 from tests.conftest import API_TOKEN, free_port
-from tests.support import ServiceProcesses, decoded, read_topic, service_env, wait_for_ticket
+from tests.support import ServiceProcesses, decoded, read_topic, switchboard_cli, wait_for_ticket
 
 pytestmark = pytest.mark.integration
 
@@ -176,13 +174,7 @@ def test_replay_rebuilds_the_read_model_from_kafka_alone(services: ServiceProces
     services.stop_all()
 
     redis.Redis.from_url(settings.redis_url).flushdb()
-    result = subprocess.run(
-        [sys.executable, "-m", "switchboard", "replay"],
-        env=service_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = switchboard_cli(settings, "replay")
     assert result.returncode == 0, result.stderr
     assert "replayed 4 ticket events" in result.stdout  # created, message, assigned, deadline
     base_url = services.start_http()

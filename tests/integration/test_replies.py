@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import httpx
 import pytest
 
 from tests.conftest import API_TOKEN
-from tests.support import ServiceProcesses, service_env, wait_for_ticket
+from tests.support import ServiceProcesses, switchboard_cli, wait_for_ticket
 
 pytestmark = pytest.mark.integration
 
@@ -20,16 +17,6 @@ def post_form(base_url: str, form: dict = FORM) -> str:
     response = httpx.post(f"{base_url}/v1/forms/contact", json=form, timeout=30)
     assert response.status_code == 202, response.text
     return response.json()["ticket_id"]
-
-
-def switchboard(services: ServiceProcesses, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "switchboard", *args],
-        env=service_env(services.settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_form_customer_gets_an_acknowledgement_then_the_agents_reply_by_email(
@@ -48,7 +35,9 @@ def test_form_customer_gets_an_acknowledgement_then_the_agents_reply_by_email(
     assert ticket_id in ack.message.get_content()
 
     wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda t: t["sla"]["first_response_status"] == "running")
-    result = switchboard(services, "ticket", "reply", ticket_id, "Please try resetting it from the login page.")
+    result = switchboard_cli(
+        services.settings, "ticket", "reply", ticket_id, "Please try resetting it from the login page."
+    )
     assert result.returncode == 0, result.stderr
 
     [reply] = smtp_sink.wait_for(lambda mail: "resetting" in mail.message.get_content())
@@ -62,7 +51,7 @@ def test_form_customer_gets_an_acknowledgement_then_the_agents_reply_by_email(
 
 
 def test_replying_to_an_unknown_ticket_is_refused(services: ServiceProcesses):
-    result = switchboard(services, "ticket", "reply", "SB-99999", "hello")
+    result = switchboard_cli(services.settings, "ticket", "reply", "SB-99999", "hello")
     assert result.returncode == 1
     assert "no ticket SB-99999" in result.stderr
 

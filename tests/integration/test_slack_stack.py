@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 
 import httpx
@@ -13,7 +11,7 @@ import pytest
 from slack_sdk.signature import SignatureVerifier
 
 from tests.conftest import API_TOKEN, SLACK_SIGNING_SECRET
-from tests.support import ServiceProcesses, service_env, wait_for_ticket
+from tests.support import ServiceProcesses, reply_as_agent, wait_for_ticket
 
 pytestmark = pytest.mark.integration
 
@@ -59,14 +57,7 @@ def test_a_slack_connect_message_is_acknowledged_and_answered_in_its_thread(serv
     ticket = wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda t: t["assignee"] is not None)
     assert ticket["channel"] == "slack" and len(ticket["messages"]) == 1
 
-    result = subprocess.run(
-        [sys.executable, "-m", "switchboard", "ticket", "reply", ticket_id, "A fix is rolling out."],
-        env=service_env(services.settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
+    reply_as_agent(services.settings, ticket_id, "A fix is rolling out.")
     [answer] = fake_slack.wait_for_calls_sync(
         "chat.postMessage", timeout=30, predicate=lambda c: c.args.get("text") == "A fix is rolling out."
     )

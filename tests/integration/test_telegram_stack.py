@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import httpx
 import pytest
 
 from shared.topics import INBOUND, Topics
 from tests.conftest import API_TOKEN, TELEGRAM_SECRET
-from tests.support import ServiceProcesses, service_env, topic_size, wait_for_ticket
+from tests.support import ServiceProcesses, reply_as_agent, topic_size, wait_for_ticket
 
 pytestmark = pytest.mark.integration
 
@@ -56,14 +54,7 @@ def test_a_telegram_message_becomes_a_ticket_acknowledged_and_answered_on_telegr
     ticket = wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda t: len(t["messages"]) >= 2)
     assert [m["text"] for m in ticket["messages"]] == ["My card was charged twice", "It was on Monday"]
 
-    result = subprocess.run(
-        [sys.executable, "-m", "switchboard", "ticket", "reply", ticket_id, "Refund issued."],
-        env=service_env(services.settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
+    reply_as_agent(services.settings, ticket_id, "Refund issued.")
     [answer] = fake_telegram.wait_for_calls_sync(
         "sendMessage", timeout=30, predicate=lambda call: call.args["text"] == "Refund issued."
     )

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 
 import httpx
 import pytest
@@ -14,24 +12,13 @@ from websockets.exceptions import ConnectionClosed
 
 from services.intake.chat import MAX_MESSAGE_CHARS, RATE_MAX_MESSAGES
 from tests.conftest import API_TOKEN
-from tests.support import ServiceProcesses, service_env, wait_for_ticket
+from tests.support import ServiceProcesses, reply_as_agent, wait_for_ticket
 
 pytestmark = pytest.mark.integration
 
 
 async def next_frame(websocket, timeout: float = 30) -> dict:
     return json.loads(await asyncio.wait_for(websocket.recv(), timeout))
-
-
-def reply(services: ServiceProcesses, ticket_id: str, text: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "switchboard", "ticket", "reply", ticket_id, text],
-        env=service_env(services.settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
 
 
 @pytest.fixture
@@ -54,7 +41,7 @@ async def test_a_chat_session_becomes_a_ticket_and_receives_agent_replies_live(c
 
         ticket = wait_for_ticket(chat_stack, ticket_id, API_TOKEN, lambda t: t["assignee"] is not None)
         assert ticket["channel"] == "chat" and ticket["contact"]["emails"] == ["ana@example.com"]
-        reply(services, ticket_id, "Sorry! It ships today.")
+        reply_as_agent(services.settings, ticket_id, "Sorry! It ships today.")
         pushed = await next_frame(websocket)
         assert pushed == {**pushed, "type": "message", "from": "agent", "text": "Sorry! It ships today."}
 
