@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -26,16 +26,16 @@ from shared.topics import Topics
 
 logger = logging.getLogger(__name__)
 
-# Outages of our own infrastructure: wait them out, never dead-letter a message because of them.
-INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    KafkaConnectionError,
-    KafkaTimeoutError,
-    NodeNotReadyError,
-    ConnectionError,
-    TimeoutError,
-)
+
+def is_infrastructure_outage(error: BaseException) -> bool:
+    """An outage of our own Kafka or Redis: waited out, never a reason to dead-letter a message.
+
+    Failures of the outside world (Slack, the SMTP relay, Telegram) are not: they are retried
+    until the deadline and then dead-lettered, or the queue behind them would stall for good.
+    """
+    if isinstance(error, RedisConnectionError | RedisTimeoutError):
+        return True
+    return isinstance(error, KafkaError) and (error.retriable or isinstance(error, KafkaTimeoutError))
 
 
 class PermanentFailure(Exception):
@@ -130,10 +130,10 @@ class ConsumerPolicy:
             self._failures.pop(position, None)
             await self.dead_letter(record, str(error), error)
             return None
-        except INFRASTRUCTURE_ERRORS as error:
-            await self._wait_before_retry(position, error, deadline=None)
-            raise
         except Exception as error:
+            if is_infrastructure_outage(error):
+                await self._wait_before_retry(position, error, deadline=None)
+                raise
             failure = self._failures.get(position)
             if failure and time.monotonic() - failure.first_at >= self.retry_deadline:
                 del self._failures[position]

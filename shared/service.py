@@ -31,7 +31,12 @@ class ConsumerService:
         self.bootstrap, redis_url = self.settings.require_infra()
         self.topics = Topics(self.settings.topic_prefix)
         self.registry = CollectorRegistry()
-        self.policy = ConsumerPolicy(self.topics, group_id=group_id, registry=self.registry)
+        self.policy = ConsumerPolicy(
+            self.topics,
+            group_id=group_id,
+            registry=self.registry,
+            retry_deadline=self.settings.retry_deadline_seconds,
+        )
         self.broker = make_broker(self.bootstrap, client_id=name, policy=self.policy, registry=self.registry)
         self.redis = connect_redis(redis_url)
         self.logger = logging.getLogger(f"services.{name}")

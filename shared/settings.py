@@ -68,6 +68,8 @@ class Settings(BaseSettings):
 
     api_token: SecretStr | None = None
     log_level: str = "INFO"
+    # How long consumers retry a failing message (other than a Kafka/Redis outage) before its DLQ.
+    retry_deadline_seconds: float = 60.0
 
     @field_validator("slack_api_url")
     @classmethod

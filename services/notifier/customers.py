@@ -23,6 +23,10 @@ DELIVERED_TTL_SECONDS = 30 * 24 * 3600
 TelegramSend = Callable[[ReplyRoute, str], Awaitable[str]]
 
 
+def _acknowledgement_counter(route: ReplyRoute) -> str:
+    return f"sb:notifier:acks:{route.channel}:{route.address.lower()}"
+
+
 class CustomerChannels:
     def __init__(
         self,
@@ -42,6 +46,15 @@ class CustomerChannels:
         route = created.reply_route
         if route is None or not created.acknowledge or not await self._acknowledgement_allowed(route):
             return
+        await self._send_acknowledgement(created, route)
+        # Counted once sent: a relay outage that is retried must not use up the contact's quota.
+        counter = _acknowledgement_counter(route)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(counter)
+            pipe.expire(counter, 3600, nx=True)
+            await pipe.execute()
+
+    async def _send_acknowledgement(self, created: TicketCreated, route: ReplyRoute) -> None:
         templates = self.config.acknowledgements
         fields = {
             "ticket_id": created.ticket_id,
@@ -100,12 +113,8 @@ class CustomerChannels:
     async def _acknowledgement_allowed(self, route: ReplyRoute) -> bool:
         if route.channel == "email" and is_no_reply_address(route.address):
             return False
-        counter = f"sb:notifier:acks:{route.channel}:{route.address.lower()}"
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(counter)
-            pipe.expire(counter, 3600, nx=True)
-            sent_this_hour, _ = await pipe.execute()
-        if sent_this_hour > self.config.acknowledgements.per_hour:
+        sent_this_hour = int(await self.redis.get(_acknowledgement_counter(route)) or 0)
+        if sent_this_hour >= self.config.acknowledgements.per_hour:
             logger.info("acknowledgement skipped: hourly limit reached", extra={"address": route.address})
             return False
         return True

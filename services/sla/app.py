@@ -11,7 +11,7 @@ from faststream.asgi import AsgiFastStream
 
 from services.sla.deadlines import announcement, first_response_deadline, first_response_met, timers_for
 from services.sla.timers import TimerStore
-from shared.broker import INFRASTRUCTURE_ERRORS
+from shared.broker import is_infrastructure_outage
 from shared.events import MessageAdded, TicketCreated, TicketEvent
 from shared.publishing import publish_keyed
 from shared.read_model import ReadModel
@@ -64,12 +64,12 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
                     await timers.finished(timer)
                     logger.info("sla announced", extra={"ticket_id": timer.ticket_id, "kind": timer.kind})
                 next_fire = await timers.next_fire_time()
-            except INFRASTRUCTURE_ERRORS as error:
-                # Claimed timers stay leased and fire again once Redis and Kafka are back.
-                logger.warning("sla timers unavailable, retrying", extra={"error": repr(error)})
-                next_fire = None
-            except Exception:
-                logger.exception("sla timer round failed; leased timers fire again after the lease")
+            except Exception as error:
+                # Claimed timers stay leased and fire again after the lease, once the cause is gone.
+                if is_infrastructure_outage(error):
+                    logger.warning("sla timers unavailable, retrying", extra={"error": repr(error)})
+                else:
+                    logger.exception("sla timer round failed")
                 next_fire = None
             idle = MAX_IDLE_SECONDS if next_fire is None else next_fire - time.time()
             await asyncio.sleep(min(max(idle, 0.0), MAX_IDLE_SECONDS))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
-from tests.conftest import API_TOKEN
-from tests.support import ServiceProcesses, switchboard_cli, wait_for_ticket
+from shared.topics import TICKETS, Topics
+from tests.conftest import API_TOKEN, free_port
+from tests.support import ServiceProcesses, read_topic, switchboard_cli, wait_for_ticket
 
 pytestmark = pytest.mark.integration
 
@@ -82,3 +85,24 @@ def test_no_acknowledgement_to_no_reply_addresses(services: ServiceProcesses, sm
     loud = post_form(base_url, {**FORM, "email": "bob@example.com"})
     wait_until_notified(fake_slack, [quiet, loud])
     assert [mail.recipients for mail in smtp_sink.received] == [["bob@example.com"]]
+
+
+async def test_a_relay_that_stays_down_sends_the_event_to_the_dlq_and_the_notifier_goes_on(
+    services: ServiceProcesses, settings, fake_slack
+):
+    services.start("router")
+    services.start(
+        "notifier",
+        SWITCHBOARD_SMTP_RELAY_PORT=str(free_port()),  # nothing listens there
+        SWITCHBOARD_RETRY_DEADLINE_SECONDS="3",
+    )
+    base_url = services.start_http()
+    ticket_id = post_form(base_url)
+
+    [dead] = await read_topic(settings.kafka_bootstrap, Topics(settings.topic_prefix).dlq(TICKETS), at_least=1)
+    headers = {key: value.decode() for key, value in dead.headers}
+    assert headers["x-consumer-group"] == "switchboard-notifier"
+    assert headers["x-error-reason"].startswith("gave up after")
+    assert json.loads(dead.value) == {**json.loads(dead.value), "type": "ticket.created", "ticket_id": ticket_id}
+    # The acknowledgement was given up on, the agents still hear about the ticket.
+    fake_slack.wait_for_calls_sync("chat.postMessage", predicate=lambda c: ticket_id in c.args["text"])
