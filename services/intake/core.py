@@ -6,12 +6,14 @@ A channel adapter verifies and parses its input, then calls `Intake.resolve_tick
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime
 from uuid import UUID
 
+from aiokafka.errors import KafkaTimeoutError
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
@@ -30,6 +32,12 @@ from shared.settings import Settings
 from shared.topics import DLQ_SUFFIX, INBOUND, Topics, ensure_topics
 
 logger = logging.getLogger(__name__)
+
+# A sender waits on the other end: past this, it is told to try again (HTTP 503, SMTP 451).
+PUBLISH_TIMEOUT_SECONDS = 10.0
+# With Kafka gone the producer would wait forever to flush what it still holds; those senders
+# never got their acknowledgement, so they send again.
+SHUTDOWN_FLUSH_SECONDS = 15.0
 
 
 class Intake:
@@ -67,8 +75,17 @@ class Intake:
         await remember_conversation(self.redis, list(keys), ticket_id)
 
     async def publish(self, message: InboundMessage) -> None:
-        """Returns once Kafka acknowledged the message: only then may the channel be answered."""
-        await self.broker.publish(message, topic=self.inbound_topic, key=message.ticket_id.encode())
+        """Returns once Kafka acknowledged the message: only then may the channel be answered.
+
+        Raises KafkaTimeoutError when Kafka does not acknowledge in time. The producer may still
+        deliver it later; the sender's retry then has the same message ID, which the router
+        deduplicates.
+        """
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+                await self.broker.publish(message, topic=self.inbound_topic, key=message.ticket_id.encode())
+        except TimeoutError as error:
+            raise KafkaTimeoutError(f"Kafka did not acknowledge within {PUBLISH_TIMEOUT_SECONDS} s") from error
 
     async def dead_letter(self, raw: bytes, *, source: str, reason: str) -> None:
         """Keeps input no ticket can be made of on the inbound DLQ, with why: nothing is lost silently."""
@@ -117,7 +134,11 @@ class IntakeProcess:
                 async with while_running():
                     yield
             finally:
-                await broker.stop()
+                try:
+                    async with asyncio.timeout(SHUTDOWN_FLUSH_SECONDS):
+                        await broker.stop()
+                except TimeoutError:
+                    logger.warning("stopped without flushing: Kafka is unreachable")
                 await self.redis.aclose()
 
         app = FastAPI(title=f"Switchboard {self.name}", lifespan=lifespan)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import smtplib
 import ssl
 import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
 from shared.topics import INBOUND, Topics
+from switchboard.infra import recorded_infra, start_infra
 from tests.conftest import free_port
 from tests.integration.test_email_stack import SUPPORT, EmailStack, email_stack, mail, ticket_of, wait_for_smtp
 from tests.support import ServiceProcesses, reply_as_agent, topic_size
@@ -168,3 +172,32 @@ async def test_mail_is_deferred_with_451_while_the_store_is_down_and_taken_after
     finally:
         own_redis.terminate()
         own_redis.wait()
+
+
+def test_a_broker_outage_is_451_for_mail_and_503_for_forms(services: ServiceProcesses, tmp_path: Path):
+    """A stack of its own, whose Kafka this test kills: every sender is told to retry."""
+    own = start_infra(tmp_path / "own-infra", detached=False, prefer_default_ports=False)
+    try:
+        own_infra = {
+            "SWITCHBOARD_KAFKA_BOOTSTRAP": own.endpoints.kafka_bootstrap,
+            "SWITCHBOARD_REDIS_URL": own.endpoints.redis_url,
+        }
+        smtp_port = free_port()
+        services.start(
+            "intake-smtp", SWITCHBOARD_SMTP_PORT=str(smtp_port), SWITCHBOARD_OPS_PORT=str(free_port()), **own_infra
+        )
+        base_url = services.start_http(**own_infra)
+        wait_for_smtp(smtp_port, services)
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=60) as client:
+            assert client.send_message(mail("Before", "fine")) == {}
+        os.kill(recorded_infra(tmp_path / "own-infra")["kafka_pid"], signal.SIGKILL)
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=120) as client:
+            with pytest.raises(smtplib.SMTPDataError) as deferred:
+                client.send_message(mail("During", "is anyone there?"))
+        assert deferred.value.smtp_code == 451
+        form = {"name": "Ana", "email": "ana@example.com", "subject": "During", "message": "anyone?"}
+        response = httpx.post(f"{base_url}/v1/forms/contact", json=form, timeout=120)
+        assert response.status_code == 503
+        assert httpx.get(f"{base_url}/readyz", timeout=30).status_code == 503
+    finally:
+        own.stop()
