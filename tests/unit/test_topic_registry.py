@@ -1,0 +1,44 @@
+"""The topic registry: every topic has a schema, a DLQ companion, and example payloads that validate."""
+
+import json
+import typing
+from pathlib import Path
+
+import pytest
+
+from shared.topics import REGISTRY, Topics
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "examples"
+
+
+def _event_types(schema: object) -> set[str]:
+    """The `type` values a topic's schema admits."""
+    union = typing.get_args(schema)[0] if typing.get_origin(schema) is typing.Annotated else schema
+    members = typing.get_args(union) or (union,)
+    return {member.model_fields["type"].default for member in members}
+
+
+@pytest.mark.parametrize("spec", REGISTRY, ids=lambda spec: spec.name)
+def test_every_example_validates_and_every_event_type_has_one(spec):
+    adapter = spec.adapter()
+    examples = sorted((EXAMPLES / spec.name).glob("*.json"))
+    assert examples, f"no examples for {spec.name}"
+    seen = {adapter.validate_json(path.read_bytes()).type for path in examples}
+    assert seen == _event_types(spec.schema)
+    assert adapter.json_schema(), "the schema exports as JSON Schema"
+
+
+@pytest.mark.parametrize("spec", REGISTRY, ids=lambda spec: spec.name)
+def test_examples_are_rejected_when_broken(spec):
+    path = sorted((EXAMPLES / spec.name).glob("*.json"))[0]
+    broken = {**json.loads(path.read_text()), "ticket_id": "not a ticket id"}
+    with pytest.raises(ValueError):
+        spec.adapter().validate_python(broken)
+
+
+def test_topic_names_are_versioned_keyed_by_ticket_and_have_dead_letter_companions():
+    topics = Topics(prefix="staging.")
+    for spec in REGISTRY:
+        assert spec.name.endswith(".v1") and spec.key == "ticket_id"
+        assert topics.dlq(spec) == f"staging.{spec.name}.dlq"
+    assert len(topics.all_names()) == 2 * len(REGISTRY)
