@@ -54,31 +54,34 @@ class ServiceProcesses:
         self.running: dict[str, subprocess.Popen] = {}
         log_dir.mkdir(parents=True, exist_ok=True)
 
-    def start(self, name: str, **env: str) -> subprocess.Popen:
+    def start(self, name: str, *, instance: str | None = None, **env: str) -> subprocess.Popen:
+        """Starts `switchboard run NAME`; `instance` names a second copy of the same service."""
+        label = instance or name
         process = subprocess.Popen(
             [sys.executable, "-m", "switchboard", "run", name],
             env=service_env(self.settings, {**self.extra_env, **env}),
             stdout=subprocess.DEVNULL,
-            stderr=(self.log_dir / f"{name}.log").open("ab"),
+            stderr=(self.log_dir / f"{label}.log").open("ab"),
         )
-        self.running[name] = process
+        self.running[label] = process
         return process
 
-    def start_http(self, **env: str) -> str:
+    def start_http(self, *, port: int | None = None, instance: str | None = None, **env: str) -> str:
         """Starts intake-http and returns its base URL once /readyz says ready."""
-        process = self.start("intake-http", **env)
-        base_url = f"http://127.0.0.1:{self.settings.http_port}"
+        port = port or self.settings.http_port
+        process = self.start("intake-http", instance=instance, SWITCHBOARD_HTTP_PORT=str(port), **env)
+        base_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise AssertionError(f"intake-http exited:\n{self.log('intake-http')}")
+                raise AssertionError(f"intake-http exited:\n{self.log(instance or 'intake-http')}")
             try:
                 if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
                     return base_url
             except httpx.TransportError:
                 pass
             time.sleep(0.2)
-        raise AssertionError(f"intake-http not ready in {READY_TIMEOUT}s:\n{self.log('intake-http')}")
+        raise AssertionError(f"intake-http not ready in {READY_TIMEOUT}s:\n{self.log(instance or 'intake-http')}")
 
     def kill(self, name: str) -> None:
         process = self.running.pop(name)

@@ -11,7 +11,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from services.intake.chat import MAX_MESSAGE_CHARS, RATE_MAX_MESSAGES
-from tests.conftest import API_TOKEN
+from tests.conftest import API_TOKEN, free_port
 from tests.support import ServiceProcesses, reply_as_agent, wait_for_ticket
 
 pytestmark = pytest.mark.integration
@@ -96,3 +96,21 @@ async def test_violations_get_an_error_frame_and_a_clear_close_code(chat_stack, 
         with pytest.raises(ConnectionClosed) as closed:
             await next_frame(websocket)
         assert closed.value.rcvd.code == close_code
+
+
+async def test_chat_works_behind_two_intake_instances(chat_stack, services):
+    """The session lives on instance A, the reply is pushed there, the reconnect lands on B."""
+    second = services.start_http(port=free_port(), instance="intake-http-b")
+    async with connect(chat_stack.replace("http://", "ws://") + "/v1/chat") as websocket:
+        await websocket.send(json.dumps({"type": "hello", "name": "Ana"}))
+        session = await next_frame(websocket)
+        await websocket.send(json.dumps({"type": "message", "text": "Hi from A"}))
+        await next_frame(websocket)
+        wait_for_ticket(second, session["ticket_id"], API_TOKEN, lambda t: t["assignee"] is not None)
+        reply_as_agent(services.settings, session["ticket_id"], "Hello, Ana")
+        assert (await next_frame(websocket))["text"] == "Hello, Ana"
+    async with connect(second.replace("http://", "ws://") + "/v1/chat") as websocket:
+        await websocket.send(json.dumps({"type": "hello", "token": session["token"]}))
+        assert (await next_frame(websocket))["ticket_id"] == session["ticket_id"]
+        history = [await next_frame(websocket) for _ in range(2)]
+        assert [frame["text"] for frame in history] == ["Hi from A", "Hello, Ana"]
