@@ -22,14 +22,11 @@ user objects keyed by user id; missing fields get defaults::
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -37,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.fakes.http_server import ThreadedHttpServer
+from tests.fakes.recording import RecordingFakeApi
 
 TEAM_ID = "T0SWITCHB"
 TEAM_NAME = "Switchboard Test"
@@ -49,8 +46,6 @@ BOT_ID = "BBOT"
 # Fields that, besides `text`, give a message something to show; form-encoded
 # requests carry them as JSON strings, JSON requests as lists.
 _STRUCTURED_MESSAGE_FIELDS = ("blocks", "attachments")
-
-_WAIT_POLL_SECONDS = 0.05
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -71,19 +66,16 @@ class SlackCall:
         return self.response.get("ok") is True
 
 
-class FakeSlackApi:
+class FakeSlackApi(RecordingFakeApi[SlackCall]):
     def __init__(
         self,
         *,
         bot_token: str = "xoxb-test",
         users: dict[str, dict[str, Any]] | None = None,
     ) -> None:
+        super().__init__("fake-slack-api", [Route("/api/{method}", self._handle, methods=["GET", "POST"])])
         self.bot_token = bot_token
         self._users = {user_id: _complete_user(user_id, given) for user_id, given in (users or {}).items()}
-        # One Condition guards all mutable state: the server thread writes it,
-        # tests read it from their own threads and wait on it.
-        self._state = threading.Condition()
-        self._calls: list[SlackCall] = []
         self._pending_rate_limits: defaultdict[str, deque[int]] = defaultdict(deque)
         self._pending_failures: defaultdict[str, deque[str]] = defaultdict(deque)
         self._messages: dict[tuple[str, str], dict[str, Any]] = {}
@@ -97,47 +89,14 @@ class FakeSlackApi:
             "users.info": self._users_info,
             "users.getPresence": self._users_get_presence,
         }
-        self._http = ThreadedHttpServer("fake-slack-api", self._routes())
 
-    # --- lifecycle -----------------------------------------------------------
+    # --- addresses -----------------------------------------------------------
 
     @property
     def base_url(self) -> str:
-        if self._http.port is None:
-            raise RuntimeError("FakeSlackApi has not been started")
-        return f"http://127.0.0.1:{self._http.port}/api/"
-
-    def _routes(self) -> list[Route]:
-        return [Route("/api/{method}", self._handle, methods=["GET", "POST"])]
-
-    def start(self) -> FakeSlackApi:
-        self._http.start()
-        return self
-
-    def stop(self) -> None:
-        self._http.stop()
-
-    def __enter__(self) -> FakeSlackApi:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return f"{self._origin}/api/"
 
     # --- test controls ---------------------------------------------------------
-
-    @property
-    def calls(self) -> list[SlackCall]:
-        with self._state:
-            return list(self._calls)
-
-    def calls_to(self, method: str) -> list[SlackCall]:
-        with self._state:
-            return [call for call in self._calls if call.method == method]
 
     def rate_limit_next(self, method: str, count: int = 1, retry_after: int = 1) -> None:
         """Answer the next `count` calls to `method` with HTTP 429 and Retry-After."""
@@ -154,67 +113,8 @@ class FakeSlackApi:
         with self._state:
             self._presence[user_id] = presence
 
-    async def wait_for_calls(
-        self,
-        method: str,
-        count: int = 1,
-        timeout: float = 20,
-        predicate: Callable[[SlackCall], bool] | None = None,
-    ) -> list[SlackCall]:
-        """Wait until at least `count` successful calls to `method` match `predicate`.
-
-        Polls rather than blocking on the Condition so that the caller's event
-        loop stays free and cancelling the wait takes effect at once.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._state:
-                matching = self._successful_calls(method, predicate)
-                if len(matching) >= count:
-                    return matching
-                if time.monotonic() >= deadline:
-                    raise AssertionError(self._shortfall_message(method, count, timeout, predicate))
-            await asyncio.sleep(_WAIT_POLL_SECONDS)
-
-    def wait_for_calls_sync(
-        self,
-        method: str,
-        count: int = 1,
-        timeout: float = 20,
-        predicate: Callable[[SlackCall], bool] | None = None,
-    ) -> list[SlackCall]:
-        """Blocking form of :meth:`wait_for_calls`."""
-        with self._state:
-            enough = self._state.wait_for(
-                lambda: len(self._successful_calls(method, predicate)) >= count,
-                timeout,
-            )
-            if not enough:
-                raise AssertionError(self._shortfall_message(method, count, timeout, predicate))
-            return self._successful_calls(method, predicate)
-
-    def _successful_calls(self, method: str, predicate: Callable[[SlackCall], bool] | None) -> list[SlackCall]:
-        return [
-            call for call in self._calls if call.method == method and call.ok and (predicate is None or predicate(call))
-        ]
-
-    def _shortfall_message(
-        self,
-        method: str,
-        count: int,
-        timeout: float,
-        predicate: Callable[[SlackCall], bool] | None,
-    ) -> str:
-        matching = " matching the predicate" if predicate is not None else ""
-        received = "\n".join(
-            f"  {call.method} ok={call.ok} error={call.response.get('error')} args={call.args!r}"
-            for call in self._calls
-        )
-        return (
-            f"expected at least {count} successful {method} call(s){matching} "
-            f"within {timeout}s, got {len(self._successful_calls(method, predicate))}; "
-            f"calls received:\n{received or '  (none)'}"
-        )
+    def _describe(self, call: SlackCall) -> str:
+        return f"{call.method} ok={call.ok} error={call.response.get('error')} args={call.args!r}"
 
     # --- HTTP ------------------------------------------------------------------
 
@@ -225,7 +125,7 @@ class FakeSlackApi:
         token = _bearer_token(request) or args.get("token")
         with self._state:
             body, retry_after = self._respond(method, args, token)
-            self._calls.append(
+            self._record(
                 SlackCall(
                     method=method,
                     args=args,
@@ -235,7 +135,6 @@ class FakeSlackApi:
                     rate_limited=retry_after is not None,
                 )
             )
-            self._state.notify_all()
         if retry_after is not None:
             return JSONResponse(body, status_code=429, headers={"Retry-After": str(retry_after)})
         # Slack reports API-level errors with HTTP 200 and "ok": false.

@@ -22,16 +22,13 @@ refused ones.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
-import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -40,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.http_server import ThreadedHttpServer
+from tests.fakes.recording import RecordingFakeApi
 
 DEFAULT_BOT_TOKEN = "7000000001:AAF-fake-telegram-bot-api-test-token"
 BOT_USER = {
@@ -66,8 +63,6 @@ _JSON_PARAMETERS = frozenset(
 )
 _TOKEN_SHAPE = re.compile(r"^\d+:[\w-]+$")
 _SECRET_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
-
-_WAIT_POLL_SECONDS = 0.05
 
 Handler = Callable[[dict[str, Any]], Any]
 
@@ -116,13 +111,16 @@ class ApiError(Exception):
         return body
 
 
-class FakeTelegramApi:
+class FakeTelegramApi(RecordingFakeApi[TelegramCall]):
     def __init__(self, *, bot_token: str = DEFAULT_BOT_TOKEN) -> None:
+        super().__init__(
+            "fake-telegram-api",
+            [
+                Route("/bot{token}/{method}", self._handle_method, methods=["GET", "POST"]),
+                Route("/file/bot{token}/{file_path:path}", self._handle_download, methods=["GET"]),
+            ],
+        )
         self.bot_token = bot_token
-        # One Condition guards all mutable state: the server thread writes it,
-        # tests read it from their own threads and wait on it.
-        self._state = threading.Condition()
-        self._calls: list[TelegramCall] = []
         self._planned_errors: defaultdict[str, deque[ApiError]] = defaultdict(deque)
         self._files: dict[str, _StoredFile] = {}
         self._webhook: dict[str, Any] | None = None
@@ -135,9 +133,8 @@ class FakeTelegramApi:
             "deleteWebhook": self._delete_webhook,
         }
         self._handlers = {name.lower(): (name, handler) for name, handler in handlers.items()}
-        self._http = ThreadedHttpServer("fake-telegram-api", self._routes())
 
-    # --- lifecycle -----------------------------------------------------------
+    # --- addresses -----------------------------------------------------------
 
     @property
     def base_url(self) -> str:
@@ -149,46 +146,7 @@ class FakeTelegramApi:
         """``<file_base_url><token>/<file_path>`` downloads a file."""
         return f"{self._origin}/file/bot"
 
-    @property
-    def _origin(self) -> str:
-        if self._http.port is None:
-            raise RuntimeError("FakeTelegramApi has not been started")
-        return f"http://127.0.0.1:{self._http.port}"
-
-    def _routes(self) -> list[Route]:
-        return [
-            Route("/bot{token}/{method}", self._handle_method, methods=["GET", "POST"]),
-            Route("/file/bot{token}/{file_path:path}", self._handle_download, methods=["GET"]),
-        ]
-
-    def start(self) -> FakeTelegramApi:
-        self._http.start()
-        return self
-
-    def stop(self) -> None:
-        self._http.stop()
-
-    def __enter__(self) -> FakeTelegramApi:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # --- test controls ---------------------------------------------------------
-
-    @property
-    def calls(self) -> list[TelegramCall]:
-        with self._state:
-            return list(self._calls)
-
-    def calls_to(self, method: str) -> list[TelegramCall]:
-        with self._state:
-            return [call for call in self._calls if call.method.lower() == method.lower()]
 
     @property
     def webhook(self) -> dict[str, Any] | None:
@@ -215,66 +173,12 @@ class FakeTelegramApi:
         with self._state:
             self._planned_errors[method.lower()].extend([error] * count)
 
-    async def wait_for_calls(
-        self,
-        method: str,
-        count: int = 1,
-        timeout: float = 20,
-        predicate: Callable[[TelegramCall], bool] | None = None,
-    ) -> list[TelegramCall]:
-        """Wait until at least `count` successful calls to `method` match `predicate`.
+    def _is_call_to(self, call: TelegramCall, method: str) -> bool:
+        # Telegram matches method names case-insensitively.
+        return call.method.lower() == method.lower()
 
-        Polls rather than blocking on the Condition so that the caller's event
-        loop stays free and cancelling the wait takes effect at once.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._state:
-                matching = self._successful_calls(method, predicate)
-                if len(matching) >= count:
-                    return matching
-                if time.monotonic() >= deadline:
-                    raise AssertionError(self._shortfall_message(method, count, timeout, predicate))
-            await asyncio.sleep(_WAIT_POLL_SECONDS)
-
-    def wait_for_calls_sync(
-        self,
-        method: str,
-        count: int = 1,
-        timeout: float = 20,
-        predicate: Callable[[TelegramCall], bool] | None = None,
-    ) -> list[TelegramCall]:
-        """Blocking form of :meth:`wait_for_calls`."""
-        with self._state:
-            enough = self._state.wait_for(lambda: len(self._successful_calls(method, predicate)) >= count, timeout)
-            if not enough:
-                raise AssertionError(self._shortfall_message(method, count, timeout, predicate))
-            return self._successful_calls(method, predicate)
-
-    def _successful_calls(self, method: str, predicate: Callable[[TelegramCall], bool] | None) -> list[TelegramCall]:
-        return [
-            call
-            for call in self._calls
-            if call.method.lower() == method.lower() and call.ok and (predicate is None or predicate(call))
-        ]
-
-    def _shortfall_message(
-        self,
-        method: str,
-        count: int,
-        timeout: float,
-        predicate: Callable[[TelegramCall], bool] | None,
-    ) -> str:
-        matching = " matching the predicate" if predicate is not None else ""
-        received = "\n".join(
-            f"  {call.method} {call.status} {call.response.get('description', '')} args={call.args!r}"
-            for call in self._calls
-        )
-        return (
-            f"expected at least {count} successful {method} call(s){matching} "
-            f"within {timeout}s, got {len(self._successful_calls(method, predicate))}; "
-            f"calls received:\n{received or '  (none)'}"
-        )
+    def _describe(self, call: TelegramCall) -> str:
+        return f"{call.method} {call.status} {call.response.get('description', '')} args={call.args!r}"
 
     # --- HTTP ------------------------------------------------------------------
 
@@ -294,10 +198,9 @@ class FakeTelegramApi:
                 status, body = answer.error_code, answer.body()
             else:
                 status, body = 200, {"ok": True, "result": answer}
-            self._calls.append(
+            self._record(
                 TelegramCall(method=method, args=args, token=token, at=time.monotonic(), status=status, response=body)
             )
-            self._state.notify_all()
         headers = {}
         if isinstance(answer, ApiError) and answer.retry_after is not None:
             headers["Retry-After"] = str(answer.retry_after)
