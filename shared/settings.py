@@ -77,6 +77,10 @@ class Settings(BaseSettings):
         # slack_sdk joins method names onto this URL; without the slash the last segment is lost.
         return url if url.endswith("/") else f"{url}/"
 
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret, for the log formatter to blank out wherever it appears."""
+        return tuple(value.get_secret_value() for value in vars(self).values() if isinstance(value, SecretStr))
+
     def with_recorded_infra(self) -> Settings:
         """Fill Kafka/Redis addresses left unset from the stack recorded under DATA_DIR (SPEC §2)."""
         if self.kafka_bootstrap and self.redis_url:

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 
 def run_service(name: str, settings: Settings) -> None:
-    configure_logging(name, settings.log_level)
+    configure_logging(name, settings.log_level, settings.secret_values())
     app = importlib.import_module(APP_FACTORIES[name]).create_app(settings)
     port = settings.http_port if name == "intake-http" else settings.ops_port
     uvicorn.run(

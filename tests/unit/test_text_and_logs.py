@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from services.notifier.slack_text import assignment_text, escape
 from shared.events import ContactSummary, TicketAssigned
 from shared.logs import JsonFormatter, redact
+from shared.settings import Settings
 
 
 def test_customer_text_cannot_ping_channels_or_users_or_smuggle_links():
@@ -47,3 +48,22 @@ def test_json_log_lines_carry_extras_redacted():
     assert line["message"] == "mail from ***@example.com"
     assert line["ticket_id"] == "SB-1001" and line["contact"] == "***@example.org"
     assert line["service"] == "router" and line["level"] == "info"
+
+
+def test_configured_secrets_and_bot_tokens_in_urls_never_reach_the_log():
+    settings = Settings(
+        telegram_bot_token="123456789:AAH-telegram-token-long-enough-to-match",
+        slack_signing_secret="signing-secret-value",
+        imap_password="hunter2-imap",
+    )
+    formatter = JsonFormatter("notifier", settings.secret_values())
+    record = logging.LogRecord(
+        "httpx", logging.INFO, __file__, 1,
+        "POST https://api.telegram.org/bot123456789:AAH-telegram-token-long-enough-to-match/sendMessage",
+        (), None,
+    )  # fmt: skip
+    record.detail = "login with hunter2-imap, verify with signing-secret-value"
+    line = formatter.format(record)
+    for secret in ("AAH-telegram-token", "hunter2-imap", "signing-secret-value"):
+        assert secret not in line
+    assert "/bot[secret]/sendMessage" in line
