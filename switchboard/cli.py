@@ -188,6 +188,16 @@ def telegram_set_webhook(url: str) -> None:
 
 
 @main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/asyncapi"), show_default=True)
+def docs(out: Path) -> None:
+    """Write the AsyncAPI document of every Kafka consumer (router, sla, notifier), generated from the code."""
+    from switchboard.asyncapi import write_asyncapi
+
+    for path in write_asyncapi(Settings(), out):
+        click.echo(path)
+
+
+@main.command()
 def replay() -> None:
     """Rebuild the Redis read model from the ticket topic."""
     from switchboard.replay import replay_tickets
