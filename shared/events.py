@@ -7,6 +7,7 @@ ticket topic is the ticket's audit trail, keyed by ticket ID.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -23,6 +24,22 @@ MessageKind = Literal["message", "edit", "auto_reply", "bounce", "complaint"]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+def valid_traceparent(header: str | None) -> str | None:
+    """A W3C traceparent worth carrying on, or None: a malformed one is dropped, never an error."""
+    return header if header and TRACEPARENT.match(header.strip().lower()) else None
+
+
+def kafka_headers(event: Envelope) -> dict[str, str]:
+    """What every record carries besides its body: its type and ID, and the trace it belongs to."""
+    headers = {"event-type": getattr(event, "type", ""), "event-id": str(event.event_id)}
+    if event.traceparent:
+        headers["traceparent"] = event.traceparent
+    return headers
 
 
 class Envelope(_Model):

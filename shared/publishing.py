@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from faststream.kafka import KafkaBroker
 
-from shared.events import Envelope
+from shared.events import Envelope, kafka_headers
 
 
 async def publish_keyed(broker: KafkaBroker, topic: str, events: Sequence[Envelope]) -> None:
@@ -14,6 +14,6 @@ async def publish_keyed(broker: KafkaBroker, topic: str, events: Sequence[Envelo
             event,
             topic=topic,
             key=event.ticket_id.encode(),
-            headers={"event-type": getattr(event, "type", ""), "event-id": str(event.event_id)},
+            headers=kafka_headers(event),
             correlation_id=event.correlation_id,
         )

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.settings import EXAMPLE_CONFIG, Settings
+from shared.topics import Topics
 from switchboard.stack import free_loopback_port as free_port
 from tests.fakes.slack_api import FakeSlackApi
 from tests.fakes.smtp_sink import SmtpSink
@@ -67,18 +69,32 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
 
 
 @pytest.fixture
-def settings(infra: Endpoints, tmp_path: Path) -> Settings:
+async def settings(infra: Endpoints, tmp_path: Path) -> AsyncIterator[Settings]:
     redis.Redis.from_url(infra.redis_url).flushdb()
-    return Settings(
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    yield Settings(
         kafka_bootstrap=infra.kafka_bootstrap,
         redis_url=infra.redis_url,
-        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+        topic_prefix=prefix,
         data_dir=tmp_path / "data",
         config=EXAMPLE_CONFIG,
         api_token=API_TOKEN,
         http_port=free_port(),
         slack_bot_token=None,
     )
+    # Every test's topics go with it: a broker holding thousands of partitions runs out of files.
+    await _delete_topics(infra.kafka_bootstrap, Topics(prefix).all_names())
+
+
+async def _delete_topics(bootstrap: str, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        if doomed := [name for name in names if name in existing]:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from shared.attachments import AttachmentStore
 from shared.broker import make_broker
 from shared.config import DeskConfig, load_config
 from shared.conversations import conversation_ticket, remember_conversation
-from shared.events import InboundMessage
+from shared.events import InboundMessage, kafka_headers
 from shared.ids import derived_id
 from shared.ops import add_ops_endpoints
 from shared.redis_client import connect_redis
@@ -83,7 +83,9 @@ class Intake:
         """
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
-                await self.broker.publish(message, topic=self.inbound_topic, key=message.ticket_id.encode())
+                await self.broker.publish(
+                    message, topic=self.inbound_topic, key=message.ticket_id.encode(), headers=kafka_headers(message)
+                )
         except TimeoutError as error:
             raise KafkaTimeoutError(f"Kafka did not acknowledge within {PUBLISH_TIMEOUT_SECONDS} s") from error
 

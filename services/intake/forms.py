@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
-from shared.events import InboundMessage, ReplyRoute, Sender
+from shared.events import InboundMessage, ReplyRoute, Sender, valid_traceparent
 
 MAX_MESSAGE_CHARS = 20_000
 
@@ -40,10 +40,12 @@ def to_inbound(
     message_id: uuid.UUID,
     channel_message_id: str,
     received_at: datetime,
+    traceparent: str | None = None,
 ) -> InboundMessage:
     return InboundMessage.received(
         message_id=message_id,
         ticket_id=ticket_id,
+        traceparent=valid_traceparent(traceparent),
         channel="form",
         channel_message_id=channel_message_id,
         source=form_id,

@@ -127,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         form_id: str,
         request: Request,
         idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+        traceparent: Annotated[str | None, Header(max_length=100)] = None,
     ) -> JSONResponse:
         if config.forms and config.form(form_id) is None:
             metrics.forms.labels("unknown_form").inc()
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             message_id=message_id,
             channel_message_id=idempotency_key or str(message_id),
             received_at=datetime.now(UTC),
+            traceparent=traceparent,
         )
         started = time.perf_counter()
         try:

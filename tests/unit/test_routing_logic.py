@@ -64,3 +64,11 @@ def test_new_ticket_events_are_deterministic_for_a_redelivered_message():
     assert isinstance(created, TicketCreated) and created.contact == contact
     assert isinstance(assigned, TicketAssigned) and assigned.slack_user_id == "U0BEN"
     assert all(event.correlation_id == str(message.message_id) for event in first)
+
+
+def test_ticket_events_carry_the_messages_trace_context():
+    config = load_config(EXAMPLE_CONFIG)
+    traced = inbound().model_copy(update={"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
+    contact = ContactSummary(contact_id="c_1")
+    events = new_ticket(traced, contact, config.default_classification, config.agent("ana"), NOW)
+    assert {event.traceparent for event in events} == {traced.traceparent}
