@@ -127,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         form_id: str,
         request: Request,
         idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-        traceparent: Annotated[str | None, Header(max_length=100)] = None,
+        traceparent: Annotated[str | None, Header()] = None,
     ) -> JSONResponse:
         if config.forms and config.form(form_id) is None:
             metrics.forms.labels("unknown_form").inc()
