@@ -75,13 +75,14 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
         await slack.post(f"{event.event_id}:dm", event.slack_user_id, assignment_dm_text(event))
 
     async def on_message(event: MessageAdded) -> None:
-        ticket = await redis.hgetall(f"sb:ticket:{event.ticket_id}")
+        ticket = await read_model.ticket_fields(event.ticket_id)
         if not ticket:
             return
         if event.author == "agent":
             await customers.deliver_reply(event)
             await post_in_thread(f"{event.event_id}:mirror", event.ticket_id, ticket["team"], agent_reply_text(event))
-        else:
+        elif event.correlation_id != ticket.get("opened_by"):
+            # The opening message is quoted in the ticket's announcement; later ones go to its thread.
             await post_in_thread(
                 f"{event.event_id}:mirror", event.ticket_id, ticket["team"], customer_message_text(event)
             )
