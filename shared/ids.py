@@ -24,6 +24,20 @@ def is_ticket_id(value: str) -> bool:
     return bool(_TICKET_ID.match(value))
 
 
+_OUR_MESSAGE_ID = re.compile(r"^[a-z]{2,5}-\d+\.[0-9a-f]{32}@(?P<domain>.+)$")
+
+
+def our_message_id(ticket_id: str, domain: str) -> str:
+    """The Message-ID (without <>) of a mail Switchboard sends about a ticket."""
+    return f"{ticket_id.lower()}.{uuid.uuid4().hex}@{domain}"
+
+
+def is_our_message_id(message_id: str, domains: set[str]) -> bool:
+    """Whether a Message-ID is one Switchboard made: such a mail coming in is our own, looping."""
+    match = _OUR_MESSAGE_ID.match(message_id.lower())
+    return bool(match) and match["domain"] in domains
+
+
 def derived_id(*parts: object) -> uuid.UUID:
     """The same parts always give the same UUID."""
     return uuid.uuid5(_NAMESPACE, "\x1f".join(str(part) for part in parts))

@@ -56,23 +56,25 @@ class Intake:
         return derived_id("inbound", channel_key)
 
     async def resolve_ticket(
-        self, channel_key: str, *, lookup: Sequence[str] = (), remember: Sequence[str] = ()
+        self,
+        channel_key: str,
+        *,
+        found: str | None = None,
+        lookup: Sequence[str] = (),
+        remember: Sequence[str] = (),
     ) -> str:
         """The ticket a channel message belongs to.
 
-        A message seen before keeps its ticket; otherwise the first conversation in `lookup` that
-        has a ticket gives it; otherwise a new ticket ID is minted. The conversations in
-        `remember` then lead to that ticket.
+        A message seen before keeps its ticket; otherwise the ticket the channel `found` by its own
+        means (e.g. a subject tag), else the first conversation in `lookup` that has a ticket,
+        else a new ticket ID. The conversations in `remember` then lead to that ticket.
         """
         ticket_id = await self.ticket_ids.remembered(channel_key)
         if ticket_id is None:
-            ticket_id = await conversation_ticket(self.redis, list(lookup)) or await self.ticket_ids.mint()
+            ticket_id = found or await conversation_ticket(self.redis, list(lookup)) or await self.ticket_ids.mint()
             ticket_id = await self.ticket_ids.remember(channel_key, ticket_id)
-        await self.remember_conversations(remember, ticket_id)
+        await remember_conversation(self.redis, list(remember), ticket_id)
         return ticket_id
-
-    async def remember_conversations(self, keys: Sequence[str], ticket_id: str) -> None:
-        await remember_conversation(self.redis, list(keys), ticket_id)
 
     async def publish(self, message: InboundMessage) -> None:
         """Returns once Kafka acknowledged the message: only then may the channel be answered.

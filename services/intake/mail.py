@@ -23,6 +23,7 @@ from services.intake.email.mime import MailAttachment, ParsedMail, parse_mail
 from shared.attachments import AttachmentRejected
 from shared.conversations import conversation_ticket
 from shared.events import Attachment, InboundMessage, MessageKind, ReplyRoute, Sender
+from shared.ids import is_our_message_id
 from shared.read_model import ReadModel
 from shared.settings import Settings
 
@@ -94,23 +95,19 @@ class MailIntake:
         sender = mail.sender.address.lower() if mail.sender else ""
         if sender in self.own_addresses:
             return MailOutcome("dropped", "mail from our own address (a loop)")
-        if mail.message_id and mail.message_id.rsplit("@", 1)[-1].lower() in self.own_domains and not mail.in_reply_to:
+        if mail.message_id and is_our_message_id(mail.message_id, self.own_domains):
             return MailOutcome("dropped", "our own message came back (a loop)")
         classification = classify_mail(mail, raw)
         kind = _KIND_OF_CLASS[classification.mail_class]
         message_key = mail.message_id or hashlib.sha256(raw).hexdigest()
         channel_key = f"email:{message_key}"
 
-        ticket_id = await self.intake.ticket_ids.remembered(channel_key)
-        if ticket_id is None:
-            ticket_id = await self._thread(mail, kind)
-            if ticket_id is None and kind in ("auto_reply", "complaint"):
-                logger.info("machine mail answering no ticket", extra={"kind": kind, "reason": classification.reason})
-                return MailOutcome("dropped", f"{kind} for no known ticket")
-            ticket_id = await self.intake.ticket_ids.remember(
-                channel_key, ticket_id or await self.intake.ticket_ids.mint()
-            )
-        await self.intake.remember_conversations([f"email:{message_key}"], ticket_id)
+        known = await self.intake.ticket_ids.remembered(channel_key)
+        thread = None if known else await self._thread(mail, kind)
+        if known is None and thread is None and kind in ("auto_reply", "complaint"):
+            logger.info("machine mail answering no ticket", extra={"kind": kind, "reason": classification.reason})
+            return MailOutcome("dropped", f"{kind} for no known ticket")
+        ticket_id = await self.intake.resolve_ticket(channel_key, found=thread, remember=[f"email:{message_key}"])
 
         attachments, refused = self._store_attachments(mail.attachments)
         original = self.intake.attachments.save(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -12,6 +11,7 @@ import aiosmtplib
 
 from shared.broker import PermanentFailure
 from shared.events import ReplyRoute
+from shared.ids import our_message_id
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def build_email(
     """A message continuing the customer's thread, with a Message-ID in our own domain."""
     message = EmailMessage()
     domain = sender.rsplit("@", 1)[-1]
-    message["Message-ID"] = f"<{ticket_id.lower()}.{uuid.uuid4().hex}@{domain}>"
+    message["Message-ID"] = f"<{our_message_id(ticket_id, domain)}>"
     message["From"] = sender
     message["To"] = route.address
     message["Subject"] = subject

@@ -1,5 +1,6 @@
 from services.notifier.email_out import build_email, is_no_reply_address, message_id_of, reply_subject
 from shared.events import ReplyRoute
+from shared.ids import is_our_message_id, our_message_id
 
 
 def test_reply_subjects_carry_one_tag_and_one_re():
@@ -36,3 +37,11 @@ def test_replies_continue_the_thread_with_our_own_message_id():
         ticket_id="SB-1042", sender="support@example.com", route=route, subject="s", body="b", automatic=False
     )
     assert person["Auto-Submitted"] is None
+
+
+def test_only_message_ids_we_made_count_as_our_own():
+    ours = our_message_id("SB-1042", "example.com")
+    assert is_our_message_id(ours, {"example.com"})
+    assert not is_our_message_id(ours, {"other.example"})
+    # A colleague at the support domain writing in is a customer, not a loop.
+    assert not is_our_message_id("CAFx1=abc@example.com", {"example.com"})
