@@ -34,14 +34,6 @@ def valid_traceparent(header: str | None) -> str | None:
     return header if header and TRACEPARENT.match(header.strip().lower()) else None
 
 
-def kafka_headers(event: Envelope) -> dict[str, str]:
-    """What every record carries besides its body: its type and ID, and the trace it belongs to."""
-    headers = {"event-type": getattr(event, "type", ""), "event-id": str(event.event_id)}
-    if event.traceparent:
-        headers["traceparent"] = event.traceparent
-    return headers
-
-
 class Envelope(_Model):
     event_id: UUID
     version: Literal[1] = 1
@@ -193,20 +185,28 @@ class MessageAdded(Envelope):
 
 class TicketAssigned(Envelope):
     type: Literal["ticket.assigned"] = "ticket.assigned"
+    version: Literal[1, 2] = 2
     team: str
     agent_id: str
     agent_name: str
     slack_user_id: str
-    # Carried so that notifications need no lookup.
+    # Carried so that notifications need no lookup that could race the read model.
     subject: str | None
     contact: ContactSummary
+    # Since version 2: the ticket's channel and priority, and the start of its opening message.
+    channel: Channel | None = None
+    priority: str | None = None
+    excerpt: str | None = None
 
 
 class SlaDeadlineSet(Envelope):
     type: Literal["sla.deadline_set"] = "sla.deadline_set"
+    version: Literal[1, 2] = 2
     metric: Literal["first_response"]
     policy: str
     due_at: AwareDatetime
+    # Since version 2: when warnings fire before the due time, so the timers can be rebuilt from the log.
+    warnings_at: list[AwareDatetime] = []
 
 
 class SlaWarning(Envelope):
@@ -229,8 +229,72 @@ class SlaMet(Envelope):
     met_at: AwareDatetime
 
 
+NotificationPurpose = Literal["acknowledgement", "announcement", "assignment_dm", "mirror", "reply", "sla"]
+
+
+class NotificationSent(Envelope):
+    """The notifier delivered something (to Slack, an email, a Telegram chat, a web chat).
+
+    The record of what was already sent, so that nothing is sent twice even after Redis is lost,
+    and of the thread-index keys that now lead back to the ticket (our Message-ID, Telegram's
+    message ID of our message).
+    """
+
+    type: Literal["notification.sent"] = "notification.sent"
+    # The delivery's idempotency key: "<event ID of the cause>:<purpose>".
+    key: str
+    purpose: NotificationPurpose
+    # "slack:<channel>", "email:<address>", "telegram:<chat ID>", "chat:<ticket ID>".
+    target: str
+    # Slack ts, email Message-ID, Telegram message_id; None where the channel has none.
+    external_id: str | None = None
+    # Conversation keys (shared.conversations) that lead replies to this ticket from now on.
+    conversations: list[str] = []
+    # Sent as part of one digest message after Slack held the channel back (HTTP 429).
+    digest: bool = False
+
+
+class ContactEnvelope(_Model):
+    """Events about contacts, keyed by the identity they concern ("email:ana@example.com")."""
+
+    event_id: UUID
+    version: Literal[1] = 1
+    occurred_at: AwareDatetime
+    identity: str
+    # The ticket whose message caused the event, if any.
+    ticket_id: TicketId | None = None
+    correlation_id: str | None = None
+    traceparent: str | None = None
+
+
+class IdentityLinked(ContactEnvelope):
+    """An identity now belongs to a contact; the first link of an identity wins, later ones are refused."""
+
+    type: Literal["contact.identity_linked"] = "contact.identity_linked"
+    contact_id: str
+    # Proved by the channel (mail From, Telegram user, Slack user) rather than typed into a form or chat.
+    verified: bool
+
+
+class AddressUndeliverable(ContactEnvelope):
+    """Mail to this address bounced: nothing more is sent to it (RFC 3464 report or plain-text bounce)."""
+
+    type: Literal["contact.address_undeliverable"] = "contact.address_undeliverable"
+    reason: str
+
+
+ContactEvent = Annotated[IdentityLinked | AddressUndeliverable, Field(discriminator="type")]
+
+
 TicketEvent = Annotated[
-    TicketCreated | MessageAdded | TicketAssigned | SlaDeadlineSet | SlaWarning | SlaBreached | SlaMet,
+    TicketCreated
+    | MessageAdded
+    | TicketAssigned
+    | SlaDeadlineSet
+    | SlaWarning
+    | SlaBreached
+    | SlaMet
+    | NotificationSent,
     Field(discriminator="type"),
 ]
 ticket_event_adapter: TypeAdapter[TicketEvent] = TypeAdapter(TicketEvent)

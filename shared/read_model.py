@@ -13,8 +13,12 @@ from typing import Any
 from redis.asyncio import Redis
 
 from shared.events import (
+    AddressUndeliverable,
+    ContactEvent,
     ContactSummary,
+    IdentityLinked,
     MessageAdded,
+    NotificationSent,
     ReplyRoute,
     SlaBreached,
     SlaDeadlineSet,
@@ -107,6 +111,9 @@ def _fields(event: TicketEvent) -> dict[str, str]:
             return {f"{event.metric}_sla": "breached"}
         case SlaMet():
             return {f"{event.metric}_sla": "met", f"{event.metric}_at": event.met_at.isoformat()}
+        case NotificationSent():
+            # The notifier's own projection (services.notifier.ledger) records these.
+            return {}
 
 
 def _reply_route_field(route: ReplyRoute | None) -> dict[str, str]:
@@ -116,38 +123,52 @@ def _reply_route_field(route: ReplyRoute | None) -> dict[str, str]:
 class ReadModel:
     def __init__(self, redis: Redis):
         self.redis = redis
+        self._link_identity = redis.register_script(_LINK_IDENTITY)
 
-    async def apply(self, events: Sequence[TicketEvent]) -> None:
+    async def apply(self, events: Sequence[TicketEvent | ContactEvent]) -> None:
+        """Projects the events; applying one twice changes nothing (ticket events are applied once by ID)."""
         if not events:
             return
+        ticket_events = [event for event in events if not isinstance(event, IdentityLinked | AddressUndeliverable)]
+        first_time: list[bool] = []
+        if ticket_events:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for event in ticket_events:
+                    pipe.sadd(_applied_key(event.ticket_id), str(event.event_id))
+                first_time = await pipe.execute()
         async with self.redis.pipeline(transaction=False) as pipe:
             for event in events:
-                pipe.sadd(_applied_key(event.ticket_id), str(event.event_id))
-            first_time = await pipe.execute()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for event, is_new in zip(events, first_time, strict=True):
+                if isinstance(event, IdentityLinked):
+                    await self._link_identities(pipe, event.contact_id, [event.identity])
+                elif isinstance(event, AddressUndeliverable):
+                    pipe.sadd(UNDELIVERABLE_KEY, event.identity.partition(":")[2])
+            for event, is_new in zip(ticket_events, first_time, strict=True):
                 if not is_new:
                     continue
-                pipe.hset(ticket_key(event.ticket_id), mapping=_fields(event))
+                if fields := _fields(event):
+                    pipe.hset(ticket_key(event.ticket_id), mapping=fields)
                 if isinstance(event, TicketCreated):
-                    self._project_contact(pipe, event.contact, event.ticket_id)
+                    await self._project_contact(pipe, event.contact, event.ticket_id)
                 if isinstance(event, MessageAdded):
                     pipe.rpush(_messages_key(event.ticket_id), _message_json(event))
                     if event.contact_id and event.sender and event.review is None:
-                        self._link_identities(pipe, event.contact_id, identities_of(event.sender))
+                        await self._link_identities(pipe, event.contact_id, identities_of(event.sender))
             await pipe.execute()
 
-    def _project_contact(self, pipe: Any, contact: ContactSummary, ticket_id: str) -> None:
+    async def _project_contact(self, pipe: Any, contact: ContactSummary, ticket_id: str) -> None:
         pipe.hsetnx(contact_key(contact.contact_id), "id", contact.contact_id)
         if contact.name:
             pipe.hsetnx(contact_key(contact.contact_id), "name", contact.name)
-        self._link_identities(pipe, contact.contact_id, contact.identities)
+        await self._link_identities(pipe, contact.contact_id, contact.identities)
         pipe.sadd(contact_tickets_key(contact.contact_id), ticket_id)
 
-    def _link_identities(self, pipe: Any, contact_id: str, identities: Sequence[str]) -> None:
+    async def _link_identities(self, pipe: Any, contact_id: str, identities: Sequence[str]) -> None:
         for identity in identities:
-            pipe.eval(
-                _LINK_IDENTITY, 2, identity_key(identity), contact_identities_key(contact_id), contact_id, identity
+            # With a pipeline as client this only queues the script (EVALSHA, loaded on execute).
+            await self._link_identity(
+                keys=[identity_key(identity), contact_identities_key(contact_id)],
+                args=[contact_id, identity],
+                client=pipe,
             )
 
     async def ticket_exists(self, ticket_id: str) -> bool:

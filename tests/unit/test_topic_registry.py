@@ -36,9 +36,9 @@ def test_examples_are_rejected_when_broken(spec):
         spec.adapter().validate_python(broken)
 
 
-def test_topic_names_are_versioned_keyed_by_ticket_and_have_dead_letter_companions():
+def test_topic_names_are_versioned_keyed_by_what_orders_them_and_have_dead_letter_companions():
     topics = Topics(prefix="staging.")
     for spec in REGISTRY:
-        assert spec.name.endswith(".v1") and spec.key == "ticket_id"
+        assert spec.name.endswith(".v1") and spec.key in ("ticket_id", "identity")
         assert topics.dlq(spec) == f"staging.{spec.name}.dlq"
     assert len(topics.all_names()) == 2 * len(REGISTRY)
