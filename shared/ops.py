@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -23,9 +24,22 @@ async def readiness(broker: KafkaBroker, redis: Redis) -> dict[str, bool]:
     return checks
 
 
+# Set by `switchboard up` when it restarts a process that exited (switchboard/stack.py).
+RESTART_COUNT_ENV = "SWITCHBOARD_RESTART_COUNT"
+PREVIOUS_EXIT_ENV = "SWITCHBOARD_PREVIOUS_EXIT"
+
+
+def restart_record() -> dict[str, Any]:
+    """`{"restarts": 2, "previous_exit": "signal SIGKILL"}` for a process `switchboard up` restarted, else `{}`."""
+    count = os.environ.get(RESTART_COUNT_ENV, "")
+    if not count.isdigit():
+        return {}
+    return {"restarts": int(count), "previous_exit": os.environ.get(PREVIOUS_EXIT_ENV, "")}
+
+
 def readiness_body(checks: dict[str, bool]) -> tuple[int, dict[str, Any]]:
     ready = all(checks.values())
-    return (200 if ready else 503), {"status": "ready" if ready else "not ready", "checks": checks}
+    return (200 if ready else 503), {"status": "ready" if ready else "not ready", "checks": checks, **restart_record()}
 
 
 def _json(status: int, body: dict[str, Any]) -> AsgiResponse:
