@@ -67,7 +67,7 @@ def _api_token(settings: Settings) -> str:
     return token_file.read_text().strip()
 
 
-def run_stack(settings: Settings, scale: dict[str, int] | None = None, policy: RestartPolicy | None = None) -> int:
+def run_stack(settings: Settings, scale: dict[str, int] | None = None) -> int:
     """Runs the stack until Ctrl-C/SIGTERM (0, or 130 before it was up) or a failure (1): a service that
     exits while starting, or one in a crash loop. `scale` gives instances per service (default 1 each).
     """
@@ -109,7 +109,7 @@ def run_stack(settings: Settings, scale: dict[str, int] | None = None, policy: R
             click.echo(f"the stack did not become ready: {failure}", err=True)
             return 1
         click.echo(_endpoints(settings, instances, api_token, bootstrap, redis_url, logs))
-        return _supervise(instances, policy or RestartPolicy(), stop_requested)
+        return _supervise(instances, RestartPolicy(), stop_requested)
     finally:
         click.echo("stopping …")
         stop_processes([instance.process for instance in instances if instance.process is not None], timeout=20)
@@ -151,21 +151,20 @@ def _instances(settings: Settings, scale: dict[str, int], env: dict[str, str], l
     """Every instance of every service this machine runs, each with its own ops port and log file."""
     # A mailbox to poll is the user's to name; without one, intake-imap has nothing to do.
     wanted = [service for service in SERVICES if service != "intake-imap" or settings.imap_host]
-    names = {service: instance_names(service, scale.get(service, 1)) for service in wanted}
-    ops_ports = iter(free_loopback_ports(sum(len(names[service]) for service in wanted if service != "intake-http")))
+    names = [(service, name) for service in wanted for name in instance_names(service, scale.get(service, 1))]
+    ops_ports = iter(free_loopback_ports(len(names)))
     instances = []
-    for service, service_names in names.items():
-        for name in service_names:
-            port = settings.http_port if service == "intake-http" else next(ops_ports)
-            instances.append(
-                SupervisedProcess(
-                    name,
-                    [sys.executable, "-m", "switchboard", "run", service],
-                    {**env, "SWITCHBOARD_OPS_PORT": str(port)},
-                    logs / f"{name}.log",
-                    ready_url=f"http://{settings.http_host}:{port}/readyz",
-                )
+    for service, name in names:
+        port = settings.http_port if service == "intake-http" else next(ops_ports)
+        instances.append(
+            SupervisedProcess(
+                name,
+                [sys.executable, "-m", "switchboard", "run", service],
+                {**env, "SWITCHBOARD_OPS_PORT": str(port)},
+                logs / f"{name}.log",
+                ready_url=f"http://{settings.http_host}:{port}/readyz",
             )
+        )
     return instances
 
 

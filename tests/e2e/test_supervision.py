@@ -7,6 +7,7 @@ import asyncio
 import re
 import signal
 import smtplib
+import socket
 import threading
 import time
 import uuid
@@ -251,3 +252,23 @@ def test_scaled_instances_are_supervised_one_by_one_and_a_crash_loop_stops_every
     survivors = [process.pid for process in family if process.is_running() and process.status() != "zombie"]
     assert survivors == [], f"left behind: {survivors}"
     assert announcements(fake_slack) == {ticket_id: 1}, "two notifiers announce a ticket once"
+
+
+def test_a_service_that_cannot_start_stops_up_at_once_with_its_log(settings, tmp_path: Path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = up_env(
+            tmp_path / "data",
+            SWITCHBOARD_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+            SWITCHBOARD_REDIS_URL=settings.redis_url,
+            SWITCHBOARD_TOPIC_PREFIX=settings.topic_prefix,
+            SWITCHBOARD_SMTP_PORT=str(taken.getsockname()[1]),
+        )
+        stack = RunningStack(env)
+        try:
+            assert stack.wait() == 1
+        finally:
+            stack.kill()
+    stack.wait_for_line(r"^the stack did not become ready: intake-smtp exited \(exit code \d+\) while starting; ", 1)
+    assert any("address already in use" in line.lower() for line in stack.output), "\n".join(stack.output)
