@@ -109,7 +109,8 @@ class ServiceProcess:
         for check in self.checks:
             checks.update(check())
         ready = all(value.get("ok", False) if isinstance(value, dict) else bool(value) for value in checks.values())
-        return (200 if ready else 503), {"status": "ready" if ready else "not ready", "checks": checks}
+        body = {"status": "ready" if ready else "not ready", "checks": checks, **restart_record(self.settings)}
+        return (200 if ready else 503), body
 
     def _add_ops_endpoints(self, app: FastAPI) -> None:
         @app.get("/healthz", include_in_schema=False)
@@ -124,3 +125,10 @@ class ServiceProcess:
         @app.get("/metrics", include_in_schema=False)
         async def metrics() -> Response:
             return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def restart_record(settings: Settings) -> dict[str, Any]:
+    """`{"restarts": 2, "previous_exit": "signal SIGKILL"}` for a process `switchboard up` restarted, else `{}`."""
+    if settings.restart_count is None:
+        return {}
+    return {"restarts": settings.restart_count, "previous_exit": settings.previous_exit or ""}

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     retry_deadline_seconds: float = 60.0
     # How often a consumer partition stopped by repeated failures is tried again.
     stopped_partition_retry_seconds: float = 30.0
+    # Set by `switchboard up` on a process it restarted after an exit (shown by /readyz).
+    restart_count: int | None = None
+    previous_exit: str | None = None
 
     @field_validator("slack_api_url")
     @classmethod

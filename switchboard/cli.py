@@ -19,14 +19,34 @@ def main() -> None:
     """Switchboard: omnichannel help-desk intake and routing on Kafka."""
 
 
+def _scale_option(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, int]:
+    from switchboard.supervisor import ScaleError, parse_scale
+
+    try:
+        return parse_scale(values, SERVICES)
+    except ScaleError as error:
+        raise click.BadParameter(str(error)) from None
+
+
 @main.command()
-def up() -> None:
-    """Run the whole stack on this machine until Ctrl-C."""
+@click.option(
+    "--scale",
+    "scale",
+    multiple=True,
+    callback=_scale_option,
+    metavar="SERVICE=N[,SERVICE=N…]",
+    help="Run N instances of a service, e.g. router=2,notifier=2 (each with its own ops port and log).",
+)
+def up(scale: dict[str, int]) -> None:
+    """Run the whole stack on this machine until Ctrl-C; a service that exits is restarted."""
     from switchboard.infra import MissingTool
     from switchboard.stack import run_stack
 
+    settings = Settings()
+    if "intake-imap" in scale and not settings.imap_host:
+        raise click.BadParameter("intake-imap runs only with SWITCHBOARD_IMAP_HOST set", param_hint="'--scale'")
     try:
-        sys.exit(run_stack(Settings()))
+        sys.exit(run_stack(settings, scale))
     except (MissingTool, ConfigError) as error:
         raise click.ClickException(str(error)) from None
 
