@@ -33,6 +33,7 @@ import nh3
 from inscriptis import get_text
 
 from services.intake.email.charsets import decode_bytes
+from services.intake.email.iso2022 import header_as_encoded_words
 from services.intake.email.quoting import strip_quoted_text
 
 
@@ -379,6 +380,7 @@ def _parse_entity(
     structure, and is flagged `truncated`.
     """
     headers, body_start = _split_header_block(data, start, ctx)
+    headers = [(name, header_as_encoded_words(value) if "\x1b" in value else value) for name, value in headers]
     content_type, parameter_text = _media_type(_last_value(headers, "content-type"), default_type)
     entity = _Entity(headers=headers, content_type=content_type, content=b"")
     if content_type.startswith("multipart/"):
