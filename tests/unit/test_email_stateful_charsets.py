@@ -129,7 +129,7 @@ def test_raw_iso2022_cn_subject() -> None:
     assert parsed.subject == "订单 1234 问题"
 
 
-@pytest.mark.parametrize("charset", ["us-ascii", "utf-8", "iso-8859-1", "x-unknown"])
+@pytest.mark.parametrize("charset", ["us-ascii", "utf-8", "iso-8859-1", "x-unknown", ""])
 @pytest.mark.parametrize("encoding", ["B", "Q"])
 def test_encoded_words_with_a_wrong_charset_carrying_iso2022(charset: str, encoding: str) -> None:
     payload = "注文番号 1234".encode("iso2022_jp")

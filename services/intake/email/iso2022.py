@@ -211,22 +211,44 @@ def _next_jp_run(value: str, start: int) -> int:
     return position
 
 
-def _jp_run_end(value: str, start: int) -> int:
-    back_to_ascii = _first_of(value, _JP_BACK_TO_ASCII, start)
-    line_break = _first_of(value, ("\r", "\n"), start)
-    return back_to_ascii + 3 if back_to_ascii < line_break else line_break
+class _Finder:
+    """The first of some markers at or after positions that only move forward.
+
+    Repeated `str.find` calls would rescan the whole tail for a marker that never occurs (a
+    quadratic cost on a long header of many runs); here each marker's next position is kept.
+    """
+
+    def __init__(self, value: str, markers: tuple[str, ...]):
+        self.value = value
+        self.found: dict[str, int | None] = dict.fromkeys(markers)  # None: not looked for yet
+
+    def first(self, start: int) -> int:
+        """The position of the first marker at or after `start`, or len(value)."""
+        best = len(self.value)
+        for marker, position in self.found.items():
+            if position is None or 0 <= position < start:
+                position = self.found[marker] = self.value.find(marker, start)
+            if position >= 0:
+                best = min(best, position)
+        return best
 
 
 def _wrap_jp_runs(value: str) -> str:
+    back_to_ascii, line_breaks = _Finder(value, _JP_BACK_TO_ASCII), _Finder(value, ("\r", "\n"))
+
+    def run_end(start: int) -> int:
+        back, line_break = back_to_ascii.first(start), line_breaks.first(start)
+        return back + 3 if back < line_break else line_break
+
     pieces = []
     position = 0
     start = _next_jp_run(value, 0)
     while start >= 0:
-        end = _jp_run_end(value, start)
+        end = run_end(start)
         # Runs separated only by blanks become one word: RFC 2047 drops blanks between words.
         following = _next_jp_run(value, end)
         while following >= 0 and not value[end:following].strip(" \t"):
-            end = _jp_run_end(value, following)
+            end = run_end(following)
             following = _next_jp_run(value, end)
         run = value[start:end]
         if not run.endswith(_JP_BACK_TO_ASCII):
@@ -244,32 +266,27 @@ def _wrap_shifted_runs(value: str, family: str) -> str:
     for designation in set(designations):
         value = value.replace(designation, "")
     announced = "".join(dict.fromkeys(designations))
+    shift_ins, line_breaks = _Finder(value, (_SI,)), _Finder(value, ("\r", "\n"))
+
+    def run_end(start: int) -> int:
+        """Just after the SI that ends the run, or at the line break or end that cuts it off."""
+        shift_in, line_break = shift_ins.first(start), line_breaks.first(start)
+        return shift_in + 1 if shift_in < line_break else line_break
+
     pieces = []
     position = 0
     start = value.find(_SO)
     while start >= 0:
-        end = _shifted_run_end(value, start)
+        end = run_end(start)
         following = value.find(_SO, end)
         while following >= 0 and not value[end:following].strip(" \t"):  # one word: see _wrap_jp_runs
-            end = _shifted_run_end(value, following)
+            end = run_end(following)
             following = value.find(_SO, end)
         pieces += [value[position:start], _encoded_word(family, announced + value[start:end].rstrip(_SI) + _SI)]
         position = end
         start = following
     pieces.append(value[position:])
     return "".join(pieces)
-
-
-def _shifted_run_end(value: str, start: int) -> int:
-    """Just after the SI that ends the run at `start`, or at the line break or end that cuts it off."""
-    shift_in = _first_of(value, (_SI,), start)
-    line_break = _first_of(value, ("\r", "\n"), start)
-    return shift_in + 1 if shift_in < line_break else line_break
-
-
-def _first_of(value: str, markers: tuple[str, ...], start: int) -> int:
-    found = [position for position in (value.find(marker, start) for marker in markers) if position >= 0]
-    return min(found, default=len(value))
 
 
 def _find_all(value: str, markers: tuple[str, ...]) -> list[int]:

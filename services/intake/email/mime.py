@@ -93,7 +93,7 @@ class _Decoding:
         self.defects.append(defect)
 
 
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
+_ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([bBqQ])\?([^?]*)\?=")
 _FOLDING = re.compile(r"\r?\n[ \t]*")
 
 
