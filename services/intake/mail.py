@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
 from services.intake.core import Intake
-from services.intake.email.classify import classify_mail, forwards_a_delivery_report
+from services.intake.email.classify import classify_mail
 from services.intake.email.mime import MailAttachment, ParsedMail, parse_mail
 from shared.attachments import AttachmentRejected
 from shared.conversations import conversation_ticket
@@ -145,7 +145,7 @@ class MailIntake:
                 if kind == "message" and (reply_to or sender_email)
                 else None,
                 bounced_recipients=classification.bounced_recipients,
-                acknowledge=not forwards_a_delivery_report(mail),
+                acknowledge=classification.acknowledge,
                 received_at=mail.date or now,
             )
         )
