@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from pydantic import TypeAdapter
 
-from shared.events import AgentCommand, InboundMessage, TicketEvent
+from shared.events import AgentCommand, InboundMessage, MessageQuarantined, TicketEvent
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,14 @@ COMMANDS = TopicSpec(
     schema=AgentCommand,
     description="What agents ask to happen to a ticket (reply, ...); the router validates and applies them.",
 )
-REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS, COMMANDS)
+QUARANTINE = TopicSpec(
+    name="switchboard.quarantine.v1",
+    key="message_id",
+    partitions=8,
+    schema=MessageQuarantined,
+    description="Input kept aside instead of reaching a ticket (machine mail for no ticket, loops), with why.",
+)
+REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS, COMMANDS, QUARANTINE)
 
 
 class Topics:

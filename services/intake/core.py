@@ -1,7 +1,8 @@
 """What every intake channel shares: resolving the ticket, storing attachments, publishing.
 
 A channel adapter verifies and parses its input, then calls `Intake.resolve_ticket` and
-`Intake.publish`; it acknowledges its channel only after `publish` returned.
+`Intake.publish` (or, for input that belongs on no ticket, `Intake.quarantine`); it acknowledges its
+channel only after that returned.
 """
 
 from __future__ import annotations
@@ -16,20 +17,22 @@ from uuid import UUID
 from aiokafka.errors import KafkaTimeoutError
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 
+from services.intake.records import MAX_RECORD_BYTES, fit_to_record, record_size
 from services.intake.ticket_ids import TicketIds
 from shared.attachments import AttachmentStore
 from shared.broker import make_broker
 from shared.config import DeskConfig, load_config
 from shared.conversations import conversation_ticket, remember_conversation
-from shared.events import InboundMessage, kafka_headers
+from shared.events import InboundMessage, MessageQuarantined, kafka_headers
 from shared.ids import derived_id
 from shared.ops import add_ops_endpoints
+from shared.quarantine import Quarantine
 from shared.redis_client import connect_redis
 from shared.settings import Settings
-from shared.topics import DLQ_SUFFIX, INBOUND, Topics, ensure_topics
+from shared.topics import DLQ_SUFFIX, INBOUND, QUARANTINE, Topics, ensure_topics
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +44,30 @@ SHUTDOWN_FLUSH_SECONDS = 15.0
 
 
 class Intake:
-    def __init__(self, broker: KafkaBroker, redis: Redis, config: DeskConfig, settings: Settings):
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        redis: Redis,
+        config: DeskConfig,
+        settings: Settings,
+        registry: CollectorRegistry | None = None,
+    ):
         self.broker = broker
         self.redis = redis
         self.config = config
         self.settings = settings
         self.ticket_ids = TicketIds(redis, config.ticket_prefix)
         self.attachments = AttachmentStore(settings.data_dir / "attachments")
-        self.inbound_topic = Topics(settings.topic_prefix).name(INBOUND)
+        self.quarantined = Quarantine(redis)
+        topics = Topics(settings.topic_prefix)
+        self.inbound_topic = topics.name(INBOUND)
+        self.quarantine_topic = topics.name(QUARANTINE)
+        self.quarantine_counter = Counter(
+            "switchboard_quarantined_messages_total",
+            "Messages kept in quarantine instead of reaching a ticket",
+            ["channel", "reason_code"],
+            registry=registry,
+        )
 
     @staticmethod
     def message_id(channel_key: str) -> UUID:
@@ -79,15 +98,38 @@ class Intake:
     async def publish(self, message: InboundMessage) -> None:
         """Returns once Kafka acknowledged the message: only then may the channel be answered.
 
-        Raises KafkaTimeoutError when Kafka does not acknowledge in time. The producer may still
-        deliver it later; the sender's retry then has the same message ID, which the router
-        deduplicates.
+        A message too large for one record is published with its text, HTML or attachment list
+        moved into attachments (see `records.fit_to_record`). Raises KafkaTimeoutError when Kafka
+        does not acknowledge in time. The producer may still deliver it later; the sender's retry
+        then has the same message ID, which the router deduplicates.
         """
+        if record_size(message) > MAX_RECORD_BYTES:
+            # Hashing and writing megabytes of text belongs off the event loop.
+            message = await asyncio.to_thread(fit_to_record, message, self.attachments)
+        await self._acknowledged(self.inbound_topic, message, key=message.ticket_id)
+
+    async def quarantine(self, event: MessageQuarantined) -> bool:
+        """Keeps input that belongs on no ticket, listable with its reason; returns once Kafka has it.
+
+        Publishes to the quarantine topic, then records it in the Redis projection and counts it.
+        False when the message is already in quarantine (a redelivery): nothing happens then.
+        Raises KafkaTimeoutError like `publish`.
+        """
+        if await self.quarantined.contains(event.message_id):
+            return False
+        await self._acknowledged(self.quarantine_topic, event, key=str(event.message_id))
+        await self.quarantined.apply([event])
+        self.quarantine_counter.labels(event.channel, event.reason_code).inc()
+        logger.info(
+            "message quarantined",
+            extra={"message_id": str(event.message_id), "channel": event.channel, "reason_code": event.reason_code},
+        )
+        return True
+
+    async def _acknowledged(self, topic: str, event: InboundMessage | MessageQuarantined, *, key: str) -> None:
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
-                await self.broker.publish(
-                    message, topic=self.inbound_topic, key=message.ticket_id.encode(), headers=kafka_headers(message)
-                )
+                await self.broker.publish(event, topic=topic, key=key.encode(), headers=kafka_headers(event))
         except TimeoutError as error:
             raise KafkaTimeoutError(f"Kafka did not acknowledge within {PUBLISH_TIMEOUT_SECONDS} s") from error
 
@@ -121,7 +163,7 @@ class IntakeProcess:
         self.registry = CollectorRegistry()
         broker = make_broker(self.bootstrap, client_id=name, registry=self.registry)
         self.redis = connect_redis(redis_url)
-        self.intake = Intake(broker, self.redis, self.config, self.settings)
+        self.intake = Intake(broker, self.redis, self.config, self.settings, self.registry)
 
     def app(
         self,
