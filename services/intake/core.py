@@ -108,15 +108,15 @@ class Intake:
             message = await asyncio.to_thread(fit_to_record, message, self.attachments)
         await self._acknowledged(self.inbound_topic, message, key=message.ticket_id)
 
-    async def quarantine(self, event: MessageQuarantined) -> bool:
+    async def quarantine(self, event: MessageQuarantined) -> None:
         """Keeps input that belongs on no ticket, listable with its reason; returns once Kafka has it.
 
         Publishes to the quarantine topic, then records it in the Redis projection and counts it.
-        False when the message is already in quarantine (a redelivery): nothing happens then.
-        Raises KafkaTimeoutError like `publish`.
+        A message already in quarantine (a redelivery) changes nothing. Raises KafkaTimeoutError
+        like `publish`.
         """
         if await self.quarantined.contains(event.message_id):
-            return False
+            return
         await self._acknowledged(self.quarantine_topic, event, key=str(event.message_id))
         await self.quarantined.apply([event])
         self.quarantine_counter.labels(event.channel, event.reason_code).inc()
@@ -124,7 +124,6 @@ class Intake:
             "message quarantined",
             extra={"message_id": str(event.message_id), "channel": event.channel, "reason_code": event.reason_code},
         )
-        return True
 
     async def _acknowledged(self, topic: str, event: InboundMessage | MessageQuarantined, *, key: str) -> None:
         try:
