@@ -1,8 +1,9 @@
 """Versioned event schemas carried on Kafka.
 
-Every event shares one envelope (event ID, type, version, occurred-at, ticket ID, correlation and
-trace context). `InboundMessage` travels on the inbound topic; the `TicketEvent` union on the
-ticket topic is the ticket's audit trail, keyed by ticket ID.
+Every ticket event shares one envelope (event ID, type, version, occurred-at, ticket ID, correlation
+and trace context). `InboundMessage` travels on the inbound topic; the `TicketEvent` union on the
+ticket topic is the ticket's audit trail, keyed by ticket ID. `MessageQuarantined` belongs to no
+ticket: it has an envelope of its own, keyed by message ID.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ TicketId = Annotated[str, Field(pattern=TICKET_ID_PATTERN)]
 Channel = Literal["form", "email", "chat", "telegram", "slack"]
 # What an inbound message is: only "message" and "edit" come from a person; the rest are machine mail.
 MessageKind = Literal["message", "edit", "auto_reply", "bounce", "complaint"]
+# What a quarantined message is: machine mail, or our own mail come back ("loop").
+QuarantineKind = Literal["auto_reply", "bounce", "complaint", "loop"]
+# Bounds of a quarantined message's header-like fields and of its text excerpt, in characters.
+QUARANTINE_FIELD_CHARS = 1000
+QUARANTINE_EXCERPT_CHARS = 4000
 
 
 class _Model(BaseModel):
@@ -126,6 +132,38 @@ class InboundMessage(Envelope):
             received_at=received_at,
             **fields,
         )
+
+
+class MessageQuarantined(_Model):
+    """Input kept aside instead of reaching a ticket, with why; an operator lists it (SPEC §3: machine
+    mail that matches no ticket is kept, original + an event with the reason).
+
+    On the quarantine topic, keyed by message ID. `reason_code` is short and machine-readable
+    (`machine_mail_no_ticket`, `own_mail_loop`); `reason` says the same to a person.
+    """
+
+    type: Literal["message.quarantined"] = "message.quarantined"
+    event_id: UUID
+    version: Literal[1] = 1
+    occurred_at: AwareDatetime
+    # The ID the message would have had on a ticket: the same channel message always gets the same one.
+    message_id: UUID
+    channel: Channel
+    # The channel's own ID of the message (the email Message-ID ...), for finding it in the channel's logs.
+    channel_message_id: str = Field(max_length=QUARANTINE_FIELD_CHARS)
+    kind: QuarantineKind
+    reason_code: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    reason: str = Field(max_length=QUARANTINE_FIELD_CHARS)
+    # Which entry point took it, e.g. "smtp" or "imap:INBOX".
+    source: str = Field(max_length=QUARANTINE_FIELD_CHARS)
+    sender: Sender
+    subject: str | None = Field(default=None, max_length=QUARANTINE_FIELD_CHARS)
+    # The start of the message's text; the whole message is in `original`.
+    excerpt: str = Field(max_length=QUARANTINE_EXCERPT_CHARS)
+    original: Attachment | None = None
+    received_at: AwareDatetime
+    correlation_id: str | None = None
+    traceparent: str | None = None
 
 
 class AgentReply(Envelope):
@@ -254,13 +292,17 @@ class NotificationSent(Envelope):
     digest: bool = False
 
 
+# "email:ana@example.com", "phone:+34600123456", "telegram:42", "slack:U0CUST" (see shared.identities).
+Identity = Annotated[str, Field(pattern=r"^[a-z]+:\S+$", max_length=400)]
+
+
 class ContactEnvelope(_Model):
     """Events about contacts, keyed by the identity they concern ("email:ana@example.com")."""
 
     event_id: UUID
     version: Literal[1] = 1
     occurred_at: AwareDatetime
-    identity: str
+    identity: Identity
     # The ticket whose message caused the event, if any.
     ticket_id: TicketId | None = None
     correlation_id: str | None = None

@@ -11,7 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from pydantic import TypeAdapter
 
-from shared.events import AgentCommand, ContactEvent, InboundMessage, TicketEvent
+from shared.events import AgentCommand, ContactEvent, InboundMessage, MessageQuarantined, TicketEvent
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,14 @@ CONTACTS = TopicSpec(
     schema=ContactEvent,
     description="Links of identities to contacts and undeliverable addresses, in order per identity.",
 )
-REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS, COMMANDS, CONTACTS)
+QUARANTINE = TopicSpec(
+    name="switchboard.quarantine.v1",
+    key="message_id",
+    partitions=8,
+    schema=MessageQuarantined,
+    description="Input kept aside instead of reaching a ticket (machine mail for no ticket, loops), with why.",
+)
+REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS, COMMANDS, CONTACTS, QUARANTINE)
 
 
 @dataclass(frozen=True)

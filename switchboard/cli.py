@@ -185,6 +185,75 @@ def ticket_reply(ticket_id: str, text: str, agent: str) -> None:
 
 
 @main.group()
+def quarantine() -> None:
+    """Messages kept aside instead of reaching a ticket (machine mail for no ticket, loops)."""
+
+
+def _quarantine_call(call):
+    """Runs `call(Quarantine)` against the stack's Redis."""
+    from shared.quarantine import Quarantine
+    from shared.redis_client import connect_redis
+
+    async def run():
+        _, redis_url = Settings().require_infra()
+        redis = connect_redis(redis_url)
+        try:
+            return await call(Quarantine(redis))
+        finally:
+            await redis.aclose()
+
+    try:
+        return asyncio.run(run())
+    except MissingInfrastructure as error:
+        raise click.ClickException(str(error)) from None
+
+
+@quarantine.command("list")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--channel", help="Only this channel (email, form, chat, telegram, slack).")
+@click.option("--reason", help="Only this reason code (machine_mail_no_ticket, own_mail_loop, ...).")
+@click.option("--json", "as_json", is_flag=True, help="Print the full events as a JSON array.")
+def quarantine_list(limit: int, channel: str | None, reason: str | None, as_json: bool) -> None:
+    """List quarantined messages, newest first."""
+    found = _quarantine_call(lambda kept: kept.list(limit=limit, channel=channel, reason_code=reason))
+    if as_json:
+        click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+        return
+    for entry in found:
+        sender = entry["sender"].get("email") or entry["sender"].get("name") or "-"
+        click.echo(
+            f"{entry['occurred_at']}  {entry['message_id']}  {entry['channel']}  {entry['reason_code']}  "
+            f"{sender}  {entry['subject'] or '(no subject)'}"
+        )
+    if not found:
+        click.echo("nothing in quarantine", err=True)
+
+
+@quarantine.command("show")
+@click.argument("message_id")
+@click.option("--original", is_flag=True, help="Print the message exactly as received (e.g. the .eml) instead.")
+def quarantine_show(message_id: str, original: bool) -> None:
+    """Print one quarantined message as JSON, with its reason."""
+    found = _quarantine_call(lambda kept: kept.get(message_id))
+    if found is None:
+        raise click.ClickException(f"no quarantined message {message_id}")
+    if not original:
+        click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+        return
+    from shared.attachments import AttachmentStore
+    from shared.events import Attachment
+
+    if found["original"] is None:
+        raise click.ClickException(f"{message_id} has no original")
+    store = AttachmentStore(Settings().data_dir / "attachments")
+    try:
+        content = store.read(Attachment.model_validate(found["original"]))
+    except FileNotFoundError:
+        raise click.ClickException(f"the original of {message_id} is not under this DATA_DIR") from None
+    sys.stdout.buffer.write(content)
+
+
+@main.group()
 def telegram() -> None:
     """The Telegram bot."""
 
@@ -219,8 +288,8 @@ def docs(out: Path) -> None:
 
 @main.command()
 def replay() -> None:
-    """Rebuild the Redis read model from the ticket topic."""
-    from switchboard.replay import replay_tickets
+    """Rebuild the Redis read model and the quarantine from the ticket and quarantine topics."""
+    from switchboard.replay import replay_quarantine, replay_tickets
 
     settings = Settings()
     try:
@@ -229,3 +298,5 @@ def replay() -> None:
         raise click.ClickException(str(error)) from None
     applied = asyncio.run(replay_tickets(bootstrap, redis_url, settings.topic_prefix))
     click.echo(f"replayed {applied} ticket events")
+    quarantined = asyncio.run(replay_quarantine(bootstrap, redis_url, settings.topic_prefix))
+    click.echo(f"replayed {quarantined} quarantined messages")

@@ -1,28 +1,54 @@
-"""Rebuilding the read model from Kafka, the source of truth."""
+"""Rebuilding the Redis projections from Kafka, the source of truth."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from shared.events import ticket_event_adapter
+from shared.events import MessageQuarantined, ticket_event_adapter
+from shared.quarantine import Quarantine
 from shared.read_model import ReadModel
 from shared.redis_client import connect_redis
-from shared.topics import TICKETS, Topics, partitions_of
+from shared.topics import QUARANTINE, TICKETS, Topics, partitions_of
 
 logger = logging.getLogger(__name__)
+
+_quarantine_adapter: TypeAdapter[MessageQuarantined] = TypeAdapter(MessageQuarantined)
 
 
 async def replay_tickets(bootstrap: str, redis_url: str, topic_prefix: str = "") -> int:
     """Apply every event on the ticket topic, up to the offsets at the start; returns how many."""
-    topic = Topics(topic_prefix).name(TICKETS)
+    redis = connect_redis(redis_url)
+    try:
+        return await _replay(
+            bootstrap, Topics(topic_prefix).name(TICKETS), ticket_event_adapter, ReadModel(redis).apply
+        )
+    finally:
+        await redis.aclose()
+
+
+async def replay_quarantine(bootstrap: str, redis_url: str, topic_prefix: str = "") -> int:
+    """Apply every event on the quarantine topic, up to the offsets at the start; returns how many."""
+    redis = connect_redis(redis_url)
+    try:
+        return await _replay(
+            bootstrap, Topics(topic_prefix).name(QUARANTINE), _quarantine_adapter, Quarantine(redis).apply
+        )
+    finally:
+        await redis.aclose()
+
+
+async def _replay(
+    bootstrap: str, topic: str, adapter: TypeAdapter[Any], apply: Callable[[Sequence[Any]], Awaitable[None]]
+) -> int:
     partitions = await partitions_of(bootstrap, topic)
     if not partitions:
         return 0
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    redis = connect_redis(redis_url)
     applied = 0
     await consumer.start()
     try:
@@ -30,7 +56,6 @@ async def replay_tickets(bootstrap: str, redis_url: str, topic_prefix: str = "")
         await consumer.seek_to_beginning(*partitions)
         end_offsets = await consumer.end_offsets(partitions)
         remaining = {partition for partition in partitions if end_offsets[partition] > 0}
-        read_model = ReadModel(redis)
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000)
             for partition, records in batches.items():
@@ -39,17 +64,21 @@ async def replay_tickets(bootstrap: str, redis_url: str, topic_prefix: str = "")
                     if record.offset >= end_offsets[partition]:
                         break
                     try:
-                        events.append(ticket_event_adapter.validate_json(record.value))
+                        events.append(adapter.validate_json(record.value))
                     except ValidationError as error:
                         logger.warning(
-                            "skipped an invalid ticket event",
-                            extra={"partition": record.partition, "offset": record.offset, "error": str(error)[:300]},
+                            "skipped an invalid event",
+                            extra={
+                                "topic": topic,
+                                "partition": record.partition,
+                                "offset": record.offset,
+                                "error": str(error)[:300],
+                            },
                         )
-                await read_model.apply(events)
+                await apply(events)
                 applied += len(events)
                 if await consumer.position(partition) >= end_offsets[partition]:
                     remaining.discard(partition)
     finally:
         await consumer.stop()
-        await redis.aclose()
     return applied

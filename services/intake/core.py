@@ -1,11 +1,13 @@
 """What every intake channel shares: resolving the ticket, storing attachments, publishing.
 
 A channel adapter verifies and parses its input, then calls `Intake.resolve_ticket` and
-`Intake.publish`; it acknowledges its channel only after `publish` returned.
+`Intake.publish` (or, for input that belongs on no ticket, `Intake.quarantine`); it acknowledges its
+channel only after that returned.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
@@ -13,18 +15,21 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 
+from services.intake.records import MAX_RECORD_BYTES, fit_to_record, record_size
 from services.intake.ticket_ids import TicketIds
 from shared.attachments import AttachmentStore
 from shared.config import DeskConfig
 from shared.conversations import conversation_ticket, remember_conversation
-from shared.events import InboundMessage
+from shared.events import InboundMessage, MessageQuarantined
 from shared.ids import derived_id
 from shared.process import ServiceProcess
 from shared.publisher import Outgoing, Publisher
+from shared.quarantine import Quarantine
 from shared.settings import Settings
-from shared.topics import DLQ_SUFFIX, INBOUND, Topics
+from shared.topics import DLQ_SUFFIX, INBOUND, QUARANTINE, Topics
 
 logger = logging.getLogger(__name__)
 
@@ -33,14 +38,30 @@ PUBLISH_TIMEOUT_SECONDS = 10.0
 
 
 class Intake:
-    def __init__(self, publisher: Publisher, redis: Redis, config: DeskConfig, settings: Settings):
+    def __init__(
+        self,
+        publisher: Publisher,
+        redis: Redis,
+        config: DeskConfig,
+        settings: Settings,
+        registry: CollectorRegistry | None = None,
+    ):
         self.publisher = publisher
         self.redis = redis
         self.config = config
         self.settings = settings
         self.ticket_ids = TicketIds(redis, config.ticket_prefix)
         self.attachments = AttachmentStore(settings.data_dir / "attachments")
-        self.inbound_topic = Topics(settings.topic_prefix).name(INBOUND)
+        self.quarantined = Quarantine(redis)
+        topics = Topics(settings.topic_prefix)
+        self.inbound_topic = topics.name(INBOUND)
+        self.quarantine_topic = topics.name(QUARANTINE)
+        self.quarantine_counter = Counter(
+            "switchboard_quarantined_messages_total",
+            "Messages kept in quarantine instead of reaching a ticket",
+            ["channel", "reason_code"],
+            registry=registry or CollectorRegistry(),
+        )
 
     @staticmethod
     def message_id(channel_key: str) -> UUID:
@@ -71,13 +92,35 @@ class Intake:
     async def publish(self, message: InboundMessage) -> None:
         """Returns once Kafka acknowledged the message: only then may the channel be answered.
 
-        Raises KafkaTimeoutError when Kafka does not acknowledge in time. The producer may still
-        deliver it later; the sender's retry then has the same message ID, which the router
-        deduplicates.
+        A message too large for one record is published with its text, HTML or attachment list
+        moved into attachments (see `records.fit_to_record`). Raises KafkaTimeoutError when Kafka
+        does not acknowledge in time. The producer may still deliver it later; the sender's retry
+        then has the same message ID, which the router deduplicates.
         """
-        await self.publisher.publish(
-            Outgoing.event(self.inbound_topic, message.ticket_id, message), timeout=PUBLISH_TIMEOUT_SECONDS
+        if record_size(message) > MAX_RECORD_BYTES:
+            # Hashing and writing megabytes of text belongs off the event loop.
+            message = await asyncio.to_thread(fit_to_record, message, self.attachments)
+        await self._acknowledged(self.inbound_topic, message, key=message.ticket_id)
+
+    async def quarantine(self, event: MessageQuarantined) -> None:
+        """Keeps input that belongs on no ticket, listable with its reason; returns once Kafka has it.
+
+        Publishes to the quarantine topic, then records it in the Redis projection and counts it.
+        A message already in quarantine (a redelivery) changes nothing. Raises KafkaTimeoutError
+        like `publish`.
+        """
+        if await self.quarantined.contains(event.message_id):
+            return
+        await self._acknowledged(self.quarantine_topic, event, key=str(event.message_id))
+        await self.quarantined.apply([event])
+        self.quarantine_counter.labels(event.channel, event.reason_code).inc()
+        logger.info(
+            "message quarantined",
+            extra={"message_id": str(event.message_id), "channel": event.channel, "reason_code": event.reason_code},
         )
+
+    async def _acknowledged(self, topic: str, event: InboundMessage | MessageQuarantined, *, key: str) -> None:
+        await self.publisher.publish(Outgoing.event(topic, key, event), timeout=PUBLISH_TIMEOUT_SECONDS)
 
     async def dead_letter(self, raw: bytes, *, source: str, reason: str) -> None:
         """Keeps input no ticket can be made of on the inbound DLQ, with why: nothing is lost silently."""
@@ -106,7 +149,7 @@ class IntakeProcess(ServiceProcess):
 
     def __init__(self, name: str, settings: Settings | None = None):
         super().__init__(name, settings)
-        self.intake = Intake(self.publisher, self.redis, self.config, self.settings)
+        self.intake = Intake(self.publisher, self.redis, self.config, self.settings, self.registry)
 
     def app(
         self,
