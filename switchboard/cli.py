@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -259,7 +260,7 @@ def _instances(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option(
     "--concurrency",
     type=click.IntRange(min=1),
-    default=128,
+    default=64,
     show_default=True,
     help="Forms in flight at most (HTTP connections).",
 )
@@ -285,17 +286,18 @@ def bench(**given: object) -> None:
         raise click.UsageError(str(error)) from None
     settings = Settings()
     console = Console(stderr=True)
+    json_path = options.json_path or default_report_path(settings.data_dir, datetime.now())
+    log_dir = json_path.with_name(f"{json_path.stem}-logs")
     try:
         with bench_infra(settings, start=options.start) as infra:
-            measured, latencies = asyncio.run(run_bench(options, settings, infra, console))
+            measured, latencies = asyncio.run(run_bench(options, settings, infra, console, log_dir))
     except (MissingTool, ConfigError, ServiceFailed) as error:
         raise click.ClickException(str(error)) from None
-    report = build_report(measured)
-    json_path = options.json_path or default_report_path(settings.data_dir, measured.started_at)
+    report = build_report(measured) | {"logs": str(log_dir)}
     write_report(report, json_path)
     write_plot(report, latencies, json_path.with_suffix(".png"))
     print_summary(report, Console())
-    click.echo(f"report {json_path}\nplot   {json_path.with_suffix('.png')}")
+    click.echo(f"report {json_path}\nplot   {json_path.with_suffix('.png')}\nlogs   {log_dir}")
 
 
 @main.command()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+from aiokafka.errors import KafkaError
 
 from shared.topics import partitions_of
 
@@ -29,6 +30,7 @@ class KafkaGauges:
         self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
         self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
         self._partitions: dict[str, list[TopicPartition]] = {}
+        self._committed: dict[tuple[str, str], int] = {}
 
     async def __aenter__(self) -> KafkaGauges:
         await self._admin.start()
@@ -50,12 +52,25 @@ class KafkaGauges:
     async def committed(self, group: str, topic: str) -> int:
         """The records of `topic` the group has committed (0 for partitions it never committed)."""
         partitions = await self.partitions(topic)
-        offsets = await self._admin.list_consumer_group_offsets(group, partitions=partitions)
-        return sum(max(0, meta.offset) for tp, meta in offsets.items() if tp.topic == topic)
+        try:
+            offsets = await self._admin.list_consumer_group_offsets(group, partitions=partitions)
+        except KafkaError as error:
+            # A fresh broker has no coordinator until the first group asks for one: the last reading stands.
+            if not error.retriable:
+                raise
+            return self._committed.get((group, topic), 0)
+        committed = sum(max(0, meta.offset) for tp, meta in offsets.items() if tp.topic == topic)
+        self._committed[(group, topic)] = committed
+        return committed
 
     async def assigned(self, group: str, topic: str) -> int:
         """How many of `topic`'s partitions the group's members hold now (0 while it rebalances)."""
-        [response] = await self._admin.describe_consumer_groups([group])
+        try:
+            [response] = await self._admin.describe_consumer_groups([group])
+        except KafkaError as error:
+            if not error.retriable:
+                raise
+            return 0
         held = 0
         for described in response.to_object()["groups"]:
             if described["state"] != "Stable":
@@ -89,8 +104,10 @@ async def tally_tickets(gauges: KafkaGauges, topic: str, ticket_ids: Collection[
     The type comes from the `event-type` header every Switchboard record carries, else from the JSON
     body; unknown types are counted as they come. `ticket_ids` limits the timing to the run's tickets.
     """
-    ends = await gauges.end_offsets(topic)
+    pending = {tp: end for tp, end in (await gauges.end_offsets(topic)).items() if end > 0}
     tally = TicketTally()
+    if not pending:
+        return tally
     consumer = AIOKafkaConsumer(
         bootstrap_servers=gauges.bootstrap,
         enable_auto_commit=False,
@@ -99,7 +116,6 @@ async def tally_tickets(gauges: KafkaGauges, topic: str, ticket_ids: Collection[
     )
     await consumer.start()
     try:
-        pending = {tp: end for tp, end in ends.items() if end > 0}
         consumer.assign(list(pending))
         await consumer.seek_to_beginning(*pending)
         while pending:

@@ -129,21 +129,24 @@ async def prefill(
     return written
 
 
-async def raw_passthrough(bootstrap: str, topic: str, count: int, payload: bytes, keys: Callable[[int], bytes]) -> Rate:
-    """Time `count` records of `payload` produced to a fresh `topic` and consumed back by one plain consumer.
-
-    The clock runs from the first send to the last record received: the broker's and aiokafka's own
-    ceiling on this machine, which the pipeline's stages are compared with.
-    """
+async def create_scratch_topic(bootstrap: str, topic: str) -> None:
+    """The raw pass-through's topic, once its partitions have leaders (clients that look earlier log errors)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, num_partitions=RAW_PARTITIONS, replication_factor=1)])
-        # Clients that look before the partitions have leaders log errors and retry: wait until they do.
         while not await _has_leaders(admin, topic):
             await asyncio.sleep(0.1)
     finally:
         await admin.close()
+
+
+async def raw_passthrough(bootstrap: str, topic: str, count: int, payload: bytes, keys: Callable[[int], bytes]) -> Rate:
+    """Time `count` records of `payload` produced to the empty scratch `topic` and consumed back by one consumer.
+
+    The clock runs from the first send to the last record received: the broker's and aiokafka's own
+    ceiling on this machine, which the pipeline's stages are compared with.
+    """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,

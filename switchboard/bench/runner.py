@@ -21,7 +21,7 @@ from shared.topics import INBOUND, TICKETS, Topics, ensure_topics
 from switchboard.bench.fake_slack import FakeSlack
 from switchboard.bench.infra import BenchInfra
 from switchboard.bench.kafka_gauges import KafkaGauges, delete_topics, tally_tickets
-from switchboard.bench.load import FormPoster, prefill, raw_passthrough
+from switchboard.bench.load import FormPoster, create_scratch_topic, prefill, raw_passthrough
 from switchboard.bench.options import BenchOptions
 from switchboard.bench.report import GROUPS, Measurements
 from switchboard.bench.services import BenchServices, ServiceFailed
@@ -48,9 +48,12 @@ class Observed:
 
 
 async def run_bench(
-    options: BenchOptions, settings: Settings, infra: BenchInfra, console: Console
+    options: BenchOptions, settings: Settings, infra: BenchInfra, console: Console, log_dir: Path
 ) -> tuple[Measurements, dict[str, list[float]]]:
-    """Run the bench and return what it measured, and the latencies (name → seconds) for the plot."""
+    """Run the bench and return what it measured, and the latencies (name → seconds) for the plot.
+
+    The services' logs go to `log_dir`; everything else they write goes with a temporary DATA_DIR.
+    """
     config = load_config(settings.config)
     started_at = datetime.now(UTC)
     nonce = int(started_at.timestamp())
@@ -59,6 +62,8 @@ async def run_bench(
     raw_topic = f"{topics.prefix}raw"
     workload = Workload(config, nonce)
     bootstrap = infra.kafka_bootstrap
+    # The scratch topic first: by the time the others exist, its partitions have settled on their leader.
+    await create_scratch_topic(bootstrap, raw_topic)
     await ensure_topics(bootstrap, topics)
     try:
         with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as run_dir:
@@ -74,7 +79,7 @@ async def run_bench(
                         lambda i: workload.ticket_id(i).encode(),
                     )
                 env = _service_env(settings, infra, topics.prefix, slack.base_url, Path(run_dir) / "data")
-                services = BenchServices(env, Path(run_dir) / "logs")
+                services = BenchServices(env, log_dir)
                 try:
                     observed = await _Run(options, workload, topics, gauges, slack, services, console).execute()
                 finally:
@@ -160,28 +165,29 @@ class _Run:
             await self._prefill()
         started = [self.services.start(name, label) for name, label in options.processes()]
         self.console.print(f"starting {', '.join(service.label for service in started)} …")
-        await self.services.wait_ready(started)
         if not options.backlog:
+            # Forms wait for nobody: the clock starts once every consumer holds its partitions.
+            await self.services.wait_ready(started)
             await self._wait_for_consumer_groups()
             urls = [service.base_url for service in started if service.name == "intake-http"]
             self.observed.poster = FormPoster(
                 urls, self.workload, n=options.n, rate=options.rate, duration=options.duration,
                 concurrency=options.concurrency,
             )  # fmt: skip
+        # A backlog is watched from the moment its consumers spawn, so none of its drain goes unseen.
         self.started = time.monotonic()
-        self._sample_rss("start", 0.0)
-        with self._progress() as progress:
-            if (poster := self.observed.poster) is None:
-                self.observed.outcome = await self._observe(progress)
-            else:
-                posting = asyncio.create_task(poster.run(), name="bench-forms")
-                try:
-                    self.observed.outcome = await self._observe(progress)
-                finally:
-                    posting.cancel()  # only still running when the run stalled or failed
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await posting
-                self.observed.expected = list(poster.acknowledged)
+        ready = asyncio.create_task(self.services.wait_ready(started), name="bench-ready")
+        posting = asyncio.create_task(self.observed.poster.run(), name="bench-forms") if self.observed.poster else None
+        try:
+            with self._progress() as progress:
+                self.observed.outcome = await self._observe(progress, ready)
+        finally:
+            for task in filter(None, (ready, posting)):
+                task.cancel()  # only still running when the run stalled or failed
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self.observed.poster is not None:
+            self.observed.expected = list(self.observed.poster.acknowledged)
         self._sample_rss("end", self._progress_of(self.observed.timeline[-1]))
         return self.observed
 
@@ -213,27 +219,39 @@ class _Run:
                     )
                 await asyncio.sleep(SAMPLE_INTERVAL)
 
-    async def _observe(self, progress: Progress) -> str:
-        """Sample the counters until the pipeline has caught up (or stalls, or --duration cuts a drain)."""
+    async def _observe(self, progress: Progress, ready: asyncio.Task) -> str:
+        """Sample the counters until the pipeline has caught up (or stalls, or --duration cuts a drain).
+
+        Memory is read at the last sample before the work started, at every tenth of progress, and at the end.
+        """
         bars = {key: progress.add_task(label, total=None) for key, label in self._bars().items()}
         previous: tuple | None = None
         last_change = time.monotonic()
         reached = 0
+        before_work: dict | None = None
         while True:
             self.services.check_alive()
             row = await self._sample()
             self.observed.timeline.append(row)
             for key, bar in bars.items():
                 progress.update(bar, completed=row[key], total=self._total(key, row))
-            if (now_tenths := tenths(self._progress_of(row))) > reached:
+            fraction = self._progress_of(row)
+            if fraction == 0:
+                before_work = self._rss_row("start", 0.0)
+            elif before_work is not None:
+                self.observed.rss.append(before_work)
+                before_work = None
+            if (now_tenths := tenths(fraction)) > reached:
                 reached = now_tenths
                 self._sample_rss(f"{reached * 10}%", reached / 10)
             state = tuple(value for key, value in row.items() if key != "t")
             now = time.monotonic()
-            if state != previous:
-                previous, last_change = state, now
+            if state != previous or not ready.done():
+                previous, last_change = state, now  # start-up is no stall
             elif self._caught_up(row):
                 return "done"
+            if ready.done() and ready.exception() is not None:
+                raise ready.exception()
             if now - last_change > self.options.grace:
                 return "stalled"
             if self.options.backlog and self.options.duration and now - self.started > self.options.duration:
@@ -291,10 +309,15 @@ class _Run:
         return self.options.n
 
     def _sample_rss(self, at: str, progress: float) -> None:
-        self.observed.rss.append(
-            {"at": at, "t": round(time.monotonic() - self.started, 3), "progress": round(progress, 3),
-             "services": self.services.rss()}
-        )  # fmt: skip
+        self.observed.rss.append(self._rss_row(at, progress))
+
+    def _rss_row(self, at: str, progress: float) -> dict:
+        return {
+            "at": at,
+            "t": round(time.monotonic() - self.started, 3),
+            "progress": round(progress, 3),
+            "services": self.services.rss(),
+        }
 
     def _progress(self) -> Progress:
         return Progress(*_COLUMNS, console=self.console)
