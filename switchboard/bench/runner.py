@@ -222,13 +222,13 @@ class _Run:
     async def _observe(self, progress: Progress, ready: asyncio.Task) -> str:
         """Sample the counters until the pipeline has caught up (or stalls, or --duration cuts a drain).
 
-        Memory is read at the last sample before the work started, at every tenth of progress, and at the end.
+        Memory is read at the last sample before the work started ("start", kept first in the list), at every
+        tenth of progress, and at the end.
         """
         bars = {key: progress.add_task(label, total=None) for key, label in self._bars().items()}
         previous: tuple | None = None
         last_change = time.monotonic()
         reached = 0
-        before_work: dict | None = None
         while True:
             self.services.check_alive()
             row = await self._sample()
@@ -237,10 +237,7 @@ class _Run:
                 progress.update(bar, completed=row[key], total=self._total(key, row))
             fraction = self._progress_of(row)
             if fraction == 0:
-                before_work = self._rss_row("start", 0.0)
-            elif before_work is not None:
-                self.observed.rss.append(before_work)
-                before_work = None
+                self.observed.rss[:1] = [self._rss_row("start", 0.0)]
             if (now_tenths := tenths(fraction)) > reached:
                 reached = now_tenths
                 self._sample_rss(f"{reached * 10}%", reached / 10)
