@@ -148,15 +148,14 @@ def print_summary(report: dict, console: Console) -> None:
         )
         if "announced" in entry:
             announced = entry["announced"]
-            table.add_row(
-                "notified (tickets announced)", f"{announced['per_second']:,.1f}/s", f"{announced['count']:,}"
-            )
+            table.add_row("notified", f"{announced['per_second']:,.1f}/s", f"{announced['count']:,} tickets")
     if report["ratio_routed_to_raw"] is not None:
         table.add_row("ratio routed/raw", f"{report['ratio_routed_to_raw']:.4g}", "")
     for name, summary in report["latency"].items():
         if summary["count"]:
             figures = " / ".join(f"{summary[f'p{q}_ms']:,.0f}" for q in (50, 95, 99))
-            table.add_row(f"{name} p50/p95/p99", f"{figures} ms", f"{summary['count']:,} tickets")
+            label = name.replace("_to_", "→").replace("_", " ")
+            table.add_row(f"{label} p50/95/99", f"{figures} ms", f"{summary['count']:,} tickets")
     for name, count in report["missing"].items():
         if count is not None:
             table.add_row(name.replace("_", " "), f"{count:,}", f"of {report['tickets']:,} tickets")

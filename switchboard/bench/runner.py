@@ -19,7 +19,7 @@ from shared.config import load_config
 from shared.settings import Settings
 from shared.topics import INBOUND, TICKETS, Topics, ensure_topics
 from switchboard.bench.fake_slack import FakeSlack
-from switchboard.bench.infra import BenchInfra
+from switchboard.bench.infra import BenchInfra, empty_database
 from switchboard.bench.kafka_gauges import KafkaGauges, delete_topics, tally_tickets
 from switchboard.bench.load import FormPoster, create_scratch_topic, prefill, raw_passthrough
 from switchboard.bench.options import BenchOptions
@@ -65,6 +65,7 @@ async def run_bench(
     # The scratch topic first: by the time the others exist, its partitions have settled on their leader.
     await create_scratch_topic(bootstrap, raw_topic)
     await ensure_topics(bootstrap, topics)
+    await empty_database(infra.redis_url)
     try:
         with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as run_dir:
             async with FakeSlack() as slack, KafkaGauges(bootstrap) as gauges:
@@ -89,6 +90,7 @@ async def run_bench(
                 announced = dict(slack.announced_at)
     finally:
         await delete_topics(bootstrap, [*topics.all_names(), raw_topic])
+        await empty_database(infra.redis_url)
     poster = observed.poster
     measured = Measurements(
         options=options,

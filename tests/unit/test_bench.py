@@ -17,6 +17,7 @@ from shared.events import InboundMessage, ticket_event_adapter
 from shared.ids import TICKET_ID_PATTERN
 from shared.settings import EXAMPLE_CONFIG
 from switchboard.bench.fake_slack import FakeSlack
+from switchboard.bench.infra import with_database
 from switchboard.bench.options import BenchOptions, parse_instances
 from switchboard.bench.report import SCHEMA, Measurements, build_report
 from switchboard.bench.stats import Rate, active_rate, latency_summary, rate_series, tenths
@@ -116,6 +117,11 @@ def test_cli_rejects_bad_options_before_starting_anything():
     idle_stage = runner.invoke(main, ["bench", "--only", "router", "--instances", "sla=2"])
     assert idle_stage.exit_code == 2 and "sla" in idle_stage.output
     assert runner.invoke(main, ["bench", "--only", "mailer"]).exit_code == 2
+
+
+def test_the_services_under_test_get_their_own_redis_database():
+    assert with_database("redis://127.0.0.1:6379/0", 15) == "redis://127.0.0.1:6379/15"
+    assert with_database("rediss://user:secret@cache:6380", 15) == "rediss://user:secret@cache:6380/15"
 
 
 def test_workload_records_follow_the_event_schemas():
