@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
+import numpy
 
 matplotlib.use("Agg")  # files only: no display on servers and CI
 
@@ -17,6 +18,7 @@ _SERIES = {"accepted": "accepted (intake)", "routed": "routed", "sla": "sla even
            "announced": "announced in Slack"}  # fmt: skip
 # The timeline's zero: load starts (or a backlog starts draining) the moment the services are ready.
 _ZERO = "the services were ready"
+_CURVE_POINTS = 1000
 
 
 def write_plot(report: dict, latencies: Mapping[str, Sequence[float]], path: Path) -> None:
@@ -54,9 +56,9 @@ def _throughput(ax, report: dict) -> None:
 def _latency(ax, latencies: Mapping[str, Sequence[float]]) -> None:
     for name, seconds in latencies.items():
         if seconds:
-            values = sorted(1000 * second for second in seconds)
-            fractions = [(index + 1) / len(values) for index in range(len(values))]
-            ax.plot(values, fractions, label=name.replace("_", " "))
+            # The curve at a thousand quantiles looks the same as at a million points, and draws at once.
+            fractions = numpy.linspace(0, 1, min(len(seconds), _CURVE_POINTS))
+            ax.plot(numpy.quantile(numpy.asarray(seconds) * 1000, fractions), fractions, label=name.replace("_", " "))
     ax.set_title("latency distribution (cumulative)")
     ax.set_xlabel("milliseconds")
     ax.set_ylabel("fraction of tickets")
