@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -284,6 +285,108 @@ def docs(out: Path) -> None:
 
     for path in write_asyncapi(Settings(), out):
         click.echo(path)
+
+
+def _instances(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, int]:
+    from switchboard.bench.options import parse_instances
+
+    try:
+        return parse_instances(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+@main.command()
+@click.option(
+    "--n",
+    "n",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Messages: forms posted, or the backlog pre-filled for --only router|sla|notifier (tickets for sla/notifier).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Offered forms per second; 0 posts as fast as intake-http answers.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop offering forms (or waiting for a backlog to drain) after SECONDS, even before --n.",
+)
+@click.option(
+    "--only",
+    type=click.Choice(["intake", "router", "sla", "notifier"]),
+    default=None,
+    help="One stage alone: intake takes forms; router, sla and notifier drain a pre-filled backlog.",
+)
+@click.option(
+    "--instances",
+    callback=_instances,
+    default=None,
+    metavar="STAGE=N,…",
+    help="Instances per stage, e.g. router=2,notifier=2 (default 1 each).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where the JSON report goes (default DATA_DIR/bench/bench-TIMESTAMP.json); the PNG goes beside it.",
+)
+@click.option("--start", is_flag=True, help="Start a private Kafka and Redis even when a stack is running.")
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=1),
+    default=30,
+    show_default=True,
+    help="Stop waiting once nothing has moved for SECONDS; what has not arrived then counts as missing.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Forms in flight at most (HTTP connections).",
+)
+def bench(**given: object) -> None:
+    """Measure throughput, latency and memory of the pipeline on this machine (SPEC §6).
+
+    The services run as child processes on private topics, with a built-in fake Slack, on the running
+    stack's Kafka and Redis (or a private pair with --start, or when none runs).
+    """
+    from rich.console import Console
+
+    from switchboard.bench.infra import bench_infra
+    from switchboard.bench.options import BenchOptions
+    from switchboard.bench.plot import write_plot
+    from switchboard.bench.report import build_report, default_report_path, print_summary, write_report
+    from switchboard.bench.runner import run_bench
+    from switchboard.bench.services import ServiceFailed
+    from switchboard.infra import MissingTool
+
+    try:
+        options = BenchOptions(**given)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    settings = Settings()
+    console = Console(stderr=True)
+    json_path = options.json_path or default_report_path(settings.data_dir, datetime.now())
+    log_dir = json_path.with_name(f"{json_path.stem}-logs")
+    try:
+        with bench_infra(settings, start=options.start) as infra:
+            measured, latencies = asyncio.run(run_bench(options, settings, infra, console, log_dir))
+    except (MissingTool, ConfigError, ServiceFailed) as error:
+        raise click.ClickException(str(error)) from None
+    report = build_report(measured) | {"logs": str(log_dir)}
+    write_report(report, json_path)
+    write_plot(report, latencies, json_path.with_suffix(".png"))
+    print_summary(report, Console())
+    click.echo(f"report {json_path}\nplot   {json_path.with_suffix('.png')}\nlogs   {log_dir}")
 
 
 @main.command()
