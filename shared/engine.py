@@ -38,12 +38,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.publisher import Outgoing, Publisher
+from shared.state import REPLAY_HINT, StateGate
 from shared.topics import Topics, TopicSpec
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+STATE_WAIT = "Redis state (run `switchboard replay`)"
 # How long a rebalance or a shutdown waits for pending effects before leaving them to be redone.
 REVOKE_SETTLE_SECONDS = 20.0
 SHUTDOWN_SETTLE_SECONDS = 10.0
@@ -183,6 +185,7 @@ class ConsumerEngine:
         max_batch: int = 500,
         max_in_flight: int = 10_000,
         policy: FailurePolicy = FailurePolicy(),
+        gate: StateGate | None = None,
     ):
         self.name = name
         self.bootstrap = bootstrap
@@ -193,6 +196,7 @@ class ConsumerEngine:
         self.max_batch = max_batch
         self.max_in_flight = max_in_flight
         self.policy = policy
+        self.gate = gate
         self._adapters: dict[str, TypeAdapter[Any]] = {topics.name(spec): spec.adapter() for spec in specs}
         self._known_types: dict[str, frozenset[str]] = {topics.name(spec): spec.event_types() for spec in specs}
         self._metrics = _Metrics(registry, group_id)
@@ -244,6 +248,8 @@ class ConsumerEngine:
         try:
             while True:
                 await self._resume_due_partitions(consumer)
+                if self.gate is not None and not await self._gate_open():
+                    continue
                 try:
                     fetched = await consumer.getmany(timeout_ms=200, max_records=self.max_batch)
                 except KafkaError as error:
@@ -358,6 +364,22 @@ class ConsumerEngine:
                     continue
                 decoded.append(_record(raw, value))
         return decoded, invalid
+
+    async def _gate_open(self) -> bool:
+        """Whether Redis holds the state our decisions read; while it does not (replay runs), wait."""
+        try:
+            if await self.gate.is_open():
+                if self._waiting_for == STATE_WAIT:
+                    self._waiting_for = None
+                return True
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            await self._wait_out("redis", error, attempt=3)
+            return False
+        if self._waiting_for != STATE_WAIT:
+            logger.warning("waiting: %s", REPLAY_HINT, extra={"group": self.group_id})
+        self._waiting_for = STATE_WAIT
+        await asyncio.sleep(1.0)
+        return False
 
     async def _settle(
         self, consumer: AIOKafkaConsumer, *, wait: bool = False, only: set[TopicPartition] | None = None

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from shared.ids import TICKET_ID_PATTERN
 
@@ -51,11 +51,16 @@ class Envelope(_Model):
     traceparent: str | None = None
 
 
+# Intake validates addresses where they enter (RFC 5322 via email-validator, e.g. FormSubmission);
+# events only check the shape, so that every consumer does not pay for full validation again.
+Email = Annotated[str, Field(pattern=r"^[^@\s<>]+@[^@\s<>]+$", max_length=320)]
+
+
 class Sender(_Model):
     """Who wrote, with every identity the channel proved; the router maps them to one contact."""
 
     name: str | None = None
-    email: EmailStr | None = None
+    email: Email | None = None
     phone: str | None = None
     telegram_user_id: int | None = None
     telegram_username: str | None = None
@@ -90,6 +95,7 @@ class InboundMessage(Envelope):
     """A customer message from any channel, normalised by intake."""
 
     type: Literal["inbound.message"] = "inbound.message"
+    version: Literal[1, 2] = 2
     message_id: UUID
     channel: Channel
     kind: MessageKind = "message"
@@ -111,6 +117,11 @@ class InboundMessage(Envelope):
     # False when an automatic acknowledgement could feed a loop (e.g. a forwarded bounce).
     acknowledge: bool = True
     received_at: AwareDatetime
+    # Since version 2, what intake indexed for this message, so that `switchboard replay` rebuilds
+    # it: the channel message's idempotency key ("telegram:update:42") and the conversations that
+    # lead to the ticket from now on ("email:<Message-ID>", "telegram:chat:7", "chat-session:<hash>").
+    idempotency_key: str | None = None
+    conversations: list[str] = []
 
     @classmethod
     def received(

@@ -26,6 +26,7 @@ from shared.engine import BatchHandler, ConsumerEngine, FailurePolicy
 from shared.publisher import Publisher
 from shared.redis_client import connect_redis
 from shared.settings import Settings
+from shared.state import REPLAY_HINT, StateGate, ensure_state
 from shared.tasks import running
 from shared.topics import Topics, TopicSpec, ensure_topics
 
@@ -50,6 +51,7 @@ class ServiceProcess:
         self.redis = connect_redis(redis_url)
         self.engines: list[ConsumerEngine] = []
         self.checks: list[ReadinessCheck] = []
+        self.gate = StateGate(self.redis)
 
     def consume(
         self, group_id: str, specs: Sequence[TopicSpec], handler: BatchHandler, *, max_batch: int = 500
@@ -66,6 +68,7 @@ class ServiceProcess:
             registry=self.registry,
             max_batch=max_batch,
             policy=FailurePolicy(stopped_retry_seconds=self.settings.stopped_partition_retry_seconds),
+            gate=self.gate,
         )
         self.engines.append(engine)
         return engine
@@ -78,6 +81,7 @@ class ServiceProcess:
         @asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
             await ensure_topics(self.bootstrap, self.topics)
+            await ensure_state(self.redis, self.bootstrap, self.topics)
             await self.publisher.start()
             try:
                 async with AsyncExitStack() as stack:
@@ -102,6 +106,7 @@ class ServiceProcess:
         checks: dict[str, Any] = {"kafka": await self.publisher.ping(timeout=2.0)}
         try:
             checks["redis"] = bool(await self.redis.ping())
+            checks["state"] = await self.gate.is_open() or {"ok": False, "problem": REPLAY_HINT}
         except RedisError:
             checks["redis"] = False
         for engine in self.engines:

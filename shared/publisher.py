@@ -10,11 +10,14 @@ producer with at most 5 requests in flight).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections import Counter as Tally
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel
 
@@ -53,6 +56,9 @@ class Publisher:
         self.client_id = client_id
         self.linger_ms = linger_ms
         self._producer: AIOKafkaProducer | None = None
+        # Keyed records go where aiokafka's default partitioner (murmur2 of the key) puts them.
+        self._partitioner = DefaultPartitioner()
+        self._topic_partitions: dict[str, tuple[list[int], list[int]]] = {}
         self._produced = Counter(
             "switchboard_produced_records_total", "Records written to Kafka", ["topic"], registry=registry
         )
@@ -81,7 +87,7 @@ class Publisher:
         try:
             async with asyncio.timeout(timeout):
                 await self._producer.client.fetch_all_metadata()
-        except (TimeoutError, Exception):
+        except Exception:  # an unreachable cluster surfaces as a timeout or as a KafkaError
             return False
         return True
 
@@ -95,20 +101,39 @@ class Publisher:
         producer = self._require()
         try:
             async with asyncio.timeout(timeout):
-                acknowledgements = [
-                    await producer.send(
-                        record.topic,
-                        value=record.value,
-                        key=record.key.encode() if record.key is not None else None,
-                        headers=[(name, value.encode()) for name, value in record.headers.items()],
-                    )
-                    for record in records
-                ]
-                await asyncio.gather(*acknowledgements)
+                await asyncio.gather(*[future async for future in self._batches(producer, records)])
         except TimeoutError as error:
             raise KafkaTimeoutError(f"Kafka did not acknowledge within {timeout} s") from error
+        for topic, count in Tally(record.topic for record in records).items():
+            self._produced.labels(topic).inc(count)
+
+    async def _batches(self, producer: AIOKafkaProducer, records: Sequence[Outgoing]) -> AsyncIterator[Awaitable[Any]]:
+        """Hands the records over as one batch per partition (in order), the way `send` would place them."""
+        by_partition: dict[tuple[str, int], list[tuple[bytes | None, Outgoing]]] = {}
         for record in records:
-            self._produced.labels(record.topic).inc()
+            key = record.key.encode() if record.key is not None else None
+            partition = self._partitioner(key, *await self._partitions(producer, record.topic))
+            by_partition.setdefault((record.topic, partition), []).append((key, record))
+        for (topic, partition), placed in by_partition.items():
+            batch = producer.create_batch()
+            for key, record in placed:
+                headers = [(name, value.encode()) for name, value in record.headers.items()]
+                if batch.append(key=key, value=record.value, timestamp=None, headers=headers) is None:
+                    if batch.record_count():
+                        yield await producer.send_batch(batch, topic, partition=partition)
+                        batch = producer.create_batch()
+                    if batch.append(key=key, value=record.value, timestamp=None, headers=headers) is None:
+                        # Larger than a whole batch: on its own, as `send` would.
+                        yield await producer.send(topic, record.value, key=key, partition=partition, headers=headers)
+                        continue
+            if batch.record_count():
+                yield await producer.send_batch(batch, topic, partition=partition)
+
+    async def _partitions(self, producer: AIOKafkaProducer, topic: str) -> tuple[list[int], list[int]]:
+        if topic not in self._topic_partitions:
+            partitions = sorted(await producer.partitions_for(topic))
+            self._topic_partitions[topic] = (partitions, partitions)
+        return self._topic_partitions[topic]
 
     async def publish(self, record: Outgoing, timeout: float | None = DEFAULT_PUBLISH_TIMEOUT_SECONDS) -> None:
         await self.publish_many([record], timeout=timeout)

@@ -7,6 +7,7 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -391,15 +392,45 @@ def bench(**given: object) -> None:
 
 @main.command()
 def replay() -> None:
-    """Rebuild the Redis read model and the quarantine from the ticket and quarantine topics."""
-    from switchboard.replay import replay_quarantine, replay_tickets
+    """Rebuild every Redis projection from Kafka (safe while the stack runs: intake and consumers wait)."""
+    from rich.console import Console
+    from rich.progress import Progress as Bars
+    from rich.table import Table
+
+    from shared.redis_client import connect_redis
+    from switchboard.replay import ReplayReport, replay_all
 
     settings = Settings()
     try:
         bootstrap, redis_url = settings.require_infra()
     except MissingInfrastructure as error:
         raise click.ClickException(str(error)) from None
-    applied = asyncio.run(replay_tickets(bootstrap, redis_url, settings.topic_prefix))
-    click.echo(f"replayed {applied} ticket events")
-    quarantined = asyncio.run(replay_quarantine(bootstrap, redis_url, settings.topic_prefix))
-    click.echo(f"replayed {quarantined} quarantined messages")
+    console = Console()
+
+    async def run(bars: Bars) -> ReplayReport:
+        tasks: dict[str, Any] = {}
+
+        def progress(topic: str, done: int, total: int) -> None:
+            if topic not in tasks:
+                tasks[topic] = bars.add_task(topic, total=max(total, 1))
+            bars.update(tasks[topic], completed=done if total else 1)
+
+        redis = connect_redis(redis_url)
+        try:
+            return await replay_all(bootstrap, redis, settings.topic_prefix, progress)
+        finally:
+            await redis.aclose()
+
+    with Bars(console=console) as bars:
+        report = asyncio.run(run(bars))
+    table = Table("rebuilt", "count", title="switchboard replay")
+    for family, count in sorted(report.counts.items()):
+        table.add_row(family, f"{count:,}")
+    for prefix, last in sorted(report.counters.items()):
+        table.add_row(f"ticket IDs {prefix}", f"new ones after {prefix}-{last}")
+    if report.skipped:
+        table.add_row("invalid records skipped", f"{report.skipped:,}")
+    console.print(table)
+    click.echo(f"replayed {report.counts['ticket events']} ticket events")
+    click.echo(f"replayed {report.counts['quarantined messages']} quarantined messages")
+    click.echo("the state is restored: intake and consumers go on")

@@ -46,7 +46,9 @@ class RouterHandler:
         for _ in range(MAX_CLAIM_ATTEMPTS):
             remembered, view = await self._read(records)
             decided = self._decide(records, remembered, view)
-            new = {key: decision.events for key, decision in decided.items() if key not in remembered}
+            # Each event is serialised once: the same bytes are remembered and published.
+            outgoing = {key: [self._outgoing(event) for event in decision.events] for key, decision in decided.items()}
+            new = {key: outgoing_json(outgoing[key]) for key in decided if key not in remembered}
             claims = {identity: contact for key in new for identity, contact in decided[key].claims.items()}
             conflicts = await self.state.claim(new, claims, dict(view.used_turns))
             if not conflicts:
@@ -54,11 +56,10 @@ class RouterHandler:
             logger.info("another router claimed first; deciding again", extra={"conflicts": conflicts[:5]})
         else:
             raise ClaimConflict(f"claims kept conflicting: {conflicts[:5]}")
-        events = [event for decision in decided.values() for event in decision.events]
-        await self.read_model.apply(events)
+        await self.read_model.apply([event for decision in decided.values() for event in decision.events])
         self._published = list(decided)
         rejected = [(record, reason) for record in records if (reason := decided[_record_id(record)].rejected)]
-        return BatchResult(publish=[self._outgoing(event) for event in events], rejected=rejected)
+        return BatchResult(publish=[record for records in outgoing.values() for record in records], rejected=rejected)
 
     async def _read(self, records: list[Record[Any]]) -> tuple[dict[str, list[RouterEvent]], RouterView]:
         messages = [record.value for record in records if isinstance(record.value, InboundMessage)]
@@ -99,6 +100,11 @@ class RouterHandler:
         if isinstance(event, IdentityLinked | AddressUndeliverable):
             return Outgoing.event(self.contacts_topic, event.identity, event)
         return Outgoing.event(self.tickets_topic, event.ticket_id, event)
+
+
+def outgoing_json(records: list[Outgoing]) -> bytes:
+    """The events of `records` as one JSON array (what the router remembers of a decision)."""
+    return b"[" + b",".join(record.value for record in records) + b"]"
 
 
 def _record_id(record: Record[InboundMessage | AgentReply]) -> str:

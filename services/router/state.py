@@ -97,7 +97,7 @@ class RouterState:
         return remembered, view
 
     async def claim(
-        self, outcomes: Mapping[str, list[RouterEvent]], identities: Mapping[str, str], turns: Mapping[str, int]
+        self, outcomes: Mapping[str, bytes], identities: Mapping[str, str], turns: Mapping[str, int]
     ) -> list[str]:
         """Writes it all, or nothing and the keys another instance took first."""
         if not outcomes and not identities and not turns:
@@ -111,7 +111,7 @@ class RouterState:
             len(outcomes),
             len(identities),
             OUTCOME_TTL_SECONDS,
-            *(_outcome_adapter.dump_json(events) for events in outcomes.values()),
+            *outcomes.values(),
             *identities.values(),
             *turns.values(),
         ]

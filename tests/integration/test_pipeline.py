@@ -162,6 +162,7 @@ async def test_invalid_messages_go_to_the_dlq_with_their_origin_and_the_router_g
     assert ready.status_code == 200 and ready.json()["checks"] == {
         "kafka": True,
         "redis": True,
+        "state": True,
         "switchboard-router": {"ok": True, "problems": [], "stopped_partitions": {}},
     }
     metrics = httpx.get(f"{ops}/metrics", timeout=10).text
