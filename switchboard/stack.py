@@ -19,6 +19,7 @@ import click
 
 from shared.config import load_config
 from shared.settings import Settings
+from shared.state import ensure_state
 from shared.topics import Topics, ensure_topics
 from switchboard.infra import LocalInfra, last_lines, recorded_infra, start_infra
 from switchboard.processes import SupervisedProcess, stop_processes
@@ -60,6 +61,24 @@ def create_topics(settings: Settings, bootstrap: str) -> None:
     asyncio.run(ensure_topics(bootstrap, Topics(settings.topic_prefix)))
 
 
+def restore_state(settings: Settings, bootstrap: str, redis_url: str) -> None:
+    """Replays the log into Redis when Redis lost the state (a new, empty Redis): intake refuses until then."""
+    from shared.redis_client import connect_redis
+    from switchboard.replay import replay_all
+
+    async def restore() -> None:
+        redis = connect_redis(redis_url)
+        try:
+            if not await ensure_state(redis, bootstrap, Topics(settings.topic_prefix)):
+                click.echo("Redis holds none of the state the log has; replaying the log …")
+                report = await replay_all(bootstrap, redis, settings.topic_prefix)
+                click.echo(f"replayed: {', '.join(f'{family} {count:,}' for family, count in report.counts.items())}")
+        finally:
+            await redis.aclose()
+
+    asyncio.run(restore())
+
+
 def _api_token(settings: Settings) -> str:
     if settings.api_token:
         return settings.api_token.get_secret_value()
@@ -93,6 +112,7 @@ def run_stack(settings: Settings, scale: dict[str, int] | None = None) -> int:
             bootstrap = owned_infra.endpoints.kafka_bootstrap
             redis_url = owned_infra.endpoints.redis_url
         create_topics(settings, bootstrap)
+        restore_state(settings, bootstrap, redis_url)
         api_token = _api_token(settings)
         env = {
             **os.environ,

@@ -11,7 +11,9 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 from fastapi import FastAPI
@@ -22,7 +24,6 @@ from services.intake.records import MAX_RECORD_BYTES, fit_to_record, record_size
 from services.intake.ticket_ids import TicketIds
 from shared.attachments import AttachmentStore
 from shared.config import DeskConfig
-from shared.conversations import conversation_ticket, remember_conversation
 from shared.events import InboundMessage, MessageQuarantined
 from shared.ids import derived_id
 from shared.process import ServiceProcess
@@ -35,6 +36,26 @@ logger = logging.getLogger(__name__)
 
 # A sender waits on the other end: past this, it is told to try again (HTTP 503, SMTP 451).
 PUBLISH_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Where a channel message goes, and what intake indexed for it (carried in its InboundMessage,
+    so that `switchboard replay` rebuilds the index)."""
+
+    ticket_id: str
+    message_id: UUID
+    idempotency_key: str
+    conversations: tuple[str, ...]
+
+    def fields(self) -> dict[str, Any]:
+        """The InboundMessage fields this resolution gives."""
+        return {
+            "ticket_id": self.ticket_id,
+            "message_id": self.message_id,
+            "idempotency_key": self.idempotency_key,
+            "conversations": list(self.conversations),
+        }
 
 
 class Intake:
@@ -75,19 +96,16 @@ class Intake:
         found: str | None = None,
         lookup: Sequence[str] = (),
         remember: Sequence[str] = (),
-    ) -> str:
-        """The ticket a channel message belongs to.
+    ) -> Resolution:
+        """The ticket a channel message belongs to, in one atomic step.
 
         A message seen before keeps its ticket; otherwise the ticket the channel `found` by its own
         means (e.g. a subject tag), else the first conversation in `lookup` that has a ticket,
-        else a new ticket ID. The conversations in `remember` then lead to that ticket.
+        else a new ticket ID. The conversations in `remember` then lead to that ticket. Raises
+        StateNotRestored (a RedisError: "try again later") while Redis lost its state.
         """
-        ticket_id = await self.ticket_ids.remembered(channel_key)
-        if ticket_id is None:
-            ticket_id = found or await conversation_ticket(self.redis, list(lookup)) or await self.ticket_ids.mint()
-            ticket_id = await self.ticket_ids.remember(channel_key, ticket_id)
-        await remember_conversation(self.redis, list(remember), ticket_id)
-        return ticket_id
+        ticket_id = await self.ticket_ids.resolve(channel_key, found=found, lookup=lookup, remember=remember)
+        return Resolution(ticket_id, self.message_id(channel_key), channel_key, tuple(remember))
 
     async def publish(self, message: InboundMessage) -> None:
         """Returns once Kafka acknowledged the message: only then may the channel be answered.

@@ -8,10 +8,13 @@ twice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from shared.ids import format_ticket_id
+from shared.conversations import conversation_key
+from shared.ids import TICKET_NUMBER_OFFSET, format_ticket_id
 from shared.state import RESTORED_KEY, StateNotRestored
 
 _NOT_RESTORED = "SBNOTRESTORED"
@@ -20,6 +23,30 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return redis.error_reply('{_NOT_RESTORED} Switchboard state not restored')
 end
 return redis.call('INCR', KEYS[2])
+"""
+# The ticket of a channel message, in one atomic step: the one it got before (KEYS[3]), else the
+# one the channel found (ARGV[1]), else the first conversation of KEYS[4 .. 3+ARGV[2]] that has one,
+# else a new ID (refused while the state is not restored, KEYS[1]; counter KEYS[2]). The message
+# then keeps that ticket, and the remaining KEYS (conversations) lead to it.
+_RESOLVE = f"""
+local lookups = tonumber(ARGV[2])
+local ticket = redis.call('GET', KEYS[3])
+if not ticket then
+  if ARGV[1] ~= '' then ticket = ARGV[1] end
+  for i = 4, 3 + lookups do
+    if ticket then break end
+    ticket = redis.call('GET', KEYS[i])
+  end
+  if not ticket then
+    if redis.call('EXISTS', KEYS[1]) == 0 then
+      return redis.error_reply('{_NOT_RESTORED} Switchboard state not restored')
+    end
+    ticket = ARGV[3] .. '-' .. tostring(tonumber(ARGV[4]) + redis.call('INCR', KEYS[2]))
+  end
+  redis.call('SET', KEYS[3], ticket)
+end
+for i = 4 + lookups, #KEYS do redis.call('SET', KEYS[i], ticket) end
+return ticket
 """
 
 
@@ -36,16 +63,32 @@ class TicketIds:
         self.redis = redis
         self.prefix = prefix
         self._mint = redis.register_script(_MINT)
+        self._resolve = redis.register_script(_RESOLVE)
 
     async def mint(self) -> str:
         """A new ticket ID; raises StateNotRestored while Redis lost its state."""
         try:
             sequence = await self._mint(keys=[RESTORED_KEY, sequence_key(self.prefix)])
         except ResponseError as error:
-            if str(error).startswith(_NOT_RESTORED):
-                raise StateNotRestored() from error
-            raise
+            raise _refusal(error) from error
         return format_ticket_id(self.prefix, sequence)
+
+    async def resolve(
+        self, channel_key: str, *, found: str | None, lookup: Sequence[str], remember: Sequence[str]
+    ) -> str:
+        """The channel message's ticket (see _RESOLVE); raises StateNotRestored instead of minting while
+        Redis lost its state."""
+        keys = [
+            RESTORED_KEY,
+            sequence_key(self.prefix),
+            remembered_key(channel_key),
+            *(conversation_key(key) for key in lookup),
+            *(conversation_key(key) for key in remember),
+        ]
+        try:
+            return await self._resolve(keys=keys, args=[found or "", len(lookup), self.prefix, TICKET_NUMBER_OFFSET])
+        except ResponseError as error:
+            raise _refusal(error) from error
 
     async def remembered(self, channel_key: str) -> str | None:
         return await self.redis.get(remembered_key(channel_key))
@@ -54,3 +97,7 @@ class TicketIds:
         """Records the channel message's ticket; if another delivery recorded one first, that one wins."""
         earlier = await self.redis.set(remembered_key(channel_key), ticket_id, nx=True, get=True)
         return earlier or ticket_id
+
+
+def _refusal(error: ResponseError) -> Exception:
+    return StateNotRestored() if str(error).startswith(_NOT_RESTORED) else error
