@@ -12,14 +12,14 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import message_from_bytes, policy
 from typing import Literal
 
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
 from services.intake.core import Intake
-from services.intake.email.classify import classify_mail, forwards_a_delivery_report
-from services.intake.email.mime import MailAttachment, ParsedMail, parse_mail
+from services.intake.email.mime import MailAttachment
+from services.intake.email.reading import MailReading
+from services.intake.mail_readers import MailReaders
 from shared.attachments import AttachmentRejected
 from shared.conversations import conversation_ticket
 from shared.events import Attachment, InboundMessage, MessageKind, ReplyRoute, Sender
@@ -36,8 +36,6 @@ _KIND_OF_CLASS: dict[str, MessageKind] = {
     "bounce": "bounce",
     "complaint": "complaint",
 }
-# Returned messages inside a bounce name the mail that failed: its Message-ID threads the bounce.
-_RETURNED_TYPES = ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers")
 
 
 def support_addresses(settings: Settings, configured: list[str]) -> set[str]:
@@ -67,19 +65,10 @@ def _valid_email(address: str | None) -> str | None:
         return None
 
 
-def _returned_message_ids(mail: ParsedMail) -> list[str]:
-    found = []
-    for attachment in mail.attachments:
-        if attachment.content_type in _RETURNED_TYPES:
-            returned = message_from_bytes(attachment.content, policy=policy.compat32)
-            if message_id := (returned.get("Message-ID") or "").strip().strip("<>"):
-                found.append(message_id)
-    return found
-
-
 class MailIntake:
-    def __init__(self, intake: Intake, own_addresses: set[str]):
+    def __init__(self, intake: Intake, own_addresses: set[str], readers: MailReaders):
         self.intake = intake
+        self.readers = readers
         self.own_addresses = {address.lower() for address in own_addresses}
         self.own_domains = {address.rsplit("@", 1)[-1] for address in self.own_addresses}
         self.read_model = ReadModel(intake.redis)
@@ -88,22 +77,23 @@ class MailIntake:
     async def accept(self, raw: bytes, *, source: str) -> MailOutcome:
         """Publishes the mail (returns once Kafka has it) or says why it was dropped.
 
-        Raises MailUnreadable when the bytes are not mail at all; Kafka/Redis errors propagate so
-        the channel can answer "try again" (SMTP 451, IMAP: left unseen).
+        Raises MailUnreadable when the bytes are not mail at all, MailNotRead when reading them ran
+        past the bound (`MailReaders`); Kafka/Redis errors propagate so the channel can answer "try
+        again" (SMTP 451, IMAP: left unseen).
         """
-        mail = parse_mail(raw)
+        reading = await self.readers.read(raw)
+        mail, classification = reading.mail, reading.classification
         sender = mail.sender.address.lower() if mail.sender else ""
         if sender in self.own_addresses:
             return MailOutcome("dropped", "mail from our own address (a loop)")
         if mail.message_id and is_our_message_id(mail.message_id, self.own_domains):
             return MailOutcome("dropped", "our own message came back (a loop)")
-        classification = classify_mail(mail, raw)
         kind = _KIND_OF_CLASS[classification.mail_class]
         message_key = mail.message_id or hashlib.sha256(raw).hexdigest()
         channel_key = f"email:{message_key}"
 
         known = await self.intake.ticket_ids.remembered(channel_key)
-        thread = None if known else await self._thread(mail, kind)
+        thread = None if known else await self._thread(reading)
         if known is None and thread is None and kind in ("auto_reply", "complaint"):
             logger.info("machine mail answering no ticket", extra={"kind": kind, "reason": classification.reason})
             return MailOutcome("dropped", f"{kind} for no known ticket")
@@ -145,16 +135,15 @@ class MailIntake:
                 if kind == "message" and (reply_to or sender_email)
                 else None,
                 bounced_recipients=classification.bounced_recipients,
-                acknowledge=not forwards_a_delivery_report(mail),
+                acknowledge=reading.acknowledge,
                 received_at=mail.date or now,
             )
         )
         return MailOutcome("published", classification.reason, ticket_id)
 
-    async def _thread(self, mail: ParsedMail, kind: MessageKind) -> str | None:
-        replied_to = [*mail.in_reply_to, *reversed(mail.references)]
-        if kind == "bounce":
-            replied_to += _returned_message_ids(mail)
+    async def _thread(self, reading: MailReading) -> str | None:
+        mail = reading.mail
+        replied_to = [*mail.in_reply_to, *reversed(mail.references), *reading.returned_message_ids]
         if ticket_id := await conversation_ticket(self.intake.redis, [f"email:{mid}" for mid in replied_to]):
             return ticket_id
         tag = self.ticket_tag.search(mail.subject or "")
