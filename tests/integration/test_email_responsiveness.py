@@ -3,7 +3,8 @@
 intake-smtp reads mail in worker processes: while one session sends a flood of blank lines (or any
 other text that once made the patterns backtrack), another session is answered at once, and a
 mail that cannot be read within the bound is refused with a clear 554 instead of stalling intake.
-The one-second bounds are what the issue demands, generous for a loaded machine.
+intake-imap keeps such a mail on the inbound DLQ and goes on with the mailbox. The one-second bounds
+are what the issue demands, generous for a loaded machine.
 """
 
 from __future__ import annotations
@@ -15,11 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from shared.settings import Settings
+from shared.topics import DLQ_SUFFIX, INBOUND, Topics
 from tests.conftest import free_port
+from tests.dovecot import DovecotServer
 from tests.integration.test_email_stack import SUPPORT, wait_for_smtp
-from tests.support import ServiceProcesses
+from tests.integration.test_imap_stack import dovecot, raw_mail, wait_until
+from tests.support import ServiceProcesses, decoded, read_topic
 
 pytestmark = pytest.mark.integration
+__all__ = ["dovecot"]  # the fixture, shared with the IMAP stack tests
 
 FLOOD = Path(__file__).parents[1] / "fixtures" / "field-reports" / "13-blank-line-flood.eml"
 HEADERS = b"From: Omar Haddad <omar@customer.example>\nTo: support@example.com\nSubject: Order 8812 missing\n"
@@ -37,6 +43,11 @@ def flood(copies: int) -> bytes:
 def body_of(lines: bytes, message_id: str) -> bytes:
     return HEADERS + f"Message-ID: <{message_id}@customer.example>\n\nHello\n".encode() + lines + b"Regards\n"
 
+
+# HTML nested 120,000 levels deep (under 1 MB even with CRLF, so that its DLQ record fits Kafka's
+# default limit): the HTML sanitiser's work grows with the square of the depth, far past the bound.
+# Any mail that slow would do.
+NESTED_HTML = HEADERS + b"Message-ID: <nested@customer.example>\nContent-Type: text/html\n\n" + b"<div>\n" * 120_000
 
 SLOW_ONCE = {
     "the field report": flood(1),
@@ -98,12 +109,36 @@ def test_another_session_gets_its_noop_answered_within_a_second_while_a_flood_is
 
 
 def test_a_mail_not_read_within_the_bound_is_refused_with_554_and_the_next_one_is_read(smtp_port: int):
-    # HTML nested a hundred thousand levels deep: the HTML sanitiser's work grows with the square of
-    # the depth, far past the bound. Any mail that takes that long would do.
-    nested = HEADERS + b"Message-ID: <nested@customer.example>\nContent-Type: text/html\n\n" + b"<div>\n" * 200_000
-    (code, text), latencies = noop_latencies_while_sending(smtp_port, nested)
+    (code, text), latencies = noop_latencies_while_sending(smtp_port, NESTED_HTML)
     assert code == 554 and f"took longer than {READ_TIMEOUT_SECONDS} s" in text, f"{code} {text}"
     assert max(latencies) < 1.0, f"a NOOP waited {max(latencies):.2f} s"
 
     code, text = send(smtp_port, body_of(b"Still there?\n", "after"))
     assert code == 250 and "queued on ticket" in text, f"{code} {text}"
+
+
+async def test_imap_keeps_a_mail_not_read_within_the_bound_on_the_dlq_and_goes_on(
+    services: ServiceProcesses, settings: Settings, dovecot: DovecotServer
+):
+    services.start(
+        "intake-imap",
+        SWITCHBOARD_IMAP_HOST=dovecot.host,
+        SWITCHBOARD_IMAP_PORT=str(dovecot.port),
+        SWITCHBOARD_IMAP_SSL="false",
+        SWITCHBOARD_IMAP_USER=dovecot.user,
+        SWITCHBOARD_IMAP_PASSWORD=dovecot.password,
+        SWITCHBOARD_IMAP_POLL_SECONDS="0.5",
+        SWITCHBOARD_OPS_PORT=str(free_port()),
+        SWITCHBOARD_MAIL_READ_TIMEOUT_SECONDS=str(READ_TIMEOUT_SECONDS),
+    )
+    nested_uid = dovecot.deliver(NESTED_HTML.replace(b"\n", b"\r\n"))
+    later_uid = dovecot.deliver(raw_mail("Printer jammed", "Tray 2"))
+    wait_until(lambda: "\\Seen" in dovecot.flags(later_uid), "the mail after it to be taken")
+    assert "\\Seen" in dovecot.flags(nested_uid)
+
+    inbound = Topics(settings.topic_prefix).name(INBOUND)
+    [kept] = await read_topic(settings.kafka_bootstrap, inbound + DLQ_SUFFIX, at_least=1)
+    assert dict(kept.headers)["x-error-reason"].startswith(b"mail not read: reading it took longer than")
+    assert kept.value.count(b"<div>") == 120_000, "the whole mail is kept"
+    [message] = decoded(await read_topic(settings.kafka_bootstrap, inbound, at_least=1))
+    assert message["subject"] == "Printer jammed"
