@@ -29,6 +29,10 @@ class MailNotRead(Exception):
     """Reading a mail did not finish: it ran past the time bound, or its worker process died."""
 
 
+class MailReadersStopped(Exception):
+    """The service is stopping: the mail was not read, and its sender should try again later."""
+
+
 class MailReaders:
     """`workers` processes reading mail, each read bounded by `timeout` seconds.
 
@@ -41,18 +45,21 @@ class MailReaders:
         self.workers = workers
         self.timeout = timeout
         self._read = read  # a module-level function: the worker unpickles it by name
-        self._idle: asyncio.Queue[_Worker] | None = None
+        # Idle workers; None once stopping, passed on from one waiting read to the next.
+        self._idle: asyncio.Queue[_Worker | None] | None = None
         self._all: set[_Worker] = set()
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Starts the worker processes; on exit ends them, abandoning any read still under way."""
-        self._idle = asyncio.Queue()
+        """Starts the worker processes; on exit ends them: reads under way or waiting raise
+        `MailReadersStopped`."""
+        idle = self._idle = asyncio.Queue()
         try:
             for _ in range(self.workers):
-                self._idle.put_nowait(self._start_worker())
+                idle.put_nowait(self._start_worker())
             yield
         finally:
+            idle.put_nowait(None)
             for worker in self._all:
                 worker.end()
             self._all.clear()
@@ -61,30 +68,47 @@ class MailReaders:
     async def read(self, raw: bytes) -> MailReading:
         """The reading of `raw`, waiting for a free worker first.
 
-        Raises what `read_mail` raises (`MailUnreadable`: not mail), and `MailNotRead` when the read
-        ran past the bound or its worker died (the worker is replaced either way).
+        Raises what `read_mail` raises (`MailUnreadable`: not mail); `MailNotRead` when the read ran
+        past the bound or its worker died (the worker is replaced either way); `MailReadersStopped`
+        when the service stops meanwhile.
         """
         if self._idle is None:
             raise RuntimeError("MailReaders.read() called outside running()")
         idle = self._idle
         worker = await idle.get()
+        if worker is None:
+            idle.put_nowait(None)
+            raise MailReadersStopped("the service is stopping")
+        job: Future[MailReading] | None = None
         try:
-            job = worker.submit(self._read, raw)
-        except BrokenProcessPool:  # the process died while idle (killed from outside): not this mail's doing
-            worker = self._replace(worker)
-            job = worker.submit(self._read, raw)
-        try:
+            try:
+                job = await worker.submit(self._read, raw)
+            except BrokenProcessPool:
+                if self._idle is not idle:
+                    raise
+                # The process died while idle (killed from outside): not this mail's doing.
+                worker = self._replace(worker)
+                job = await worker.submit(self._read, raw)
             return await asyncio.wait_for(asyncio.wrap_future(job), self.timeout)
         except TimeoutError as error:
             raise MailNotRead(f"reading it took longer than {self.timeout:g} s") from error
         except BrokenProcessPool as error:
+            if self._idle is not idle:
+                raise MailReadersStopped("the service is stopping") from error
             raise MailNotRead("the process reading it ended abruptly") from error
+        except asyncio.CancelledError:
+            # Stopping cancels the reads not yet started; a cancellation of this task itself goes on.
+            task = asyncio.current_task()
+            if self._idle is not idle and not (task is not None and task.cancelling()):
+                raise MailReadersStopped("the service is stopping") from None
+            raise
         finally:
-            # A worker whose read did not finish (timed out, or cancelled with its session) or that
-            # died is replaced: waiting for it would hold up every mail queued behind it.
-            if not job.done() or job.cancelled() or isinstance(job.exception(), BrokenProcessPool):
-                worker = self._replace(worker)
-            idle.put_nowait(worker)
+            if self._idle is idle:  # when stopping, every worker has been ended already
+                # A worker whose read did not finish (timed out, or cancelled with its session) or
+                # that died is replaced: waiting for it would hold up every mail queued behind it.
+                if job is None or not job.done() or job.cancelled() or isinstance(job.exception(), BrokenProcessPool):
+                    worker = self._replace(worker)
+                idle.put_nowait(worker)
 
     def _start_worker(self) -> _Worker:
         worker = _Worker()
@@ -106,12 +130,18 @@ class _Worker:
             max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_end_with_parent
         )
         self._pid = self._pool.submit(os.getpid)  # runs first: the pid is known before any read starts
+        self._ended = False
 
-    def submit(self, read: MailReader, raw: bytes) -> Future[MailReading]:
+    async def submit(self, read: MailReader, raw: bytes) -> Future[MailReading]:
+        """Hands `raw` to the process once it runs: from then on `end` can stop the read."""
+        await asyncio.shield(asyncio.wrap_future(self._pid))
+        if self._ended:
+            raise BrokenProcessPool("the worker was ended")
         return self._pool.submit(read, raw)
 
     def end(self) -> None:
-        """Ends the process now, whatever it is doing; reads not yet started are cancelled."""
+        """Ends the process now, whatever it is doing."""
+        self._ended = True
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._pid.done() and not self._pid.cancelled() and self._pid.exception() is None:
             with suppress(ProcessLookupError):

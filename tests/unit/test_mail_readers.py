@@ -11,7 +11,7 @@ import pytest
 
 from services.intake.email.mime import MailUnreadable
 from services.intake.email.reading import MailReading, read_mail
-from services.intake.mail_readers import MailNotRead, MailReaders
+from services.intake.mail_readers import MailNotRead, MailReaders, MailReadersStopped
 
 MAIL = b"From: Ana <ana@customer.example>\r\nTo: support@example.com\r\nSubject: Help\r\n\r\nCannot log in.\r\n"
 STUCK = b"stuck"  # stands for a mail whose reading never ends
@@ -64,3 +64,14 @@ async def test_a_worker_that_dies_is_replaced():
 async def test_reading_outside_the_lifespan_is_a_programming_error():
     with pytest.raises(RuntimeError):
         await MailReaders(workers=1, timeout=1).read(MAIL)
+
+
+async def test_a_read_under_way_when_the_service_stops_asks_to_be_tried_again():
+    readers = MailReaders(workers=1, timeout=60, read=read_or_misbehave)
+    async with readers.running():
+        stuck = asyncio.ensure_future(readers.read(STUCK))
+        waiting = asyncio.ensure_future(readers.read(MAIL))
+        await asyncio.sleep(0)  # one turn of the loop: the first read is handed to the worker, the second waits
+    for read in (stuck, waiting):
+        with pytest.raises(MailReadersStopped):
+            await read
