@@ -8,7 +8,11 @@ import re
 import sys
 from datetime import UTC, datetime
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Linear in the text: a match starts where a run of local-part characters starts (tried from every
+# position of a long run without an "@", the run would be rescanned from each), or, for an address
+# glued to the one just redacted ("a@x.org+b@y.org"), at the "." or "+" that follows it, with at most
+# RFC 5321's 64-octet local part.
+_EMAIL = re.compile(r"(?:(?<![\w.+-])[\w.+-]+|(?<=[\w-])[.+][\w.+-]{0,63})@[\w-]+(?:\.[\w-]+)+")
 # International numbers (+34 600 123 456) and long bare digit runs; dates, times and IPs stay.
 _PHONE = re.compile(r"\+\d[\d ()-]{6,}\d|(?<![\w.:-])\d{9,15}(?![\w:-]|\.\d)")
 # Slack tokens, and Telegram bot tokens (also inside ".../bot<token>/method" URLs).

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     imap_poll_seconds: float = 30.0
     # When set, processed mail is moved there instead of only being flagged \Seen.
     imap_processed_folder: str | None = None
+    # Mail intake (SMTP and IMAP) reads mail in worker processes; a read past the timeout is refused.
+    mail_read_workers: int = Field(default=2, ge=1)
+    mail_read_timeout_seconds: float = Field(default=30.0, gt=0)
 
     smtp_relay_host: str | None = None
     smtp_relay_port: int = 25

@@ -44,6 +44,7 @@ from pydantic import SecretStr
 from services.intake.core import IntakeProcess
 from services.intake.email.mime import MailUnreadable
 from services.intake.mail import MailIntake, own_addresses, support_addresses
+from services.intake.mail_readers import MailNotRead, MailReaders
 from shared.settings import ChannelOff, Settings
 
 logger = logging.getLogger(__name__)
@@ -286,7 +287,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         raise ChannelOff("IMAP is off: set SWITCHBOARD_IMAP_HOST, SWITCHBOARD_IMAP_USER and SWITCHBOARD_IMAP_PASSWORD")
     process = IntakeProcess("intake-imap", settings)
     intake = process.intake
-    mail = MailIntake(intake, own_addresses(settings, support_addresses(settings, process.config.support_addresses)))
+    readers = MailReaders(settings.mail_read_workers, settings.mail_read_timeout_seconds)
+    own = own_addresses(settings, support_addresses(settings, process.config.support_addresses))
+    mail = MailIntake(intake, own, readers)
     source = f"imap:{settings.imap_mailbox}"
     poller = ImapPoller(
         settings.imap_host,
@@ -306,15 +309,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except MailUnreadable as error:
             await intake.dead_letter(raw, source=f"{source}:{uid}", reason=f"not mail: {error}")
             return
+        except MailNotRead as error:
+            # Polling it again would fail the same way and hold up the mailbox: it is kept on the DLQ.
+            await intake.dead_letter(raw, source=f"{source}:{uid}", reason=f"mail not read: {error}")
+            return
         logger.info("IMAP mail taken", extra={"uid": uid, "status": outcome.status, "ticket_id": outcome.ticket_id})
 
     @asynccontextmanager
     async def polling() -> AsyncIterator[None]:
-        task = asyncio.create_task(poller.run(take), name="imap-poller")
-        try:
-            yield
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        async with readers.running():
+            task = asyncio.create_task(poller.run(take), name="imap-poller")
+            try:
+                yield
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
     return process.app(while_running=polling, extra_checks=lambda: {"imap": poller.connected})

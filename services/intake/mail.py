@@ -13,15 +13,15 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import message_from_bytes, policy
 from typing import Literal
 from uuid import UUID
 
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
 from services.intake.core import Intake
-from services.intake.email.classify import classify_mail
-from services.intake.email.mime import MailAttachment, ParsedMail, parse_mail
+from services.intake.email.mime import MailAttachment, ParsedMail
+from services.intake.email.reading import MailReading
+from services.intake.mail_readers import MailReaders
 from shared.attachments import AttachmentRejected
 from shared.conversations import conversation_ticket
 from shared.events import (
@@ -48,8 +48,6 @@ _KIND_OF_CLASS: dict[str, MessageKind] = {
     "bounce": "bounce",
     "complaint": "complaint",
 }
-# Returned messages inside a bounce name the mail that failed: its Message-ID threads the bounce.
-_RETURNED_TYPES = ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers")
 
 
 def support_addresses(settings: Settings, configured: list[str]) -> set[str]:
@@ -118,19 +116,10 @@ def _valid_email(address: str | None) -> str | None:
         return None
 
 
-def _returned_message_ids(mail: ParsedMail) -> list[str]:
-    found = []
-    for attachment in mail.attachments:
-        if attachment.content_type in _RETURNED_TYPES:
-            returned = message_from_bytes(attachment.content, policy=policy.compat32)
-            if message_id := (returned.get("Message-ID") or "").strip().strip("<>"):
-                found.append(message_id)
-    return found
-
-
 class MailIntake:
-    def __init__(self, intake: Intake, own_addresses: set[str]):
+    def __init__(self, intake: Intake, own_addresses: set[str], readers: MailReaders):
         self.intake = intake
+        self.readers = readers
         self.own_addresses = {address.lower() for address in own_addresses}
         self.own_domains = {address.rsplit("@", 1)[-1] for address in self.own_addresses}
         self.read_model = ReadModel(intake.redis)
@@ -139,10 +128,12 @@ class MailIntake:
     async def accept(self, raw: bytes, *, source: str) -> MailOutcome:
         """Publishes the mail or keeps it in quarantine, and returns once Kafka has it.
 
-        Raises MailUnreadable when the bytes are not mail at all; Kafka/Redis errors propagate so
-        the channel can answer "try again" (SMTP 451, IMAP: left unseen).
+        Raises MailUnreadable when the bytes are not mail at all, MailNotRead when reading them ran
+        past the bound (`MailReaders`); Kafka/Redis errors propagate so the channel can answer "try
+        again" (SMTP 451, IMAP: left unseen).
         """
-        mail = parse_mail(raw)
+        reading = await self.readers.read(raw)
+        mail, classification = reading.mail, reading.classification
         sender = mail.sender.address.lower() if mail.sender else ""
         message_key = mail.message_id or hashlib.sha256(raw).hexdigest()
         channel_key = f"email:{message_key}"
@@ -154,18 +145,17 @@ class MailIntake:
             loop = None
         if loop:
             return await self._quarantine(mail, raw, message_key, source, "loop", "own_mail_loop", loop)
-        classification = classify_mail(mail, raw)
         kind = _KIND_OF_CLASS[classification.mail_class]
 
         known = await self.intake.ticket_ids.remembered(channel_key)
-        thread = None if known else await self._thread(mail, kind)
+        thread = None if known else await self._thread(reading)
         if known is None and thread is None and kind in ("auto_reply", "complaint", "bounce"):
             reason = f"{kind.replace('_', '-')} answering no known ticket ({classification.reason})"
             outcome = await self._quarantine(mail, raw, message_key, source, kind, "machine_mail_no_ticket", reason)
             # A bounce still goes on to the router, which marks its recipients undeliverable.
             if kind != "bounce" or not classification.bounced_recipients:
                 return outcome
-        ticket_id = await self.intake.resolve_ticket(channel_key, found=thread, remember=[f"email:{message_key}"])
+        resolution = await self.intake.resolve_ticket(channel_key, found=thread, remember=[f"email:{message_key}"])
 
         attachments, refused = self._store_attachments(mail.attachments)
         original = self.intake.attachments.save(
@@ -177,11 +167,9 @@ class MailIntake:
         sender_email = _valid_email(mail.sender.address if mail.sender else None)
         reply_to = _valid_email(mail.reply_to[0].address) if mail.reply_to else None
         now = datetime.now(UTC)
-        message_id = self.intake.message_id(channel_key)
         await self.intake.publish(
             InboundMessage.received(
-                message_id=message_id,
-                ticket_id=ticket_id,
+                **resolution.fields(),
                 occurred_at=now,
                 channel="email",
                 kind=kind,
@@ -207,7 +195,7 @@ class MailIntake:
                 received_at=mail.date or now,
             )
         )
-        return MailOutcome("published", classification.reason, ticket_id)
+        return MailOutcome("published", classification.reason, resolution.ticket_id)
 
     async def _quarantine(
         self,
@@ -236,10 +224,9 @@ class MailIntake:
         await self.intake.quarantine(event)
         return MailOutcome("quarantined", reason)
 
-    async def _thread(self, mail: ParsedMail, kind: MessageKind) -> str | None:
-        replied_to = [*mail.in_reply_to, *reversed(mail.references)]
-        if kind == "bounce":
-            replied_to += _returned_message_ids(mail)
+    async def _thread(self, reading: MailReading) -> str | None:
+        mail = reading.mail
+        replied_to = [*mail.in_reply_to, *reversed(mail.references), *reading.returned_message_ids]
         if ticket_id := await conversation_ticket(self.intake.redis, [f"email:{mid}" for mid in replied_to]):
             return ticket_id
         tag = self.ticket_tag.search(mail.subject or "")

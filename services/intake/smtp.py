@@ -1,8 +1,9 @@
 """intake-smtp: an SMTP server for the support addresses that answers 250 only once Kafka has the mail.
 
 Answers in SMTP's own terms: 550 5.1.1 for any other recipient (no open relay), 552 over the
-size limit, 451 4.3.0 while Kafka or Redis is unavailable (the sender retries: nothing is lost),
-554 5.6.0 for bytes that are not mail.
+size limit, 451 4.3.0 while Kafka or Redis is unavailable or the service is stopping (the sender
+retries: nothing is lost), 554 5.6.0 for bytes that are not mail or that could not be read within
+the bound (the sender's server returns the mail to its author with our reason: refused, not lost).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from redis.exceptions import RedisError
 from services.intake.core import IntakeProcess
 from services.intake.email.mime import MailUnreadable
 from services.intake.mail import MailIntake, own_addresses, support_addresses
+from services.intake.mail_readers import MailNotRead, MailReaders, MailReadersStopped
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -50,9 +52,13 @@ class SupportMailbox:
         except MailUnreadable as error:
             self.outcomes.labels("unreadable").inc()
             return f"554 5.6.0 message not readable: {error}"
-        except (KafkaError, RedisError, ConnectionError, TimeoutError) as error:
+        except MailNotRead as error:
+            self.outcomes.labels("not_read").inc()
+            logger.warning("mail refused: not read", extra={"error": str(error)})
+            return f"554 5.6.0 message could not be processed: {error}"
+        except (KafkaError, RedisError, ConnectionError, TimeoutError, MailReadersStopped) as error:
             self.outcomes.labels("deferred").inc()
-            logger.warning("mail deferred: queue unavailable", extra={"error": repr(error)})
+            logger.warning("mail deferred: queue unavailable or stopping", extra={"error": repr(error)})
             return "451 4.3.0 temporarily unable to queue the message, try again later"
         self.outcomes.labels(outcome.status).inc()
         if outcome.status == "quarantined":
@@ -76,32 +82,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     process = IntakeProcess("intake-smtp", settings)
     settings = process.settings
     recipients = support_addresses(settings, process.config.support_addresses)
-    mail = MailIntake(process.intake, own_addresses(settings, recipients))
+    readers = MailReaders(settings.mail_read_workers, settings.mail_read_timeout_seconds)
+    mail = MailIntake(process.intake, own_addresses(settings, recipients), readers)
     mailbox = SupportMailbox(mail, recipients, process.registry)
     tls = _tls_context(settings)
 
     @asynccontextmanager
     async def smtp_server() -> AsyncIterator[None]:
-        server = await asyncio.get_running_loop().create_server(
-            lambda: SMTP(
-                mailbox,
-                data_size_limit=settings.smtp_max_bytes,
-                enable_SMTPUTF8=True,
-                hostname="switchboard",
-                ident="Switchboard ESMTP",
-                tls_context=tls,
-            ),
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-        )
-        logger.info(
-            "SMTP listening",
-            extra={"host": settings.smtp_host, "port": settings.smtp_port, "starttls": tls is not None},
-        )
-        try:
-            yield
-        finally:
-            server.close()
-            await server.wait_closed()
+        async with readers.running():
+            server = await asyncio.get_running_loop().create_server(
+                lambda: SMTP(
+                    mailbox,
+                    data_size_limit=settings.smtp_max_bytes,
+                    enable_SMTPUTF8=True,
+                    hostname="switchboard",
+                    ident="Switchboard ESMTP",
+                    tls_context=tls,
+                ),
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+            )
+            logger.info(
+                "SMTP listening",
+                extra={"host": settings.smtp_host, "port": settings.smtp_port, "starttls": tls is not None},
+            )
+            try:
+                yield
+            finally:
+                server.close()
+                await server.wait_closed()
 
     return process.app(while_running=smtp_server)

@@ -51,9 +51,27 @@ _NORMAL = Classification("normal", "no automated-mail markers", [], None)
 # Shared helpers
 # --------------------------------------------------------------------------------------------
 
-_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+")
+_LOCAL = r"A-Za-z0-9.!#$%&'*+/=?^_`{|}~-"
+# Linear in the text: a match starts where a run of local-part characters starts (tried from every
+# position of a long run without an "@", the run would be rescanned from each), or, for an address
+# glued to the one just found ("a@x.org+b@y.org"), at the punctuation after it, with at most RFC
+# 5321's 64-octet local part.
+_ADDRESS = re.compile(
+    rf"(?:(?<![{_LOCAL}])[{_LOCAL}]+|(?<=[A-Za-z0-9-])[.!#$%&'*+/=?^_`{{|}}~][{_LOCAL}]{{0,63}})"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+"
+)
 _STATUS_CODE = re.compile(r"\b([245])\.\d{1,3}\.\d{1,3}\b")
 _REPLY_CODE = re.compile(r"(?<![\d.])([45])\d\d(?:[ -]|$)", re.MULTILINE)
+
+
+# How much of a body the wording checks read (characters). MTAs explain a failure first (RFC 6522:
+# the human-readable part opens a report; postfix, exim, qmail and Exchange plain-text bounces start
+# with it too) and append the returned original; a window keeps classifying a huge mail cheap.
+REPORT_WINDOW = 64 * 1024
+
+
+def _head(text: str) -> str:
+    return text[:REPORT_WINDOW]
 
 
 def _header(mail: ParsedMail, name: str) -> str:
@@ -182,7 +200,7 @@ def _delivery_status(mail: ParsedMail, raw: bytes | None) -> Classification | No
     if not addresses:
         addresses = _plain_text_recipients(mail)
     statuses = [recipient.status for recipient in failed]
-    permanent = _permanence(statuses) if any(statuses) else _permanence([mail.text])
+    permanent = _permanence(statuses) if any(statuses) else _permanence([_head(mail.text)])
     return Classification("bounce", "RFC 3464 delivery status notification", addresses, permanent)
 
 
@@ -266,7 +284,7 @@ _BOUNCE_WORDING = re.compile(
     r"|failed addresses follow|invalid user address|requested action not taken|transcript of session follows"
     r"|trouble delivering your message|returned permanent errors"
     r"|送信できませんでした|送信に失敗|配信できませんでした|届きませんでした|宛先不明|退信|投递失败"
-    r"|^\s*(?:<[^>]*>:?\s*)?[45]\d\d[ -][245]\.\d{1,3}\.\d{1,3}\b",
+    r"|^[ \t]*(?:<[^>\n]*>:?[ \t]*)?[45]\d\d[ -][245]\.\d{1,3}\.\d{1,3}\b",
     re.IGNORECASE | re.MULTILINE,
 )
 _REPLY_OR_FORWARD = re.compile(r"^\s*(?:re|aw|sv|vs|fwd?|fw|wg|tr|rv|i)\s*:", re.IGNORECASE)
@@ -281,24 +299,27 @@ def _is_daemon_sender(mail: ParsedMail) -> bool:
 
 
 _ORIGINAL_MESSAGE_MARKER = re.compile(
-    r"^\s*(?:[-=|_]+ ?(?:original message|this is a copy of|the original message|returned message|original headers"
-    r"|below this line is a copy|message text follows)|received: |return-path: |content-type: message/rfc822)",
+    r"^[ \t]*(?:[-=|_]+ ?(?:original message|this is a copy of|the original message|returned message"
+    r"|original headers|below this line is a copy|message text follows)"
+    r"|received: |return-path: |content-type: message/rfc822)",
     re.IGNORECASE | re.MULTILINE,
 )
 
 
 def _report_text(mail: ParsedMail) -> str:
-    """The MTA's own explanation: the text body up to where the returned original starts."""
-    marker = _ORIGINAL_MESSAGE_MARKER.search(mail.text)
-    return mail.text[: marker.start()] if marker else mail.text
+    """The MTA's own explanation: the text body up to where the returned original starts, at most
+    its first `REPORT_WINDOW` characters."""
+    head = _head(mail.text)
+    marker = _ORIGINAL_MESSAGE_MARKER.search(head)
+    return head[: marker.start()] if marker else head
 
 
 # Lines that name the failed recipient on their own: "<user@host>:" (postfix, qmail), "user@host"
 # alone (exim, sendmail), "user@host ... reason" (sendmail's "... User unknown").
-_RECIPIENT_LINE = re.compile(r"^\s*<?(" + _ADDRESS.pattern + r")>?(?::|\s*$|\.\.\.|\s+\()", re.MULTILINE)
+_RECIPIENT_LINE = re.compile(r"^[ \t]*<?(" + _ADDRESS.pattern + r")>?(?::|[ \t]*$|\.\.\.|[ \t]+\()", re.MULTILINE)
 # Lines about the original's sender or identity, which name addresses that did not fail.
 _NOT_ABOUT_RECIPIENTS = re.compile(
-    r"^\s*>?\s*(?:from|sender|mail from|reply-to|return-path|message-id|in-reply-to|references|envelope-from)\s*:",
+    r"^\s*(?:>\s*)?(?:from|sender|mail from|reply-to|return-path|message-id|in-reply-to|references|envelope-from)\s*:",
     re.IGNORECASE,
 )
 
@@ -363,7 +384,7 @@ def _plain_text_bounce(mail: ParsedMail) -> Classification | None:
     failed_header = _header(mail, "x-failed-recipients")
     if failed_header:
         addresses = _unique_lower(_ADDRESS.findall(failed_header))
-        return Classification("bounce", "X-Failed-Recipients header", addresses, _permanence([mail.text]))
+        return Classification("bounce", "X-Failed-Recipients header", addresses, _permanence([_head(mail.text)]))
     subject = mail.subject or ""
     daemon = _is_daemon_sender(mail)
     if _REPLY_OR_FORWARD.match(subject) and not daemon:

@@ -23,6 +23,7 @@ import html as html_lib
 import inspect
 import quopri
 import re
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -88,9 +89,18 @@ class _Decoding:
     defects: list[str]
     # Mailers that put raw 8-bit bytes in headers use their body charset for them; UTF-8 is tried first.
     raw_header_charset: str | None = None
+    # Per buffer (the message, or a message/rfc822 part's content), keyed by id; the buffer is kept
+    # alongside so that its id cannot be reused while the index is cached.
+    _delimiter_lines: dict[int, tuple[bytes, _DelimiterLines]] = field(default_factory=dict)
 
     def note(self, defect: str) -> None:
         self.defects.append(defect)
+
+    def delimiter_lines(self, data: bytes) -> _DelimiterLines:
+        cached = self._delimiter_lines.get(id(data))
+        if cached is None:
+            cached = self._delimiter_lines[id(data)] = (data, _DelimiterLines(data))
+        return cached[1]
 
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([bBqQ])\?([^?]*)\?=")
@@ -137,17 +147,18 @@ def _decode_encoded_words(byte_view: str, ctx: _Decoding) -> str:
     """
     pieces: list[str] = []
     pending_charset: str | None = None
-    pending_bytes = b""
+    pending_bytes = bytearray()  # grows in place: a subject of many thousand words stays linear
     position = 0
 
     def flush() -> None:
-        nonlocal pending_charset, pending_bytes
+        nonlocal pending_charset
         if pending_charset is not None:
-            decoded = decode_bytes(pending_bytes, pending_charset)
+            decoded = decode_bytes(bytes(pending_bytes), pending_charset)
             if decoded.note:
                 ctx.note(f"encoded word: {decoded.note}")
             pieces.append(decoded.text)
-        pending_charset, pending_bytes = None, b""
+        pending_charset = None
+        pending_bytes.clear()
 
     for match in _ENCODED_WORD.finditer(byte_view):
         between = byte_view[position : match.start()]
@@ -256,32 +267,40 @@ _MAX_DEPTH = 40  # nesting beyond this is an attack or a loop, not mail
 
 def _split_header_block(data: bytes, start: int, ctx: _Decoding) -> tuple[list[tuple[str, str]], int]:
     """Header fields from `start` on, and where the body begins."""
-    headers: list[tuple[str, str]] = []
+    # Each field's lines are collected and joined once: appending to the joined value line by line
+    # copies it every time, quadratic in a field folded over thousands of lines.
+    fields: list[tuple[str, list[str]]] = []
+    ends_in_semicolon = False  # whether the last field's text so far ends in ";" (trailing whitespace aside)
     position = start
     if start == 0 and data.startswith(b"From "):  # mbox envelope line
         position = data.find(b"\n") + 1 or len(data)
     while position < len(data):
         line = _LINE.match(data, position).group()
         if not line.strip(b"\r\n"):
-            return headers, position + len(line)
+            return _joined_fields(fields), position + len(line)
         field_match = _HEADER_FIELD.match(line)
         text = line.decode("ascii", "surrogateescape")
-        if headers and line[:1] in (b" ", b"\t"):
-            name, value = headers[-1]
-            headers[-1] = (name, value + text)
-        elif headers and field_match is None and headers[-1][1].rstrip().endswith(";"):
+        if fields and line[:1] in (b" ", b"\t"):
+            fields[-1][1].append(text)
+        elif fields and field_match is None and ends_in_semicolon:
             # A parameter list folded without the leading whitespace ("Content-Type: multipart/
             # alternative;" then "boundary=..." on a line of its own): still the same field.
-            name, value = headers[-1]
-            headers[-1] = (name, f"{value} {text}")
+            fields[-1][1].append(f" {text}")
         elif field_match is not None:
-            headers.append((field_match.group(1).decode("ascii").lower(), text[field_match.start(2) :]))
+            fields.append((field_match.group(1).decode("ascii").lower(), [text[field_match.start(2) :]]))
+            ends_in_semicolon = False
         else:
-            if headers:
+            if fields:
                 ctx.note("header block ended without a blank line")
-            return headers, position
+            return _joined_fields(fields), position
+        if stripped := fields[-1][1][-1].rstrip():
+            ends_in_semicolon = stripped.endswith(";")
         position += len(line)
-    return headers, len(data)
+    return _joined_fields(fields), len(data)
+
+
+def _joined_fields(fields: list[tuple[str, list[str]]]) -> list[tuple[str, str]]:
+    return [(name, "".join(lines)) for name, lines in fields]
 
 
 _MEDIA_TYPE = re.compile(r"\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*/\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)")
@@ -305,18 +324,48 @@ class _Delimiter:
     is_close: bool
 
 
-def _next_delimiter(data: bytes, boundary: bytes, start: int) -> _Delimiter | None:
+_DASH_LINE = re.compile(rb"^--([^\n]*)", re.MULTILINE)
+_DELIMITER_TAIL = re.compile(rb"(--)?[^\r\n]*(?:\r\n|\n|\r)?")
+
+
+class _DelimiterLines:
+    """The lines of one buffer that start with "--", to find any boundary's delimiters without a rescan.
+
+    Searching the rest of the message for each boundary costs a full pass per multipart whose
+    boundary never occurs, quadratic in a message of thousands of such parts. Sorted by what follows
+    the "--", the lines starting with "--" + boundary (a prefix match) are one contiguous run, found
+    by bisection; each line belongs to at most one run per length, so listing the runs is linear too.
+    """
+
+    def __init__(self, data: bytes):
+        lines = sorted((match.group(1), match.start()) for match in _DASH_LINE.finditer(data))
+        self._rests = [rest for rest, _ in lines]
+        self._starts = [line_start for _, line_start in lines]
+        self._by_boundary: dict[bytes, list[int]] = {}
+
+    def first_at_or_after(self, boundary: bytes, position: int) -> int | None:
+        """Where the first line starting with "--" + `boundary` at or after `position` starts."""
+        starts = self._by_boundary.get(boundary)
+        if starts is None:
+            first = last = bisect_left(self._rests, boundary)
+            while last < len(self._rests) and self._rests[last].startswith(boundary):
+                last += 1
+            starts = self._by_boundary[boundary] = sorted(self._starts[first:last])
+        index = bisect_left(starts, position)
+        return starts[index] if index < len(starts) else None
+
+
+def _next_delimiter(data: bytes, boundary: bytes, start: int, ctx: _Decoding) -> _Delimiter | None:
     """The next line starting with "--boundary" (a prefix match, as lenient parsers do)."""
-    pattern = re.compile(rb"^--" + re.escape(boundary) + rb"(--)?[^\r\n]*(?:\r\n|\n|\r)?", re.MULTILINE)
-    match = pattern.search(data, start)
-    if match is None:
+    content_end = ctx.delimiter_lines(data).first_at_or_after(boundary, start)
+    if content_end is None:
         return None
-    content_end = match.start()
+    tail = _DELIMITER_TAIL.match(data, content_end + 2 + len(boundary))
     if data.endswith(b"\r\n", start, content_end):
         content_end -= 2
     elif data.endswith((b"\n", b"\r"), start, content_end):
         content_end -= 1
-    return _Delimiter(content_end=content_end, end=match.end(), is_close=match.group(1) is not None)
+    return _Delimiter(content_end=content_end, end=tail.end(), is_close=tail.group(1) is not None)
 
 
 _BASE64_SEGMENT = re.compile(rb"([A-Za-z0-9+/]+)(=*)")
@@ -392,7 +441,7 @@ def _parse_entity(
             ctx.note(f"MIME nesting deeper than {_MAX_DEPTH}; inner structure kept as one part")
         else:
             own_boundary = boundary.encode("utf-8", "surrogateescape")
-            first = _next_delimiter(data, own_boundary, body_start)
+            first = _next_delimiter(data, own_boundary, body_start, ctx)
             if first is not None:
                 return _parse_parts(entity, data, first, own_boundary, parent_boundary, depth, ctx)
             ctx.note(f"{content_type} boundary never occurs; kept as one opaque part")
@@ -420,13 +469,13 @@ def _parse_parts(
         delimiter = next_delimiter
     if parent_boundary is None:
         return entity, None
-    return entity, _next_delimiter(data, parent_boundary, delimiter.end)  # skipping the epilogue
+    return entity, _next_delimiter(data, parent_boundary, delimiter.end, ctx)  # skipping the epilogue
 
 
 def _parse_leaf(
     entity: _Entity, data: bytes, body_start: int, parent_boundary: bytes | None, depth: int, ctx: _Decoding
 ) -> tuple[_Entity, _Delimiter | None]:
-    delimiter = _next_delimiter(data, parent_boundary, body_start) if parent_boundary is not None else None
+    delimiter = _next_delimiter(data, parent_boundary, body_start, ctx) if parent_boundary is not None else None
     if delimiter is not None:
         body = data[body_start : delimiter.content_end]
     else:
@@ -617,7 +666,7 @@ def _part_text(part: _Entity, ctx: _Decoding) -> str:
 def _unflow(text: str, delete_space: bool) -> str:
     """RFC 3676 format=flowed: join soft-broken lines (those ending in a space) of equal quote depth."""
     paragraphs: list[str] = []
-    current: str | None = None
+    current: list[str] | None = None  # the pieces of the paragraph being joined, joined once at its end
     current_depth = -1
     for line in text.split("\n"):
         depth = len(line) - len(line.lstrip(">"))
@@ -625,20 +674,19 @@ def _unflow(text: str, delete_space: bool) -> str:
         if content.startswith(" "):
             content = content[1:]  # space-stuffing
         quoted = ">" * depth + (" " if depth else "")
+        is_soft_break = content.endswith(" ") and content != "-- "
+        piece = content[:-1] if is_soft_break and delete_space else content
         if current is not None and depth == current_depth:
-            current += content
+            current.append(piece)
         else:
             if current is not None:
-                paragraphs.append(current)
-            current, current_depth = quoted + content, depth
-        is_soft_break = content.endswith(" ") and content != "-- "
+                paragraphs.append("".join(current))
+            current, current_depth = [quoted, piece], depth
         if not is_soft_break:
-            paragraphs.append(current)
+            paragraphs.append("".join(current))
             current, current_depth = None, -1
-        elif delete_space:
-            current = current[:-1]
     if current is not None:
-        paragraphs.append(current)
+        paragraphs.append("".join(current))
     return "\n".join(paragraphs)
 
 
