@@ -36,6 +36,7 @@ SESSION_TTL_SECONDS = 30 * 24 * 3600
 HELLO_TIMEOUT_SECONDS = 30
 
 # WebSocket close codes (RFC 6455 §7.4.1).
+CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN_LATER = 1013
@@ -137,8 +138,13 @@ def chat_routes(intake: Intake) -> APIRouter:
             await websocket.send_json(frame)
 
         async def receive(model: type[BaseModel]) -> Any:
-            raw = await websocket.receive_text()
-            if len(raw.encode()) > MAX_FRAME_BYTES:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code", 1000))
+            raw = message.get("text")
+            if raw is None:
+                raise ChatViolation("bad_frame", "frames are JSON text, not binary", CLOSE_UNSUPPORTED_DATA)
+            if len(raw.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES:
                 raise ChatViolation("too_big", f"frames are limited to {MAX_FRAME_BYTES} bytes", CLOSE_TOO_BIG)
             try:
                 return model.model_validate_json(raw)

@@ -153,7 +153,8 @@ async def test_a_customer_message_opens_a_ticket_with_their_slack_identity(slack
     assert inbound.message_id == Intake.message_id("slack:event:Ev0001")
     assert inbound.channel == "slack" and inbound.kind == "message" and inbound.source == SUPPORT_CHANNEL
     assert inbound.channel_message_id == f"{SUPPORT_CHANNEL}:{event['ts']}"
-    assert inbound.text == event["text"]
+    # Slack's markup becomes plain text; the link's target stays visible.
+    assert inbound.text == "Hi, our dashboard (https://example.com) is down"
     assert inbound.sender.slack_user_id == CUSTOMER
     assert inbound.sender.name == "María López" and inbound.sender.email == "maria@example.com"
     assert inbound.reply_route == ReplyRoute(channel="slack", address=SUPPORT_CHANNEL, reply_to_id=event["ts"])
