@@ -292,3 +292,11 @@ slack_payloads = st.one_of(
         },
     ),
 )
+# A customer's file share in a support channel, its files described in every way.
+slack_file_shares = st.builds(
+    lambda event, files: (
+        {**event, "channel": "C0CUSTOMERS", "user": "U0CUSTOMER", "subtype": "file_share"} | {"files": files}
+    ),
+    slack_message,
+    st.lists(plausible_or_anything(slack_file), max_size=3),
+)

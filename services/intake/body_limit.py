@@ -3,21 +3,19 @@
 An ASGI middleware, so that every endpoint is covered the same way, bodies read by libraries (Bolt,
 the multipart parser) and bodies without a Content-Length (chunked) included: a declared length over
 the limit is refused before the endpoint runs, and the bytes actually received are counted as they
-arrive, so reading stops at the limit (RFC 9110 §15.5.14, 413 Content Too Large).
+arrive: at the limit the 413 goes out and the app is told the client went away, so reading stops
+there (RFC 9110 §15.5.14, 413 Content Too Large).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-
-class BodyTooLarge(Exception):
-    def __init__(self, limit: int):
-        super().__init__(f"request body exceeds {limit} bytes")
-        self.limit = limit
+logger = logging.getLogger(__name__)
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -52,29 +50,38 @@ class BodyLimit:
             return
 
         received = 0
+        response_started = refused = False
 
         async def bounded_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge(limit)
+                    refused = True
+                    if not response_started:
+                        await self._refuse(scope, receive, send, limit)
+                    # What every ASGI app handles: it stops reading and answering.
+                    return {"type": "http.disconnect"}
             return message
-
-        response_started = False
 
         async def watched_send(message: Message) -> None:
             nonlocal response_started
+            if refused:
+                # The 413 went out (or the answer was under way and is cut short): nothing more to send.
+                return
             response_started = response_started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, bounded_receive, watched_send)
-        except BodyTooLarge:
-            if response_started:
+        except Exception:
+            if not refused:
                 raise
-            await self._refuse(scope, receive, send, limit)
+            # Whatever the app made of the disconnect (ClientDisconnect ...), the request was answered.
+            logger.debug("request stopped at its body limit", exc_info=True)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         self.on_refused(scope)

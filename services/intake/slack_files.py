@@ -47,8 +47,12 @@ class FileNotFetched(Exception):
 
 def may_receive_token(url: str, api_url: str) -> bool:
     """True for a Slack file host, or the configured API's own host (a proxy, or a test's fake)."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        # e.g. "Invalid IPv6 URL": no address to send anything to.
+        return False
     if host and host == (urlsplit(api_url).hostname or "").lower():
         return parts.scheme in ("https", "http")
     on_slack = any(host == domain or host.endswith(f".{domain}") for domain in SLACK_FILE_DOMAINS)

@@ -62,9 +62,10 @@ class InboundCount:
 
 @pytest.fixture
 async def inbound_count(all_channels: Settings, intake_http: httpx.AsyncClient) -> AsyncIterator[InboundCount]:
-    # The app's start-up created the topics.
+    # The app's start-up created the topic; a freshly created one may not show all its partitions yet.
     topic = Topics(all_channels.topic_prefix).name(INBOUND)
-    partitions = await partitions_of(all_channels.kafka_bootstrap, topic)
+    while len(partitions := await partitions_of(all_channels.kafka_bootstrap, topic)) < INBOUND.partitions:
+        await asyncio.sleep(0.1)
     consumer = AIOKafkaConsumer(bootstrap_servers=all_channels.kafka_bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:

@@ -42,6 +42,7 @@ from tests.fuzz_inputs import (
     multipart,
     multipart_parts,
     path_segments,
+    slack_file_shares,
     slack_message,
     slack_message_changed,
     slack_payloads,
@@ -215,11 +216,19 @@ async def test_any_update_with_the_telegram_secret_is_answered_below_500(intake_
         slack_payloads,
         slack_message.map(lambda event: {"type": "event_callback", "event_id": "Ev1", "event": event}),
         slack_message_changed.map(lambda event: {"type": "event_callback", "event_id": "Ev2", "event": event}),
+        slack_file_shares.map(lambda event: {"type": "event_callback", "event_id": "Ev3", "event": event}),
         json_values,
     ),
     form=st.booleans(),
+    with_hosted_file=st.booleans(),
 )
-async def test_any_signed_slack_body_is_answered_below_500(intake_http, inbound_count, payload, form):
+async def test_any_signed_slack_body_is_answered_below_500(
+    intake_http, inbound_count, fake_slack, payload, form, with_hosted_file
+):
+    event = payload.get("event") if isinstance(payload, dict) else None
+    if with_hosted_file and isinstance(event, dict) and isinstance(event.get("files"), list):
+        # A file the (fake) Slack really serves, so that downloads and storage are fuzzed too.
+        event["files"].append(fake_slack.add_file(b"\x89PNG screenshot", "shot.png", "image/png"))
     content = json.dumps(payload).encode()
     if form:
         # Interactivity posts its JSON as the `payload` field of a form.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
 from services.intake.http import MAX_BODY_BYTES, MAX_MULTIPART_BODY_BYTES, MAX_TELEGRAM_BODY_BYTES
@@ -197,3 +198,22 @@ async def test_a_declared_length_over_the_limit_is_413_before_reading_anything(i
     response = await intake_http.post(path, content=body, headers=headers)
     assert response.status_code == 413, response.text
     assert body.read == 0
+
+
+def test_a_real_server_answers_a_50mb_chunked_form_413_long_before_its_end(services):
+    """Through uvicorn and a real socket: what was sent before the 413 is the limit plus socket buffers."""
+    base_url = services.start_http()
+    sent = 0
+
+    def body():
+        nonlocal sent
+        while sent < 50 * 1024 * 1024:
+            sent += CHUNK
+            yield b"x" * CHUNK
+
+    response = httpx.post(
+        f"{base_url}/v1/forms/contact", content=body(), headers={"content-type": "application/json"}, timeout=60
+    )
+    assert response.status_code == 413, response.text
+    # Loopback buffers hold a few MiB; before the fix ~28 MB were read.
+    assert sent < 16 * 1024 * 1024
