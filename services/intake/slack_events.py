@@ -12,6 +12,7 @@ publish answers 500 so that Slack delivers the event again.
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -40,6 +41,9 @@ from shared.untrusted import InvalidJson, parse_json_object
 logger = logging.getLogger(__name__)
 
 USER_CACHE_SECONDS = 3600
+# Slack waits 3 s for the answer to an event; what a message's files may take of that, counted from
+# its arrival (users.info first). A file not fetched in time is named in the message instead.
+ANSWER_SECONDS = 2.5
 # Bolt reads some fields of a payload, and of the objects nested in it, without checking their
 # types (slack_bolt.request.internals, its middleware and matchers): an ID is a string or an object
 # with a string "id", `event` an object, these lists hold objects. Any other shape is refused first.
@@ -206,11 +210,12 @@ class SlackCustomerMessages:
         self.files = files
 
     async def on_message(self, body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient) -> None:
+        deadline = time.monotonic() + ANSWER_SECONDS
         post = customer_post(event, self.intake.config)
         if post is None:
             return
         sender = await self._sender(client, post.user_id)
-        fetched = await self.files.fetch(post.files)
+        fetched = await self.files.fetch(post.files, deadline)
         # Slack retries an undelivered event with the same event_id: it names the channel message.
         channel_key = f"slack:event:{body['event_id']}"
         message_id = self.intake.message_id(channel_key)

@@ -26,9 +26,6 @@ from shared.events import Attachment
 
 logger = logging.getLogger(__name__)
 
-# Slack waits 3 s for the request that carries the event; the files of one message get what a
-# users.info call leaves of that. A file not fetched in time is named in the message instead.
-FETCH_SECONDS = 2.0
 # Where Slack serves files (files.slack.com, GovSlack's slack-gov.com); the bot token goes nowhere else.
 SLACK_FILE_DOMAINS = ("slack.com", "slack-gov.com")
 
@@ -75,11 +72,11 @@ class SlackFiles:
         self.token = token
         self.api_url = api_url
 
-    async def fetch(self, files: tuple[SlackFile, ...]) -> FetchedFiles:
+    async def fetch(self, files: tuple[SlackFile, ...], deadline: float) -> FetchedFiles:
+        """Fetches `files` until `deadline` (time.monotonic()); the rest are referenced."""
         result = FetchedFiles()
         if not files:
             return result
-        deadline = time.monotonic() + FETCH_SECONDS
         async with aiohttp.ClientSession() as session:
             for file in files:
                 try:

@@ -42,6 +42,7 @@ from services.intake.telegram_content import (
     Venue,
     checklist_text,
     dice_text,
+    external_reply_text,
     forwarded_from,
     game_text,
     poll_text,
@@ -158,6 +159,8 @@ class _Message(_Lenient):
     checklist: Checklist | None = None
     quote: TextQuote | None = None
     reply_to_message: _RepliedTo | None = None
+    # A reply to a message of another chat: Telegram tells where it comes from.
+    external_reply: dict[str, Any] | None = None
     # Bot API 7+ says forward_origin; older payloads say forward_date and forward_from(_chat).
     forward_origin: dict[str, Any] | None = None
     forward_date: int | None = None
@@ -311,6 +314,8 @@ def _customer_message(update_id: int, message: _Message, author: _User, raw: Any
     if message.quote is not None and (quoted := quote_text(message.quote)):
         # The part of the replied message the customer quoted.
         parts.insert(0, quoted)
+    if message.external_reply is not None:
+        parts.insert(0, external_reply_text(message.external_reply))
     if message.forward_origin is not None or message.forward_date is not None:
         origin = message.forward_origin or {
             "sender_user": message.forward_from,

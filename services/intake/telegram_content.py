@@ -2,7 +2,8 @@
 
 Links hidden behind text (`text_link` entities, in texts and captions alike) keep their target
 visible: "our docs (https://…)". Venues, polls, dice, checklists, games and stories a person sends
-read as a bracketed line, like contacts and locations do. Shapes: https://core.telegram.org/bots/api#message
+read as a bracketed line, like contacts and locations do; so do the origins of forwards and of
+replies to other chats, and the part of a message a reply quotes. Shapes: https://core.telegram.org/bots/api#message
 """
 
 from __future__ import annotations
@@ -171,14 +172,24 @@ def quote_text(quote: TextQuote) -> str:
 
 def forwarded_from(origin: object) -> str:
     """The line that marks a forward, naming its origin (MessageOrigin) when Telegram tells it."""
-    name = None
-    if isinstance(origin, dict):
-        if isinstance(origin.get("sender_user_name"), str):
-            name = origin["sender_user_name"]
-        else:
-            names = (_name_of(origin.get(key)) for key in ("sender_user", "sender_chat", "chat"))
-            name = next(filter(None, names), None)
+    name = origin_name(origin)
     return f"[forwarded from {name}]" if name else "[forwarded message]"
+
+
+def external_reply_text(external: object) -> str:
+    """The line that marks a reply to a message of another chat (ExternalReplyInfo)."""
+    name = origin_name(external.get("origin")) if isinstance(external, dict) else None
+    return f"[in reply to a message from {name}]" if name else "[in reply to a message from another chat]"
+
+
+def origin_name(origin: object) -> str | None:
+    """Who or which chat a MessageOrigin names, if anyone."""
+    if not isinstance(origin, dict):
+        return None
+    if isinstance(origin.get("sender_user_name"), str) and origin["sender_user_name"]:
+        return origin["sender_user_name"]
+    names = (_name_of(origin.get(key)) for key in ("sender_user", "sender_chat", "chat"))
+    return next(filter(None, names), None)
 
 
 def _name_of(user_or_chat: object) -> str | None:

@@ -9,6 +9,8 @@ import json
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from services.intake.http import MAX_BODY_BYTES, MAX_MULTIPART_BODY_BYTES, MAX_TELEGRAM_BODY_BYTES
 from services.intake.telegram import SECRET_HEADER
@@ -217,3 +219,23 @@ def test_a_real_server_answers_a_50mb_chunked_form_413_long_before_its_end(servi
     assert response.status_code == 413, response.text
     # Loopback buffers hold a few MiB; before the fix ~28 MB were read.
     assert sent < 16 * 1024 * 1024
+
+
+async def test_the_chat_refuses_binary_and_oversized_frames_with_a_close_code(services):
+    url = services.start_http().replace("http://", "ws://") + "/v1/chat"
+    async with connect(url) as websocket:
+        await websocket.send(b"\x00\xff binary")
+        assert json.loads(await websocket.recv()) == {
+            "type": "error",
+            "code": "bad_frame",
+            "detail": "frames are JSON text, not binary",
+        }
+        with pytest.raises(ConnectionClosed) as closed:
+            await websocket.recv()
+        assert closed.value.rcvd.code == 1003
+    async with connect(url, max_size=None) as websocket:
+        # Past uvicorn's frame limit the server closes before reading the frame into memory.
+        with pytest.raises(ConnectionClosed) as closed:
+            await websocket.send("x" * (1024 * 1024))
+            await websocket.recv()
+        assert closed.value.rcvd.code == 1009

@@ -432,6 +432,14 @@ def test_a_link_whose_text_is_its_address_is_not_repeated():
             },
             "[forwarded from Shop news]\nlook",
         ),
+        (
+            {
+                "text": "is this still valid?",
+                "external_reply": {"origin": {"type": "channel", "date": SENT, "chat": {"id": -100, "title": "Deals"}}},
+                "quote": {"text": "50% off", "position": 0},
+            },
+            "[in reply to a message from Deals]\n> 50% off\nis this still valid?",
+        ),
     ],
     ids=[
         "venue",
@@ -443,6 +451,7 @@ def test_a_link_whose_text_is_its_address_is_not_repeated():
         "quote",
         "forwarded-from-user",
         "forwarded-from-channel",
+        "reply-to-another-chat",
     ],
 )
 def test_what_a_person_sends_besides_text_reads_as_text(content, text):
