@@ -7,6 +7,8 @@ Message-IDs it sends so that replies to them find their ticket.
 
 from __future__ import annotations
 
+import hashlib
+
 from redis.asyncio import Redis
 
 
@@ -40,6 +42,19 @@ async def conversation_ticket(redis: Redis, keys: list[str]) -> str | None:
 def chat_channel(ticket_id: str) -> str:
     """The Redis pub/sub channel on which agent messages reach the web-chat sessions of a ticket."""
     return f"sb:chat:{ticket_id}"
+
+
+# A web-chat session's conversation: the SHA-256 of its token (the token itself is never stored).
+CHAT_SESSION_PREFIX = "chat-session:"
+
+
+def chat_session(token: str) -> str:
+    return f"{CHAT_SESSION_PREFIX}{hashlib.sha256(token.encode()).hexdigest()}"
+
+
+def chat_session_key(conversation: str) -> str:
+    """Where a session's ticket, name and email are kept, for a reconnect with its token."""
+    return f"sb:chat:session:{conversation.removeprefix(CHAT_SESSION_PREFIX)}"
 
 
 def telegram_chat(chat_id: int) -> str:

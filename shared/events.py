@@ -1,8 +1,9 @@
 """Versioned event schemas carried on Kafka.
 
-Every event shares one envelope (event ID, type, version, occurred-at, ticket ID, correlation and
-trace context). `InboundMessage` travels on the inbound topic; the `TicketEvent` union on the
-ticket topic is the ticket's audit trail, keyed by ticket ID.
+Every ticket event shares one envelope (event ID, type, version, occurred-at, ticket ID, correlation
+and trace context). `InboundMessage` travels on the inbound topic; the `TicketEvent` union on the
+ticket topic is the ticket's audit trail, keyed by ticket ID. `MessageQuarantined` belongs to no
+ticket: it has an envelope of its own, keyed by message ID.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from shared.ids import TICKET_ID_PATTERN
 
@@ -20,6 +21,11 @@ TicketId = Annotated[str, Field(pattern=TICKET_ID_PATTERN)]
 Channel = Literal["form", "email", "chat", "telegram", "slack"]
 # What an inbound message is: only "message" and "edit" come from a person; the rest are machine mail.
 MessageKind = Literal["message", "edit", "auto_reply", "bounce", "complaint"]
+# What a quarantined message is: machine mail, or our own mail come back ("loop").
+QuarantineKind = Literal["auto_reply", "bounce", "complaint", "loop"]
+# Bounds of a quarantined message's header-like fields and of its text excerpt, in characters.
+QUARANTINE_FIELD_CHARS = 1000
+QUARANTINE_EXCERPT_CHARS = 4000
 
 
 class _Model(BaseModel):
@@ -34,14 +40,6 @@ def valid_traceparent(header: str | None) -> str | None:
     return header if header and TRACEPARENT.match(header.strip().lower()) else None
 
 
-def kafka_headers(event: Envelope) -> dict[str, str]:
-    """What every record carries besides its body: its type and ID, and the trace it belongs to."""
-    headers = {"event-type": getattr(event, "type", ""), "event-id": str(event.event_id)}
-    if event.traceparent:
-        headers["traceparent"] = event.traceparent
-    return headers
-
-
 class Envelope(_Model):
     event_id: UUID
     version: Literal[1] = 1
@@ -53,11 +51,16 @@ class Envelope(_Model):
     traceparent: str | None = None
 
 
+# Intake validates addresses where they enter (RFC 5322 via email-validator, e.g. FormSubmission);
+# events only check the shape, so that every consumer does not pay for full validation again.
+Email = Annotated[str, Field(pattern=r"^[^@\s<>]+@[^@\s<>]+$", max_length=320)]
+
+
 class Sender(_Model):
     """Who wrote, with every identity the channel proved; the router maps them to one contact."""
 
     name: str | None = None
-    email: EmailStr | None = None
+    email: Email | None = None
     phone: str | None = None
     telegram_user_id: int | None = None
     telegram_username: str | None = None
@@ -92,6 +95,7 @@ class InboundMessage(Envelope):
     """A customer message from any channel, normalised by intake."""
 
     type: Literal["inbound.message"] = "inbound.message"
+    version: Literal[1, 2] = 2
     message_id: UUID
     channel: Channel
     kind: MessageKind = "message"
@@ -113,6 +117,11 @@ class InboundMessage(Envelope):
     # False when an automatic acknowledgement could feed a loop (e.g. a forwarded bounce).
     acknowledge: bool = True
     received_at: AwareDatetime
+    # Since version 2, what intake indexed for this message, so that `switchboard replay` rebuilds
+    # it: the channel message's idempotency key ("telegram:update:42") and the conversations that
+    # lead to the ticket from now on ("email:<Message-ID>", "telegram:chat:7", "chat-session:<hash>").
+    idempotency_key: str | None = None
+    conversations: list[str] = []
 
     @classmethod
     def received(
@@ -134,6 +143,38 @@ class InboundMessage(Envelope):
             received_at=received_at,
             **fields,
         )
+
+
+class MessageQuarantined(_Model):
+    """Input kept aside instead of reaching a ticket, with why; an operator lists it (SPEC §3: machine
+    mail that matches no ticket is kept, original + an event with the reason).
+
+    On the quarantine topic, keyed by message ID. `reason_code` is short and machine-readable
+    (`machine_mail_no_ticket`, `own_mail_loop`); `reason` says the same to a person.
+    """
+
+    type: Literal["message.quarantined"] = "message.quarantined"
+    event_id: UUID
+    version: Literal[1] = 1
+    occurred_at: AwareDatetime
+    # The ID the message would have had on a ticket: the same channel message always gets the same one.
+    message_id: UUID
+    channel: Channel
+    # The channel's own ID of the message (the email Message-ID ...), for finding it in the channel's logs.
+    channel_message_id: str = Field(max_length=QUARANTINE_FIELD_CHARS)
+    kind: QuarantineKind
+    reason_code: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    reason: str = Field(max_length=QUARANTINE_FIELD_CHARS)
+    # Which entry point took it, e.g. "smtp" or "imap:INBOX".
+    source: str = Field(max_length=QUARANTINE_FIELD_CHARS)
+    sender: Sender
+    subject: str | None = Field(default=None, max_length=QUARANTINE_FIELD_CHARS)
+    # The start of the message's text; the whole message is in `original`.
+    excerpt: str = Field(max_length=QUARANTINE_EXCERPT_CHARS)
+    original: Attachment | None = None
+    received_at: AwareDatetime
+    correlation_id: str | None = None
+    traceparent: str | None = None
 
 
 class AgentReply(Envelope):
@@ -193,20 +234,28 @@ class MessageAdded(Envelope):
 
 class TicketAssigned(Envelope):
     type: Literal["ticket.assigned"] = "ticket.assigned"
+    version: Literal[1, 2] = 2
     team: str
     agent_id: str
     agent_name: str
     slack_user_id: str
-    # Carried so that notifications need no lookup.
+    # Carried so that notifications need no lookup that could race the read model.
     subject: str | None
     contact: ContactSummary
+    # Since version 2: the ticket's channel and priority, and the start of its opening message.
+    channel: Channel | None = None
+    priority: str | None = None
+    excerpt: str | None = None
 
 
 class SlaDeadlineSet(Envelope):
     type: Literal["sla.deadline_set"] = "sla.deadline_set"
+    version: Literal[1, 2] = 2
     metric: Literal["first_response"]
     policy: str
     due_at: AwareDatetime
+    # Since version 2: when warnings fire before the due time, so the timers can be rebuilt from the log.
+    warnings_at: list[AwareDatetime] = []
 
 
 class SlaWarning(Envelope):
@@ -229,8 +278,76 @@ class SlaMet(Envelope):
     met_at: AwareDatetime
 
 
+NotificationPurpose = Literal["acknowledgement", "announcement", "assignment_dm", "mirror", "reply", "sla"]
+
+
+class NotificationSent(Envelope):
+    """The notifier delivered something (to Slack, an email, a Telegram chat, a web chat).
+
+    The record of what was already sent, so that nothing is sent twice even after Redis is lost,
+    and of the thread-index keys that now lead back to the ticket (our Message-ID, Telegram's
+    message ID of our message).
+    """
+
+    type: Literal["notification.sent"] = "notification.sent"
+    # The delivery's idempotency key: "<event ID of the cause>:<purpose>".
+    key: str
+    purpose: NotificationPurpose
+    # "slack:<channel>", "email:<address>", "telegram:<chat ID>", "chat:<ticket ID>".
+    target: str
+    # Slack ts, email Message-ID, Telegram message_id; None where the channel has none.
+    external_id: str | None = None
+    # Conversation keys (shared.conversations) that lead replies to this ticket from now on.
+    conversations: list[str] = []
+    # Sent as part of one digest message after Slack held the channel back (HTTP 429).
+    digest: bool = False
+
+
+# "email:ana@example.com", "phone:+34600123456", "telegram:42", "slack:U0CUST" (see shared.identities).
+Identity = Annotated[str, Field(pattern=r"^[a-z]+:\S+$", max_length=400)]
+
+
+class ContactEnvelope(_Model):
+    """Events about contacts, keyed by the identity they concern ("email:ana@example.com")."""
+
+    event_id: UUID
+    version: Literal[1] = 1
+    occurred_at: AwareDatetime
+    identity: Identity
+    # The ticket whose message caused the event, if any.
+    ticket_id: TicketId | None = None
+    correlation_id: str | None = None
+    traceparent: str | None = None
+
+
+class IdentityLinked(ContactEnvelope):
+    """An identity now belongs to a contact; the first link of an identity wins, later ones are refused."""
+
+    type: Literal["contact.identity_linked"] = "contact.identity_linked"
+    contact_id: str
+    # Proved by the channel (mail From, Telegram user, Slack user) rather than typed into a form or chat.
+    verified: bool
+
+
+class AddressUndeliverable(ContactEnvelope):
+    """Mail to this address bounced: nothing more is sent to it (RFC 3464 report or plain-text bounce)."""
+
+    type: Literal["contact.address_undeliverable"] = "contact.address_undeliverable"
+    reason: str
+
+
+ContactEvent = Annotated[IdentityLinked | AddressUndeliverable, Field(discriminator="type")]
+
+
 TicketEvent = Annotated[
-    TicketCreated | MessageAdded | TicketAssigned | SlaDeadlineSet | SlaWarning | SlaBreached | SlaMet,
+    TicketCreated
+    | MessageAdded
+    | TicketAssigned
+    | SlaDeadlineSet
+    | SlaWarning
+    | SlaBreached
+    | SlaMet
+    | NotificationSent,
     Field(discriminator="type"),
 ]
 ticket_event_adapter: TypeAdapter[TicketEvent] = TypeAdapter(TicketEvent)

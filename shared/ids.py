@@ -27,9 +27,10 @@ def is_ticket_id(value: str) -> bool:
 _OUR_MESSAGE_ID = re.compile(r"^[a-z]{2,5}-\d+\.[0-9a-f]{32}@(?P<domain>.+)$")
 
 
-def our_message_id(ticket_id: str, domain: str) -> str:
-    """The Message-ID (without <>) of a mail Switchboard sends about a ticket."""
-    return f"{ticket_id.lower()}.{uuid.uuid4().hex}@{domain}"
+def our_message_id(ticket_id: str, domain: str, unique: str | None = None) -> str:
+    """The Message-ID (without <>) of a mail Switchboard sends about a ticket; the same for the same `unique`."""
+    token = derived_id("message-id", unique).hex if unique is not None else uuid.uuid4().hex
+    return f"{ticket_id.lower()}.{token}@{domain}"
 
 
 def is_our_message_id(message_id: str, domains: set[str]) -> bool:

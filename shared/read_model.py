@@ -13,8 +13,11 @@ from typing import Any
 from redis.asyncio import Redis
 
 from shared.events import (
-    ContactSummary,
+    AddressUndeliverable,
+    ContactEvent,
+    IdentityLinked,
     MessageAdded,
+    NotificationSent,
     ReplyRoute,
     SlaBreached,
     SlaDeadlineSet,
@@ -59,14 +62,26 @@ def identity_key(identity: str) -> str:
     return f"sb:identity:{identity}"
 
 
-# Links an identity to a contact unless another contact owns it already (merging is never silent).
-_LINK_IDENTITY = """
-local owner = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET')
-if owner == false or owner == ARGV[1] then
-  redis.call('SADD', KEYS[2], ARGV[2])
-  return 1
+# Applies groups of operations, each group once: a group is [applied set, event ID, op, op ...] and
+# runs only when the event ID is new to the set ("" as the set: always). An op is a Redis command,
+# or ["LINK", identity key, contact identities key, contact ID, identity]: the identity becomes the
+# contact's unless another contact owns it already (merging is never silent).
+_APPLY = """
+local groups = cjson.decode(ARGV[1])
+for _, group in ipairs(groups) do
+  if group[1] == '' or redis.call('SADD', group[1], group[2]) == 1 then
+    for i = 3, #group do
+      local op = group[i]
+      if op[1] == 'LINK' then
+        local owner = redis.call('SET', op[2], op[4], 'NX', 'GET')
+        if owner == false or owner == op[4] then redis.call('SADD', op[3], op[5]) end
+      else
+        redis.call(unpack(op))
+      end
+    end
+  end
 end
-return 0
+return #groups
 """
 
 
@@ -107,48 +122,51 @@ def _fields(event: TicketEvent) -> dict[str, str]:
             return {f"{event.metric}_sla": "breached"}
         case SlaMet():
             return {f"{event.metric}_sla": "met", f"{event.metric}_at": event.met_at.isoformat()}
+        case NotificationSent():
+            # The notifier's own projection (services.notifier.ledger) records these.
+            return {}
 
 
 def _reply_route_field(route: ReplyRoute | None) -> dict[str, str]:
     return {"reply_route": route.model_dump_json()} if route else {}
 
 
+def projection(event: TicketEvent | ContactEvent) -> list[Any]:
+    """The Redis operations that project `event`, as one group for the apply script. Pure."""
+    if isinstance(event, IdentityLinked):
+        return ["", "", _link(event.contact_id, event.identity)]
+    if isinstance(event, AddressUndeliverable):
+        return ["", "", ["SADD", UNDELIVERABLE_KEY, event.identity.partition(":")[2]]]
+    ops: list[list[str]] = []
+    if fields := _fields(event):
+        ops.append(["HSET", ticket_key(event.ticket_id), *(item for pair in fields.items() for item in pair)])
+    if isinstance(event, TicketCreated):
+        contact = event.contact
+        ops.append(["HSETNX", contact_key(contact.contact_id), "id", contact.contact_id])
+        if contact.name:
+            ops.append(["HSETNX", contact_key(contact.contact_id), "name", contact.name])
+        ops += [_link(contact.contact_id, identity) for identity in contact.identities]
+        ops.append(["SADD", contact_tickets_key(contact.contact_id), event.ticket_id])
+    if isinstance(event, MessageAdded):
+        ops.append(["RPUSH", _messages_key(event.ticket_id), _message_json(event)])
+        if event.contact_id and event.sender and event.review is None:
+            ops += [_link(event.contact_id, identity) for identity in identities_of(event.sender)]
+    return [_applied_key(event.ticket_id), str(event.event_id), *ops]
+
+
+def _link(contact_id: str, identity: str) -> list[str]:
+    return ["LINK", identity_key(identity), contact_identities_key(contact_id), contact_id, identity]
+
+
 class ReadModel:
     def __init__(self, redis: Redis):
         self.redis = redis
+        self._apply = redis.register_script(_APPLY)
 
-    async def apply(self, events: Sequence[TicketEvent]) -> None:
-        if not events:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for event in events:
-                pipe.sadd(_applied_key(event.ticket_id), str(event.event_id))
-            first_time = await pipe.execute()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for event, is_new in zip(events, first_time, strict=True):
-                if not is_new:
-                    continue
-                pipe.hset(ticket_key(event.ticket_id), mapping=_fields(event))
-                if isinstance(event, TicketCreated):
-                    self._project_contact(pipe, event.contact, event.ticket_id)
-                if isinstance(event, MessageAdded):
-                    pipe.rpush(_messages_key(event.ticket_id), _message_json(event))
-                    if event.contact_id and event.sender and event.review is None:
-                        self._link_identities(pipe, event.contact_id, identities_of(event.sender))
-            await pipe.execute()
-
-    def _project_contact(self, pipe: Any, contact: ContactSummary, ticket_id: str) -> None:
-        pipe.hsetnx(contact_key(contact.contact_id), "id", contact.contact_id)
-        if contact.name:
-            pipe.hsetnx(contact_key(contact.contact_id), "name", contact.name)
-        self._link_identities(pipe, contact.contact_id, contact.identities)
-        pipe.sadd(contact_tickets_key(contact.contact_id), ticket_id)
-
-    def _link_identities(self, pipe: Any, contact_id: str, identities: Sequence[str]) -> None:
-        for identity in identities:
-            pipe.eval(
-                _LINK_IDENTITY, 2, identity_key(identity), contact_identities_key(contact_id), contact_id, identity
-            )
+    async def apply(self, events: Sequence[TicketEvent | ContactEvent]) -> None:
+        """Projects the events in one script call; applying one twice changes nothing."""
+        if events:
+            await self._apply(args=[json.dumps([projection(event) for event in events], ensure_ascii=False)])
 
     async def ticket_exists(self, ticket_id: str) -> bool:
         return bool(await self.redis.hexists(ticket_key(ticket_id), "id"))

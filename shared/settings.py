@@ -68,8 +68,13 @@ class Settings(BaseSettings):
 
     api_token: SecretStr | None = None
     log_level: str = "INFO"
-    # How long consumers retry a failing message (other than a Kafka/Redis outage) before its DLQ.
+    # How long the notifier retries a delivery the outside world keeps failing before it gives up on it.
     retry_deadline_seconds: float = 60.0
+    # How often a consumer partition stopped by repeated failures is tried again.
+    stopped_partition_retry_seconds: float = 30.0
+    # Set by `switchboard up` on a process it restarted after an exit (shown by /readyz).
+    restart_count: int | None = None
+    previous_exit: str | None = None
 
     @field_validator("slack_api_url")
     @classmethod

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import get_args
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from pydantic import TypeAdapter
 
-from shared.events import AgentCommand, InboundMessage, TicketEvent
+from shared.events import AgentCommand, ContactEvent, InboundMessage, MessageQuarantined, TicketEvent
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,18 @@ class TopicSpec:
 
     def adapter(self) -> TypeAdapter:
         return TypeAdapter(self.schema)
+
+    def event_types(self) -> frozenset[str]:
+        """The `type` of every event this topic's schema knows ("ticket.created", ...)."""
+        return frozenset(
+            model.model_fields["type"].default for model in _models_of(self.schema) if "type" in model.model_fields
+        )
+
+
+def _models_of(schema: object) -> list[type]:
+    if isinstance(schema, type):
+        return [schema]
+    return [model for member in get_args(schema) for model in _models_of(member)]
 
 
 INBOUND = TopicSpec(
@@ -50,7 +63,31 @@ COMMANDS = TopicSpec(
     schema=AgentCommand,
     description="What agents ask to happen to a ticket (reply, ...); the router validates and applies them.",
 )
-REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS, COMMANDS)
+CONTACTS = TopicSpec(
+    name="switchboard.contacts.v1",
+    key="identity",
+    partitions=8,
+    schema=ContactEvent,
+    description="Links of identities to contacts and undeliverable addresses, in order per identity.",
+)
+QUARANTINE = TopicSpec(
+    name="switchboard.quarantine.v1",
+    key="message_id",
+    partitions=8,
+    schema=MessageQuarantined,
+    description="Input kept aside instead of reaching a ticket (machine mail for no ticket, loops), with why.",
+)
+REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS, COMMANDS, CONTACTS, QUARANTINE)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """What a consumer service reads (in its consumer group) and writes: its code and its docs use it."""
+
+    service: str
+    group_id: str
+    consumes: tuple[TopicSpec, ...]
+    publishes: tuple[TopicSpec, ...]
 
 
 class Topics:

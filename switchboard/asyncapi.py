@@ -1,31 +1,55 @@
-"""AsyncAPI documents of the Kafka consumers, built from their FastStream apps (as `faststream docs gen`)."""
+"""AsyncAPI 3 documents of the Kafka consumers, generated from the topics each one declares it reads
+and writes (the `SUBSCRIPTION` its app registers) with FastStream's specification builder."""
 
 from __future__ import annotations
 
-import importlib
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
+from faststream import FastStream
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+
+from services.notifier.app import SUBSCRIPTION as NOTIFIER
+from services.router.app import SUBSCRIPTION as ROUTER
+from services.sla.app import SUBSCRIPTION as SLA
 from shared.settings import Settings
-from switchboard.services import APP_FACTORIES
+from shared.topics import Subscription, Topics, TopicSpec
 
-CONSUMERS = ("router", "sla", "notifier")
+CONSUMERS = (ROUTER, SLA, NOTIFIER)
+
+
+def document(subscription: Subscription, topics: Topics, bootstrap: str) -> dict[str, Any]:
+    # Nothing is connected: the broker only describes the channels.
+    broker = KafkaBroker(bootstrap)
+    for spec in subscription.consumes:
+        broker.subscriber(topics.name(spec), group_id=subscription.group_id, description=spec.description)(
+            _typed_handler(spec)
+        )
+    for spec in subscription.publishes:
+        broker.publisher(topics.name(spec), schema=spec.schema, description=spec.description)
+    app = FastStream(broker, specification=AsyncAPI(title=f"Switchboard {subscription.service}", version="1"))
+    return app.schema.to_specification().to_jsonable()
 
 
 def write_asyncapi(settings: Settings, out: Path) -> list[Path]:
-    # Building an app connects nothing, so any address will do when no stack is running.
-    settings = settings.with_recorded_infra().model_copy(
-        update={
-            "kafka_bootstrap": settings.kafka_bootstrap or "localhost:9092",
-            "redis_url": settings.redis_url or "redis://localhost:6379/0",
-        }
-    )
+    settings = settings.with_recorded_infra()
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for service in CONSUMERS:
-        app = importlib.import_module(APP_FACTORIES[service]).create_app(settings)
-        document = app.schema.to_specification().to_jsonable()
-        path = out / f"{service}.asyncapi.json"
-        path.write_text(json.dumps(document, indent=2) + "\n")
+    for subscription in CONSUMERS:
+        body = document(subscription, Topics(settings.topic_prefix), settings.kafka_bootstrap or "localhost:9092")
+        path = out / f"{subscription.service}.asyncapi.json"
+        path.write_text(json.dumps(body, indent=2) + "\n")
         written.append(path)
     return written
+
+
+def _typed_handler(spec: TopicSpec) -> Callable[[Any], Awaitable[None]]:
+    async def handle(message: Any) -> None:
+        """Documentation only: the service's ConsumerEngine handles this topic."""
+
+    handle.__annotations__ = {"message": spec.schema, "return": None}
+    handle.__name__ = spec.name.split(".")[1]
+    return handle

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,14 +21,34 @@ def main() -> None:
     """Switchboard: omnichannel help-desk intake and routing on Kafka."""
 
 
+def _scale_option(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, int]:
+    from switchboard.supervisor import ScaleError, parse_scale
+
+    try:
+        return parse_scale(values, SERVICES)
+    except ScaleError as error:
+        raise click.BadParameter(str(error)) from None
+
+
 @main.command()
-def up() -> None:
-    """Run the whole stack on this machine until Ctrl-C."""
+@click.option(
+    "--scale",
+    "scale",
+    multiple=True,
+    callback=_scale_option,
+    metavar="SERVICE=N[,SERVICE=N…]",
+    help="Run N instances of a service, e.g. router=2,notifier=2 (each with its own ops port and log).",
+)
+def up(scale: dict[str, int]) -> None:
+    """Run the whole stack on this machine until Ctrl-C; a service that exits is restarted."""
     from switchboard.infra import MissingTool
     from switchboard.stack import run_stack
 
+    settings = Settings()
+    if "intake-imap" in scale and not settings.imap_host:
+        raise click.BadParameter("intake-imap runs only with SWITCHBOARD_IMAP_HOST set", param_hint="'--scale'")
     try:
-        sys.exit(run_stack(Settings()))
+        sys.exit(run_stack(settings, scale))
     except (MissingTool, ConfigError) as error:
         raise click.ClickException(str(error)) from None
 
@@ -165,6 +187,75 @@ def ticket_reply(ticket_id: str, text: str, agent: str) -> None:
 
 
 @main.group()
+def quarantine() -> None:
+    """Messages kept aside instead of reaching a ticket (machine mail for no ticket, loops)."""
+
+
+def _quarantine_call(call):
+    """Runs `call(Quarantine)` against the stack's Redis."""
+    from shared.quarantine import Quarantine
+    from shared.redis_client import connect_redis
+
+    async def run():
+        _, redis_url = Settings().require_infra()
+        redis = connect_redis(redis_url)
+        try:
+            return await call(Quarantine(redis))
+        finally:
+            await redis.aclose()
+
+    try:
+        return asyncio.run(run())
+    except MissingInfrastructure as error:
+        raise click.ClickException(str(error)) from None
+
+
+@quarantine.command("list")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--channel", help="Only this channel (email, form, chat, telegram, slack).")
+@click.option("--reason", help="Only this reason code (machine_mail_no_ticket, own_mail_loop, ...).")
+@click.option("--json", "as_json", is_flag=True, help="Print the full events as a JSON array.")
+def quarantine_list(limit: int, channel: str | None, reason: str | None, as_json: bool) -> None:
+    """List quarantined messages, newest first."""
+    found = _quarantine_call(lambda kept: kept.list(limit=limit, channel=channel, reason_code=reason))
+    if as_json:
+        click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+        return
+    for entry in found:
+        sender = entry["sender"].get("email") or entry["sender"].get("name") or "-"
+        click.echo(
+            f"{entry['occurred_at']}  {entry['message_id']}  {entry['channel']}  {entry['reason_code']}  "
+            f"{sender}  {entry['subject'] or '(no subject)'}"
+        )
+    if not found:
+        click.echo("nothing in quarantine", err=True)
+
+
+@quarantine.command("show")
+@click.argument("message_id")
+@click.option("--original", is_flag=True, help="Print the message exactly as received (e.g. the .eml) instead.")
+def quarantine_show(message_id: str, original: bool) -> None:
+    """Print one quarantined message as JSON, with its reason."""
+    found = _quarantine_call(lambda kept: kept.get(message_id))
+    if found is None:
+        raise click.ClickException(f"no quarantined message {message_id}")
+    if not original:
+        click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+        return
+    from shared.attachments import AttachmentStore
+    from shared.events import Attachment
+
+    if found["original"] is None:
+        raise click.ClickException(f"{message_id} has no original")
+    store = AttachmentStore(Settings().data_dir / "attachments")
+    try:
+        content = store.read(Attachment.model_validate(found["original"]))
+    except FileNotFoundError:
+        raise click.ClickException(f"the original of {message_id} is not under this DATA_DIR") from None
+    sys.stdout.buffer.write(content)
+
+
+@main.group()
 def telegram() -> None:
     """The Telegram bot."""
 
@@ -197,15 +288,149 @@ def docs(out: Path) -> None:
         click.echo(path)
 
 
+def _instances(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, int]:
+    from switchboard.bench.options import parse_instances
+
+    try:
+        return parse_instances(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+@main.command()
+@click.option(
+    "--n",
+    "n",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Messages: forms posted, or the backlog pre-filled for --only router|sla|notifier (tickets for sla/notifier).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Offered forms per second; 0 posts as fast as intake-http answers.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop offering forms (or waiting for a backlog to drain) after SECONDS, even before --n.",
+)
+@click.option(
+    "--only",
+    type=click.Choice(["intake", "router", "sla", "notifier"]),
+    default=None,
+    help="One stage alone: intake takes forms; router, sla and notifier drain a pre-filled backlog.",
+)
+@click.option(
+    "--instances",
+    callback=_instances,
+    default=None,
+    metavar="STAGE=N,…",
+    help="Instances per stage, e.g. router=2,notifier=2 (default 1 each).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where the JSON report goes (default DATA_DIR/bench/bench-TIMESTAMP.json); the PNG goes beside it.",
+)
+@click.option("--start", is_flag=True, help="Start a private Kafka and Redis even when a stack is running.")
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=1),
+    default=30,
+    show_default=True,
+    help="Stop waiting once nothing has moved for SECONDS; what has not arrived then counts as missing.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Forms in flight at most (HTTP connections).",
+)
+def bench(**given: object) -> None:
+    """Measure throughput, latency and memory of the pipeline on this machine (SPEC §6).
+
+    The services run as child processes on private topics, with a built-in fake Slack, on the running
+    stack's Kafka and Redis (or a private pair with --start, or when none runs).
+    """
+    from rich.console import Console
+
+    from switchboard.bench.infra import bench_infra
+    from switchboard.bench.options import BenchOptions
+    from switchboard.bench.plot import write_plot
+    from switchboard.bench.report import build_report, default_report_path, print_summary, write_report
+    from switchboard.bench.runner import run_bench
+    from switchboard.bench.services import ServiceFailed
+    from switchboard.infra import MissingTool
+
+    try:
+        options = BenchOptions(**given)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    settings = Settings()
+    console = Console(stderr=True)
+    json_path = options.json_path or default_report_path(settings.data_dir, datetime.now())
+    log_dir = json_path.with_name(f"{json_path.stem}-logs")
+    try:
+        with bench_infra(settings, start=options.start) as infra:
+            measured, latencies = asyncio.run(run_bench(options, settings, infra, console, log_dir))
+    except (MissingTool, ConfigError, ServiceFailed) as error:
+        raise click.ClickException(str(error)) from None
+    report = build_report(measured) | {"logs": str(log_dir)}
+    write_report(report, json_path)
+    write_plot(report, latencies, json_path.with_suffix(".png"))
+    print_summary(report, Console())
+    click.echo(f"report {json_path}\nplot   {json_path.with_suffix('.png')}\nlogs   {log_dir}")
+
+
 @main.command()
 def replay() -> None:
-    """Rebuild the Redis read model from the ticket topic."""
-    from switchboard.replay import replay_tickets
+    """Rebuild every Redis projection from Kafka (safe while the stack runs: intake and consumers wait)."""
+    from rich.console import Console
+    from rich.progress import Progress as Bars
+    from rich.table import Table
+
+    from shared.redis_client import connect_redis
+    from switchboard.replay import ReplayReport, replay_all
 
     settings = Settings()
     try:
         bootstrap, redis_url = settings.require_infra()
     except MissingInfrastructure as error:
         raise click.ClickException(str(error)) from None
-    applied = asyncio.run(replay_tickets(bootstrap, redis_url, settings.topic_prefix))
-    click.echo(f"replayed {applied} ticket events")
+    console = Console()
+
+    async def run(bars: Bars) -> ReplayReport:
+        tasks: dict[str, Any] = {}
+
+        def progress(topic: str, done: int, total: int) -> None:
+            if topic not in tasks:
+                tasks[topic] = bars.add_task(topic, total=max(total, 1))
+            bars.update(tasks[topic], completed=done if total else 1)
+
+        redis = connect_redis(redis_url)
+        try:
+            return await replay_all(bootstrap, redis, settings.topic_prefix, progress)
+        finally:
+            await redis.aclose()
+
+    with Bars(console=console) as bars:
+        report = asyncio.run(run(bars))
+    table = Table("rebuilt", "count", title="switchboard replay")
+    for family, count in sorted(report.counts.items()):
+        table.add_row(family, f"{count:,}")
+    for prefix, last in sorted(report.counters.items()):
+        table.add_row(f"ticket IDs {prefix}", f"new ones after {prefix}-{last}")
+    if report.skipped:
+        table.add_row("invalid records skipped", f"{report.skipped:,}")
+    console.print(table)
+    click.echo(f"replayed {report.counts['ticket events']} ticket events")
+    click.echo(f"replayed {report.counts['quarantined messages']} quarantined messages")
+    click.echo("the state is restored: intake and consumers go on")

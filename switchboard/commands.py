@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 
-from shared.broker import make_broker
 from shared.events import AgentReply
+from shared.publisher import Outgoing, Publisher
 from shared.read_model import ReadModel
 from shared.redis_client import connect_redis
 from shared.settings import Settings
@@ -27,8 +27,10 @@ async def send_reply(settings: Settings, ticket_id: str, text: str, agent_id: st
     command = AgentReply(
         event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), ticket_id=ticket_id, text=text, agent_id=agent_id
     )
-    broker = make_broker(bootstrap, client_id="switchboard-cli", registry=CollectorRegistry())
-    async with broker:
-        await broker.start()
-        await broker.publish(command, topic=Topics(settings.topic_prefix).name(COMMANDS), key=ticket_id.encode())
+    publisher = Publisher(bootstrap, client_id="switchboard-cli", registry=CollectorRegistry())
+    await publisher.start()
+    try:
+        await publisher.publish(Outgoing.event(Topics(settings.topic_prefix).name(COMMANDS), ticket_id, command))
+    finally:
+        await publisher.stop()
     return command.event_id

@@ -102,7 +102,7 @@ class _Service:
             problem = f"{self.name} did not become ready in time"
         else:
             return
-        raise RuntimeError(f"{problem}; last lines of {self.log_file}:\n{_last_lines(self.log_file)}")
+        raise RuntimeError(f"{problem}; last lines of {self.log_file}:\n{last_lines(self.log_file)}")
 
 
 class LocalInfra:
@@ -323,7 +323,9 @@ def _spawn_redis(redis_server: str, redis_dir: Path, port: int, *, detached: boo
         "--bind", LOOPBACK,
         "--dir", str(redis_dir),
         "--save", "",
-        "--appendonly", "yes",  # so that state survives a restart
+        # State survives a restart, losing at most a second of writes (SPEC §4).
+        "--appendonly", "yes",
+        "--appendfsync", "everysec",
         "--daemonize", "no",
         "--logfile", str(log_file),
     ]  # fmt: skip
@@ -530,7 +532,8 @@ def _write_state(data_dir: Path, state: dict) -> None:
     partial.replace(_state_file(data_dir))
 
 
-def _last_lines(log_file: Path) -> str:
+def last_lines(log_file: Path) -> str:
+    """The last lines of a log that explain a failure (Java stack frames left out), or "(no log written)"."""
     # Logs are appended to across restarts: read only their end.
     try:
         with log_file.open("rb") as log:

@@ -1,55 +1,205 @@
-"""Rebuilding the read model from Kafka, the source of truth."""
+"""`switchboard replay`: rebuild every Redis projection from Kafka, the source of truth.
+
+It first closes the state gate (shared.state): intake stops minting ticket IDs and the consumers
+wait, so a replay can run while the stack is up. It reads every topic from its beginning up to
+the offsets it found when it started, and applies each record the way the live services do (all
+of it idempotent, so replaying twice changes nothing), restores each prefix's ticket counter to at
+least the highest number in the log, and reopens the gate.
+
+Key families and what rebuilds them (the README's operations section has the whole inventory):
+- contacts topic: identity → contact links, undeliverable addresses;
+- inbound topic: idempotency keys, conversation index (Message-IDs, Telegram chats, Slack threads),
+  web-chat sessions, the ticket counters;
+- tickets topic: the ticket read model, SLA timers still to fire, the notifier's record of what it
+  sent (and the conversations of the mail and Telegram messages it sent), round-robin turns;
+- quarantine topic: the quarantine.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
+from redis.asyncio import Redis
 
-from shared.events import ticket_event_adapter
+from services.intake.index import index_operations, ticket_number
+from services.intake.ticket_ids import sequence_key
+from services.notifier.ledger import project_sent
+from services.router.state import turn_key
+from services.sla.rebuild import TimerRebuild
+from services.sla.timers import TimerStore
+from shared.events import InboundMessage, MessageQuarantined, NotificationSent, TicketAssigned
+from shared.ids import TICKET_NUMBER_OFFSET
+from shared.quarantine import Quarantine
 from shared.read_model import ReadModel
-from shared.redis_client import connect_redis
-from shared.topics import TICKETS, Topics, partitions_of
+from shared.state import forget_restored, mark_restored
+from shared.topics import CONTACTS, INBOUND, QUARANTINE, TICKETS, Topics, TopicSpec, partitions_of
 
 logger = logging.getLogger(__name__)
 
+# Applies Redis commands given as a JSON list of argument lists, in order.
+_RUN = """
+for _, command in ipairs(cjson.decode(ARGV[1])) do redis.call(unpack(command)) end
+return 1
+"""
 
-async def replay_tickets(bootstrap: str, redis_url: str, topic_prefix: str = "") -> int:
-    """Apply every event on the ticket topic, up to the offsets at the start; returns how many."""
-    topic = Topics(topic_prefix).name(TICKETS)
+Progress = Callable[[str, int, int], None]  # (topic, records done, records in all)
+
+
+@dataclass
+class ReplayReport:
+    """What was rebuilt, per key family."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    counters: dict[str, int] = field(default_factory=dict)
+    skipped: int = 0
+
+
+class _Replay:
+    def __init__(self, redis: Redis, topics: Topics):
+        self.redis = redis
+        self.topics = topics
+        self.read_model = ReadModel(redis)
+        self.quarantine = Quarantine(redis)
+        self.timers = TimerRebuild()
+        self.highest: dict[str, int] = {}
+        self.turns: Counter[str] = Counter()
+        self.report = ReplayReport()
+        self.now = datetime.now(UTC)
+        self._run = redis.register_script(_RUN)
+
+    async def contacts(self, events: Sequence[Any]) -> None:
+        await self.read_model.apply(events)
+        for event in events:
+            self.report.counts["identity links" if event.type == "contact.identity_linked" else "undeliverable"] += 1
+
+    async def inbound(self, messages: Sequence[InboundMessage]) -> None:
+        commands = [command for message in messages for command in index_operations(message, self.now)]
+        for message in messages:
+            self._saw_ticket(message.ticket_id)
+            self.report.counts["idempotency keys"] += message.idempotency_key is not None
+            self.report.counts["conversations"] += len(message.conversations)
+        await self._commands(commands)
+
+    async def tickets(self, events: Sequence[Any]) -> None:
+        await self.read_model.apply(events)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                self._saw_ticket(event.ticket_id)
+                self.timers.observe(event)
+                if isinstance(event, NotificationSent):
+                    project_sent(pipe, event, self.now)
+                    self.report.counts["notifications sent"] += 1
+                elif isinstance(event, TicketAssigned):
+                    self.turns[event.team] += 1
+            await pipe.execute()
+        self.report.counts["ticket events"] += len(events)
+
+    async def quarantined(self, events: Sequence[MessageQuarantined]) -> None:
+        await self.quarantine.apply(events)
+        self.report.counts["quarantined messages"] += len(events)
+
+    async def finish(self) -> None:
+        pending = self.timers.pending()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await TimerStore(self.redis).write(pipe, pending, [])
+            for team, assigned in self.turns.items():
+                # Fairness only: a counter at least as far as the log's assignments.
+                pipe.set(turn_key(team), assigned)
+            await pipe.execute()
+        self.report.counts["SLA timers"] = len(pending)
+        for prefix, highest in self.highest.items():
+            floor = highest - TICKET_NUMBER_OFFSET
+            current = int(await self.redis.get(sequence_key(prefix)) or 0)
+            await self.redis.set(sequence_key(prefix), max(current, floor))
+            self.report.counters[prefix] = max(current, floor) + TICKET_NUMBER_OFFSET
+
+    def _saw_ticket(self, ticket_id: str) -> None:
+        if (parsed := ticket_number(ticket_id)) is not None:
+            prefix, number = parsed
+            self.highest[prefix] = max(self.highest.get(prefix, 0), number)
+
+    async def _commands(self, commands: list[list[str]]) -> None:
+        if commands:
+            await self._run(args=[json.dumps(commands, ensure_ascii=False)])
+
+
+async def replay_all(
+    bootstrap: str, redis: Redis, topic_prefix: str = "", progress: Progress | None = None
+) -> ReplayReport:
+    """Rebuilds every projection; returns what it rebuilt. Idempotent; safe while the stack runs."""
+    topics = Topics(topic_prefix)
+    replay = _Replay(redis, topics)
+    await forget_restored(redis)
+    for spec, apply in (
+        (CONTACTS, replay.contacts),
+        (INBOUND, replay.inbound),
+        (TICKETS, replay.tickets),
+        (QUARANTINE, replay.quarantined),
+    ):
+        replay.report.skipped += await _read(bootstrap, topics.name(spec), spec, apply, progress)
+    await replay.finish()
+    await mark_restored(redis, "replay")
+    return replay.report
+
+
+async def _read(
+    bootstrap: str,
+    topic: str,
+    spec: TopicSpec,
+    apply: Callable[[Sequence[Any]], Awaitable[None]],
+    progress: Progress | None,
+) -> int:
+    """Applies the topic's records from the start to its end offsets at the start; returns how many were invalid."""
     partitions = await partitions_of(bootstrap, topic)
     if not partitions:
         return 0
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    redis = connect_redis(redis_url)
-    applied = 0
+    adapter: TypeAdapter[Any] = spec.adapter()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=2000)
+    skipped = done = 0
     await consumer.start()
     try:
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        end_offsets = await consumer.end_offsets(partitions)
-        remaining = {partition for partition in partitions if end_offsets[partition] > 0}
-        read_model = ReadModel(redis)
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        total = sum(ends[tp] - starts[tp] for tp in partitions)
+        remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
+        if progress:
+            progress(topic, 0, total)
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000)
-            for partition, records in batches.items():
-                events = []
+            for tp, records in batches.items():
+                values = []
                 for record in records:
-                    if record.offset >= end_offsets[partition]:
+                    if record.offset >= ends[tp]:
                         break
+                    done += 1
                     try:
-                        events.append(ticket_event_adapter.validate_json(record.value))
+                        values.append(adapter.validate_json(record.value))
                     except ValidationError as error:
+                        skipped += 1
                         logger.warning(
-                            "skipped an invalid ticket event",
-                            extra={"partition": record.partition, "offset": record.offset, "error": str(error)[:300]},
+                            "skipped an invalid event",
+                            extra={
+                                "topic": topic,
+                                "partition": tp.partition,
+                                "offset": record.offset,
+                                "error": str(error)[:300],
+                            },
                         )
-                await read_model.apply(events)
-                applied += len(events)
-                if await consumer.position(partition) >= end_offsets[partition]:
-                    remaining.discard(partition)
+                await apply(values)
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+            if progress:
+                progress(topic, done, total)
     finally:
         await consumer.stop()
-        await redis.aclose()
-    return applied
+    return skipped

@@ -18,6 +18,7 @@ import redis
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.settings import EXAMPLE_CONFIG, Settings
+from shared.state import RESTORED_KEY
 from shared.topics import Topics
 from switchboard.stack import free_loopback_port as free_port
 from tests.fakes.slack_api import FakeSlackApi
@@ -70,7 +71,10 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
 
 @pytest.fixture
 async def settings(infra: Endpoints, tmp_path: Path) -> AsyncIterator[Settings]:
-    redis.Redis.from_url(infra.redis_url).flushdb()
+    store = redis.Redis.from_url(infra.redis_url)
+    store.flushdb()
+    # A new installation: its topics (fresh prefix) are empty, so Redis holds all the state there is.
+    store.set(RESTORED_KEY, "new installation (test)")
     prefix = f"t{uuid.uuid4().hex[:10]}."
     yield Settings(
         kafka_bootstrap=infra.kafka_bootstrap,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -138,6 +139,34 @@ async def topic_size(bootstrap: str, topic: str) -> int:
         consumer.assign(partitions)
         return sum((await consumer.end_offsets(partitions)).values())
     finally:
+        await consumer.stop()
+
+
+async def wait_until_consumed(bootstrap: str, group_id: str, topic: str, timeout: float = 30) -> None:
+    """Waits until `group_id` has committed every record of `topic` written so far (its effects are done)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    partitions = await partitions_of(bootstrap, topic)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await consumer.start()
+    await admin.start()
+    try:
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout
+        while True:
+            committed = await admin.list_consumer_group_offsets(group_id, partitions=partitions)
+            behind = {
+                tp: end for tp, end in ends.items() if end and (tp not in committed or committed[tp].offset < end)
+            }
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{group_id} has not consumed {topic} in {timeout}s: {behind}")
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
         await consumer.stop()
 
 

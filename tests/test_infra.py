@@ -57,9 +57,12 @@ def test_started_infra_serves_kafka_and_redis_and_stops_completely(
         assert not infra.endpoints.redis_url.startswith("redis://127.0.0.1:6379/")
 
         assert asyncio.run(_round_trip_through_kafka(infra.endpoints.kafka_bootstrap)) == b"hello, switchboard"
-        with redis.Redis.from_url(infra.endpoints.redis_url) as client:
+        with redis.Redis.from_url(infra.endpoints.redis_url, decode_responses=True) as client:
             client.set("greeting", "hello")
-            assert client.get("greeting") == b"hello"
+            assert client.get("greeting") == "hello"
+            # Durable by default (SPEC §4): every write in the append-only file, fsynced every second.
+            durability = client.config_get("append*")
+            assert (durability["appendonly"], durability["appendfsync"]) == ("yes", "everysec")
     finally:
         infra.stop()
 

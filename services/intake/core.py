@@ -1,54 +1,67 @@
 """What every intake channel shares: resolving the ticket, storing attachments, publishing.
 
 A channel adapter verifies and parses its input, then calls `Intake.resolve_ticket` and
-`Intake.publish`; it acknowledges its channel only after `publish` returned.
+`Intake.publish` (or, for input that belongs on no ticket, `Intake.quarantine`); it acknowledges its
+channel only after that returned.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import UTC, datetime
 from uuid import UUID
 
-from aiokafka.errors import KafkaTimeoutError
 from fastapi import FastAPI
-from faststream.kafka import KafkaBroker
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 
+from services.intake.records import MAX_RECORD_BYTES, fit_to_record, record_size
 from services.intake.ticket_ids import TicketIds
 from shared.attachments import AttachmentStore
-from shared.broker import make_broker
-from shared.config import DeskConfig, load_config
+from shared.config import DeskConfig
 from shared.conversations import conversation_ticket, remember_conversation
-from shared.events import InboundMessage, kafka_headers
+from shared.events import InboundMessage, MessageQuarantined
 from shared.ids import derived_id
-from shared.ops import add_ops_endpoints
-from shared.redis_client import connect_redis
+from shared.process import ServiceProcess
+from shared.publisher import Outgoing, Publisher
+from shared.quarantine import Quarantine
 from shared.settings import Settings
-from shared.topics import DLQ_SUFFIX, INBOUND, Topics, ensure_topics
+from shared.topics import DLQ_SUFFIX, INBOUND, QUARANTINE, Topics
 
 logger = logging.getLogger(__name__)
 
 # A sender waits on the other end: past this, it is told to try again (HTTP 503, SMTP 451).
 PUBLISH_TIMEOUT_SECONDS = 10.0
-# With Kafka gone the producer would wait forever to flush what it still holds; those senders
-# never got their acknowledgement, so they send again.
-SHUTDOWN_FLUSH_SECONDS = 15.0
 
 
 class Intake:
-    def __init__(self, broker: KafkaBroker, redis: Redis, config: DeskConfig, settings: Settings):
-        self.broker = broker
+    def __init__(
+        self,
+        publisher: Publisher,
+        redis: Redis,
+        config: DeskConfig,
+        settings: Settings,
+        registry: CollectorRegistry | None = None,
+    ):
+        self.publisher = publisher
         self.redis = redis
         self.config = config
         self.settings = settings
         self.ticket_ids = TicketIds(redis, config.ticket_prefix)
         self.attachments = AttachmentStore(settings.data_dir / "attachments")
-        self.inbound_topic = Topics(settings.topic_prefix).name(INBOUND)
+        self.quarantined = Quarantine(redis)
+        topics = Topics(settings.topic_prefix)
+        self.inbound_topic = topics.name(INBOUND)
+        self.quarantine_topic = topics.name(QUARANTINE)
+        self.quarantine_counter = Counter(
+            "switchboard_quarantined_messages_total",
+            "Messages kept in quarantine instead of reaching a ticket",
+            ["channel", "reason_code"],
+            registry=registry or CollectorRegistry(),
+        )
 
     @staticmethod
     def message_id(channel_key: str) -> UUID:
@@ -79,72 +92,71 @@ class Intake:
     async def publish(self, message: InboundMessage) -> None:
         """Returns once Kafka acknowledged the message: only then may the channel be answered.
 
-        Raises KafkaTimeoutError when Kafka does not acknowledge in time. The producer may still
-        deliver it later; the sender's retry then has the same message ID, which the router
-        deduplicates.
+        A message too large for one record is published with its text, HTML or attachment list
+        moved into attachments (see `records.fit_to_record`). Raises KafkaTimeoutError when Kafka
+        does not acknowledge in time. The producer may still deliver it later; the sender's retry
+        then has the same message ID, which the router deduplicates.
         """
-        try:
-            async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
-                await self.broker.publish(
-                    message, topic=self.inbound_topic, key=message.ticket_id.encode(), headers=kafka_headers(message)
-                )
-        except TimeoutError as error:
-            raise KafkaTimeoutError(f"Kafka did not acknowledge within {PUBLISH_TIMEOUT_SECONDS} s") from error
+        if record_size(message) > MAX_RECORD_BYTES:
+            # Hashing and writing megabytes of text belongs off the event loop.
+            message = await asyncio.to_thread(fit_to_record, message, self.attachments)
+        await self._acknowledged(self.inbound_topic, message, key=message.ticket_id)
+
+    async def quarantine(self, event: MessageQuarantined) -> None:
+        """Keeps input that belongs on no ticket, listable with its reason; returns once Kafka has it.
+
+        Publishes to the quarantine topic, then records it in the Redis projection and counts it.
+        A message already in quarantine (a redelivery) changes nothing. Raises KafkaTimeoutError
+        like `publish`.
+        """
+        if await self.quarantined.contains(event.message_id):
+            return
+        await self._acknowledged(self.quarantine_topic, event, key=str(event.message_id))
+        await self.quarantined.apply([event])
+        self.quarantine_counter.labels(event.channel, event.reason_code).inc()
+        logger.info(
+            "message quarantined",
+            extra={"message_id": str(event.message_id), "channel": event.channel, "reason_code": event.reason_code},
+        )
+
+    async def _acknowledged(self, topic: str, event: InboundMessage | MessageQuarantined, *, key: str) -> None:
+        await self.publisher.publish(Outgoing.event(topic, key, event), timeout=PUBLISH_TIMEOUT_SECONDS)
 
     async def dead_letter(self, raw: bytes, *, source: str, reason: str) -> None:
         """Keeps input no ticket can be made of on the inbound DLQ, with why: nothing is lost silently."""
-        await self.broker.publish(
-            raw,
-            topic=f"{self.inbound_topic}{DLQ_SUFFIX}",
-            headers={
-                "x-original-topic": self.inbound_topic,
-                "x-source": source,
-                "x-error-reason": reason[:2000],
-                "x-failed-at": datetime.now(UTC).isoformat(),
-            },
+        await self.publisher.publish(
+            Outgoing(
+                f"{self.inbound_topic}{DLQ_SUFFIX}",
+                None,
+                raw,
+                {
+                    "x-original-topic": self.inbound_topic,
+                    "x-source": source,
+                    "x-error-reason": reason[:2000],
+                    "x-failed-at": datetime.now(UTC).isoformat(),
+                },
+            )
         )
         logger.warning("input dead-lettered", extra={"source": source, "reason": reason[:500]})
 
 
-class IntakeProcess:
-    """What every intake process holds: config, one publishing broker, Redis, metrics, the Intake.
+class IntakeProcess(ServiceProcess):
+    """An intake process: the common scaffold (shared.process) plus the `Intake` its channel uses.
 
-    `app()` builds the process's FastAPI app: the broker runs for its lifetime, next to whatever
+    `app()` builds its FastAPI app: the publisher runs for its lifetime, next to whatever
     `while_running` starts (an SMTP server, an IMAP poller), and it serves /healthz, /readyz, /metrics.
     """
 
     def __init__(self, name: str, settings: Settings | None = None):
-        self.name = name
-        self.settings = settings or Settings()
-        self.config = load_config(self.settings.config)
-        self.bootstrap, redis_url = self.settings.require_infra()
-        self.registry = CollectorRegistry()
-        broker = make_broker(self.bootstrap, client_id=name, registry=self.registry)
-        self.redis = connect_redis(redis_url)
-        self.intake = Intake(broker, self.redis, self.config, self.settings)
+        super().__init__(name, settings)
+        self.intake = Intake(self.publisher, self.redis, self.config, self.settings, self.registry)
 
     def app(
         self,
         while_running: Callable[[], AbstractAsyncContextManager[None]] = nullcontext,
-        extra_checks: Callable[[], dict[str, bool]] = dict,
+        extra_checks: Callable[[], dict[str, bool]] | None = None,
+        title: str | None = None,
     ) -> FastAPI:
-        broker = self.intake.broker
-
-        @asynccontextmanager
-        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-            await ensure_topics(self.bootstrap, Topics(self.settings.topic_prefix))
-            await broker.start()
-            try:
-                async with while_running():
-                    yield
-            finally:
-                try:
-                    async with asyncio.timeout(SHUTDOWN_FLUSH_SECONDS):
-                        await broker.stop()
-                except TimeoutError:
-                    logger.warning("stopped without flushing: Kafka is unreachable")
-                await self.redis.aclose()
-
-        app = FastAPI(title=f"Switchboard {self.name}", lifespan=lifespan)
-        add_ops_endpoints(app, broker, self.redis, self.registry, extra_checks)
-        return app
+        if extra_checks is not None:
+            self.checks.append(extra_checks)
+        return super().app(while_running, title)

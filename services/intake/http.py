@@ -11,9 +11,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from uuid import UUID
 
 from aiokafka.errors import KafkaError
-from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -29,6 +30,7 @@ from services.intake.forms import FormSubmission, form_channel_key, to_inbound
 from services.intake.slack_events import slack_routes
 from services.intake.telegram import WEBHOOK_PATH as TELEGRAM_WEBHOOK_PATH
 from services.intake.telegram import telegram_routes
+from shared.events import Channel
 from shared.read_model import ReadModel
 from shared.settings import Settings
 from shared.untrusted import same_secret
@@ -184,5 +186,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if contact is None:
             raise HTTPException(status_code=404, detail=f"no contact {contact_id}")
         return contact
+
+    @app.get("/v1/quarantine", dependencies=[Depends(require_token)])
+    async def list_quarantine(
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        channel: Channel | None = None,
+        reason: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> dict[str, Any]:
+        """Quarantined messages, newest first; `reason` filters by reason code."""
+        found = await intake.quarantined.list(limit=limit, channel=channel, reason_code=reason)
+        return {"messages": found}
+
+    @app.get("/v1/quarantine/{message_id}", dependencies=[Depends(require_token)])
+    async def get_quarantined(message_id: UUID) -> dict[str, Any]:
+        found = await intake.quarantined.get(message_id)
+        if found is None:
+            raise HTTPException(status_code=404, detail=f"no quarantined message {message_id}")
+        return found
 
     return app

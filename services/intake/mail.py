@@ -2,7 +2,8 @@
 
 Threading follows In-Reply-To/References against every Message-ID Switchboard received or sent,
 then the `[SB-123]` tag in the subject, then nothing (a new ticket). Machine mail (auto-replies,
-bounces, complaints) never opens a ticket: it is recorded on the ticket it answers, if any.
+bounces, complaints) never opens a ticket: it is recorded on the ticket it answers; answering none,
+it is kept in quarantine (the .eml and an event with the reason), as is our own mail coming back.
 """
 
 from __future__ import annotations
@@ -14,15 +15,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from typing import Literal
+from uuid import UUID
 
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
 from services.intake.core import Intake
-from services.intake.email.classify import classify_mail, forwards_a_delivery_report
+from services.intake.email.classify import classify_mail
 from services.intake.email.mime import MailAttachment, ParsedMail, parse_mail
 from shared.attachments import AttachmentRejected
 from shared.conversations import conversation_ticket
-from shared.events import Attachment, InboundMessage, MessageKind, ReplyRoute, Sender
+from shared.events import (
+    QUARANTINE_EXCERPT_CHARS,
+    QUARANTINE_FIELD_CHARS,
+    Attachment,
+    InboundMessage,
+    MessageKind,
+    MessageQuarantined,
+    QuarantineKind,
+    ReplyRoute,
+    Sender,
+)
 from shared.ids import is_our_message_id
 from shared.read_model import ReadModel
 from shared.settings import Settings
@@ -53,9 +65,48 @@ def own_addresses(settings: Settings, support: set[str]) -> set[str]:
 
 @dataclass(frozen=True)
 class MailOutcome:
-    status: Literal["published", "dropped"]
+    status: Literal["published", "quarantined"]
     reason: str
     ticket_id: str | None = None
+
+
+def quarantined_mail(
+    mail: ParsedMail,
+    *,
+    message_id: UUID,
+    channel_message_id: str,
+    kind: QuarantineKind,
+    reason_code: str,
+    reason: str,
+    source: str,
+    original: Attachment,
+    now: datetime,
+) -> MessageQuarantined:
+    """The quarantine event of a mail: header-like fields and the text excerpt cut to the event's bounds."""
+
+    def clip(value: str, limit: int = QUARANTINE_FIELD_CHARS) -> str:
+        return value if len(value) <= limit else value[: limit - 1] + "…"
+
+    return MessageQuarantined(
+        event_id=message_id,
+        occurred_at=now,
+        message_id=message_id,
+        channel="email",
+        channel_message_id=clip(channel_message_id),
+        kind=kind,
+        reason_code=reason_code,
+        reason=clip(reason),
+        source=clip(source),
+        sender=Sender(
+            name=clip(mail.sender.name) if mail.sender and mail.sender.name else None,
+            email=_valid_email(mail.sender.address if mail.sender else None),
+        ),
+        subject=clip(mail.subject) if mail.subject else None,
+        excerpt=clip(mail.text, QUARANTINE_EXCERPT_CHARS),
+        original=original,
+        received_at=mail.date or now,
+        correlation_id=str(message_id),
+    )
 
 
 def _valid_email(address: str | None) -> str | None:
@@ -86,27 +137,34 @@ class MailIntake:
         self.ticket_tag = re.compile(rf"\[({re.escape(intake.config.ticket_prefix)}-\d+)\]")
 
     async def accept(self, raw: bytes, *, source: str) -> MailOutcome:
-        """Publishes the mail (returns once Kafka has it) or says why it was dropped.
+        """Publishes the mail or keeps it in quarantine, and returns once Kafka has it.
 
         Raises MailUnreadable when the bytes are not mail at all; Kafka/Redis errors propagate so
         the channel can answer "try again" (SMTP 451, IMAP: left unseen).
         """
         mail = parse_mail(raw)
         sender = mail.sender.address.lower() if mail.sender else ""
-        if sender in self.own_addresses:
-            return MailOutcome("dropped", "mail from our own address (a loop)")
-        if mail.message_id and is_our_message_id(mail.message_id, self.own_domains):
-            return MailOutcome("dropped", "our own message came back (a loop)")
-        classification = classify_mail(mail, raw)
-        kind = _KIND_OF_CLASS[classification.mail_class]
         message_key = mail.message_id or hashlib.sha256(raw).hexdigest()
         channel_key = f"email:{message_key}"
+        if sender in self.own_addresses:
+            loop = "mail from our own address"
+        elif mail.message_id and is_our_message_id(mail.message_id, self.own_domains):
+            loop = "our own message came back"
+        else:
+            loop = None
+        if loop:
+            return await self._quarantine(mail, raw, message_key, source, "loop", "own_mail_loop", loop)
+        classification = classify_mail(mail, raw)
+        kind = _KIND_OF_CLASS[classification.mail_class]
 
         known = await self.intake.ticket_ids.remembered(channel_key)
         thread = None if known else await self._thread(mail, kind)
-        if known is None and thread is None and kind in ("auto_reply", "complaint"):
-            logger.info("machine mail answering no ticket", extra={"kind": kind, "reason": classification.reason})
-            return MailOutcome("dropped", f"{kind} for no known ticket")
+        if known is None and thread is None and kind in ("auto_reply", "complaint", "bounce"):
+            reason = f"{kind.replace('_', '-')} answering no known ticket ({classification.reason})"
+            outcome = await self._quarantine(mail, raw, message_key, source, kind, "machine_mail_no_ticket", reason)
+            # A bounce still goes on to the router, which marks its recipients undeliverable.
+            if kind != "bounce" or not classification.bounced_recipients:
+                return outcome
         ticket_id = await self.intake.resolve_ticket(channel_key, found=thread, remember=[f"email:{message_key}"])
 
         attachments, refused = self._store_attachments(mail.attachments)
@@ -145,11 +203,38 @@ class MailIntake:
                 if kind == "message" and (reply_to or sender_email)
                 else None,
                 bounced_recipients=classification.bounced_recipients,
-                acknowledge=not forwards_a_delivery_report(mail),
+                acknowledge=classification.acknowledge,
                 received_at=mail.date or now,
             )
         )
         return MailOutcome("published", classification.reason, ticket_id)
+
+    async def _quarantine(
+        self,
+        mail: ParsedMail,
+        raw: bytes,
+        message_key: str,
+        source: str,
+        kind: QuarantineKind,
+        reason_code: str,
+        reason: str,
+    ) -> MailOutcome:
+        original = self.intake.attachments.save(
+            raw, filename="original.eml", content_type="message/rfc822", enforce_policy=False
+        )
+        event = quarantined_mail(
+            mail,
+            message_id=self.intake.message_id(f"email:{message_key}"),
+            channel_message_id=message_key,
+            kind=kind,
+            reason_code=reason_code,
+            reason=reason,
+            source=source,
+            original=original,
+            now=datetime.now(UTC),
+        )
+        await self.intake.quarantine(event)
+        return MailOutcome("quarantined", reason)
 
     async def _thread(self, mail: ParsedMail, kind: MessageKind) -> str | None:
         replied_to = [*mail.in_reply_to, *reversed(mail.references)]

@@ -55,9 +55,9 @@ class SupportMailbox:
             logger.warning("mail deferred: queue unavailable", extra={"error": repr(error)})
             return "451 4.3.0 temporarily unable to queue the message, try again later"
         self.outcomes.labels(outcome.status).inc()
-        if outcome.status == "dropped":
-            # Accepted and dropped: answering a loop or a stray auto-reply with an error feeds the loop.
-            logger.info("mail dropped", extra={"reason": outcome.reason})
+        if outcome.status == "quarantined":
+            # Accepted: answering a loop or a stray auto-reply with an error would feed the loop.
+            logger.info("mail quarantined", extra={"reason": outcome.reason})
             return "250 2.0.0 OK"
         logger.info("mail accepted", extra={"ticket_id": outcome.ticket_id, "reason": outcome.reason})
         return f"250 2.0.0 OK queued on ticket {outcome.ticket_id}"

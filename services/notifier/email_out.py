@@ -9,7 +9,7 @@ from email.utils import formatdate
 
 import aiosmtplib
 
-from shared.broker import PermanentFailure
+from services.notifier.errors import Refused
 from shared.events import ReplyRoute
 from shared.ids import our_message_id
 from shared.settings import Settings
@@ -45,11 +45,16 @@ def build_email(
     subject: str,
     body: str,
     automatic: bool,
+    unique: str | None = None,
 ) -> EmailMessage:
-    """A message continuing the customer's thread, with a Message-ID in our own domain."""
+    """A message continuing the customer's thread, with a Message-ID in our own domain.
+
+    `unique` (a delivery key) makes the Message-ID the same each time the same mail is built, so
+    a mail sent again after a crash is recognisably the same message (RFC 5322 §3.6.4).
+    """
     message = EmailMessage()
     domain = sender.rsplit("@", 1)[-1]
-    message["Message-ID"] = f"<{our_message_id(ticket_id, domain)}>"
+    message["Message-ID"] = f"<{our_message_id(ticket_id, domain, unique)}>"
     message["From"] = sender
     message["To"] = route.address
     message["Subject"] = subject
@@ -79,6 +84,7 @@ class EmailSender:
         self.mail_from = mail_from
 
     async def send(self, message: EmailMessage) -> None:
+        """Hands the message to the relay; raises Refused when the relay refuses it for good (5xx)."""
         settings = self.settings
         try:
             await aiosmtplib.send(
@@ -91,8 +97,8 @@ class EmailSender:
                 timeout=30,
             )
         except aiosmtplib.SMTPRecipientsRefused as error:
-            raise PermanentFailure(f"relay refused {message['To']}: {error.recipients}") from error
+            raise Refused(f"relay refused {message['To']}: {error.recipients}") from error
         except aiosmtplib.SMTPResponseException as error:
             if 500 <= error.code < 600:
-                raise PermanentFailure(f"relay refused the message: {error.code} {error.message}") from error
+                raise Refused(f"relay refused the message: {error.code} {error.message}") from error
             raise

@@ -1,22 +1,29 @@
-"""Posting to Slack at most once per notification, honouring Slack's rate limits."""
+"""Posting to Slack (chat.postMessage): one message per delivery, or one digest after a hold.
+
+Slack allows about one message per second per channel, with short bursts (its "special" rate
+tier for chat.postMessage); past that it answers HTTP 429 with Retry-After, which becomes
+`RateLimited` so the scheduler holds that channel alone. Each message carries its delivery key in
+Slack's message metadata, so a post whose sender died mid-call can be found instead of repeated.
+https://api.slack.com/methods/chat.postMessage, https://api.slack.com/metadata
+"""
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
-from redis.asyncio import Redis
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from shared.broker import PermanentFailure
+from services.notifier.deliveries import Sent
+from services.notifier.errors import RateLimited, Refused
+from services.notifier.plan import Delivery
+from services.notifier.slack_text import escape
 
 logger = logging.getLogger(__name__)
 
-# Slack errors that retrying cannot fix: the notification goes to the dead-letter topic at once.
+# Slack errors that retrying cannot fix: the delivery fails at once (and goes to the DLQ).
 PERMANENT_ERRORS = frozenset(
     {
         "channel_not_found",
@@ -32,22 +39,20 @@ PERMANENT_ERRORS = frozenset(
         "user_not_found",
     }
 )
-POSTED_TTL_SECONDS = 30 * 24 * 3600
+METADATA_EVENT_TYPE = "switchboard_delivery"
+# A digest lists what piled up; each item is cut to stay well inside Slack's 40,000 characters.
+DIGEST_ITEM_CHARS = 600
+DIGEST_ITEMS = 50
 
 
-class SlackPoster:
-    def __init__(self, redis: Redis, token: str | None, api_url: str):
-        self.redis = redis
+class SlackTransport:
+    def __init__(self, token: str | None, api_url: str):
         self.client = (
             AsyncWebClient(
                 token=token,
                 base_url=api_url,
                 timeout=15,
-                retry_handlers=[
-                    AsyncConnectionErrorRetryHandler(max_retry_count=2),
-                    # Waits Retry-After itself; a longer outage is retried by the consumer policy.
-                    AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-                ],
+                retry_handlers=[AsyncConnectionErrorRetryHandler(max_retry_count=2)],
             )
             if token
             else None
@@ -55,11 +60,36 @@ class SlackPoster:
         if self.client is None:
             logger.warning("Slack is off: SWITCHBOARD_SLACK_BOT_TOKEN is not set; posts are logged")
 
-    async def post(self, idempotency_key: str, channel: str, text: str, thread_ts: str | None = None) -> str | None:
-        """Post once per key; returns the message's ts (None when Slack is off)."""
-        posted_key = f"sb:notifier:posted:{idempotency_key}"
-        if (ts := await self.redis.get(posted_key)) is not None:
-            return ts
+    async def send(self, delivery: Delivery, thread_ts: str | None) -> Sent | None:
+        return await self._post(delivery.address, delivery.text, thread_ts, delivery.key)
+
+    async def send_digest(self, target: str, deliveries: list[Delivery]) -> Sent | None:
+        channel = target.partition(":")[2]
+        lines = [f":hourglass_flowing_sand: Slack held this channel back; {len(deliveries)} updates arrived meanwhile:"]
+        for delivery in deliveries[:DIGEST_ITEMS]:
+            text = delivery.text if len(delivery.text) <= DIGEST_ITEM_CHARS else f"{delivery.text[:DIGEST_ITEM_CHARS]}…"
+            lines.append(f"• *{escape(delivery.ticket_id)}* {text}")
+        if len(deliveries) > DIGEST_ITEMS:
+            lines.append(f"… and {len(deliveries) - DIGEST_ITEMS} more; see each ticket")
+        return await self._post(channel, "\n".join(lines), None, f"digest:{deliveries[0].key}")
+
+    async def find_sent(self, delivery: Delivery, since: float) -> str | None:
+        if self.client is None:
+            return None
+        try:
+            history = await self.client.conversations_history(
+                channel=delivery.address, oldest=f"{since:.6f}", include_all_metadata=True, limit=200
+            )
+        except SlackApiError as error:
+            logger.warning("could not look for an earlier post", extra={"key": delivery.key, "error": repr(error)})
+            return None
+        for message in history.get("messages", []):
+            metadata = message.get("metadata") or {}
+            if metadata.get("event_payload", {}).get("key") == delivery.key:
+                return message.get("ts")
+        return None
+
+    async def _post(self, channel: str, text: str, thread_ts: str | None, key: str) -> Sent | None:
         if self.client is None:
             logger.info("would post to Slack", extra={"channel": channel, "text": text})
             return None
@@ -70,12 +100,24 @@ class SlackPoster:
                 thread_ts=thread_ts,
                 unfurl_links=False,
                 unfurl_media=False,
+                metadata={"event_type": METADATA_EVENT_TYPE, "event_payload": {"key": key}},
             )
         except SlackApiError as error:
+            if error.response.status_code == 429:
+                raise RateLimited(_retry_after(error.response.headers)) from error
             code = error.response.get("error", "")
             if code in PERMANENT_ERRORS:
-                raise PermanentFailure(f"Slack refused chat.postMessage to {channel}: {code}") from error
+                raise Refused(f"Slack refused chat.postMessage to {channel}: {code}") from error
             raise
-        ts = response["ts"]
-        await self.redis.set(posted_key, ts, ex=POSTED_TTL_SECONDS)
-        return ts
+        return Sent(response["ts"], datetime.now(UTC))
+
+
+def _retry_after(headers: object) -> float:
+    """Slack's Retry-After (seconds), whatever the case of the header's name."""
+    for name, value in dict(headers or {}).items():
+        if str(name).lower() == "retry-after":
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                break
+    return 1.0

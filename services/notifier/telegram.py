@@ -1,24 +1,29 @@
-"""Messages to customers' Telegram chats: agent replies and acknowledgements."""
+"""Messages to customers' Telegram chats: agent replies and acknowledgements.
+
+Telegram allows a bot about 30 messages per second overall and about one per second in one chat
+(https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this); the sender
+paces itself to that, and flood control (HTTP 429 with retry_after) becomes `RateLimited`.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from datetime import timedelta
 
 from telegram import ReplyParameters
 from telegram.constants import MessageLimit
 from telegram.error import BadRequest, Forbidden, RetryAfter
 
-from shared.broker import PermanentFailure
+from services.notifier.errors import RateLimited, Refused
+from services.notifier.pacing import Pacing
 from shared.events import ReplyRoute
 from shared.settings import Settings
 from shared.telegram_bot import telegram_bot
 
 logger = logging.getLogger(__name__)
 
-SEND_DEADLINE_SECONDS = 60.0
+MESSAGES_PER_SECOND = 30.0
+MESSAGES_PER_SECOND_PER_CHAT = 1.0
 
 
 class TelegramSender:
@@ -26,41 +31,36 @@ class TelegramSender:
 
     def __init__(self, settings: Settings):
         self.bot = telegram_bot(settings)
+        self.pacing = Pacing(MESSAGES_PER_SECOND, MESSAGES_PER_SECOND_PER_CHAT, burst_per_key=3)
 
-    async def send(self, route: ReplyRoute, text: str, *, deadline: float = SEND_DEADLINE_SECONDS) -> str:
+    async def send(self, route: ReplyRoute, text: str) -> str:
         """Sends `text` to the route's chat, answering its message; returns the sent message_id.
 
         A text longer than Telegram allows goes out as several messages; the first one's ID is
-        returned. Flood control (429) is waited out until `deadline` seconds have passed, then
-        RetryAfter is raised for the caller's retry policy. A blocked bot or a chat Telegram does
-        not know raises PermanentFailure. Network errors propagate.
+        returned. Raises RateLimited on flood control, Refused when the bot is blocked or the chat
+        unknown; network errors propagate.
         """
-        give_up_at = time.monotonic() + deadline
         reply_to = (
             ReplyParameters(message_id=int(route.reply_to_id), allow_sending_without_reply=True)
             if route.reply_to_id
             else None
         )
         sent = [
-            await self._send_one(route.address, chunk, reply_to if index == 0 else None, give_up_at)
+            await self._send_one(route.address, chunk, reply_to if index == 0 else None)
             for index, chunk in enumerate(split_for_telegram(text))
         ]
         return str(sent[0])
 
-    async def _send_one(self, chat_id: str, text: str, reply_to: ReplyParameters | None, give_up_at: float) -> int:
-        while True:
-            try:
-                message = await self.bot.send_message(chat_id=chat_id, text=text, reply_parameters=reply_to)
-                return message.message_id
-            except RetryAfter as error:
-                wait = _seconds(error.retry_after)
-                if time.monotonic() + wait > give_up_at:
-                    raise
-                logger.info("Telegram flood control, waiting", extra={"retry_in_s": wait})
-                await asyncio.sleep(wait)
-            except (Forbidden, BadRequest) as error:
-                # Blocked by the user, chat not found, message refused: sending again cannot help.
-                raise PermanentFailure(f"Telegram refused the message: {error.message}") from error
+    async def _send_one(self, chat_id: str, text: str, reply_to: ReplyParameters | None) -> int:
+        await self.pacing.wait(chat_id)
+        try:
+            message = await self.bot.send_message(chat_id=chat_id, text=text, reply_parameters=reply_to)
+        except RetryAfter as error:
+            raise RateLimited(_seconds(error.retry_after)) from error
+        except (Forbidden, BadRequest) as error:
+            # Blocked by the user, chat not found, message refused: sending again cannot help.
+            raise Refused(f"Telegram refused the message: {error.message}") from error
+        return message.message_id
 
     async def aclose(self) -> None:
         await self.bot.request.shutdown()

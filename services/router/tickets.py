@@ -18,6 +18,9 @@ from shared.events import (
 )
 from shared.ids import derived_id
 
+# How much of the opening message travels in `ticket.assigned` for the agents' announcement.
+EXCERPT_CHARS = 500
+
 
 def _envelope(message: InboundMessage, step: str, now: datetime) -> dict[str, Any]:
     return {
@@ -81,8 +84,20 @@ def new_ticket(
             slack_user_id=assignee.slack_user_id,
             subject=message.subject,
             contact=contact,
+            channel=message.channel,
+            priority=classification.priority,
+            excerpt=excerpt(message.text),
         ),
     ]
+
+
+def excerpt(text: str) -> str:
+    """The start of a message, cut at a word boundary when it is longer than EXCERPT_CHARS."""
+    if len(text) <= EXCERPT_CHARS:
+        return text
+    cut = text[:EXCERPT_CHARS]
+    head = cut.rpartition(" ")[0]
+    return f"{head if len(head) > EXCERPT_CHARS - 80 else cut}…"
 
 
 def agent_reply(command: AgentReply, channel: str, deliver_to: ReplyRoute | None, now: datetime) -> MessageAdded:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Literal
 
 from shared.config import SlaPolicy
 from shared.events import MessageAdded, SlaBreached, SlaDeadlineSet, SlaMet, SlaWarning, TicketCreated
@@ -17,8 +16,8 @@ class Timer:
     """A moment at which the SLA service must announce something about a ticket's deadline."""
 
     ticket_id: str
-    metric: Literal["first_response"]
-    kind: Literal["warning", "breach"]
+    metric: str
+    kind: str  # "warning" or "breach"
     due_at: str  # ISO 8601: timers are stored as JSON, and equal timers must encode equally
     fires_at: float  # Unix seconds
     fraction: float
@@ -33,6 +32,7 @@ class Timer:
 
 
 def first_response_deadline(created: TicketCreated, policy: SlaPolicy) -> SlaDeadlineSet:
+    due_at = created.occurred_at + policy.first_response
     return SlaDeadlineSet(
         event_id=derived_id(created.event_id, "first_response_deadline"),
         occurred_at=created.occurred_at,
@@ -41,11 +41,15 @@ def first_response_deadline(created: TicketCreated, policy: SlaPolicy) -> SlaDea
         traceparent=created.traceparent,
         metric="first_response",
         policy=policy.id,
-        due_at=created.occurred_at + policy.first_response,
+        due_at=due_at,
+        warnings_at=[
+            created.occurred_at + policy.first_response * fraction for fraction in sorted(set(policy.warn_at))
+        ],
     )
 
 
-def timers_for(deadline: SlaDeadlineSet, policy: SlaPolicy) -> list[Timer]:
+def timers_for(deadline: SlaDeadlineSet) -> list[Timer]:
+    """The warning timers and the breach timer the deadline event names."""
     started = deadline.occurred_at.timestamp()
     target = deadline.due_at.timestamp() - started
     common = {
@@ -55,10 +59,15 @@ def timers_for(deadline: SlaDeadlineSet, policy: SlaPolicy) -> list[Timer]:
         "correlation_id": deadline.correlation_id,
     }
     warnings = [
-        Timer(kind="warning", fires_at=started + target * fraction, fraction=fraction, **common)
-        for fraction in sorted(set(policy.warn_at))
+        Timer(
+            kind="warning",
+            fires_at=warning_at.timestamp(),
+            fraction=round((warning_at.timestamp() - started) / target, 6) if target > 0 else 1.0,
+            **common,
+        )
+        for warning_at in deadline.warnings_at
     ]
-    return [*warnings, Timer(kind="breach", fires_at=started + target, fraction=1.0, **common)]
+    return [*warnings, Timer(kind="breach", fires_at=deadline.due_at.timestamp(), fraction=1.0, **common)]
 
 
 def announcement(timer: Timer, now: datetime) -> SlaWarning | SlaBreached:

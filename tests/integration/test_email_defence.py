@@ -90,7 +90,7 @@ def test_a_stranger_replying_into_a_thread_is_a_note_for_review(email_stack: Ema
     assert ticket["reply_route"]["address"] == "ana@customer.example", "replies still go to the contact"
 
 
-def test_mail_from_our_own_address_is_dropped(email_stack: EmailStack, smtp_sink):
+def test_mail_from_our_own_address_opens_no_ticket(email_stack: EmailStack, smtp_sink):
     email_stack.send(mail("Loop?", "echo", sender=SUPPORT))
     email_stack.send(mail("Real", "question", sender="zoe@customer.example"))
     [ack] = smtp_sink.wait_for(lambda m: m.recipients == ["zoe@customer.example"])

@@ -104,6 +104,8 @@ endpoints = st.one_of(
     path_segments.map(lambda segment: f"/v1/forms/{segment}"),
     path_segments.map(lambda segment: f"/v1/tickets/{segment}"),
     path_segments.map(lambda segment: f"/v1/contacts/{segment}"),
+    path_segments.map(lambda segment: f"/v1/quarantine/{segment}"),
+    st.just("/v1/quarantine"),
     st.sampled_from(["/v1/telegram/webhook", "/v1/slack/events", "/", "/healthz", "/readyz", "/metrics", "/v1/chat"]),
     path_segments.map(lambda segment: f"/static/{segment}"),
     path_segments.map(lambda segment: f"/{segment}"),
@@ -126,7 +128,9 @@ requests = st.builds(
     FuzzRequest,
     method=st.sampled_from(["POST", "POST", "GET", *METHODS]),
     path=endpoints,
-    query=st.dictionaries(st.text(max_size=8), st.text(max_size=20), max_size=3),
+    query=st.dictionaries(
+        st.sampled_from(["limit", "channel", "reason", "q"]) | st.text(max_size=8), st.text(max_size=20), max_size=3
+    ),
     headers=st.dictionaries(header_names, header_values, max_size=4),
     body=st.none() | bodies,
     authentic=st.booleans(),
@@ -166,7 +170,7 @@ async def _chunks(start: bytes, total: int) -> AsyncIterator[bytes]:
 def _credentials(path: str, body: bytes) -> dict[str, bytes]:
     if path == "/v1/telegram/webhook":
         return {SECRET_HEADER: TELEGRAM_SECRET.encode()}
-    if path.startswith(("/v1/tickets/", "/v1/contacts/")):
+    if path.startswith(("/v1/tickets/", "/v1/contacts/", "/v1/quarantine")):
         return {"authorization": f"Bearer {API_TOKEN}".encode()}
     try:
         return {name: value.encode() for name, value in slack_signed(body).items()}

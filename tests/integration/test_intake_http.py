@@ -115,7 +115,7 @@ async def test_health_readiness_and_metrics(client):
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"kafka": True, "redis": True}
+    assert ready.json()["checks"] == {"kafka": True, "redis": True, "state": True}
     await client.post("/v1/forms/contact", json=FORM)
     metrics = (await client.get("/metrics")).text
     assert 'switchboard_intake_forms_total{outcome="accepted"} 1.0' in metrics

@@ -159,10 +159,16 @@ async def test_invalid_messages_go_to_the_dlq_with_their_origin_and_the_router_g
 
     ops = f"http://127.0.0.1:{ops_port}"
     ready = httpx.get(f"{ops}/readyz", timeout=10)
-    assert ready.status_code == 200 and ready.json()["checks"] == {"kafka": True, "redis": True}
+    assert ready.status_code == 200 and ready.json()["checks"] == {
+        "kafka": True,
+        "redis": True,
+        "state": True,
+        "switchboard-router": {"ok": True, "problems": [], "stopped_partitions": {}},
+    }
     metrics = httpx.get(f"{ops}/metrics", timeout=10).text
-    assert f'switchboard_dead_lettered_messages_total{{topic="{topics.name(INBOUND)}"}} 1.0' in metrics
-    assert "faststream_received_messages_total" in metrics
+    labels = f'group="switchboard-router",topic="{topics.name(INBOUND)}"'
+    assert f"switchboard_dead_lettered_messages_total{{{labels}}} 1.0" in metrics
+    assert f"switchboard_consumed_records_total{{{labels}}} 2.0" in metrics
 
 
 def test_replay_rebuilds_the_read_model_from_kafka_alone(services: ServiceProcesses, settings):

@@ -9,7 +9,7 @@ import pytest
 
 from shared.topics import TICKETS, Topics
 from tests.conftest import API_TOKEN, free_port
-from tests.support import ServiceProcesses, read_topic, switchboard_cli, wait_for_ticket
+from tests.support import ServiceProcesses, read_topic, switchboard_cli, wait_for_ticket, wait_until_consumed
 
 pytestmark = pytest.mark.integration
 
@@ -59,31 +59,34 @@ def test_replying_to_an_unknown_ticket_is_refused(services: ServiceProcesses):
     assert "no ticket SB-99999" in result.stderr
 
 
-def wait_until_notified(fake_slack, ticket_ids: list[str]) -> None:
-    """The notifier posts a ticket's assignment after acknowledging it (same partition, later offset)."""
+async def wait_until_notified(settings, fake_slack, ticket_ids: list[str]) -> None:
+    """Every ticket announced, and every delivery of every ticket event made (the notifier committed them)."""
     for ticket_id in ticket_ids:
-        fake_slack.wait_for_calls_sync(
+        await fake_slack.wait_for_calls(
             "chat.postMessage",
             predicate=lambda c, t=ticket_id: c.args["channel"] == "C0SUPPORT" and t in c.args["text"],
         )
+    await wait_until_consumed(
+        settings.kafka_bootstrap, "switchboard-notifier", Topics(settings.topic_prefix).name(TICKETS)
+    )
 
 
-def test_acknowledgements_are_limited_per_contact(services: ServiceProcesses, smtp_sink, fake_slack):
+async def test_acknowledgements_are_limited_per_contact(services: ServiceProcesses, settings, smtp_sink, fake_slack):
     services.start("router")
     services.start("notifier")
     base_url = services.start_http()
     tickets = [post_form(base_url, {**FORM, "subject": f"Problem {n}"}) for n in range(5)]
-    wait_until_notified(fake_slack, tickets)
+    await wait_until_notified(settings, fake_slack, tickets)
     assert len(smtp_sink.received) == 3
 
 
-def test_no_acknowledgement_to_no_reply_addresses(services: ServiceProcesses, smtp_sink, fake_slack):
+async def test_no_acknowledgement_to_no_reply_addresses(services: ServiceProcesses, settings, smtp_sink, fake_slack):
     services.start("router")
     services.start("notifier")
     base_url = services.start_http()
     quiet = post_form(base_url, {**FORM, "email": "no-reply@example.com"})
     loud = post_form(base_url, {**FORM, "email": "bob@example.com"})
-    wait_until_notified(fake_slack, [quiet, loud])
+    await wait_until_notified(settings, fake_slack, [quiet, loud])
     assert [mail.recipients for mail in smtp_sink.received] == [["bob@example.com"]]
 
 
@@ -102,7 +105,7 @@ async def test_a_relay_that_stays_down_sends_the_event_to_the_dlq_and_the_notifi
     [dead] = await read_topic(settings.kafka_bootstrap, Topics(settings.topic_prefix).dlq(TICKETS), at_least=1)
     headers = {key: value.decode() for key, value in dead.headers}
     assert headers["x-consumer-group"] == "switchboard-notifier"
-    assert headers["x-error-reason"].startswith("gave up after")
+    assert headers["x-error-reason"].startswith("acknowledgement to email:ana@example.com: gave up after")
     assert json.loads(dead.value) == {**json.loads(dead.value), "type": "ticket.created", "ticket_id": ticket_id}
     # The acknowledgement was given up on, the agents still hear about the ticket.
     fake_slack.wait_for_calls_sync("chat.postMessage", predicate=lambda c: ticket_id in c.args["text"])

@@ -276,11 +276,11 @@ async def test_url_verification_answers_the_challenge(slack):
 
 async def test_a_message_kafka_did_not_take_is_refused_so_that_slack_retries(slack):
     payload = event_callback(message("Is anyone there?"))
-    await slack.intake.broker.stop()
+    await slack.intake.publisher.stop()
     refused = await slack.post(payload)
     assert refused.status_code >= 500
 
-    await slack.intake.broker.start()
+    await slack.intake.publisher.start()
     retried = await slack.post(payload, **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_error"})
     assert retried.status_code == 200, retried.text
     [inbound] = await slack.published(1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,12 +12,11 @@ import httpx
 import pytest
 from aiokafka.errors import KafkaConnectionError
 from pydantic import SecretStr
-from telegram.error import RetryAfter
 
 from services.intake.core import Intake, IntakeProcess
 from services.intake.telegram import GREETING, NEW_TICKET_PROMPT, SECRET_HEADER, telegram_routes
+from services.notifier.errors import RateLimited, Refused
 from services.notifier.telegram import TelegramSender
-from shared.broker import PermanentFailure
 from shared.events import InboundMessage, ReplyRoute
 from shared.ids import is_ticket_id
 from shared.settings import Settings
@@ -271,19 +269,13 @@ async def test_a_reply_answers_the_customers_message(sender, fake_telegram):
     assert message_id == str(call.response["result"]["message_id"])
 
 
-async def test_flood_control_is_waited_out(sender, fake_telegram):
-    fake_telegram.rate_limit_next("sendMessage", count=1, retry_after=1)
-    started = time.monotonic()
-    await sender.send(ROUTE, "Sorry for the wait.")
-    assert time.monotonic() - started >= 1
-    first, second = fake_telegram.calls_to("sendMessage")
-    assert first.status == 429 and first.response["parameters"] == {"retry_after": 1} and second.ok
-
-
-async def test_flood_control_beyond_the_deadline_is_raised_for_a_later_retry(sender, fake_telegram):
+async def test_flood_control_holds_the_chat_for_the_time_telegram_asks(sender, fake_telegram):
     fake_telegram.rate_limit_next("sendMessage", count=1, retry_after=30)
-    with pytest.raises(RetryAfter):
-        await sender.send(ROUTE, "Sorry for the wait.", deadline=2)
+    with pytest.raises(RateLimited) as limited:
+        await sender.send(ROUTE, "Sorry for the wait.")
+    assert limited.value.retry_after == 30
+    [call] = fake_telegram.calls_to("sendMessage")
+    assert call.status == 429 and call.response["parameters"] == {"retry_after": 30}
 
 
 @pytest.mark.parametrize(
@@ -297,7 +289,7 @@ async def test_a_blocked_bot_or_unknown_chat_is_a_permanent_failure(
     sender, fake_telegram, error_code, description, reason
 ):
     fake_telegram.fail_next("sendMessage", error_code, description)
-    with pytest.raises(PermanentFailure, match=reason):
+    with pytest.raises(Refused, match=reason):
         await sender.send(ROUTE, "Hello?")
 
 

@@ -3,7 +3,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSize
 from redis.exceptions import ConnectionError as RedisConnectionError
 from slack_sdk.errors import SlackApiError
 
-from shared.broker import is_infrastructure_outage
+from shared.engine import is_infrastructure_outage
 
 
 def test_only_our_own_kafka_and_redis_are_waited_out_forever():

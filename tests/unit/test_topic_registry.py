@@ -1,4 +1,5 @@
-"""The topic registry: every topic has a schema, a DLQ companion, and example payloads that validate."""
+"""The topic registry: every topic has a schema, a key every event carries, a DLQ companion, and example
+payloads that validate."""
 
 import json
 import typing
@@ -11,11 +12,14 @@ from shared.topics import REGISTRY, Topics
 EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "examples"
 
 
+def _event_classes(schema: object) -> tuple[type, ...]:
+    union = typing.get_args(schema)[0] if typing.get_origin(schema) is typing.Annotated else schema
+    return typing.get_args(union) or (union,)
+
+
 def _event_types(schema: object) -> set[str]:
     """The `type` values a topic's schema admits."""
-    union = typing.get_args(schema)[0] if typing.get_origin(schema) is typing.Annotated else schema
-    members = typing.get_args(union) or (union,)
-    return {member.model_fields["type"].default for member in members}
+    return {member.model_fields["type"].default for member in _event_classes(schema)}
 
 
 @pytest.mark.parametrize("spec", REGISTRY, ids=lambda spec: spec.name)
@@ -31,14 +35,15 @@ def test_every_example_validates_and_every_event_type_has_one(spec):
 @pytest.mark.parametrize("spec", REGISTRY, ids=lambda spec: spec.name)
 def test_examples_are_rejected_when_broken(spec):
     path = sorted((EXAMPLES / spec.name).glob("*.json"))[0]
-    broken = {**json.loads(path.read_text()), "ticket_id": "not a ticket id"}
+    broken = {**json.loads(path.read_text()), spec.key: "not an id"}
     with pytest.raises(ValueError):
         spec.adapter().validate_python(broken)
 
 
-def test_topic_names_are_versioned_keyed_by_ticket_and_have_dead_letter_companions():
+def test_topic_names_are_versioned_keyed_by_a_field_of_every_event_and_have_dead_letter_companions():
     topics = Topics(prefix="staging.")
     for spec in REGISTRY:
-        assert spec.name.endswith(".v1") and spec.key == "ticket_id"
+        assert spec.name.endswith(".v1") and spec.key in ("ticket_id", "identity", "message_id")
+        assert all(spec.key in event.model_fields for event in _event_classes(spec.schema))
         assert topics.dlq(spec) == f"staging.{spec.name}.dlq"
     assert len(topics.all_names()) == 2 * len(REGISTRY)

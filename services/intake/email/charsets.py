@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from charset_normalizer import from_bytes
 
+from services.intake.email.iso2022 import decode_stateful, family_of_codec, looks_like_hz, stateful_family
+
 # Labels whose real-world payload is a superset of what the label promises, or that Python's
 # codec registry does not know. Keys are normalised with `_normalise_label`.
 _SUPERSET_CODECS: dict[str, str] = {
@@ -55,6 +57,9 @@ _SUPERSET_CODECS: dict[str, str] = {
     "ms_kanji": "cp932",
     "windows-31j": "cp932",
     "iso-2022-jp": "iso2022_jp_ext",
+    "csiso2022jp": "iso2022_jp_ext",
+    "iso-2022-cn": "iso2022_cn",  # no Python codec: `iso2022.decode_stateful` reads it
+    "iso-2022-cn-ext": "iso2022_cn",
     # Western: browsers and mailers treat Latin-1 and ASCII labels as Windows-1252 (curly quotes, €).
     "iso-8859-1": "cp1252",
     "iso8859-1": "cp1252",
@@ -91,7 +96,10 @@ def _normalise_label(label: str | None) -> str:
 
 
 def codec_for_label(label: str | None) -> str | None:
-    """Python codec name for a MIME charset label, or None when the label is absent or unknown."""
+    """Python codec name for a MIME charset label, or None when the label is absent or unknown.
+
+    ``iso2022_cn`` is returned for ISO-2022-CN although Python has no such codec (see `iso2022`).
+    """
     normalised = _normalise_label(label)
     if not normalised:
         return None
@@ -141,16 +149,46 @@ def _guess_codec(data: bytes) -> str | None:
     return best.encoding if best is not None else None
 
 
+def _decode_seven_bit(data: bytes, label: str | None, codec: str | None) -> DecodedText | None:
+    """All-ASCII bytes that carry CJK text in a stateful encoding, whatever the label says.
+
+    ISO-2022 escapes are decisive; HZ's ``~{`` is only trusted without a label or under an
+    ASCII-compatible one, and when it decodes to Chinese. UTF-7 is left to its label (see
+    `decode_bytes`): unlabelled, "+" followed by letters is far more often plain text.
+    """
+    family = stateful_family(data)
+    if family is None and codec is not None and codec.startswith("iso2022"):
+        family = family_of_codec(codec)
+    if family is not None:
+        text, used, complete = decode_stateful(data, family)
+        notes = []
+        if family_of_codec(codec) != family:
+            notes.append(f"charset {label!r} label, escape sequences are {family.upper()}")
+        if not complete:
+            notes.append(f"undecodable {family.upper()} sequences replaced")
+        return DecodedText(text, used, "; ".join(notes) or None)
+    if codec is None or not _is_ascii_incompatible(codec):
+        hz = looks_like_hz(data)
+        if hz is not None:
+            return DecodedText(hz, "hz", f"charset {label!r} label, bytes are HZ-GB-2312")
+    return None
+
+
 def decode_bytes(data: bytes, label: str | None) -> DecodedText:
     """Decode `data` declared as `label`, never raising.
 
-    Order: valid UTF-8 wins over a legacy label it contradicts; then the label's (superset) codec;
+    Order: ISO-2022 escape sequences (and HZ) in all-ASCII bytes decide over any label; plain
+    ASCII is ASCII; valid UTF-8 wins over a legacy label it contradicts; then the label's (superset) codec;
     then UTF-8, also when only slightly damaged; then a statistical guess; finally Windows-1252
     (what unlabelled Western mail nearly always is) or Latin-1, which maps every byte.
     """
     codec = codec_for_label(label)
-    if data.isascii() and not _is_ascii_incompatible(codec):
-        return DecodedText(data.decode("ascii"), "ascii", None)
+    if data.isascii():
+        seven_bit = _decode_seven_bit(data, label, codec)
+        if seven_bit is not None:
+            return seven_bit
+        if not _is_ascii_incompatible(codec):
+            return DecodedText(data.decode("ascii"), "ascii", None)
     if codec is not None and not codec.startswith("utf") and _is_utf8_with_non_ascii(data):
         # Legacy text is practically never valid UTF-8 by accident, while UTF-8 sent under a
         # legacy label (the Big5-labelled-UTF-8 case) is common: the bytes are the better witness.

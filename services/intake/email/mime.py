@@ -32,7 +32,9 @@ from urllib.parse import unquote_to_bytes
 import nh3
 from inscriptis import get_text
 
+from services.intake.email import tnef
 from services.intake.email.charsets import decode_bytes
+from services.intake.email.iso2022 import header_as_encoded_words
 from services.intake.email.quoting import strip_quoted_text
 
 
@@ -91,7 +93,7 @@ class _Decoding:
         self.defects.append(defect)
 
 
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
+_ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([bBqQ])\?([^?]*)\?=")
 _FOLDING = re.compile(r"\r?\n[ \t]*")
 
 
@@ -379,6 +381,7 @@ def _parse_entity(
     structure, and is flagged `truncated`.
     """
     headers, body_start = _split_header_block(data, start, ctx)
+    headers = [(name, header_as_encoded_words(value) if "\x1b" in value else value) for name, value in headers]
     content_type, parameter_text = _media_type(_last_value(headers, "content-type"), default_type)
     entity = _Entity(headers=headers, content_type=content_type, content=b"")
     if content_type.startswith("multipart/"):
@@ -722,6 +725,44 @@ def _body_html(parts: list[_Entity], ctx: _Decoding) -> str | None:
     return sanitise_html("\n".join(chunks))
 
 
+def _unpack_containers(
+    attachments: list[MailAttachment], ctx: _Decoding
+) -> tuple[list[MailAttachment], tnef.TnefContents | None]:
+    """Outlook's winmail.dat replaced by the files inside it, and the first body a container holds.
+
+    A container that cannot be read, or holds nothing to show (an RTF-only body), stays as it is.
+    """
+    unpacked: list[MailAttachment] = []
+    body = None
+    for attachment in attachments:
+        if not tnef.is_container(attachment.content_type, attachment.filename, attachment.content):
+            unpacked.append(attachment)
+            continue
+        try:
+            contents = tnef.unpack(attachment.content)
+        except tnef.TnefUnreadable as error:
+            ctx.note(f"TNEF part {attachment.filename or attachment.content_type} kept unread: {error}")
+            unpacked.append(attachment)
+            continue
+        if not contents.files and not (contents.text or contents.html):
+            ctx.note(f"TNEF part {attachment.filename or attachment.content_type} holds no files or readable body")
+            unpacked.append(attachment)
+            continue
+        unpacked += [
+            MailAttachment(
+                filename=inner.filename,
+                content_type=inner.content_type,
+                content=inner.content,
+                content_id=inner.content_id,
+                inline=inner.content_id is not None,
+            )
+            for inner in contents.files
+        ]
+        if body is None and (contents.text or contents.html):
+            body = contents
+    return unpacked, body
+
+
 # --------------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------------
@@ -754,9 +795,14 @@ def parse_mail(raw: bytes) -> ParsedMail:
     text_parts, html_parts = _body_parts(message, ctx)
     body_part_ids = {id(part) for part in text_parts + html_parts if part.content_type in ("text/plain", "text/html")}
     attachments = [_attachment(part, ctx) for part in _leaves(message) if id(part) not in body_part_ids]
+    attachments, container_body = _unpack_containers(attachments, ctx)
     text = _body_text(text_parts, ctx)
     if not text and html_parts:
         text = _body_text(html_parts, ctx)
+    html = _body_html(html_parts, ctx)
+    if not text and container_body is not None:  # the body travelled inside winmail.dat only
+        text = container_body.text or html_to_text(container_body.html or "")
+        html = html or (sanitise_html(container_body.html) if container_body.html else None)
     senders = _parse_addresses(message.header_values("from")[:1], ctx)
     subject = headers.get("subject")
     return ParsedMail(
@@ -770,7 +816,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
         cc=_parse_addresses(message.header_values("cc"), ctx),
         date=_parse_date(headers.get("date"), ctx),
         text=text,
-        html=_body_html(html_parts, ctx),
+        html=html,
         new_text=strip_quoted_text(text),
         attachments=attachments,
         headers=headers,

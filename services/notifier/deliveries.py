@@ -1,0 +1,293 @@
+"""Making deliveries: concurrently across tickets and targets, in order within each, never twice.
+
+- Order: deliveries of one ticket to one target (its announcement, then the posts in its thread)
+  run one after the other; everything else runs concurrently, up to `concurrency` calls at once.
+- Rate limits: a target that answers "slow down" (`RateLimited`: Slack's HTTP 429 with
+  Retry-After) is held for that long; what piles up meanwhile goes out as ONE digest message when
+  the hold ends (where the transport can make one), and nothing is dropped. One held target never
+  holds up another.
+- Failures: a refusal that no retry can change (`Refused`) fails the delivery at once; any other
+  error is retried with backoff until `retry_deadline` seconds, then the delivery fails. Failed
+  deliveries go to the DLQ with their cause; outages of our own Redis are waited out.
+- Never twice: a delivery already in the ledger is not made again (its record is reported, so its
+  `notification.sent` event is published again if it was lost); the intent is recorded before the
+  call, and a delivery whose intent another sender holds waits for that sender's record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from services.notifier.errors import RateLimited, Refused
+from services.notifier.ledger import INTENT_LEASE_SECONDS, Ledger
+from services.notifier.plan import Delivery
+from shared.engine import is_infrastructure_outage
+from shared.events import NotificationSent
+from shared.ids import derived_id
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sent:
+    external_id: str | None
+    at: datetime
+    conversations: tuple[str, ...] = ()
+    digest: bool = False
+    # Already in the ledger (made earlier): reported again, not recorded again.
+    recorded: bool = False
+
+
+@dataclass(frozen=True)
+class Failed:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Nothing to send: the channel is off, or a thread post has no thread (the ticket was never announced)."""
+
+    reason: str
+
+
+Outcome = NotificationSent | Failed | Skipped
+
+
+class Transport(Protocol):
+    async def send(self, delivery: Delivery, thread_ts: str | None) -> Sent | None:
+        """Sends; returns None when the channel is off (nothing was sent). Raises RateLimited, Refused, or any
+        other exception for a transient failure."""
+        ...
+
+    async def send_digest(self, target: str, deliveries: list[Delivery]) -> Sent | None:
+        """One message standing for several (after a hold); None when the transport makes no digests."""
+        ...
+
+    async def find_sent(self, delivery: Delivery, since: float) -> str | None:
+        """The external ID of `delivery` if it was sent after `since` (Unix s) by a sender that died."""
+        ...
+
+
+@dataclass
+class _Hold:
+    until: float = 0.0
+    waiting: list[tuple[Delivery, asyncio.Future[Sent | None]]] = field(default_factory=list)
+    leader: bool = False
+
+
+class DeliveryScheduler:
+    def __init__(
+        self,
+        transports: dict[str, Transport],
+        ledger: Ledger,
+        *,
+        owner: str,
+        retry_deadline: float = 60.0,
+        concurrency: int = 64,
+        backoff_initial: float = 0.2,
+        backoff_max: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.transports = transports
+        self.ledger = ledger
+        self.owner = owner
+        self.retry_deadline = retry_deadline
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.clock = clock
+        self._calls = asyncio.Semaphore(concurrency)
+        self._tails: dict[tuple[str, str], asyncio.Task[Outcome]] = {}
+        self._holds: dict[str, _Hold] = {}
+        self._tasks: set[asyncio.Task[Outcome]] = set()
+
+    def submit(self, deliveries: list[Delivery]) -> list[asyncio.Task[Outcome]]:
+        """Starts the deliveries, each after the previous one of its ticket and target."""
+        tasks = []
+        for delivery in deliveries:
+            chain = (delivery.ticket_id, delivery.target)
+            task = asyncio.create_task(self._after(self._tails.get(chain), delivery), name=f"deliver:{delivery.key}")
+            self._tails[chain] = task
+            self._tasks.add(task)
+            task.add_done_callback(lambda done, chain=chain: self._finished(chain, done))
+            tasks.append(task)
+        return tasks
+
+    async def aclose(self) -> None:
+        """Cancels what is still running; those deliveries are made again after the restart."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _finished(self, chain: tuple[str, str], task: asyncio.Task[Outcome]) -> None:
+        self._tasks.discard(task)
+        if self._tails.get(chain) is task:
+            del self._tails[chain]
+
+    async def _after(self, previous: asyncio.Task[Outcome] | None, delivery: Delivery) -> Outcome:
+        if previous is not None:
+            await asyncio.wait([previous])
+        while True:
+            try:
+                outcome = await self._deliver(delivery)
+                if not isinstance(outcome, Sent):
+                    return outcome
+                event = sent_event(delivery, outcome)
+                if not outcome.recorded:
+                    await self.ledger.record(event, datetime.now(UTC))
+                return event
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if not is_infrastructure_outage(error):
+                    raise
+                logger.warning("redis unavailable; delivery waits", extra={"key": delivery.key, "error": repr(error)})
+                await asyncio.sleep(1.0)
+
+    async def _deliver(self, delivery: Delivery) -> Sent | Failed | Skipped:
+        if (record := await self.ledger.sent(delivery.key)) is not None:
+            return _sent_from(record)
+        transport = self.transports[delivery.channel]
+        give_up_at = self.clock() + self.retry_deadline
+        attempt = 0
+        while True:
+            held = await self._through_hold(delivery, transport)
+            if held is not None:
+                return held
+            thread_ts = delivery.thread_ts
+            if delivery.in_thread:
+                thread_ts = await self.ledger.thread(delivery.ticket_id)
+                if thread_ts is None:
+                    return Skipped("the ticket has no Slack thread")
+            attempt += 1
+            try:
+                async with self._calls:
+                    sent = await self._call(transport, delivery, thread_ts)
+            except RateLimited as limited:
+                self._hold(delivery.target).until = max(
+                    self._hold(delivery.target).until, self.clock() + limited.retry_after
+                )
+                logger.info(
+                    "target rate limited; holding it",
+                    extra={"target": delivery.target, "retry_in_s": limited.retry_after},
+                )
+                continue
+            except Refused as refusal:
+                return Failed(str(refusal))
+            except Exception as error:
+                if is_infrastructure_outage(error):
+                    raise
+                if self.clock() >= give_up_at:
+                    return Failed(f"gave up after {attempt} attempts: {error!r}")
+                delay = min(self.backoff_max, self.backoff_initial * 2 ** (attempt - 1))
+                logger.warning(
+                    "delivery failed, will retry",
+                    extra={
+                        "key": delivery.key,
+                        "target": delivery.target,
+                        "attempt": attempt,
+                        "retry_in_s": delay,
+                        "error": repr(error)[:300],
+                    },
+                )
+                await asyncio.sleep(delay)
+                continue
+            if sent is None:
+                await self.ledger.end(delivery.key)
+                return Skipped(f"{delivery.channel} is off")
+            return sent
+
+    async def _call(self, transport: Transport, delivery: Delivery, thread_ts: str | None) -> Sent | None:
+        """The call itself, its intent recorded first; a sender that died mid-call is looked up, not repeated."""
+        started = time.time()
+        if not await self.ledger.begin(delivery.key, self.owner):
+            record = await self._wait_for_other_sender(delivery.key)
+            if record is not None:
+                return _sent_from(record)
+            if (found := await transport.find_sent(delivery, started - INTENT_LEASE_SECONDS)) is not None:
+                return Sent(found, datetime.now(UTC))
+            await self.ledger.begin(delivery.key, self.owner)
+        try:
+            return await transport.send(delivery, thread_ts)
+        except BaseException:
+            # Not sent (as far as we know): the next attempt, ours or another sender's, may go ahead.
+            await asyncio.shield(self.ledger.end(delivery.key))
+            raise
+
+    async def _wait_for_other_sender(self, key: str) -> dict | None:
+        deadline = self.clock() + INTENT_LEASE_SECONDS
+        while self.clock() < deadline:
+            if (record := await self.ledger.sent(key)) is not None:
+                return record
+            if await self.ledger.begin(key, self.owner):
+                return None  # the lease ran out: that sender is gone
+            await asyncio.sleep(0.5)
+        return None
+
+    def _hold(self, target: str) -> _Hold:
+        return self._holds.setdefault(target, _Hold())
+
+    async def _through_hold(self, delivery: Delivery, transport: Transport) -> Sent | None:
+        """Waits out a hold on the target; returns the outcome when the delivery went out in a digest."""
+        hold = self._hold(delivery.target)
+        if self.clock() >= hold.until:
+            return None
+        future: asyncio.Future[Sent | None] = asyncio.get_running_loop().create_future()
+        hold.waiting.append((delivery, future))
+        if hold.leader:
+            return await future
+        hold.leader = True
+        try:
+            while (remaining := hold.until - self.clock()) > 0:
+                await asyncio.sleep(remaining)
+            waiting, hold.waiting = hold.waiting, []
+        finally:
+            hold.leader = False
+        digest = None
+        if len(waiting) > 1:
+            try:
+                async with self._calls:
+                    digest = await transport.send_digest(delivery.target, [queued for queued, _ in waiting])
+            except RateLimited as limited:
+                hold.until = self.clock() + limited.retry_after
+            except Exception as error:
+                if is_infrastructure_outage(error):
+                    raise
+                logger.warning(
+                    "digest failed; sending one by one", extra={"target": delivery.target, "error": repr(error)[:300]}
+                )
+        for _, waiter in waiting:
+            if not waiter.done():
+                waiter.set_result(Sent(digest.external_id, digest.at, digest=True) if digest else None)
+        return await future
+
+
+def sent_event(delivery: Delivery, sent: Sent) -> NotificationSent:
+    """The record of a delivery made; its ID follows from the delivery's key, so reporting it again is harmless."""
+    return NotificationSent(
+        event_id=derived_id("notification.sent", delivery.key),
+        occurred_at=sent.at,
+        ticket_id=delivery.ticket_id,
+        correlation_id=delivery.correlation_id,
+        key=delivery.key,
+        purpose=delivery.purpose,
+        target=delivery.target,
+        external_id=sent.external_id,
+        conversations=list(sent.conversations),
+        digest=sent.digest,
+    )
+
+
+def _sent_from(record: dict) -> Sent:
+    return Sent(
+        record.get("external_id"),
+        datetime.fromisoformat(record["at"]),
+        tuple(record.get("conversations", ())),
+        bool(record.get("digest", False)),
+        recorded=True,
+    )

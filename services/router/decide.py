@@ -1,0 +1,167 @@
+"""The router's decisions, in pure code: which events a customer message or an agent command causes.
+
+A batch is decided against a `RouterView`: what Redis knew when the batch was read, updated with
+every event the batch decided so far (`absorb`), so that the second message of a ticket opened
+in the same batch joins it. No I/O here; the handler reads the view and writes the outcome.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from services.router.assignment import round_robin
+from services.router.classification import classify
+from services.router.tickets import agent_reply, message_added, new_ticket
+from shared.config import DeskConfig
+from shared.events import (
+    AddressUndeliverable,
+    AgentReply,
+    ContactEvent,
+    ContactSummary,
+    IdentityLinked,
+    InboundMessage,
+    MessageAdded,
+    ReplyRoute,
+    TicketCreated,
+    TicketEvent,
+)
+from shared.identities import identities_of, normalise_email
+from shared.ids import derived_id
+
+RouterEvent = TicketEvent | ContactEvent
+# Identities typed into a form or a chat are claimed, not proved by the channel (SPEC §3 Router).
+_CLAIMING_CHANNELS = frozenset({"form", "chat"})
+
+
+@dataclass(frozen=True)
+class KnownTicket:
+    contact_id: str
+    channel: str
+    reply_route: ReplyRoute | None
+
+
+@dataclass
+class RouterView:
+    """Tickets and identity owners as the batch sees them; `turns` is each team's round-robin counter."""
+
+    tickets: dict[str, KnownTicket | None] = field(default_factory=dict)
+    owners: dict[str, str | None] = field(default_factory=dict)
+    turns: dict[str, int] = field(default_factory=dict)
+    # Turns this batch used, per team: the handler adds them to the counters it read.
+    used_turns: Counter[str] = field(default_factory=Counter)
+
+    def absorb(self, events: list[RouterEvent]) -> None:
+        """What the events change in the view (the same whether decided now or remembered)."""
+        for event in events:
+            match event:
+                case TicketCreated():
+                    self.tickets[event.ticket_id] = KnownTicket(
+                        event.contact.contact_id, event.channel, event.reply_route
+                    )
+                case MessageAdded(author="customer", review=None) if event.reply_route is not None:
+                    if (known := self.tickets.get(event.ticket_id)) is not None:
+                        self.tickets[event.ticket_id] = KnownTicket(known.contact_id, known.channel, event.reply_route)
+                case IdentityLinked() if self.owners.get(event.identity) is None:
+                    self.owners[event.identity] = event.contact_id
+
+
+@dataclass(frozen=True)
+class Decision:
+    events: list[RouterEvent]
+    # A command refused for good (it goes to the DLQ with this reason).
+    rejected: str | None = None
+
+    @property
+    def claims(self) -> dict[str, str]:
+        """Identity → contact links this decision makes; they must not race another router instance."""
+        return {event.identity: event.contact_id for event in self.events if isinstance(event, IdentityLinked)}
+
+
+def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig, now: datetime) -> Decision:
+    events: list[RouterEvent] = [*_undeliverable(message, now)]
+    ticket = view.tickets.get(message.ticket_id)
+    if message.kind not in ("message", "edit"):
+        # Machine mail never opens a ticket; on an existing one it is recorded, never answered.
+        if ticket is not None:
+            events.append(message_added(message, now, contact_id=None))
+        return Decision(events)
+    if ticket is not None:
+        review = _review_reason(message, ticket.contact_id, view)
+        events.append(message_added(message, now, contact_id=ticket.contact_id, review=review))
+        if review is None:
+            events += _links(message, ticket.contact_id, view, now)
+        return Decision(events)
+    contact = _resolve_contact(message, view)
+    classification = classify(message, config)
+    team = config.team(classification.team)
+    turn = view.turns.get(team.id, 0) + view.used_turns[team.id]
+    view.used_turns[team.id] += 1
+    assignee = config.agent(round_robin(team.members, turn))
+    events += new_ticket(message, contact, classification, assignee, now)
+    events += _links(message, contact.contact_id, view, now)
+    return Decision(events)
+
+
+def decide_command(command: AgentReply, view: RouterView, now: datetime) -> Decision:
+    ticket = view.tickets.get(command.ticket_id)
+    if ticket is None:
+        return Decision([], rejected=f"reply to unknown ticket {command.ticket_id}")
+    return Decision([agent_reply(command, ticket.channel, ticket.reply_route, now)])
+
+
+def _review_reason(message: InboundMessage, contact_id: str, view: RouterView) -> str | None:
+    """Anyone can reply into an email thread: mail from someone else is a note for review (Zammad #5064)."""
+    if message.channel != "email" or not message.sender.email:
+        return None
+    if view.owners.get(f"email:{normalise_email(message.sender.email)}") == contact_id:
+        return None
+    return "the sender is not the ticket's contact"
+
+
+def _resolve_contact(message: InboundMessage, view: RouterView) -> ContactSummary:
+    """The contact owning the sender's strongest known identity, else a new one."""
+    identities = identities_of(message.sender)
+    contact_id = next((owner for identity in identities if (owner := view.owners.get(identity))), None)
+    if contact_id is None:
+        contact_id = f"c_{derived_id('contact', message.message_id).hex[:16]}"
+    return ContactSummary(
+        contact_id=contact_id, name=message.sender.name, email=message.sender.email, identities=identities
+    )
+
+
+def _links(message: InboundMessage, contact_id: str, view: RouterView, now: datetime) -> list[IdentityLinked]:
+    """The sender's identities nobody owns yet now belong to `contact_id` (never taken from another)."""
+    verified = message.channel not in _CLAIMING_CHANNELS
+    return [
+        IdentityLinked(
+            event_id=derived_id(message.message_id, "identity_linked", identity),
+            occurred_at=now,
+            identity=identity,
+            contact_id=contact_id,
+            verified=verified,
+            ticket_id=message.ticket_id,
+            correlation_id=str(message.message_id),
+            traceparent=message.traceparent,
+        )
+        for identity in identities_of(message.sender)
+        if view.owners.get(identity) is None
+    ]
+
+
+def _undeliverable(message: InboundMessage, now: datetime) -> list[AddressUndeliverable]:
+    if message.kind != "bounce":
+        return []
+    return [
+        AddressUndeliverable(
+            event_id=derived_id(message.message_id, "undeliverable", address),
+            occurred_at=now,
+            identity=f"email:{normalise_email(address)}",
+            reason="the address bounced",
+            ticket_id=message.ticket_id,
+            correlation_id=str(message.message_id),
+            traceparent=message.traceparent,
+        )
+        for address in dict.fromkeys(normalise_email(address) for address in message.bounced_recipients)
+    ]

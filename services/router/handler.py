@@ -1,0 +1,112 @@
+"""The router's batch handler: inbound messages and agent commands → ticket and contact events.
+
+Per batch: read the state in one pipeline, decide in pure code (services.router.decide), claim the
+outcomes and identity links in one script, project the events into the read model, and hand them
+to the engine, which publishes them and commits. A record redelivered after a crash gets the very
+same events (its outcome is remembered until its batch is committed).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from services.router.decide import Decision, RouterEvent, RouterView, decide_command, decide_inbound
+from services.router.state import RouterState
+from shared.config import DeskConfig
+from shared.engine import BatchResult, Record
+from shared.events import AddressUndeliverable, AgentReply, IdentityLinked, InboundMessage
+from shared.identities import identities_of
+from shared.publisher import Outgoing
+from shared.read_model import ReadModel
+from shared.topics import CONTACTS, TICKETS, Topics
+
+logger = logging.getLogger(__name__)
+
+# Two router instances racing for the same records (a rebalance) settle within a try or two.
+MAX_CLAIM_ATTEMPTS = 5
+
+
+class ClaimConflict(RuntimeError):
+    """Another instance kept claiming the same records or identities."""
+
+
+class RouterHandler:
+    def __init__(self, config: DeskConfig, state: RouterState, read_model: ReadModel, topics: Topics):
+        self.config = config
+        self.state = state
+        self.read_model = read_model
+        self.tickets_topic = topics.name(TICKETS)
+        self.contacts_topic = topics.name(CONTACTS)
+        # Outcomes of the last batch the engine published: the next batch forgets them.
+        self._published: list[str] = []
+
+    async def handle(self, records: list[Record[Any]]) -> BatchResult:
+        for _ in range(MAX_CLAIM_ATTEMPTS):
+            remembered, view = await self._read(records)
+            decided = self._decide(records, remembered, view)
+            # Each event is serialised once: the same bytes are remembered and published.
+            outgoing = {key: [self._outgoing(event) for event in decision.events] for key, decision in decided.items()}
+            new = {key: outgoing_json(outgoing[key]) for key in decided if key not in remembered}
+            claims = {identity: contact for key in new for identity, contact in decided[key].claims.items()}
+            conflicts = await self.state.claim(new, claims, dict(view.used_turns))
+            if not conflicts:
+                break
+            logger.info("another router claimed first; deciding again", extra={"conflicts": conflicts[:5]})
+        else:
+            raise ClaimConflict(f"claims kept conflicting: {conflicts[:5]}")
+        await self.read_model.apply([event for decision in decided.values() for event in decision.events])
+        self._published = list(decided)
+        rejected = [(record, reason) for record in records if (reason := decided[_record_id(record)].rejected)]
+        return BatchResult(publish=[record for records in outgoing.values() for record in records], rejected=rejected)
+
+    async def _read(self, records: list[Record[Any]]) -> tuple[dict[str, list[RouterEvent]], RouterView]:
+        messages = [record.value for record in records if isinstance(record.value, InboundMessage)]
+        return await self.state.read(
+            record_ids=list(dict.fromkeys(_record_id(record) for record in records)),
+            ticket_ids=(record.value.ticket_id for record in records),
+            identities=(identity for message in messages for identity in identities_of(message.sender)),
+            teams=(team.id for team in self.config.teams),
+            forget=self._take_published(),
+        )
+
+    def _decide(
+        self, records: list[Record[Any]], remembered: dict[str, list[RouterEvent]], view: RouterView
+    ) -> dict[str, Decision]:
+        """Decisions by record ID, in record order; a record twice in the batch is decided once."""
+        now = datetime.now(UTC)
+        decided: dict[str, Decision] = {}
+        # Agents answer tickets they saw: a batch's messages go before its commands.
+        for record in sorted(records, key=lambda record: isinstance(record.value, AgentReply)):
+            key = _record_id(record)
+            if key in decided:
+                continue
+            if key in remembered:
+                decision = Decision(remembered[key])
+            elif isinstance(record.value, InboundMessage):
+                decision = decide_inbound(record.value, view, self.config, now)
+            else:
+                decision = decide_command(record.value, view, now)
+            view.absorb(decision.events)
+            decided[key] = decision
+        return decided
+
+    def _take_published(self) -> list[str]:
+        published, self._published = self._published, []
+        return published
+
+    def _outgoing(self, event: RouterEvent) -> Outgoing:
+        if isinstance(event, IdentityLinked | AddressUndeliverable):
+            return Outgoing.event(self.contacts_topic, event.identity, event)
+        return Outgoing.event(self.tickets_topic, event.ticket_id, event)
+
+
+def outgoing_json(records: list[Outgoing]) -> bytes:
+    """The events of `records` as one JSON array (what the router remembers of a decision)."""
+    return b"[" + b",".join(record.value for record in records) + b"]"
+
+
+def _record_id(record: Record[InboundMessage | AgentReply]) -> str:
+    value = record.value
+    return str(value.message_id) if isinstance(value, InboundMessage) else str(value.event_id)

@@ -1,0 +1,125 @@
+"""What the router reads from and writes to Redis for a batch: one pipeline in, one script out.
+
+- `read` loads the tickets, identity owners and round-robin counters a batch needs, and the
+  outcomes remembered for its records (a record handled before a crash gets the very same events).
+- `claim` writes the batch's outcomes, identity links and counters in one Lua script, all or
+  nothing: when another instance got there first (an outcome or identity already taken, as during
+  a rebalance) it writes nothing and says so, and the batch is decided again.
+Outcomes are only needed until the batch is committed, so the next batch deletes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from pydantic import TypeAdapter
+from redis.asyncio import Redis
+
+from services.router.decide import KnownTicket, RouterEvent, RouterView
+from shared.events import ContactEvent, ReplyRoute, TicketEvent
+from shared.read_model import identity_key, ticket_key
+
+# Long enough to outlive any crash-and-restart; normally deleted as soon as the batch is committed.
+OUTCOME_TTL_SECONDS = 24 * 3600
+_outcome_adapter: TypeAdapter[list[RouterEvent]] = TypeAdapter(list[TicketEvent | ContactEvent])
+
+_CLAIM = """
+local n_outcomes = tonumber(ARGV[1])
+local n_identities = tonumber(ARGV[2])
+local ttl = ARGV[3]
+local conflicts = {}
+for i = 1, n_outcomes do
+  if redis.call('EXISTS', KEYS[i]) == 1 then table.insert(conflicts, KEYS[i]) end
+end
+for i = n_outcomes + 1, n_outcomes + n_identities do
+  local owner = redis.call('GET', KEYS[i])
+  if owner and owner ~= ARGV[3 + i] then table.insert(conflicts, KEYS[i]) end
+end
+if #conflicts > 0 then return conflicts end
+for i = 1, n_outcomes do redis.call('SET', KEYS[i], ARGV[3 + i], 'EX', ttl) end
+for i = n_outcomes + 1, n_outcomes + n_identities do redis.call('SET', KEYS[i], ARGV[3 + i]) end
+for i = n_outcomes + n_identities + 1, #KEYS do redis.call('INCRBY', KEYS[i], ARGV[3 + i]) end
+return conflicts
+"""
+
+
+def outcome_key(record_id: str) -> str:
+    return f"sb:router:outcome:{record_id}"
+
+
+def turn_key(team_id: str) -> str:
+    return f"sb:router:turn:{team_id}"
+
+
+class RouterState:
+    def __init__(self, redis: Redis):
+        self.redis = redis
+        self._claim = redis.register_script(_CLAIM)
+
+    async def read(
+        self,
+        record_ids: Sequence[str],
+        ticket_ids: Iterable[str],
+        identities: Iterable[str],
+        teams: Iterable[str],
+        forget: Sequence[str] = (),
+    ) -> tuple[dict[str, list[RouterEvent]], RouterView]:
+        """The remembered outcomes by record ID, and the view to decide the rest against."""
+        tickets, owners, team_ids = list(dict.fromkeys(ticket_ids)), list(dict.fromkeys(identities)), list(teams)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if forget:
+                pipe.delete(*(outcome_key(record_id) for record_id in forget))
+            for keys in (
+                [outcome_key(record_id) for record_id in record_ids],
+                [identity_key(identity) for identity in owners],
+                [turn_key(team) for team in team_ids],
+            ):
+                if keys:
+                    pipe.mget(keys)
+            for ticket_id in tickets:
+                pipe.hmget(ticket_key(ticket_id), "contact_id", "channel", "reply_route")
+            results = iter(await pipe.execute())
+        if forget:
+            next(results)
+        outcomes_raw = next(results) if record_ids else []
+        owner_rows = next(results) if owners else []
+        turn_rows = next(results) if team_ids else []
+        remembered = {
+            record_id: _outcome_adapter.validate_json(raw)
+            for record_id, raw in zip(record_ids, outcomes_raw, strict=True)
+            if raw is not None
+        }
+        view = RouterView(
+            tickets={ticket_id: _known_ticket(row) for ticket_id, row in zip(tickets, results, strict=True)},
+            owners=dict(zip(owners, owner_rows, strict=True)),
+            turns={team: int(count or 0) for team, count in zip(team_ids, turn_rows, strict=True)},
+        )
+        return remembered, view
+
+    async def claim(
+        self, outcomes: Mapping[str, bytes], identities: Mapping[str, str], turns: Mapping[str, int]
+    ) -> list[str]:
+        """Writes it all, or nothing and the keys another instance took first."""
+        if not outcomes and not identities and not turns:
+            return []
+        keys = [
+            *(outcome_key(record_id) for record_id in outcomes),
+            *(identity_key(identity) for identity in identities),
+            *(turn_key(team) for team in turns),
+        ]
+        args = [
+            len(outcomes),
+            len(identities),
+            OUTCOME_TTL_SECONDS,
+            *outcomes.values(),
+            *identities.values(),
+            *turns.values(),
+        ]
+        return list(await self._claim(keys=keys, args=args))
+
+
+def _known_ticket(row: list[str | None]) -> KnownTicket | None:
+    contact_id, channel, reply_route = row
+    if contact_id is None or channel is None:
+        return None
+    return KnownTicket(contact_id, channel, ReplyRoute.model_validate_json(reply_route) if reply_route else None)

@@ -1,0 +1,66 @@
+"""The SLA service's decisions over a batch of ticket events, in pure code.
+
+A ticket opened in the batch gets its first-response deadline (and the timers that announce it);
+the first public agent reply meets it (and cancels the timers). `ClockView` is what Redis knew
+when the batch was read, updated as the batch is decided, so a ticket opened and answered in the
+same batch is handled in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from services.sla.deadlines import Timer, first_response_deadline, first_response_met, timers_for
+from shared.config import DeskConfig, SlaPolicy
+from shared.events import MessageAdded, SlaDeadlineSet, SlaMet, TicketCreated, TicketEvent
+
+
+@dataclass
+class FirstResponseClock:
+    status: str | None  # "running", "warning", "breached", "met" or None (no clock)
+    due_at: datetime | None
+
+
+@dataclass
+class ClockView:
+    first_response: dict[str, FirstResponseClock] = field(default_factory=dict)
+
+
+@dataclass
+class SlaDecision:
+    events: list[SlaDeadlineSet | SlaMet] = field(default_factory=list)
+    schedule: list[Timer] = field(default_factory=list)
+    # (ticket ID, metric) whose timers stop.
+    cancel: list[tuple[str, str]] = field(default_factory=list)
+
+
+def policy_for(team_id: str, config: DeskConfig) -> SlaPolicy:
+    """The team's policy; a team since removed from the config falls back to the default team's."""
+    team = next((team for team in config.teams if team.id == team_id), None)
+    if team is None:
+        team = config.team(config.default_classification.team)
+    return config.sla_policy(team.sla_policy)
+
+
+def decide(events: list[TicketEvent], view: ClockView, config: DeskConfig) -> SlaDecision:
+    decision = SlaDecision()
+    for event in events:
+        match event:
+            case TicketCreated():
+                # Deterministic: a redelivered creation yields the same deadline event again.
+                deadline = first_response_deadline(event, policy_for(event.team, config))
+                decision.events.append(deadline)
+                clock = view.first_response.get(event.ticket_id)
+                if clock is None or clock.status != "met":
+                    decision.schedule += timers_for(deadline)
+                    view.first_response[event.ticket_id] = FirstResponseClock("running", deadline.due_at)
+            case MessageAdded(author="agent"):
+                clock = view.first_response.get(event.ticket_id)
+                if clock is not None and clock.status == "met":
+                    continue
+                due = clock.due_at if clock else None
+                decision.events.append(first_response_met(event, due))
+                decision.cancel.append((event.ticket_id, "first_response"))
+                view.first_response[event.ticket_id] = FirstResponseClock("met", due)
+    return decision

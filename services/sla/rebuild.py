@@ -1,0 +1,41 @@
+"""The SLA timers still to fire, rebuilt from the ticket topic alone (for `switchboard replay`). Pure.
+
+A deadline event names its warnings and its due time; a warning or breach event says that timer
+fired; a met clock stops them all. What remains is scheduled again: a timer whose time passed
+while Redis was gone fires once, right after the replay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from services.sla.deadlines import Timer, timers_for
+from shared.events import SlaBreached, SlaDeadlineSet, SlaMet, SlaWarning, TicketEvent
+
+
+@dataclass
+class TimerRebuild:
+    deadlines: dict[tuple[str, str], SlaDeadlineSet] = field(default_factory=dict)
+    # (ticket, metric, kind, fraction, due) of every announcement made.
+    fired: set[tuple[str, str, str, float, str]] = field(default_factory=set)
+    met: set[tuple[str, str]] = field(default_factory=set)
+
+    def observe(self, event: TicketEvent) -> None:
+        match event:
+            case SlaDeadlineSet():
+                self.deadlines[(event.ticket_id, event.metric)] = event
+            case SlaWarning():
+                self.fired.add((event.ticket_id, event.metric, "warning", event.fraction, event.due_at.isoformat()))
+            case SlaBreached():
+                self.fired.add((event.ticket_id, event.metric, "breach", 1.0, event.due_at.isoformat()))
+            case SlaMet():
+                self.met.add((event.ticket_id, event.metric))
+
+    def pending(self) -> list[Timer]:
+        return [
+            timer
+            for clock, deadline in self.deadlines.items()
+            if clock not in self.met
+            for timer in timers_for(deadline)
+            if (timer.ticket_id, timer.metric, timer.kind, timer.fraction, timer.due_at) not in self.fired
+        ]

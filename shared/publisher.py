@@ -1,0 +1,145 @@
+"""The one way every Switchboard process writes to Kafka.
+
+A `Publisher` wraps one idempotent aiokafka producer (acks from every in-sync replica, so an
+acknowledged record survives a broker failure). `publish_many` hands a whole batch to the producer
+without awaiting each record, then awaits every acknowledgement: the producer packs the records
+into few requests, and the order of records with the same key is kept (one partition, idempotent
+producer with at most 5 requests in flight).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter as Tally
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from aiokafka.partitioner import DefaultPartitioner
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import BaseModel
+
+# A sender waits on the other end (an HTTP client, an SMTP peer): past this it is told to retry.
+DEFAULT_PUBLISH_TIMEOUT_SECONDS = 10.0
+# Records are bounded by intake (see shared.records); this leaves headroom over the largest.
+MAX_REQUEST_BYTES = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One record to write: the topic's full name, the key (a ticket ID ...), the value and headers."""
+
+    topic: str
+    key: str | None
+    value: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def event(cls, topic: str, key: str | None, event: BaseModel, **extra_headers: str) -> Outgoing:
+        """An event as JSON, with its type, ID and trace context in the record's headers."""
+        return cls(topic, key, event.model_dump_json().encode(), {**event_headers(event), **extra_headers})
+
+
+def event_headers(event: BaseModel) -> dict[str, str]:
+    """What every record carries besides its body: its type and ID, and the trace it belongs to."""
+    headers = {"event-type": str(getattr(event, "type", "")), "event-id": str(getattr(event, "event_id", ""))}
+    if traceparent := getattr(event, "traceparent", None):
+        headers["traceparent"] = traceparent
+    return headers
+
+
+class Publisher:
+    def __init__(self, bootstrap: str, *, client_id: str, registry: CollectorRegistry, linger_ms: int = 2):
+        self.bootstrap = bootstrap
+        self.client_id = client_id
+        self.linger_ms = linger_ms
+        self._producer: AIOKafkaProducer | None = None
+        # Keyed records go where aiokafka's default partitioner (murmur2 of the key) puts them.
+        self._partitioner = DefaultPartitioner()
+        self._topic_partitions: dict[str, tuple[list[int], list[int]]] = {}
+        self._produced = Counter(
+            "switchboard_produced_records_total", "Records written to Kafka", ["topic"], registry=registry
+        )
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            client_id=self.client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=self.linger_ms,
+            max_request_size=MAX_REQUEST_BYTES,
+            max_batch_size=256 * 1024,
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def ping(self, timeout: float = 2.0) -> bool:
+        """True when the cluster answers a metadata request now (a real round trip)."""
+        if self._producer is None:
+            return False
+        try:
+            async with asyncio.timeout(timeout):
+                await self._producer.client.fetch_all_metadata()
+        except Exception:  # an unreachable cluster surfaces as a timeout or as a KafkaError
+            return False
+        return True
+
+    async def publish_many(self, records: Sequence[Outgoing], timeout: float | None = None) -> None:
+        """Returns once Kafka acknowledged every record; raises KafkaTimeoutError past `timeout` s.
+
+        Records are handed over in order, so records with the same key keep their order.
+        """
+        if not records:
+            return
+        producer = self._require()
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.gather(*[future async for future in self._batches(producer, records)])
+        except TimeoutError as error:
+            raise KafkaTimeoutError(f"Kafka did not acknowledge within {timeout} s") from error
+        for topic, count in Tally(record.topic for record in records).items():
+            self._produced.labels(topic).inc(count)
+
+    async def _batches(self, producer: AIOKafkaProducer, records: Sequence[Outgoing]) -> AsyncIterator[Awaitable[Any]]:
+        """Hands the records over as one batch per partition (in order), the way `send` would place them."""
+        by_partition: dict[tuple[str, int], list[tuple[bytes | None, Outgoing]]] = {}
+        for record in records:
+            key = record.key.encode() if record.key is not None else None
+            partition = self._partitioner(key, *await self._partitions(producer, record.topic))
+            by_partition.setdefault((record.topic, partition), []).append((key, record))
+        for (topic, partition), placed in by_partition.items():
+            batch = producer.create_batch()
+            for key, record in placed:
+                headers = [(name, value.encode()) for name, value in record.headers.items()]
+                if batch.append(key=key, value=record.value, timestamp=None, headers=headers) is None:
+                    if batch.record_count():
+                        yield await producer.send_batch(batch, topic, partition=partition)
+                        batch = producer.create_batch()
+                    if batch.append(key=key, value=record.value, timestamp=None, headers=headers) is None:
+                        # Larger than a whole batch: on its own, as `send` would.
+                        yield await producer.send(topic, record.value, key=key, partition=partition, headers=headers)
+                        continue
+            if batch.record_count():
+                yield await producer.send_batch(batch, topic, partition=partition)
+
+    async def _partitions(self, producer: AIOKafkaProducer, topic: str) -> tuple[list[int], list[int]]:
+        if topic not in self._topic_partitions:
+            partitions = sorted(await producer.partitions_for(topic))
+            self._topic_partitions[topic] = (partitions, partitions)
+        return self._topic_partitions[topic]
+
+    async def publish(self, record: Outgoing, timeout: float | None = DEFAULT_PUBLISH_TIMEOUT_SECONDS) -> None:
+        await self.publish_many([record], timeout=timeout)
+
+    def _require(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            # As for an unreachable cluster: whoever waits on the other end is told to retry.
+            raise KafkaConnectionError("the publisher is not running")
+        return self._producer
