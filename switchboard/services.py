@@ -20,6 +20,10 @@ APP_FACTORIES = {
     "notifier": "services.notifier.app",
 }
 SERVICES = tuple(APP_FACTORIES)
+# uvicorn closes a WebSocket (1009) on a frame past this before reading it into memory; its default
+# is 16 MiB. Web chat frames are limited to 16 KiB (services.intake.chat): those in between get an
+# error frame first.
+WS_MAX_FRAME_BYTES = 64 * 1024
 
 logger = logging.getLogger(__name__)
 
@@ -35,4 +39,5 @@ def run_service(name: str, settings: Settings) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        ws_max_size=WS_MAX_FRAME_BYTES,
     )

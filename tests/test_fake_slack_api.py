@@ -303,3 +303,18 @@ def test_another_process_reaches_the_fake_while_the_test_blocks(slack_api):
     assert '"ok":true' in result.stdout.replace(" ", "")
     [call] = slack_api.calls_to("auth.test")
     assert call.ok
+
+
+async def test_files_are_served_to_the_bot_token_only_and_described_by_files_info(slack_api, client):
+    file = slack_api.add_file(b"%PDF-1.7", "invoice.pdf", "application/pdf")
+    async with httpx.AsyncClient(follow_redirects=True) as http:
+        served = await http.get(file["url_private_download"], headers={"Authorization": f"Bearer {BOT_TOKEN}"})
+        signed_out = await http.get(file["url_private_download"])
+    assert served.content == b"%PDF-1.7" and served.headers["content-type"] == "application/pdf"
+    # Like Slack: no token, no file, but a sign-in page with status 200.
+    assert signed_out.status_code == 200 and signed_out.headers["content-type"].startswith("text/html")
+    assert [call.ok for call in slack_api.calls_to("files.download")] == [True, False]
+    described = await client.files_info(file=file["id"])
+    assert described["file"]["size"] == 8 and described["file"]["url_private"] == file["url_private"]
+    with pytest.raises(SlackApiError, match="file_not_found"):
+        await client.files_info(file="F0NOSUCH")

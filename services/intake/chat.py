@@ -21,7 +21,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
 
 from services.intake.core import Intake
-from shared.conversations import chat_channel
+from shared.conversations import chat_channel, chat_session, chat_session_key
 from shared.events import InboundMessage, ReplyRoute, Sender
 from shared.read_model import ReadModel
 
@@ -36,6 +36,7 @@ SESSION_TTL_SECONDS = 30 * 24 * 3600
 HELLO_TIMEOUT_SECONDS = 30
 
 # WebSocket close codes (RFC 6455 §7.4.1).
+CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN_LATER = 1013
@@ -66,7 +67,7 @@ class ChatViolation(Exception):
 
 def _session_key(token: str) -> str:
     # Only a hash of the token is stored: a Redis dump does not hand out sessions.
-    return f"sb:chat:session:{hashlib.sha256(token.encode()).hexdigest()}"
+    return chat_session_key(chat_session(token))
 
 
 def message_frame(message: dict[str, Any]) -> dict[str, Any]:
@@ -120,6 +121,8 @@ def chat_routes(intake: Intake) -> APIRouter:
                 text=text,
                 reply_route=ReplyRoute(channel="chat", address=ticket_id),
                 received_at=now,
+                # The session (its token's hash) leads to the ticket: replay restores it from here.
+                conversations=[chat_session(token)],
             )
         )
         return {"type": "message", "id": str(message_id), "from": "customer", "text": text, "at": now.isoformat()}
@@ -137,8 +140,13 @@ def chat_routes(intake: Intake) -> APIRouter:
             await websocket.send_json(frame)
 
         async def receive(model: type[BaseModel]) -> Any:
-            raw = await websocket.receive_text()
-            if len(raw.encode()) > MAX_FRAME_BYTES:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code", 1000))
+            raw = message.get("text")
+            if raw is None:
+                raise ChatViolation("bad_frame", "frames are JSON text, not binary", CLOSE_UNSUPPORTED_DATA)
+            if len(raw.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES:
                 raise ChatViolation("too_big", f"frames are limited to {MAX_FRAME_BYTES} bytes", CLOSE_TOO_BIG)
             try:
                 return model.model_validate_json(raw)

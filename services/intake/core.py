@@ -11,9 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 from fastapi import FastAPI
@@ -21,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 
 from services.intake.records import MAX_RECORD_BYTES, fit_to_record, record_size
-from services.intake.ticket_ids import TicketIds
+from services.intake.ticket_ids import Resolution, TicketIds
 from shared.attachments import AttachmentStore
 from shared.config import DeskConfig
 from shared.events import InboundMessage, MessageQuarantined
@@ -36,26 +34,6 @@ logger = logging.getLogger(__name__)
 
 # A sender waits on the other end: past this, it is told to try again (HTTP 503, SMTP 451).
 PUBLISH_TIMEOUT_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """Where a channel message goes, and what intake indexed for it (carried in its InboundMessage,
-    so that `switchboard replay` rebuilds the index)."""
-
-    ticket_id: str
-    message_id: UUID
-    idempotency_key: str
-    conversations: tuple[str, ...]
-
-    def fields(self) -> dict[str, Any]:
-        """The InboundMessage fields this resolution gives."""
-        return {
-            "ticket_id": self.ticket_id,
-            "message_id": self.message_id,
-            "idempotency_key": self.idempotency_key,
-            "conversations": list(self.conversations),
-        }
 
 
 class Intake:

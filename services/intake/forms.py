@@ -7,6 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
+from services.intake.ticket_ids import Resolution
 from shared.events import InboundMessage, ReplyRoute, Sender, valid_traceparent
 
 MAX_MESSAGE_CHARS = 20_000
@@ -36,15 +37,13 @@ def to_inbound(
     form_id: str,
     submission: FormSubmission,
     *,
-    ticket_id: str,
-    message_id: uuid.UUID,
+    resolution: Resolution,
     channel_message_id: str,
     received_at: datetime,
     traceparent: str | None = None,
 ) -> InboundMessage:
     return InboundMessage.received(
-        message_id=message_id,
-        ticket_id=ticket_id,
+        **resolution.fields(),
         traceparent=valid_traceparent(traceparent),
         channel="form",
         channel_message_id=channel_message_id,

@@ -6,8 +6,6 @@ acknowledged. The router does the work downstream.
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
 import time
 from datetime import UTC, datetime
@@ -22,22 +20,41 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import ValidationError
 from redis.exceptions import RedisError
-from starlette.datastructures import UploadFile
+from starlette.types import Scope
 
+from services.intake.body_limit import BodyLimit, header
 from services.intake.chat import chat_routes
 from services.intake.core import IntakeProcess
+from services.intake.form_body import FormRefused, submitted_fields
 from services.intake.forms import FormSubmission, form_channel_key, to_inbound
 from services.intake.slack_events import slack_routes
+from services.intake.telegram import WEBHOOK_PATH as TELEGRAM_WEBHOOK_PATH
 from services.intake.telegram import telegram_routes
 from shared.events import Channel
 from shared.read_model import ReadModel
 from shared.settings import Settings
+from shared.untrusted import same_secret
 
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).with_name("static")
-MAX_JSON_BODY_BYTES = 1024 * 1024
+# Request body limits (413 beyond). Forms: what a person types fits 1 MiB many times over; multipart
+# gets room for a browser's file part, so that it is refused by name (422) rather than by size.
+MAX_BODY_BYTES = 1024 * 1024
 MAX_MULTIPART_BODY_BYTES = 25 * 1024 * 1024
+# Telegram sends far smaller updates (text is at most 4096 characters), but an oversize one is
+# still kept (its text as an attachment) rather than refused for Telegram to redeliver forever.
+MAX_TELEGRAM_BODY_BYTES = 10 * 1024 * 1024
+
+
+def body_limit(scope: Scope) -> int:
+    """The body limit of a request, in bytes: every endpoint that reads a body is bounded."""
+    if scope["path"] == TELEGRAM_WEBHOOK_PATH:
+        return MAX_TELEGRAM_BODY_BYTES
+    media_type = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
+    if scope["path"].startswith("/v1/forms/") and media_type == "multipart/form-data":
+        return MAX_MULTIPART_BODY_BYTES
+    return MAX_BODY_BYTES
 
 
 class _Metrics:
@@ -54,23 +71,6 @@ class _Metrics:
             "Time for the broker to acknowledge a message",
             registry=self.registry,
         )
-
-
-class BodyTooLarge(Exception):
-    def __init__(self, limit: int):
-        self.limit = limit
-
-
-async def _read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise BodyTooLarge(limit)
-    return bytes(body)
 
 
 def _field_errors(error: ValidationError) -> list[dict[str, Any]]:
@@ -98,6 +98,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logger.warning("read API is off: SWITCHBOARD_API_TOKEN is not set")
 
     app = process.app()
+
+    def count_refusal(scope: Scope) -> None:
+        if scope["path"].startswith("/v1/forms/"):
+            metrics.forms.labels("too_large").inc()
+
+    app.add_middleware(BodyLimit, limit_for=body_limit, on_refused=count_refusal)
     app.include_router(chat_routes(intake))
     if (telegram := telegram_routes(intake, settings)) is not None:
         app.include_router(telegram)
@@ -108,16 +114,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def customer_page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
-
-    @app.exception_handler(BodyTooLarge)
-    async def body_too_large(_: Request, error: BodyTooLarge) -> JSONResponse:
-        metrics.forms.labels("too_large").inc()
-        return JSONResponse(
-            status_code=413,
-            content={
-                "detail": [{"field": "(body)", "message": f"body exceeds {error.limit} bytes", "type": "too_large"}]
-            },
-        )
 
     @app.exception_handler(RedisError)
     async def redis_unavailable(_: Request, error: RedisError) -> JSONResponse:
@@ -134,24 +130,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if config.forms and config.form(form_id) is None:
             metrics.forms.labels("unknown_form").inc()
             raise HTTPException(status_code=404, detail=f"unknown form {form_id!r}")
-        fields = await _submitted_fields(request)
-        if isinstance(fields, JSONResponse):
+        try:
+            fields = await submitted_fields(request.headers.get("content-type"), request.stream())
+        except FormRefused as refusal:
             metrics.forms.labels("invalid").inc()
-            return fields
+            return JSONResponse(status_code=refusal.status, content={"detail": refusal.errors})
         try:
             submission = FormSubmission.model_validate(fields)
         except ValidationError as error:
             metrics.forms.labels("invalid").inc()
             return _unprocessable(_field_errors(error))
 
-        channel_key = form_channel_key(form_id, idempotency_key)
-        message_id = intake.message_id(channel_key)
-        ticket_id = await intake.resolve_ticket(channel_key)
+        resolution = await intake.resolve_ticket(form_channel_key(form_id, idempotency_key))
+        ticket_id, message_id = resolution.ticket_id, resolution.message_id
         inbound = to_inbound(
             form_id,
             submission,
-            ticket_id=ticket_id,
-            message_id=message_id,
+            resolution=resolution,
             channel_message_id=idempotency_key or str(message_id),
             received_at=datetime.now(UTC),
             traceparent=traceparent,
@@ -167,53 +162,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.forms.labels("accepted").inc()
         return JSONResponse(status_code=202, content={"ticket_id": ticket_id, "message_id": str(message_id)})
 
-    async def _submitted_fields(request: Request) -> dict[str, Any] | JSONResponse:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type == "application/json":
-            body = await _read_limited(request, MAX_JSON_BODY_BYTES)
-            try:
-                fields = json.loads(body)
-            except (UnicodeDecodeError, json.JSONDecodeError) as error:
-                return _unprocessable(
-                    [{"field": "(body)", "message": f"invalid JSON: {error}", "type": "json_invalid"}]
-                )
-            if not isinstance(fields, dict):
-                return _unprocessable([{"field": "(body)", "message": "expected a JSON object", "type": "object_type"}])
-            return fields
-        if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-            declared = request.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > MAX_MULTIPART_BODY_BYTES:
-                raise BodyTooLarge(MAX_MULTIPART_BODY_BYTES)
-            form = await request.form(max_part_size=MAX_MULTIPART_BODY_BYTES)
-            files = [key for key, value in form.multi_items() if isinstance(value, UploadFile)]
-            if files:
-                return _unprocessable(
-                    [
-                        {
-                            "field": key,
-                            "message": "attachments are not accepted on this form",
-                            "type": "attachment_rejected",
-                        }
-                        for key in files
-                    ]
-                )
-            return {key: value for key, value in form.items()}
-        return JSONResponse(
-            status_code=415,
-            content={
-                "detail": [
-                    {
-                        "field": "(content-type)",
-                        "message": "send application/json or multipart/form-data",
-                        "type": "unsupported_media_type",
-                    }
-                ]
-            },
-        )
-
     def require_token(authorization: Annotated[str | None, Header()] = None) -> None:
         scheme, _, token = (authorization or "").partition(" ")
-        if api_token is None or scheme.lower() != "bearer" or not hmac.compare_digest(token, api_token):
+        if api_token is None or scheme.lower() != "bearer" or not same_secret(token, api_token):
             raise HTTPException(
                 status_code=401,
                 detail="a valid bearer token is required",

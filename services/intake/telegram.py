@@ -2,9 +2,11 @@
 
 In: `POST /v1/telegram/webhook` verifies Telegram's secret header, normalises the Update, stores
 the files it carries, and publishes one `InboundMessage`; it answers 200 only after Kafka has the
-message, because Telegram redelivers an update until it gets a 2xx. What a help desk has no use for
-(group chats, channel posts, inline and callback queries, polls, payments ...) is answered 200 and
-dropped; so are malformed updates, which redelivery could never fix.
+message, because Telegram redelivers an update until it gets a 2xx. Whatever a person sends in the
+private chat is carried: text with the links hidden behind it, files, contacts, locations, venues,
+polls, dice ... (services.intake.telegram_content). What a help desk has no use for (group chats,
+channel posts, inline and callback queries, poll updates, payments ...) is answered 200 and dropped;
+so are malformed updates, which redelivery could never fix.
 
 Conversations: a private chat continues its ticket until the customer sends `/new`. `/new` followed
 by text (or as a photo's caption) opens a new ticket with that message; `/new` alone makes the next
@@ -16,14 +18,11 @@ Out: `TelegramSender` delivers agent replies and acknowledgements for the notifi
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
-from uuid import UUID
 
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
@@ -31,14 +30,37 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from telegram.error import BadRequest, NetworkError, TelegramError
 
 from services.intake.core import Intake
+from services.intake.telegram_content import (
+    Checklist,
+    Dice,
+    Entities,
+    Game,
+    Poll,
+    Story,
+    TextQuote,
+    Venue,
+    checklist_text,
+    dice_text,
+    external_reply_text,
+    forwarded_from,
+    game_text,
+    poll_text,
+    quote_text,
+    story_text,
+    venue_text,
+    with_hidden_links,
+)
+from services.intake.ticket_ids import Resolution
 from shared.attachments import AttachmentRejected
 from shared.conversations import forget_conversation, telegram_chat, telegram_message
 from shared.events import Attachment, InboundMessage, ReplyRoute, Sender
 from shared.settings import Settings
 from shared.telegram_bot import telegram_bot
+from shared.untrusted import InvalidJson, parse_json, same_secret
 
 logger = logging.getLogger(__name__)
 
+WEBHOOK_PATH = "/v1/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 GREETING = (
     "Hello! Write your question here: text, photos and files are all welcome. "
@@ -116,7 +138,9 @@ class _Message(_Lenient):
     author: _User | None = Field(default=None, alias="from")
     edit_date: AwareDatetime | None = None
     text: str | None = None
+    entities: Entities = []
     caption: str | None = None
+    caption_entities: Entities = []
     photo: list[_PhotoSize] = []
     animation: _File | None = None
     document: _File | None = None
@@ -127,10 +151,22 @@ class _Message(_Lenient):
     contact: _Contact | None = None
     location: _Location | None = None
     sticker: _Sticker | None = None
+    venue: Venue | None = None
+    poll: Poll | None = None
+    dice: Dice | None = None
+    story: Story | None = None
+    game: Game | None = None
+    checklist: Checklist | None = None
+    quote: TextQuote | None = None
     reply_to_message: _RepliedTo | None = None
-    # Bot API 7+ says forward_origin; older payloads say forward_date.
+    # A reply to a message of another chat: Telegram tells where it comes from.
+    external_reply: dict[str, Any] | None = None
+    # Bot API 7+ says forward_origin; older payloads say forward_date and forward_from(_chat).
     forward_origin: dict[str, Any] | None = None
     forward_date: int | None = None
+    forward_from: dict[str, Any] | None = None
+    forward_from_chat: dict[str, Any] | None = None
+    forward_sender_name: str | None = None
 
 
 class _Update(_Lenient):
@@ -233,7 +269,10 @@ def normalise_update(update: object) -> TelegramInput:
 
 def _customer_message(update_id: int, message: _Message, author: _User, raw: Any, *, edited: bool) -> TelegramInput:
     files = _files_of(message)
-    body = message.text if message.text is not None else message.caption or ""
+    if message.text is not None:
+        body = with_hidden_links(message.text, message.entities)
+    else:
+        body = with_hidden_links(message.caption or "", message.caption_entities)
     command, rest = _command(body)
     starts_new_ticket = False
     if command in GREETING_COMMANDS and not files:
@@ -252,17 +291,38 @@ def _customer_message(update_id: int, message: _Message, author: _User, raw: Any
         if contact.user_id == author.id:
             number = phone = number if number.startswith("+") else f"+{number}"
         parts.append(f"[contact: {_full_name(contact.first_name, contact.last_name) or 'no name'}, {number}]")
-    if message.location:
+    if message.venue:
+        # A venue comes with its location too; the venue names it.
+        parts.append(venue_text(message.venue))
+    elif message.location:
         parts.append(f"[location: {message.location.latitude}, {message.location.longitude}]")
     if message.sticker:
         parts.append(f"[sticker {message.sticker.emoji}]" if message.sticker.emoji else "[sticker]")
+    described = (
+        (message.poll, poll_text),
+        (message.dice, dice_text),
+        (message.checklist, checklist_text),
+        (message.game, game_text),
+        (message.story, story_text),
+    )
+    parts.extend(describe(content) for content, describe in described if content is not None)
     if not parts and not files:
         present = ", ".join(sorted(set(raw) - {"message_id", "date", "chat", "from"})) if isinstance(raw, dict) else ""
         return Ignored(f"nothing for a ticket in a message with {present or 'no content'}")
     if not parts:
         parts = [" ".join(f"[{file.label}: {file.filename}]" if file.filename else f"[{file.label}]" for file in files)]
+    if message.quote is not None and (quoted := quote_text(message.quote)):
+        # The part of the replied message the customer quoted.
+        parts.insert(0, quoted)
+    if message.external_reply is not None:
+        parts.insert(0, external_reply_text(message.external_reply))
     if message.forward_origin is not None or message.forward_date is not None:
-        parts.insert(0, "[forwarded message]")
+        origin = message.forward_origin or {
+            "sender_user": message.forward_from,
+            "chat": message.forward_from_chat,
+            "sender_user_name": message.forward_sender_name,
+        }
+        parts.insert(0, forwarded_from(origin))
 
     return CustomerMessage(
         update_id=update_id,
@@ -327,16 +387,14 @@ def thread_keys(message: CustomerMessage) -> tuple[list[str], list[str]]:
 def to_inbound(
     message: CustomerMessage,
     *,
-    ticket_id: str,
-    message_id: UUID,
+    resolution: Resolution,
     attachments: list[Attachment],
     refusals: list[str],
 ) -> InboundMessage:
     # A refused file is named in the text, so that the agent knows something was sent.
     text = "\n".join([message.text, *(f"[attachment refused: {reason}]" for reason in refusals)])
     return InboundMessage.received(
-        message_id=message_id,
-        ticket_id=ticket_id,
+        **resolution.fields(),
         channel="telegram",
         kind="edit" if message.edited else "message",
         channel_message_id=message.channel_message_id,
@@ -368,7 +426,7 @@ def telegram_routes(intake: Intake, settings: Settings) -> APIRouter | None:
         logger.warning("Telegram is off: %s not set", " and ".join(missing))
         return None
     assert settings.telegram_webhook_secret is not None
-    secret = settings.telegram_webhook_secret.get_secret_value().encode()
+    secret = settings.telegram_webhook_secret.get_secret_value()
     bot = telegram_bot(settings)
 
     @asynccontextmanager
@@ -381,16 +439,15 @@ def telegram_routes(intake: Intake, settings: Settings) -> APIRouter | None:
 
     router = APIRouter(lifespan=lifespan)
 
-    @router.post("/v1/telegram/webhook")
+    @router.post(WEBHOOK_PATH)
     async def webhook(request: Request) -> Response:
         # Before anything else: only Telegram knows the secret, and nobody else may make us act.
-        given = request.headers.get(SECRET_HEADER, "").encode()
-        if not hmac.compare_digest(given, secret):
+        if not same_secret(request.headers.get(SECRET_HEADER, ""), secret):
             raise HTTPException(status_code=401, detail=f"missing or wrong {SECRET_HEADER}")
         try:
-            update = json.loads(await request.body())
-        except ValueError as error:
-            raise HTTPException(status_code=400, detail=f"invalid JSON: {error}") from error
+            update = parse_json(await request.body())
+        except InvalidJson as error:
+            raise HTTPException(status_code=400, detail=str(error)) from None
         received = normalise_update(update)
         try:
             if isinstance(received, CustomerMessage):
@@ -412,12 +469,11 @@ def telegram_routes(intake: Intake, settings: Settings) -> APIRouter | None:
         attachments, refusals = await store_files(message.files)
         channel_key = f"telegram:update:{message.update_id}"
         lookup, remember = thread_keys(message)
-        ticket_id = await intake.resolve_ticket(channel_key, lookup=lookup, remember=remember)
+        resolution = await intake.resolve_ticket(channel_key, lookup=lookup, remember=remember)
         await intake.publish(
             to_inbound(
                 message,
-                ticket_id=ticket_id,
-                message_id=intake.message_id(channel_key),
+                resolution=resolution,
                 attachments=attachments,
                 refusals=refusals,
             )

@@ -9,6 +9,9 @@ twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -48,6 +51,26 @@ end
 for i = 4 + lookups, #KEYS do redis.call('SET', KEYS[i], ticket) end
 return ticket
 """
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Where a channel message goes, and what intake indexed for it (carried in its InboundMessage,
+    so that `switchboard replay` rebuilds the index)."""
+
+    ticket_id: str
+    message_id: UUID
+    idempotency_key: str
+    conversations: tuple[str, ...]
+
+    def fields(self) -> dict[str, Any]:
+        """The InboundMessage fields this resolution gives."""
+        return {
+            "ticket_id": self.ticket_id,
+            "message_id": self.message_id,
+            "idempotency_key": self.idempotency_key,
+            "conversations": list(self.conversations),
+        }
 
 
 def sequence_key(prefix: str) -> str:

@@ -294,3 +294,24 @@ async def test_the_page_fits_phone_and_desktop_screens(browser, stack, size_name
         assert side_by_side == (viewport["width"] > 700)
     finally:
         await page.context.close()
+
+
+async def test_pasted_text_over_the_limit_is_kept_and_flagged_not_cut(page):
+    posted = []
+    page.on("request", lambda request: posted.append(request) if request.method == "POST" else None)
+    await fill_contact_form(page)
+    too_long = "x" * 20_001
+    await page.locator("#message").fill(too_long)
+    await expect(page.locator("#message")).to_have_value(too_long)
+    await page.get_by_role("button", name="Send message").click()
+    await expect(page.locator("#message-error")).to_have_text(
+        "Please keep this under 20,000 characters (it has 20,001)."
+    )
+    assert posted == []
+
+    await start_chat(page, name="Ana")
+    await page.locator("#chat-text").fill("y" * 4_001)
+    await page.locator("#chat-text").press("Enter")
+    await expect(page.locator("#chat-status")).to_contain_text("too long to send")
+    await expect(page.locator("#chat-text")).to_have_value("y" * 4_001)
+    await send_chat(page, "shorter")

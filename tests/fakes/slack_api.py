@@ -18,10 +18,16 @@ user objects keyed by user id; missing fields get defaults::
     FakeSlackApi(users={"U1": {"name": "alice",
                                "profile": {"email": "alice@example.com",
                                            "real_name": "Alice Liddell"}}})
+
+Files registered with :meth:`FakeSlackApi.add_file` are described by ``files.info`` and served at
+their ``url_private`` and ``url_private_download`` to requests with the bot token in an
+``Authorization: Bearer`` header; like Slack, a request without it is redirected to a sign-in page
+(HTML, status 200). Each download is recorded as a call to ``files.download``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import defaultdict, deque
@@ -31,7 +37,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from tests.fakes.recording import RecordingFakeApi
@@ -73,7 +79,15 @@ class FakeSlackApi(RecordingFakeApi[SlackCall]):
         bot_token: str = "xoxb-test",
         users: dict[str, dict[str, Any]] | None = None,
     ) -> None:
-        super().__init__("fake-slack-api", [Route("/api/{method}", self._handle, methods=["GET", "POST"])])
+        super().__init__(
+            "fake-slack-api",
+            [
+                Route("/api/{method}", self._handle, methods=["GET", "POST"]),
+                Route("/files-pri/{file_key}/{name}", self._download),
+                Route("/files-pri/{file_key}/download/{name}", self._download),
+                Route("/signin", self._sign_in_page),
+            ],
+        )
         self.bot_token = bot_token
         self._users = {user_id: _complete_user(user_id, given) for user_id, given in (users or {}).items()}
         self._pending_rate_limits: defaultdict[str, deque[int]] = defaultdict(deque)
@@ -81,8 +95,10 @@ class FakeSlackApi(RecordingFakeApi[SlackCall]):
         self._messages: dict[tuple[str, str], dict[str, Any]] = {}
         self._presence: dict[str, str] = {}
         self._last_ts_micros = 0
+        self._files: dict[str, tuple[dict[str, Any], bytes]] = {}
         self._handlers: dict[str, Handler] = {
             "auth.test": self._auth_test,
+            "files.info": self._files_info,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
             "conversations.open": self._conversations_open,
@@ -113,6 +129,34 @@ class FakeSlackApi(RecordingFakeApi[SlackCall]):
         with self._state:
             self._presence[user_id] = presence
 
+    def add_file(
+        self, content: bytes, name: str, mimetype: str, *, user: str = "U0CUSTOMER", size: int | None = None
+    ) -> dict[str, Any]:
+        """Host a file as Slack does and return its file object (https://api.slack.com/types/file).
+
+        `size` is what Slack announces, when it should differ from the content's length.
+        """
+        with self._state:
+            file_id = f"F{hashlib.sha256(content + name.encode()).hexdigest()[:10].upper()}"
+            key = f"{TEAM_ID}-{file_id}"
+            file = {
+                "id": file_id,
+                "created": int(time.time()),
+                "name": name,
+                "title": name,
+                "mimetype": mimetype,
+                "filetype": name.rpartition(".")[2],
+                "user": user,
+                "size": len(content) if size is None else size,
+                "mode": "hosted",
+                "is_external": False,
+                "url_private": f"{self._origin}/files-pri/{key}/{name}",
+                "url_private_download": f"{self._origin}/files-pri/{key}/download/{name}",
+                "permalink": f"{TEAM_URL}files/{user}/{file_id}/{name}",
+            }
+            self._files[key] = (file, content)
+            return dict(file)
+
     def _describe(self, call: SlackCall) -> str:
         return f"{call.method} ok={call.ok} error={call.response.get('error')} args={call.args!r}"
 
@@ -139,6 +183,30 @@ class FakeSlackApi(RecordingFakeApi[SlackCall]):
             return JSONResponse(body, status_code=429, headers={"Retry-After": str(retry_after)})
         # Slack reports API-level errors with HTTP 200 and "ok": false.
         return JSONResponse(body)
+
+    async def _download(self, request: Request) -> Response:
+        key = request.path_params["file_key"]
+        token = _bearer_token(request)
+        with self._state:
+            file, content = self._files.get(key, (None, b""))
+            served = file is not None and token == self.bot_token
+            self._record(
+                SlackCall(
+                    method="files.download",
+                    args={"file": file["id"] if file else key},
+                    token=token,
+                    at=time.monotonic(),
+                    response={"ok": served},
+                )
+            )
+        if file is None:
+            return HTMLResponse("<html><body>File not found</body></html>", status_code=404)
+        if not served:
+            return RedirectResponse(f"{self._origin}/signin", status_code=302)
+        return Response(content, media_type=file["mimetype"])
+
+    async def _sign_in_page(self, request: Request) -> HTMLResponse:
+        return HTMLResponse("<html><body>Sign in to Switchboard Test</body></html>")
 
     def _respond(self, method: str, args: dict[str, Any], token: str | None) -> tuple[dict[str, Any], int | None]:
         """Slack's answer to one call, and the Retry-After if it is rate limited."""
@@ -169,6 +237,12 @@ class FakeSlackApi(RecordingFakeApi[SlackCall]):
             "bot_id": BOT_ID,
             "is_enterprise_install": False,
         }
+
+    def _files_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        for file, _ in self._files.values():
+            if file["id"] == args.get("file"):
+                return {"ok": True, "file": dict(file)}
+        return _error("file_not_found")
 
     def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = args.get("channel")

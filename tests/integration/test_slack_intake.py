@@ -5,11 +5,13 @@ Slack's Web API is the FakeSlackApi (auth.test for our bot's identity, users.inf
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from itertools import count
+from pathlib import Path
 
 import httpx
 import pytest
@@ -153,7 +155,8 @@ async def test_a_customer_message_opens_a_ticket_with_their_slack_identity(slack
     assert inbound.message_id == Intake.message_id("slack:event:Ev0001")
     assert inbound.channel == "slack" and inbound.kind == "message" and inbound.source == SUPPORT_CHANNEL
     assert inbound.channel_message_id == f"{SUPPORT_CHANNEL}:{event['ts']}"
-    assert inbound.text == event["text"]
+    # Slack's markup becomes plain text; the link's target stays visible.
+    assert inbound.text == "Hi, our dashboard (https://example.com) is down"
     assert inbound.sender.slack_user_id == CUSTOMER
     assert inbound.sender.name == "María López" and inbound.sender.email == "maria@example.com"
     assert inbound.reply_route == ReplyRoute(channel="slack", address=SUPPORT_CHANNEL, reply_to_id=event["ts"])
@@ -282,3 +285,95 @@ async def test_a_message_kafka_did_not_take_is_refused_so_that_slack_retries(sla
     assert retried.status_code == 200, retried.text
     [inbound] = await slack.published(1)
     assert inbound.message_id == Intake.message_id(f"slack:event:{payload['event_id']}")
+
+
+# --- Files a customer shares ---------------------------------------------------------------------------
+
+FIELD_REPORT = Path(__file__).resolve().parents[1] / "fixtures" / "field-reports" / "15-slack-file-share.json"
+SCREENSHOT = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+
+
+def file_share(text: str, *files: dict) -> dict:
+    """The field report's file_share event, in our support channel, carrying `files`."""
+    event = json.loads(FIELD_REPORT.read_text())
+    return {**event, "channel": SUPPORT_CHANNEL, "user": CUSTOMER, "text": text, "ts": next_ts(), "files": list(files)}
+
+
+async def test_a_shared_file_is_downloaded_with_the_bot_token_and_stored(slack, slack_api):
+    file = slack_api.add_file(SCREENSHOT, "checkout-error.png", "image/png")
+    response = await slack.post(event_callback(file_share("Checkout fails with this error", file)))
+    assert response.status_code == 200, response.text
+
+    [inbound] = await slack.published(1)
+    [attachment] = inbound.attachments
+    assert (attachment.filename, attachment.content_type, attachment.size) == ("checkout-error.png", "image/png", 1032)
+    assert attachment.sha256 == hashlib.sha256(SCREENSHOT).hexdigest()
+    assert slack.intake.attachments.read(attachment) == SCREENSHOT
+    assert inbound.text == "Checkout fails with this error"
+    [download] = slack_api.calls_to("files.download")
+    assert download.token == SLACK_TOKEN and download.ok
+
+
+async def test_a_file_over_the_limit_is_named_with_its_link_and_never_downloaded(slack, slack_api):
+    announced = slack.intake.attachments.max_bytes + 1
+    file = slack_api.add_file(b"a film", "demo.mov", "video/quicktime", size=announced)
+    await slack.post(event_callback(file_share("", file)))
+
+    [inbound] = await slack.published(1)
+    assert inbound.attachments == []
+    assert inbound.text == (
+        f"[file demo.mov (video/quicktime, {announced} bytes) not stored: "
+        f"demo.mov is {announced} bytes; the limit is {slack.intake.attachments.max_bytes}] {file['permalink']}"
+    )
+    assert slack_api.calls_to("files.download") == []
+
+
+async def test_a_file_larger_than_slack_announced_is_refused_after_all(slack, slack_api):
+    content = b"x" * (slack.intake.attachments.max_bytes + 1)
+    file = slack_api.add_file(content, "dump.bin", "application/octet-stream", size=10)
+    await slack.post(event_callback(file_share("the dump", file)))
+
+    [inbound] = await slack.published(1)
+    assert inbound.attachments == [] and "dump.bin" in inbound.text and "not stored" in inbound.text
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda file: {**file, "url_private_download": file["url_private_download"].replace("F", "G")},
+        lambda file: {**file, "url_private_download": "https://files.example.com/f.png", "url_private": None},
+    ],
+    ids=["slack-refuses", "not-a-slack-host"],
+)
+async def test_a_file_that_cannot_be_fetched_is_referenced_not_lost(slack, slack_api, tamper):
+    file = tamper(slack_api.add_file(SCREENSHOT, "checkout-error.png", "image/png"))
+    await slack.post(event_callback(file_share("see attached", file)))
+
+    [inbound] = await slack.published(1)
+    assert inbound.attachments == []
+    first, reference = inbound.text.split("\n")
+    assert first == "see attached"
+    assert reference.startswith("[file checkout-error.png (image/png, 1032 bytes) not stored: ")
+    assert reference.endswith(file["permalink"])
+
+
+async def test_a_slack_connect_file_is_described_by_files_info_first(slack, slack_api):
+    file = slack_api.add_file(SCREENSHOT, "from-partner.png", "image/png")
+    described_later = {"id": file["id"], "mode": "file_access", "file_access": "check_file_info"}
+    await slack.post(event_callback(file_share("", described_later)))
+
+    [inbound] = await slack.published(1)
+    assert [attachment.filename for attachment in inbound.attachments] == ["from-partner.png"]
+    assert inbound.text == "[file: from-partner.png]"
+    assert [call.args["file"] for call in slack_api.calls_to("files.info")] == [file["id"]]
+
+
+async def test_a_file_added_by_an_edit_arrives_with_the_edit(slack, slack_api):
+    original = message("Checkout fails")
+    await slack.post(event_callback(original))
+    file = slack_api.add_file(SCREENSHOT, "checkout-error.png", "image/png")
+    await slack.post(event_callback(changed(original, subtype="file_share", files=[file])))
+
+    first, edit = await slack.published(2)
+    assert edit.kind == "edit" and edit.edit_of == first.channel_message_id
+    assert [attachment.filename for attachment in edit.attachments] == ["checkout-error.png"]

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import re
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
+from shared.topics import INBOUND, Topics
 from tests.conftest import API_TOKEN, SLACK_SIGNING_SECRET
-from tests.support import ServiceProcesses, reply_as_agent, wait_for_ticket
+from tests.support import ServiceProcesses, read_topic, reply_as_agent, wait_for_ticket
 
 pytestmark = pytest.mark.integration
 
@@ -69,3 +73,29 @@ def test_stale_or_forged_requests_are_401(services: ServiceProcesses, age, secre
     base_url = services.start_http()
     response = post_signed(base_url, customer_message("Ev002", "1.000200", "hi"), age=age, secret=secret)
     assert response.status_code == 401
+
+
+FIELD_REPORT = Path(__file__).resolve().parents[1] / "fixtures" / "field-reports" / "15-slack-file-share.json"
+
+
+def test_a_shared_file_ends_up_on_the_ticket_message(services: ServiceProcesses, fake_slack):
+    """The field report: a file_share event whose file used to vanish on the way to the ticket."""
+    services.start("router")
+    base_url = services.start_http()
+    content = b"\x89PNG\r\n\x1a\n" + b"checkout error screenshot" * 100
+    file = fake_slack.add_file(content, "checkout-error.png", "image/png")
+    event = {**json.loads(FIELD_REPORT.read_text()), "channel": SHARED_CHANNEL, "ts": f"{int(time.time())}.000300"}
+    payload = {**customer_message("Ev003", event["ts"], event["text"]), "event": {**event, "files": [file]}}
+    assert post_signed(base_url, payload).status_code == 200
+
+    topic = Topics(services.settings.topic_prefix).name(INBOUND)
+    [record] = asyncio.run(read_topic(services.settings.kafka_bootstrap, topic, at_least=1))
+    ticket_id = record.key.decode()
+    ticket = wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda t: len(t["messages"]) == 1)
+    [message] = ticket["messages"]
+    assert message["text"] == "Checkout fails with this error"
+    [attachment] = message["attachments"]
+    assert attachment["filename"] == "checkout-error.png" and attachment["content_type"] == "image/png"
+    assert attachment["size"] == len(content) and attachment["sha256"] == hashlib.sha256(content).hexdigest()
+    stored = services.settings.data_dir / "attachments" / attachment["sha256"][:2] / attachment["sha256"][2:4]
+    assert (stored / attachment["sha256"]).read_bytes() == content

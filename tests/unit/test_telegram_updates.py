@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from services.intake.telegram import (
@@ -20,10 +22,13 @@ from services.intake.telegram import (
     thread_keys,
     to_inbound,
 )
+from services.intake.telegram_content import MessageEntity, with_hidden_links
+from services.intake.ticket_ids import Resolution
 from services.notifier.telegram import split_for_telegram
 from shared.events import Attachment
 from shared.settings import Settings
 from shared.telegram_bot import telegram_bot
+from tests.fuzz_inputs import entity, json_values, telegram_updates
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "webhooks" / "telegram"
 DATASET = CORPUS / "aiogram-tests-types" / "dataset.json"
@@ -176,7 +181,6 @@ def test_messages_outside_private_chats_are_ignored(chat_type):
         {"update_id": 1, "business_message": {"message_id": 1}},
         {"update_id": 1},
         update(text="beep", **{"from": {**ANA, "is_bot": True}}),
-        update(game={"title": "Karate Kido", "description": "", "photo": []}),
         update(new_chat_title="renamed"),
     ],
     ids=[
@@ -188,7 +192,6 @@ def test_messages_outside_private_chats_are_ignored(chat_type):
         "unknown-kind",
         "no-content",
         "from-a-bot",
-        "game",
         "service-message",
     ],
 )
@@ -221,9 +224,8 @@ def test_the_inbound_event_carries_the_reply_route_and_names_refused_files():
     message = customer_message(update(99, photo=[{"file_id": "p", "width": 1, "height": 1}], caption="see"))
     attachment = Attachment(sha256="a" * 64, content_type="image/jpeg", size=3)
     message_id = uuid.uuid4()
-    inbound = to_inbound(
-        message, ticket_id="SB-1001", message_id=message_id, attachments=[attachment], refusals=["x.exe: no"]
-    )
+    resolution = Resolution("SB-1001", message_id, "telegram:update:99", ("telegram:chat:4242",))
+    inbound = to_inbound(message, resolution=resolution, attachments=[attachment], refusals=["x.exe: no"])
     assert inbound.channel == "telegram" and inbound.source == "telegram" and inbound.kind == "message"
     assert inbound.ticket_id == "SB-1001" and inbound.message_id == inbound.event_id == message_id
     assert inbound.channel_message_id == "4242:7" and inbound.subject is None
@@ -232,11 +234,14 @@ def test_the_inbound_event_carries_the_reply_route_and_names_refused_files():
     assert inbound.reply_route.channel == "telegram"
     assert (inbound.reply_route.address, inbound.reply_route.reply_to_id) == ("4242", "7")
     assert inbound.received_at == datetime.fromtimestamp(SENT, UTC) and inbound.edit_of is None
+    # What intake indexed travels along, so that `switchboard replay` can rebuild it.
+    assert inbound.idempotency_key == "telegram:update:99" and inbound.conversations == ["telegram:chat:4242"]
 
 
 def test_an_edit_event_points_at_the_original():
     message = customer_message(update(kind="edited_message", text="fixed typo", edit_date=SENT + 5))
-    inbound = to_inbound(message, ticket_id="SB-1001", message_id=uuid.uuid4(), attachments=[], refusals=[])
+    resolution = Resolution("SB-1001", uuid.uuid4(), "telegram:update:100", ())
+    inbound = to_inbound(message, resolution=resolution, attachments=[], refusals=[])
     assert inbound.kind == "edit" and inbound.edit_of == "4242:7"
     assert inbound.channel_message_id != inbound.edit_of
 
@@ -294,7 +299,7 @@ EXPECTED_IN_CORPUS = {
     "REPLY_MESSAGE": "Reply to quoted message",
     "MESSAGE_WITH_PHOTO": "photo description",
     "MESSAGE_WITH_DOCUMENT": "Read my document",
-    "MESSAGE_WITH_GAME": None,
+    "MESSAGE_WITH_GAME": "[game: Karate Kido]",
     "MESSAGE_WITH_INVOICE": None,
     "MESSAGE_WITH_SUCCESSFUL_PAYMENT": None,
 }
@@ -327,3 +332,154 @@ def test_the_corpus_media_messages_carry_their_files():
     ]:
         message = customer_message({"update_id": 1, "message": dataset[name]})
         assert [file.label for file in message.files] == [label], name
+
+
+# --- Everything a person sends is carried -----------------------------------------------------------
+
+
+def link(offset: int, length: int, url: str) -> dict[str, Any]:
+    return {"type": "text_link", "offset": offset, "length": length, "url": url}
+
+
+def test_links_hidden_behind_text_keep_their_target():
+    text = "See our docs and the status page."
+    entities = [link(8, 4, "https://docs.example.com"), {"type": "bold", "offset": 0, "length": 3}]
+    entities.append(link(21, 11, "https://status.example.com"))
+    message = customer_message(update(text=text, entities=entities))
+    assert message.text == "See our docs (https://docs.example.com) and the status page (https://status.example.com)."
+
+
+def test_caption_links_are_carried_too():
+    photo = [{"file_id": "p", "width": 1, "height": 1}]
+    message = customer_message(
+        update(photo=photo, caption="the error", caption_entities=[link(4, 5, "https://x.example")])
+    )
+    assert message.text == "the error (https://x.example)"
+
+
+def test_offsets_count_utf16_units_like_telegram():
+    # 😀 is two UTF-16 units: the link "here" starts at unit 7, not at character 6.
+    message = customer_message(update(text="😀 look here", entities=[link(8, 4, "https://x.example")]))
+    assert message.text == "😀 look here (https://x.example)"
+
+
+def test_a_mention_of_a_user_without_username_names_the_user():
+    mention = {
+        "type": "text_mention",
+        "offset": 0,
+        "length": 5,
+        "user": {"id": 777, "is_bot": False, "first_name": "Bruno"},
+    }
+    assert customer_message(update(text="Bruno has it too", entities=[mention])).text == (
+        "Bruno (tg://user?id=777) has it too"
+    )
+
+
+@pytest.mark.parametrize(
+    "entity",
+    [link(40, 5, "https://x.example"), link(-1, 3, "https://x.example"), link(1, 1, "https://x.example")],
+    ids=["past-the-end", "negative", "inside-a-character"],
+)
+def test_a_link_whose_offsets_do_not_fit_is_listed_not_lost(entity):
+    assert customer_message(update(text="😀 hi", entities=[entity])).text == "😀 hi\n[link: https://x.example]"
+
+
+def test_a_link_whose_text_is_its_address_is_not_repeated():
+    message = customer_message(update(text="go to example.com", entities=[link(6, 11, "https://example.com")]))
+    assert message.text == "go to example.com"
+
+
+@pytest.mark.parametrize(
+    ("content", "text"),
+    [
+        (
+            {
+                "venue": {"location": {"latitude": 52.52, "longitude": 13.4}, "title": "Shop", "address": "Main St 1"},
+                "location": {"latitude": 52.52, "longitude": 13.4},
+            },
+            "[venue: Shop, Main St 1 (52.52, 13.4)]",
+        ),
+        (
+            {"poll": {"id": "p", "question": "Which plan?", "options": [{"text": "Basic"}, {"text": "Pro"}]}},
+            "[poll: Which plan? — Basic / Pro]",
+        ),
+        ({"dice": {"emoji": "🎲", "value": 4}}, "[dice 🎲: 4]"),
+        (
+            {"story": {"chat": {"id": -1001, "type": "channel", "username": "shopnews"}, "id": 5}},
+            "[story from @shopnews]",
+        ),
+        ({"game": {"title": "Karate Kido", "description": "", "photo": []}}, "[game: Karate Kido]"),
+        (
+            {"checklist": {"title": "To fix", "tasks": [{"id": 1, "text": "login"}, {"id": 2, "text": "export"}]}},
+            "[checklist: To fix]\n- login\n- export",
+        ),
+        (
+            {
+                "text": "this part is wrong",
+                "quote": {"text": "Total: 0 €", "position": 3},
+                "reply_to_message": {"message_id": 5},
+            },
+            "> Total: 0 €\nthis part is wrong",
+        ),
+        (
+            {
+                "text": "look",
+                "forward_origin": {"type": "user", "date": SENT, "sender_user": {**ANA, "id": 9, "first_name": "Rui"}},
+            },
+            "[forwarded from Rui Lima]\nlook",
+        ),
+        (
+            {
+                "text": "look",
+                "forward_origin": {"type": "channel", "date": SENT, "chat": {"id": -100, "title": "Shop news"}},
+            },
+            "[forwarded from Shop news]\nlook",
+        ),
+        (
+            {
+                "text": "is this still valid?",
+                "external_reply": {"origin": {"type": "channel", "date": SENT, "chat": {"id": -100, "title": "Deals"}}},
+                "quote": {"text": "50% off", "position": 0},
+            },
+            "[in reply to a message from Deals]\n> 50% off\nis this still valid?",
+        ),
+    ],
+    ids=[
+        "venue",
+        "poll",
+        "dice",
+        "story",
+        "game",
+        "checklist",
+        "quote",
+        "forwarded-from-user",
+        "forwarded-from-channel",
+        "reply-to-another-chat",
+    ],
+)
+def test_what_a_person_sends_besides_text_reads_as_text(content, text):
+    assert customer_message(update(**content)).text == text
+
+
+@given(st.one_of(telegram_updates, json_values))
+def test_any_update_is_understood_or_ignored_never_raised(raw):
+    assert isinstance(normalise_update(raw), CustomerMessage | BotCommand | Ignored)
+
+
+@given(st.text(max_size=60), st.lists(entity.map(MessageEntity.model_validate), max_size=5))
+def test_hidden_links_are_added_to_the_text_and_nothing_is_taken_away(text, entities):
+    rendered = with_hidden_links(text, entities)
+    targets = [e.url if e.type == "text_link" else f"tg://user?id={e.user.id}" for e in entities if _is_link(e)]
+    if not targets:
+        assert rendered == text
+    for target in targets:
+        # Shown after its text, listed at the end, or already the visible text itself.
+        assert target in rendered or target.split("://", 1)[-1] in rendered
+    remaining = iter(rendered)
+    assert all(character in remaining for character in text), "the original text, in order"
+
+
+def _is_link(entity: MessageEntity) -> bool:
+    return (entity.type == "text_link" and bool(entity.url)) or (
+        entity.type == "text_mention" and entity.user is not None
+    )

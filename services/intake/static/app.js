@@ -11,13 +11,26 @@ function byId(id) {
   return document.getElementById(id);
 }
 
+/** The most characters an input takes (data-max-length), or 0 for no limit. */
+function maxLength(input) {
+  return Number(input.dataset.maxLength ?? 0);
+}
+
+/** "Please keep …" when the text is over its input's limit, else "". */
+function lengthProblem(input, value) {
+  const limit = maxLength(input);
+  if (limit > 0 && value.length > limit) {
+    return `Please keep this under ${limit.toLocaleString()} characters (it has ${value.length.toLocaleString()}).`;
+  }
+  return "";
+}
+
 /** What is wrong with an input's value, judged by its own attributes ("" when nothing is). */
 function fieldProblem(input) {
   const value = input.value.trim();
   if (!value) return input.required ? "This field is required." : "";
-  if (input.maxLength > 0 && value.length > input.maxLength) {
-    return `Please keep this under ${input.maxLength.toLocaleString()} characters.`;
-  }
+  const tooLong = lengthProblem(input, value);
+  if (tooLong) return tooLong;
   if (input.type === "email" && !EMAIL_FORMAT.test(value)) return "Enter an email address like name@example.com.";
   const pattern = input.dataset.pattern;
   if (pattern && !new RegExp(`^(?:${pattern})$`, "u").test(value)) return input.dataset.patternMessage;
@@ -53,7 +66,8 @@ function revalidateWhileTyping(inputs) {
 /** Keeps "used / allowed" next to a textarea; returns the refresh for when the text is changed by code. */
 function attachCounter(textarea, output) {
   const refresh = () => {
-    output.textContent = `${textarea.value.length.toLocaleString()} / ${textarea.maxLength.toLocaleString()} characters`;
+    output.textContent = `${textarea.value.length.toLocaleString()} / ${maxLength(textarea).toLocaleString()} characters`;
+    output.classList.toggle("is-error", textarea.value.length > maxLength(textarea));
   };
   textarea.addEventListener("input", refresh);
   refresh();
@@ -410,6 +424,12 @@ function forgetSession() {
 function sendChatMessage() {
   const text = chatText.value.trim();
   if (!text || awaitingEcho) return;
+  const tooLong = lengthProblem(chatText, text);
+  if (tooLong) {
+    // Sent, the server would refuse it and close the chat; kept here, the customer can shorten it.
+    setChatStatus(`That message is too long to send. ${tooLong}`, true);
+    return;
+  }
   if (!sessionReady) {
     setChatStatus("Not connected yet. Your message is kept and can be sent once the chat reconnects.", true);
     return;
