@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from services.notifier.errors import RateLimited, Refused
-from services.notifier.ledger import INTENT_LEASE_SECONDS, Ledger
+from services.notifier.ledger import Ledger
 from services.notifier.plan import Delivery
 from shared.engine import is_infrastructure_outage
 from shared.events import NotificationSent
@@ -69,8 +69,9 @@ class Transport(Protocol):
         """One message standing for several (after a hold); None when the transport makes no digests."""
         ...
 
-    async def find_sent(self, delivery: Delivery, since: float) -> str | None:
-        """The external ID of `delivery` if it was sent after `since` (Unix s) by a sender that died."""
+    async def find_sent(self, delivery: Delivery, thread_ts: str | None, since: float) -> str | None:
+        """The external ID of `delivery` if a sender that died sent it after `since` (Unix s), into
+        `thread_ts` when given."""
         ...
 
 
@@ -209,7 +210,8 @@ class DeliveryScheduler:
             record = await self._wait_for_other_sender(delivery.key)
             if record is not None:
                 return _sent_from(record)
-            if (found := await transport.find_sent(delivery, started - INTENT_LEASE_SECONDS)) is not None:
+            since = started - self.ledger.intent_lease_seconds
+            if (found := await transport.find_sent(delivery, thread_ts, since)) is not None:
                 return Sent(found, datetime.now(UTC))
             await self.ledger.begin(delivery.key, self.owner)
         try:
@@ -220,7 +222,7 @@ class DeliveryScheduler:
             raise
 
     async def _wait_for_other_sender(self, key: str) -> dict | None:
-        deadline = self.clock() + INTENT_LEASE_SECONDS
+        deadline = self.clock() + self.ledger.intent_lease_seconds
         while self.clock() < deadline:
             if (record := await self.ledger.sent(key)) is not None:
                 return record

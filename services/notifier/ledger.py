@@ -84,8 +84,10 @@ def project_sent(pipe: Any, event: NotificationSent, now: datetime, *, count_ack
 
 
 class Ledger:
-    def __init__(self, redis: Redis):
+    def __init__(self, redis: Redis, *, intent_lease_seconds: float = INTENT_LEASE_SECONDS):
+        """`intent_lease_seconds`: how long a recorded intent holds off other senders (longer than any call takes)."""
         self.redis = redis
+        self.intent_lease_seconds = intent_lease_seconds
         self._reserve = redis.register_script(_RESERVE_ACKNOWLEDGEMENT)
 
     async def context(
@@ -125,7 +127,7 @@ class Ledger:
 
     async def begin(self, key: str, owner: str) -> bool:
         """Records the intent to send; False when another sender holds it (and may have sent)."""
-        return bool(await self.redis.set(intent_key(key), owner, nx=True, ex=INTENT_LEASE_SECONDS))
+        return bool(await self.redis.set(intent_key(key), owner, nx=True, px=int(self.intent_lease_seconds * 1000)))
 
     async def end(self, key: str) -> None:
         await self.redis.delete(intent_key(key))
