@@ -1,17 +1,21 @@
 """A notifier that died mid-call: its delivery is found in Slack, not posted again (real Redis, fake Slack).
 
 The dead sender recorded its intent and made (or not) the call, but never its sent record. The
-next sender waits out the intent's lease, looks for the delivery's key in the message metadata
-(conversations.history; conversations.replies for a thread post; the DM's conversation for a DM)
-and adopts the ts it finds, or posts once when the call never reached Slack.
+next sender, whether it comes while the intent's lease runs (it waits it out) or long after, looks
+for the delivery's key in the message metadata (conversations.history; conversations.replies for a
+thread post; the DM's conversation for a DM) and adopts the ts it finds, or posts once when the
+call never reached Slack.
 """
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from services.notifier.deliveries import DeliveryScheduler
+from services.notifier.deliveries import DeliveryScheduler, Sent, sent_event
 from services.notifier.ledger import Ledger, intent_key, thread_key
 from services.notifier.plan import Delivery
 from services.notifier.slack import SlackTransport
@@ -58,12 +62,22 @@ async def thread_ts(ledger, fake_slack: FakeSlackApi) -> str:
 
 
 async def deliver_after_a_dead_sender(
-    ledger: Ledger, fake_slack: FakeSlackApi, delivery: Delivery, thread_ts: str, *, reached_slack: bool
+    ledger: Ledger,
+    fake_slack: FakeSlackApi,
+    delivery: Delivery,
+    thread_ts: str,
+    *,
+    reached_slack: bool,
+    arrives: str = "during the lease",
 ) -> NotificationSent:
     slack = SlackTransport(SLACK_TOKEN, fake_slack.base_url)
-    assert await ledger.begin(delivery.key, "dead-sender")
+    begun = await ledger.begin(delivery.key, "dead-sender")
+    assert not begun.held and begun.sent is None and begun.left_at is None
     if reached_slack:
         await slack.send(delivery, thread_ts if delivery.in_thread else None)
+    if arrives == "after the lease":
+        # The next sender comes late (a restart after the lease): time passing is what is tested.
+        await asyncio.sleep(LEASE_SECONDS)
     scheduler = DeliveryScheduler({"slack": slack}, ledger, owner="survivor", retry_deadline=10)
     try:
         [task] = scheduler.submit([delivery])
@@ -82,11 +96,14 @@ def posts_of(fake_slack: FakeSlackApi, key: str) -> list:
     ]
 
 
+@pytest.mark.parametrize("arrives", ["during the lease", "after the lease"])
 @pytest.mark.parametrize("purpose", list(DELIVERIES))
-async def test_a_post_that_reached_slack_is_adopted_not_repeated(ledger, fake_slack, thread_ts, purpose):
+async def test_a_post_that_reached_slack_is_adopted_not_repeated(ledger, fake_slack, thread_ts, purpose, arrives):
     delivery = DELIVERIES[purpose]
 
-    outcome = await deliver_after_a_dead_sender(ledger, fake_slack, delivery, thread_ts, reached_slack=True)
+    outcome = await deliver_after_a_dead_sender(
+        ledger, fake_slack, delivery, thread_ts, reached_slack=True, arrives=arrives
+    )
 
     [post] = posts_of(fake_slack, delivery.key)
     assert outcome.external_id == post.response["ts"]
@@ -110,3 +127,21 @@ async def test_a_post_that_never_reached_slack_is_made_once_after_the_lease(ledg
     assert lookups and lookups[0].ok and lookups[-1].at <= post.at
     if delivery.in_thread:
         assert post.args["thread_ts"] == thread_ts
+
+
+async def test_begin_holds_off_others_during_the_lease_and_answers_the_record_once_there(ledger):
+    delivery = DELIVERIES["announcement"]
+
+    first = await ledger.begin(delivery.key, "sender-a")
+    other = await ledger.begin(delivery.key, "sender-b")
+    again = await ledger.begin(delivery.key, "sender-a")
+    sent = sent_event(delivery, Sent("1700000000.000100", datetime.now(UTC)))
+    await ledger.record(sent, datetime.now(UTC))
+    after_record = await ledger.begin(delivery.key, "sender-b")
+
+    assert first.left_at is None and not first.held
+    assert other.held
+    # Its own earlier attempt left no outcome: it may have been made.
+    assert again.left_at is not None and not again.held
+    assert after_record.sent is not None and after_record.sent["external_id"] == "1700000000.000100"
+    assert not await ledger.redis.exists(intent_key(delivery.key))
