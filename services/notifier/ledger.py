@@ -4,10 +4,11 @@
   twice; `switchboard replay` rebuilds these from the events.
 - `sb:notifier:thread:<ticket>`: the Slack ts of the ticket's announcement, the root of its thread.
 - `sb:notifier:acks:<channel>:<address>`: acknowledgements sent this hour (a loop breaker).
-- `sb:notifier:intent:<key>`: an attempt at a delivery ("<owner> <Redis time in ms>"), recorded
-  before the call and removed with its outcome. For `intent_lease_seconds` it holds off other
-  senders (they wait for its record); after that it is left over (its sender died mid-call) and
-  whoever takes the delivery over knows it may have been made, and since when.
+- `sb:notifier:intent:<key>`: an attempt at a delivery ("<owner> <its time> <the first attempt's
+  time>", Redis time in ms), recorded before the call and removed with its outcome. For
+  `intent_lease_seconds` it holds off other senders (they wait for its record); after that it is
+  left over (its sender died mid-call) and whoever takes the delivery over knows it may have been
+  made, and since when.
 - the conversation index (`shared.conversations`): our Message-IDs and Telegram message IDs lead
   customers' replies to the ticket.
 """
@@ -63,22 +64,25 @@ return 1
 
 # KEYS: the intent, the sent record. ARGV: the owner, the lease and how long a left-over intent is kept
 # (ms). Answers {'sent', record}, {'held', ''} while another sender's lease runs, or {'mine', the time
-# (ms) of a left-over intent or ''}. Redis's clock is the one all instances share.
+# (ms) of the first attempt left without an outcome, or ''}. Redis's clock is the one all instances
+# share. (An intent in another shape is taken as left over a lease ago.)
 _BEGIN = """
 local record = redis.call('GET', KEYS[2])
 if record then return {'sent', record} end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local left = ''
+local since = ''
 local found = redis.call('GET', KEYS[1])
 if found then
-  local owner, at = string.match(found, '^(.*) (%d+)$')
-  if not at then owner, at = '', tostring(now - tonumber(ARGV[2])) end
+  local owner, at, first = string.match(found, '^(.*) (%d+) (%d+)$')
+  if not at then owner, at, first = '', now - tonumber(ARGV[2]), now - tonumber(ARGV[2]) end
   if owner ~= ARGV[1] and now - tonumber(at) < tonumber(ARGV[2]) then return {'held', ''} end
-  left = at
+  since = first
 end
-redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. now, 'PX', ARGV[3])
-return {'mine', left}
+local first_attempt = since
+if first_attempt == '' then first_attempt = now end
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. now .. ' ' .. first_attempt, 'PX', ARGV[3])
+return {'mine', tostring(since)}
 """
 
 

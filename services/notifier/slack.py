@@ -78,7 +78,9 @@ class SlackTransport:
 
         conversations.history lists only a channel's top-level messages, so a thread post is looked
         for in conversations.replies; a DM is posted to the user's ID but read by the conversation
-        ID conversations.open answers. Every page is read: a busy channel has more than one.
+        ID conversations.open answers. Every page is read: a busy channel has more than one. A
+        rate-limited look-up raises (it is tried again); any other refusal is logged and answers None,
+        so the delivery is made again rather than lost.
         https://api.slack.com/methods/conversations.history, https://api.slack.com/methods/conversations.replies
         """
         if self.client is None:
@@ -98,6 +100,9 @@ class SlackTransport:
                     if metadata.get("event_payload", {}).get("key") == delivery.key:
                         return message.get("ts")
         except SlackApiError as error:
+            if error.response.status_code == 429:
+                # Looked for again after a backoff (a transient failure): posting instead could repeat it.
+                raise
             logger.warning("could not look for an earlier post", extra={"key": delivery.key, "error": repr(error)})
         return None
 

@@ -135,13 +135,28 @@ async def test_begin_holds_off_others_during_the_lease_and_answers_the_record_on
     first = await ledger.begin(delivery.key, "sender-a")
     other = await ledger.begin(delivery.key, "sender-b")
     again = await ledger.begin(delivery.key, "sender-a")
+    once_more = await ledger.begin(delivery.key, "sender-a")
     sent = sent_event(delivery, Sent("1700000000.000100", datetime.now(UTC)))
     await ledger.record(sent, datetime.now(UTC))
     after_record = await ledger.begin(delivery.key, "sender-b")
 
     assert first.left_at is None and not first.held
     assert other.held
-    # Its own earlier attempt left no outcome: it may have been made.
+    # Its own earlier attempt left no outcome: it may have been made, since the first attempt.
     assert again.left_at is not None and not again.held
+    assert once_more.left_at == again.left_at
     assert after_record.sent is not None and after_record.sent["external_id"] == "1700000000.000100"
     assert not await ledger.redis.exists(intent_key(delivery.key))
+
+
+async def test_a_rate_limited_look_up_is_tried_again_not_given_up_for_a_post(ledger, fake_slack, thread_ts):
+    delivery = DELIVERIES["announcement"]
+    fake_slack.rate_limit_next("conversations.history", count=2)
+
+    outcome = await deliver_after_a_dead_sender(
+        ledger, fake_slack, delivery, thread_ts, reached_slack=True, arrives="after the lease"
+    )
+
+    [post] = posts_of(fake_slack, delivery.key)
+    assert outcome.external_id == post.response["ts"]
+    assert [call.rate_limited for call in fake_slack.calls_to("conversations.history")] == [True, True, False]
