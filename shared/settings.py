@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # How long the notifier retries a delivery the outside world keeps failing before it gives up on it.
     retry_deadline_seconds: float = 60.0
+    # How long a delivery being made holds off the other notifier instances (after which one of them
+    # looks for it in Slack, or makes it): longer than any one call to Slack, the relay or Telegram takes.
+    delivery_intent_lease_seconds: float = 120.0
     # How often a consumer partition stopped by repeated failures is tried again.
     stopped_partition_retry_seconds: float = 30.0
     # Set by `switchboard up` on a process it restarted after an exit (shown by /readyz).

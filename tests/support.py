@@ -170,6 +170,55 @@ async def wait_until_consumed(bootstrap: str, group_id: str, topic: str, timeout
         await consumer.stop()
 
 
+async def partitions_held(bootstrap: str, group_id: str, topic: str) -> dict[str, set[int]]:
+    """The partitions of `topic` each member of `group_id` holds now, by member ID ({} while it rebalances)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([group_id])
+    finally:
+        await admin.close()
+    [group] = response.to_object()["groups"]
+    if group["state"] != "Stable":
+        return {}
+    held = {}
+    for member in group["members"]:
+        assignment = ConsumerProtocolMemberAssignment.decode(member["member_assignment"])
+        held[member["member_id"]] = {
+            partition for name, partitions in assignment.assignment if name == topic for partition in partitions
+        }
+    return held
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The offset the next record of each partition of `topic` will get."""
+    partitions = await partitions_of(bootstrap, topic)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        return {tp.partition: offset for tp, offset in (await consumer.end_offsets(partitions)).items()}
+    finally:
+        await consumer.stop()
+
+
+async def committed_offsets(bootstrap: str, group_id: str, topic: str) -> dict[int, int]:
+    """The offset `group_id` committed on each partition of `topic` (0 where it committed none)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    partitions = await partitions_of(bootstrap, topic)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group_id, partitions=partitions)
+    finally:
+        await admin.close()
+    return {tp.partition: max(0, committed[tp].offset) if tp in committed else 0 for tp in partitions}
+
+
 def wait_for_ticket(base_url: str, ticket_id: str, token: str, ready, timeout: float = 30) -> dict:
     """Polls the read API until `ready(ticket)` holds; fails with the last state seen."""
     deadline = time.monotonic() + timeout

@@ -1,6 +1,7 @@
 """The fake Slack Web API answers our slack_sdk client the way Slack does."""
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -318,3 +319,115 @@ async def test_files_are_served_to_the_bot_token_only_and_described_by_files_inf
     assert described["file"]["size"] == 8 and described["file"]["url_private"] == file["url_private"]
     with pytest.raises(SlackApiError, match="file_not_found"):
         await client.files_info(file="F0NOSUCH")
+
+
+DELIVERY = {"event_type": "switchboard_delivery", "event_payload": {"key": "k1"}}
+
+
+@pytest.mark.asyncio
+async def test_post_message_keeps_metadata_and_answers_with_it(client):
+    posted = await client.chat_postMessage(channel="C0SUPPORT", text="Ticket 7", metadata=DELIVERY)
+
+    assert posted["message"]["metadata"] == DELIVERY
+    history = await client.conversations_history(channel="C0SUPPORT", include_all_metadata=True)
+    assert history["messages"][0]["metadata"] == DELIVERY
+
+
+def test_metadata_sent_as_a_json_string_in_a_form_is_kept_as_an_object(slack_api):
+    headers = {"Authorization": f"Bearer {BOT_TOKEN}"}
+    form = {"channel": "C0SUPPORT", "text": "hi", "metadata": json.dumps(DELIVERY)}
+
+    posted = httpx.post(slack_api.base_url + "chat.postMessage", data=form, headers=headers).json()
+    bad_json = httpx.post(slack_api.base_url + "chat.postMessage", data={**form, "metadata": "{"}, headers=headers)
+    no_type = httpx.post(
+        slack_api.base_url + "chat.postMessage", data={**form, "metadata": '{"event_payload": {}}'}, headers=headers
+    )
+
+    assert posted["message"]["metadata"] == DELIVERY
+    assert bad_json.json() == {"ok": False, "error": "invalid_metadata_format"}
+    assert no_type.json() == {"ok": False, "error": "invalid_metadata_schema"}
+
+
+@pytest.mark.asyncio
+async def test_history_lists_top_level_messages_newest_first_with_metadata_only_when_asked(client):
+    first = await client.chat_postMessage(channel="C0SUPPORT", text="first", metadata=DELIVERY)
+    await client.chat_postMessage(channel="C0SUPPORT", text="in thread", thread_ts=first["ts"])
+    await client.chat_postMessage(channel="C0OTHER", text="elsewhere")
+    second = await client.chat_postMessage(channel="C0SUPPORT", text="second")
+
+    plain = await client.conversations_history(channel="C0SUPPORT")
+    with_metadata = await client.conversations_history(channel="C0SUPPORT", include_all_metadata=True)
+
+    assert [message["ts"] for message in plain["messages"]] == [second["ts"], first["ts"]]
+    assert plain["has_more"] is False
+    assert "metadata" not in plain["messages"][1]
+    assert with_metadata["messages"][1]["metadata"] == DELIVERY
+    assert "metadata" not in with_metadata["messages"][0]
+
+
+@pytest.mark.asyncio
+async def test_history_keeps_to_the_oldest_latest_window(client):
+    timestamps = [(await client.chat_postMessage(channel="C0SUPPORT", text=f"n{i}"))["ts"] for i in range(4)]
+
+    between = await client.conversations_history(channel="C0SUPPORT", oldest=timestamps[0], latest=timestamps[3])
+    inclusive = await client.conversations_history(
+        channel="C0SUPPORT", oldest=timestamps[0], latest=timestamps[3], inclusive=True
+    )
+
+    assert [message["ts"] for message in between["messages"]] == [timestamps[2], timestamps[1]]
+    assert [message["ts"] for message in inclusive["messages"]] == timestamps[::-1]
+
+
+@pytest.mark.asyncio
+async def test_history_pages_through_a_cursor(client):
+    timestamps = [(await client.chat_postMessage(channel="C0SUPPORT", text=f"n{i}"))["ts"] for i in range(5)]
+
+    first = await client.conversations_history(channel="C0SUPPORT", limit=2)
+    # slack_sdk follows the cursor, answering each page in the same response object.
+    pages = [page["messages"] async for page in await client.conversations_history(channel="C0SUPPORT", limit=2)]
+
+    assert first["has_more"] is True
+    assert first["response_metadata"]["next_cursor"]
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert [message["ts"] for page in pages for message in page] == timestamps[::-1]
+
+
+@pytest.mark.asyncio
+async def test_history_of_a_dm_is_read_by_its_conversation_id_not_the_user_id(client):
+    await client.chat_postMessage(channel="U0ALICE", text="you have a ticket")
+    dm = (await client.conversations_open(users="U0ALICE"))["channel"]["id"]
+
+    history = await client.conversations_history(channel=dm)
+
+    assert [message["text"] for message in history["messages"]] == ["you have a ticket"]
+    with pytest.raises(SlackApiError) as raised:
+        await client.conversations_history(channel="U0ALICE")
+    assert raised.value.response["error"] == "channel_not_found"
+
+
+@pytest.mark.asyncio
+async def test_replies_list_the_parent_then_its_replies_oldest_first(client):
+    parent = await client.chat_postMessage(channel="C0SUPPORT", text="ticket")
+    other = await client.chat_postMessage(channel="C0SUPPORT", text="another ticket")
+    replies = [
+        (await client.chat_postMessage(channel="C0SUPPORT", text=f"r{i}", thread_ts=parent["ts"], metadata=DELIVERY))[
+            "ts"
+        ]
+        for i in range(3)
+    ]
+    await client.chat_postMessage(channel="C0SUPPORT", text="other thread", thread_ts=other["ts"])
+
+    thread = await client.conversations_replies(
+        channel="C0SUPPORT", ts=parent["ts"], oldest=replies[0], include_all_metadata=True
+    )
+    pages = [
+        page["messages"]
+        async for page in await client.conversations_replies(channel="C0SUPPORT", ts=parent["ts"], limit=2)
+    ]
+
+    assert [message["ts"] for message in thread["messages"]] == [parent["ts"], *replies[1:]]
+    assert thread["messages"][1]["metadata"] == DELIVERY
+    assert [[message["text"] for message in page] for page in pages] == [["ticket", "r0"], ["r1", "r2"]]
+    with pytest.raises(SlackApiError) as raised:
+        await client.conversations_replies(channel="C0SUPPORT", ts="1.000001")
+    assert raised.value.response["error"] == "thread_not_found"

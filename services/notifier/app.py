@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     support_addresses = [*config.support_addresses, *filter(None, settings.support_addresses.split(","))]
     telegram = _telegram_sender(settings)
-    ledger = Ledger(redis)
+    ledger = Ledger(redis, intent_lease_seconds=settings.delivery_intent_lease_seconds)
     scheduler = DeliveryScheduler(
         {
             "slack": SlackTransport(token, settings.slack_api_url),

@@ -24,7 +24,7 @@ class _NoDigests:
     async def send_digest(self, target: str, deliveries: list[Delivery]) -> Sent | None:
         return None
 
-    async def find_sent(self, delivery: Delivery, since: float) -> str | None:
+    async def find_sent(self, delivery: Delivery, thread_ts: str | None, since: float) -> str | None:
         return None
 
 

@@ -1,7 +1,8 @@
 """Making deliveries: concurrently across tickets and targets, in order within each, never twice.
 
 - Order: deliveries of one ticket to one target (its announcement, then the posts in its thread)
-  run one after the other; everything else runs concurrently, up to `concurrency` calls at once.
+  run one after the other; everything else runs concurrently, up to `concurrency` calls (and
+  ledger reads and writes) at once.
 - Rate limits: a target that answers "slow down" (`RateLimited`: Slack's HTTP 429 with
   Retry-After) is held for that long; what piles up meanwhile goes out as ONE digest message when
   the hold ends (where the transport can make one), and nothing is dropped. One held target never
@@ -11,7 +12,9 @@
   deliveries go to the DLQ with their cause; outages of our own Redis are waited out.
 - Never twice: a delivery already in the ledger is not made again (its record is reported, so its
   `notification.sent` event is published again if it was lost); the intent is recorded before the
-  call, and a delivery whose intent another sender holds waits for that sender's record.
+  call, a delivery whose intent another sender holds waits for that sender's record, and one whose
+  earlier attempt left no outcome (its sender died mid-call, however long ago) is looked for at the
+  target (Slack's message metadata) before it is made again.
 """
 
 from __future__ import annotations
@@ -25,13 +28,18 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from services.notifier.errors import RateLimited, Refused
-from services.notifier.ledger import INTENT_LEASE_SECONDS, Ledger
+from services.notifier.ledger import Ledger
 from services.notifier.plan import Delivery
 from shared.engine import is_infrastructure_outage
 from shared.events import NotificationSent
 from shared.ids import derived_id
 
 logger = logging.getLogger(__name__)
+
+# Slack's clock and our Redis's may disagree: a look-up for an earlier attempt reaches this far before it.
+LOOKUP_MARGIN_SECONDS = 60.0
+# How often a delivery whose intent another sender holds checks for that sender's record.
+HELD_POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -69,8 +77,9 @@ class Transport(Protocol):
         """One message standing for several (after a hold); None when the transport makes no digests."""
         ...
 
-    async def find_sent(self, delivery: Delivery, since: float) -> str | None:
-        """The external ID of `delivery` if it was sent after `since` (Unix s) by a sender that died."""
+    async def find_sent(self, delivery: Delivery, thread_ts: str | None, since: float) -> str | None:
+        """The external ID of `delivery` if a sender that died sent it after `since` (Unix s), into
+        `thread_ts` when given."""
         ...
 
 
@@ -139,7 +148,8 @@ class DeliveryScheduler:
                     return outcome
                 event = sent_event(delivery, outcome)
                 if not outcome.recorded:
-                    await self.ledger.record(event, datetime.now(UTC))
+                    async with self._calls:
+                        await self.ledger.record(event, datetime.now(UTC))
                 return event
             except asyncio.CancelledError:
                 raise
@@ -150,7 +160,11 @@ class DeliveryScheduler:
                 await asyncio.sleep(1.0)
 
     async def _deliver(self, delivery: Delivery) -> Sent | Failed | Skipped:
-        if (record := await self.ledger.sent(delivery.key)) is not None:
+        # The ledger's reads and writes are bounded like the calls: a batch submits hundreds of
+        # deliveries at once, more than the Redis connection pool holds.
+        async with self._calls:
+            record = await self.ledger.sent(delivery.key)
+        if record is not None:
             return _sent_from(record)
         transport = self.transports[delivery.channel]
         give_up_at = self.clock() + self.retry_deadline
@@ -159,14 +173,12 @@ class DeliveryScheduler:
             held = await self._through_hold(delivery, transport)
             if held is not None:
                 return held
-            thread_ts = delivery.thread_ts
-            if delivery.in_thread:
-                thread_ts = await self.ledger.thread(delivery.ticket_id)
-                if thread_ts is None:
-                    return Skipped("the ticket has no Slack thread")
             attempt += 1
             try:
                 async with self._calls:
+                    thread_ts = delivery.thread_ts
+                    if delivery.in_thread and (thread_ts := await self.ledger.thread(delivery.ticket_id)) is None:
+                        return Skipped("the ticket has no Slack thread")
                     sent = await self._call(transport, delivery, thread_ts)
             except RateLimited as limited:
                 self._hold(delivery.target).until = max(
@@ -203,31 +215,22 @@ class DeliveryScheduler:
             return sent
 
     async def _call(self, transport: Transport, delivery: Delivery, thread_ts: str | None) -> Sent | None:
-        """The call itself, its intent recorded first; a sender that died mid-call is looked up, not repeated."""
-        started = time.time()
-        if not await self.ledger.begin(delivery.key, self.owner):
-            record = await self._wait_for_other_sender(delivery.key)
-            if record is not None:
-                return _sent_from(record)
-            if (found := await transport.find_sent(delivery, started - INTENT_LEASE_SECONDS)) is not None:
+        """The call itself, its intent recorded first; an attempt left without an outcome is looked up, not repeated."""
+        while (intent := await self.ledger.begin(delivery.key, self.owner)).held:
+            await asyncio.sleep(HELD_POLL_SECONDS)
+        if intent.sent is not None:
+            # Made by another sender since this one last looked.
+            return _sent_from(intent.sent)
+        if intent.left_at is not None:
+            since = intent.left_at - LOOKUP_MARGIN_SECONDS
+            if (found := await transport.find_sent(delivery, thread_ts, since)) is not None:
                 return Sent(found, datetime.now(UTC))
-            await self.ledger.begin(delivery.key, self.owner)
         try:
             return await transport.send(delivery, thread_ts)
         except BaseException:
             # Not sent (as far as we know): the next attempt, ours or another sender's, may go ahead.
             await asyncio.shield(self.ledger.end(delivery.key))
             raise
-
-    async def _wait_for_other_sender(self, key: str) -> dict | None:
-        deadline = self.clock() + INTENT_LEASE_SECONDS
-        while self.clock() < deadline:
-            if (record := await self.ledger.sent(key)) is not None:
-                return record
-            if await self.ledger.begin(key, self.owner):
-                return None  # the lease ran out: that sender is gone
-            await asyncio.sleep(0.5)
-        return None
 
     def _hold(self, target: str) -> _Hold:
         return self._holds.setdefault(target, _Hold())

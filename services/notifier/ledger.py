@@ -4,8 +4,11 @@
   twice; `switchboard replay` rebuilds these from the events.
 - `sb:notifier:thread:<ticket>`: the Slack ts of the ticket's announcement, the root of its thread.
 - `sb:notifier:acks:<channel>:<address>`: acknowledgements sent this hour (a loop breaker).
-- `sb:notifier:intent:<key>`: a delivery being made right now (a lease), recorded before the call,
-  so that another instance (after a rebalance) waits for it instead of sending it again.
+- `sb:notifier:intent:<key>`: an attempt at a delivery ("<owner> <its time> <the first attempt's
+  time>", Redis time in ms), recorded before the call and removed with its outcome. For
+  `intent_lease_seconds` it holds off other senders (they wait for its record); after that it is
+  left over (its sender died mid-call) and whoever takes the delivery over knows it may have been
+  made, and since when.
 - the conversation index (`shared.conversations`): our Message-IDs and Telegram message IDs lead
   customers' replies to the ticket.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -58,6 +62,40 @@ return 1
 """
 
 
+# KEYS: the intent, the sent record. ARGV: the owner, the lease and how long a left-over intent is kept
+# (ms). Answers {'sent', record}, {'held', ''} while another sender's lease runs, or {'mine', the time
+# (ms) of the first attempt left without an outcome, or ''}. Redis's clock is the one all instances
+# share. (An intent in another shape is taken as left over a lease ago.)
+_BEGIN = """
+local record = redis.call('GET', KEYS[2])
+if record then return {'sent', record} end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local since = ''
+local found = redis.call('GET', KEYS[1])
+if found then
+  local owner, at, first = string.match(found, '^(.*) (%d+) (%d+)$')
+  if not at then owner, at, first = '', now - tonumber(ARGV[2]), now - tonumber(ARGV[2]) end
+  if owner ~= ARGV[1] and now - tonumber(at) < tonumber(ARGV[2]) then return {'held', ''} end
+  since = first
+end
+local first_attempt = since
+if first_attempt == '' then first_attempt = now end
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. now .. ' ' .. first_attempt, 'PX', ARGV[3])
+return {'mine', tostring(since)}
+"""
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What `Ledger.begin` found: the delivery's record (`sent`), another sender at work (`held`), or
+    the go-ahead, with `left_at` (Unix s) when an earlier attempt left no outcome and may have been made."""
+
+    sent: dict[str, Any] | None = None
+    held: bool = False
+    left_at: float | None = None
+
+
 def project_sent(pipe: Any, event: NotificationSent, now: datetime, *, count_acknowledgement: bool = True) -> None:
     """Queues on `pipe` what a sent notification changes; the same for the notifier and replay.
 
@@ -84,9 +122,12 @@ def project_sent(pipe: Any, event: NotificationSent, now: datetime, *, count_ack
 
 
 class Ledger:
-    def __init__(self, redis: Redis):
+    def __init__(self, redis: Redis, *, intent_lease_seconds: float = INTENT_LEASE_SECONDS):
+        """`intent_lease_seconds`: how long a recorded intent holds off other senders (longer than any call takes)."""
         self.redis = redis
+        self.intent_lease_seconds = intent_lease_seconds
         self._reserve = redis.register_script(_RESERVE_ACKNOWLEDGEMENT)
+        self._begin = redis.register_script(_BEGIN)
 
     async def context(
         self, ticket_ids: Sequence[str], emails: Sequence[str]
@@ -123,9 +164,17 @@ class Ledger:
     async def thread(self, ticket_id: str) -> str | None:
         return await self.redis.get(thread_key(ticket_id))
 
-    async def begin(self, key: str, owner: str) -> bool:
-        """Records the intent to send; False when another sender holds it (and may have sent)."""
-        return bool(await self.redis.set(intent_key(key), owner, nx=True, ex=INTENT_LEASE_SECONDS))
+    async def begin(self, key: str, owner: str) -> Intent:
+        """Records `owner`'s intent to make the delivery, unless it was made or another sender's lease runs."""
+        outcome, found = await self._begin(
+            keys=[intent_key(key), sent_key(key)],
+            args=[owner, int(self.intent_lease_seconds * 1000), SENT_TTL_SECONDS * 1000],
+        )
+        if outcome == "sent":
+            return Intent(sent=json.loads(found))
+        if outcome == "held":
+            return Intent(held=True)
+        return Intent(left_at=int(found) / 1000 if found else None)
 
     async def end(self, key: str) -> None:
         await self.redis.delete(intent_key(key))

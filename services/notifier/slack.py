@@ -73,20 +73,37 @@ class SlackTransport:
             lines.append(f"… and {len(deliveries) - DIGEST_ITEMS} more; see each ticket")
         return await self._post(channel, "\n".join(lines), None, f"digest:{deliveries[0].key}")
 
-    async def find_sent(self, delivery: Delivery, since: float) -> str | None:
+    async def find_sent(self, delivery: Delivery, thread_ts: str | None, since: float) -> str | None:
+        """The ts of the message carrying `delivery.key` in its metadata, posted after `since` (Unix s).
+
+        conversations.history lists only a channel's top-level messages, so a thread post is looked
+        for in conversations.replies; a DM is posted to the user's ID but read by the conversation
+        ID conversations.open answers. Every page is read: a busy channel has more than one. A
+        rate-limited look-up raises (it is tried again); any other refusal is logged and answers None,
+        so the delivery is made again rather than lost.
+        https://api.slack.com/methods/conversations.history, https://api.slack.com/methods/conversations.replies
+        """
         if self.client is None:
             return None
+        query = {"oldest": f"{since:.6f}", "include_all_metadata": True, "limit": 200}
         try:
-            history = await self.client.conversations_history(
-                channel=delivery.address, oldest=f"{since:.6f}", include_all_metadata=True, limit=200
-            )
+            channel = delivery.address
+            if _is_user_id(channel):
+                channel = (await self.client.conversations_open(users=channel))["channel"]["id"]
+            if thread_ts:
+                pages = await self.client.conversations_replies(channel=channel, ts=thread_ts, **query)
+            else:
+                pages = await self.client.conversations_history(channel=channel, **query)
+            async for page in pages:
+                for message in page.get("messages", []):
+                    metadata = message.get("metadata") or {}
+                    if metadata.get("event_payload", {}).get("key") == delivery.key:
+                        return message.get("ts")
         except SlackApiError as error:
+            if error.response.status_code == 429:
+                # Looked for again after a backoff (a transient failure): posting instead could repeat it.
+                raise
             logger.warning("could not look for an earlier post", extra={"key": delivery.key, "error": repr(error)})
-            return None
-        for message in history.get("messages", []):
-            metadata = message.get("metadata") or {}
-            if metadata.get("event_payload", {}).get("key") == delivery.key:
-                return message.get("ts")
         return None
 
     async def _post(self, channel: str, text: str, thread_ts: str | None, key: str) -> Sent | None:
@@ -110,6 +127,11 @@ class SlackTransport:
                 raise Refused(f"Slack refused chat.postMessage to {channel}: {code}") from error
             raise
         return Sent(response["ts"], datetime.now(UTC))
+
+
+def _is_user_id(conversation: str) -> bool:
+    # Users are U… (W… in Enterprise Grid); conversations are C…, G… and D….
+    return conversation[:1] in ("U", "W")
 
 
 def _retry_after(headers: object) -> float:

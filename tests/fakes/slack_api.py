@@ -12,6 +12,14 @@ subprocess.
 Every request is recorded as a :class:`SlackCall`, including the ones the fake
 refused, so tests can assert both on what was sent and on how it was answered.
 
+Messages posted are kept: ``conversations.history`` lists a conversation's
+top-level messages (newest first) and ``conversations.replies`` a thread (its
+parent, then the replies oldest first), with Slack's time windows and cursor
+pagination, and each message's ``metadata`` when asked for it
+(https://api.slack.com/methods/conversations.history,
+https://api.slack.com/methods/conversations.replies,
+https://api.slack.com/metadata).
+
 Users for ``users.info`` and ``users.getPresence`` are given as partial Slack
 user objects keyed by user id; missing fields get defaults::
 
@@ -27,6 +35,8 @@ their ``url_private`` and ``url_private_download`` to requests with the bot toke
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import time
@@ -52,6 +62,11 @@ BOT_ID = "BBOT"
 # Fields that, besides `text`, give a message something to show; form-encoded
 # requests carry them as JSON strings, JSON requests as lists.
 _STRUCTURED_MESSAGE_FIELDS = ("blocks", "attachments")
+# Page sizes: Slack's defaults, and the most it returns in one page.
+_HISTORY_LIMIT = 100
+_REPLIES_LIMIT = 1000
+_MAX_LIMIT = 999
+_CURSOR_PREFIX = "next_ts:"
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -101,7 +116,9 @@ class FakeSlackApi(RecordingFakeApi[SlackCall]):
             "files.info": self._files_info,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
+            "conversations.history": self._conversations_history,
             "conversations.open": self._conversations_open,
+            "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
             "users.getPresence": self._users_get_presence,
         }
@@ -254,6 +271,10 @@ class FakeSlackApi(RecordingFakeApi[SlackCall]):
             return _error("invalid_blocks_format")
         if not any(content.values()):
             return _error("no_text")
+        try:
+            metadata = _metadata(args)
+        except ValueError as error:
+            return _error(str(error))
         # Posting to a user id delivers to the bot's DM with that user, and
         # Slack answers with the DM's conversation id.
         channel_id = _dm_channel_id(channel) if _is_user_id(channel) else channel
@@ -269,6 +290,8 @@ class FakeSlackApi(RecordingFakeApi[SlackCall]):
         }
         if args.get("thread_ts"):
             message["thread_ts"] = args["thread_ts"]
+        if metadata is not None:
+            message["metadata"] = metadata
         self._messages[(channel_id, ts)] = message
         return {"ok": True, "channel": channel_id, "ts": ts, "message": message}
 
@@ -311,6 +334,88 @@ class FakeSlackApi(RecordingFakeApi[SlackCall]):
             # answering with a made-up shape.
             return _error("fake_slack_api_does_not_support_group_dms")
         return {"ok": True, "channel": {"id": _dm_channel_id(user_ids[0])}}
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The channel's messages that are not thread replies, newest first."""
+        channel = args.get("channel")
+        # A user id is not a conversation: a DM is read by the id conversations.open answers.
+        if not channel or _is_user_id(channel):
+            return _error("channel_not_found")
+        top_level = [
+            message
+            for (channel_id, _), message in self._messages.items()
+            if channel_id == channel and message.get("thread_ts", message["ts"]) == message["ts"]
+        ]
+        return self._page(list(reversed(top_level)), args, _HISTORY_LIMIT, newest_first=True)
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A thread: its parent (first page only), then the replies oldest first."""
+        channel, ts = args.get("channel"), args.get("ts")
+        if not channel or _is_user_id(channel):
+            return _error("channel_not_found")
+        parent = self._messages.get((channel, ts))
+        if parent is None:
+            return _error("thread_not_found")
+        root = parent.get("thread_ts", ts)
+        replies = [
+            message
+            for (channel_id, reply_ts), message in self._messages.items()
+            if channel_id == channel and reply_ts != root and message.get("thread_ts") == root
+        ]
+        root_message = None if args.get("cursor") else self._messages.get((channel, root))
+        page = self._page(replies, args, _REPLIES_LIMIT, newest_first=False, reserved=int(root_message is not None))
+        if page["ok"] and root_message is not None:
+            page["messages"].insert(0, self._shown(root_message, args))
+        return page
+
+    def _page(
+        self,
+        messages: list[dict[str, Any]],
+        args: dict[str, Any],
+        default_limit: int,
+        *,
+        newest_first: bool,
+        reserved: int = 0,
+    ) -> dict[str, Any]:
+        """One page of `messages` (in the order given) within Slack's oldest/latest window;
+        `reserved` places of the page are taken by a message the caller adds (a thread's parent)."""
+        try:
+            oldest = _ts_micros(args.get("oldest") or "0")
+            latest = _ts_micros(args["latest"]) if args.get("latest") else None
+            limit = min(_MAX_LIMIT, int(args.get("limit") or default_limit)) or default_limit
+            resume_at = _cursor_micros(args["cursor"]) if args.get("cursor") else None
+        except ValueError:
+            return _error("invalid_arguments")
+        inclusive = _is_true(args.get("inclusive"))
+
+        def in_window(message: dict[str, Any]) -> bool:
+            at = _ts_micros(message["ts"])
+            if at < oldest or (not inclusive and at == oldest):
+                return False
+            if latest is not None and (at > latest or (not inclusive and at == latest)):
+                return False
+            if resume_at is None:
+                return True
+            return at <= resume_at if newest_first else at >= resume_at
+
+        selected = [message for message in messages if in_window(message)]
+        size = max(1, limit - reserved)
+        page, rest = selected[:size], selected[size:]
+        body: dict[str, Any] = {
+            "ok": True,
+            "messages": [self._shown(message, args) for message in page],
+            "has_more": bool(rest),
+        }
+        if rest:
+            cursor = base64.b64encode(f"{_CURSOR_PREFIX}{rest[0]['ts'].replace('.', '')}".encode()).decode()
+            body["response_metadata"] = {"next_cursor": cursor}
+        return body
+
+    def _shown(self, message: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+        """A stored message as a history answers it: metadata only when asked for."""
+        if _is_true(args.get("include_all_metadata")):
+            return dict(message)
+        return {field: value for field, value in message.items() if field != "metadata"}
 
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user = self._users.get(args.get("user"))
@@ -365,6 +470,48 @@ def _message_content(args: dict[str, Any]) -> dict[str, Any]:
         if value is not None:
             content[field] = value
     return content
+
+
+def _metadata(args: dict[str, Any]) -> dict[str, Any] | None:
+    """The message metadata sent (a JSON string in a form, an object in JSON); raises ValueError
+    with Slack's error code when it is not `{"event_type": str, "event_payload": object}`."""
+    metadata = args.get("metadata")
+    if metadata is None:
+        return None
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata)
+        except ValueError:
+            raise ValueError("invalid_metadata_format") from None
+    if (
+        not isinstance(metadata, dict)
+        or not isinstance(metadata.get("event_type"), str)
+        or not isinstance(metadata.get("event_payload"), dict)
+    ):
+        raise ValueError("invalid_metadata_schema")
+    return {"event_type": metadata["event_type"], "event_payload": metadata["event_payload"]}
+
+
+def _is_true(value: Any) -> bool:
+    # slack_sdk sends booleans as "1"/"0" in a query, JSON bodies as true/false.
+    return value is True or str(value).lower() in ("1", "true")
+
+
+def _ts_micros(ts: str) -> int:
+    """A message timestamp ("1700000000.000100", or whole seconds) in microseconds; ValueError if not one."""
+    seconds, _, fraction = str(ts).partition(".")
+    return int(seconds) * 1_000_000 + int((fraction or "0")[:6].ljust(6, "0"))
+
+
+def _cursor_micros(cursor: str) -> int:
+    """Where a page starts: the cursor is base64 of "next_ts:" and the ts's digits, as Slack's look."""
+    try:
+        decoded = base64.b64decode(cursor, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise ValueError(cursor) from None
+    if not decoded.startswith(_CURSOR_PREFIX):
+        raise ValueError(cursor)
+    return int(decoded.removeprefix(_CURSOR_PREFIX))
 
 
 def _is_user_id(conversation: str) -> bool:
