@@ -73,7 +73,7 @@ class NotifierHandler:
         if not acknowledgements:
             return planned
         allowed = await self.ledger.reserve_acknowledgements(
-            [(delivery.key, delivery.target.lower()) for delivery in acknowledgements],
+            [(delivery.key, delivery.target) for delivery in acknowledgements],
             self.config.acknowledgements.per_hour,
         )
         refused = {delivery.key for delivery, ok in zip(acknowledgements, allowed, strict=True) if not ok}

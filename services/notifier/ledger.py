@@ -40,8 +40,10 @@ def thread_key(ticket_id: str) -> str:
     return f"sb:notifier:thread:{ticket_id}"
 
 
-def acknowledgements_key(counter: str) -> str:
-    return f"sb:notifier:acks:{counter}"
+def acknowledgements_key(target: str) -> str:
+    """The hour's acknowledgement counter of `target` ("email:Ana@Example.com"): one per address however
+    it is spelt, the same for reserving, releasing and replaying."""
+    return f"sb:notifier:acks:{target.lower()}"
 
 
 def intent_key(key: str) -> str:
