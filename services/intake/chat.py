@@ -19,11 +19,13 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
+from redis.exceptions import RedisError
 
 from services.intake.core import Intake
 from shared.conversations import chat_channel, chat_session, chat_session_key
 from shared.events import InboundMessage, ReplyRoute, Sender
 from shared.read_model import ReadModel
+from shared.state import RESTORED_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +67,10 @@ class ChatViolation(Exception):
         self.close_code = close_code
 
 
+def _unavailable() -> ChatViolation:
+    return ChatViolation("unavailable", "the chat is briefly unavailable; try again in a moment", CLOSE_TRY_AGAIN_LATER)
+
+
 def _session_key(token: str) -> str:
     # Only a hash of the token is stored: a Redis dump does not hand out sessions.
     return chat_session_key(chat_session(token))
@@ -87,7 +93,14 @@ def chat_routes(intake: Intake) -> APIRouter:
 
     async def open_session(hello: Hello) -> tuple[str, dict[str, Any]]:
         if hello.token:
-            stored = await intake.redis.get(_session_key(hello.token))
+            async with intake.redis.pipeline(transaction=True) as pipe:
+                pipe.exists(RESTORED_KEY)
+                pipe.get(_session_key(hello.token))
+                restored, stored = await pipe.execute()
+            if not restored:
+                # Redis lost its state: the session comes back with `switchboard replay`, so the page
+                # must keep its token and retry, not be told the chat has ended.
+                raise _unavailable()
             if stored is None:
                 raise ChatViolation("unknown_session", "this session token is unknown or expired")
             return hello.token, json.loads(stored)
@@ -156,6 +169,11 @@ def chat_routes(intake: Intake) -> APIRouter:
                 close_code = CLOSE_TOO_BIG if code == "too_long" else CLOSE_POLICY_VIOLATION
                 raise ChatViolation(code, detail, close_code) from None
 
+        async def refuse(violation: ChatViolation) -> None:
+            logger.info("chat closed", extra={"code": violation.code})
+            await websocket.send_json({"type": "error", "code": violation.code, "detail": violation.detail})
+            await websocket.close(code=violation.close_code)
+
         async def forward_agent_replies(ticket_id: str, subscribed: asyncio.Event) -> None:
             async with intake.redis.pubsub() as pubsub:
                 await pubsub.subscribe(chat_channel(ticket_id))
@@ -194,10 +212,12 @@ def chat_routes(intake: Intake) -> APIRouter:
         except* WebSocketDisconnect:
             pass
         except* ChatViolation as group:
-            violation = group.exceptions[0]
-            logger.info("chat closed", extra={"code": violation.code})
-            await websocket.send_json({"type": "error", "code": violation.code, "detail": violation.detail})
-            await websocket.close(code=violation.close_code)
+            await refuse(group.exceptions[0])
+        except* RedisError as group:
+            # Redis is down or lost its state (HTTP answers 503, StateNotRestored included): the page
+            # keeps its session and comes back.
+            logger.warning("chat unavailable", extra={"error": repr(group.exceptions[0])})
+            await refuse(_unavailable())
         except* TimeoutError:
             await websocket.send_json({"type": "error", "code": "no_hello", "detail": "send a hello frame first"})
             await websocket.close(code=CLOSE_POLICY_VIOLATION)

@@ -15,10 +15,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from services.intake.chat import RATE_MAX_MESSAGES
 from tests.conftest import API_TOKEN
-from tests.support import ServiceProcesses, reply_as_agent, wait_for_ticket
+from tests.support import ServiceProcesses, reply_as_agent, switchboard_cli, wait_for_ticket
 
 pytestmark = pytest.mark.e2e
 
@@ -255,6 +256,23 @@ async def test_chat_reconnects_by_itself_after_the_server_restarts(page, stack, 
     await expect(page.locator("#chat-ticket-id")).to_have_text(ticket_id)
     await agent_reply(services, ticket_id, "Yes, still here.")
     await expect(conversation(page)).to_have_text(["Are you there?", "Yes, still here."])
+
+
+async def test_chat_keeps_its_session_while_a_lost_redis_is_replayed(page, stack, services):
+    ticket_id = await start_chat(page)
+    await send_chat(page, "Are you there?")
+    await ticket_when(stack, ticket_id, lambda t: len(t["messages"]) == 1)
+
+    redis.Redis.from_url(services.settings.redis_url).flushdb()
+    await page.reload()
+    # Told to come back, not that the chat ended: the session is in the log, replay restores it.
+    await expect(page.locator("#chat-status")).to_contain_text("briefly unavailable")
+    replayed = await asyncio.to_thread(switchboard_cli, services.settings, "replay")
+    assert replayed.returncode == 0, replayed.stderr
+
+    await expect(page.locator("#chat-status")).to_have_text(re.compile("^Connected"), timeout=RECONNECT_TIMEOUT_MS)
+    await expect(page.locator("#chat-ticket-id")).to_have_text(ticket_id)
+    await expect(conversation(page)).to_have_text(["Are you there?"])
 
 
 async def test_chat_shows_the_rate_limit_and_recovers(page):

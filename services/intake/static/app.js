@@ -224,6 +224,7 @@ const CHAT_ERROR_TEXT = {
   rate_limited: "You are sending messages too quickly. Please wait a moment.",
   too_long: "That message is too long to send. Please shorten it.",
   too_big: "That message is too long to send. Please shorten it.",
+  unavailable: "The chat is briefly unavailable.",
 };
 
 const chatStart = byId("chat-start");
@@ -395,7 +396,7 @@ function connectionClosed(opened, refusal) {
     showStart("Your previous chat has ended. Start a new one whenever you like.");
     return;
   }
-  if (refusal && !opened) {
+  if (refusal && !opened && refusal.code !== "unavailable") {
     // The server refused the hello itself (e.g. the email); trying again would fail the same way.
     showStart(`We could not start the chat: ${refusal.detail}`, true);
     return;
