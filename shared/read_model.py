@@ -41,7 +41,7 @@ def _messages_key(ticket_id: str) -> str:
     return f"sb:ticket:{ticket_id}:messages"
 
 
-def _applied_key(ticket_id: str) -> str:
+def applied_key(ticket_id: str) -> str:
     return f"sb:ticket:{ticket_id}:applied"
 
 
@@ -151,7 +151,7 @@ def projection(event: TicketEvent | ContactEvent) -> list[Any]:
         ops.append(["RPUSH", _messages_key(event.ticket_id), _message_json(event)])
         if event.contact_id and event.sender and event.review is None:
             ops += [_link(event.contact_id, identity) for identity in identities_of(event.sender)]
-    return [_applied_key(event.ticket_id), str(event.event_id), *ops]
+    return [applied_key(event.ticket_id), str(event.event_id), *ops]
 
 
 def _link(contact_id: str, identity: str) -> list[str]:

@@ -51,6 +51,8 @@ class RouterView:
     turns: dict[str, int] = field(default_factory=dict)
     # Turns this batch used, per team: the handler adds them to the counters it read.
     used_turns: Counter[str] = field(default_factory=Counter)
+    # Records (by ID) already handled earlier: their event is in the read model.
+    handled: set[str] = field(default_factory=set)
 
     def absorb(self, events: list[RouterEvent]) -> None:
         """What the events change in the view (the same whether decided now or remembered)."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from services.router.decide import Decision, RouterEvent, RouterView, decide_command, decide_inbound
 from services.router.state import RouterState
+from services.router.tickets import handled_event_id
 from shared.config import DeskConfig
 from shared.engine import BatchResult, Record
 from shared.events import AddressUndeliverable, AgentReply, IdentityLinked, InboundMessage
@@ -68,6 +69,9 @@ class RouterHandler:
             ticket_ids=(record.value.ticket_id for record in records),
             identities=(identity for message in messages for identity in identities_of(message.sender)),
             teams=(team.id for team in self.config.teams),
+            handled=[
+                (_record_id(record), record.value.ticket_id, str(handled_event_id(record.value))) for record in records
+            ],
             forget=self._take_published(),
         )
 
@@ -84,6 +88,9 @@ class RouterHandler:
                 continue
             if key in remembered:
                 decision = Decision(remembered[key])
+            elif key in view.handled:
+                # Handled and published before (a duplicate delivery, or a redelivery after the commit was lost).
+                decision = Decision([])
             elif isinstance(record.value, InboundMessage):
                 decision = decide_inbound(record.value, view, self.config, now)
             else:

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from services.router.decide import KnownTicket, RouterEvent, RouterView
 from shared.events import ContactEvent, ReplyRoute, TicketEvent
-from shared.read_model import identity_key, ticket_key
+from shared.read_model import applied_key, identity_key, ticket_key
 
 # Long enough to outlive any crash-and-restart; normally deleted as soon as the batch is committed.
 OUTCOME_TTL_SECONDS = 24 * 3600
@@ -62,9 +62,14 @@ class RouterState:
         ticket_ids: Iterable[str],
         identities: Iterable[str],
         teams: Iterable[str],
+        handled: Sequence[tuple[str, str, str]] = (),
         forget: Sequence[str] = (),
     ) -> tuple[dict[str, list[RouterEvent]], RouterView]:
-        """The remembered outcomes by record ID, and the view to decide the rest against."""
+        """The remembered outcomes by record ID, and the view to decide the rest against.
+
+        `handled` lists (record ID, ticket ID, event ID): records whose event is already applied to
+        their ticket are in `view.handled`.
+        """
         tickets, owners, team_ids = list(dict.fromkeys(ticket_ids)), list(dict.fromkeys(identities)), list(teams)
         async with self.redis.pipeline(transaction=False) as pipe:
             if forget:
@@ -76,6 +81,8 @@ class RouterState:
             ):
                 if keys:
                     pipe.mget(keys)
+            for _, ticket_id, event_id in handled:
+                pipe.sismember(applied_key(ticket_id), event_id)
             for ticket_id in tickets:
                 pipe.hmget(ticket_key(ticket_id), "contact_id", "channel", "reply_route")
             results = iter(await pipe.execute())
@@ -84,6 +91,7 @@ class RouterState:
         outcomes_raw = next(results) if record_ids else []
         owner_rows = next(results) if owners else []
         turn_rows = next(results) if team_ids else []
+        already = {record_id for record_id, _, _ in handled if next(results)}
         remembered = {
             record_id: _outcome_adapter.validate_json(raw)
             for record_id, raw in zip(record_ids, outcomes_raw, strict=True)
@@ -93,6 +101,7 @@ class RouterState:
             tickets={ticket_id: _known_ticket(row) for ticket_id, row in zip(tickets, results, strict=True)},
             owners=dict(zip(owners, owner_rows, strict=True)),
             turns={team: int(count or 0) for team, count in zip(team_ids, turn_rows, strict=True)},
+            handled=already,
         )
         return remembered, view
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from shared.config import Agent, Classification
 from shared.events import (
@@ -20,6 +21,14 @@ from shared.ids import derived_id
 
 # How much of the opening message travels in `ticket.assigned` for the agents' announcement.
 EXCERPT_CHARS = 500
+
+
+def handled_event_id(record: InboundMessage | AgentReply) -> UUID:
+    """The ID of the event that records `record` on its ticket (its message_added): once that event is in
+    the read model, the record was handled and a redelivery of it changes nothing."""
+    if isinstance(record, InboundMessage):
+        return derived_id(record.message_id, "message_added")
+    return derived_id(record.event_id, "reply")
 
 
 def _envelope(message: InboundMessage, step: str, now: datetime) -> dict[str, Any]:
@@ -102,7 +111,7 @@ def excerpt(text: str) -> str:
 
 def agent_reply(command: AgentReply, channel: str, deliver_to: ReplyRoute | None, now: datetime) -> MessageAdded:
     return MessageAdded(
-        event_id=derived_id(command.event_id, "reply"),
+        event_id=handled_event_id(command),
         occurred_at=now,
         ticket_id=command.ticket_id,
         correlation_id=command.correlation_id or str(command.event_id),

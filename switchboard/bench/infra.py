@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 from redis.asyncio import Redis
 
 from shared.settings import Settings
+from shared.state import mark_restored
 from switchboard.infra import kafka_jars, recorded_infra, start_infra
 
 # The database the services under test use in a running stack's Redis: their state (SLA timers that
@@ -35,11 +36,17 @@ def with_database(redis_url: str, database: int) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
-async def empty_database(redis_url: str) -> None:
-    """FLUSHDB on the bench's own database, so no run inherits another's state."""
+async def empty_database(redis_url: str, *, new_installation: bool = False) -> None:
+    """FLUSHDB on the bench's own database, so no run inherits another's state.
+
+    With `new_installation`, the empty database is marked as holding the state (shared.state): the
+    run's topics are new, so there is nothing for a replay to restore.
+    """
     redis = Redis.from_url(redis_url)
     try:
         await redis.flushdb()
+        if new_installation:
+            await mark_restored(redis, "bench")
     finally:
         await redis.aclose()
 

@@ -65,7 +65,7 @@ async def run_bench(
     # The scratch topic first: by the time the others exist, its partitions have settled on their leader.
     await create_scratch_topic(bootstrap, raw_topic)
     await ensure_topics(bootstrap, topics)
-    await empty_database(infra.redis_url)
+    await empty_database(infra.redis_url, new_installation=True)
     try:
         with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as run_dir:
             async with FakeSlack() as slack, KafkaGauges(bootstrap) as gauges:

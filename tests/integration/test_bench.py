@@ -47,7 +47,8 @@ def test_a_backlog_drains_through_the_router_alone_on_a_private_broker(tmp_path:
     assert report["missing"] == {"never_assigned": 0, "never_announced": None}
     memory = report["rss_bytes"]
     assert [sample["at"] for sample in memory][0] == "start" and memory[-1]["at"] == "end"
-    assert {"10%", "100%"} <= {sample["at"] for sample in memory}
+    # 200 records drain within one sampling tick, so the tenths in between may all be skipped.
+    assert "100%" in {sample["at"] for sample in memory}
     assert all(sample["services"]["router-1"] > 0 for sample in memory)
 
 
