@@ -96,6 +96,9 @@ class BatchResult:
     publish: list[Outgoing] = field(default_factory=list)
     rejected: list[tuple[Record[Any], str]] = field(default_factory=list)
     after_publish: Callable[[], Awaitable[None]] | None = None
+    # Without `after_publish`, the engine goes on with the next batch while Kafka acknowledges this
+    # one's records; `on_published` (no I/O) runs once they are acknowledged.
+    on_published: Callable[[], None] | None = None
     # Effects that finish later (deliveries to the outside world): the engine goes on with later
     # batches and commits this one once `pending` is done and what it returns is published.
     # Batches are committed in order, so an offset is never committed past unfinished work.
@@ -292,9 +295,12 @@ class ConsumerEngine:
             try:
                 result = await self.handler.handle(decoded)
                 dead_letters = [self._dead_letter(record, reason) for record, reason in [*invalid, *result.rejected]]
-                await self._publish([*result.publish, *dead_letters])
                 if result.after_publish is not None:
+                    await self._publish([*result.publish, *dead_letters])
                     await result.after_publish()
+                    acknowledged: list[asyncio.Future[Any]] = []
+                else:
+                    acknowledged = await self._hand_over([*result.publish, *dead_letters])
                 break
             except asyncio.CancelledError:
                 raise
@@ -335,10 +341,15 @@ class ConsumerEngine:
             self._failures.pop(tp, None)
         for record, _ in [*invalid, *result.rejected]:
             self._metrics.dead_lettered.labels(self.group_id, record.topic).inc()
+        completion = (
+            asyncio.ensure_future(self._completion(acknowledged, result))
+            if acknowledged or result.pending is not None or result.on_published is not None
+            else None
+        )
         self._in_flight.append(
             _InFlight(
                 {tp: records[-1].offset + 1 for tp, records in fetched.items()},
-                result.pending,
+                completion,
                 sum(len(records) for records in fetched.values()),
             )
         )
@@ -408,6 +419,24 @@ class ConsumerEngine:
             if wait and only is None:
                 wait = sum(entry.records for entry in self._in_flight) > self.max_in_flight
         await self._commit(consumer, offsets)
+
+    async def _completion(self, acknowledged: list[asyncio.Future[Any]], result: BatchResult) -> BatchResult:
+        """Waits for a batch's acknowledgements and pending effects; what it returns is published next."""
+        # A record Kafka finally refused (the producer retried it until its timeout) ends the engine:
+        # its batch is handled again after the restart.
+        await asyncio.gather(*acknowledged)
+        if result.on_published is not None:
+            result.on_published()
+        return await result.pending if result.pending is not None else BatchResult()
+
+    async def _hand_over(self, records: list[Outgoing]) -> list[asyncio.Future[Any]]:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self.publisher.hand_over(records)
+            except KafkaError as error:
+                await self._wait_out("kafka", error, attempt)
 
     async def _publish(self, records: list[Outgoing]) -> None:
         attempt = 0

@@ -6,6 +6,7 @@ deduplicate by event ID (at-least-once delivery, idempotent effects).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 
@@ -14,6 +15,7 @@ _TICKET_ID = re.compile(TICKET_ID_PATTERN)
 # Sequence numbers start here so that the first tickets already look like tickets (SB-1001).
 TICKET_NUMBER_OFFSET = 1000
 _NAMESPACE = uuid.UUID("6f1c8a52-3c1e-4b8e-9a43-5b0c2f7d9e10")
+_NAMESPACE_BYTES = _NAMESPACE.bytes
 
 
 def format_ticket_id(prefix: str, sequence: int) -> str:
@@ -40,5 +42,6 @@ def is_our_message_id(message_id: str, domains: set[str]) -> bool:
 
 
 def derived_id(*parts: object) -> uuid.UUID:
-    """The same parts always give the same UUID."""
-    return uuid.uuid5(_NAMESPACE, "\x1f".join(str(part) for part in parts))
+    """The same parts always give the same UUID (version 5, RFC 9562 §5.5, in our namespace)."""
+    name = "\x1f".join(part if isinstance(part, str) else str(part) for part in parts)
+    return uuid.UUID(bytes=hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16], version=5)

@@ -10,6 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
 from shared.events import (
@@ -166,7 +167,7 @@ class ReadModel:
     async def apply(self, events: Sequence[TicketEvent | ContactEvent]) -> None:
         """Projects the events in one script call; applying one twice changes nothing."""
         if events:
-            await self._apply(args=[json.dumps([projection(event) for event in events], ensure_ascii=False)])
+            await self._apply(args=[orjson.dumps([projection(event) for event in events])])
 
     async def ticket_exists(self, ticket_id: str) -> bool:
         return bool(await self.redis.hexists(ticket_key(ticket_id), "id"))
@@ -239,7 +240,7 @@ class ReadModel:
 
 
 def _message_json(event: MessageAdded) -> str:
-    return json.dumps(
+    return orjson.dumps(
         {
             "id": str(event.message_id),
             "author": event.author,
@@ -253,6 +254,5 @@ def _message_json(event: MessageAdded) -> str:
             "review": event.review,
             "edit_of": event.edit_of,
             "at": event.received_at.isoformat(),
-        },
-        ensure_ascii=False,
-    )
+        }
+    ).decode()

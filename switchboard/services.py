@@ -40,4 +40,6 @@ def run_service(name: str, settings: Settings) -> None:
         access_log=False,
         timeout_graceful_shutdown=10,
         ws_max_size=WS_MAX_FRAME_BYTES,
+        # X-Forwarded-For is believed only from proxies named explicitly; none are by default.
+        proxy_headers=False,
     )

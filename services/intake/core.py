@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 
-from services.intake.records import MAX_RECORD_BYTES, fit_to_record, record_size
+from services.intake.records import MAX_RECORD_BYTES, fit_to_record
 from services.intake.ticket_ids import Resolution, TicketIds
 from shared.attachments import AttachmentStore
 from shared.config import DeskConfig
@@ -93,10 +93,12 @@ class Intake:
         does not acknowledge in time. The producer may still deliver it later; the sender's retry
         then has the same message ID, which the router deduplicates.
         """
-        if record_size(message) > MAX_RECORD_BYTES:
+        record = Outgoing.event(self.inbound_topic, message.ticket_id, message)
+        if len(record.value) > MAX_RECORD_BYTES:
             # Hashing and writing megabytes of text belongs off the event loop.
             message = await asyncio.to_thread(fit_to_record, message, self.attachments)
-        await self._acknowledged(self.inbound_topic, message, key=message.ticket_id)
+            record = Outgoing.event(self.inbound_topic, message.ticket_id, message)
+        await self.publisher.publish(record, timeout=PUBLISH_TIMEOUT_SECONDS)
 
     async def quarantine(self, event: MessageQuarantined) -> None:
         """Keeps input that belongs on no ticket, listable with its reason; returns once Kafka has it.
@@ -107,16 +109,14 @@ class Intake:
         """
         if await self.quarantined.contains(event.message_id):
             return
-        await self._acknowledged(self.quarantine_topic, event, key=str(event.message_id))
+        record = Outgoing.event(self.quarantine_topic, str(event.message_id), event)
+        await self.publisher.publish(record, timeout=PUBLISH_TIMEOUT_SECONDS)
         await self.quarantined.apply([event])
         self.quarantine_counter.labels(event.channel, event.reason_code).inc()
         logger.info(
             "message quarantined",
             extra={"message_id": str(event.message_id), "channel": event.channel, "reason_code": event.reason_code},
         )
-
-    async def _acknowledged(self, topic: str, event: InboundMessage | MessageQuarantined, *, key: str) -> None:
-        await self.publisher.publish(Outgoing.event(topic, key, event), timeout=PUBLISH_TIMEOUT_SECONDS)
 
     async def dead_letter(self, raw: bytes, *, source: str, reason: str) -> None:
         """Keeps input no ticket can be made of on the inbound DLQ, with why: nothing is lost silently."""

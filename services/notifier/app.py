@@ -48,10 +48,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     support_addresses = [*config.support_addresses, *filter(None, settings.support_addresses.split(","))]
     telegram = _telegram_sender(settings)
+    slack = SlackTransport(token, settings.slack_api_url)
     ledger = Ledger(redis, intent_lease_seconds=settings.delivery_intent_lease_seconds)
     scheduler = DeliveryScheduler(
         {
-            "slack": SlackTransport(token, settings.slack_api_url),
+            "slack": slack,
             "email": EmailTransport(_email_sender(settings, support_addresses), redis),
             "telegram": TelegramTransport(telegram),
             "chat": ChatTransport(redis),
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await scheduler.aclose()
+            await slack.aclose()
             if telegram is not None:
                 await telegram.aclose()
 

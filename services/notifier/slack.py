@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -43,6 +44,8 @@ METADATA_EVENT_TYPE = "switchboard_delivery"
 # A digest lists what piled up; each item is cut to stay well inside Slack's 40,000 characters.
 DIGEST_ITEM_CHARS = 600
 DIGEST_ITEMS = 50
+# Connections kept open to Slack at most (the scheduler makes at most this many calls at once anyway).
+CONNECTIONS = 64
 
 
 class SlackTransport:
@@ -59,6 +62,22 @@ class SlackTransport:
         )
         if self.client is None:
             logger.warning("Slack is off: SWITCHBOARD_SLACK_BOT_TOKEN is not set; posts are logged")
+        self._session: aiohttp.ClientSession | None = None
+
+    def _connected(self) -> AsyncWebClient:
+        """The client with one HTTP session kept open (slack_sdk opens a connection per call otherwise)."""
+        assert self.client is not None
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=CONNECTIONS), timeout=aiohttp.ClientTimeout(total=15)
+            )
+            self.client.session = self._session
+        return self.client
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def send(self, delivery: Delivery, thread_ts: str | None) -> Sent | None:
         return await self._post(delivery.address, delivery.text, thread_ts, delivery.key)
@@ -89,11 +108,11 @@ class SlackTransport:
         try:
             channel = delivery.address
             if _is_user_id(channel):
-                channel = (await self.client.conversations_open(users=channel))["channel"]["id"]
+                channel = (await self._connected().conversations_open(users=channel))["channel"]["id"]
             if thread_ts:
-                pages = await self.client.conversations_replies(channel=channel, ts=thread_ts, **query)
+                pages = await self._connected().conversations_replies(channel=channel, ts=thread_ts, **query)
             else:
-                pages = await self.client.conversations_history(channel=channel, **query)
+                pages = await self._connected().conversations_history(channel=channel, **query)
             async for page in pages:
                 for message in page.get("messages", []):
                     metadata = message.get("metadata") or {}
@@ -111,7 +130,7 @@ class SlackTransport:
             logger.info("would post to Slack", extra={"channel": channel, "text": text})
             return None
         try:
-            response = await self.client.chat_postMessage(
+            response = await self._connected().chat_postMessage(
                 channel=channel,
                 text=text,
                 thread_ts=thread_ts,

@@ -58,15 +58,19 @@ class RouterHandler:
         else:
             raise ClaimConflict(f"claims kept conflicting: {conflicts[:5]}")
         await self.read_model.apply([event for decision in decided.values() for event in decision.events])
-        self._published = list(decided)
+        published = list(decided)
         rejected = [(record, reason) for record in records if (reason := decided[_record_id(record)].rejected)]
-        return BatchResult(publish=[record for records in outgoing.values() for record in records], rejected=rejected)
+        return BatchResult(
+            publish=[record for records in outgoing.values() for record in records],
+            rejected=rejected,
+            # Once Kafka has the events, their outcomes are no longer needed: the next batch forgets them.
+            on_published=lambda: self._published.extend(published),
+        )
 
     async def _read(self, records: list[Record[Any]]) -> tuple[dict[str, list[RouterEvent]], RouterView]:
         messages = [record.value for record in records if isinstance(record.value, InboundMessage)]
         return await self.state.read(
             record_ids=list(dict.fromkeys(_record_id(record) for record in records)),
-            ticket_ids=(record.value.ticket_id for record in records),
             identities=(identity for message in messages for identity in identities_of(message.sender)),
             teams=(team.id for team in self.config.teams),
             handled=[

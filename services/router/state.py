@@ -43,6 +43,21 @@ return conflicts
 """
 
 
+# For each (ticket key, applied key, event ID) in ARGV: the ticket's contact, channel and reply
+# route, and 1 when the event is already applied to it; flat, four values per entry.
+_TICKETS = """
+local found = {}
+for i = 1, #ARGV, 3 do
+  local row = redis.call('HMGET', ARGV[i], 'contact_id', 'channel', 'reply_route')
+  table.insert(found, row[1] or false)
+  table.insert(found, row[2] or false)
+  table.insert(found, row[3] or false)
+  table.insert(found, redis.call('SISMEMBER', ARGV[i + 1], ARGV[i + 2]))
+end
+return found
+"""
+
+
 def outcome_key(record_id: str) -> str:
     return f"sb:router:outcome:{record_id}"
 
@@ -55,22 +70,23 @@ class RouterState:
     def __init__(self, redis: Redis):
         self.redis = redis
         self._claim = redis.register_script(_CLAIM)
+        self._tickets = redis.register_script(_TICKETS)
 
     async def read(
         self,
         record_ids: Sequence[str],
-        ticket_ids: Iterable[str],
         identities: Iterable[str],
         teams: Iterable[str],
-        handled: Sequence[tuple[str, str, str]] = (),
+        handled: Sequence[tuple[str, str, str]],
         forget: Sequence[str] = (),
     ) -> tuple[dict[str, list[RouterEvent]], RouterView]:
         """The remembered outcomes by record ID, and the view to decide the rest against.
 
-        `handled` lists (record ID, ticket ID, event ID): records whose event is already applied to
-        their ticket are in `view.handled`.
+        `handled` lists (record ID, ticket ID, event ID) of every record: their tickets are read, and
+        records whose event is already applied to their ticket are in `view.handled`.
         """
-        tickets, owners, team_ids = list(dict.fromkeys(ticket_ids)), list(dict.fromkeys(identities)), list(teams)
+        tickets = list(dict.fromkeys(ticket for _, ticket, _ in handled))
+        owners, team_ids = list(dict.fromkeys(identities)), list(teams)
         async with self.redis.pipeline(transaction=False) as pipe:
             if forget:
                 pipe.delete(*(outcome_key(record_id) for record_id in forget))
@@ -81,24 +97,30 @@ class RouterState:
             ):
                 if keys:
                     pipe.mget(keys)
-            for _, ticket_id, event_id in handled:
-                pipe.sismember(applied_key(ticket_id), event_id)
-            for ticket_id in tickets:
-                pipe.hmget(ticket_key(ticket_id), "contact_id", "channel", "reply_route")
+            if handled:
+                # One call for every record's ticket (keys computed here, so no KEYS: one Redis only).
+                await self._tickets(
+                    args=[
+                        arg for _, ticket, event in handled for arg in (ticket_key(ticket), applied_key(ticket), event)
+                    ],
+                    client=pipe,
+                )
             results = iter(await pipe.execute())
         if forget:
             next(results)
         outcomes_raw = next(results) if record_ids else []
         owner_rows = next(results) if owners else []
         turn_rows = next(results) if team_ids else []
-        already = {record_id for record_id, _, _ in handled if next(results)}
+        flat = next(results) if handled else []
+        rows = {ticket: flat[index * 4 : index * 4 + 3] for index, (_, ticket, _) in enumerate(handled)}
+        already = {record_id for index, (record_id, _, _) in enumerate(handled) if flat[index * 4 + 3]}
         remembered = {
             record_id: _outcome_adapter.validate_json(raw)
             for record_id, raw in zip(record_ids, outcomes_raw, strict=True)
             if raw is not None
         }
         view = RouterView(
-            tickets={ticket_id: _known_ticket(row) for ticket_id, row in zip(tickets, results, strict=True)},
+            tickets={ticket_id: _known_ticket(rows[ticket_id]) for ticket_id in tickets},
             owners=dict(zip(owners, owner_rows, strict=True)),
             turns={team: int(count or 0) for team, count in zip(team_ids, turn_rows, strict=True)},
             handled=already,
