@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 
@@ -25,12 +26,18 @@ SERVICES = tuple(APP_FACTORIES)
 # error frame first.
 WS_MAX_FRAME_BYTES = 64 * 1024
 
+# A batch of 500 records allocates hundreds of thousands of short-lived objects (events, dicts,
+# pydantic models); with CPython's default gen-0 threshold (700) the collector ran thousands of
+# times a second and kept rescanning the long-lived heap: about half the router's CPU in the bench.
+GC_GEN0_THRESHOLD = 20_000
+
 logger = logging.getLogger(__name__)
 
 
 def run_service(name: str, settings: Settings) -> None:
     configure_logging(name, settings.log_level, settings.secret_values())
     app = importlib.import_module(APP_FACTORIES[name]).create_app(settings)
+    tune_garbage_collector()
     port = settings.http_port if name == "intake-http" else settings.ops_port
     uvicorn.run(
         app,
@@ -43,3 +50,11 @@ def run_service(name: str, settings: Settings) -> None:
         # X-Forwarded-For is believed only from proxies named explicitly; none are by default.
         proxy_headers=False,
     )
+
+
+def tune_garbage_collector() -> None:
+    """Leaves what start-up built (modules, schemas, the config) out of every later collection and
+    collects the young generation less often; reference cycles are still collected."""
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
