@@ -121,9 +121,17 @@ class Publisher:
     async def _batches(self, producer: AIOKafkaProducer, records: Sequence[Outgoing]) -> AsyncIterator[Awaitable[Any]]:
         """Hands the records over as one batch per partition (in order), the way `send` would place them."""
         by_partition: dict[tuple[str, int], list[tuple[bytes | None, Outgoing]]] = {}
+        # A ticket's events share its key; murmur2 is pure Python, so each key is hashed once per call.
+        placements: dict[tuple[str, str], tuple[bytes, int]] = {}
         for record in records:
-            key = record.key.encode() if record.key is not None else None
-            partition = self._partitioner(key, *await self._partitions(producer, record.topic))
+            if record.key is None:
+                key, partition = None, self._partitioner(None, *await self._partitions(producer, record.topic))
+            elif (placed := placements.get((record.topic, record.key))) is not None:
+                key, partition = placed
+            else:
+                key = record.key.encode()
+                partition = self._partitioner(key, *await self._partitions(producer, record.topic))
+                placements[record.topic, record.key] = key, partition
             by_partition.setdefault((record.topic, partition), []).append((key, record))
         for (topic, partition), placed in by_partition.items():
             if len(placed) < OWN_BATCH_FROM:
