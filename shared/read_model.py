@@ -123,8 +123,7 @@ def _fields(event: TicketEvent) -> dict[str, str]:
             return {f"{event.metric}_sla": "breached"}
         case SlaMet():
             return {f"{event.metric}_sla": "met", f"{event.metric}_at": event.met_at.isoformat()}
-        case NotificationSent():
-            # The notifier's own projection (services.notifier.ledger) records these.
+        case _:
             return {}
 
 
@@ -132,8 +131,11 @@ def _reply_route_field(route: ReplyRoute | None) -> dict[str, str]:
     return {"reply_route": route.model_dump_json()} if route else {}
 
 
-def projection(event: TicketEvent | ContactEvent) -> list[Any]:
-    """The Redis operations that project `event`, as one group for the apply script. Pure."""
+def projection(event: TicketEvent | ContactEvent) -> list[Any] | None:
+    """The Redis operations that project `event`, as one group for the apply script, or None for an
+    event the read model does not hold (`notification.sent`: the notifier's ledger does). Pure."""
+    if isinstance(event, NotificationSent):
+        return None
     if isinstance(event, IdentityLinked):
         return ["", "", _link(event.contact_id, event.identity)]
     if isinstance(event, AddressUndeliverable):
@@ -166,8 +168,8 @@ class ReadModel:
 
     async def apply(self, events: Sequence[TicketEvent | ContactEvent]) -> None:
         """Projects the events in one script call; applying one twice changes nothing."""
-        if events:
-            await self._apply(args=[orjson.dumps([projection(event) for event in events])])
+        if groups := [group for event in events if (group := projection(event)) is not None]:
+            await self._apply(args=[orjson.dumps(groups)])
 
     async def ticket_exists(self, ticket_id: str) -> bool:
         return bool(await self.redis.hexists(ticket_key(ticket_id), "id"))

@@ -89,8 +89,7 @@ class _Replay:
         await self._commands(commands)
 
     async def tickets(self, events: Sequence[Any]) -> None:
-        # As live: the notifier records what it sent in its own ledger (project_sent), not in the read model.
-        await self.read_model.apply([event for event in events if not isinstance(event, NotificationSent)])
+        await self.read_model.apply(events)
         async with self.redis.pipeline(transaction=False) as pipe:
             for event in events:
                 self._saw_ticket(event.ticket_id)
