@@ -70,12 +70,11 @@ class RouterHandler:
     async def _read(self, records: list[Record[Any]]) -> tuple[dict[str, list[RouterEvent]], RouterView]:
         messages = [record.value for record in records if isinstance(record.value, InboundMessage)]
         return await self.state.read(
-            record_ids=list(dict.fromkeys(_record_id(record) for record in records)),
-            identities=(identity for message in messages for identity in identities_of(message.sender)),
-            teams=(team.id for team in self.config.teams),
             handled=[
                 (_record_id(record), record.value.ticket_id, str(handled_event_id(record.value))) for record in records
             ],
+            identities=(identity for message in messages for identity in identities_of(message.sender)),
+            teams=(team.id for team in self.config.teams),
             forget=self._take_published(),
         )
 

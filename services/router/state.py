@@ -74,18 +74,17 @@ class RouterState:
 
     async def read(
         self,
-        record_ids: Sequence[str],
+        handled: Sequence[tuple[str, str, str]],
         identities: Iterable[str],
         teams: Iterable[str],
-        handled: Sequence[tuple[str, str, str]],
         forget: Sequence[str] = (),
     ) -> tuple[dict[str, list[RouterEvent]], RouterView]:
         """The remembered outcomes by record ID, and the view to decide the rest against.
 
-        `handled` lists (record ID, ticket ID, event ID) of every record: their tickets are read, and
-        records whose event is already applied to their ticket are in `view.handled`.
+        `handled` lists (record ID, ticket ID, event ID) of every record: their outcomes and tickets
+        are read, and records whose event is already applied to their ticket are in `view.handled`.
         """
-        tickets = list(dict.fromkeys(ticket for _, ticket, _ in handled))
+        record_ids = list(dict.fromkeys(record_id for record_id, _, _ in handled))
         owners, team_ids = list(dict.fromkeys(identities)), list(teams)
         async with self.redis.pipeline(transaction=False) as pipe:
             if forget:
@@ -120,7 +119,7 @@ class RouterState:
             if raw is not None
         }
         view = RouterView(
-            tickets={ticket_id: _known_ticket(rows[ticket_id]) for ticket_id in tickets},
+            tickets={ticket_id: _known_ticket(row) for ticket_id, row in rows.items()},
             owners=dict(zip(owners, owner_rows, strict=True)),
             turns={team: int(count or 0) for team, count in zip(team_ids, turn_rows, strict=True)},
             handled=already,
