@@ -24,6 +24,15 @@ from shared.topics import partitions_of
 READY_TIMEOUT = 60.0
 
 
+def eventually(condition, what: str, timeout: float = 60):
+    """Polls `condition` until it returns something truthy, and returns that; fails naming `what`."""
+    deadline = time.monotonic() + timeout
+    while not (found := condition()):
+        assert time.monotonic() < deadline, f"not in {timeout}s: {what}"
+        time.sleep(0.1)
+    return found
+
+
 @dataclass(frozen=True)
 class Endpoints:
     kafka_bootstrap: str

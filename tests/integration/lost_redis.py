@@ -327,11 +327,3 @@ class OwnRedis:
 def readiness(url: str) -> tuple[int, dict]:
     response = httpx.get(f"{url}/readyz", timeout=30)
     return response.status_code, response.json()
-
-
-def eventually(condition, what: str, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while not (found := condition()):
-        assert time.monotonic() < deadline, f"not in {timeout}s: {what}"
-        time.sleep(0.2)
-    return found

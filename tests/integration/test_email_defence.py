@@ -133,8 +133,19 @@ def _answers(port: int) -> bool:
 def start_redis(port: int, directory: Path) -> subprocess.Popen:
     process = subprocess.Popen(
         # With its append-only file, as Switchboard runs Redis: an outage, not a loss of the state.
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-         "--dir", str(directory)],
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--dir",
+            str(directory),
+        ],
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import smtplib
-import time
 from dataclasses import dataclass
 
 import httpx
@@ -18,7 +17,7 @@ from shared.settings import Settings
 from tests.conftest import API_TOKEN, free_port
 from tests.integration.test_email_defence import dsn_bounce
 from tests.integration.test_email_stack import SUPPORT, mail, ticket_of, wait_for_smtp
-from tests.support import ServiceProcesses, switchboard_cli
+from tests.support import ServiceProcesses, eventually, switchboard_cli
 
 pytestmark = pytest.mark.integration
 
@@ -58,14 +57,6 @@ def start_stack(services: ServiceProcesses, *names: str) -> Stack:
     services.start("intake-smtp", SWITCHBOARD_SMTP_PORT=str(smtp_port), SWITCHBOARD_OPS_PORT=str(ops_port))
     wait_for_smtp(smtp_port, services)
     return Stack(services.settings, smtp_port, f"http://127.0.0.1:{ops_port}", base_url)
-
-
-def eventually(condition, what: str, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while not (found := condition()):
-        assert time.monotonic() < deadline, f"not in {timeout}s: {what}"
-        time.sleep(0.1)
-    return found
 
 
 def test_an_auto_reply_to_no_ticket_is_quarantined_listed_counted_and_rebuilt_by_replay(

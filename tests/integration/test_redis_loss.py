@@ -34,7 +34,6 @@ from tests.integration.lost_redis import (
     chat_ticket,
     email_ticket,
     events_on,
-    eventually,
     projections,
     quick_sla_config,
     read_api,
@@ -55,7 +54,7 @@ from tests.integration.test_email_stack import SUPPORT, mail
 from tests.integration.test_slack_stack import post_signed
 from tests.integration.test_telegram_stack import post_update, update
 from tests.integration.test_web_chat import next_frame
-from tests.support import ServiceProcesses, reply_as_agent, switchboard_cli, topic_size
+from tests.support import ServiceProcesses, eventually, reply_as_agent, switchboard_cli, topic_size
 
 pytestmark = pytest.mark.integration
 
