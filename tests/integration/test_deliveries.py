@@ -52,13 +52,11 @@ class FakeTransport:
     calls: list[tuple[str, str]] = field(default_factory=list)
     sent: list[str] = field(default_factory=list)
     digests: list[list[Delivery]] = field(default_factory=list)
-    rate_limited: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def send(self, delivery: Delivery, thread_ts: str | None) -> Sent | None:
         self.calls.append(("send", delivery.key))
         if delivery.target in self.rate_limit_next:
             self.rate_limit_next.discard(delivery.target)
-            self.rate_limited.set()
             raise RateLimited(HOLD_SECONDS)
         if gate := self.gates.get(delivery.key):
             await gate.wait()
@@ -129,7 +127,8 @@ async def test_what_piles_up_on_a_held_target_goes_out_as_one_digest_and_other_t
     transport.rate_limit_next.add(CHANNEL)
     first = delivery("e1:channel", "SB-1001")
     [first_task] = scheduler.submit([first])
-    await asyncio.wait_for(transport.rate_limited.wait(), 10)
+    # Held once the scheduler set the hold (after recording the refusal), not merely once Slack said 429.
+    await until(lambda: CHANNEL in scheduler._holds and len(scheduler._holds[CHANNEL].waiting) == 1)
 
     later = [delivery(f"e{n}:channel", f"SB-100{n}") for n in range(2, 6)]
     held_tasks = [first_task, *scheduler.submit(later)]
