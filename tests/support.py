@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import redis
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 
@@ -22,6 +23,32 @@ from shared.settings import Settings
 from shared.topics import partitions_of
 
 READY_TIMEOUT = 60.0
+
+
+def start_redis(port: int, directory: Path, *, appendonly: bool = True) -> subprocess.Popen:
+    """A redis-server of the test's own on loopback, answering when this returns.
+
+    With its append-only file, as Switchboard runs Redis, a restart is an outage, not a loss of the
+    state; without it (`appendonly=False`) a killed server comes back empty.
+    """
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "yes" if appendonly else "no", "--dir", str(directory)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    client = redis.Redis(port=port, socket_connect_timeout=1)
+    try:
+        eventually(lambda: _answers(client), "redis-server answers", timeout=30)
+    finally:
+        client.close()
+    return process
+
+
+def _answers(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
 
 
 def eventually(condition, what: str, timeout: float = 60):

@@ -35,6 +35,7 @@ from tests.support import (
     ServiceProcesses,
     decoded,
     read_topic,
+    start_redis,
     switchboard_cli,
     topic_size,
     wait_for_ticket,
@@ -304,20 +305,7 @@ class OwnRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis.Redis(port=self.port, socket_connect_timeout=1)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
+        self.process = start_redis(self.port, self.directory, appendonly=False)
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)

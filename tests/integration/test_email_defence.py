@@ -7,18 +7,16 @@ import signal
 import smtplib
 import ssl
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from shared.topics import INBOUND, Topics
 from switchboard.infra import recorded_infra, start_infra
 from tests.conftest import free_port
 from tests.integration.test_email_stack import SUPPORT, EmailStack, email_stack, mail, ticket_of, wait_for_smtp
-from tests.support import ServiceProcesses, reply_as_agent, topic_size
+from tests.support import ServiceProcesses, reply_as_agent, start_redis, topic_size
 
 pytestmark = pytest.mark.integration
 __all__ = ["email_stack"]  # the fixture, shared with the email stack tests
@@ -121,38 +119,6 @@ def test_starttls_is_offered_when_a_certificate_is_configured(services: ServiceP
         client.ehlo()
         refused = client.sendmail("ana@customer.example", [SUPPORT], mail("Over TLS", "secret").as_bytes())
     assert refused == {}
-
-
-def _answers(port: int) -> bool:
-    try:
-        return bool(redis.Redis(port=port, socket_connect_timeout=1).ping())
-    except redis.ConnectionError:
-        return False
-
-
-def start_redis(port: int, directory: Path) -> subprocess.Popen:
-    process = subprocess.Popen(
-        # With its append-only file, as Switchboard runs Redis: an outage, not a loss of the state.
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--dir",
-            str(directory),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while not _answers(port):
-        assert time.monotonic() < deadline, "redis-server did not start"
-        time.sleep(0.05)
-    return process
 
 
 async def test_mail_is_deferred_with_451_while_the_store_is_down_and_taken_after(
