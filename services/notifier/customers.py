@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
@@ -17,10 +16,10 @@ from services.notifier.plan import Delivery
 from services.notifier.telegram import TelegramSender
 from shared.conversations import chat_channel, remember_conversation, telegram_message
 
-logger = logging.getLogger(__name__)
-
 
 class _NoDigests:
+    enabled = True
+
     async def send_digest(self, target: str, deliveries: list[Delivery]) -> Sent | None:
         return None
 
@@ -33,9 +32,13 @@ class EmailTransport(_NoDigests):
         self.sender = sender
         self.redis = redis
 
+    @property
+    def enabled(self) -> bool:
+        return self.sender is not None
+
     async def send(self, delivery: Delivery, thread_ts: str | None) -> Sent | None:
-        if self.sender is None or delivery.route is None:
-            logger.info("would email (no SMTP relay configured)", extra={"ticket_id": delivery.ticket_id})
+        assert self.sender is not None, "the scheduler sends only through enabled transports"
+        if delivery.route is None:
             return None
         message = build_email(
             ticket_id=delivery.ticket_id,
@@ -57,9 +60,13 @@ class TelegramTransport(_NoDigests):
     def __init__(self, sender: TelegramSender | None):
         self.sender = sender
 
+    @property
+    def enabled(self) -> bool:
+        return self.sender is not None
+
     async def send(self, delivery: Delivery, thread_ts: str | None) -> Sent | None:
-        if self.sender is None or delivery.route is None:
-            logger.info("would message on Telegram (no bot token)", extra={"ticket_id": delivery.ticket_id})
+        assert self.sender is not None, "the scheduler sends only through enabled transports"
+        if delivery.route is None:
             return None
         sent_id = await self.sender.send(delivery.route, delivery.text)
         # A customer who answers this very message (Telegram's reply) reaches this ticket.

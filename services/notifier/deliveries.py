@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 LOOKUP_MARGIN_SECONDS = 60.0
 # How often a delivery whose intent another sender holds checks for that sender's record.
 HELD_POLL_SECONDS = 0.5
+# Thread roots kept in memory per process.
+THREADS_REMEMBERED = 100_000
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class Failed:
 
 @dataclass(frozen=True)
 class Skipped:
-    """Nothing to send: the channel is off, or a thread post has no thread (the ticket was never announced)."""
+    """Nothing to send: no route to the customer, or a thread post has no thread (the ticket was never announced)."""
 
     reason: str
 
@@ -68,8 +70,11 @@ Outcome = NotificationSent | Failed | Skipped
 
 
 class Transport(Protocol):
+    # False when the channel is not configured: its deliveries are logged, not made.
+    enabled: bool
+
     async def send(self, delivery: Delivery, thread_ts: str | None) -> Sent | None:
-        """Sends; returns None when the channel is off (nothing was sent). Raises RateLimited, Refused, or any
+        """Sends; returns None when there is nowhere to send it (nothing was sent). Raises RateLimited, Refused, or any
         other exception for a transient failure."""
         ...
 
@@ -114,6 +119,19 @@ class DeliveryScheduler:
         self._tails: dict[tuple[str, str], asyncio.Task[Outcome]] = {}
         self._holds: dict[str, _Hold] = {}
         self._tasks: set[asyncio.Task[Outcome]] = set()
+        # Tickets' Slack thread roots this process announced or read: a ts never changes once set,
+        # so a thread post needs no ledger read (bounded; the ledger has them all).
+        self._threads: dict[str, str] = {}
+
+    def deliverable(self, delivery: Delivery) -> bool:
+        """Whether `delivery`'s channel is configured; one that is not is logged here and never queued."""
+        if self.transports[delivery.channel].enabled:
+            return True
+        logger.info(
+            "not delivered: the channel is off",
+            extra={"key": delivery.key, "target": delivery.target, "text": delivery.text[:300]},
+        )
+        return False
 
     def submit(self, deliveries: list[Delivery]) -> list[asyncio.Task[Outcome]]:
         """Starts the deliveries, each after the previous one of its ticket and target."""
@@ -150,6 +168,8 @@ class DeliveryScheduler:
                 if not outcome.recorded:
                     async with self._calls:
                         await self.ledger.record(event, datetime.now(UTC))
+                if delivery.purpose == "announcement" and outcome.external_id:
+                    self._remember_thread(delivery.ticket_id, outcome.external_id)
                 return event
             except asyncio.CancelledError:
                 raise
@@ -160,12 +180,9 @@ class DeliveryScheduler:
                 await asyncio.sleep(1.0)
 
     async def _deliver(self, delivery: Delivery) -> Sent | Failed | Skipped:
-        # The ledger's reads and writes are bounded like the calls: a batch submits hundreds of
+        # Whether it was made already is answered by `ledger.begin`, right before the call. The
+        # ledger's reads and writes are bounded like the calls: a batch submits hundreds of
         # deliveries at once, more than the Redis connection pool holds.
-        async with self._calls:
-            record = await self.ledger.sent(delivery.key)
-        if record is not None:
-            return _sent_from(record)
         transport = self.transports[delivery.channel]
         give_up_at = self.clock() + self.retry_deadline
         attempt = 0
@@ -177,7 +194,7 @@ class DeliveryScheduler:
             try:
                 async with self._calls:
                     thread_ts = delivery.thread_ts
-                    if delivery.in_thread and (thread_ts := await self.ledger.thread(delivery.ticket_id)) is None:
+                    if delivery.in_thread and (thread_ts := await self._thread(delivery.ticket_id)) is None:
                         return Skipped("the ticket has no Slack thread")
                     sent = await self._call(transport, delivery, thread_ts)
             except RateLimited as limited:
@@ -211,7 +228,7 @@ class DeliveryScheduler:
                 continue
             if sent is None:
                 await self.ledger.end(delivery.key)
-                return Skipped(f"{delivery.channel} is off")
+                return Skipped(f"no {delivery.channel} route to answer on")
             return sent
 
     async def _call(self, transport: Transport, delivery: Delivery, thread_ts: str | None) -> Sent | None:
@@ -232,6 +249,19 @@ class DeliveryScheduler:
             await asyncio.shield(self.ledger.end(delivery.key))
             raise
 
+    async def _thread(self, ticket_id: str) -> str | None:
+        if (thread_ts := self._threads.get(ticket_id)) is None:
+            if (thread_ts := await self.ledger.thread(ticket_id)) is not None:
+                self._remember_thread(ticket_id, thread_ts)
+        return thread_ts
+
+    def _remember_thread(self, ticket_id: str, thread_ts: str) -> None:
+        if len(self._threads) >= THREADS_REMEMBERED:
+            # Forget the oldest half (dicts keep insertion order): recent tickets are the busy ones.
+            for old in list(self._threads)[: THREADS_REMEMBERED // 2]:
+                del self._threads[old]
+        self._threads[ticket_id] = thread_ts
+
     def _hold(self, target: str) -> _Hold:
         return self._holds.setdefault(target, _Hold())
 
@@ -240,6 +270,11 @@ class DeliveryScheduler:
         hold = self._hold(delivery.target)
         if self.clock() >= hold.until:
             return None
+        async with self._calls:
+            record = await self.ledger.sent(delivery.key)
+        if record is not None:
+            # Made before (a redelivery): not part of the digest.
+            return _sent_from(record)
         future: asyncio.Future[Sent | None] = asyncio.get_running_loop().create_future()
         hold.waiting.append((delivery, future))
         if hold.leader:

@@ -40,6 +40,7 @@ class NotifierHandler:
             for record in records
             if not isinstance(record.value, NotificationSent)
             for delivery in plan(record.value, view, self.config)
+            if self.scheduler.deliverable(delivery)
         ]
         planned = await self._within_acknowledgement_limits(planned)
         if not planned:

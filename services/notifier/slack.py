@@ -64,6 +64,10 @@ class SlackTransport:
             logger.warning("Slack is off: SWITCHBOARD_SLACK_BOT_TOKEN is not set; posts are logged")
         self._session: aiohttp.ClientSession | None = None
 
+    @property
+    def enabled(self) -> bool:
+        return self.client is not None
+
     def _connected(self) -> AsyncWebClient:
         """The client with one HTTP session kept open (slack_sdk opens a connection per call otherwise)."""
         assert self.client is not None
@@ -102,8 +106,6 @@ class SlackTransport:
         so the delivery is made again rather than lost.
         https://api.slack.com/methods/conversations.history, https://api.slack.com/methods/conversations.replies
         """
-        if self.client is None:
-            return None
         query = {"oldest": f"{since:.6f}", "include_all_metadata": True, "limit": 200}
         try:
             channel = delivery.address
@@ -125,10 +127,7 @@ class SlackTransport:
             logger.warning("could not look for an earlier post", extra={"key": delivery.key, "error": repr(error)})
         return None
 
-    async def _post(self, channel: str, text: str, thread_ts: str | None, key: str) -> Sent | None:
-        if self.client is None:
-            logger.info("would post to Slack", extra={"channel": channel, "text": text})
-            return None
+    async def _post(self, channel: str, text: str, thread_ts: str | None, key: str) -> Sent:
         try:
             response = await self._connected().chat_postMessage(
                 channel=channel,

@@ -15,7 +15,7 @@ import pytest
 
 from services.notifier.deliveries import DeliveryScheduler, Failed, Sent
 from services.notifier.errors import RateLimited, Refused
-from services.notifier.ledger import Ledger, intent_key
+from services.notifier.ledger import Ledger, intent_key, sent_key
 from services.notifier.plan import Delivery
 from shared.events import NotificationSent
 from shared.redis_client import connect_redis
@@ -222,3 +222,31 @@ async def test_a_transient_failure_is_retried_until_the_deadline_then_fails(sche
     assert transport.calls == [("send", "e1:dm")] * 3
     assert await ledger.sent("e1:dm") is None
     assert not await ledger.redis.exists(intent_key("e1:dm"))
+
+
+async def test_a_delivery_made_before_is_not_put_in_a_digest_again(scheduler, transport, clock, ledger):
+    transport.rate_limit_next.add(CHANNEL)
+    [first] = scheduler.submit([delivery("e1:channel", "SB-1001")])
+    await until(lambda: CHANNEL in scheduler._holds and len(scheduler._holds[CHANNEL].waiting) == 1)
+    # Made and recorded before a crash; redelivered while the channel is held.
+    made = await asyncio.wait_for(scheduler.submit([delivery("e0:channel", "SB-1000", DM)])[0], 10)
+    await ledger.redis.rename(sent_key("e0:channel"), sent_key("e2:channel"))
+    [again, third] = scheduler.submit([delivery("e2:channel", "SB-1002"), delivery("e3:channel", "SB-1003")])
+
+    assert (await asyncio.wait_for(again, 10)).external_id == made.external_id
+    clock.now += HOLD_SECONDS
+    await asyncio.wait_for(asyncio.gather(first, third), 10)
+    [digest] = transport.digests
+    assert [queued.key for queued in digest] == ["e1:channel", "e3:channel"]
+
+
+async def test_a_channel_that_is_off_is_logged_and_never_queued(ledger, transport, caplog):
+    transport.enabled = False
+    scheduler = DeliveryScheduler({"slack": transport}, ledger, owner="test-notifier")
+    off = delivery("e1:channel", "SB-1001")
+
+    with caplog.at_level("INFO"):
+        assert not scheduler.deliverable(off)
+
+    assert "not delivered: the channel is off" in caplog.text
+    assert not await ledger.redis.exists(intent_key("e1:channel"), sent_key("e1:channel"))
