@@ -54,6 +54,12 @@ class Team(_Strict):
     members: list[str] = Field(min_length=1)
     routing: Literal["round_robin"] = "round_robin"
     sla_policy: str
+    # Who a ticket is escalated to, level by level (agent IDs); empty: the lead alone.
+    escalation: list[str] = []
+
+    def escalation_chain(self) -> list[str]:
+        """The agents of each escalation level, first level first: `escalation`, else the lead."""
+        return list(self.escalation) or ([self.lead] if self.lead else [])
 
 
 class Form(_Strict):
@@ -101,6 +107,8 @@ class DeskConfig(_Strict):
     default_classification: Classification
     sla_policies: list[SlaPolicy] = Field(min_length=1)
     acknowledgements: Acknowledgements = Acknowledgements()
+    # A solved ticket closes by itself after this long without a customer message (SPEC §3 Lifecycle).
+    close_after: Duration = timedelta(days=4)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> DeskConfig:
@@ -114,6 +122,11 @@ class DeskConfig(_Strict):
             ]
             if team.lead is not None and team.lead not in agent_ids:
                 problems.append(f"teams.{index}.lead: unknown agent {team.lead!r}")
+            problems += [
+                f"teams.{index}.escalation: unknown agent {agent!r}"
+                for agent in team.escalation
+                if agent not in agent_ids
+            ]
             if team.sla_policy not in policy_ids:
                 problems.append(f"teams.{index}.sla_policy: unknown policy {team.sla_policy!r}")
         for index, form in enumerate(self.forms):
@@ -130,6 +143,14 @@ class DeskConfig(_Strict):
 
     def agent(self, agent_id: str) -> Agent:
         return next(agent for agent in self.agents if agent.id == agent_id)
+
+    def agent_by_slack_user(self, slack_user_id: str) -> Agent | None:
+        """The agent a Slack user is (by `agents[].slack_user_id`), or None: anyone else is refused."""
+        return next((agent for agent in self.agents if agent.slack_user_id == slack_user_id), None)
+
+    def teams_of(self, agent_id: str) -> list[Team]:
+        """The teams an agent is a member or the lead of."""
+        return [team for team in self.teams if agent_id in team.members or team.lead == agent_id]
 
     def sla_policy(self, policy_id: str) -> SlaPolicy:
         return next(policy for policy in self.sla_policies if policy.id == policy_id)

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from shared.ids import TICKET_ID_PATTERN
 
@@ -177,16 +177,130 @@ class MessageQuarantined(_Model):
     traceparent: str | None = None
 
 
-class AgentReply(Envelope):
-    """An agent's (or admin's) answer to the customer, on the commands topic."""
+# The lifecycle (SPEC §3 Lifecycle): new → open → pending (waiting on the customer) | on_hold (waiting
+# on a third party) → solved → closed.
+TicketStatus = Literal["new", "open", "pending", "on_hold", "solved", "closed"]
+# Statuses in which a ticket is someone's work (in an agent's list or a team's queue; counts for capacity).
+ACTIVE_STATUSES: frozenset[str] = frozenset({"new", "open", "pending", "on_hold"})
+Priority = Literal["low", "normal", "high", "urgent"]
+# Who caused a change: an agent ID from the config, "customer", "system" (timers: auto-close), or
+# "admin" (`switchboard ticket` on the command line).
+Actor = Annotated[str, Field(min_length=1, max_length=100)]
+Tag = Annotated[str, Field(pattern=r"^[\w][\w:.-]{0,63}$")]
+
+
+class SlackOrigin(_Model):
+    """Where in Slack an agent's command came from, so that its outcome is shown there: an ephemeral
+    message to `user_id` in `channel_id` when it is refused, a reaction on `message_ts` (an agent's
+    thread reply) once it reached the customer or could not."""
+
+    user_id: str
+    channel_id: str | None = None
+    message_ts: str | None = None
+    thread_ts: str | None = None
+
+
+class CommandEnvelope(Envelope):
+    """What an agent (or the system) asks to happen to a ticket, on the commands topic keyed by ticket ID.
+
+    `event_id` is the command's ID: the same Slack interaction delivered twice carries the same one,
+    and the router applies a command once. `agent_id` is an agent ID from the config, "admin" (the
+    CLI), "system" (timers) or "customer" (a CSAT rating).
+    """
+
+    agent_id: Actor
+    origin: SlackOrigin | None = None
+
+
+class AgentReply(CommandEnvelope):
+    """A public answer to the customer, on the customer's channel."""
 
     type: Literal["command.reply"] = "command.reply"
     text: str = Field(min_length=1, max_length=20_000)
-    # An agent ID from the config, or "admin" for `switchboard ticket reply`.
-    agent_id: str
 
 
-AgentCommand = Annotated[AgentReply, Field(discriminator="type")]
+class AgentNote(CommandEnvelope):
+    """An internal note: recorded on the ticket and in its Slack thread, never sent to the customer."""
+
+    type: Literal["command.note"] = "command.note"
+    text: str = Field(min_length=1, max_length=20_000)
+
+
+class ClaimTicket(CommandEnvelope):
+    """The acting agent takes the ticket."""
+
+    type: Literal["command.claim"] = "command.claim"
+
+
+class AssignTicket(CommandEnvelope):
+    """Hand the ticket to an agent (`to_agent`) or to a team's queue, unassigned (`to_team`); one of the two."""
+
+    type: Literal["command.assign"] = "command.assign"
+    to_agent: str | None = None
+    to_team: str | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> AssignTicket:
+        if (self.to_agent is None) == (self.to_team is None):
+            raise ValueError("give exactly one of to_agent and to_team")
+        return self
+
+
+class SetStatus(CommandEnvelope):
+    type: Literal["command.set_status"] = "command.set_status"
+    status: Literal["open", "pending", "on_hold", "solved", "closed"]
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class SetPriority(CommandEnvelope):
+    type: Literal["command.set_priority"] = "command.set_priority"
+    priority: Priority
+
+
+class TagTicket(CommandEnvelope):
+    type: Literal["command.tag"] = "command.tag"
+    add: list[Tag] = []
+    remove: list[Tag] = []
+
+
+class EscalateTicket(CommandEnvelope):
+    """Raise the ticket to the next level of its team's escalation chain (`teams[].escalation`, at least the lead)."""
+
+    type: Literal["command.escalate"] = "command.escalate"
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class MergeTicket(CommandEnvelope):
+    """Merge this ticket into `into_ticket_id`: this one is closed, the other carries on."""
+
+    type: Literal["command.merge"] = "command.merge"
+    into_ticket_id: TicketId
+
+
+class RateTicket(CommandEnvelope):
+    """The customer's satisfaction rating (CSAT) of one resolution of the ticket, 1 (bad) to 5 (great)."""
+
+    type: Literal["command.rate"] = "command.rate"
+    # Which resolution was rated (`StatusChanged.resolution` of the solving change).
+    resolution: int = Field(ge=1)
+    score: int = Field(ge=1, le=5)
+    comment: str | None = Field(default=None, max_length=2_000)
+
+
+AgentCommand = Annotated[
+    AgentReply
+    | AgentNote
+    | ClaimTicket
+    | AssignTicket
+    | SetStatus
+    | SetPriority
+    | TagTicket
+    | EscalateTicket
+    | MergeTicket
+    | RateTicket,
+    Field(discriminator="type"),
+]
+agent_command_adapter: TypeAdapter[AgentCommand] = TypeAdapter(AgentCommand)
 
 
 class ContactSummary(_Model):
@@ -208,6 +322,8 @@ class TicketCreated(Envelope):
     tags: list[str] = []
     reply_route: ReplyRoute | None = None
     acknowledge: bool = True
+    # A customer wrote again on a closed ticket: this ticket follows up on that one.
+    follow_up_of: TicketId | None = None
 
 
 class MessageAdded(Envelope):
@@ -230,6 +346,10 @@ class MessageAdded(Envelope):
     # Customer messages: the contact the sender's identities belong to.
     contact_id: str | None = None
     received_at: datetime
+    # An agent's internal note: shown in Slack and the audit trail, never sent to the customer.
+    internal: bool = False
+    # Agent messages written in Slack: where, so that the outcome is shown on the agent's message.
+    origin: SlackOrigin | None = None
 
 
 class TicketAssigned(Envelope):
@@ -246,6 +366,10 @@ class TicketAssigned(Envelope):
     channel: Channel | None = None
     priority: str | None = None
     excerpt: str | None = None
+    # Who assigned it (an agent claiming or handing on, "system" for the router's own assignment),
+    # and whose it was before: the read model moves the ticket from that agent's list (or the team's queue).
+    actor: str = "system"
+    previous_agent_id: str | None = None
 
 
 class SlaDeadlineSet(Envelope):
@@ -278,7 +402,91 @@ class SlaMet(Envelope):
     met_at: AwareDatetime
 
 
-NotificationPurpose = Literal["acknowledgement", "announcement", "assignment_dm", "mirror", "reply", "sla"]
+class StatusChanged(Envelope):
+    """The ticket moved along its lifecycle; `reason` says why ("customer replied", "merged into SB-1042")."""
+
+    type: Literal["ticket.status_changed"] = "ticket.status_changed"
+    from_status: TicketStatus
+    to_status: TicketStatus
+    actor: Actor
+    reason: str | None = None
+    # Carried for the read model's lists: the ticket's team and assignee (None: in the team's queue).
+    team: str
+    assignee_id: str | None = None
+    # How many times the ticket has been solved, this change included (numbers the CSAT request).
+    resolution: int = 0
+    # Set when this change asks the customer for a rating: solved by an agent after a public reply, not
+    # by a merge or auto-close. Where to ask (the customer's channel).
+    csat_route: ReplyRoute | None = None
+
+
+class PriorityChanged(Envelope):
+    type: Literal["ticket.priority_changed"] = "ticket.priority_changed"
+    from_priority: str
+    to_priority: Priority
+    actor: Actor
+
+
+class TagsChanged(Envelope):
+    type: Literal["ticket.tags_changed"] = "ticket.tags_changed"
+    added: list[str] = []
+    removed: list[str] = []
+    # The ticket's tags after the change.
+    tags: list[str]
+    actor: Actor
+
+
+class TicketQueued(Envelope):
+    """The ticket waits, unassigned, in `team`'s queue (handed to a team, not an agent)."""
+
+    type: Literal["ticket.queued"] = "ticket.queued"
+    team: str
+    actor: Actor
+    previous_agent_id: str | None = None
+
+
+class TicketEscalated(Envelope):
+    """Raised to `level` (1 = the first step of the team's chain) and handed to `agent_id` there."""
+
+    type: Literal["ticket.escalated"] = "ticket.escalated"
+    level: int = Field(ge=1)
+    agent_id: str
+    actor: Actor
+    reason: str | None = None
+
+
+class TicketMerged(Envelope):
+    """This ticket was merged into `into_ticket_id` (it is closed by the same command)."""
+
+    type: Literal["ticket.merged"] = "ticket.merged"
+    into_ticket_id: TicketId
+    actor: Actor
+
+
+class CommandRejected(Envelope):
+    """A command the router refused, with why; shown to the agent who gave it (Slack: ephemeral)."""
+
+    type: Literal["command.rejected"] = "command.rejected"
+    command_id: UUID
+    command_type: str
+    agent_id: str
+    reason: str
+    origin: SlackOrigin | None = None
+
+
+class CsatRated(Envelope):
+    type: Literal["ticket.csat_rated"] = "ticket.csat_rated"
+    resolution: int = Field(ge=1)
+    score: int = Field(ge=1, le=5)
+    comment: str | None = None
+    # The ticket's team and assignee when rated (a low score pings the team lead in the thread).
+    team: str
+    assignee_id: str | None = None
+
+
+NotificationPurpose = Literal[
+    "acknowledgement", "announcement", "assignment_dm", "mirror", "reply", "sla", "card_update", "rejection", "csat"
+]
 
 
 class NotificationSent(Envelope):
@@ -347,7 +555,32 @@ TicketEvent = Annotated[
     | SlaWarning
     | SlaBreached
     | SlaMet
+    | StatusChanged
+    | PriorityChanged
+    | TagsChanged
+    | TicketQueued
+    | TicketEscalated
+    | TicketMerged
+    | CommandRejected
+    | CsatRated
     | NotificationSent,
     Field(discriminator="type"),
 ]
 ticket_event_adapter: TypeAdapter[TicketEvent] = TypeAdapter(TicketEvent)
+
+
+class AgentAvailabilityChanged(_Model):
+    """An agent went away or came back (`/sb away`, `/sb back`); on the agents topic, keyed by agent ID.
+    Assignment skips agents who are away."""
+
+    type: Literal["agent.availability_changed"] = "agent.availability_changed"
+    event_id: UUID
+    version: Literal[1] = 1
+    occurred_at: AwareDatetime
+    agent_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    available: bool
+    correlation_id: str | None = None
+    traceparent: str | None = None
+
+
+AgentEvent = Annotated[AgentAvailabilityChanged, Field(discriminator="type")]

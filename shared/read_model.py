@@ -58,6 +58,26 @@ def contact_identities_key(contact_id: str) -> str:
     return f"sb:contact:{contact_id}:identities"
 
 
+def agent_tickets_key(agent_id: str) -> str:
+    """The active tickets (new, open, pending, on hold) assigned to an agent: `/sb mine`, capacity."""
+    return f"sb:agent:{agent_id}:tickets"
+
+
+def team_queue_key(team_id: str) -> str:
+    """A team's active tickets that nobody is assigned to: `/sb queue`."""
+    return f"sb:team:{team_id}:queue"
+
+
+def ticket_history_key(ticket_id: str) -> str:
+    """The ticket's audit trail: one JSON entry per event (type, when, who, what changed), oldest first."""
+    return f"sb:ticket:{ticket_id}:history"
+
+
+def agent_key(agent_id: str) -> str:
+    """An agent's state: `available` ("1"/"0") and since when."""
+    return f"sb:agent:{agent_id}"
+
+
 def identity_key(identity: str) -> str:
     """Which contact an identity ("email:ana@example.com") belongs to."""
     return f"sb:identity:{identity}"

@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     telegram_api_url: str = "https://api.telegram.org/bot"
 
     api_token: SecretStr | None = None
+    # Signs the links of CSAT requests (set the same on every machine; without it, one is generated
+    # and kept under DATA_DIR, which serves a single-machine stack).
+    csat_secret: SecretStr | None = None
+    # Where customers reach intake-http from outside (links in mails); default http://HTTP_HOST:HTTP_PORT.
+    public_url: str | None = None
     log_level: str = "INFO"
     # How long the notifier retries a delivery the outside world keeps failing before it gives up on it.
     retry_deadline_seconds: float = 60.0
@@ -87,6 +92,9 @@ class Settings(BaseSettings):
     def _slack_methods_are_relative_to_a_folder(cls, url: str) -> str:
         # slack_sdk joins method names onto this URL; without the slash the last segment is lost.
         return url if url.endswith("/") else f"{url}/"
+
+    def public_base_url(self) -> str:
+        return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
 
     def secret_values(self) -> tuple[str, ...]:
         """Every configured secret, for the log formatter to blank out wherever it appears."""

@@ -11,7 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from pydantic import TypeAdapter
 
-from shared.events import AgentCommand, ContactEvent, InboundMessage, MessageQuarantined, TicketEvent
+from shared.events import AgentCommand, AgentEvent, ContactEvent, InboundMessage, MessageQuarantined, TicketEvent
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,10 @@ COMMANDS = TopicSpec(
     key="ticket_id",
     partitions=8,
     schema=AgentCommand,
-    description="What agents ask to happen to a ticket (reply, ...); the router validates and applies them.",
+    description=(
+        "What agents ask to happen to a ticket (reply, note, claim, assign, status, priority, tags,"
+        " escalate, merge) and customers' ratings; the router validates and applies them."
+    ),
 )
 CONTACTS = TopicSpec(
     name="switchboard.contacts.v1",
@@ -77,7 +80,14 @@ QUARANTINE = TopicSpec(
     schema=MessageQuarantined,
     description="Input kept aside instead of reaching a ticket (machine mail for no ticket, loops), with why.",
 )
-REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS, COMMANDS, CONTACTS, QUARANTINE)
+AGENTS = TopicSpec(
+    name="switchboard.agents.v1",
+    key="agent_id",
+    partitions=8,
+    schema=AgentEvent,
+    description="Agents' availability (away, back), in order per agent; assignment reads it.",
+)
+REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS, COMMANDS, CONTACTS, QUARANTINE, AGENTS)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ import base64
 import binascii
 import hashlib
 import json
+import secrets
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -121,7 +122,12 @@ class FakeSlackApi(RecordingFakeApi[SlackCall]):
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
             "users.getPresence": self._users_get_presence,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "reactions.add": self._reactions_add,
+            "views.open": self._views_open,
         }
+        # trigger_ids handed out with interactions (`issue_trigger_id`): each opens one view, briefly.
+        self._triggers: set[str] = set()
 
     # --- addresses -----------------------------------------------------------
 
@@ -130,6 +136,17 @@ class FakeSlackApi(RecordingFakeApi[SlackCall]):
         return f"{self._origin}/api/"
 
     # --- test controls ---------------------------------------------------------
+
+    def issue_trigger_id(self) -> str:
+        """A trigger_id as Slack puts in an interaction payload; views.open accepts it once."""
+        trigger_id = f"{int(time.time())}.{len(self._triggers) + 1}.{secrets.token_hex(8)}"
+        self._triggers.add(trigger_id)
+        return trigger_id
+
+    def message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        """The message as Slack holds it now (after updates and reactions), or None."""
+        message = self._messages.get((channel, ts))
+        return dict(message) if message is not None else None
 
     def rate_limit_next(self, method: str, count: int = 1, retry_after: int = 1) -> None:
         """Answer the next `count` calls to `method` with HTTP 429 and Retry-After."""
@@ -429,6 +446,50 @@ class FakeSlackApi(RecordingFakeApi[SlackCall]):
         if user_id != BOT_USER_ID and user_id not in self._users:
             return _error("user_not_found")
         return {"ok": True, "presence": self._presence.get(user_id, "active")}
+
+    def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        # https://api.slack.com/methods/chat.postEphemeral: seen by `user` only, never stored in history.
+        if not args.get("channel"):
+            return _error("channel_not_found")
+        if not args.get("user"):
+            return _error("user_not_in_channel")
+        try:
+            content = _message_content(args)
+        except ValueError:
+            return _error("invalid_blocks_format")
+        if not any(content.values()):
+            return _error("no_text")
+        return {"ok": True, "message_ts": self._next_ts()}
+
+    def _reactions_add(self, args: dict[str, Any]) -> dict[str, Any]:
+        # https://api.slack.com/methods/reactions.add
+        message = self._messages.get((args.get("channel"), args.get("timestamp")))
+        if message is None:
+            return _error("message_not_found")
+        name = args.get("name")
+        if not name:
+            return _error("invalid_name")
+        reactions = message.setdefault("reactions", [])
+        if any(reaction["name"] == name for reaction in reactions):
+            return _error("already_reacted")
+        reactions.append({"name": name, "users": [BOT_USER_ID], "count": 1})
+        return {"ok": True}
+
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        # https://api.slack.com/methods/views.open: a trigger_id opens one view (Slack: within 3 s).
+        trigger_id = args.get("trigger_id")
+        if trigger_id not in self._triggers:
+            return _error("invalid_trigger_id" if trigger_id else "invalid_arguments")
+        self._triggers.discard(trigger_id)
+        view = args.get("view")
+        if isinstance(view, str):
+            try:
+                view = json.loads(view)
+            except ValueError:
+                return _error("invalid_arguments")
+        if not isinstance(view, dict) or view.get("type") != "modal" or "title" not in view:
+            return _error("invalid_arguments")
+        return {"ok": True, "view": {"id": f"V{len(self._triggers) + 1:08d}", **view}}
 
     def _next_ts(self) -> str:
         """A message timestamp: Unix seconds with six digits, strictly increasing."""
