@@ -3,6 +3,7 @@ become ticket events, the read model keeps status, lists, queues and the audit t
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from datetime import UTC, datetime
@@ -31,8 +32,10 @@ from shared.events import (
 from shared.read_model import ReadModel, agent_tickets_key, team_queue_key
 from shared.redis_client import connect_redis
 from shared.topics import COMMANDS, INBOUND, TICKETS, Topics
+from tests.conftest import API_TOKEN
+from tests.integration.test_replies import post_form
 from tests.integration.test_router_handler import as_records, inbound
-from tests.support import decoded, in_process_client, read_topic
+from tests.support import ServiceProcesses, decoded, in_process_client, read_topic, switchboard_cli, wait_for_ticket
 
 pytestmark = pytest.mark.integration
 
@@ -240,3 +243,43 @@ async def test_on_the_real_broker_commands_become_events_and_a_customer_reopens_
         assert await redis.sismember(agent_tickets_key("ben"), "SB-3201")
     finally:
         await redis.aclose()
+
+
+def test_the_cli_works_a_ticket_and_the_read_api_shows_status_priority_tags_assignee_and_history(
+    services: ServiceProcesses,
+):
+    services.start("router")
+    base_url = services.start_http()
+    ticket_id = post_form(base_url)
+    wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda ticket: ticket["status"] == "new")
+    for args in (
+        ("claim", ticket_id, "--agent", "ben"),
+        ("status", ticket_id, "pending", "--reason", "waiting for a screenshot", "--agent", "ben"),
+        ("priority", ticket_id, "urgent"),
+        ("tag", ticket_id, "--add", "vip", "--add", "login"),
+        ("note", ticket_id, "looks like SSO", "--agent", "ben"),
+        ("escalate", ticket_id, "--reason", "VIP"),
+        ("assign", ticket_id, "--to-team", "support", "--agent", "ana"),  # refused: not ana's ticket
+    ):
+        result = switchboard_cli(services.settings, "ticket", *args)
+        assert result.returncode == 0, result.stderr
+    ticket = wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda ticket: ticket["escalation_level"] == 1)
+    assert (ticket["status"], ticket["priority"], ticket["tags"]) == ("pending", "urgent", ["login", "vip"])
+    assert ticket["assignee"]["agent_id"] == "lena", "the escalation chain's first level"
+    assert [(entry["type"], entry["actor"]) for entry in ticket["history"]] == [
+        ("ticket.created", "customer"),
+        ("ticket.message_added", "customer"),
+        ("ticket.assigned", "system"),
+        ("ticket.assigned", "ben"),
+        ("ticket.status_changed", "ben"),
+        ("ticket.status_changed", "ben"),
+        ("ticket.priority_changed", "admin"),
+        ("ticket.tags_changed", "admin"),
+        ("ticket.message_added", "ben"),
+        ("ticket.escalated", "admin"),
+        ("ticket.assigned", "admin"),
+    ]
+    shown = switchboard_cli(services.settings, "ticket", "show", ticket_id)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["history"] == ticket["history"]
+    refused = switchboard_cli(services.settings, "ticket", "assign", ticket_id, "--agent", "ana")
+    assert refused.returncode != 0 and "exactly one of --to-agent and --to-team" in refused.stderr
