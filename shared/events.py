@@ -122,6 +122,8 @@ class InboundMessage(Envelope):
     # lead to the ticket from now on ("email:<Message-ID>", "telegram:chat:7", "chat-session:<hash>").
     idempotency_key: str | None = None
     conversations: list[str] = []
+    # The thread led to a closed ticket: this message opens a new ticket that follows up on that one.
+    follow_up_of: TicketId | None = None
 
     @classmethod
     def received(

@@ -14,19 +14,27 @@ import orjson
 from redis.asyncio import Redis
 
 from shared.events import (
+    ACTIVE_STATUSES,
     AddressUndeliverable,
     ContactEvent,
+    CsatRated,
     IdentityLinked,
     MessageAdded,
     NotificationSent,
+    PriorityChanged,
     ReplyRoute,
     SlaBreached,
     SlaDeadlineSet,
     SlaMet,
     SlaWarning,
+    StatusChanged,
+    TagsChanged,
     TicketAssigned,
     TicketCreated,
+    TicketEscalated,
     TicketEvent,
+    TicketMerged,
+    TicketQueued,
 )
 from shared.identities import identities_of
 
@@ -86,8 +94,27 @@ def identity_key(identity: str) -> str:
 # Applies groups of operations, each group once: a group is [applied set, event ID, op, op ...] and
 # runs only when the event ID is new to the set ("" as the set: always). An op is a Redis command,
 # or ["LINK", identity key, contact identities key, contact ID, identity]: the identity becomes the
-# contact's unless another contact owns it already (merging is never silent).
+# contact's unless another contact owns it already (merging is never silent), or
+# ["UNLIST"|"LIST", ticket key, ticket ID, agent list template, team queue template, active statuses ...]:
+# the ticket leaves (UNLIST) or joins (LIST, only while its status is active) its assignee's list,
+# or its team's queue when nobody is assigned, as its HASH says at that moment.
 _APPLY = """
+local function listing(op)
+  local row = redis.call('HMGET', op[2], 'status', 'assignee_id', 'team')
+  if op[1] == 'UNLIST' then
+    if row[2] then redis.call('SREM', string.format(op[4], row[2]), op[3]) end
+    if row[3] then redis.call('SREM', string.format(op[5], row[3]), op[3]) end
+    return
+  end
+  local active = false
+  for i = 6, #op do if op[i] == row[1] then active = true end end
+  if not active then return end
+  if row[2] then
+    redis.call('SADD', string.format(op[4], row[2]), op[3])
+  elseif row[3] then
+    redis.call('SADD', string.format(op[5], row[3]), op[3])
+  end
+end
 local groups = cjson.decode(ARGV[1])
 for _, group in ipairs(groups) do
   if group[1] == '' or redis.call('SADD', group[1], group[2]) == 1 then
@@ -96,6 +123,8 @@ for _, group in ipairs(groups) do
       if op[1] == 'LINK' then
         local owner = redis.call('SET', op[2], op[4], 'NX', 'GET')
         if owner == false or owner == op[4] then redis.call('SADD', op[3], op[5]) end
+      elseif op[1] == 'LIST' or op[1] == 'UNLIST' then
+        listing(op)
       else
         redis.call(unpack(op))
       end
@@ -104,6 +133,10 @@ for _, group in ipairs(groups) do
 end
 return #groups
 """
+# Assignee fields a ticket loses when it goes back to a team's queue.
+_ASSIGNEE_FIELDS = ("assignee_id", "assignee_name", "assignee_slack_user_id", "assigned_at")
+# Events that move a ticket between an agent's list, a team's queue and neither.
+_LISTING_EVENTS = (TicketCreated, TicketAssigned, TicketQueued, StatusChanged)
 
 
 def _fields(event: TicketEvent) -> dict[str, str]:
@@ -111,7 +144,7 @@ def _fields(event: TicketEvent) -> dict[str, str]:
         case TicketCreated():
             return {
                 "id": event.ticket_id,
-                "status": "open",
+                "status": "new",
                 "channel": event.channel,
                 "subject": event.subject or "",
                 "contact_id": event.contact.contact_id,
@@ -122,7 +155,11 @@ def _fields(event: TicketEvent) -> dict[str, str]:
                 "created_at": event.occurred_at.isoformat(),
                 # The message that opened the ticket, so it is not announced twice.
                 "opened_by": event.correlation_id or "",
+                "escalation_level": "0",
+                "resolutions": "0",
+                "public_replies": "0",
                 **_reply_route_field(event.reply_route),
+                **({"follow_up_of": event.follow_up_of} if event.follow_up_of else {}),
             }
         case MessageAdded() if event.author == "customer" and event.review is None:
             return {"updated_at": event.occurred_at.isoformat(), **_reply_route_field(event.reply_route)}
@@ -130,6 +167,7 @@ def _fields(event: TicketEvent) -> dict[str, str]:
             return {"updated_at": event.occurred_at.isoformat()}
         case TicketAssigned():
             return {
+                "team": event.team,
                 "assignee_id": event.agent_id,
                 "assignee_name": event.agent_name,
                 "assignee_slack_user_id": event.slack_user_id,
@@ -143,6 +181,29 @@ def _fields(event: TicketEvent) -> dict[str, str]:
             return {f"{event.metric}_sla": "breached"}
         case SlaMet():
             return {f"{event.metric}_sla": "met", f"{event.metric}_at": event.met_at.isoformat()}
+        case TicketQueued():
+            return {"team": event.team}
+        case StatusChanged():
+            moment = {"solved": "solved_at", "closed": "closed_at"}.get(event.to_status)
+            return {
+                "status": event.to_status,
+                "resolutions": str(event.resolution),
+                **({moment: event.occurred_at.isoformat()} if moment else {}),
+            }
+        case PriorityChanged():
+            return {"priority": event.to_priority}
+        case TagsChanged():
+            return {"tags": json.dumps(event.tags)}
+        case TicketEscalated():
+            return {"escalation_level": str(event.level)}
+        case TicketMerged():
+            return {"merged_into": event.into_ticket_id}
+        case CsatRated():
+            return {
+                "csat_score": str(event.score),
+                "csat_comment": event.comment or "",
+                "csat_resolution": str(event.resolution),
+            }
         case _:
             return {}
 
@@ -161,8 +222,19 @@ def projection(event: TicketEvent | ContactEvent) -> list[Any] | None:
     if isinstance(event, AddressUndeliverable):
         return ["", "", ["SADD", UNDELIVERABLE_KEY, event.identity.partition(":")[2]]]
     ops: list[list[str]] = []
+    listing = isinstance(event, _LISTING_EVENTS)
+    if listing:
+        ops.append(_listing("UNLIST", event.ticket_id))
     if fields := _fields(event):
         ops.append(["HSET", ticket_key(event.ticket_id), *(item for pair in fields.items() for item in pair)])
+    if isinstance(event, TicketQueued):
+        ops.append(["HDEL", ticket_key(event.ticket_id), *_ASSIGNEE_FIELDS])
+    if isinstance(event, MessageAdded) and event.author == "agent" and not event.internal:
+        ops.append(["HINCRBY", ticket_key(event.ticket_id), "public_replies", "1"])
+    if listing:
+        ops.append(_listing("LIST", event.ticket_id))
+    if (entry := history_entry(event)) is not None:
+        ops.append(["RPUSH", ticket_history_key(event.ticket_id), orjson.dumps(entry).decode()])
     if isinstance(event, TicketCreated):
         contact = event.contact
         ops.append(["HSETNX", contact_key(contact.contact_id), "id", contact.contact_id])
@@ -175,6 +247,54 @@ def projection(event: TicketEvent | ContactEvent) -> list[Any] | None:
         if event.contact_id and event.sender and event.review is None:
             ops += [_link(event.contact_id, identity) for identity in identities_of(event.sender)]
     return [applied_key(event.ticket_id), str(event.event_id), *ops]
+
+
+def _listing(op: str, ticket_id: str) -> list[str]:
+    return [
+        op,
+        ticket_key(ticket_id),
+        ticket_id,
+        agent_tickets_key("%s"),
+        team_queue_key("%s"),
+        *sorted(ACTIVE_STATUSES),
+    ]
+
+
+def history_entry(event: TicketEvent) -> dict[str, Any] | None:
+    """The ticket's audit-trail entry for `event` (type, at, actor and what changed; None values left
+    out), or None for an event that changed nothing on it (a refused command). Pure."""
+    match event:
+        case TicketCreated():
+            actor, changes = "customer", {"channel": event.channel, "team": event.team, "priority": event.priority}
+            changes["follow_up_of"] = event.follow_up_of
+        case MessageAdded():
+            actor = event.agent_id or event.author
+            changes = {"author": event.author, "message_id": str(event.message_id), "internal": event.internal or None}
+            changes["review"] = event.review
+        case TicketAssigned():
+            actor, changes = event.actor, {"agent_id": event.agent_id, "previous_agent_id": event.previous_agent_id}
+            changes["team"] = event.team
+        case TicketQueued():
+            actor, changes = event.actor, {"team": event.team, "previous_agent_id": event.previous_agent_id}
+        case StatusChanged():
+            actor, changes = event.actor, {"from": event.from_status, "to": event.to_status, "reason": event.reason}
+            changes["resolution"] = event.resolution if event.to_status == "solved" else None
+        case PriorityChanged():
+            actor, changes = event.actor, {"from": event.from_priority, "to": event.to_priority}
+        case TagsChanged():
+            actor, changes = event.actor, {"added": event.added, "removed": event.removed}
+        case TicketEscalated():
+            actor, changes = event.actor, {"level": event.level, "agent_id": event.agent_id, "reason": event.reason}
+        case TicketMerged():
+            actor, changes = event.actor, {"into": event.into_ticket_id}
+        case CsatRated():
+            actor, changes = "customer", {"resolution": event.resolution, "score": event.score}
+        case SlaDeadlineSet() | SlaWarning() | SlaBreached() | SlaMet():
+            actor, changes = "system", {"metric": event.metric}
+        case _:
+            return None
+    entry = {"type": event.type, "at": event.occurred_at.isoformat(), "actor": actor, **changes}
+    return {key: value for key, value in entry.items() if value is not None}
 
 
 def _link(contact_id: str, identity: str) -> list[str]:
@@ -205,7 +325,8 @@ class ReadModel:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(ticket_key(ticket_id))
             pipe.lrange(_messages_key(ticket_id), 0, -1)
-            fields, messages = await pipe.execute()
+            pipe.lrange(ticket_history_key(ticket_id), 0, -1)
+            fields, messages, history = await pipe.execute()
         if not fields or "id" not in fields:
             return None
         contact = await self.contact(fields["contact_id"])
@@ -235,7 +356,22 @@ class ReadModel:
                 "first_response_at": fields.get("first_response_at"),
             },
             "reply_route": json.loads(fields["reply_route"]) if "reply_route" in fields else None,
+            "escalation_level": int(fields.get("escalation_level", 0)),
+            "resolutions": int(fields.get("resolutions", 0)),
+            "public_replies": int(fields.get("public_replies", 0)),
+            "csat": {
+                "score": int(fields["csat_score"]),
+                "comment": fields.get("csat_comment") or None,
+                "resolution": int(fields["csat_resolution"]),
+            }
+            if "csat_score" in fields
+            else None,
+            "follow_up_of": fields.get("follow_up_of"),
+            "merged_into": fields.get("merged_into"),
+            "solved_at": fields.get("solved_at"),
+            "closed_at": fields.get("closed_at"),
             "messages": [json.loads(message) for message in messages],
+            "history": [json.loads(entry) for entry in history],
         }
 
     async def contact(self, contact_id: str) -> dict[str, Any] | None:
@@ -267,6 +403,7 @@ def _message_json(event: MessageAdded) -> str:
             "id": str(event.message_id),
             "author": event.author,
             "agent_id": event.agent_id,
+            "internal": event.internal,
             "channel": event.channel,
             "kind": event.kind,
             "text": event.text,

@@ -144,13 +144,14 @@ def config_check(file: Path | None) -> None:
 
 @main.group()
 def ticket() -> None:
-    """Look at tickets."""
+    """Look at tickets and work them (the same commands as the Slack card's buttons)."""
 
 
 @ticket.command("show")
 @click.argument("ticket_id")
 def ticket_show(ticket_id: str) -> None:
-    """Print a ticket from the read model as JSON."""
+    """Print a ticket from the read model as JSON: status, priority, tags, assignee, CSAT, messages and
+    its history (the audit trail)."""
     from shared.read_model import ReadModel
     from shared.redis_client import connect_redis
 
@@ -177,13 +178,122 @@ def ticket_show(ticket_id: str) -> None:
 @click.option("--agent", default="admin", show_default=True, help="The agent ID the reply is sent as.")
 def ticket_reply(ticket_id: str, text: str, agent: str) -> None:
     """Send TEXT to the ticket's customer, on the channel they wrote from."""
-    from switchboard.commands import send_reply
+    from shared.events import AgentReply
+
+    _send_command(AgentReply, ticket_id, agent, "reply", text=text)
+
+
+_AGENT_OPTION = click.option("--agent", default="admin", show_default=True, help="The agent ID acting.")
+
+
+@ticket.command("note")
+@click.argument("ticket_id")
+@click.argument("text")
+@_AGENT_OPTION
+def ticket_note(ticket_id: str, text: str, agent: str) -> None:
+    """Add an internal note (never sent to the customer)."""
+    from shared.events import AgentNote
+
+    _send_command(AgentNote, ticket_id, agent, "note", text=text)
+
+
+@ticket.command("claim")
+@click.argument("ticket_id")
+@click.option("--agent", required=True, help="The agent ID who takes the ticket.")
+def ticket_claim(ticket_id: str, agent: str) -> None:
+    """Make AGENT the ticket's assignee."""
+    from shared.events import ClaimTicket
+
+    _send_command(ClaimTicket, ticket_id, agent, "claim")
+
+
+@ticket.command("assign")
+@click.argument("ticket_id")
+@click.option("--to-agent", help="Hand the ticket to this agent ID.")
+@click.option("--to-team", help="Put the ticket, unassigned, in this team's queue.")
+@_AGENT_OPTION
+def ticket_assign(ticket_id: str, to_agent: str | None, to_team: str | None, agent: str) -> None:
+    """Hand the ticket on to an agent or a team's queue (one of --to-agent and --to-team)."""
+    from shared.events import AssignTicket
+
+    if (to_agent is None) == (to_team is None):
+        raise click.UsageError("give exactly one of --to-agent and --to-team")
+    _send_command(AssignTicket, ticket_id, agent, "assignment", to_agent=to_agent, to_team=to_team)
+
+
+@ticket.command("status")
+@click.argument("ticket_id")
+@click.argument("status", type=click.Choice(["open", "pending", "on_hold", "solved", "closed"]))
+@click.option("--reason", help="Why, for the ticket's history.")
+@_AGENT_OPTION
+def ticket_status(ticket_id: str, status: str, reason: str | None, agent: str) -> None:
+    """Move the ticket to STATUS (solved → open reopens it; closed is final)."""
+    from shared.events import SetStatus
+
+    _send_command(SetStatus, ticket_id, agent, "status change", status=status, reason=reason)
+
+
+@ticket.command("priority")
+@click.argument("ticket_id")
+@click.argument("priority", type=click.Choice(["low", "normal", "high", "urgent"]))
+@_AGENT_OPTION
+def ticket_priority(ticket_id: str, priority: str, agent: str) -> None:
+    """Set the ticket's priority."""
+    from shared.events import SetPriority
+
+    _send_command(SetPriority, ticket_id, agent, "priority change", priority=priority)
+
+
+@ticket.command("tag")
+@click.argument("ticket_id")
+@click.option("--add", "add", multiple=True, help="A tag to add (repeatable).")
+@click.option("--remove", "remove", multiple=True, help="A tag to remove (repeatable).")
+@_AGENT_OPTION
+def ticket_tag(ticket_id: str, add: tuple[str, ...], remove: tuple[str, ...], agent: str) -> None:
+    """Add and remove tags."""
+    from shared.events import TagTicket
+
+    if not add and not remove:
+        raise click.UsageError("give --add or --remove")
+    _send_command(TagTicket, ticket_id, agent, "tag change", add=list(add), remove=list(remove))
+
+
+@ticket.command("escalate")
+@click.argument("ticket_id")
+@click.option("--reason", help="Why, for the ticket's history.")
+@_AGENT_OPTION
+def ticket_escalate(ticket_id: str, reason: str | None, agent: str) -> None:
+    """Hand the ticket to the next level of its team's escalation chain."""
+    from shared.events import EscalateTicket
+
+    _send_command(EscalateTicket, ticket_id, agent, "escalation", reason=reason)
+
+
+@ticket.command("merge")
+@click.argument("ticket_id")
+@click.argument("into")
+@_AGENT_OPTION
+def ticket_merge(ticket_id: str, into: str, agent: str) -> None:
+    """Merge TICKET_ID into INTO: TICKET_ID is closed, INTO carries on."""
+    from shared.events import MergeTicket
+
+    _send_command(MergeTicket, ticket_id, agent, "merge", into_ticket_id=into)
+
+
+def _send_command(kind: type, ticket_id: str, agent: str, what: str, **fields: Any) -> None:
+    """Publishes the command; the router applies or refuses it (see `switchboard ticket show`)."""
+    from pydantic import ValidationError
+
+    from switchboard.commands import send_command
 
     try:
-        command_id = asyncio.run(send_reply(Settings(), ticket_id, text, agent))
+        command_id = asyncio.run(send_command(Settings(), kind, ticket_id, agent, **fields))
     except (MissingInfrastructure, LookupError) as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"reply queued for {ticket_id} (command {command_id})")
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'command'}: {e['msg']}" for e in error.errors())
+        raise click.ClickException(problems) from None
+    click.echo(f"{what} queued for {ticket_id} (command {command_id})")
 
 
 @main.group()

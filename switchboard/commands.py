@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from shared.events import AgentReply
+from shared.events import AgentReply, CommandEnvelope
 from shared.publisher import Outgoing, Publisher
 from shared.read_model import ReadModel
 from shared.redis_client import connect_redis
@@ -15,8 +16,17 @@ from shared.settings import Settings
 from shared.topics import COMMANDS, Topics
 
 
-async def send_reply(settings: Settings, ticket_id: str, text: str, agent_id: str) -> uuid.UUID:
-    """Publishes a reply command once the ticket is known; returns the command's ID."""
+async def send_command(
+    settings: Settings, kind: type[CommandEnvelope], ticket_id: str, agent_id: str, **fields: Any
+) -> uuid.UUID:
+    """Publishes a command of `kind` on the commands topic once the ticket is known; returns its ID.
+
+    Raises LookupError for an unknown ticket, pydantic's ValidationError for fields the command does not
+    take. Whether the router applies it or refuses it (`command.rejected`) shows on the ticket's history.
+    """
+    command = kind(
+        event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), ticket_id=ticket_id, agent_id=agent_id, **fields
+    )
     bootstrap, redis_url = settings.require_infra()
     redis = connect_redis(redis_url)
     try:
@@ -24,9 +34,6 @@ async def send_reply(settings: Settings, ticket_id: str, text: str, agent_id: st
             raise LookupError(f"no ticket {ticket_id}")
     finally:
         await redis.aclose()
-    command = AgentReply(
-        event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), ticket_id=ticket_id, text=text, agent_id=agent_id
-    )
     publisher = Publisher(bootstrap, client_id="switchboard-cli", registry=CollectorRegistry())
     await publisher.start()
     try:
@@ -34,3 +41,8 @@ async def send_reply(settings: Settings, ticket_id: str, text: str, agent_id: st
     finally:
         await publisher.stop()
     return command.event_id
+
+
+async def send_reply(settings: Settings, ticket_id: str, text: str, agent_id: str) -> uuid.UUID:
+    """Publishes a reply command once the ticket is known; returns the command's ID."""
+    return await send_command(settings, AgentReply, ticket_id, agent_id, text=text)

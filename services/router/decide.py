@@ -8,24 +8,35 @@ in the same batch joins it. No I/O here; the handler reads the view and writes t
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from services.router.assignment import round_robin
 from services.router.classification import classify
-from services.router.tickets import agent_reply, message_added, new_ticket
+from services.router.lifecycle import customer_wrote, decide_lifecycle
+from services.router.tickets import message_added, new_ticket
 from shared.config import DeskConfig
 from shared.events import (
     AddressUndeliverable,
-    AgentReply,
+    AgentCommand,
     ContactEvent,
     ContactSummary,
+    CsatRated,
     IdentityLinked,
     InboundMessage,
     MessageAdded,
+    PriorityChanged,
     ReplyRoute,
+    StatusChanged,
+    TagsChanged,
+    TicketAssigned,
     TicketCreated,
+    TicketEscalated,
     TicketEvent,
+    TicketQueued,
+    TicketStatus,
 )
 from shared.identities import identities_of, normalise_email
 from shared.ids import derived_id
@@ -37,9 +48,24 @@ _CLAIMING_CHANNELS = frozenset({"form", "chat"})
 
 @dataclass(frozen=True)
 class KnownTicket:
+    """What the router's rules need of a ticket (read from its read-model HASH, then kept up to date
+    by `RouterView.absorb`)."""
+
     contact_id: str
     channel: str
     reply_route: ReplyRoute | None
+    status: TicketStatus = "new"
+    team: str = ""
+    assignee_id: str | None = None
+    priority: str = "normal"
+    tags: tuple[str, ...] = ()
+    escalation_level: int = 0
+    resolutions: int = 0
+    public_replies: int = 0
+    subject: str | None = None
+    contact_name: str | None = None
+    # The last resolution the customer rated (0: none).
+    csat_resolution: int = 0
 
 
 @dataclass
@@ -57,23 +83,55 @@ class RouterView:
     def absorb(self, events: list[RouterEvent]) -> None:
         """What the events change in the view (the same whether decided now or remembered)."""
         for event in events:
-            match event:
-                case TicketCreated():
-                    self.tickets[event.ticket_id] = KnownTicket(
-                        event.contact.contact_id, event.channel, event.reply_route
-                    )
-                case MessageAdded(author="customer", review=None) if event.reply_route is not None:
-                    if (known := self.tickets.get(event.ticket_id)) is not None:
-                        self.tickets[event.ticket_id] = KnownTicket(known.contact_id, known.channel, event.reply_route)
-                case IdentityLinked() if self.owners.get(event.identity) is None:
+            if isinstance(event, IdentityLinked):
+                if self.owners.get(event.identity) is None:
                     self.owners[event.identity] = event.contact_id
+                continue
+            if isinstance(event, TicketCreated):
+                self.tickets[event.ticket_id] = KnownTicket(
+                    event.contact.contact_id,
+                    event.channel,
+                    event.reply_route,
+                    team=event.team,
+                    priority=event.priority,
+                    tags=tuple(event.tags),
+                    subject=event.subject,
+                    contact_name=event.contact.name,
+                )
+                continue
+            if isinstance(event, AddressUndeliverable) or (known := self.tickets.get(event.ticket_id)) is None:
+                continue
+            if (changes := _changes(event)) is not None:
+                self.tickets[event.ticket_id] = replace(known, **changes(known))
+
+
+def _changes(event: TicketEvent) -> Callable[[KnownTicket], dict[str, Any]] | None:
+    """How a ticket event changes the view's ticket, or None when it does not."""
+    match event:
+        case MessageAdded(author="customer", review=None) if event.reply_route is not None:
+            return lambda _: {"reply_route": event.reply_route}
+        case MessageAdded(author="agent", internal=False):
+            return lambda known: {"public_replies": known.public_replies + 1}
+        case TicketAssigned():
+            return lambda _: {"assignee_id": event.agent_id, "team": event.team}
+        case TicketQueued():
+            return lambda _: {"assignee_id": None, "team": event.team}
+        case StatusChanged():
+            return lambda _: {"status": event.to_status, "resolutions": event.resolution}
+        case PriorityChanged():
+            return lambda _: {"priority": event.to_priority}
+        case TagsChanged():
+            return lambda _: {"tags": tuple(event.tags)}
+        case TicketEscalated():
+            return lambda _: {"escalation_level": event.level}
+        case CsatRated():
+            return lambda known: {"csat_resolution": max(known.csat_resolution, event.resolution)}
+    return None
 
 
 @dataclass(frozen=True)
 class Decision:
     events: list[RouterEvent]
-    # A command refused for good (it goes to the DLQ with this reason).
-    rejected: str | None = None
 
     @property
     def claims(self) -> dict[str, str]:
@@ -94,6 +152,7 @@ def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig
         events.append(message_added(message, now, contact_id=ticket.contact_id, review=review))
         if review is None:
             events += _links(message, ticket.contact_id, view, now)
+            events += customer_wrote(message, ticket, now)
         return Decision(events)
     contact = _resolve_contact(message, view)
     classification = classify(message, config)
@@ -106,11 +165,9 @@ def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig
     return Decision(events)
 
 
-def decide_command(command: AgentReply, view: RouterView, now: datetime) -> Decision:
-    ticket = view.tickets.get(command.ticket_id)
-    if ticket is None:
-        return Decision([], rejected=f"reply to unknown ticket {command.ticket_id}")
-    return Decision([agent_reply(command, ticket.channel, ticket.reply_route, now)])
+def decide_command(command: AgentCommand, view: RouterView, config: DeskConfig, now: datetime) -> Decision:
+    """The events of an agent command: its changes, or one `command.rejected` saying why not."""
+    return Decision(decide_lifecycle(command, view.tickets, config, now))
 
 
 def _review_reason(message: InboundMessage, contact_id: str, view: RouterView) -> str | None:

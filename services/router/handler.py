@@ -17,7 +17,7 @@ from services.router.state import RouterState
 from services.router.tickets import handled_event_id
 from shared.config import DeskConfig
 from shared.engine import BatchResult, Record
-from shared.events import AddressUndeliverable, AgentReply, IdentityLinked, InboundMessage
+from shared.events import AddressUndeliverable, AgentCommand, IdentityLinked, InboundMessage, MergeTicket
 from shared.identities import identities_of
 from shared.publisher import Outgoing
 from shared.read_model import ReadModel
@@ -59,10 +59,8 @@ class RouterHandler:
             raise ClaimConflict(f"claims kept conflicting: {conflicts[:5]}")
         await self.read_model.apply([event for decision in decided.values() for event in decision.events])
         published = list(decided)
-        rejected = [(record, reason) for record in records if (reason := decided[_record_id(record)].rejected)]
         return BatchResult(
             publish=[record for records in outgoing.values() for record in records],
-            rejected=rejected,
             # Once Kafka has the events, their outcomes are no longer needed: the next batch forgets them.
             on_published=lambda: self._published.extend(published),
         )
@@ -75,6 +73,8 @@ class RouterHandler:
             ],
             identities=(identity for message in messages for identity in identities_of(message.sender)),
             teams=(team.id for team in self.config.teams),
+            # A merge needs the ticket it merges into.
+            tickets=[record.value.into_ticket_id for record in records if isinstance(record.value, MergeTicket)],
             forget=self._take_published(),
         )
 
@@ -84,8 +84,8 @@ class RouterHandler:
         """Decisions by record ID, in record order; a record twice in the batch is decided once."""
         now = datetime.now(UTC)
         decided: dict[str, Decision] = {}
-        # Agents answer tickets they saw: a batch's messages go before its commands.
-        for record in sorted(records, key=lambda record: isinstance(record.value, AgentReply)):
+        # Agents act on tickets they saw: a batch's messages go before its commands.
+        for record in sorted(records, key=lambda record: not isinstance(record.value, InboundMessage)):
             key = _record_id(record)
             if key in decided:
                 continue
@@ -97,7 +97,7 @@ class RouterHandler:
             elif isinstance(record.value, InboundMessage):
                 decision = decide_inbound(record.value, view, self.config, now)
             else:
-                decision = decide_command(record.value, view, now)
+                decision = decide_command(record.value, view, self.config, now)
             view.absorb(decision.events)
             decided[key] = decision
         return decided
@@ -117,6 +117,6 @@ def outgoing_json(records: list[Outgoing]) -> bytes:
     return b"[" + b",".join(record.value for record in records) + b"]"
 
 
-def _record_id(record: Record[InboundMessage | AgentReply]) -> str:
+def _record_id(record: Record[InboundMessage | AgentCommand]) -> str:
     value = record.value
     return str(value.message_id) if isinstance(value, InboundMessage) else str(value.event_id)

@@ -10,6 +10,7 @@ Outcomes are only needed until the batch is committed, so the next batch deletes
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 
 from pydantic import TypeAdapter
@@ -17,7 +18,7 @@ from redis.asyncio import Redis
 
 from services.router.decide import KnownTicket, RouterEvent, RouterView
 from shared.events import ContactEvent, ReplyRoute, TicketEvent
-from shared.read_model import applied_key, identity_key, ticket_key
+from shared.read_model import applied_key, contact_key, identity_key, ticket_key
 
 # Long enough to outlive any crash-and-restart; normally deleted as soon as the batch is committed.
 OUTCOME_TTL_SECONDS = 24 * 3600
@@ -43,19 +44,39 @@ return conflicts
 """
 
 
-# For each (ticket key, applied key, event ID) in ARGV: the ticket's contact, channel and reply
-# route, and 1 when the event is already applied to it; flat, four values per entry.
-_TICKETS = """
-local found = {}
-for i = 1, #ARGV, 3 do
-  local row = redis.call('HMGET', ARGV[i], 'contact_id', 'channel', 'reply_route')
-  table.insert(found, row[1] or false)
-  table.insert(found, row[2] or false)
-  table.insert(found, row[3] or false)
+# The ticket HASH fields the router's rules read (KnownTicket), in this order.
+TICKET_FIELDS = (
+    "contact_id",
+    "channel",
+    "reply_route",
+    "status",
+    "team",
+    "assignee_id",
+    "priority",
+    "tags",
+    "escalation_level",
+    "resolutions",
+    "public_replies",
+    "subject",
+    "csat_resolution",
+)
+# ARGV[1] is the contact key prefix; then for each (ticket key, applied key, event ID): the ticket's
+# TICKET_FIELDS, its contact's name, and 1 when the event is already applied to it; flat, ROW values each.
+_TICKETS = f"""
+local found = {{}}
+for i = 2, #ARGV, 3 do
+  local row = redis.call('HMGET', ARGV[i], {", ".join(f"'{name}'" for name in TICKET_FIELDS)})
+  for j = 1, {len(TICKET_FIELDS)} do table.insert(found, row[j] or false) end
+  if row[1] then
+    table.insert(found, redis.call('HGET', ARGV[1] .. row[1], 'name') or false)
+  else
+    table.insert(found, false)
+  end
   table.insert(found, redis.call('SISMEMBER', ARGV[i + 1], ARGV[i + 2]))
 end
 return found
 """
+ROW = len(TICKET_FIELDS) + 2
 
 
 def outcome_key(record_id: str) -> str:
@@ -77,13 +98,16 @@ class RouterState:
         handled: Sequence[tuple[str, str, str]],
         identities: Iterable[str],
         teams: Iterable[str],
+        tickets: Iterable[str] = (),
         forget: Sequence[str] = (),
     ) -> tuple[dict[str, list[RouterEvent]], RouterView]:
         """The remembered outcomes by record ID, and the view to decide the rest against.
 
         `handled` lists (record ID, ticket ID, event ID) of every record: their outcomes and tickets
         are read, and records whose event is already applied to their ticket are in `view.handled`.
+        `tickets` are further tickets the records name (a merge's target).
         """
+        lookups = [*handled, *(("", ticket, "") for ticket in tickets)]
         record_ids = list(dict.fromkeys(record_id for record_id, _, _ in handled))
         owners, team_ids = list(dict.fromkeys(identities)), list(teams)
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -96,11 +120,16 @@ class RouterState:
             ):
                 if keys:
                     pipe.mget(keys)
-            if handled:
+            if lookups:
                 # One call for every record's ticket (keys computed here, so no KEYS: one Redis only).
                 await self._tickets(
                     args=[
-                        arg for _, ticket, event in handled for arg in (ticket_key(ticket), applied_key(ticket), event)
+                        contact_key(""),
+                        *(
+                            arg
+                            for _, ticket, event in lookups
+                            for arg in (ticket_key(ticket), applied_key(ticket), event)
+                        ),
                     ],
                     client=pipe,
                 )
@@ -110,9 +139,9 @@ class RouterState:
         outcomes_raw = next(results) if record_ids else []
         owner_rows = next(results) if owners else []
         turn_rows = next(results) if team_ids else []
-        flat = next(results) if handled else []
-        rows = {ticket: flat[index * 4 : index * 4 + 3] for index, (_, ticket, _) in enumerate(handled)}
-        already = {record_id for index, (record_id, _, _) in enumerate(handled) if flat[index * 4 + 3]}
+        flat = next(results) if lookups else []
+        rows = {ticket: flat[index * ROW : index * ROW + ROW - 1] for index, (_, ticket, _) in enumerate(lookups)}
+        already = {record_id for index, (record_id, _, _) in enumerate(handled) if flat[index * ROW + ROW - 1]}
         remembered = {
             record_id: _outcome_adapter.validate_json(raw)
             for record_id, raw in zip(record_ids, outcomes_raw, strict=True)
@@ -149,7 +178,24 @@ class RouterState:
 
 
 def _known_ticket(row: list[str | None]) -> KnownTicket | None:
-    contact_id, channel, reply_route = row
+    fields = dict(zip(TICKET_FIELDS, row, strict=False))
+    contact_id, channel, reply_route = fields["contact_id"], fields["channel"], fields["reply_route"]
     if contact_id is None or channel is None:
         return None
-    return KnownTicket(contact_id, channel, ReplyRoute.model_validate_json(reply_route) if reply_route else None)
+    return KnownTicket(
+        contact_id,
+        channel,
+        ReplyRoute.model_validate_json(reply_route) if reply_route else None,
+        # Tickets opened before the lifecycle existed were born open.
+        status=fields["status"] or "open",
+        team=fields["team"] or "",
+        assignee_id=fields["assignee_id"],
+        priority=fields["priority"] or "normal",
+        tags=tuple(json.loads(fields["tags"] or "[]")),
+        escalation_level=int(fields["escalation_level"] or 0),
+        resolutions=int(fields["resolutions"] or 0),
+        public_replies=int(fields["public_replies"] or 0),
+        subject=fields["subject"] or None,
+        contact_name=row[len(TICKET_FIELDS)],
+        csat_resolution=int(fields["csat_resolution"] or 0),
+    )

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from shared.config import Agent, Classification
 from shared.events import (
+    AgentCommand,
     AgentReply,
     ContactSummary,
     InboundMessage,
@@ -23,12 +24,15 @@ from shared.ids import derived_id
 EXCERPT_CHARS = 500
 
 
-def handled_event_id(record: InboundMessage | AgentReply) -> UUID:
-    """The ID of the event that records `record` on its ticket (its message_added): once that event is in
-    the read model, the record was handled and a redelivery of it changes nothing."""
+def handled_event_id(record: InboundMessage | AgentCommand) -> UUID:
+    """The ID of the event that records `record` on its ticket: a message's message_added, a command's
+    main event or its rejection (a command has one or the other). Once that event is in the read model,
+    the record was handled and a redelivery of it changes nothing."""
     if isinstance(record, InboundMessage):
         return derived_id(record.message_id, "message_added")
-    return derived_id(record.event_id, "reply")
+    if isinstance(record, AgentReply):
+        return derived_id(record.event_id, "reply")
+    return derived_id(record.event_id, "handled")
 
 
 def _envelope(message: InboundMessage, step: str, now: datetime) -> dict[str, Any]:
@@ -83,6 +87,7 @@ def new_ticket(
             tags=classification.tags,
             reply_route=message.reply_route,
             acknowledge=message.acknowledge,
+            follow_up_of=message.follow_up_of,
         ),
         message_added(message, now, contact_id=contact.contact_id),
         TicketAssigned(
@@ -123,4 +128,5 @@ def agent_reply(command: AgentReply, channel: str, deliver_to: ReplyRoute | None
         text=command.text,
         reply_route=deliver_to,
         received_at=command.occurred_at,
+        origin=command.origin,
     )

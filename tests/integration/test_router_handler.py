@@ -97,15 +97,15 @@ async def test_a_redelivered_batch_publishes_the_very_same_events(handler):
     assert after.publish == [] and after.rejected == []
 
 
-async def test_a_reply_to_an_unknown_ticket_is_refused_for_good_and_bounces_are_events(handler):
+async def test_a_reply_to_an_unknown_ticket_is_a_rejection_event_and_bounces_are_events(handler):
     bounce = inbound("SB-2004", "mailer-daemon@example.net", kind="bounce", bounced_recipients=["Gone@Example.net"])
     result = await handler.handle(
         [*as_records("t.switchboard.commands.v1", [reply("SB-2999")]), *as_records("t.x", [bounce])]
     )
-    [(rejected, reason)] = result.rejected
-    assert "unknown ticket SB-2999" in reason
+    assert result.rejected == []
     assert [(record.key, record.headers["event-type"]) for record in result.publish] == [
-        ("email:gone@example.net", "contact.address_undeliverable")
+        ("email:gone@example.net", "contact.address_undeliverable"),
+        ("SB-2999", "command.rejected"),
     ]
     assert await handler.read_model.redis.sismember("sb:undeliverable", "gone@example.net")
 
@@ -123,22 +123,25 @@ async def test_on_the_real_broker_messages_and_commands_become_events_in_order(s
                 (INBOUND, first),  # a duplicate delivery changes nothing
                 (INBOUND, inbound("SB-2101", "cy@example.com")),
                 (COMMANDS, reply("SB-2101")),
-                (COMMANDS, reply("SB-2999")),  # refused: to the commands DLQ
+                (COMMANDS, reply("SB-2999")),  # refused: a command.rejected event on its (unknown) ticket
             ):
                 await producer.send_and_wait(
                     topics.name(topic), value.model_dump_json().encode(), key=value.ticket_id.encode()
                 )
         finally:
             await producer.stop()
-        events = decoded(await read_topic(settings.kafka_bootstrap, topics.name(TICKETS), at_least=5))
-        dead = await read_topic(settings.kafka_bootstrap, topics.dlq(COMMANDS), at_least=1)
-    assert [event["type"] for event in events] == [
+        events = decoded(await read_topic(settings.kafka_bootstrap, topics.name(TICKETS), at_least=7))
+    ticket_events = [event for event in events if event["ticket_id"] == "SB-2101"]
+    assert [event["type"] for event in ticket_events] == [
         "ticket.created",
         "ticket.message_added",
         "ticket.assigned",
         "ticket.message_added",
         "ticket.message_added",
+        "ticket.status_changed",
     ]
-    assert events[-1]["author"] == "agent"
+    agent_reply, opened = ticket_events[-2:]
+    assert agent_reply["author"] == "agent" and (opened["from_status"], opened["to_status"]) == ("new", "open")
+    [refused] = [event for event in events if event["ticket_id"] == "SB-2999"]
+    assert refused["type"] == "command.rejected" and refused["reason"] == "there is no ticket SB-2999"
     assert len({event["event_id"] for event in events}) == len(events)
-    assert dict(dead[0].headers)["x-original-topic"] == topics.name(COMMANDS).encode()

@@ -15,6 +15,7 @@ from shared.config import load_config
 from shared.events import (
     AddressUndeliverable,
     AgentReply,
+    CommandRejected,
     IdentityLinked,
     InboundMessage,
     MessageAdded,
@@ -191,7 +192,7 @@ def test_machine_mail_for_no_ticket_opens_none(kind):
     view = RouterView()
     decision = decided(inbound(sender=Sender(email="noreply@mail.example"), kind=kind), view)
 
-    assert decision.events == [] and decision.rejected is None
+    assert decision.events == []
     assert view.tickets == {} and view.used_turns == Counter()
 
 
@@ -232,19 +233,20 @@ def reply(ticket_id: str) -> AgentReply:
     return AgentReply(event_id=uuid.uuid4(), occurred_at=NOW, ticket_id=ticket_id, text="Try again", agent_id="ana")
 
 
-def test_a_reply_to_an_unknown_ticket_is_rejected_with_nothing_published():
-    decision = decide_command(reply("SB-9999"), RouterView(), NOW)
+def test_a_reply_to_an_unknown_ticket_is_rejected_with_the_reason():
+    command = reply("SB-9999")
+    [rejected] = decide_command(command, RouterView(), CONFIG, NOW).events
 
-    assert decision.events == []
-    assert decision.rejected == "reply to unknown ticket SB-9999"
+    assert isinstance(rejected, CommandRejected)
+    assert (rejected.command_id, rejected.reason) == (command.event_id, "there is no ticket SB-9999")
 
 
 def test_a_reply_goes_to_the_tickets_latest_route():
     route = email_route()
-    view = RouterView(tickets={"SB-1001": KnownTicket("c_1", "email", route)})
+    view = RouterView(tickets={"SB-1001": KnownTicket("c_1", "email", route, status="open", team="support")})
     command = reply("SB-1001")
 
-    [added] = decide_command(command, view, NOW).events
+    [added] = decide_command(command, view, CONFIG, NOW).events
 
     assert isinstance(added, MessageAdded)
     assert (added.author, added.agent_id, added.channel, added.reply_route) == ("agent", "ana", "email", route)
@@ -261,7 +263,9 @@ def test_absorbing_the_events_updates_tickets_routes_and_owners_first_link_wins(
     [created] = [event for event in events if isinstance(event, TicketCreated)]
 
     view.absorb(events)
-    assert view.tickets == {"SB-1001": KnownTicket(created.contact.contact_id, "email", email_route())}
+    known = view.tickets["SB-1001"]
+    assert (known.contact_id, known.channel, known.reply_route) == (created.contact.contact_id, "email", email_route())
+    assert (known.status, known.team, known.assignee_id) == ("new", "support", "ana")
     assert view.owners == {"email:ana@example.com": created.contact.contact_id}
 
     # Absorbing again (a remembered decision) changes nothing; a later link to another contact is refused.
