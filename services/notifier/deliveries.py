@@ -258,10 +258,8 @@ class DeliveryScheduler:
         return thread_ts
 
     async def _card(self, delivery: Delivery) -> str | None:
-        """The ts of the ticket's card in the target: the thread root in a channel, the DM card for a user."""
-        if delivery.address[:1] in ("U", "W"):
-            return await self.ledger.dm_card(delivery.ticket_id, delivery.target)
-        return await self._thread(delivery.ticket_id)
+        """The ts of the ticket's card in the delivery's target (a team channel, an assignee's DM)."""
+        return await self.ledger.card(delivery.ticket_id, delivery.target)
 
     def _remember_thread(self, ticket_id: str, thread_ts: str) -> None:
         if len(self._threads) >= THREADS_REMEMBERED:

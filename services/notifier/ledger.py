@@ -4,8 +4,9 @@
   twice; `switchboard replay` rebuilds these from the events.
 - `sb:notifier:thread:<ticket>`: the Slack ts of the ticket's announcement, the root of its thread
   and its card in the team channel.
-- `sb:notifier:card:<ticket>:<target>`: the ts of the ticket's card in an assignee's DM
-  ("slack:U0BEN"), so that it is updated in place.
+- `sb:notifier:card:<ticket>:<target>`: the ts of the ticket's card in the team channel
+  ("slack:C0SUPPORT") and in an assignee's DM ("slack:U0BEN"), so that it is updated in place (a
+  ticket handed to another team has no card in that team's channel).
 - `sb:notifier:acks:<channel>:<address>`: acknowledgements sent this hour (a loop breaker).
 - `sb:notifier:intent:<key>`: an attempt at a delivery ("<owner> <its time> <the first attempt's
   time>", Redis time in ms), recorded before the call and removed with its outcome. For
@@ -43,7 +44,7 @@ def thread_key(ticket_id: str) -> str:
     return f"sb:notifier:thread:{ticket_id}"
 
 
-def dm_card_key(ticket_id: str, target: str) -> str:
+def card_key(ticket_id: str, target: str) -> str:
     return f"sb:notifier:card:{ticket_id}:{target}"
 
 
@@ -120,8 +121,8 @@ def project_sent(pipe: Any, event: NotificationSent, now: datetime, *, count_ack
     pipe.set(sent_key(event.key), json.dumps(record), ex=SENT_TTL_SECONDS)
     if event.purpose == "announcement" and event.external_id:
         pipe.set(thread_key(event.ticket_id), event.external_id, nx=True)
-    if event.purpose == "assignment_dm" and event.external_id and not event.digest:
-        pipe.set(dm_card_key(event.ticket_id, event.target), event.external_id)
+    if event.purpose in ("announcement", "assignment_dm") and event.external_id and not event.digest:
+        pipe.set(card_key(event.ticket_id, event.target), event.external_id)
     for conversation in event.conversations:
         pipe.set(conversation_key(conversation), event.ticket_id)
     age = (now - event.occurred_at).total_seconds()
@@ -178,8 +179,8 @@ class Ledger:
     async def thread(self, ticket_id: str) -> str | None:
         return await self.redis.get(thread_key(ticket_id))
 
-    async def dm_card(self, ticket_id: str, target: str) -> str | None:
-        return await self.redis.get(dm_card_key(ticket_id, target))
+    async def card(self, ticket_id: str, target: str) -> str | None:
+        return await self.redis.get(card_key(ticket_id, target))
 
     async def begin(self, key: str, owner: str) -> Intent:
         """Records `owner`'s intent to make the delivery, unless it was made or another sender's lease runs."""

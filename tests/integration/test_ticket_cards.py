@@ -59,14 +59,14 @@ async def announced(fake_slack, ticket_id: str):
     return card.response, dm.response
 
 
-async def sent_events(settings, purpose: str, timeout: float = 30) -> list[dict]:
-    """The notification.sent events of `purpose` on the tickets topic, once there is one."""
+async def sent_events(settings, purpose: str, *, deliveries: int = 1, timeout: float = 30) -> list[dict]:
+    """The notification.sent events of `purpose` on the tickets topic, once they record `deliveries` deliveries."""
     topic = Topics(settings.topic_prefix).name(TICKETS)
     deadline = time.monotonic() + timeout
     while True:
         events = decoded(await read_topic(settings.kafka_bootstrap, topic, at_least=1, timeout=1))
         sent = [e for e in events if e["type"] == "notification.sent" and e["purpose"] == purpose]
-        if sent or time.monotonic() > deadline:
+        if len({event["key"] for event in sent}) >= deliveries or time.monotonic() > deadline:
             return sent
 
 
