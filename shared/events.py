@@ -486,8 +486,18 @@ class CsatRated(Envelope):
     assignee_id: str | None = None
 
 
+# "reaction": the ✅/⚠️ on an agent's thread reply once it reached the customer or could not.
 NotificationPurpose = Literal[
-    "acknowledgement", "announcement", "assignment_dm", "mirror", "reply", "sla", "card_update", "rejection", "csat"
+    "acknowledgement",
+    "announcement",
+    "assignment_dm",
+    "mirror",
+    "reply",
+    "sla",
+    "card_update",
+    "rejection",
+    "csat",
+    "reaction",
 ]
 
 

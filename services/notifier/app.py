@@ -18,6 +18,8 @@ from services.notifier.handler import NotifierHandler
 from services.notifier.ledger import Ledger
 from services.notifier.slack import SlackTransport
 from services.notifier.telegram import TelegramSender
+from services.notifier.ticket_cards import TicketCards
+from shared.csat import CsatSubject, CsatTokens, csat_secret, csat_url
 from shared.process import ServiceProcess
 from shared.settings import Settings
 from shared.topics import TICKETS, Subscription
@@ -48,12 +50,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     support_addresses = [*config.support_addresses, *filter(None, settings.support_addresses.split(","))]
     telegram = _telegram_sender(settings)
-    slack = SlackTransport(token, settings.slack_api_url)
+    slack = SlackTransport(token, settings.slack_api_url, cards=TicketCards(redis, config))
+    tokens = CsatTokens(csat_secret(settings))
+
+    def csat_link(subject: CsatSubject) -> str:
+        return csat_url(settings, tokens, subject)
+
     ledger = Ledger(redis, intent_lease_seconds=settings.delivery_intent_lease_seconds)
     scheduler = DeliveryScheduler(
         {
             "slack": slack,
-            "email": EmailTransport(_email_sender(settings, support_addresses), redis),
+            "email": EmailTransport(_email_sender(settings, support_addresses), redis, csat_link),
             "telegram": TelegramTransport(telegram),
             "chat": ChatTransport(redis),
         },

@@ -6,15 +6,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 
+from services.notifier import csat_asks
 from services.notifier.deliveries import Sent
 from services.notifier.email_out import EmailSender, build_email, message_id_of
 from services.notifier.plan import Delivery
 from services.notifier.telegram import TelegramSender
 from shared.conversations import chat_channel, remember_conversation, telegram_message
+from shared.csat import CsatSubject
+
+# The rating page's URL for a subject (`shared.csat.csat_url` with the installation's secret).
+CsatLink = Callable[[CsatSubject], str]
 
 
 class _NoDigests:
@@ -28,9 +34,10 @@ class _NoDigests:
 
 
 class EmailTransport(_NoDigests):
-    def __init__(self, sender: EmailSender | None, redis: Redis):
+    def __init__(self, sender: EmailSender | None, redis: Redis, csat_link: CsatLink | None = None):
         self.sender = sender
         self.redis = redis
+        self.csat_link = csat_link
 
     @property
     def enabled(self) -> bool:
@@ -40,12 +47,17 @@ class EmailTransport(_NoDigests):
         assert self.sender is not None, "the scheduler sends only through enabled transports"
         if delivery.route is None:
             return None
+        body = delivery.text
+        if delivery.csat is not None:
+            if self.csat_link is None:
+                return None
+            body = csat_asks.email_body(delivery.ticket_id, self.csat_link(delivery.csat))
         message = build_email(
             ticket_id=delivery.ticket_id,
             sender=self.sender.mail_from,
             route=delivery.route,
             subject=delivery.subject or f"[{delivery.ticket_id}]",
-            body=delivery.text,
+            body=body,
             automatic=delivery.automatic,
             unique=delivery.key,
         )
@@ -68,7 +80,8 @@ class TelegramTransport(_NoDigests):
         assert self.sender is not None, "the scheduler sends only through enabled transports"
         if delivery.route is None:
             return None
-        sent_id = await self.sender.send(delivery.route, delivery.text)
+        keyboard = csat_asks.telegram_keyboard(delivery.csat) if delivery.csat is not None else None
+        sent_id = await self.sender.send(delivery.route, delivery.text, keyboard)
         # A customer who answers this very message (Telegram's reply) reaches this ticket.
         return Sent(sent_id, datetime.now(UTC), (telegram_message(delivery.route.address, sent_id),))
 
@@ -80,6 +93,10 @@ class ChatTransport(_NoDigests):
         self.redis = redis
 
     async def send(self, delivery: Delivery, thread_ts: str | None) -> Sent | None:
+        if delivery.csat is not None:
+            # The widget shows the scores as buttons and answers with a "csat" frame.
+            await self.redis.publish(chat_channel(delivery.ticket_id), json.dumps(csat_asks.chat_frame(delivery.csat)))
+            return Sent(None, datetime.now(UTC))
         frame = {
             "type": "message",
             "id": delivery.message_id,

@@ -4,9 +4,9 @@
   run one after the other; everything else runs concurrently, up to `concurrency` calls (and
   ledger reads and writes) at once.
 - Rate limits: a target that answers "slow down" (`RateLimited`: Slack's HTTP 429 with
-  Retry-After) is held for that long; what piles up meanwhile goes out as ONE digest message when
-  the hold ends (where the transport can make one), and nothing is dropped. One held target never
-  holds up another.
+  Retry-After) is held for that long; the plain posts that pile up meanwhile go out as ONE digest
+  message when the hold ends (where the transport can make one), the rest (cards, card updates,
+  reactions ...) one by one, and nothing is dropped. One held target never holds up another.
 - Failures: a refusal that no retry can change (`Refused`) fails the delivery at once; any other
   error is retried with backoff until `retry_deadline` seconds, then the delivery fails. Failed
   deliveries go to the DLQ with their cause; outages of our own Redis are waited out.
@@ -196,6 +196,8 @@ class DeliveryScheduler:
                     thread_ts = delivery.thread_ts
                     if delivery.in_thread and (thread_ts := await self._thread(delivery.ticket_id)) is None:
                         return Skipped("the ticket has no Slack thread")
+                    if delivery.on_card and (thread_ts := await self._card(delivery)) is None:
+                        return Skipped(f"the ticket has no card in {delivery.target}")
                     sent = await self._call(transport, delivery, thread_ts)
             except RateLimited as limited:
                 self._hold(delivery.target).until = max(
@@ -255,6 +257,10 @@ class DeliveryScheduler:
                 self._remember_thread(ticket_id, thread_ts)
         return thread_ts
 
+    async def _card(self, delivery: Delivery) -> str | None:
+        """The ts of the ticket's card in the delivery's target (a team channel, an assignee's DM)."""
+        return await self.ledger.card(delivery.ticket_id, delivery.target)
+
     def _remember_thread(self, ticket_id: str, thread_ts: str) -> None:
         if len(self._threads) >= THREADS_REMEMBERED:
             # Forget the oldest half (dicts keep insertion order): recent tickets are the busy ones.
@@ -269,6 +275,11 @@ class DeliveryScheduler:
         """Waits out a hold on the target; returns the outcome when the delivery went out in a digest."""
         hold = self._hold(delivery.target)
         if self.clock() >= hold.until:
+            return None
+        if not delivery.digestible:
+            # Waits the hold out and goes on its own (a card is no line in a digest).
+            while (remaining := hold.until - self.clock()) > 0:
+                await asyncio.sleep(remaining)
             return None
         async with self._calls:
             record = await self.ledger.sent(delivery.key)

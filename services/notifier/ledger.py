@@ -2,7 +2,11 @@
 
 - `sb:notifier:sent:<key>`: the delivery was made (its external ID and when), so it is never made
   twice; `switchboard replay` rebuilds these from the events.
-- `sb:notifier:thread:<ticket>`: the Slack ts of the ticket's announcement, the root of its thread.
+- `sb:notifier:thread:<ticket>`: the Slack ts of the ticket's announcement, the root of its thread
+  and its card in the team channel.
+- `sb:notifier:card:<ticket>:<target>`: the ts of the ticket's card in the team channel
+  ("slack:C0SUPPORT") and in an assignee's DM ("slack:U0BEN"), so that it is updated in place (a
+  ticket handed to another team has no card in that team's channel).
 - `sb:notifier:acks:<channel>:<address>`: acknowledgements sent this hour (a loop breaker).
 - `sb:notifier:intent:<key>`: an attempt at a delivery ("<owner> <its time> <the first attempt's
   time>", Redis time in ms), recorded before the call and removed with its outcome. For
@@ -38,6 +42,10 @@ def sent_key(key: str) -> str:
 
 def thread_key(ticket_id: str) -> str:
     return f"sb:notifier:thread:{ticket_id}"
+
+
+def card_key(ticket_id: str, target: str) -> str:
+    return f"sb:notifier:card:{ticket_id}:{target}"
 
 
 def acknowledgements_key(target: str) -> str:
@@ -113,6 +121,8 @@ def project_sent(pipe: Any, event: NotificationSent, now: datetime, *, count_ack
     pipe.set(sent_key(event.key), json.dumps(record), ex=SENT_TTL_SECONDS)
     if event.purpose == "announcement" and event.external_id:
         pipe.set(thread_key(event.ticket_id), event.external_id, nx=True)
+    if event.purpose in ("announcement", "assignment_dm") and event.external_id and not event.digest:
+        pipe.set(card_key(event.ticket_id, event.target), event.external_id)
     for conversation in event.conversations:
         pipe.set(conversation_key(conversation), event.ticket_id)
     age = (now - event.occurred_at).total_seconds()
@@ -133,16 +143,19 @@ class Ledger:
 
     async def context(
         self, ticket_ids: Sequence[str], emails: Sequence[str]
-    ) -> tuple[list[list[str | None]], set[str]]:
-        """For a batch: the read model's fields of each ticket, and which of `emails` bounced."""
+    ) -> tuple[list[tuple[str | None, str | None, str | None, bool]], set[str]]:
+        """For a batch: the read model's team, opening message and assignee's Slack user of each ticket and
+        whether its card was posted, and which of `emails` bounced."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for ticket_id in ticket_ids:
                 pipe.hmget(ticket_key(ticket_id), "team", "opened_by", "assignee_slack_user_id")
+                pipe.exists(thread_key(ticket_id))
             if emails:
                 pipe.smismember(UNDELIVERABLE_KEY, list(emails))
             results = await pipe.execute()
         bounced = {email for email, member in zip(emails, results[-1], strict=True) if member} if emails else set()
-        return results[: len(ticket_ids)], bounced
+        rows = [(*results[2 * n], bool(results[2 * n + 1])) for n in range(len(ticket_ids))]
+        return rows, bounced
 
     async def reserve_acknowledgements(self, deliveries: Sequence[tuple[str, str]], per_hour: int) -> list[bool]:
         """For each (delivery key, target): whether it may go out within the hourly limit (it is counted now)."""
@@ -165,6 +178,9 @@ class Ledger:
 
     async def thread(self, ticket_id: str) -> str | None:
         return await self.redis.get(thread_key(ticket_id))
+
+    async def card(self, ticket_id: str, target: str) -> str | None:
+        return await self.redis.get(card_key(ticket_id, target))
 
     async def begin(self, key: str, owner: str) -> Intent:
         """Records `owner`'s intent to make the delivery, unless it was made or another sender's lease runs."""

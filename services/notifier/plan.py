@@ -11,21 +11,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from services.notifier import csat_asks
 from services.notifier.email_out import is_no_reply_address, reply_subject
 from services.notifier.slack_text import (
-    agent_reply_text,
+    agent_message_text,
     assignment_dm_text,
     assignment_text,
     customer_message_text,
     sla_text,
+    undelivered_text,
 )
 from shared.config import DeskConfig, Team
+from shared.csat import CsatSubject
 from shared.events import (
+    CommandRejected,
+    CsatRated,
     MessageAdded,
     NotificationPurpose,
     ReplyRoute,
     SlaBreached,
     SlaWarning,
+    StatusChanged,
     TicketAssigned,
     TicketCreated,
     TicketEvent,
@@ -55,6 +61,15 @@ class Delivery:
     # Web chat: the message's ID and time, as the chat frame shows them.
     message_id: str | None = None
     at: str | None = None
+    # Slack: acts on the ticket's card in `target` (the thread root in the team channel, the DM card).
+    on_card: bool = False
+    # Slack: an ephemeral message seen by this user only (in the channel of `target`).
+    user: str | None = None
+    # Slack: the reaction to add to the message `message_ts` of `target`.
+    reaction: str | None = None
+    message_ts: str | None = None
+    # A rating request (CSAT): what the customer rates.
+    csat: CsatSubject | None = None
 
     @property
     def channel(self) -> str:
@@ -64,6 +79,12 @@ class Delivery:
     def address(self) -> str:
         return self.target.partition(":")[2]
 
+    @property
+    def digestible(self) -> bool:
+        """Whether a held target may send it as a line of a digest: plain posts only (a card, an update,
+        a reaction, an ephemeral message or a rating request must stay what it is)."""
+        return self.purpose in ("mirror", "sla", "reply", "acknowledgement")
+
 
 @dataclass(frozen=True)
 class TicketContext:
@@ -72,6 +93,8 @@ class TicketContext:
     team: str | None = None
     opened_by: str | None = None
     assignee_slack_user_id: str | None = None
+    # The ticket has its card in the team channel (the announcement was made).
+    announced: bool = False
 
 
 @dataclass
@@ -95,15 +118,15 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
         case TicketCreated():
             return _acknowledgement(event, view, config)
         case TicketAssigned():
-            return _announcement(event, config)
+            return _announcement(event, config, ticket)
         case MessageAdded(author="agent"):
-            return [*_reply(event, view), _mirror(event, agent_reply_text(event), config, ticket)]
+            return _agent_message(event, view, config, ticket)
         case MessageAdded() if event.correlation_id != ticket.opened_by:
             # The opening message is quoted in the announcement; later ones go to the thread.
             return [_mirror(event, customer_message_text(event), config, ticket)]
         case SlaWarning() | SlaBreached():
             team = team_of(ticket.team, config)
-            lead = config.agent(team.lead).slack_user_id if team.lead else None
+            lead = _slack_user(team.lead, config)
             mention = lead if isinstance(event, SlaBreached) and lead else ticket.assignee_slack_user_id
             return [
                 Delivery(
@@ -112,6 +135,24 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
                     purpose="sla",
                     target=f"slack:{team.slack_channel}",
                     text=sla_text(event, mention),
+                    correlation_id=event.correlation_id,
+                    in_thread=True,
+                )
+            ]
+        case CommandRejected(origin=origin) if origin is not None:
+            return [_ephemeral(f"{event.event_id}:rejection", event, origin.user_id, origin.channel_id, event.reason)]
+        case StatusChanged(csat_route=route) if route is not None:
+            return _csat_request(event, route, view)
+        case CsatRated() if event.score <= csat_asks.LOW_SCORE:
+            team = team_of(event.team, config)
+            mention = _slack_user(team.lead, config) or _slack_user(event.assignee_id, config)
+            return [
+                Delivery(
+                    key=f"{event.event_id}:low-score",
+                    ticket_id=event.ticket_id,
+                    purpose="csat",
+                    target=f"slack:{team.slack_channel}",
+                    text=csat_asks.low_score_text(event.ticket_id, event.score, event.comment, mention),
                     correlation_id=event.correlation_id,
                     in_thread=True,
                 )
@@ -153,17 +194,19 @@ def _acknowledgement(created: TicketCreated, view: NotifierView, config: DeskCon
     ]
 
 
-def _announcement(assigned: TicketAssigned, config: DeskConfig) -> list[Delivery]:
+def _announcement(assigned: TicketAssigned, config: DeskConfig, ticket: TicketContext) -> list[Delivery]:
+    """The card in the team channel (once: a reassignment updates it) and in the new assignee's DM."""
     team = team_of(assigned.team, config)
     common = {"ticket_id": assigned.ticket_id, "correlation_id": assigned.correlation_id}
+    announcement = Delivery(
+        key=f"{assigned.event_id}:channel",
+        purpose="announcement",
+        target=f"slack:{team.slack_channel}",
+        text=assignment_text(assigned, assigned.excerpt),
+        **common,
+    )
     return [
-        Delivery(
-            key=f"{assigned.event_id}:channel",
-            purpose="announcement",
-            target=f"slack:{team.slack_channel}",
-            text=assignment_text(assigned, assigned.excerpt),
-            **common,
-        ),
+        *([] if ticket.announced else [announcement]),
         Delivery(
             key=f"{assigned.event_id}:dm",
             purpose="assignment_dm",
@@ -174,27 +217,135 @@ def _announcement(assigned: TicketAssigned, config: DeskConfig) -> list[Delivery
     ]
 
 
-def _reply(reply: MessageAdded, view: NotifierView) -> list[Delivery]:
+def _agent_message(
+    event: MessageAdded, view: NotifierView, config: DeskConfig, ticket: TicketContext
+) -> list[Delivery]:
+    """A reply goes to the customer (an internal note never does); what was not typed in the ticket's
+    thread (a modal, the CLI) is mirrored there; a reply that cannot be made is shown at once."""
+    deliveries: list[Delivery] = []
+    failure = None
+    if not event.internal:
+        reply = _reply(event, view)
+        if isinstance(reply, Delivery):
+            deliveries.append(reply)
+        else:
+            failure = reply
+    if typed_in_thread(event):
+        if failure is not None:
+            deliveries += reply_outcome(event, failure, config, ticket)
+        return deliveries
+    text = agent_message_text(event, _agent_name(event.agent_id, config))
+    if failure is not None:
+        text += f"\n:warning: {undelivered_text(failure)}"
+    deliveries.append(_mirror(event, text, config, ticket))
+    return deliveries
+
+
+def typed_in_thread(event: MessageAdded) -> bool:
+    return event.origin is not None and event.origin.message_ts is not None and event.origin.channel_id is not None
+
+
+def reply_outcome(
+    event: MessageAdded, failure: str | None, config: DeskConfig, ticket: TicketContext
+) -> list[Delivery]:
+    """What shows an agent's reply's fate: on the agent's own thread message a ✅ once delivered, or ⚠️
+    and an ephemeral message saying why not; a reply from elsewhere (the CLI) that failed gets a
+    warning in the ticket's thread. `failure`: None when delivered, else why not."""
+    origin = event.origin
+    if origin is not None and origin.message_ts and origin.channel_id:
+        common = {
+            "ticket_id": event.ticket_id,
+            "purpose": "reaction",
+            "target": f"slack:{origin.channel_id}",
+            "correlation_id": event.correlation_id,
+            "message_ts": origin.message_ts,
+        }
+        if failure is None:
+            return [
+                Delivery(key=f"{event.event_id}:delivered", text="delivered", reaction="white_check_mark", **common)
+            ]
+        return [
+            Delivery(key=f"{event.event_id}:undelivered", text=failure, reaction="warning", **common),
+            _ephemeral(f"{event.event_id}:why", event, origin.user_id, origin.channel_id, undelivered_text(failure)),
+        ]
+    if failure is None:
+        return []
+    return [
+        Delivery(
+            key=f"{event.event_id}:undelivered",
+            ticket_id=event.ticket_id,
+            purpose="mirror",
+            target=f"slack:{team_of(ticket.team, config).slack_channel}",
+            text=f":warning: {undelivered_text(failure)}",
+            correlation_id=event.correlation_id,
+            in_thread=True,
+        )
+    ]
+
+
+def _reply(reply: MessageAdded, view: NotifierView) -> Delivery | str:
+    """The reply on the customer's channel, or why there is none."""
     route = reply.reply_route
     if route is None:
-        return []
+        return "the ticket has no channel to answer the customer on"
+    if route.channel == "email" and normalise_email(route.address) in view.undeliverable:
+        return f"mail to {route.address} bounced; nothing more is sent to that address"
+    return Delivery(
+        key=str(reply.event_id),
+        ticket_id=reply.ticket_id,
+        purpose="reply",
+        target=f"{route.channel}:{route.address}",
+        text=reply.text,
+        correlation_id=reply.correlation_id,
+        thread_ts=route.reply_to_id if route.channel == "slack" else None,
+        route=route,
+        subject=reply_subject(reply.ticket_id, route.subject),
+        message_id=str(reply.message_id),
+        at=reply.received_at.isoformat(),
+    )
+
+
+def _csat_request(changed: StatusChanged, route: ReplyRoute, view: NotifierView) -> list[Delivery]:
+    """Once per resolution (the key is the solving change's), on the customer's own channel."""
     if route.channel == "email" and normalise_email(route.address) in view.undeliverable:
         return []
     return [
         Delivery(
-            key=str(reply.event_id),
-            ticket_id=reply.ticket_id,
-            purpose="reply",
+            key=f"{changed.event_id}:csat",
+            ticket_id=changed.ticket_id,
+            purpose="csat",
             target=f"{route.channel}:{route.address}",
-            text=reply.text,
-            correlation_id=reply.correlation_id,
+            text=csat_asks.request_text(changed.ticket_id),
+            correlation_id=changed.correlation_id,
             thread_ts=route.reply_to_id if route.channel == "slack" else None,
             route=route,
-            subject=reply_subject(reply.ticket_id, route.subject),
-            message_id=str(reply.message_id),
-            at=reply.received_at.isoformat(),
+            subject=reply_subject(changed.ticket_id, route.subject),
+            csat=CsatSubject(changed.ticket_id, changed.resolution),
         )
     ]
+
+
+def _ephemeral(key: str, event: TicketEvent, user_id: str, channel_id: str | None, text: str) -> Delivery:
+    """A message only `user_id` sees, where they are; with no channel known, in their DM with the bot."""
+    return Delivery(
+        key=key,
+        ticket_id=event.ticket_id,
+        purpose="rejection",
+        target=f"slack:{channel_id or user_id}",
+        text=text,
+        correlation_id=event.correlation_id,
+        user=user_id if channel_id else None,
+    )
+
+
+def _agent_name(agent_id: str | None, config: DeskConfig) -> str:
+    agent = next((agent for agent in config.agents if agent.id == agent_id), None)
+    return agent.name if agent else agent_id or "an agent"
+
+
+def _slack_user(agent_id: str | None, config: DeskConfig) -> str | None:
+    agent = next((agent for agent in config.agents if agent.id == agent_id), None)
+    return agent.slack_user_id if agent else None
 
 
 def _mirror(event: MessageAdded, text: str, config: DeskConfig, ticket: TicketContext) -> Delivery:

@@ -1,4 +1,5 @@
-"""Posting to Slack (chat.postMessage): one message per delivery, or one digest after a hold.
+"""Slack: posts (chat.postMessage) one per delivery or one digest after a hold, the ticket cards and their
+updates in place (chat.update), ephemeral messages (chat.postEphemeral) and reactions (reactions.add).
 
 Slack allows about one message per second per channel, with short bursts (its "special" rate
 tier for chat.postMessage); past that it answers HTTP 429 with Retry-After, which becomes
@@ -10,13 +11,17 @@ https://api.slack.com/methods/chat.postMessage, https://api.slack.com/metadata
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from services.notifier import csat_asks
+from services.notifier.cards import Card
 from services.notifier.deliveries import Sent
 from services.notifier.errors import RateLimited, Refused
 from services.notifier.plan import Delivery
@@ -38,8 +43,17 @@ PERMANENT_ERRORS = frozenset(
         "no_text",
         "restricted_action",
         "user_not_found",
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+        "invalid_blocks",
+        "user_not_in_channel",
     }
 )
+# Deliveries that are looked for in the channel's history after a sender died mid-call; the others are
+# made again (an update or a reaction changes nothing the second time; an ephemeral message is never stored).
+FINDABLE = frozenset({"acknowledgement", "announcement", "assignment_dm", "mirror", "reply", "sla", "csat"})
+CardSource = Callable[[str], Awaitable[Card | None]]
 METADATA_EVENT_TYPE = "switchboard_delivery"
 # A digest lists what piled up; each item is cut to stay well inside Slack's 40,000 characters.
 DIGEST_ITEM_CHARS = 600
@@ -49,7 +63,11 @@ CONNECTIONS = 64
 
 
 class SlackTransport:
-    def __init__(self, token: str | None, api_url: str):
+    def __init__(self, token: str | None, api_url: str, cards: CardSource | None = None):
+        """`cards`: the ticket's card now (None: cards are sent as their plain text)."""
+        self.cards = cards
+        # The bot's DM conversation with each user (conversations.open answers the same one each time).
+        self._dms: dict[str, str] = {}
         self.client = (
             AsyncWebClient(
                 token=token,
@@ -84,7 +102,53 @@ class SlackTransport:
             self._session = None
 
     async def send(self, delivery: Delivery, thread_ts: str | None) -> Sent | None:
+        match delivery.purpose:
+            case "announcement" | "assignment_dm":
+                card = await self.cards(delivery.ticket_id) if self.cards else None
+                text, blocks = (card.text, card.blocks) if card else (delivery.text, None)
+                sent = await self._post(delivery.address, text, thread_ts, delivery.key, blocks)
+                if delivery.purpose == "announcement":
+                    # The card is the ticket's thread: agents' replies in it find the ticket (shared.conversations).
+                    return Sent(sent.external_id, sent.at, (f"slack:{delivery.address}:{sent.external_id}",))
+                return sent
+            case "card_update":
+                return await self._update_card(delivery, thread_ts)
+            case "rejection" if delivery.user:
+                await self._api("chat.postEphemeral", delivery.address, delivery.address, user=delivery.user,
+                                text=delivery.text)  # fmt: skip
+                return Sent(None, datetime.now(UTC))
+            case "reaction":
+                await self._react(delivery)
+                return Sent(delivery.message_ts, datetime.now(UTC))
+            case "csat" if delivery.csat is not None:
+                blocks = csat_asks.slack_blocks(delivery.csat)
+                return await self._post(delivery.address, delivery.text, thread_ts, delivery.key, blocks)
         return await self._post(delivery.address, delivery.text, thread_ts, delivery.key)
+
+    async def _update_card(self, delivery: Delivery, card_ts: str | None) -> Sent | None:
+        card = await self.cards(delivery.ticket_id) if self.cards else None
+        if card is None or card_ts is None:
+            return None
+        channel = delivery.address
+        if _is_user_id(channel):
+            channel = await self._dm(channel)
+        await self._api("chat.update", channel, channel, ts=card_ts, text=card.text, blocks=card.blocks)
+        return Sent(card_ts, datetime.now(UTC))
+
+    async def _react(self, delivery: Delivery) -> None:
+        try:
+            channel = delivery.address
+            await self._api("reactions.add", channel, channel, timestamp=delivery.message_ts, name=delivery.reaction)
+        except SlackApiError as error:
+            # Added before (a redelivery, or a sender that died after the call): that is the outcome wanted.
+            if error.response.get("error") != "already_reacted":
+                raise
+
+    async def _dm(self, user_id: str) -> str:
+        if (channel := self._dms.get(user_id)) is None:
+            channel = (await self._api("conversations.open", user_id, None, users=user_id))["channel"]["id"]
+            self._dms[user_id] = channel
+        return channel
 
     async def send_digest(self, target: str, deliveries: list[Delivery]) -> Sent | None:
         channel = target.partition(":")[2]
@@ -106,6 +170,8 @@ class SlackTransport:
         so the delivery is made again rather than lost.
         https://api.slack.com/methods/conversations.history, https://api.slack.com/methods/conversations.replies
         """
+        if delivery.purpose not in FINDABLE:
+            return None
         query = {"oldest": f"{since:.6f}", "include_all_metadata": True, "limit": 200}
         try:
             channel = delivery.address
@@ -127,24 +193,37 @@ class SlackTransport:
             logger.warning("could not look for an earlier post", extra={"key": delivery.key, "error": repr(error)})
         return None
 
-    async def _post(self, channel: str, text: str, thread_ts: str | None, key: str) -> Sent:
+    async def _post(
+        self, channel: str, text: str, thread_ts: str | None, key: str, blocks: list[dict[str, Any]] | None = None
+    ) -> Sent:
+        response = await self._api(
+            "chat.postMessage",
+            channel,
+            channel,
+            text=text,
+            blocks=blocks,
+            thread_ts=thread_ts,
+            unfurl_links=False,
+            unfurl_media=False,
+            metadata={"event_type": METADATA_EVENT_TYPE, "event_payload": {"key": key}},
+        )
+        return Sent(response["ts"], datetime.now(UTC))
+
+    async def _api(self, method: str, target: str, channel: str | None, **args: Any) -> Any:
+        """Calls Web API `method` ("chat.update"), in `channel` when given; HTTP 429 raises RateLimited, errors
+        retrying cannot fix raise Refused, anything else propagates (it is retried)."""
+        if channel is not None:
+            args["channel"] = channel
+        call = getattr(self._connected(), method.replace(".", "_"))
         try:
-            response = await self._connected().chat_postMessage(
-                channel=channel,
-                text=text,
-                thread_ts=thread_ts,
-                unfurl_links=False,
-                unfurl_media=False,
-                metadata={"event_type": METADATA_EVENT_TYPE, "event_payload": {"key": key}},
-            )
+            return await call(**{name: value for name, value in args.items() if value is not None})
         except SlackApiError as error:
             if error.response.status_code == 429:
                 raise RateLimited(_retry_after(error.response.headers)) from error
             code = error.response.get("error", "")
             if code in PERMANENT_ERRORS:
-                raise Refused(f"Slack refused chat.postMessage to {channel}: {code}") from error
+                raise Refused(f"Slack refused {method} to {target}: {code}") from error
             raise
-        return Sent(response["ts"], datetime.now(UTC))
 
 
 def _is_user_id(conversation: str) -> bool:

@@ -66,6 +66,11 @@ def customer_message_text(event: MessageAdded) -> str:
     return f"{label} on {event.channel}:\n{_quote(event.text)}{files}"
 
 
-def agent_reply_text(event: MessageAdded) -> str:
-    agent = escape(event.agent_id or "an agent")
-    return f":outbox_tray: Reply sent to the customer by {agent}:\n{_quote(event.text)}"
+def agent_message_text(event: MessageAdded, agent_name: str) -> str:
+    """An agent's reply or internal note written outside the ticket's thread (a modal, the CLI), mirrored into it."""
+    label = "(note)" if event.internal else "replied"
+    return f"*{escape(agent_name)}* {label}:\n{_quote(event.text)}"
+
+
+def undelivered_text(reason: str) -> str:
+    return f"Not delivered to the customer: {reason}"

@@ -76,7 +76,7 @@ class FakeTransport:
 
 
 def delivery(key: str, ticket_id: str, target: str = CHANNEL) -> Delivery:
-    return Delivery(key=key, ticket_id=ticket_id, purpose="announcement", target=target, text=f"about {ticket_id}")
+    return Delivery(key=key, ticket_id=ticket_id, purpose="mirror", target=target, text=f"about {ticket_id}")
 
 
 @pytest.fixture

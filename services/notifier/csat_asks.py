@@ -1,0 +1,70 @@
+"""How the customer is asked for a rating (CSAT) on each channel, in the wire formats intake reads back. Pure.
+
+- Telegram: an inline keyboard of 1–5, callback_data `csat:<ticket_id>:<resolution>:<score>` (Telegram
+  allows 1–64 bytes: https://core.telegram.org/bots/api#inlinekeyboardbutton).
+- Web chat: the frame `{"type": "csat", "ticket_id", "resolution", "scores": [1, 2, 3, 4, 5]}`.
+- Slack Connect: buttons with action_id `sb_csat`, value `<ticket_id>:<resolution>:<score>`.
+- Email: the text and a link to the rating page (`shared.csat.csat_url`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.notifier.slack_text import escape
+from shared.csat import CsatSubject
+
+SCORES = (1, 2, 3, 4, 5)
+LABELS = {1: "1 😞", 2: "2 🙁", 3: "3 😐", 4: "4 🙂", 5: "5 😀"}
+TELEGRAM_CALLBACK_BYTES = 64
+# A score at or below this pings the team lead in the ticket's thread.
+LOW_SCORE = 2
+
+
+def request_text(ticket_id: str) -> str:
+    return f"Your request {ticket_id} is resolved. How did we do? Rate our help from 1 (poor) to 5 (great)."
+
+
+def email_body(ticket_id: str, link: str) -> str:
+    return (
+        f"Hello,\n\nYour request {ticket_id} is resolved. How did we do?\n"
+        f"Please rate our help from 1 (poor) to 5 (great), with a comment if you like:\n\n{link}\n\n"
+        "The link is valid for 14 days. If something is still wrong, just reply to this email.\n"
+    )
+
+
+def telegram_keyboard(subject: CsatSubject) -> list[list[tuple[str, str]]]:
+    """One row of (label, callback_data); raises ValueError if a callback_data would pass Telegram's 64 bytes."""
+    row = [(LABELS[score], f"csat:{subject.ticket_id}:{subject.resolution}:{score}") for score in SCORES]
+    if any(len(data.encode()) > TELEGRAM_CALLBACK_BYTES for _, data in row):
+        raise ValueError(f"callback_data of {subject.ticket_id} is longer than Telegram's 64 bytes")
+    return [row]
+
+
+def chat_frame(subject: CsatSubject) -> dict[str, Any]:
+    return {"type": "csat", "ticket_id": subject.ticket_id, "resolution": subject.resolution, "scores": list(SCORES)}
+
+
+def slack_blocks(subject: CsatSubject) -> list[dict[str, Any]]:
+    buttons = [
+        {
+            "type": "button",
+            "action_id": "sb_csat",
+            "text": {"type": "plain_text", "text": LABELS[score], "emoji": True},
+            "value": f"{subject.ticket_id}:{subject.resolution}:{score}",
+        }
+        for score in SCORES
+    ]
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": request_text(subject.ticket_id)}},
+        {"type": "actions", "block_id": "sb_csat", "elements": buttons},
+    ]
+
+
+def low_score_text(ticket_id: str, score: int, comment: str | None, mention: str | None) -> str:
+    """The thread post that asks the team lead to look at a poorly rated ticket."""
+    who = f"<@{mention}> " if mention else ""
+    text = f"{who}:disappointed: The customer rated *{ticket_id}* {score}/5."
+    if comment:
+        text += "\n>" + escape(comment).replace("\n", "\n>")
+    return text

@@ -1,0 +1,113 @@
+"""The ticket card (services.notifier.cards) and the CSAT requests (services.notifier.csat_asks), built directly."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.notifier import csat_asks
+from services.notifier.cards import ACTION_IDS, card_state, ticket_card
+from shared.csat import CsatSubject
+
+FIELDS = {
+    "id": "SB-1042",
+    "status": "open",
+    "channel": "email",
+    "subject": "Cannot log in",
+    "contact_id": "c_1",
+    "team": "support",
+    "priority": "high",
+    "tags": json.dumps(["login", "vip"]),
+    "assignee_id": "ben",
+    "assignee_name": "Ben Okafor",
+    "assignee_slack_user_id": "U0BEN",
+    "first_response_due": "2026-11-24T14:00:00+00:00",
+    "first_response_sla": "running",
+}
+
+
+def card(**fields):
+    return ticket_card(
+        card_state(
+            {**FIELDS, **fields},
+            contact_name="Ana",
+            contact_email="ana@customer.example",
+            team_name="Customer Support",
+            excerpt="My password is refused",
+        )
+    )
+
+
+def buttons(blocks) -> list[dict]:
+    return [element for block in blocks if block["type"] == "actions" for element in block["elements"]]
+
+
+def shown(blocks) -> str:
+    return json.dumps(blocks)
+
+
+def test_the_card_shows_the_ticket_and_has_the_eight_buttons_valued_with_its_id():
+    built = card()
+
+    assert [button["action_id"] for button in buttons(built.blocks)] == list(ACTION_IDS)
+    assert ACTION_IDS == (
+        "sb_claim", "sb_reply", "sb_note", "sb_reassign", "sb_pending", "sb_resolve", "sb_escalate", "sb_reopen",
+    )  # fmt: skip
+    assert {button["value"] for button in buttons(built.blocks)} == {"SB-1042"}
+    text = shown(built.blocks)
+    for fact in ("*SB-1042* Cannot log in", "Ana (ana@customer.example)", "email", "Open", "High", "<@U0BEN>"):
+        assert fact in text
+    assert "`login` `vip`" in text and ">My password is refused" in text
+    due = int(datetime(2026, 11, 24, 14, tzinfo=UTC).timestamp())
+    assert f"First response due <!date^{due}^" in text
+    assert built.text.startswith("SB-1042 Cannot log in") and "<@U0BEN>" in built.text
+    # Slack's limits: at most 10 fields in a section, 25 elements in an actions block.
+    assert all(len(block.get("fields", [])) <= 10 for block in built.blocks)
+
+
+def test_the_card_follows_the_lifecycle():
+    solved = shown(card(status="solved", first_response_sla="met", csat_score="2").blocks)
+    queued = shown(card(assignee_id="", assignee_name="", assignee_slack_user_id="", status="open").blocks)
+    breached = shown(card(first_response_sla="breached").blocks)
+    pending = shown(card(status="pending").blocks)
+
+    assert "Solved" in solved and "First response met" in solved and "2/5" in solved
+    assert "Unassigned (in Customer Support's queue)" in queued
+    assert "First response overdue" in breached
+    assert "First response due" not in pending
+
+
+@given(st.text(min_size=1, max_size=200))
+def test_whatever_the_customer_wrote_cannot_mention_or_link_in_the_card(subject):
+    built = card(subject=subject, tags=json.dumps([]))
+    header = built.blocks[0]["text"]["text"]
+    assert "<" not in header.removeprefix("*SB-1042* ") and ">" not in header
+    assert "<!channel>" not in built.text
+
+
+def test_a_telegram_rating_keyboard_carries_each_score_in_its_callback_data():
+    [row] = csat_asks.telegram_keyboard(CsatSubject("SB-1042", 2))
+
+    assert [data for _, data in row] == [f"csat:SB-1042:2:{score}" for score in range(1, 6)]
+    assert all(len(data.encode()) <= 64 for _, data in row)
+
+
+def test_the_web_chat_frame_and_the_slack_buttons_name_the_resolution():
+    subject = CsatSubject("SB-1042", 3)
+    assert csat_asks.chat_frame(subject) == {
+        "type": "csat",
+        "ticket_id": "SB-1042",
+        "resolution": 3,
+        "scores": [1, 2, 3, 4, 5],
+    }
+    elements = buttons(csat_asks.slack_blocks(subject))
+    assert {element["action_id"] for element in elements} == {"sb_csat"}
+    assert [element["value"] for element in elements] == [f"SB-1042:3:{score}" for score in range(1, 6)]
+
+
+def test_the_email_request_carries_the_link():
+    body = csat_asks.email_body("SB-1042", "https://help.example/v1/csat/abc")
+    assert "https://help.example/v1/csat/abc" in body and "SB-1042" in body
