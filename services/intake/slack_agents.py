@@ -32,7 +32,7 @@ from shared.events import (
     SetStatus,
     SlackOrigin,
 )
-from shared.ids import derived_id, is_ticket_id
+from shared.ids import TICKET_ID_PATTERN, derived_id
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,13 @@ NOT_AN_AGENT = (
 )
 _TS = re.compile(r"^\d{1,10}\.\d{1,9}$")
 _NOTE = re.compile(r"^note:", re.IGNORECASE)
+# The whole value, ASCII digits only (`$` would let a trailing newline through).
+_TICKET_ID = re.compile(TICKET_ID_PATTERN.removeprefix("^").removesuffix("$"), re.ASCII)
+_RATING = re.compile(rf"(?P<ticket>{_TICKET_ID.pattern}):(?P<resolution>\d{{1,9}}):(?P<score>\d)", re.ASCII)
+
+
+def is_ticket_id(value: str) -> bool:
+    return _TICKET_ID.fullmatch(value) is not None
 
 
 class Refused(ValueError):
@@ -147,18 +154,18 @@ def rating_command(click: Click, now: datetime) -> RateTicket:
 
     Its ID is `derived_id("csat", ticket_id, resolution)` on every channel: rating twice is one rating.
     """
-    ticket_id, _, rest = click.value.partition(":")
-    resolution, _, score = rest.partition(":")
-    if not (is_ticket_id(ticket_id) and resolution.isdigit() and score.isdigit()):
+    rating = _RATING.fullmatch(click.value)
+    if rating is None:
         raise Refused("This rating button is not one Switchboard made; nothing was recorded.")
+    resolution = int(rating["resolution"])
     try:
         return RateTicket(
-            event_id=derived_id("csat", ticket_id, int(resolution)),
+            event_id=derived_id("csat", rating["ticket"], resolution),
             occurred_at=_at(click.action_ts, now),
-            ticket_id=ticket_id,
+            ticket_id=rating["ticket"],
             agent_id="customer",
-            resolution=int(resolution),
-            score=int(score),
+            resolution=resolution,
+            score=int(rating["score"]),
             origin=click.origin,
         )
     except ValidationError:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shared.ids import is_ticket_id
+from services.intake.slack_agents import is_ticket_id
 
 SUBCOMMANDS = ("mine", "queue", "show", "away", "back", "help")
 MAX_LISTED = 20
