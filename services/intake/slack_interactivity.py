@@ -163,7 +163,7 @@ class SlackAgents:
     # --- Thread replies in team channels -----------------------------------------------------------
 
     def handles_channel(self, channel: object) -> bool:
-        return channel in self.team_channels
+        return isinstance(channel, str) and channel in self.team_channels
 
     async def on_team_message(self, event: dict[str, Any], client: AsyncWebClient) -> None:
         post = thread_post(event, self.config)

@@ -24,10 +24,12 @@ from shared.events import (
     AgentNote,
     AgentReply,
     ClaimTicket,
+    RateTicket,
     SetStatus,
     agent_command_adapter,
 )
-from shared.read_model import agent_tickets_key, ticket_key
+from shared.ids import derived_id
+from shared.read_model import agent_tickets_key, team_queue_key, ticket_key
 from shared.settings import Settings
 from shared.topics import AGENTS, COMMANDS, Topics
 from tests.conftest import SLACK_SIGNING_SECRET, SLACK_TOKEN
@@ -323,3 +325,49 @@ async def test_sb_refuses_a_non_agent(slack):
     assert response.status_code == 200
     assert "Only Switchboard agents" in response.json()["text"]
     assert await topic_size(slack.settings.kafka_bootstrap, slack.topic(AGENTS)) == 0
+
+
+async def test_sb_show_and_queue_answer_from_the_read_model(slack):
+    await slack.redis.hset(
+        ticket_key(TICKET),
+        mapping={
+            "id": TICKET,
+            "subject": "Refund",
+            "status": "open",
+            "priority": "high",
+            "team": "support",
+            "channel": "email",
+            "created_at": "2026-12-01T10:00:00+00:00",
+            "contact_id": "c-1",
+            "tags": "[]",
+        },
+    )
+    await slack.redis.hset("sb:contact:c-1", mapping={"id": "c-1", "name": "María López"})
+    await slack.redis.sadd(team_queue_key("support"), TICKET)
+
+    shown = (await slack.slash(ANA, "show sb-1042")).json()["text"]
+    assert shown.splitlines()[0] == f"*{TICKET}* Refund"
+    assert "Assignee: nobody (in the team's queue)" in shown and "Contact: María López" in shown
+    queue = (await slack.slash(ANA, "queue")).json()["text"]
+    assert queue.splitlines() == ["*Customer Support: unassigned* (1)", f"• `{TICKET}` Refund — open, high"]
+    assert (await slack.slash(ANA, "show SB-9999")).json()["text"] == "There is no ticket SB-9999."
+    assert (await slack.slash(ANA, "dance")).json()["text"].startswith("`/sb dance` is not")
+
+
+async def test_a_slack_connect_customer_s_csat_button_is_one_rating(slack, slack_api):
+    press = button("sb_csat", STRANGER, "SB-1042:1:5")
+    again = button("sb_csat", STRANGER, "SB-1042:1:3")  # a second click on the same request
+    assert (await slack.interact(press)).status_code == (await slack.interact(again)).status_code == 200
+    first, second = await slack.commands(2)
+    assert isinstance(first, RateTicket) and (first.agent_id, first.resolution, first.score) == ("customer", 1, 5)
+    # One rating per resolution: the router keeps the first of the two, by their common ID.
+    assert first.event_id == second.event_id == derived_id("csat", TICKET, 1)
+    assert [call.args["user"] for call in slack_api.calls_to("chat.postEphemeral")] == [STRANGER, STRANGER]
+
+
+async def test_a_non_agent_s_modal_submission_is_refused_on_its_field(slack):
+    values = {"text": {"text": {"type": "plain_text_input", "value": "let me in"}}}
+    response = await slack.interact(submission("sb_note_modal", STRANGER, values))
+    assert response.json()["response_action"] == "errors"
+    assert "Only Switchboard agents" in response.json()["errors"]["text"]
+    assert await slack.no_commands()

@@ -32,6 +32,7 @@ from shared.events import (
 )
 from shared.ids import derived_id
 from shared.settings import EXAMPLE_CONFIG
+from tests.fuzz_inputs import json_values
 
 CONFIG = load_config(EXAMPLE_CONFIG)
 ANA = CONFIG.agent("ana")
@@ -242,3 +243,54 @@ def test_the_reassign_modal_lists_the_team_s_agents_and_every_team():
         "agent:lena": "Lena Weber",
         "team:support": "Customer Support (queue)",
     }
+
+
+def anything_or(strategy):
+    return st.one_of(strategy, json_values)
+
+
+@given(
+    user=anything_or(st.fixed_dictionaries({"id": st.sampled_from(["U0ANA", "U0CUSTOMER"])})),
+    action_id=anything_or(st.sampled_from(["sb_claim", "sb_pending", "sb_csat", "sb_other"])),
+    value=anything_or(st.sampled_from(["SB-1042", "SB-1042:1:5", "SB-1042:0:9"])),
+    action_ts=anything_or(st.just("1764590400.000200")),
+    container=json_values,
+)
+def test_any_block_actions_payload_is_a_command_or_refused(user, action_id, value, action_ts, container):
+    body = {
+        "user": user,
+        "container": container,
+        "actions": [{"action_id": action_id, "value": value, "action_ts": action_ts}],
+    }
+    try:
+        click = click_of(body)
+        if click.action_id == "sb_csat":
+            rating_command(click, NOW)
+        else:
+            button_command(click, ANA, NOW)
+    except Refused:
+        pass
+
+
+@given(
+    callback_id=anything_or(st.sampled_from(["sb_reply_modal", "sb_note_modal", "sb_reassign_modal"])),
+    metadata=anything_or(st.just("SB-1042")),
+    values=anything_or(st.sampled_from([typed("hello"), chosen("agent:ben"), chosen("team:x")])),
+    view_id=anything_or(st.just("V1")),
+)
+def test_any_view_submission_is_a_command_input_errors_or_refused(callback_id, metadata, values, view_id):
+    body = {
+        "user": {"id": "U0ANA"},
+        "view": {"id": view_id, "callback_id": callback_id, "private_metadata": metadata, "state": {"values": values}},
+    }
+    try:
+        submitted_command(submission_of(body), ANA, CONFIG, NOW)
+    except (Refused, InputErrors):
+        pass
+
+
+@given(event=st.dictionaries(st.sampled_from(["channel", "user", "ts", "thread_ts", "subtype", "text"]), json_values))
+def test_any_message_event_in_a_team_channel_is_read_or_ignored(event):
+    post = thread_post({"type": "message", "channel": "C0SUPPORT", **event}, CONFIG)
+    if post is not None:
+        thread_command(post, "SB-1042", ANA)
