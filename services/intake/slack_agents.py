@@ -98,8 +98,12 @@ class Click:
 
     @property
     def origin(self) -> SlackOrigin:
+        # A card is its ticket's thread root: the thread is the card's own unless it sits in one.
         return SlackOrigin(
-            user_id=self.user_id, channel_id=self.channel_id, message_ts=self.message_ts, thread_ts=self.thread_ts
+            user_id=self.user_id,
+            channel_id=self.channel_id,
+            message_ts=self.message_ts,
+            thread_ts=self.thread_ts or self.message_ts,
         )
 
 
@@ -212,14 +216,28 @@ def submission_of(body: dict[str, Any]) -> Submission:
     return Submission(user_id, callback_id, ticket_id, view_id, view_hash, values if isinstance(values, dict) else {})
 
 
-def submitted_command(submission: Submission, agent: Agent, config: DeskConfig, now: datetime) -> CommandEnvelope:
-    """The reply, note or assignment a modal asks for; raises InputErrors for input to correct."""
+def modal_origin(click: Click) -> SlackOrigin:
+    """Where a modal was opened: its card's channel and thread (the card is the thread's root), no message
+    of its own (a reply written in a modal has no Slack message to react on)."""
+    return click.origin.model_copy(update={"message_ts": None})
+
+
+def submitted_command(
+    submission: Submission, agent: Agent, config: DeskConfig, now: datetime, opened_from: SlackOrigin | None = None
+) -> CommandEnvelope:
+    """The reply, note or assignment a modal asks for; raises InputErrors for input to correct.
+
+    `opened_from` (modal_origin, when still known) says where the command's outcome is shown.
+    """
+    origin = SlackOrigin(user_id=submission.user_id)
+    if opened_from is not None:
+        origin = opened_from.model_copy(update={"user_id": submission.user_id})
     fields = {
         "event_id": submission.event_id,
         "occurred_at": now,
         "ticket_id": submission.ticket_id,
         "agent_id": agent.id,
-        "origin": SlackOrigin(user_id=submission.user_id),
+        "origin": origin,
     }
     if submission.callback_id == MODAL_OF_BUTTON["sb_reassign"]:
         selected = submission.input(ASSIGNEE_BLOCK).get("selected_option")

@@ -32,6 +32,7 @@ from services.intake.slack_agents import (
     Refused,
     button_command,
     click_of,
+    modal_origin,
     rating_command,
     submission_of,
     submitted_command,
@@ -53,7 +54,7 @@ from services.intake.slack_slash import (
 from shared.agents import Availability
 from shared.config import Agent
 from shared.conversations import conversation_ticket
-from shared.events import AgentAvailabilityChanged, CommandEnvelope
+from shared.events import AgentAvailabilityChanged, CommandEnvelope, SlackOrigin
 from shared.ids import derived_id
 from shared.publisher import Outgoing
 from shared.read_model import ReadModel, agent_tickets_key, team_queue_key, ticket_key
@@ -62,7 +63,14 @@ from shared.topics import AGENTS, COMMANDS, Topics
 logger = logging.getLogger(__name__)
 
 _SLACK_FAILURES = (SlackApiError, aiohttp.ClientError, TimeoutError)
+# How long where a modal was opened is kept: longer than anyone keeps a modal open.
+VIEW_SECONDS = 24 * 3600
 _LISTED_FIELDS = ("id", "subject", "status", "priority")
+
+
+def _view_key(view_id: str) -> str:
+    """Where a modal was opened (a SlackOrigin), so that its submission's outcome is shown there."""
+    return f"sb:slack:view:{view_id}"
 
 
 class SlackAgents:
@@ -132,11 +140,14 @@ class SlackAgents:
         if click.trigger_id is None:
             raise Refused("Slack sent this button press without a trigger, so no form can open; press it again.")
         try:
-            await client.views_open(trigger_id=click.trigger_id, view=view)
+            opened = await client.views_open(trigger_id=click.trigger_id, view=view)
         except _SLACK_FAILURES as error:
             # A trigger lives 3 s and opens one view: a slow or repeated one cannot be used again.
             logger.warning("views.open failed", extra={"ticket_id": ticket_id, "error": repr(error)})
             raise Refused("Slack did not open the form in time; press the button again.") from None
+        view_id = (opened.get("view") or {}).get("id")
+        if isinstance(view_id, str):
+            await self.intake.redis.set(_view_key(view_id), modal_origin(click).model_dump_json(), ex=VIEW_SECONDS)
 
     # --- Modal submissions (view_submission) -------------------------------------------------------
 
@@ -152,8 +163,10 @@ class SlackAgents:
         if agent is None:
             await ack(response_action="errors", errors={block: NOT_AN_AGENT})
             return
+        cached = await self.intake.redis.get(_view_key(submission.view_id))
+        opened_from = SlackOrigin.model_validate_json(cached) if cached is not None else None
         try:
-            command = submitted_command(submission, agent, self.config, datetime.now(UTC))
+            command = submitted_command(submission, agent, self.config, datetime.now(UTC), opened_from)
         except InputErrors as invalid:
             await ack(response_action="errors", errors=invalid.errors)
             return

@@ -26,6 +26,7 @@ from shared.events import (
     ClaimTicket,
     RateTicket,
     SetStatus,
+    SlackOrigin,
     agent_command_adapter,
 )
 from shared.ids import derived_id
@@ -238,6 +239,8 @@ async def test_sb_reply_opens_a_modal_whose_submission_is_a_reply(slack, slack_a
     [reply] = await slack.commands(1)
     assert isinstance(reply, AgentReply)
     assert (reply.ticket_id, reply.agent_id, reply.text) == (TICKET, "ana", "It works again, sorry!")
+    # Where the modal was opened, so that a refusal is shown in the card's thread.
+    assert reply.origin == SlackOrigin(user_id=ANA, channel_id=TEAM_CHANNEL, thread_ts="1700000000.000100")
 
 
 async def test_an_empty_reply_answers_errors_and_publishes_nothing(slack):

@@ -13,6 +13,7 @@ from services.intake.slack_agents import (
     Refused,
     button_command,
     click_of,
+    modal_origin,
     rating_command,
     submission_of,
     submitted_command,
@@ -29,6 +30,7 @@ from shared.events import (
     EscalateTicket,
     RateTicket,
     SetStatus,
+    SlackOrigin,
 )
 from shared.ids import derived_id
 from shared.settings import EXAMPLE_CONFIG
@@ -294,3 +296,9 @@ def test_any_message_event_in_a_team_channel_is_read_or_ignored(event):
     post = thread_post({"type": "message", "channel": "C0SUPPORT", **event}, CONFIG)
     if post is not None:
         thread_command(post, "SB-1042", ANA)
+
+
+def test_a_modal_s_command_is_shown_where_the_modal_was_opened():
+    opened_from = modal_origin(click_of(press("sb_reply")))
+    command = submitted_command(submission_of(view("sb_reply_modal", typed("hi"))), ANA, CONFIG, NOW, opened_from)
+    assert command.origin == SlackOrigin(user_id="U0ANA", channel_id="C0SUPPORT", thread_ts="1764590000.000100")
