@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from pydantic import ValidationError
 
@@ -93,7 +94,7 @@ class Click:
     thread_ts: str | None
 
     @property
-    def event_id(self):
+    def event_id(self) -> UUID:
         return derived_id("slack-action", self.action_ts, self.user_id, self.action_id, self.value)
 
     @property
@@ -191,7 +192,7 @@ class Submission:
     values: dict[str, Any]
 
     @property
-    def event_id(self):
+    def event_id(self) -> UUID:
         return derived_id("slack-view", self.view_id, self.view_hash)
 
     def input(self, block_id: str) -> dict[str, Any]:
@@ -270,6 +271,7 @@ class ThreadPost:
     thread_ts: str
     user_id: str
     text: str
+    agent: Agent
 
     @property
     def conversation(self) -> str:
@@ -295,12 +297,13 @@ def thread_post(raw_event: dict[str, Any], config: DeskConfig) -> ThreadPost | N
         return _ignored("not a person's new message", raw_event)
     if event.thread_ts is None or event.thread_ts == event.ts:
         return _ignored("not in a thread", raw_event)
-    if event.user is None or config.agent_by_slack_user(event.user) is None:
+    agent = config.agent_by_slack_user(event.user) if event.user is not None else None
+    if event.user is None or agent is None:
         return _ignored("not written by an agent", raw_event)
-    return ThreadPost(event.channel, event.ts, event.thread_ts, event.user, plain_text(event.text).strip())
+    return ThreadPost(event.channel, event.ts, event.thread_ts, event.user, plain_text(event.text).strip(), agent)
 
 
-def thread_command(post: ThreadPost, ticket_id: str, agent: Agent) -> AgentReply | AgentNote | None:
+def thread_command(post: ThreadPost, ticket_id: str) -> AgentReply | AgentNote | None:
     """The reply to the customer, or the internal note when it starts with `note:` (Chatwoot's convention);
     None, logged, for one with nothing to say. Raises Refused for one too long for a message."""
     note = _NOTE.match(post.text) is not None
@@ -311,7 +314,7 @@ def thread_command(post: ThreadPost, ticket_id: str, agent: Agent) -> AgentReply
         "event_id": derived_id("slack-message", post.channel, post.ts),
         "occurred_at": datetime.fromtimestamp(float(post.ts), UTC),
         "ticket_id": ticket_id,
-        "agent_id": agent.id,
+        "agent_id": post.agent.id,
         "origin": SlackOrigin(
             user_id=post.user_id, channel_id=post.channel, message_ts=post.ts, thread_ts=post.thread_ts
         ),

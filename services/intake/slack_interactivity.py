@@ -186,10 +186,8 @@ class SlackAgents:
         if ticket_id is None:
             logger.info("Slack thread reply ignored: not a ticket's thread", extra={"conversation": post.conversation})
             return
-        agent = self.config.agent_by_slack_user(post.user_id)
-        assert agent is not None  # thread_post keeps agents' posts only
         try:
-            command = thread_command(post, ticket_id, agent)
+            command = thread_command(post, ticket_id)
         except Refused as refusal:
             await self._tell(client, post.channel, post.user_id, str(refusal))
             return

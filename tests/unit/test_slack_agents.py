@@ -187,7 +187,7 @@ def message(**fields) -> dict:
 def test_an_agent_s_thread_reply_is_a_reply_with_where_it_was_written():
     post = thread_post(message(), CONFIG)
     assert post is not None and post.conversation == "slack:C0SUPPORT:1764590000.000100"
-    reply = thread_command(post, "SB-1042", ANA)
+    reply = thread_command(post, "SB-1042")
     assert isinstance(reply, AgentReply) and reply.text == "Fixed it"
     assert reply.event_id == derived_id("slack-message", "C0SUPPORT", "1764590500.000300")
     assert reply.origin.message_ts == "1764590500.000300" and reply.origin.thread_ts == "1764590000.000100"
@@ -197,7 +197,7 @@ def test_an_agent_s_thread_reply_is_a_reply_with_where_it_was_written():
 def test_a_note_prefix_in_any_case_keeps_the_rest_internal(prefix, rest):
     post = thread_post(message(text=prefix + rest), CONFIG)
     assert post is not None
-    command = thread_command(post, "SB-1042", ANA)
+    command = thread_command(post, "SB-1042")
     expected = post.text[post.text.lower().index("note:") + len("note:") :].strip()
     if not expected:
         assert command is None
@@ -295,7 +295,7 @@ def test_any_view_submission_is_a_command_input_errors_or_refused(callback_id, m
 def test_any_message_event_in_a_team_channel_is_read_or_ignored(event):
     post = thread_post({"type": "message", "channel": "C0SUPPORT", **event}, CONFIG)
     if post is not None:
-        thread_command(post, "SB-1042", ANA)
+        thread_command(post, "SB-1042")
 
 
 def test_a_modal_s_command_is_shown_where_the_modal_was_opened():
