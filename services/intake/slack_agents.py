@@ -19,7 +19,7 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
-from services.intake.slack_messages import MessageEvent, plain_text
+from services.intake.slack_messages import PERSON_MESSAGE_SUBTYPES, MessageEvent, plain_text
 from services.intake.slack_modals import ASSIGNEE_BLOCK, MODAL_OF_BUTTON, TEXT_BLOCK
 from shared.config import Agent, DeskConfig
 from shared.events import (
@@ -41,6 +41,7 @@ STATUS_OF_BUTTON = {"sb_pending": "pending", "sb_resolve": "solved", "sb_reopen"
 # Buttons that are a command by themselves; the modal buttons (MODAL_OF_BUTTON) ask for more first.
 COMMAND_BUTTONS = frozenset({"sb_claim", "sb_escalate", *STATUS_OF_BUTTON})
 CSAT_BUTTON = "sb_csat"
+FILES_NOT_SENT = "Files are not sent to the customer from Slack: only your text was ({files})."
 NOT_AN_AGENT = (
     "Only Switchboard agents can work tickets from Slack: ask an admin to add your Slack user to the desk's agents."
 )
@@ -272,6 +273,8 @@ class ThreadPost:
     user_id: str
     text: str
     agent: Agent
+    # Files the agent attached: not sent to the customer (an agent command carries text only).
+    files: tuple[str, ...] = ()
 
     @property
     def conversation(self) -> str:
@@ -292,7 +295,7 @@ def thread_post(raw_event: dict[str, Any], config: DeskConfig) -> ThreadPost | N
         return _ignored(f"malformed message event: {error.errors()[0]['msg']}", raw_event)
     if event.channel not in team_channels(config):
         return _ignored("not a team channel", raw_event)
-    if event.bot_id or event.subtype not in (None, "thread_broadcast"):
+    if event.bot_id or event.subtype not in PERSON_MESSAGE_SUBTYPES:
         # Edits and deletions are not replayed to the customer: what was sent stays sent.
         return _ignored("not a person's new message", raw_event)
     if event.thread_ts is None or event.thread_ts == event.ts:
@@ -300,7 +303,9 @@ def thread_post(raw_event: dict[str, Any], config: DeskConfig) -> ThreadPost | N
     agent = config.agent_by_slack_user(event.user) if event.user is not None else None
     if event.user is None or agent is None:
         return _ignored("not written by an agent", raw_event)
-    return ThreadPost(event.channel, event.ts, event.thread_ts, event.user, plain_text(event.text).strip(), agent)
+    text = plain_text(event.text).strip()
+    files = tuple(file.label for file in event.files)
+    return ThreadPost(event.channel, event.ts, event.thread_ts, event.user, text, agent, files)
 
 
 def thread_command(post: ThreadPost, ticket_id: str) -> AgentReply | AgentNote | None:

@@ -26,6 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from services.intake.core import PUBLISH_TIMEOUT_SECONDS, Intake
 from services.intake.slack_agents import (
     CSAT_BUTTON,
+    FILES_NOT_SENT,
     NOT_AN_AGENT,
     Click,
     InputErrors,
@@ -193,6 +194,8 @@ class SlackAgents:
             return
         if command is not None:
             await self._publish(command)
+        if post.files:
+            await self._tell(client, post.channel, post.user_id, FILES_NOT_SENT.format(files=", ".join(post.files)))
 
     # --- The /sb slash command ---------------------------------------------------------------------
 

@@ -374,3 +374,23 @@ async def test_a_non_agent_s_modal_submission_is_refused_on_its_field(slack):
     assert response.json()["response_action"] == "errors"
     assert "Only Switchboard agents" in response.json()["errors"]["text"]
     assert await slack.no_commands()
+
+
+async def test_an_agent_is_told_that_files_in_a_thread_reply_are_not_sent(slack, slack_api):
+    card_ts = next_ts()
+    await remember_conversation(slack.redis, [f"slack:{TEAM_CHANNEL}:{card_ts}"], TICKET)
+    shared = {
+        "type": "message",
+        "subtype": "file_share",
+        "channel": TEAM_CHANNEL,
+        "user": ANA,
+        "text": "See the invoice",
+        "ts": next_ts(),
+        "thread_ts": card_ts,
+        "files": [{"id": "F0INVOICE", "name": "invoice.pdf", "mimetype": "application/pdf"}],
+    }
+    assert (await slack.event(shared)).status_code == 200
+    [reply] = await slack.commands(1)
+    assert isinstance(reply, AgentReply) and reply.text == "See the invoice"
+    [told] = slack_api.calls_to("chat.postEphemeral")
+    assert told.args["user"] == ANA and "invoice.pdf" in told.args["text"]

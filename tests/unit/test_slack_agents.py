@@ -302,3 +302,10 @@ def test_a_modal_s_command_is_shown_where_the_modal_was_opened():
     opened_from = modal_origin(click_of(press("sb_reply")))
     command = submitted_command(submission_of(view("sb_reply_modal", typed("hi"))), ANA, CONFIG, NOW, opened_from)
     assert command.origin == SlackOrigin(user_id="U0ANA", channel_id="C0SUPPORT", thread_ts="1764590000.000100")
+
+
+def test_an_agent_s_files_are_named_so_that_the_agent_is_told_they_were_not_sent():
+    shared = message(subtype="file_share", files=[{"id": "F1", "name": "invoice.pdf"}])
+    post = thread_post(shared, CONFIG)
+    assert post is not None and post.files == ("invoice.pdf",)
+    assert thread_command(post, "SB-1042").text == "Fixed it"
