@@ -1,12 +1,13 @@
-"""Slack customer intake: messages in the shared (Slack Connect) support channels become tickets.
+"""Slack intake: messages in the shared (Slack Connect) support channels become tickets; agents' card
+buttons, modals, thread replies and `/sb` become commands (services.intake.slack_interactivity).
 
-`POST /v1/slack/events` is Bolt's single endpoint. The HTTP layer bounds the body first
-(services.intake.body_limit); its request signature is checked here, before Bolt or anything else
-sees the request, so a forged or replayed request gets 401 whatever Bolt does. A signed body that is
-no Slack payload (not a JSON object, objects where Slack sends IDs ...) gets 400, and so does one
-that makes Bolt's own code fail: Bolt reads payload fields without checking their types. Bolt runs
-with `process_before_response`: the Kafka publish finishes before Slack gets its 200, and a failed
-publish answers 500 so that Slack delivers the event again.
+`POST /v1/slack/events` is Bolt's single endpoint (events, interactivity and the slash command). The
+HTTP layer bounds the body first (services.intake.body_limit); its request signature is checked
+here, before Bolt or anything else sees the request, so a forged or replayed request gets 401
+whatever Bolt does. A signed body that is no Slack payload (not a JSON object, objects where Slack
+sends IDs ...) gets 400, and so does one that makes Bolt's own code fail: Bolt reads payload fields
+without checking their types. Bolt runs with `process_before_response`: the Kafka publish finishes
+before Slack gets its 200, and a failed publish answers 500 so that Slack delivers the event again.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from services.intake.core import Intake
 from services.intake.slack_files import FetchedFiles, SlackFiles
+from services.intake.slack_interactivity import SlackAgents
 from services.intake.slack_messages import customer_post
 from shared.events import InboundMessage, ReplyRoute, Sender
 from shared.settings import Settings
@@ -173,7 +175,17 @@ def slack_routes(intake: Intake, settings: Settings) -> APIRouter | None:
         logger=logger.getChild("bolt"),
     )
     customer_messages = SlackCustomerMessages(intake, SlackFiles(intake.attachments, client, token, api_url))
-    bolt.event("message")(customer_messages.on_message)
+    agents = SlackAgents(intake)
+    agents.register(bolt)
+
+    async def on_message(body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient) -> None:
+        # Bolt runs the first listener that matches: one listener, and the channel says whose message it is.
+        if agents.handles_channel(event.get("channel")):
+            await agents.on_team_message(event, client)
+        else:
+            await customer_messages.on_message(body, event, client)
+
+    bolt.event("message")(on_message)
     bolt.error(_on_bolt_error)
     handler = AsyncSlackRequestHandler(bolt)
 

@@ -146,7 +146,9 @@ class _Message(_Lenient):
     blocks: Objects = []
 
 
-class _Event(_Message):
+class MessageEvent(_Message):
+    """A `message` event (https://api.slack.com/events/message), as far as intake reads it."""
+
     channel: str
     message: _Message | None = None
     previous_message: _Message | None = None
@@ -187,7 +189,7 @@ def customer_post(raw_event: object, config: DeskConfig) -> CustomerPost | None:
     if not isinstance(channel, str) or channel not in config.slack_support_channels:
         return _ignored("not a support channel", raw_event)
     try:
-        event = _Event.model_validate(raw_event)
+        event = MessageEvent.model_validate(raw_event)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])

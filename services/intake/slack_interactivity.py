@@ -1,0 +1,299 @@
+"""The agents' side of `POST /v1/slack/events`: card buttons, modals, thread replies and `/sb`.
+
+Thin Bolt listeners (the decisions live in slack_agents, slack_modals and slack_slash): each
+publishes its command on `switchboard.commands.v1` (keyed by ticket ID) or its availability change
+on `switchboard.agents.v1` (keyed by agent ID) before Slack gets its answer, within Slack's 3 s; a
+failed publish answers 500. A Slack user who is no agent in the config is refused with an
+ephemeral message (chat.postEphemeral; a slash command's own answer; a modal's field error) and
+nothing is published. The router validates and applies the commands; its refusals reach the agent
+through the notifier (`command.rejected`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from services.intake.core import PUBLISH_TIMEOUT_SECONDS, Intake
+from services.intake.slack_agents import (
+    CSAT_BUTTON,
+    FILES_NOT_SENT,
+    NOT_AN_AGENT,
+    Click,
+    InputErrors,
+    Refused,
+    button_command,
+    click_of,
+    modal_origin,
+    rating_command,
+    submission_of,
+    submitted_command,
+    team_channels,
+    thread_command,
+    thread_post,
+    ticket_of,
+)
+from services.intake.slack_modals import ASSIGNEE_BLOCK, MODAL_OF_BUTTON, TEXT_BLOCK, reassign_modal, text_modal
+from services.intake.slack_slash import (
+    SlashRequest,
+    availability_answer,
+    help_answer,
+    parse,
+    show_target,
+    ticket_details,
+    ticket_list,
+)
+from shared.agents import Availability
+from shared.config import Agent
+from shared.conversations import conversation_ticket
+from shared.events import AgentAvailabilityChanged, CommandEnvelope, SlackOrigin
+from shared.ids import derived_id
+from shared.publisher import Outgoing
+from shared.read_model import ReadModel, agent_tickets_key, team_queue_key, ticket_key
+from shared.topics import AGENTS, COMMANDS, Topics
+
+logger = logging.getLogger(__name__)
+
+_SLACK_FAILURES = (SlackApiError, aiohttp.ClientError, TimeoutError)
+# How long where a modal was opened is kept: longer than anyone keeps a modal open.
+VIEW_SECONDS = 24 * 3600
+_LISTED_FIELDS = ("id", "subject", "status", "priority")
+
+
+def _view_key(view_id: str) -> str:
+    """Where a modal was opened (a SlackOrigin), so that its submission's outcome is shown there."""
+    return f"sb:slack:view:{view_id}"
+
+
+class SlackAgents:
+    def __init__(self, intake: Intake):
+        self.intake = intake
+        self.config = intake.config
+        topics = Topics(intake.settings.topic_prefix)
+        self.commands_topic = topics.name(COMMANDS)
+        self.agents_topic = topics.name(AGENTS)
+        self.read_model = ReadModel(intake.redis)
+        self.availability = Availability(intake.redis)
+        self.team_channels = team_channels(intake.config)
+
+    def register(self, bolt: AsyncApp) -> None:
+        bolt.action(re.compile(r"^sb_"))(self.on_action)
+        bolt.view(re.compile(r"^sb_\w+_modal$"))(self.on_submission)
+        bolt.command("/sb")(self.on_slash_command)
+
+    # --- Card buttons (block_actions) ---------------------------------------------------------------
+
+    async def on_action(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        try:
+            click = click_of(body)
+        except Refused as refusal:
+            logger.warning("Slack block action refused: %s", refusal)
+            await ack()
+            return
+        try:
+            await self._act(click, client)
+        except Refused as refusal:
+            logger.info(
+                "Slack button refused: %s",
+                refusal,
+                extra={"slack_user_id": click.user_id, "action_id": click.action_id, "value": click.value[:100]},
+            )
+            await self._tell(client, click.channel_id, click.user_id, str(refusal))
+        await ack()
+
+    async def _act(self, click: Click, client: AsyncWebClient) -> None:
+        now = datetime.now(UTC)
+        agent = self.config.agent_by_slack_user(click.user_id)
+        if click.action_id == CSAT_BUTTON:
+            if agent is not None:
+                raise Refused("Ratings are the customer's to give.")
+            rating = rating_command(click, now)
+            await self._publish(rating)
+            thanks = f"Thank you! Your rating ({rating.score}/5) is recorded."
+            await self._tell(client, click.channel_id, click.user_id, thanks)
+            return
+        if agent is None:
+            raise Refused(NOT_AN_AGENT)
+        if click.action_id in MODAL_OF_BUTTON:
+            await self._open_modal(click, client)
+        else:
+            await self._publish(button_command(click, agent, now))
+
+    async def _open_modal(self, click: Click, client: AsyncWebClient) -> None:
+        ticket_id = ticket_of(click)
+        if click.action_id == "sb_reassign":
+            team_id = await self.intake.redis.hget(ticket_key(ticket_id), "team")
+            if team_id is None:
+                raise Refused(f"There is no ticket {ticket_id}.")
+            team = next((team for team in self.config.teams if team.id == team_id), None)
+            view = reassign_modal(ticket_id, team, self.config)
+        else:
+            view = text_modal("reply" if click.action_id == "sb_reply" else "note", ticket_id)
+        if click.trigger_id is None:
+            raise Refused("Slack sent this button press without a trigger, so no form can open; press it again.")
+        try:
+            opened = await client.views_open(trigger_id=click.trigger_id, view=view)
+        except _SLACK_FAILURES as error:
+            # A trigger lives 3 s and opens one view: a slow or repeated one cannot be used again.
+            logger.warning("views.open failed", extra={"ticket_id": ticket_id, "error": repr(error)})
+            raise Refused("Slack did not open the form in time; press the button again.") from None
+        view_id = (opened.get("view") or {}).get("id")
+        if isinstance(view_id, str):
+            await self.intake.redis.set(_view_key(view_id), modal_origin(click).model_dump_json(), ex=VIEW_SECONDS)
+
+    # --- Modal submissions (view_submission) -------------------------------------------------------
+
+    async def on_submission(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        try:
+            submission = submission_of(body)
+        except Refused as refusal:
+            logger.warning("Slack view submission refused: %s", refusal)
+            await ack()
+            return
+        block = ASSIGNEE_BLOCK if submission.callback_id == MODAL_OF_BUTTON["sb_reassign"] else TEXT_BLOCK
+        agent = self.config.agent_by_slack_user(submission.user_id)
+        if agent is None:
+            await ack(response_action="errors", errors={block: NOT_AN_AGENT})
+            return
+        cached = await self.intake.redis.get(_view_key(submission.view_id))
+        opened_from = SlackOrigin.model_validate_json(cached) if cached is not None else None
+        try:
+            command = submitted_command(submission, agent, self.config, datetime.now(UTC), opened_from)
+        except InputErrors as invalid:
+            await ack(response_action="errors", errors=invalid.errors)
+            return
+        await self._publish(command)
+        await ack()
+
+    # --- Thread replies in team channels -----------------------------------------------------------
+
+    def handles_channel(self, channel: object) -> bool:
+        return isinstance(channel, str) and channel in self.team_channels
+
+    async def on_team_message(self, event: dict[str, Any], client: AsyncWebClient) -> None:
+        post = thread_post(event, self.config)
+        if post is None:
+            return
+        ticket_id = await conversation_ticket(self.intake.redis, [post.conversation])
+        if ticket_id is None:
+            logger.info("Slack thread reply ignored: not a ticket's thread", extra={"conversation": post.conversation})
+            return
+        try:
+            command = thread_command(post, ticket_id)
+        except Refused as refusal:
+            await self._tell(client, post.channel, post.user_id, str(refusal))
+            return
+        if command is not None:
+            await self._publish(command)
+        if post.files:
+            await self._tell(client, post.channel, post.user_id, FILES_NOT_SENT.format(files=", ".join(post.files)))
+
+    # --- The /sb slash command ---------------------------------------------------------------------
+
+    async def on_slash_command(self, ack: AsyncAck, command: dict[str, Any], request: AsyncBoltRequest) -> None:
+        agent = self.config.agent_by_slack_user(str(command.get("user_id", "")))
+        if agent is None:
+            await ack(text=NOT_AN_AGENT, response_type="ephemeral")
+            return
+        answer = await self._answer(parse(str(command.get("text", ""))), agent, command, request)
+        await ack(text=answer, response_type="ephemeral")
+
+    async def _answer(
+        self, slash: SlashRequest, agent: Agent, command: dict[str, Any], request: AsyncBoltRequest
+    ) -> str:
+        redis = self.intake.redis
+        match slash.subcommand:
+            case "mine":
+                tickets = await self._tickets(await redis.smembers(agent_tickets_key(agent.id)))
+                return ticket_list("Your active tickets", tickets, empty="None. `/sb queue` shows what waits.")
+            case "queue":
+                teams = self.config.teams_of(agent.id)
+                if not teams:
+                    return "You are in no team, so you have no queue."
+                sections = [
+                    ticket_list(
+                        f"{team.name}: unassigned",
+                        await self._tickets(await redis.smembers(team_queue_key(team.id))),
+                        empty="Nothing waits.",
+                    )
+                    for team in teams
+                ]
+                return "\n\n".join(sections)
+            case "show":
+                ticket_id = show_target(slash)
+                if ticket_id is None:
+                    return "Which ticket? `/sb show SB-1042`"
+                fields = await self.read_model.ticket_fields(ticket_id)
+                if "id" not in fields:
+                    return f"There is no ticket {ticket_id}."
+                contact = await self.read_model.contact(fields["contact_id"]) if fields.get("contact_id") else None
+                return ticket_details(fields, contact)
+            case "away" | "back":
+                await self._set_availability(agent, slash.subcommand == "back", command, request)
+                return availability_answer(slash.subcommand == "back")
+            case _:
+                return help_answer(slash)
+
+    async def _set_availability(
+        self, agent: Agent, available: bool, command: dict[str, Any], request: AsyncBoltRequest
+    ) -> None:
+        # The request's signed timestamp, not our clock: a replayed `/sb away` cannot overrule a later
+        # `/sb back` (the projection keeps the latest change).
+        timestamp = next(iter(request.headers.get("x-slack-request-timestamp", [])), None)
+        at = datetime.fromtimestamp(int(timestamp), UTC) if timestamp and timestamp.isdigit() else datetime.now(UTC)
+        trigger = command.get("trigger_id") or f"{agent.id}:{timestamp}"
+        change = AgentAvailabilityChanged(
+            event_id=derived_id("slack-availability", trigger), occurred_at=at, agent_id=agent.id, available=available
+        )
+        await self.intake.publisher.publish(
+            Outgoing.event(self.agents_topic, agent.id, change), timeout=PUBLISH_TIMEOUT_SECONDS
+        )
+        await self.availability.apply([change])
+        logger.info("agent availability changed", extra={"agent_id": agent.id, "available": available})
+
+    async def _tickets(self, ticket_ids: set[str]) -> list[dict[str, str]]:
+        """The listed fields of each ticket that exists."""
+        ordered = sorted(ticket_ids)
+        async with self.intake.redis.pipeline(transaction=False) as pipe:
+            for ticket_id in ordered:
+                pipe.hmget(ticket_key(ticket_id), *_LISTED_FIELDS)
+            rows = await pipe.execute()
+        return [
+            {field: value for field, value in zip(_LISTED_FIELDS, row, strict=True) if value is not None}
+            for row in rows
+            if row[0] is not None
+        ]
+
+    # --- Shared -------------------------------------------------------------------------------------
+
+    async def _publish(self, command: CommandEnvelope) -> None:
+        """Returns once Kafka has the command; raises KafkaTimeoutError (Slack then sees a failure)."""
+        record = Outgoing.event(self.commands_topic, command.ticket_id, command)
+        await self.intake.publisher.publish(record, timeout=PUBLISH_TIMEOUT_SECONDS)
+        logger.info(
+            "agent command published",
+            extra={
+                "command_id": str(command.event_id),
+                "command_type": getattr(command, "type", None),
+                "ticket_id": command.ticket_id,
+            },
+        )
+
+    async def _tell(self, client: AsyncWebClient, channel: str | None, user_id: str, text: str) -> None:
+        """An ephemeral message to one person; best effort (it only explains what did or did not happen)."""
+        if channel is None:
+            logger.info("nowhere to tell a Slack user", extra={"slack_user_id": user_id, "text": text})
+            return
+        try:
+            await client.chat_postEphemeral(channel=channel, user=user_id, text=text)
+        except _SLACK_FAILURES as error:
+            logger.warning("chat.postEphemeral failed", extra={"slack_user_id": user_id, "error": repr(error)})
