@@ -27,8 +27,9 @@ from shared.ids import derived_id
 MIN_SCORE, MAX_SCORE = 1, 5
 SCORES = tuple(range(MIN_SCORE, MAX_SCORE + 1))
 MAX_COMMENT_CHARS = 2_000
-# Ticket IDs as shared.ids makes them; resolutions count from 1; one digit of score.
-_CALLBACK_DATA = re.compile(r"^csat:(?P<ticket>[A-Z]{2,5}-\d+):(?P<resolution>[1-9]\d{0,8}):(?P<score>[1-5])$")
+# Ticket IDs as shared.ids makes them; resolutions count from 1; one digit of score. ASCII digits only
+# (`\d` would take any script's digits) and matched whole (`$` would let a trailing newline through).
+_CALLBACK_DATA = re.compile(r"csat:(?P<ticket>[A-Z]{2,5}-[0-9]+):(?P<resolution>[1-9][0-9]{0,8}):(?P<score>[1-5])")
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def rating_command(rating: Rating, now: datetime) -> RateTicket:
 
 def parse_callback_data(data: str) -> Rating | None:
     """The rating a Telegram button carries (`csat:SB-1042:1:5`), or None for anything else. Never raises."""
-    match = _CALLBACK_DATA.match(data)
+    match = _CALLBACK_DATA.fullmatch(data)
     if match is None:
         return None
     return Rating(match["ticket"], int(match["resolution"]), int(match["score"]))
