@@ -6,6 +6,7 @@ on the commands topic. A failing test leaves a screenshot in test-artifacts/scre
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -106,8 +107,10 @@ async def test_the_chat_widget_shows_the_rating_prompt_and_sends_the_rating(page
     request = {"type": "csat", "ticket_id": ticket_id, "resolution": 1, "scores": [1, 2, 3, 4, 5]}
     redis = connect_redis(services.settings.redis_url)
     try:
-        # What the notifier does after the ticket was solved.
-        await redis.publish(chat_channel(ticket_id), json.dumps(request))
+        # What the notifier does after the ticket was solved; the session subscribes just after it
+        # answered the hello, so publish until it hears.
+        while not await redis.publish(chat_channel(ticket_id), json.dumps(request)):
+            await asyncio.sleep(0.05)
     finally:
         await redis.aclose()
 

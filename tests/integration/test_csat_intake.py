@@ -11,15 +11,24 @@ import time
 
 import httpx
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from itsdangerous.timed import TimestampSigner
 from pydantic import SecretStr
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from services.intake import csat as csat_module
+from services.intake import telegram as telegram_module
 from services.intake.csat import CSAT_PATH
 from services.intake.telegram import SECRET_HEADER
-from shared.conversations import chat_channel
+from shared.conversations import (
+    chat_channel,
+    forget_conversation,
+    remember_conversation,
+    telegram_chat,
+    telegram_message,
+)
 from shared.csat import TOKEN_VALID_SECONDS, CsatSubject, CsatTokens
 from shared.events import InboundMessage, RateTicket
 from shared.ids import derived_id
@@ -128,6 +137,15 @@ async def test_a_bad_score_shows_the_form_again_with_the_error_and_records_nothi
     assert await no_commands(all_channels)
 
 
+async def test_a_rating_kafka_did_not_take_asks_to_send_again(intake_http, monkeypatch):
+    async def broker_down(*_):
+        raise KafkaConnectionError("broker unreachable")
+
+    monkeypatch.setattr(csat_module, "publish_rating", broker_down)
+    response = await intake_http.post(rating_url(TOKENS.issue(SUBJECT)), data={"score": "5"})
+    assert response.status_code == 503 and "send it again" in response.text
+
+
 # --- Telegram -------------------------------------------------------------------------------------
 
 CHAT_ID = 4242
@@ -224,7 +242,9 @@ async def test_a_chat_rating_rates_the_sessions_ticket(chat_url, settings):
         request = {"type": "csat", "ticket_id": ticket_id, "resolution": 1, "scores": [1, 2, 3, 4, 5]}
         redis = connect_redis(settings.redis_url)
         try:
-            await redis.publish(chat_channel(ticket_id), json.dumps(request))
+            # The session subscribes just after it answered the hello: publish until it hears.
+            while not await redis.publish(chat_channel(ticket_id), json.dumps(request)):
+                await asyncio.sleep(0.05)
         finally:
             await redis.aclose()
         assert await next_frame(websocket) == request
@@ -245,3 +265,34 @@ async def test_a_bad_chat_rating_gets_the_error_frame_and_records_nothing(chat_u
         with pytest.raises(ConnectionClosed):
             await next_frame(websocket)
     assert await no_commands(settings)
+
+
+async def test_a_keyboard_sent_before_the_customer_said_new_still_rates_its_ticket(
+    intake_http, all_channels, fake_telegram
+):
+    ticket_id = await ticket_of_a_telegram_chat(intake_http, all_channels)
+    keyboard = await rating_keyboard(fake_telegram, CHAT_ID, ticket_id)
+    redis = connect_redis(all_channels.redis_url)
+    try:
+        # The notifier records the conversation of what it sent; then /new points the chat elsewhere.
+        await remember_conversation(redis, [telegram_message(CHAT_ID, keyboard)], ticket_id)
+        await forget_conversation(redis, [telegram_chat(CHAT_ID)])
+    finally:
+        await redis.aclose()
+    assert (await deliver(intake_http, button_press(2, CHAT_ID, keyboard, f"csat:{ticket_id}:1:2"))).status_code == 200
+    [rated] = await published_ratings(all_channels, 1)
+    assert (rated.ticket_id, rated.score) == (ticket_id, 2)
+
+
+async def test_a_telegram_rating_kafka_did_not_take_is_redelivered_by_telegram(
+    intake_http, all_channels, fake_telegram, monkeypatch
+):
+    ticket_id = await ticket_of_a_telegram_chat(intake_http, all_channels)
+
+    async def broker_down(*_):
+        raise KafkaConnectionError("broker unreachable")
+
+    monkeypatch.setattr(telegram_module, "publish_rating", broker_down)
+    response = await deliver(intake_http, button_press(2, CHAT_ID, 99, f"csat:{ticket_id}:1:5"))
+    assert response.status_code == 503
+    assert not fake_telegram.calls_to("answerCallbackQuery")
