@@ -5,7 +5,7 @@ the files it carries, and publishes one `InboundMessage`; it answers 200 only af
 message, because Telegram redelivers an update until it gets a 2xx. Whatever a person sends in the
 private chat is carried: text with the links hidden behind it, files, contacts, locations, venues,
 polls, dice ... (services.intake.telegram_content). What a help desk has no use for (group chats,
-channel posts, inline and callback queries, poll updates, payments ...) is answered 200 and dropped;
+channel posts, inline queries, poll updates, payments ...) is answered 200 and dropped;
 so are malformed updates, which redelivery could never fix. A `callback_query` is a pressed button of
 the bot's CSAT keyboard (services.intake.telegram_callbacks): from the private chat of the rated ticket it
 becomes a `RateTicket` command, and the keyboard is removed; every press is answered, others are ignored.
