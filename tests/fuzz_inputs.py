@@ -194,6 +194,36 @@ telegram_updates = st.one_of(
         {"update_id": st.integers(min_value=0, max_value=2**40), "edited_message": telegram_message},
         optional={"callback_query": json_values},
     ),
+    # A pressed button: mostly CSAT ratings (csat:<ticket>:<resolution>:<score>), some of them malformed.
+    st.fixed_dictionaries(
+        {
+            "update_id": st.integers(min_value=0, max_value=2**40),
+            "callback_query": plausible_or_anything(
+                obj(
+                    {
+                        "id": short_text,
+                        "from": obj({"id": telegram_ids, "is_bot": st.just(False), "first_name": short_text}),
+                        "message": obj(
+                            {
+                                "message_id": st.integers(),
+                                "chat": obj({"id": telegram_ids, "type": st.sampled_from(["private", "group"])}),
+                            }
+                        ),
+                        "data": st.one_of(
+                            st.builds(
+                                "csat:SB-{}:{}:{}".format,
+                                st.integers(min_value=0, max_value=2000),
+                                st.integers(min_value=-1, max_value=3),
+                                st.integers(min_value=0, max_value=6),
+                            ),
+                            short_text,
+                        ),
+                    }
+                ),
+                odds=10,
+            ),
+        }
+    ),
 )
 
 # --- Slack -----------------------------------------------------------------------------------------

@@ -3,6 +3,10 @@
 Frames are JSON text (SPEC §2). Sessions live in Redis, so a reconnect to any intake-http
 instance resumes the ticket, and agent replies reach the session through Redis pub/sub wherever
 it is connected.
+
+CSAT: after a resolution the notifier pushes a `csat` frame (ticket_id, resolution, scores) on the
+same pub/sub channel; the customer's `{"type": "csat", "resolution": n, "score": s}` rates the
+session's own ticket (a `RateTicket` command) and is answered `{"type": "csat_thanks", "resolution": n}`.
 """
 
 from __future__ import annotations
@@ -15,13 +19,16 @@ import secrets
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from aiokafka.errors import KafkaError
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, TypeAdapter, ValidationError
 from redis.exceptions import RedisError
 
 from services.intake.core import Intake
+from services.intake.csat import publish_rating
+from services.intake.ratings import ChatRating, Rating
 from shared.conversations import chat_channel, chat_session, chat_session_key
 from shared.events import InboundMessage, ReplyRoute, Sender
 from shared.read_model import ReadModel
@@ -57,6 +64,11 @@ class ChatText(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["message"]
     text: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+
+
+# What a customer sends once the session is open.
+CustomerFrame = TypeAdapter(Annotated[ChatText | ChatRating, Field(discriminator="type")])
+HelloFrame = TypeAdapter(Hello)
 
 
 class ChatViolation(Exception):
@@ -152,7 +164,7 @@ def chat_routes(intake: Intake) -> APIRouter:
                 sent_ids.add(frame["id"])
             await websocket.send_json(frame)
 
-        async def receive(model: type[BaseModel]) -> Any:
+        async def receive(frames: TypeAdapter[Any]) -> Any:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 raise WebSocketDisconnect(message.get("code", 1000))
@@ -162,7 +174,7 @@ def chat_routes(intake: Intake) -> APIRouter:
             if len(raw.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES:
                 raise ChatViolation("too_big", f"frames are limited to {MAX_FRAME_BYTES} bytes", CLOSE_TOO_BIG)
             try:
-                return model.model_validate_json(raw)
+                return frames.validate_json(raw)
             except ValidationError as error:
                 detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'frame'}: {e['msg']}" for e in error.errors())
                 code = "too_long" if any(e["type"] == "string_too_long" for e in error.errors()) else "bad_frame"
@@ -183,7 +195,7 @@ def chat_routes(intake: Intake) -> APIRouter:
                         await send(json.loads(item["data"]))
 
         try:
-            hello = await asyncio.wait_for(receive(Hello), HELLO_TIMEOUT_SECONDS)
+            hello = await asyncio.wait_for(receive(HelloFrame), HELLO_TIMEOUT_SECONDS)
             token, session = await open_session(hello)
             ticket_id = session["ticket_id"]
             await send({"type": "session", "token": token, "ticket_id": ticket_id})
@@ -201,18 +213,27 @@ def chat_routes(intake: Intake) -> APIRouter:
                 sent_ids.update(ids[:start])
                 try:
                     while True:
-                        frame = await receive(ChatText)
+                        frame = await receive(CustomerFrame)
                         if not await within_rate_limit(token):
                             raise ChatViolation(
                                 "rate_limited", "too many messages; wait a moment", CLOSE_TRY_AGAIN_LATER
                             )
-                        await send(await publish(token, session, frame.text))
+                        if isinstance(frame, ChatRating):
+                            # The session is the proof: it rates its own ticket and no other.
+                            await publish_rating(intake, Rating(ticket_id, frame.resolution, frame.score))
+                            await send({"type": "csat_thanks", "resolution": frame.resolution})
+                        else:
+                            await send(await publish(token, session, frame.text))
                 finally:
                     forwarder.cancel()
         except* WebSocketDisconnect:
             pass
         except* ChatViolation as group:
             await refuse(group.exceptions[0])
+        except* KafkaError as group:
+            # The rating or message was not taken: the page reconnects and the customer sends it again.
+            logger.warning("chat input not published", extra={"error": repr(group.exceptions[0])})
+            await refuse(_unavailable())
         except* RedisError as group:
             # Redis is down or lost its state (HTTP answers 503, StateNotRestored included): the page
             # keeps its session and comes back.

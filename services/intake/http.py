@@ -1,4 +1,4 @@
-"""intake-http: the web form, the read API, health and metrics on one port.
+"""intake-http: the web form, the rating page, the read API, health and metrics on one port.
 
 Thin by design: verify, normalise, publish keyed by ticket ID, answer only after the broker
 acknowledged. The router does the work downstream.
@@ -25,6 +25,7 @@ from starlette.types import Scope
 from services.intake.body_limit import BodyLimit, header
 from services.intake.chat import chat_routes
 from services.intake.core import IntakeProcess
+from services.intake.csat import csat_routes
 from services.intake.form_body import FormRefused, submitted_fields
 from services.intake.forms import FormSubmission, form_channel_key, to_inbound
 from services.intake.slack_events import slack_routes
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(BodyLimit, limit_for=body_limit, on_refused=count_refusal)
     app.include_router(chat_routes(intake))
+    app.include_router(csat_routes(intake))
     if (telegram := telegram_routes(intake, settings)) is not None:
         app.include_router(telegram)
     if (slack := slack_routes(intake, settings)) is not None:

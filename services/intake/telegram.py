@@ -5,8 +5,10 @@ the files it carries, and publishes one `InboundMessage`; it answers 200 only af
 message, because Telegram redelivers an update until it gets a 2xx. Whatever a person sends in the
 private chat is carried: text with the links hidden behind it, files, contacts, locations, venues,
 polls, dice ... (services.intake.telegram_content). What a help desk has no use for (group chats,
-channel posts, inline and callback queries, poll updates, payments ...) is answered 200 and dropped;
-so are malformed updates, which redelivery could never fix.
+channel posts, inline queries, poll updates, payments ...) is answered 200 and dropped;
+so are malformed updates, which redelivery could never fix. A `callback_query` is a pressed button of
+the bot's CSAT keyboard (services.intake.telegram_callbacks): from the private chat of the rated ticket it
+becomes a `RateTicket` command, and the keyboard is removed; every press is answered, others are ignored.
 
 Conversations: a private chat continues its ticket until the customer sends `/new`. `/new` followed
 by text (or as a photo's caption) opens a new ticket with that message; `/new` alone makes the next
@@ -30,6 +32,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from telegram.error import BadRequest, NetworkError, TelegramError
 
 from services.intake.core import Intake
+from services.intake.csat import publish_rating
+from services.intake.telegram_callbacks import RATING_THANKS, ButtonPress, read_callback_query
 from services.intake.telegram_content import (
     Checklist,
     Dice,
@@ -52,9 +56,10 @@ from services.intake.telegram_content import (
 )
 from services.intake.ticket_ids import Resolution
 from shared.attachments import AttachmentRejected
-from shared.conversations import forget_conversation, telegram_chat, telegram_message
+from shared.conversations import conversation_key, forget_conversation, telegram_chat, telegram_message
 from shared.events import Attachment, InboundMessage, ReplyRoute, Sender
 from shared.settings import Settings
+from shared.state import RESTORED_KEY, StateNotRestored
 from shared.telegram_bot import telegram_bot
 from shared.untrusted import InvalidJson, parse_json, same_secret
 
@@ -448,9 +453,11 @@ def telegram_routes(intake: Intake, settings: Settings) -> APIRouter | None:
             update = parse_json(await request.body())
         except InvalidJson as error:
             raise HTTPException(status_code=400, detail=str(error)) from None
-        received = normalise_update(update)
+        received = read_callback_query(update) or normalise_update(update)
         try:
-            if isinstance(received, CustomerMessage):
+            if isinstance(received, ButtonPress):
+                await button_pressed(received)
+            elif isinstance(received, CustomerMessage):
                 await accept(received)
             elif isinstance(received, BotCommand):
                 await answer(received)
@@ -496,6 +503,36 @@ def telegram_routes(intake: Intake, settings: Settings) -> APIRouter | None:
                 # e.g. "file is too big": bots may download files of up to 20 MB only.
                 refusals.append(f"{file.filename or file.label}: {error.message}")
         return stored, refusals
+
+    async def button_pressed(press: ButtonPress) -> None:
+        """A rating from the rated ticket's own chat is published; every press is answered, the rest ignored."""
+        rating = press.rating if await rated_from_its_chat(press) else None
+        if rating is not None:
+            await publish_rating(intake, rating)
+        else:
+            logger.info("Telegram button press ignored", extra={"rating": press.rating is not None})
+        try:
+            await bot.answer_callback_query(press.query_id, text=RATING_THANKS if rating else None)
+            if rating is not None:
+                # The keyboard goes: the rating is made, and pressing again would change nothing.
+                await bot.edit_message_reply_markup(chat_id=press.chat_id, message_id=press.message_id)
+        except TelegramError as error:
+            # The rating is on Kafka; a missed answer only leaves a spinner or the keyboard in the chat.
+            logger.warning("could not answer a Telegram button press", extra={"error": repr(error)})
+
+    async def rated_from_its_chat(press: ButtonPress) -> bool:
+        """Whether the press rates, and the keyboard's message or else its chat leads to the rated ticket."""
+        if press.rating is None or press.chat_id is None or press.message_id is None:
+            return False
+        async with intake.redis.pipeline(transaction=True) as pipe:
+            pipe.exists(RESTORED_KEY)
+            pipe.get(conversation_key(telegram_message(press.chat_id, press.message_id)))
+            pipe.get(conversation_key(telegram_chat(press.chat_id)))
+            restored, *tickets = await pipe.execute()
+        if not restored:
+            # Without its state Redis knows no chat: Telegram redelivers the press after the replay.
+            raise StateNotRestored()
+        return press.rating.ticket_id in tickets
 
     async def answer(command: BotCommand) -> None:
         if command.command == NEW_TICKET_COMMAND:

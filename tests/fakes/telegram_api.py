@@ -12,6 +12,9 @@ to it through an unmodified python-telegram-bot ``Bot`` (``base_url=fake.base_ur
   ``"parameters": {"retry_after": N}`` and a ``Retry-After`` header.
 - A well-formed but wrong token gets 401 "Unauthorized"; a malformed token or an unknown method
   gets 404 "Not Found", as Telegram answers.
+- Messages the bot sent are kept (``fake.message(chat_id, message_id)``), so that
+  ``editMessageReplyMarkup`` can change their inline keyboard; ``answerCallbackQuery`` answers a
+  button press.
 - Files registered with :meth:`FakeTelegramApi.add_file` are described by ``getFile`` and served
   at ``/file/bot<TOKEN>/<file_path>``.
 
@@ -125,9 +128,12 @@ class FakeTelegramApi(RecordingFakeApi[TelegramCall]):
         self._files: dict[str, _StoredFile] = {}
         self._webhook: dict[str, Any] | None = None
         self._last_message_id = 0
+        self._messages: dict[tuple[int, int], dict[str, Any]] = {}
         handlers: dict[str, Handler] = {
             "getMe": self._get_me,
             "sendMessage": self._send_message,
+            "answerCallbackQuery": self._answer_callback_query,
+            "editMessageReplyMarkup": self._edit_message_reply_markup,
             "getFile": self._get_file,
             "setWebhook": self._set_webhook,
             "deleteWebhook": self._delete_webhook,
@@ -153,6 +159,12 @@ class FakeTelegramApi(RecordingFakeApi[TelegramCall]):
         """What the last setWebhook set (url, secret_token, ...), or None when no webhook is set."""
         with self._state:
             return dict(self._webhook) if self._webhook is not None else None
+
+    def message(self, chat_id: int, message_id: int) -> dict[str, Any] | None:
+        """A message the bot sent, as it stands now (its `reply_markup` gone once edited away)."""
+        with self._state:
+            found = self._messages.get((chat_id, message_id))
+            return dict(found) if found is not None else None
 
     def add_file(self, file_id: str, content: bytes, file_path: str) -> None:
         """Make `file_id` known to getFile and its content downloadable at `file_path`."""
@@ -249,13 +261,37 @@ class FakeTelegramApi(RecordingFakeApi[TelegramCall]):
         if len(text.encode("utf-16-le")) // 2 > MAX_TEXT_LENGTH:
             raise ApiError(400, "Bad Request: message is too long")
         self._last_message_id += 1
-        return {
+        message = {
             "message_id": self._last_message_id,
             "from": dict(BOT_USER),
             "chat": {"id": chat_id, "type": "private"},
             "date": int(time.time()),
             "text": text,
         }
+        if args.get("reply_markup"):
+            message["reply_markup"] = args["reply_markup"]
+        self._messages[(chat_id, self._last_message_id)] = message
+        return dict(message)
+
+    def _answer_callback_query(self, args: dict[str, Any]) -> bool:
+        if not args.get("callback_query_id"):
+            raise ApiError(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
+        if len(args.get("text") or "") > 200:
+            raise ApiError(400, "Bad Request: text is too long")
+        return True
+
+    def _edit_message_reply_markup(self, args: dict[str, Any]) -> dict[str, Any]:
+        message = self._messages.get((args.get("chat_id"), args.get("message_id")))
+        if message is None:
+            raise ApiError(400, "Bad Request: message to edit not found")
+        markup = args.get("reply_markup") or None
+        if markup == message.get("reply_markup"):
+            raise ApiError(400, "Bad Request: message is not modified")
+        if markup is None:
+            message.pop("reply_markup", None)
+        else:
+            message["reply_markup"] = markup
+        return dict(message)
 
     def _get_file(self, args: dict[str, Any]) -> dict[str, Any]:
         file_id = args.get("file_id")

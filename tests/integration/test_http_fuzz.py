@@ -105,6 +105,7 @@ endpoints = st.one_of(
     path_segments.map(lambda segment: f"/v1/tickets/{segment}"),
     path_segments.map(lambda segment: f"/v1/contacts/{segment}"),
     path_segments.map(lambda segment: f"/v1/quarantine/{segment}"),
+    path_segments.map(lambda segment: f"/v1/csat/{segment}"),
     st.just("/v1/quarantine"),
     st.sampled_from(["/v1/telegram/webhook", "/v1/slack/events", "/", "/healthz", "/readyz", "/metrics", "/v1/chat"]),
     path_segments.map(lambda segment: f"/static/{segment}"),
@@ -267,6 +268,7 @@ hello = st.fixed_dictionaries(
 chat_frames = st.one_of(
     hello.map(json.dumps),
     st.fixed_dictionaries({"type": st.just("message"), "text": json_values}).map(json.dumps),
+    st.fixed_dictionaries({"type": st.just("csat"), "resolution": json_values, "score": json_values}).map(json.dumps),
     json_values.map(json.dumps),
     st.text(max_size=200),
     st.binary(max_size=200),

@@ -333,6 +333,59 @@ function receiveMessage(frame) {
   saveSession();
 }
 
+// ---------------------------------------------------------------- CSAT prompt in the chat
+
+// One prompt per resolution: the server may push the same request again (a second tab, a retry).
+const ratingPrompts = new Map();
+const RATING_WORDS = ["very poor", "poor", "okay", "good", "excellent"];
+
+/** "How did we do?" with one button per score; a click sends {type: "csat", resolution, score}. */
+function showRatingPrompt(frame) {
+  if (!session || frame.ticket_id !== session.ticketId || ratingPrompts.has(frame.resolution)) return;
+  const item = document.createElement("li");
+  item.className = "csat-prompt";
+  const question = document.createElement("p");
+  question.id = `csat-question-${frame.resolution}`;
+  question.textContent = "How did we do? Rate our help from 1 (very poor) to 5 (excellent).";
+  const buttons = document.createElement("div");
+  buttons.className = "csat-buttons";
+  buttons.setAttribute("role", "group");
+  buttons.setAttribute("aria-labelledby", question.id);
+  const scores = Array.isArray(frame.scores) && frame.scores.length ? frame.scores : [1, 2, 3, 4, 5];
+  for (const score of scores) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "button button-secondary";
+    button.textContent = String(score);
+    button.setAttribute("aria-label", `${score} out of 5, ${RATING_WORDS[score - 1] ?? ""}`.trim());
+    button.addEventListener("click", () => sendRating(frame.resolution, score));
+    buttons.append(button);
+  }
+  item.append(question, buttons);
+  ratingPrompts.set(frame.resolution, item);
+  chatLog.append(item);
+  chatLog.scrollTop = chatLog.scrollHeight;
+  byId("chat-announcer").textContent = "How did we do? Rate our help from 1 to 5.";
+}
+
+function sendRating(resolution, score) {
+  if (!sessionReady) {
+    setChatStatus("Not connected yet. Please rate again once the chat reconnects.", true);
+    return;
+  }
+  for (const button of ratingPrompts.get(resolution).querySelectorAll("button")) button.disabled = true;
+  socket.send(JSON.stringify({ type: "csat", resolution, score }));
+}
+
+function thankForRating(resolution) {
+  const item = ratingPrompts.get(resolution);
+  if (!item) return;
+  const thanks = document.createElement("p");
+  thanks.textContent = "Thanks for your rating!";
+  item.replaceChildren(thanks);
+  byId("chat-announcer").textContent = "Thanks for your rating!";
+}
+
 function helloFrame() {
   if (!session) return { type: "hello", ...introduction };
   const lastSeen = renderedIds.size ? session.lastSeen?.id ?? null : null;
@@ -360,6 +413,10 @@ function connect() {
       openSession(frame);
     } else if (frame.type === "message") {
       receiveMessage(frame);
+    } else if (frame.type === "csat") {
+      showRatingPrompt(frame);
+    } else if (frame.type === "csat_thanks") {
+      thankForRating(frame.resolution);
     } else if (frame.type === "error") {
       refusal = frame;
       setChatStatus(CHAT_ERROR_TEXT[frame.code] ?? `The chat server refused: ${frame.detail}`, true);
@@ -384,6 +441,9 @@ function openSession(frame) {
 /** No connection, no sending; an unconfirmed message stays in the box to be sent again. */
 function releaseComposer() {
   setComposerReady(false);
+  for (const item of ratingPrompts.values()) {
+    for (const button of item.querySelectorAll("button")) button.disabled = false;
+  }
   awaitingEcho = false;
   chatText.readOnly = false;
 }
@@ -419,6 +479,7 @@ function forgetSession() {
   session = null;
   saveSession();
   renderedIds.clear();
+  ratingPrompts.clear();
   chatLog.replaceChildren();
 }
 
