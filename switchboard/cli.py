@@ -508,12 +508,17 @@ def replay() -> None:
     from rich.table import Table
 
     from shared.redis_client import connect_redis
-    from switchboard.replay import ReplayReport, replay_all
+    from switchboard.replay import AVAILABILITY_CHANGES, ReplayReport, replay_all
 
     settings = Settings()
     try:
         bootstrap, redis_url = settings.require_infra()
     except MissingInfrastructure as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        # Rebuilt auto-close timers are due `close_after` after the solve, as the live SLA service has them.
+        close_after = load_config(settings.config).close_after
+    except ConfigError as error:
         raise click.ClickException(str(error)) from None
     console = Console()
 
@@ -527,7 +532,7 @@ def replay() -> None:
 
         redis = connect_redis(redis_url)
         try:
-            return await replay_all(bootstrap, redis, settings.topic_prefix, progress)
+            return await replay_all(bootstrap, redis, settings.topic_prefix, progress, close_after=close_after)
         finally:
             await redis.aclose()
 
@@ -543,4 +548,5 @@ def replay() -> None:
     console.print(table)
     click.echo(f"replayed {report.counts['ticket events']} ticket events")
     click.echo(f"replayed {report.counts['quarantined messages']} quarantined messages")
+    click.echo(f"replayed {report.counts[AVAILABILITY_CHANGES]} agent availability changes")
     click.echo("the state is restored: intake and consumers go on")

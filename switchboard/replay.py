@@ -12,7 +12,8 @@ Key families and what rebuilds them (the README's operations section has the who
   web-chat sessions, the ticket counters;
 - tickets topic: the ticket read model, SLA timers still to fire, the notifier's record of what it
   sent (and the conversations of the mail and Telegram messages it sent), round-robin turns;
-- quarantine topic: the quarantine.
+- quarantine topic: the quarantine;
+- agents topic: the agents' availability (shared.agents).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -35,12 +36,13 @@ from services.notifier.ledger import project_sent
 from services.router.state import turn_key
 from services.sla.rebuild import TimerRebuild
 from services.sla.timers import TimerStore
-from shared.events import InboundMessage, MessageQuarantined, NotificationSent, TicketAssigned
+from shared.agents import Availability
+from shared.events import AgentAvailabilityChanged, InboundMessage, MessageQuarantined, NotificationSent, TicketAssigned
 from shared.ids import TICKET_NUMBER_OFFSET
 from shared.quarantine import Quarantine
 from shared.read_model import ReadModel
 from shared.state import forget_restored, mark_restored
-from shared.topics import CONTACTS, INBOUND, QUARANTINE, TICKETS, Topics, TopicSpec, partitions_of
+from shared.topics import AGENTS, CONTACTS, INBOUND, QUARANTINE, TICKETS, Topics, TopicSpec, partitions_of
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ return 1
 """
 
 Progress = Callable[[str, int, int], None]  # (topic, records done, records in all)
+AVAILABILITY_CHANGES = "agent availability changes"
 
 
 @dataclass
@@ -63,15 +66,17 @@ class ReplayReport:
 
 
 class _Replay:
-    def __init__(self, redis: Redis, topics: Topics):
+    def __init__(self, redis: Redis, topics: Topics, close_after: timedelta):
         self.redis = redis
         self.topics = topics
         self.read_model = ReadModel(redis)
         self.quarantine = Quarantine(redis)
-        self.timers = TimerRebuild()
+        self.availability = Availability(redis)
+        self.timers = TimerRebuild(close_after)
         self.highest: dict[str, int] = {}
         self.turns: Counter[str] = Counter()
-        self.report = ReplayReport()
+        # Listed even when there were none, so the summary says the agents topic was read.
+        self.report = ReplayReport(counts=Counter({AVAILABILITY_CHANGES: 0}))
         self.now = datetime.now(UTC)
         self._run = redis.register_script(_RUN)
 
@@ -106,6 +111,10 @@ class _Replay:
         await self.quarantine.apply(events)
         self.report.counts["quarantined messages"] += len(events)
 
+    async def agents(self, events: Sequence[AgentAvailabilityChanged]) -> None:
+        await self.availability.apply(events)
+        self.report.counts[AVAILABILITY_CHANGES] += len(events)
+
     async def finish(self) -> None:
         pending = self.timers.pending()
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -132,17 +141,24 @@ class _Replay:
 
 
 async def replay_all(
-    bootstrap: str, redis: Redis, topic_prefix: str = "", progress: Progress | None = None
+    bootstrap: str,
+    redis: Redis,
+    topic_prefix: str = "",
+    progress: Progress | None = None,
+    *,
+    close_after: timedelta,
 ) -> ReplayReport:
-    """Rebuilds every projection; returns what it rebuilt. Idempotent; safe while the stack runs."""
+    """Rebuilds every projection; returns what it rebuilt. Idempotent; safe while the stack runs.
+    `close_after` is the config's, so that rebuilt auto-close timers are due when the live ones were."""
     topics = Topics(topic_prefix)
-    replay = _Replay(redis, topics)
+    replay = _Replay(redis, topics, close_after)
     await forget_restored(redis)
     for spec, apply in (
         (CONTACTS, replay.contacts),
         (INBOUND, replay.inbound),
         (TICKETS, replay.tickets),
         (QUARANTINE, replay.quarantined),
+        (AGENTS, replay.agents),
     ):
         replay.report.skipped += await _read(bootstrap, topics.name(spec), spec, apply, progress)
     await replay.finish()

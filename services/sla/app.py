@@ -1,4 +1,5 @@
-"""The SLA service process: starts clocks on new tickets and announces warnings and breaches on time."""
+"""The SLA service process: starts clocks on new tickets, announces warnings and breaches on time, and
+asks the router to close tickets that stayed solved for `close_after`."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from shared.process import ServiceProcess
 from shared.read_model import ReadModel
 from shared.settings import Settings
 from shared.tasks import running
-from shared.topics import TICKETS, Subscription
+from shared.topics import COMMANDS, TICKETS, Subscription
 
-SUBSCRIPTION = Subscription("sla", "switchboard-sla", consumes=(TICKETS,), publishes=(TICKETS,))
+SUBSCRIPTION = Subscription("sla", "switchboard-sla", consumes=(TICKETS,), publishes=(TICKETS, COMMANDS))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -24,7 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     process.consume(
         SUBSCRIPTION.group_id, SUBSCRIPTION.consumes, SlaHandler(process.config, timers, read_model, process.topics)
     )
-    firing = TimerFiring(timers, read_model, process.publisher, process.topics)
+    firing = TimerFiring(timers, read_model, process.publisher, process.topics, process.config.close_after)
 
     @asynccontextmanager
     async def fire_timers() -> AsyncIterator[None]:

@@ -22,9 +22,15 @@ class Timer:
     fires_at: float  # Unix seconds
     fraction: float
     correlation_id: str | None
+    # Auto-close timers only: which resolution of the ticket they close (StatusChanged.resolution).
+    resolution: int | None = None
 
     def encode(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        fields = asdict(self)
+        if self.resolution is None:
+            # Timers stored before auto-close existed must encode as they were, or they could not be removed.
+            del fields["resolution"]
+        return json.dumps(fields, sort_keys=True)
 
     @classmethod
     def decode(cls, text: str) -> Timer:

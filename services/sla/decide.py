@@ -1,9 +1,10 @@
 """The SLA service's decisions over a batch of ticket events, in pure code.
 
 A ticket opened in the batch gets its first-response deadline (and the timers that announce it);
-the first public agent reply meets it (and cancels the timers). `ClockView` is what Redis knew
-when the batch was read, updated as the batch is decided, so a ticket opened and answered in the
-same batch is handled in order.
+the first public agent reply meets it (and cancels the timers); an internal note never does (SPEC
+§3 SLA: notes never count). `ClockView` is what Redis knew when the batch was read, updated as the
+batch is decided, so a ticket opened and answered in the same batch is handled in order. A status
+change sets or stops the ticket's auto-close timer (services.sla.auto_close); that needs no view.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from services.sla.auto_close import pending_auto_closes
 from services.sla.deadlines import Timer, first_response_deadline, first_response_met, timers_for
 from shared.config import DeskConfig, SlaPolicy
-from shared.events import MessageAdded, SlaDeadlineSet, SlaMet, TicketCreated, TicketEvent
+from shared.events import MessageAdded, SlaDeadlineSet, SlaMet, StatusChanged, TicketCreated, TicketEvent
 
 
 @dataclass
@@ -33,6 +35,8 @@ class SlaDecision:
     schedule: list[Timer] = field(default_factory=list)
     # (ticket ID, metric) whose timers stop.
     cancel: list[tuple[str, str]] = field(default_factory=list)
+    # Tickets whose status changed, with their one auto-close timer from now on (None: none).
+    auto_close: dict[str, Timer | None] = field(default_factory=dict)
 
 
 def policy_for(team_id: str, config: DeskConfig) -> SlaPolicy:
@@ -55,7 +59,7 @@ def decide(events: list[TicketEvent], view: ClockView, config: DeskConfig) -> Sl
                 if clock is None or clock.status != "met":
                     decision.schedule += timers_for(deadline)
                     view.first_response[event.ticket_id] = FirstResponseClock("running", deadline.due_at)
-            case MessageAdded(author="agent"):
+            case MessageAdded(author="agent", internal=False):
                 clock = view.first_response.get(event.ticket_id)
                 if clock is not None and clock.status == "met":
                     continue
@@ -63,4 +67,6 @@ def decide(events: list[TicketEvent], view: ClockView, config: DeskConfig) -> Sl
                 decision.events.append(first_response_met(event, due))
                 decision.cancel.append((event.ticket_id, "first_response"))
                 view.first_response[event.ticket_id] = FirstResponseClock("met", due)
+    changes = [event for event in events if isinstance(event, StatusChanged)]
+    decision.auto_close = pending_auto_closes(changes, config.close_after)
     return decision

@@ -4,6 +4,8 @@ Per batch of ticket events: read the clocks the batch touches in one pipeline, d
 (services.sla.decide), hand the deadline/met events to the engine, and once they are on Kafka
 write the timers and the read model in one pipeline. Every event is derived deterministically
 from the event that caused it, so a redelivered batch publishes the very same events again.
+The firing loop announces warnings and breaches on the ticket topic and asks the router to close
+solved tickets (auto-close) on the commands topic.
 """
 
 from __future__ import annotations
@@ -11,17 +13,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from services.sla.deadlines import announcement
+from services.sla.auto_close import METRIC as AUTO_CLOSE
+from services.sla.auto_close import close_command, still_solved
+from services.sla.deadlines import Timer, announcement
 from services.sla.decide import ClockView, FirstResponseClock, decide
 from services.sla.timers import TimerStore
 from shared.config import DeskConfig
 from shared.engine import BatchResult, Record, is_infrastructure_outage
-from shared.events import MessageAdded, TicketCreated, TicketEvent
+from shared.events import MessageAdded, StatusChanged, TicketCreated, TicketEvent
 from shared.publisher import Outgoing, Publisher
 from shared.read_model import ReadModel, ticket_key
-from shared.topics import TICKETS, Topics
+from shared.topics import COMMANDS, TICKETS, Topics
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +41,7 @@ class SlaHandler:
         self.tickets_topic = topics.name(TICKETS)
 
     async def handle(self, records: list[Record[TicketEvent]]) -> BatchResult:
-        relevant = [
-            record.value
-            for record in records
-            if isinstance(record.value, TicketCreated)
-            or (isinstance(record.value, MessageAdded) and record.value.author == "agent")
-        ]
+        relevant = [record.value for record in records if _concerns_timers(record.value)]
         if not relevant:
             return BatchResult()
         decision = decide(relevant, await self._clocks(relevant), self.config)
@@ -50,6 +49,7 @@ class SlaHandler:
         async def write() -> None:
             async with self.read_model.redis.pipeline(transaction=False) as pipe:
                 await self.timers.write(pipe, decision.schedule, decision.cancel)
+                await self.timers.replace(pipe, AUTO_CLOSE, decision.auto_close)
                 await pipe.execute()
             await self.read_model.apply(decision.events)
 
@@ -73,14 +73,26 @@ class SlaHandler:
         )
 
 
-class TimerFiring:
-    """Announces due warnings and breaches, a batch of due timers at a time, each once across instances."""
+def _concerns_timers(event: TicketEvent) -> bool:
+    if isinstance(event, MessageAdded):
+        # Only a public agent reply meets the first-response clock.
+        return event.author == "agent" and not event.internal
+    return isinstance(event, TicketCreated | StatusChanged)
 
-    def __init__(self, timers: TimerStore, read_model: ReadModel, publisher: Publisher, topics: Topics):
+
+class TimerFiring:
+    """Announces due warnings and breaches and asks for due auto-closes, a batch of due timers at a
+    time, each once across instances."""
+
+    def __init__(
+        self, timers: TimerStore, read_model: ReadModel, publisher: Publisher, topics: Topics, close_after: timedelta
+    ):
         self.timers = timers
         self.read_model = read_model
         self.publisher = publisher
         self.tickets_topic = topics.name(TICKETS)
+        self.commands_topic = topics.name(COMMANDS)
+        self.close_after = close_after
 
     async def run(self) -> None:
         while True:
@@ -103,16 +115,30 @@ class TimerFiring:
             return 0
         async with self.read_model.redis.pipeline(transaction=False) as pipe:
             for timer in due:
-                pipe.hget(ticket_key(timer.ticket_id), f"{timer.metric}_sla")
-            statuses = await pipe.execute()
+                pipe.hmget(ticket_key(timer.ticket_id), *_state_fields(timer))
+            states = await pipe.execute()
         at = datetime.now(UTC)
-        # A reply may land between claiming and firing: a met clock announces nothing.
-        events = [announcement(timer, at) for timer, status in zip(due, statuses, strict=True) if status != "met"]
+        fired = list(zip(due, states, strict=True))
+        # A reply may land between claiming and firing: a met clock announces nothing; nor does a
+        # ticket reopened since, ask to be closed.
+        events = [announcement(timer, at) for timer, state in fired if timer.metric != AUTO_CLOSE and state[0] != "met"]
+        commands = [
+            close_command(timer, at, self.close_after)
+            for timer, state in fired
+            if timer.metric == AUTO_CLOSE and still_solved(timer, *state)
+        ]
         await self.publisher.publish_many(
-            [Outgoing.event(self.tickets_topic, event.ticket_id, event) for event in events], timeout=30
+            [Outgoing.event(self.tickets_topic, event.ticket_id, event) for event in events]
+            + [Outgoing.event(self.commands_topic, command.ticket_id, command) for command in commands],
+            timeout=30,
         )
         await self.read_model.apply(events)
         await self.timers.finished(due)
-        for event in events:
-            logger.info("sla announced", extra={"ticket_id": event.ticket_id, "kind": event.type})
-        return len(events)
+        for message in [*events, *commands]:
+            logger.info("sla fired", extra={"ticket_id": message.ticket_id, "kind": message.type})
+        return len(events) + len(commands)
+
+
+def _state_fields(timer: Timer) -> tuple[str, ...]:
+    """The ticket's read-model fields that say whether `timer` still has something to do."""
+    return ("status", "resolutions") if timer.metric == AUTO_CLOSE else (f"{timer.metric}_sla",)

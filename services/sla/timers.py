@@ -2,12 +2,13 @@
 
 A timer is claimed atomically before it fires, so with several SLA instances each fires once; a
 claim is a lease, so a timer whose instance died before finishing fires again after the lease.
-Each ticket's timers per metric are also kept in a set, so that meeting a clock stops its timers.
+Each ticket's timers per metric are also kept in a set, so that meeting a clock stops its timers
+(and a status change the ticket's auto-close).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -58,6 +59,11 @@ class TimerStore:
             pipe.sadd(ticket_timers_key(timer.ticket_id, timer.metric), timer.encode())
         for ticket_id, metric in cancel:
             await self._cancel(keys=[SCHEDULED_KEY, CLAIMED_KEY, ticket_timers_key(ticket_id, metric)], client=pipe)
+
+    async def replace(self, pipe: Any, metric: str, timers: Mapping[str, Timer | None]) -> None:
+        """Queues on `pipe`: each ticket's timers of `metric` become the one given (None: none)."""
+        await self.write(pipe, [], [(ticket_id, metric) for ticket_id in timers])
+        await self.write(pipe, [timer for timer in timers.values() if timer is not None], [])
 
     async def schedule(self, timers: Sequence[Timer]) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:

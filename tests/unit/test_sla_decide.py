@@ -141,7 +141,7 @@ def deadline_of(ticket_id: str) -> SlaDeadlineSet:
 
 
 def pending_of(events) -> list[tuple[str, str, float]]:
-    rebuild = TimerRebuild()
+    rebuild = TimerRebuild(CONFIG.close_after)
     for event in events:
         rebuild.observe(event)
     return [(timer.ticket_id, timer.kind, timer.fraction) for timer in rebuild.pending()]
@@ -183,3 +183,17 @@ def test_a_met_clock_rebuilds_no_timers_whatever_came_before():
     ]
     # The order of the log does not matter: a met clock stays met.
     assert pending_of([met, deadline_of("SB-1001")]) == []
+
+
+def test_an_internal_note_never_meets_the_first_response_clock():
+    view = ClockView()
+    note = agent_reply().model_copy(update={"internal": True})
+
+    decision = decide([created(), note], view, CONFIG)
+
+    assert [type(event) for event in decision.events] == [SlaDeadlineSet]
+    assert decision.cancel == [] and view.first_response["SB-1001"].status == "running"
+    # The public reply after it does, at its own time.
+    reply = agent_reply(minutes=30)
+    [met] = decide([reply], view, CONFIG).events
+    assert isinstance(met, SlaMet) and met.met_at == reply.received_at
