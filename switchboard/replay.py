@@ -102,7 +102,8 @@ class _Replay:
                 if isinstance(event, NotificationSent):
                     project_sent(pipe, event, self.now)
                     self.report.counts["notifications sent"] += 1
-                elif isinstance(event, TicketAssigned):
+                elif isinstance(event, TicketAssigned) and event.actor == "system":
+                    # Only the router's own assignments took a round-robin turn; claims and hand-ons did not.
                     self.turns[event.team] += 1
             await pipe.execute()
         self.report.counts["ticket events"] += len(events)

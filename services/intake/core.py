@@ -74,16 +74,21 @@ class Intake:
         found: str | None = None,
         lookup: Sequence[str] = (),
         remember: Sequence[str] = (),
+        follows_up: bool = True,
     ) -> Resolution:
         """The ticket a channel message belongs to, in one atomic step.
 
         A message seen before keeps its ticket; otherwise the ticket the channel `found` by its own
         means (e.g. a subject tag), else the first conversation in `lookup` that has a ticket,
-        else a new ticket ID. The conversations in `remember` then lead to that ticket. Raises
+        else a new ticket ID; a closed ticket found so gets a new follow-up ticket instead (issue #10:
+        `follow_up_of` names it) unless `follows_up` is False (machine mail stays on the closed ticket).
+        The conversations in `remember` then lead to that ticket. Raises
         StateNotRestored (a RedisError: "try again later") while Redis lost its state.
         """
-        ticket_id = await self.ticket_ids.resolve(channel_key, found=found, lookup=lookup, remember=remember)
-        return Resolution(ticket_id, self.message_id(channel_key), channel_key, tuple(remember))
+        ticket_id, follow_up_of = await self.ticket_ids.resolve(
+            channel_key, found=found, lookup=lookup, remember=remember, follows_up=follows_up
+        )
+        return Resolution(ticket_id, self.message_id(channel_key), channel_key, tuple(remember), follow_up_of)
 
     async def publish(self, message: InboundMessage) -> None:
         """Returns once Kafka acknowledged the message: only then may the channel be answered.

@@ -155,7 +155,9 @@ class MailIntake:
             # A bounce still goes on to the router, which marks its recipients undeliverable.
             if kind != "bounce" or not classification.bounced_recipients:
                 return outcome
-        resolution = await self.intake.resolve_ticket(channel_key, found=thread, remember=[f"email:{message_key}"])
+        resolution = await self.intake.resolve_ticket(
+            channel_key, found=thread, remember=[f"email:{message_key}"], follows_up=kind == "message"
+        )
 
         attachments, refused = self._store_attachments(mail.attachments)
         original = self.intake.attachments.save(

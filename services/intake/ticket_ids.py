@@ -18,6 +18,7 @@ from redis.exceptions import ResponseError
 
 from shared.conversations import conversation_key
 from shared.ids import TICKET_NUMBER_OFFSET, format_ticket_id
+from shared.read_model import ticket_key
 from shared.state import RESTORED_KEY, StateNotRestored
 
 _NOT_RESTORED = "SBNOTRESTORED"
@@ -29,16 +30,25 @@ return redis.call('INCR', KEYS[2])
 """
 # The ticket of a channel message, in one atomic step: the one it got before (KEYS[3]), else the
 # one the channel found (ARGV[1]), else the first conversation of KEYS[4 .. 3+ARGV[2]] that has one,
-# else a new ID (refused while the state is not restored, KEYS[1]; counter KEYS[2]). The message
-# then keeps that ticket, and the remaining KEYS (conversations) lead to it.
+# else a new ID (refused while the state is not restored, KEYS[1]; counter KEYS[2]). A ticket found
+# that is closed (its read-model HASH, ARGV[6] .. ID) gets a new follow-up ticket instead when ARGV[7]
+# is '1' (a person wrote), remembered at ARGV[5]. The message then keeps its ticket, and the remaining
+# KEYS (conversations) lead to it. Returns {ticket, the closed ticket it follows up on or ''}.
 _RESOLVE = f"""
 local lookups = tonumber(ARGV[2])
 local ticket = redis.call('GET', KEYS[3])
-if not ticket then
+local follow_up = ''
+if ticket then
+  follow_up = redis.call('GET', ARGV[5]) or ''
+else
   if ARGV[1] ~= '' then ticket = ARGV[1] end
   for i = 4, 3 + lookups do
     if ticket then break end
     ticket = redis.call('GET', KEYS[i])
+  end
+  if ticket and ARGV[7] == '1' and redis.call('HGET', ARGV[6] .. ticket, 'status') == 'closed' then
+    follow_up = ticket
+    ticket = false
   end
   if not ticket then
     if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -47,9 +57,10 @@ if not ticket then
     ticket = ARGV[3] .. '-' .. tostring(tonumber(ARGV[4]) + redis.call('INCR', KEYS[2]))
   end
   redis.call('SET', KEYS[3], ticket)
+  if follow_up ~= '' then redis.call('SET', ARGV[5], follow_up) end
 end
 for i = 4 + lookups, #KEYS do redis.call('SET', KEYS[i], ticket) end
-return ticket
+return {{ticket, follow_up}}
 """
 
 
@@ -62,6 +73,8 @@ class Resolution:
     message_id: UUID
     idempotency_key: str
     conversations: tuple[str, ...]
+    # The message's thread led to this closed ticket: `ticket_id` is a new one following up on it.
+    follow_up_of: str | None = None
 
     def fields(self) -> dict[str, Any]:
         """The InboundMessage fields this resolution gives."""
@@ -70,6 +83,7 @@ class Resolution:
             "message_id": self.message_id,
             "idempotency_key": self.idempotency_key,
             "conversations": list(self.conversations),
+            "follow_up_of": self.follow_up_of,
         }
 
 
@@ -79,6 +93,11 @@ def sequence_key(prefix: str) -> str:
 
 def remembered_key(channel_key: str) -> str:
     return f"sb:intake:ticket_for:{channel_key}"
+
+
+def follow_up_key(channel_key: str) -> str:
+    """The closed ticket a channel message's new ticket follows up on (so a redelivery says it again)."""
+    return f"sb:intake:follow_up_of:{channel_key}"
 
 
 class TicketIds:
@@ -97,10 +116,16 @@ class TicketIds:
         return format_ticket_id(self.prefix, sequence)
 
     async def resolve(
-        self, channel_key: str, *, found: str | None, lookup: Sequence[str], remember: Sequence[str]
-    ) -> str:
-        """The channel message's ticket (see _RESOLVE); raises StateNotRestored instead of minting while
-        Redis lost its state."""
+        self,
+        channel_key: str,
+        *,
+        found: str | None,
+        lookup: Sequence[str],
+        remember: Sequence[str],
+        follows_up: bool = True,
+    ) -> tuple[str, str | None]:
+        """The channel message's ticket and the closed ticket it follows up on, if any (see _RESOLVE);
+        raises StateNotRestored instead of minting while Redis lost its state."""
         keys = [
             RESTORED_KEY,
             sequence_key(self.prefix),
@@ -108,10 +133,20 @@ class TicketIds:
             *(conversation_key(key) for key in lookup),
             *(conversation_key(key) for key in remember),
         ]
+        args = [
+            found or "",
+            len(lookup),
+            self.prefix,
+            TICKET_NUMBER_OFFSET,
+            follow_up_key(channel_key),
+            ticket_key(""),
+            "1" if follows_up else "0",
+        ]
         try:
-            return await self._resolve(keys=keys, args=[found or "", len(lookup), self.prefix, TICKET_NUMBER_OFFSET])
+            ticket, follow_up_of = await self._resolve(keys=keys, args=args)
         except ResponseError as error:
             raise _refusal(error) from error
+        return ticket, follow_up_of or None
 
     async def remembered(self, channel_key: str) -> str | None:
         return await self.redis.get(remembered_key(channel_key))

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from services.intake.ticket_ids import TicketIds
 from services.router.app import create_app
 from services.router.handler import RouterHandler
 from services.router.state import RouterState
@@ -283,3 +284,31 @@ def test_the_cli_works_a_ticket_and_the_read_api_shows_status_priority_tags_assi
     assert shown.returncode == 0 and json.loads(shown.stdout)["history"] == ticket["history"]
     refused = switchboard_cli(services.settings, "ticket", "assign", ticket_id, "--agent", "ana")
     assert refused.returncode != 0 and "exactly one of --to-agent and --to-team" in refused.stderr
+
+
+async def test_a_customer_writing_on_a_closed_ticket_opens_a_follow_up_ticket(handler):
+    ids = TicketIds(handler.read_model.redis, "SB")
+    chat = ["telegram:chat:7"]
+    first, follows = await ids.resolve("telegram:update:1", found=None, lookup=chat, remember=chat)
+    assert follows is None
+    await handle(handler, [inbound(first, "gus@example.com")])
+    await handle(handler, [command(SetStatus, first, "ana", status="solved")])
+    # A customer message while solved still lands on the ticket (the router reopens it).
+    assert await ids.resolve("telegram:update:2", found=None, lookup=chat, remember=chat) == (first, None)
+    await handle(handler, [command(SetStatus, first, "ana", status="closed")])
+
+    follow_up, follows = await ids.resolve("telegram:update:3", found=None, lookup=chat, remember=chat)
+    assert follow_up != first and follows == first
+    assert await ids.resolve("telegram:update:3", found=None, lookup=chat, remember=chat) == (follow_up, first)
+    # Machine mail about the closed ticket stays on it; later messages of the thread join the follow-up.
+    assert await ids.resolve("m:bounce", found=first, lookup=(), remember=(), follows_up=False) == (first, None)
+    assert await ids.resolve("telegram:update:4", found=None, lookup=chat, remember=chat) == (follow_up, None)
+
+    result = await handler.handle(
+        as_records("t.switchboard.inbound.v1", [inbound(follow_up, "gus@example.com", follow_up_of=first)])
+    )
+    [created] = [record.value for record in result.publish if record.headers["event-type"] == "ticket.created"]
+    assert b'"follow_up_of":"' + first.encode() in created
+    ticket = await handler.read_model.ticket(follow_up)
+    assert (ticket["status"], ticket["follow_up_of"]) == ("new", first)
+    assert (await handler.read_model.ticket(first))["status"] == "closed"

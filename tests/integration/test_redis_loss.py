@@ -75,6 +75,8 @@ FAMILIES = (
     "sb:notifier:acks:",
     "sb:router:turn:",
     "sb:quarantine:",
+    "sb:agent:",
+    "sb:team:",
 )
 # The urgent team's first-response target: long enough that its breach is still pending while
 # the state is snapshotted, flushed and replayed, short enough to fire during the test. Its
@@ -115,6 +117,17 @@ async def test_a_flushed_redis_is_rebuilt_by_replay_and_nothing_is_lost_or_repea
     for ticket_id in (form, email, telegram, chat, slack):
         stack.ticket(ticket_id)
         reply_as_agent(settings, ticket_id, f"Agent answer on {ticket_id}.")
+    # The lifecycle: agents' lists, a team's queue, statuses, tags and the audit trail are rebuilt too.
+    for args in (
+        ("claim", form, "--agent", "ben"),
+        ("status", form, "solved", "--agent", "ben"),
+        ("tag", telegram, "--add", "billing"),
+        ("assign", chat, "--to-team", "support"),
+    ):
+        assert switchboard_cli(settings, "ticket", *args).returncode == 0
+    stack.ticket(form, lambda ticket: ticket["status"] == "solved")
+    stack.ticket(telegram, lambda ticket: ticket["tags"] == ["billing"])
+    stack.ticket(chat, lambda ticket: ticket["assignee"] is None)
     # The urgent ticket: its warning fires now, its breach after the replay.
     urgent = stack.form_ticket("uma@example.com", "Production down", "Everything fails.", form="urgent")
     await wait_for_event(settings, lambda e: e["type"] == "sla.warning" and e["ticket_id"] == urgent)
