@@ -59,8 +59,11 @@ class SlackAgentsApp:
     def topic(self, spec) -> str:
         return Topics(self.settings.topic_prefix).name(spec)
 
-    async def send(self, body: str, content_type: str, *, secret: str = SLACK_SIGNING_SECRET) -> httpx.Response:
-        timestamp = str(int(time.time()))
+    async def send(
+        self, body: str, content_type: str, *, secret: str = SLACK_SIGNING_SECRET, age: int = 0
+    ) -> httpx.Response:
+        """Posts `body` signed with `secret`, as Slack does, `age` seconds ago."""
+        timestamp = str(int(time.time()) - age)
         signature = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
         return await self.client.post(
             "/v1/slack/events",
@@ -214,8 +217,9 @@ async def test_a_non_agent_s_click_is_refused_and_publishes_nothing(slack, slack
     assert "Only Switchboard agents" in told.args["text"]
 
 
-async def test_a_forged_interaction_gets_401_and_publishes_nothing(slack, slack_api):
-    response = await slack.interact(button("sb_claim", BEN), secret="not-the-signing-secret")
+@pytest.mark.parametrize("forge", [{"secret": "not-the-signing-secret"}, {"age": 301}], ids=["forged", "stale"])
+async def test_a_forged_or_stale_interaction_gets_401_and_publishes_nothing(slack, slack_api, forge):
+    response = await slack.interact(button("sb_claim", BEN), **forge)
     assert response.status_code == 401
     assert await slack.no_commands()
     assert slack_api.calls == []
