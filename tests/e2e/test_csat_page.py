@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import pytest
 
@@ -116,9 +117,18 @@ async def test_the_chat_widget_shows_the_rating_prompt_and_sends_the_rating(page
 
     prompt = page.get_by_role("group", name="How did we do?")
     await expect(prompt.get_by_role("button")).to_have_count(5)
+    # Not answered yet, it survives a reload with the session.
+    await page.reload()
+    await expect(page.locator("#chat-status")).to_have_text(re.compile("^Connected"))
+    await expect(prompt.get_by_role("button")).to_have_count(5)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.locator("#chat").screenshot(path=SCREENSHOTS / "csat-chat-prompt.png")
     await prompt.get_by_role("button", name="4 out of 5").click()
     await expect(page.locator(".csat-prompt")).to_have_text("Thanks for your rating!")
     await expect(page.locator("#chat-announcer")).to_have_text("Thanks for your rating!")
+    await page.reload()
+    await expect(page.locator("#chat-status")).to_have_text(re.compile("^Connected"))
+    await expect(page.locator(".csat-prompt")).to_have_count(0)
 
     [rated] = await published_ratings(services.settings, 1)
     assert (rated.ticket_id, rated.resolution, rated.score, rated.agent_id) == (ticket_id, 1, 4, "customer")

@@ -23,8 +23,10 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from services.intake.csat import CSAT_PATH
 from services.intake.http import MAX_BODY_BYTES, MAX_TELEGRAM_BODY_BYTES
 from services.intake.telegram import SECRET_HEADER
+from shared.csat import CsatSubject, CsatTokens, csat_secret
 from shared.settings import EXAMPLE_CONFIG, Settings
 from shared.topics import Topics
 from switchboard.stack import free_loopback_port
@@ -36,6 +38,7 @@ from tests.fuzz_inputs import (
     content_types,
     deep_json,
     form_fields,
+    form_values,
     header_values,
     json_form,
     json_values,
@@ -255,6 +258,31 @@ async def test_any_signed_slack_body_is_answered_below_500(
 async def test_any_form_submission_is_accepted_or_refused_by_field(intake_http, inbound_count, body, idempotency_key):
     headers = {"idempotency-key": idempotency_key} if idempotency_key is not None else {}
     await check(intake_http, inbound_count, FuzzRequest("POST", "/v1/forms/contact", {}, headers, body))
+
+
+rating_fields = st.dictionaries(
+    st.sampled_from(["score", "comment"]) | st.text(max_size=8),
+    st.sampled_from(["1", "5", "0", "6", "4.0", " 3 ", "x" * 2_001]) | form_values,
+    max_size=3,
+)
+
+
+@settings(FUZZ, max_examples=150)
+@given(
+    body=st.one_of(
+        st.builds(Body, rating_fields.map(urlencoded), st.just("application/x-www-form-urlencoded")),
+        st.builds(Body, rating_fields.map(json_form), st.just("application/json")),
+        st.builds(Body, json_values.map(lambda value: json.dumps(value).encode()), content_types),
+        st.builds(Body, multipart_parts.map(multipart), st.just("multipart/form-data; boundary=b")),
+    )
+)
+async def test_any_rating_with_a_valid_link_is_thanked_or_refused_by_field(
+    intake_http, inbound_count, all_channels, body
+):
+    token = CsatTokens(csat_secret(all_channels)).issue(CsatSubject("SB-1042", 1))
+    response = await send(intake_http, FuzzRequest("POST", CSAT_PATH.format(token=token), {}, body=body))
+    event(f"HTTP {response.status_code}")
+    assert response.status_code in (200, 415, 422), f"{response.status_code} {response.text[:500]}"
 
 
 # --- The web chat, over a real WebSocket --------------------------------------------------------------

@@ -322,3 +322,25 @@ async def test_the_fake_answers_in_telegrams_shapes(fake_telegram):
         assert fake_telegram.webhook == webhook
         assert (await api.post(method("deleteWebhook"))).json()["result"] is True
         assert fake_telegram.webhook is None
+
+
+async def test_the_fake_answers_button_presses_and_edits_keyboards_like_telegram(fake_telegram):
+    def method(name: str) -> str:
+        return f"{fake_telegram.base_url}{BOT_TOKEN}/{name}"
+
+    keyboard = {"inline_keyboard": [[{"text": "5", "callback_data": "csat:SB-1042:1:5"}]]}
+    async with httpx.AsyncClient() as api:
+        rating_request = {"chat_id": CHAT_ID, "text": "Rate", "reply_markup": keyboard}
+        sent = await api.post(method("sendMessage"), json=rating_request)
+        message_id = sent.json()["result"]["message_id"]
+        assert sent.json()["result"]["reply_markup"] == keyboard
+        answered = await api.post(method("answerCallbackQuery"), json={"callback_query_id": "q1", "text": "Thanks"})
+        assert answered.json() == {"ok": True, "result": True}
+        assert (await api.post(method("answerCallbackQuery"), json={})).status_code == 400
+        edited = await api.post(method("editMessageReplyMarkup"), json={"chat_id": CHAT_ID, "message_id": message_id})
+        assert edited.status_code == 200 and "reply_markup" not in edited.json()["result"]
+        assert "reply_markup" not in fake_telegram.message(CHAT_ID, message_id)
+        again = await api.post(method("editMessageReplyMarkup"), json={"chat_id": CHAT_ID, "message_id": message_id})
+        assert again.json()["description"] == "Bad Request: message is not modified"
+        unknown = await api.post(method("editMessageReplyMarkup"), json={"chat_id": CHAT_ID, "message_id": 999})
+        assert unknown.json()["description"] == "Bad Request: message to edit not found"

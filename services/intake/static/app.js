@@ -335,14 +335,19 @@ function receiveMessage(frame) {
 
 // ---------------------------------------------------------------- CSAT prompt in the chat
 
-// One prompt per resolution: the server may push the same request again (a second tab, a retry).
+// Rating requests sit under the conversation, one per resolution (the server may push one again: a second
+// tab, a retry). An unanswered one is kept with the session, so a reload shows it again.
+const chatRatings = byId("chat-ratings");
 const ratingPrompts = new Map();
 const RATING_WORDS = ["very poor", "poor", "okay", "good", "excellent"];
 
 /** "How did we do?" with one button per score; a click sends {type: "csat", resolution, score}. */
 function showRatingPrompt(frame) {
   if (!session || frame.ticket_id !== session.ticketId || ratingPrompts.has(frame.resolution)) return;
-  const item = document.createElement("li");
+  const request = { ticket_id: frame.ticket_id, resolution: frame.resolution, scores: frame.scores };
+  session.pendingRatings = [...(session.pendingRatings ?? []).filter((r) => r.resolution !== frame.resolution), request];
+  saveSession();
+  const item = document.createElement("div");
   item.className = "csat-prompt";
   const question = document.createElement("p");
   question.id = `csat-question-${frame.resolution}`;
@@ -358,13 +363,13 @@ function showRatingPrompt(frame) {
     button.className = "button button-secondary";
     button.textContent = String(score);
     button.setAttribute("aria-label", `${score} out of 5, ${RATING_WORDS[score - 1] ?? ""}`.trim());
+    button.disabled = !sessionReady;
     button.addEventListener("click", () => sendRating(frame.resolution, score));
     buttons.append(button);
   }
   item.append(question, buttons);
   ratingPrompts.set(frame.resolution, item);
-  chatLog.append(item);
-  chatLog.scrollTop = chatLog.scrollHeight;
+  chatRatings.append(item);
   byId("chat-announcer").textContent = "How did we do? Rate our help from 1 to 5.";
 }
 
@@ -384,6 +389,15 @@ function thankForRating(resolution) {
   thanks.textContent = "Thanks for your rating!";
   item.replaceChildren(thanks);
   byId("chat-announcer").textContent = "Thanks for your rating!";
+  session.pendingRatings = (session.pendingRatings ?? []).filter((r) => r.resolution !== resolution);
+  saveSession();
+}
+
+/** Buttons work only while connected; an unconfirmed rating can be sent again after a reconnect. */
+function enableRatingButtons(enabled) {
+  for (const item of ratingPrompts.values()) {
+    for (const button of item.querySelectorAll("button")) button.disabled = !enabled;
+  }
 }
 
 function helloFrame() {
@@ -429,21 +443,26 @@ function connect() {
 
 function openSession(frame) {
   const isNew = session?.token !== frame.token;
-  session = { token: frame.token, ticketId: frame.ticket_id, lastSeen: isNew ? null : session.lastSeen };
+  session = {
+    token: frame.token,
+    ticketId: frame.ticket_id,
+    lastSeen: isNew ? null : session.lastSeen,
+    pendingRatings: isNew ? [] : session.pendingRatings ?? [],
+  };
   saveSession();
   introduction = null;
   reconnectAttempts = 0;
   showTicket(frame.ticket_id);
   setComposerReady(true);
+  for (const request of session.pendingRatings) showRatingPrompt(request);
+  enableRatingButtons(true);
   setChatStatus("Connected. An agent will answer here.");
 }
 
 /** No connection, no sending; an unconfirmed message stays in the box to be sent again. */
 function releaseComposer() {
   setComposerReady(false);
-  for (const item of ratingPrompts.values()) {
-    for (const button of item.querySelectorAll("button")) button.disabled = false;
-  }
+  enableRatingButtons(false);
   awaitingEcho = false;
   chatText.readOnly = false;
 }
@@ -480,6 +499,7 @@ function forgetSession() {
   saveSession();
   renderedIds.clear();
   ratingPrompts.clear();
+  chatRatings.replaceChildren();
   chatLog.replaceChildren();
 }
 
