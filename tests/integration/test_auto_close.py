@@ -22,18 +22,16 @@ import pytest
 import redis
 import yaml
 from aiokafka import AIOKafkaProducer
-from pydantic import BaseModel
 
 from services.intake.ticket_ids import sequence_key
-from shared.agents import Availability
-from shared.events import AgentAvailabilityChanged, StatusChanged
+from shared.events import StatusChanged
 from shared.ids import derived_id
 from shared.read_model import ReadModel
 from shared.redis_client import connect_redis
 from shared.settings import EXAMPLE_CONFIG, Settings
-from shared.topics import AGENTS, COMMANDS, TICKETS, Topics, ensure_topics
+from shared.topics import COMMANDS, TICKETS, Topics, ensure_topics
 from tests.conftest import free_port
-from tests.integration.lost_redis import assert_same_projections, events_on, projections
+from tests.integration.lost_redis import assert_same_projections, availability_change, events_on, projections
 from tests.support import ServiceProcesses, eventually, switchboard_cli, wait_until_consumed
 
 pytestmark = pytest.mark.integration
@@ -65,31 +63,25 @@ def status_change(ticket_id: str, to: str, *, came_from: str = "open", resolutio
 
 
 class Log:
-    """Publishes on the test's topics and projects what it published, as the events' publishers do
-    (the router its ticket events, intake the availability changes)."""
+    """Publishes status changes on the test's tickets topic and projects them, as the router does."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
         self.topics = Topics(settings.topic_prefix)
 
-    async def publish(self, *events: BaseModel) -> None:
+    async def publish(self, *changes: StatusChanged) -> None:
         await ensure_topics(self.settings.kafka_bootstrap, self.topics)
         producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap)
         await producer.start()
         try:
-            for event in events:
-                spec, key = (
-                    (AGENTS, event.agent_id)
-                    if isinstance(event, AgentAvailabilityChanged)
-                    else (TICKETS, event.ticket_id)
-                )
-                await producer.send_and_wait(self.topics.name(spec), event.model_dump_json().encode(), key=key.encode())
+            for change in changes:
+                value, key = change.model_dump_json().encode(), change.ticket_id.encode()
+                await producer.send_and_wait(self.topics.name(TICKETS), value, key=key)
         finally:
             await producer.stop()
         store = connect_redis(self.settings.redis_url)
         try:
-            await ReadModel(store).apply([event for event in events if isinstance(event, StatusChanged)])
-            await Availability(store).apply([event for event in events if isinstance(event, AgentAvailabilityChanged)])
+            await ReadModel(store).apply(changes)
         finally:
             await store.aclose()
 
@@ -192,19 +184,15 @@ async def test_replay_rebuilds_pending_auto_closes_and_availability_key_by_key(s
     hourly = settings.model_copy(update={"config": config_closing_after(tmp_path, "1h")})
     services = ServiceProcesses(hourly, tmp_path / "logs")
     log = Log(hourly)
-    away = AgentAvailabilityChanged(
-        event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), agent_id="ben", available=False
-    )
-    back = away.model_copy(update={"event_id": uuid.uuid4(), "agent_id": "ana", "available": True})
     try:
         start_sla(services)
         await log.publish(
             status_change("SB-1001", "solved"),
             status_change("SB-1002", "solved"),
             status_change("SB-1002", "open", came_from="solved"),
-            away,
-            back,
         )
+        await availability_change(hourly, "ben", available=False)
+        await availability_change(hourly, "ana", available=True)
         await log.handled()
     finally:
         services.stop_all()
