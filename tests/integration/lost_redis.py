@@ -10,7 +10,9 @@ import signal
 import smtplib
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -18,11 +20,15 @@ from typing import Any
 import httpx
 import redis
 import yaml
+from aiokafka import AIOKafkaProducer
 from websockets.asyncio.client import connect
 
+from shared.agents import Availability
+from shared.events import AgentAvailabilityChanged
+from shared.redis_client import connect_redis
 from shared.settings import EXAMPLE_CONFIG, Settings
 from shared.state import RESTORED_KEY
-from shared.topics import COMMANDS, CONTACTS, INBOUND, TICKETS, Topics
+from shared.topics import AGENTS, COMMANDS, CONTACTS, INBOUND, TICKETS, Topics
 from tests.conftest import API_TOKEN, free_port
 from tests.fakes.slack_api import FakeSlackApi
 from tests.fakes.smtp_sink import SmtpSink
@@ -210,6 +216,26 @@ async def wait_for_event(settings: Settings, predicate, timeout: float = 60) -> 
             return found[0]
         await asyncio.sleep(0.2)
     raise AssertionError(f"no such ticket event in {timeout}s")
+
+
+async def availability_change(settings: Settings, agent_id: str, available: bool) -> AgentAvailabilityChanged:
+    """An agent goes away or comes back, published and applied as `/sb away` and `/sb back` do."""
+    change = AgentAvailabilityChanged(
+        event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), agent_id=agent_id, available=available
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        topic = Topics(settings.topic_prefix).name(AGENTS)
+        await producer.send_and_wait(topic, change.model_dump_json().encode(), key=agent_id.encode())
+    finally:
+        await producer.stop()
+    store = connect_redis(settings.redis_url)
+    try:
+        await Availability(store).apply([change])
+    finally:
+        await store.aclose()
+    return change
 
 
 def ticket_number(ticket_id: str) -> int:

@@ -1,8 +1,8 @@
 """Losing Redis loses nothing (issues 8 and 9), on the real broker, every service a real process.
 
-Tickets on every channel, agent replies, a bounce, SLA timers and a quarantined auto-reply are
-made; then Redis loses everything (FLUSHDB while the stack runs, or a redis-server killed with
-SIGKILL and restarted empty) and `switchboard replay` rebuilds it from Kafka. The read API and
+Tickets on every channel, agent replies, a bounce, SLA timers, an agent away and a quarantined
+auto-reply are made; then Redis loses everything (FLUSHDB while the stack runs, or a redis-server
+killed with SIGKILL and restarted empty) and `switchboard replay` rebuilds it from Kafka. The read API and
 every key of the projections must come back as they were; customers' replies on every channel
 join their old tickets; a new ticket gets a fresh number; nothing is sent twice; a pending SLA
 timer fires once. While the state is missing, intake mints no ticket number and consumers wait.
@@ -30,6 +30,7 @@ from tests.fakes.telegram_api import FakeTelegramApi
 from tests.integration.lost_redis import (
     OwnRedis,
     assert_same_projections,
+    availability_change,
     chat_again,
     chat_ticket,
     email_ticket,
@@ -131,6 +132,8 @@ async def test_a_flushed_redis_is_rebuilt_by_replay_and_nothing_is_lost_or_repea
     # The urgent ticket: its warning fires now, its breach after the replay.
     urgent = stack.form_ticket("uma@example.com", "Production down", "Everything fails.", form="urgent")
     await wait_for_event(settings, lambda e: e["type"] == "sla.warning" and e["ticket_id"] == urgent)
+    # The lead of both teams goes away (no member's assignment changes).
+    await availability_change(settings, "lena", available=False)
     await settle(settings)
     store = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     assert store.smembers("sb:undeliverable") == {"gone@customer.example"}
