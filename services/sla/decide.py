@@ -55,7 +55,8 @@ def decide(events: list[TicketEvent], view: ClockView, config: DeskConfig) -> Sl
                 if clock is None or clock.status != "met":
                     decision.schedule += timers_for(deadline)
                     view.first_response[event.ticket_id] = FirstResponseClock("running", deadline.due_at)
-            case MessageAdded(author="agent"):
+            case MessageAdded(author="agent", internal=False):
+                # An internal note is not an answer to the customer.
                 clock = view.first_response.get(event.ticket_id)
                 if clock is not None and clock.status == "met":
                     continue
