@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from shared.events import (
     ACTIVE_STATUSES,
     AddressUndeliverable,
+    CommandRejected,
     ContactEvent,
     CsatRated,
     IdentityLinked,
@@ -234,7 +235,9 @@ def projection(event: TicketEvent | ContactEvent) -> list[Any] | None:
     if listing:
         ops.append(_listing("LIST", event.ticket_id))
     if (entry := history_entry(event)) is not None:
-        ops.append(["RPUSH", ticket_history_key(event.ticket_id), orjson.dumps(entry).decode()])
+        # A refused command is only recorded on a ticket that exists (its history list does, then).
+        push = "RPUSHX" if isinstance(event, CommandRejected) else "RPUSH"
+        ops.append([push, ticket_history_key(event.ticket_id), orjson.dumps(entry).decode()])
     if isinstance(event, TicketCreated):
         contact = event.contact
         ops.append(["HSETNX", contact_key(contact.contact_id), "id", contact.contact_id])
@@ -261,8 +264,8 @@ def _listing(op: str, ticket_id: str) -> list[str]:
 
 
 def history_entry(event: TicketEvent) -> dict[str, Any] | None:
-    """The ticket's audit-trail entry for `event` (type, at, actor and what changed; None values left
-    out), or None for an event that changed nothing on it (a refused command). Pure."""
+    """The ticket's audit-trail entry for `event` (type, at, actor and what changed, or what was refused
+    and why; None values left out), or None for an event that is not the ticket's (notification.sent). Pure."""
     match event:
         case TicketCreated():
             actor, changes = "customer", {"channel": event.channel, "team": event.team, "priority": event.priority}
@@ -289,6 +292,8 @@ def history_entry(event: TicketEvent) -> dict[str, Any] | None:
             actor, changes = event.actor, {"into": event.into_ticket_id}
         case CsatRated():
             actor, changes = "customer", {"resolution": event.resolution, "score": event.score}
+        case CommandRejected():
+            actor, changes = event.agent_id, {"command": event.command_type, "reason": event.reason}
         case SlaDeadlineSet() | SlaWarning() | SlaBreached() | SlaMet():
             actor, changes = "system", {"metric": event.metric}
         case _:

@@ -135,7 +135,7 @@ def _check(command: AgentCommand, ticket: KnownTicket | None, config: DeskConfig
 
 
 class _Context:
-    """One command being decided: its ticket as the batch sees it, and the events so far."""
+    """One command being decided, with its ticket as the batch sees it (updated as its events are made)."""
 
     def __init__(
         self,

@@ -59,6 +59,7 @@ def decide(events: list[TicketEvent], view: ClockView, config: DeskConfig) -> Sl
                 if clock is None or clock.status != "met":
                     decision.schedule += timers_for(deadline)
                     view.first_response[event.ticket_id] = FirstResponseClock("running", deadline.due_at)
+            # An internal note is not an answer to the customer.
             case MessageAdded(author="agent", internal=False):
                 clock = view.first_response.get(event.ticket_id)
                 if clock is not None and clock.status == "met":

@@ -155,6 +155,12 @@ async def test_queued_solved_reopened_and_merged_tickets_move_between_lists(hand
     merged = await handler.read_model.ticket("SB-3002")
     assert (merged["status"], merged["merged_into"]) == ("closed", "SB-3003")
     assert merged["csat"] == {"score": 2, "comment": "slow", "resolution": 1}
+    refused = merged["history"][-1]
+    assert (refused["type"], refused["command"], refused["reason"]) == (
+        "command.rejected",
+        "command.escalate",
+        "SB-3002 is closed",
+    )
     assert await listed_in(redis, "SB-3002") == set()
     target = await handler.read_model.ticket("SB-3003")
     assert target["messages"][-1]["text"] == "SB-3002 (Cannot log in) was merged into this ticket."
@@ -264,7 +270,9 @@ def test_the_cli_works_a_ticket_and_the_read_api_shows_status_priority_tags_assi
     ):
         result = switchboard_cli(services.settings, "ticket", *args)
         assert result.returncode == 0, result.stderr
-    ticket = wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda ticket: ticket["escalation_level"] == 1)
+    ticket = wait_for_ticket(
+        base_url, ticket_id, API_TOKEN, lambda ticket: ticket["history"][-1]["type"] == "command.rejected"
+    )
     assert (ticket["status"], ticket["priority"], ticket["tags"]) == ("pending", "urgent", ["login", "vip"])
     assert ticket["assignee"]["agent_id"] == "lena", "the escalation chain's first level"
     assert [(entry["type"], entry["actor"]) for entry in ticket["history"]] == [
@@ -279,7 +287,9 @@ def test_the_cli_works_a_ticket_and_the_read_api_shows_status_priority_tags_assi
         ("ticket.message_added", "ben"),
         ("ticket.escalated", "admin"),
         ("ticket.assigned", "admin"),
+        ("command.rejected", "ana"),
     ]
+    assert ticket["history"][-1]["reason"] == f"only the assignee or the team lead can hand on {ticket_id}"
     shown = switchboard_cli(services.settings, "ticket", "show", ticket_id)
     assert shown.returncode == 0 and json.loads(shown.stdout)["history"] == ticket["history"]
     refused = switchboard_cli(services.settings, "ticket", "assign", ticket_id, "--agent", "ana")

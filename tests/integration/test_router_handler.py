@@ -14,7 +14,7 @@ from services.router.state import RouterState
 from shared.config import load_config
 from shared.engine import Record
 from shared.events import AgentReply, InboundMessage, Sender
-from shared.read_model import ReadModel
+from shared.read_model import ReadModel, ticket_history_key, ticket_key
 from shared.redis_client import connect_redis
 from shared.topics import COMMANDS, INBOUND, TICKETS, Topics
 from tests.support import decoded, in_process_client, read_topic
@@ -107,6 +107,8 @@ async def test_a_reply_to_an_unknown_ticket_is_a_rejection_event_and_bounces_are
         ("email:gone@example.net", "contact.address_undeliverable"),
         ("SB-2999", "command.rejected"),
     ]
+    # Refused, it leaves no trace of a ticket that does not exist.
+    assert not await handler.read_model.redis.exists(ticket_key("SB-2999"), ticket_history_key("SB-2999"))
     assert await handler.read_model.redis.sismember("sb:undeliverable", "gone@example.net")
 
 

@@ -127,10 +127,11 @@ def test_an_agent_reply_on_a_met_clock_changes_nothing_and_one_without_a_clock_m
     assert decision.cancel == [("SB-1002", "first_response")]
 
 
-def test_customer_messages_do_not_touch_the_clock():
+def test_customer_messages_and_internal_notes_do_not_touch_the_clock():
     customer = agent_reply().model_copy(update={"author": "customer", "agent_id": None})
+    note = agent_reply().model_copy(update={"internal": True, "reply_route": None})
     view = ClockView()
-    assert decide([customer], view, CONFIG).events == [] and view.first_response == {}
+    assert decide([customer, note], view, CONFIG).events == [] and view.first_response == {}
 
 
 # --- timers rebuilt from the log -----------------------------------------------------------------
