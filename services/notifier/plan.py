@@ -93,8 +93,6 @@ class TicketContext:
     team: str | None = None
     opened_by: str | None = None
     assignee_slack_user_id: str | None = None
-    # The ticket has its card in the team channel (the announcement was made).
-    announced: bool = False
 
 
 @dataclass
@@ -118,7 +116,7 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
         case TicketCreated():
             return _acknowledgement(event, view, config)
         case TicketAssigned():
-            return _announcement(event, config, ticket)
+            return _announcement(event, config)
         case MessageAdded(author="agent"):
             return _agent_message(event, view, config, ticket)
         case MessageAdded() if event.correlation_id != ticket.opened_by:
@@ -194,8 +192,9 @@ def _acknowledgement(created: TicketCreated, view: NotifierView, config: DeskCon
     ]
 
 
-def _announcement(assigned: TicketAssigned, config: DeskConfig, ticket: TicketContext) -> list[Delivery]:
-    """The card in the team channel (once: a reassignment updates it) and in the new assignee's DM."""
+def _announcement(assigned: TicketAssigned, config: DeskConfig) -> list[Delivery]:
+    """The card in the team channel (a ticket has one there: a reassignment updates it in place) and in the
+    new assignee's DM."""
     team = team_of(assigned.team, config)
     common = {"ticket_id": assigned.ticket_id, "correlation_id": assigned.correlation_id}
     announcement = Delivery(
@@ -206,7 +205,7 @@ def _announcement(assigned: TicketAssigned, config: DeskConfig, ticket: TicketCo
         **common,
     )
     return [
-        *([] if ticket.announced else [announcement]),
+        announcement,
         Delivery(
             key=f"{assigned.event_id}:dm",
             purpose="assignment_dm",

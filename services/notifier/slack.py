@@ -103,10 +103,14 @@ class SlackTransport:
 
     async def send(self, delivery: Delivery, thread_ts: str | None) -> Sent | None:
         match delivery.purpose:
+            case "announcement" if thread_ts is not None:
+                # Announced before (a reassignment): the card is updated in place and stays the thread.
+                await self._update_card(delivery, thread_ts)
+                return Sent(thread_ts, datetime.now(UTC), (f"slack:{delivery.address}:{thread_ts}",))
             case "announcement" | "assignment_dm":
                 card = await self.cards(delivery.ticket_id) if self.cards else None
                 text, blocks = (card.text, card.blocks) if card else (delivery.text, None)
-                sent = await self._post(delivery.address, text, thread_ts, delivery.key, blocks)
+                sent = await self._post(delivery.address, text, None, delivery.key, blocks)
                 if delivery.purpose == "announcement":
                     # The card is the ticket's thread: agents' replies in it find the ticket (shared.conversations).
                     return Sent(sent.external_id, sent.at, (f"slack:{delivery.address}:{sent.external_id}",))
