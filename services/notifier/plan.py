@@ -1,9 +1,12 @@
 """What the notifier sends for each ticket event, in pure code.
 
 `plan` turns a ticket event and what is known about its ticket into `Delivery`s: the
-acknowledgement to the customer, the announcement in the team channel (the root of the ticket's
-Slack thread) and the DM to the assignee, agent replies on the customer's channel, mirrors into the
-ticket's thread, SLA warnings. Each delivery has an idempotency key derived from the event, so a
+acknowledgement to the customer; the ticket's card in the team channel (the root of its Slack
+thread) and in the assignee's DM; agent replies on the customer's channel (internal notes never),
+mirrors into the ticket's thread of what was not written there, and what shows a reply's fate to
+its agent (`reply_outcome`); refused commands shown to their agent alone; SLA warnings; rating
+requests (CSAT) once per resolution, and low ratings to the team lead. Card updates are planned per
+batch (`card_updates`). Each delivery has an idempotency key derived from the event, so a
 redelivered event plans the very same deliveries and none is sent twice.
 """
 
