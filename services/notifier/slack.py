@@ -118,8 +118,7 @@ class SlackTransport:
             case "card_update":
                 return await self._update_card(delivery, thread_ts)
             case "rejection" if delivery.user:
-                await self._api("chat.postEphemeral", delivery.address, delivery.address, user=delivery.user,
-                                text=delivery.text)  # fmt: skip
+                await self._api("chat.postEphemeral", channel=delivery.address, user=delivery.user, text=delivery.text)
                 return Sent(None, datetime.now(UTC))
             case "reaction":
                 await self._react(delivery)
@@ -136,13 +135,14 @@ class SlackTransport:
         channel = delivery.address
         if _is_user_id(channel):
             channel = await self._dm(channel)
-        await self._api("chat.update", channel, channel, ts=card_ts, text=card.text, blocks=card.blocks)
+        await self._api("chat.update", channel=channel, ts=card_ts, text=card.text, blocks=card.blocks)
         return Sent(card_ts, datetime.now(UTC))
 
     async def _react(self, delivery: Delivery) -> None:
         try:
-            channel = delivery.address
-            await self._api("reactions.add", channel, channel, timestamp=delivery.message_ts, name=delivery.reaction)
+            await self._api(
+                "reactions.add", channel=delivery.address, timestamp=delivery.message_ts, name=delivery.reaction
+            )
         except SlackApiError as error:
             # Added before (a redelivery, or a sender that died after the call): that is the outcome wanted.
             if error.response.get("error") != "already_reacted":
@@ -150,7 +150,7 @@ class SlackTransport:
 
     async def _dm(self, user_id: str) -> str:
         if (channel := self._dms.get(user_id)) is None:
-            channel = (await self._api("conversations.open", user_id, None, users=user_id))["channel"]["id"]
+            channel = (await self._api("conversations.open", users=user_id))["channel"]["id"]
             self._dms[user_id] = channel
         return channel
 
@@ -202,8 +202,7 @@ class SlackTransport:
     ) -> Sent:
         response = await self._api(
             "chat.postMessage",
-            channel,
-            channel,
+            channel=channel,
             text=text,
             blocks=blocks,
             thread_ts=thread_ts,
@@ -213,11 +212,9 @@ class SlackTransport:
         )
         return Sent(response["ts"], datetime.now(UTC))
 
-    async def _api(self, method: str, target: str, channel: str | None, **args: Any) -> Any:
-        """Calls Web API `method` ("chat.update"), in `channel` when given; HTTP 429 raises RateLimited, errors
-        retrying cannot fix raise Refused, anything else propagates (it is retried)."""
-        if channel is not None:
-            args["channel"] = channel
+    async def _api(self, method: str, **args: Any) -> Any:
+        """Calls Web API `method` ("chat.update") with `args` (None ones left out); HTTP 429 raises RateLimited,
+        errors retrying cannot fix raise Refused, anything else propagates (it is retried)."""
         call = getattr(self._connected(), method.replace(".", "_"))
         try:
             return await call(**{name: value for name, value in args.items() if value is not None})
@@ -226,6 +223,7 @@ class SlackTransport:
                 raise RateLimited(_retry_after(error.response.headers)) from error
             code = error.response.get("error", "")
             if code in PERMANENT_ERRORS:
+                target = args.get("channel") or args.get("users")
                 raise Refused(f"Slack refused {method} to {target}: {code}") from error
             raise
 
