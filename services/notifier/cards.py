@@ -135,7 +135,7 @@ def ticket_card(state: CardState) -> Card:
     blocks.append(_actions("sb_card_work", state.ticket_id, WORK_BUTTONS))
     blocks.append(_actions("sb_card_status", state.ticket_id, STATUS_BUTTONS))
     text = (
-        f"{state.ticket_id} {subject} · {STATUS_LABELS.get(state.status, escape(state.status))}"
+        f"*{state.ticket_id}* {subject} · {STATUS_LABELS.get(state.status, escape(state.status))}"
         f" · {PRIORITY_LABELS.get(state.priority, escape(state.priority))} · {_assignee(state)}"
     )
     if state.excerpt:

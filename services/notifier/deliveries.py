@@ -75,7 +75,8 @@ class Transport(Protocol):
 
     async def send(self, delivery: Delivery, thread_ts: str | None) -> Sent | None:
         """Sends; returns None when there is nowhere to send it (nothing was sent). Raises RateLimited, Refused, or any
-        other exception for a transient failure."""
+        other exception for a transient failure. `thread_ts`: the Slack thread to post in; for an announcement or a
+        card update, the ticket's card in the target (None: there is none yet)."""
         ...
 
     async def send_digest(self, target: str, deliveries: list[Delivery]) -> Sent | None:
@@ -198,6 +199,9 @@ class DeliveryScheduler:
                         return Skipped("the ticket has no Slack thread")
                     if delivery.on_card and (thread_ts := await self._card(delivery)) is None:
                         return Skipped(f"the ticket has no card in {delivery.target}")
+                    if delivery.purpose == "announcement":
+                        # A ticket has one card in a channel: announcing it again (a reassignment) updates it.
+                        thread_ts = await self._card(delivery)
                     sent = await self._call(transport, delivery, thread_ts)
             except RateLimited as limited:
                 self._hold(delivery.target).until = max(

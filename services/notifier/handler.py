@@ -132,9 +132,6 @@ class NotifierHandler:
         emails = list(dict.fromkeys(normalise_email(route.address) for route in routes if route.channel == "email"))
         rows, bounced = await self.ledger.context(tickets, emails)
         return NotifierView(
-            tickets={
-                ticket_id: TicketContext(team, opened_by, assignee, announced)
-                for ticket_id, (team, opened_by, assignee, announced) in zip(tickets, rows, strict=True)
-            },
+            tickets={ticket_id: TicketContext(*row) for ticket_id, row in zip(tickets, rows, strict=True)},
             undeliverable=bounced,
         )

@@ -143,19 +143,17 @@ class Ledger:
 
     async def context(
         self, ticket_ids: Sequence[str], emails: Sequence[str]
-    ) -> tuple[list[tuple[str | None, str | None, str | None, bool]], set[str]]:
-        """For a batch: the read model's team, opening message and assignee's Slack user of each ticket and
-        whether its card was posted, and which of `emails` bounced."""
+    ) -> tuple[list[list[str | None]], set[str]]:
+        """For a batch: the read model's team, opening message and assignee's Slack user of each ticket,
+        and which of `emails` bounced."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for ticket_id in ticket_ids:
                 pipe.hmget(ticket_key(ticket_id), "team", "opened_by", "assignee_slack_user_id")
-                pipe.exists(thread_key(ticket_id))
             if emails:
                 pipe.smismember(UNDELIVERABLE_KEY, list(emails))
             results = await pipe.execute()
         bounced = {email for email, member in zip(emails, results[-1], strict=True) if member} if emails else set()
-        rows = [(*results[2 * n], bool(results[2 * n + 1])) for n in range(len(ticket_ids))]
-        return rows, bounced
+        return results[: len(ticket_ids)], bounced
 
     async def reserve_acknowledgements(self, deliveries: Sequence[tuple[str, str]], per_hour: int) -> list[bool]:
         """For each (delivery key, target): whether it may go out within the hourly limit (it is counted now)."""

@@ -1,9 +1,12 @@
 """What the notifier sends for each ticket event, in pure code.
 
 `plan` turns a ticket event and what is known about its ticket into `Delivery`s: the
-acknowledgement to the customer, the announcement in the team channel (the root of the ticket's
-Slack thread) and the DM to the assignee, agent replies on the customer's channel, mirrors into the
-ticket's thread, SLA warnings. Each delivery has an idempotency key derived from the event, so a
+acknowledgement to the customer; the ticket's card in the team channel (the root of its Slack
+thread) and in the assignee's DM; agent replies on the customer's channel (internal notes never),
+mirrors into the ticket's thread of what was not written there, and what shows a reply's fate to
+its agent (`reply_outcome`); refused commands shown to their agent alone; SLA warnings; rating
+requests (CSAT) once per resolution, and low ratings to the team lead. Card updates are planned per
+batch (`card_updates`). Each delivery has an idempotency key derived from the event, so a
 redelivered event plans the very same deliveries and none is sent twice.
 """
 
@@ -93,8 +96,6 @@ class TicketContext:
     team: str | None = None
     opened_by: str | None = None
     assignee_slack_user_id: str | None = None
-    # The ticket has its card in the team channel (the announcement was made).
-    announced: bool = False
 
 
 @dataclass
@@ -118,7 +119,7 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
         case TicketCreated():
             return _acknowledgement(event, view, config)
         case TicketAssigned():
-            return _announcement(event, config, ticket)
+            return _announcement(event, config)
         case MessageAdded(author="agent"):
             return _agent_message(event, view, config, ticket)
         case MessageAdded() if event.correlation_id != ticket.opened_by:
@@ -194,8 +195,9 @@ def _acknowledgement(created: TicketCreated, view: NotifierView, config: DeskCon
     ]
 
 
-def _announcement(assigned: TicketAssigned, config: DeskConfig, ticket: TicketContext) -> list[Delivery]:
-    """The card in the team channel (once: a reassignment updates it) and in the new assignee's DM."""
+def _announcement(assigned: TicketAssigned, config: DeskConfig) -> list[Delivery]:
+    """The card in the team channel (a ticket has one there: a reassignment updates it in place) and in the
+    new assignee's DM."""
     team = team_of(assigned.team, config)
     common = {"ticket_id": assigned.ticket_id, "correlation_id": assigned.correlation_id}
     announcement = Delivery(
@@ -206,7 +208,7 @@ def _announcement(assigned: TicketAssigned, config: DeskConfig, ticket: TicketCo
         **common,
     )
     return [
-        *([] if ticket.announced else [announcement]),
+        announcement,
         Delivery(
             key=f"{assigned.event_id}:dm",
             purpose="assignment_dm",

@@ -103,10 +103,14 @@ class SlackTransport:
 
     async def send(self, delivery: Delivery, thread_ts: str | None) -> Sent | None:
         match delivery.purpose:
+            case "announcement" if thread_ts is not None:
+                # Announced before (a reassignment): the card is updated in place and stays the thread.
+                await self._update_card(delivery, thread_ts)
+                return Sent(thread_ts, datetime.now(UTC), (f"slack:{delivery.address}:{thread_ts}",))
             case "announcement" | "assignment_dm":
                 card = await self.cards(delivery.ticket_id) if self.cards else None
                 text, blocks = (card.text, card.blocks) if card else (delivery.text, None)
-                sent = await self._post(delivery.address, text, thread_ts, delivery.key, blocks)
+                sent = await self._post(delivery.address, text, None, delivery.key, blocks)
                 if delivery.purpose == "announcement":
                     # The card is the ticket's thread: agents' replies in it find the ticket (shared.conversations).
                     return Sent(sent.external_id, sent.at, (f"slack:{delivery.address}:{sent.external_id}",))
@@ -114,8 +118,7 @@ class SlackTransport:
             case "card_update":
                 return await self._update_card(delivery, thread_ts)
             case "rejection" if delivery.user:
-                await self._api("chat.postEphemeral", delivery.address, delivery.address, user=delivery.user,
-                                text=delivery.text)  # fmt: skip
+                await self._api("chat.postEphemeral", channel=delivery.address, user=delivery.user, text=delivery.text)
                 return Sent(None, datetime.now(UTC))
             case "reaction":
                 await self._react(delivery)
@@ -132,13 +135,14 @@ class SlackTransport:
         channel = delivery.address
         if _is_user_id(channel):
             channel = await self._dm(channel)
-        await self._api("chat.update", channel, channel, ts=card_ts, text=card.text, blocks=card.blocks)
+        await self._api("chat.update", channel=channel, ts=card_ts, text=card.text, blocks=card.blocks)
         return Sent(card_ts, datetime.now(UTC))
 
     async def _react(self, delivery: Delivery) -> None:
         try:
-            channel = delivery.address
-            await self._api("reactions.add", channel, channel, timestamp=delivery.message_ts, name=delivery.reaction)
+            await self._api(
+                "reactions.add", channel=delivery.address, timestamp=delivery.message_ts, name=delivery.reaction
+            )
         except SlackApiError as error:
             # Added before (a redelivery, or a sender that died after the call): that is the outcome wanted.
             if error.response.get("error") != "already_reacted":
@@ -146,7 +150,7 @@ class SlackTransport:
 
     async def _dm(self, user_id: str) -> str:
         if (channel := self._dms.get(user_id)) is None:
-            channel = (await self._api("conversations.open", user_id, None, users=user_id))["channel"]["id"]
+            channel = (await self._api("conversations.open", users=user_id))["channel"]["id"]
             self._dms[user_id] = channel
         return channel
 
@@ -198,8 +202,7 @@ class SlackTransport:
     ) -> Sent:
         response = await self._api(
             "chat.postMessage",
-            channel,
-            channel,
+            channel=channel,
             text=text,
             blocks=blocks,
             thread_ts=thread_ts,
@@ -209,11 +212,9 @@ class SlackTransport:
         )
         return Sent(response["ts"], datetime.now(UTC))
 
-    async def _api(self, method: str, target: str, channel: str | None, **args: Any) -> Any:
-        """Calls Web API `method` ("chat.update"), in `channel` when given; HTTP 429 raises RateLimited, errors
-        retrying cannot fix raise Refused, anything else propagates (it is retried)."""
-        if channel is not None:
-            args["channel"] = channel
+    async def _api(self, method: str, **args: Any) -> Any:
+        """Calls Web API `method` ("chat.update") with `args` (None ones left out); HTTP 429 raises RateLimited,
+        errors retrying cannot fix raise Refused, anything else propagates (it is retried)."""
         call = getattr(self._connected(), method.replace(".", "_"))
         try:
             return await call(**{name: value for name, value in args.items() if value is not None})
@@ -222,6 +223,7 @@ class SlackTransport:
                 raise RateLimited(_retry_after(error.response.headers)) from error
             code = error.response.get("error", "")
             if code in PERMANENT_ERRORS:
+                target = args.get("channel") or args.get("users")
                 raise Refused(f"Slack refused {method} to {target}: {code}") from error
             raise
 

@@ -1,8 +1,9 @@
 """A lean fake of the Slack Web API for the bench: answers at once, remembers when each ticket was announced.
 
 Methods (https://api.slack.com/methods) answered with `ok`: chat.postMessage and chat.update (with a
-fresh `ts`), auth.test, users.info; any other method gets a bare `{"ok": true}`. Bodies may be JSON or
-form-encoded; the bench only looks for ticket IDs in them, so it works whatever the notifier's text is.
+fresh `ts`), auth.test, users.info, conversations.open; any other method gets a bare `{"ok": true}`.
+Bodies may be JSON or form-encoded; the bench only looks for ticket IDs in them, so it works whatever
+the notifier's text is.
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ class FakeSlack:
         if method == "auth.test":
             return {"ok": True, "url": "https://bench.slack.com/", "team": "Bench", "user": "switchboard",
                     "team_id": "T0BENCH", "user_id": "U0BOT", "bot_id": "B0BOT"}  # fmt: skip
+        if method == "conversations.open":
+            # The bot's DM with a user (the notifier updates the ticket cards it sent there).
+            user_id = request.query.get("users", "U0BENCH")
+            return {"ok": True, "channel": {"id": f"D{user_id[1:]}"}}
         if method == "users.info":
             user_id = request.query.get("user", "U0BENCH")
             profile = {"real_name": user_id, "email": f"{user_id.lower()}@example.com"}

@@ -250,3 +250,19 @@ async def test_a_channel_that_is_off_is_logged_and_never_queued(ledger, transpor
 
     assert "not delivered: the channel is off" in caplog.text
     assert not await ledger.redis.exists(intent_key("e1:channel"), sent_key("e1:channel"))
+
+
+async def test_a_card_held_back_goes_out_on_its_own_and_plain_posts_in_a_digest(scheduler, transport, clock):
+    transport.rate_limit_next.add(CHANNEL)
+    [first] = scheduler.submit([delivery("e1:mirror", "SB-1001")])
+    await until(lambda: CHANNEL in scheduler._holds and len(scheduler._holds[CHANNEL].waiting) == 1)
+    card = Delivery(key="e2:channel", ticket_id="SB-1002", purpose="announcement", target=CHANNEL, text="card")
+    tasks = [first, *scheduler.submit([delivery("e3:mirror", "SB-1003"), card])]
+    await until(lambda: len(scheduler._holds[CHANNEL].waiting) == 2)
+
+    clock.now += HOLD_SECONDS
+    outcomes = await asyncio.wait_for(asyncio.gather(*tasks), 10)
+
+    [digest] = transport.digests
+    assert [queued.key for queued in digest] == ["e1:mirror", "e3:mirror"]
+    assert (outcomes[2].external_id, outcomes[2].digest) == ("ts-e2:channel", False)

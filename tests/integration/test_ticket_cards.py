@@ -18,8 +18,17 @@ from redis.asyncio import Redis
 from slack_sdk.web.async_client import AsyncWebClient
 
 from services.notifier.cards import ACTION_IDS
+from shared.config import load_config
 from shared.conversations import conversation_ticket
-from shared.events import CommandRejected, MessageAdded, ReplyRoute, SlackOrigin, StatusChanged
+from shared.events import (
+    CommandRejected,
+    ContactSummary,
+    MessageAdded,
+    ReplyRoute,
+    SlackOrigin,
+    StatusChanged,
+    TicketAssigned,
+)
 from shared.publisher import Outgoing, Publisher
 from shared.read_model import UNDELIVERABLE_KEY, ticket_key
 from shared.topics import TICKETS, Topics, ensure_topics
@@ -118,6 +127,35 @@ async def test_a_form_tickets_card_has_the_eight_buttons_and_is_updated_in_place
         )
         message = fake_slack.message(posted["channel"], posted["ts"])
         assert "Pending" in json.dumps(message["blocks"]) and len(buttons(message)) == 8
+
+    # Another agent claims it: the channel's card shows them (updated, not posted again), their DM gets the card.
+    claimer = "U0CHLOE" if fields["assignee_slack_user_id"] != "U0CHLOE" else "U0ANA"
+    agent = next(agent for agent in load_config(settings.config).agents if agent.slack_user_id == claimer)
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    await redis.hset(
+        ticket_key(ticket_id),
+        mapping={"assignee_id": agent.id, "assignee_name": agent.name, "assignee_slack_user_id": claimer},
+    )
+    await redis.aclose()
+    claim = TicketAssigned(
+        **envelope(ticket_id),
+        team="support",
+        agent_id=agent.id,
+        agent_name=agent.name,
+        slack_user_id=claimer,
+        subject="Cannot log in",
+        contact=ContactSummary(contact_id=fields["contact_id"]),
+        actor=agent.id,
+        previous_agent_id=fields["assignee_id"],
+    )
+    await publish(settings, claim)
+    [new_dm] = await fake_slack.wait_for_calls("chat.postMessage", predicate=lambda c: c.args["channel"] == claimer)
+    assert buttons(fake_slack.message(new_dm.response["channel"], new_dm.response["ts"]))[0] == ("sb_claim", ticket_id)
+    await fake_slack.wait_for_calls(
+        "chat.update", predicate=lambda c: c.args["ts"] == card["ts"] and f"<@{claimer}>" in c.args["text"]
+    )
+    channel_posts = [c for c in fake_slack.calls_to("chat.postMessage") if c.args["channel"] == CHANNEL]
+    assert len(channel_posts) == 1, "one card per ticket in the channel"
 
 
 async def test_a_rejected_command_is_shown_to_its_agent_alone(services: ServiceProcesses, settings, fake_slack):

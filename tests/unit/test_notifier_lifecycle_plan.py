@@ -26,8 +26,8 @@ from tests.unit.test_notifier_plan import CONFIG, NOW, OPENED_BY, TICKET, assign
 IN_THREAD = SlackOrigin(user_id="U0BEN", channel_id="C0SUPPORT", message_ts="1700.5", thread_ts="1700.1")
 
 
-def view(*, announced: bool = True, assignee: str | None = "U0BEN", undeliverable: set[str] | None = None):
-    context = TicketContext(team="support", opened_by=OPENED_BY, assignee_slack_user_id=assignee, announced=announced)
+def view(*, assignee: str | None = "U0BEN", undeliverable: set[str] | None = None):
+    context = TicketContext(team="support", opened_by=OPENED_BY, assignee_slack_user_id=assignee)
     return NotifierView(tickets={TICKET: context}, undeliverable=undeliverable or set())
 
 
@@ -62,23 +62,17 @@ def agent_message(*, internal: bool = False, origin: SlackOrigin | None = None, 
 # --- cards ---------------------------------------------------------------------------------------
 
 
-def test_a_reassignment_of_an_announced_ticket_sends_the_new_assignee_a_card_and_updates_the_channels():
+def test_an_assignment_announces_the_card_and_sends_it_to_the_assignee_with_no_update_on_top():
     event = assigned()
 
     planned = plan(event, view(), CONFIG)
-    updates = card_updates([event], planned, view(), CONFIG)
 
-    assert summary(planned) == [(f"{event.event_id}:dm", "assignment_dm", "slack:U0BEN")]
-    assert summary(updates) == [(f"{event.event_id}:card", "card_update", "slack:C0SUPPORT")]
-    assert updates[0].on_card and not updates[0].digestible
-
-
-def test_a_first_assignment_posts_the_card_and_updates_nothing():
-    event = assigned()
-    planned = plan(event, view(announced=False), CONFIG)
-
-    assert [delivery.purpose for delivery in planned] == ["announcement", "assignment_dm"]
-    assert card_updates([event], planned, view(announced=False), CONFIG) == []
+    # A reassignment plans the same: the transport updates the channel's card in place when there is one.
+    assert summary(planned) == [
+        (f"{event.event_id}:channel", "announcement", "slack:C0SUPPORT"),
+        (f"{event.event_id}:dm", "assignment_dm", "slack:U0BEN"),
+    ]
+    assert card_updates([event], planned, view(), CONFIG) == []
 
 
 def test_a_batch_of_changes_updates_each_card_once_keyed_by_the_last_change():
@@ -95,6 +89,7 @@ def test_a_batch_of_changes_updates_each_card_once_keyed_by_the_last_change():
         (f"{last}:card", "card_update", "slack:C0SUPPORT"),
         (f"{last}:dm-card", "card_update", "slack:U0BEN"),
     ]
+    assert all(update.on_card and not update.digestible for update in updates)
     # A redelivered batch plans the very same updates (same keys: not made again).
     assert card_updates(changes, [], view(), CONFIG) == updates
 

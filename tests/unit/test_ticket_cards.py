@@ -63,7 +63,7 @@ def test_the_card_shows_the_ticket_and_has_the_eight_buttons_valued_with_its_id(
     assert "`login` `vip`" in text and ">My password is refused" in text
     due = int(datetime(2026, 11, 24, 14, tzinfo=UTC).timestamp())
     assert f"First response due <!date^{due}^" in text
-    assert built.text.startswith("SB-1042 Cannot log in") and "<@U0BEN>" in built.text
+    assert built.text.startswith("*SB-1042* Cannot log in") and "<@U0BEN>" in built.text
     # Slack's limits: at most 10 fields in a section, 25 elements in an actions block.
     assert all(len(block.get("fields", [])) <= 10 for block in built.blocks)
 
