@@ -120,6 +120,8 @@ class DeliveryScheduler:
         self._tails: dict[tuple[str, str], asyncio.Task[Outcome]] = {}
         self._holds: dict[str, _Hold] = {}
         self._tasks: set[asyncio.Task[Outcome]] = set()
+        # The last card update submitted per ticket and target: earlier ones still waiting are left out.
+        self._latest_updates: dict[tuple[str, str], str] = {}
         # Tickets' Slack thread roots this process announced or read: a ts never changes once set,
         # so a thread post needs no ledger read (bounded; the ledger has them all).
         self._threads: dict[str, str] = {}
@@ -141,6 +143,8 @@ class DeliveryScheduler:
             chain = (delivery.ticket_id, delivery.target)
             task = asyncio.create_task(self._after(self._tails.get(chain), delivery), name=f"deliver:{delivery.key}")
             self._tails[chain] = task
+            if delivery.purpose == "card_update":
+                self._latest_updates[chain] = delivery.key
             self._tasks.add(task)
             task.add_done_callback(lambda done, chain=chain: self._finished(chain, done))
             tasks.append(task)
@@ -156,10 +160,15 @@ class DeliveryScheduler:
         self._tasks.discard(task)
         if self._tails.get(chain) is task:
             del self._tails[chain]
+            self._latest_updates.pop(chain, None)
 
     async def _after(self, previous: asyncio.Task[Outcome] | None, delivery: Delivery) -> Outcome:
         if previous is not None:
             await asyncio.wait([previous])
+        chain = (delivery.ticket_id, delivery.target)
+        if delivery.purpose == "card_update" and self._latest_updates.get(chain, delivery.key) != delivery.key:
+            # A later update of this card waits behind (a hold): it shows the state then, this one adds nothing.
+            return Skipped("a later update of the card follows")
         while True:
             try:
                 outcome = await self._deliver(delivery)

@@ -15,7 +15,7 @@ import pytest
 
 from services.notifier.deliveries import DeliveryScheduler, Failed, Sent
 from services.notifier.errors import RateLimited, Refused
-from services.notifier.ledger import Ledger, intent_key, sent_key
+from services.notifier.ledger import Ledger, card_key, intent_key, sent_key
 from services.notifier.plan import Delivery
 from shared.events import NotificationSent
 from shared.redis_client import connect_redis
@@ -266,3 +266,22 @@ async def test_a_card_held_back_goes_out_on_its_own_and_plain_posts_in_a_digest(
     [digest] = transport.digests
     assert [queued.key for queued in digest] == ["e1:mirror", "e3:mirror"]
     assert (outcomes[2].external_id, outcomes[2].digest) == ("ts-e2:channel", False)
+
+
+async def test_updates_of_a_card_piled_up_behind_a_hold_are_made_once(scheduler, transport, clock, ledger):
+    transport.rate_limit_next.add(CHANNEL)
+    updates = [
+        Delivery(key=f"e{n}:card", ticket_id="SB-1001", purpose="card_update", target=CHANNEL, text="card")
+        for n in range(1, 4)
+    ]
+    await ledger.redis.set(card_key("SB-1001", CHANNEL), "1700.000100")
+    [first] = scheduler.submit(updates[:1])
+    await until(lambda: CHANNEL in scheduler._holds and scheduler._holds[CHANNEL].until > clock.now)
+    later = scheduler.submit(updates[1:])
+
+    clock.now += HOLD_SECONDS
+    outcomes = await asyncio.wait_for(asyncio.gather(first, *later), 10)
+
+    # The first was under way when Slack said 429; of the two that waited behind it, the last one is made.
+    assert [type(outcome).__name__ for outcome in outcomes] == ["NotificationSent", "Skipped", "NotificationSent"]
+    assert transport.sent == ["e1:card", "e3:card"]

@@ -8,12 +8,15 @@ import uuid
 import pytest
 
 from services.notifier.card_updates import card_updates
+from services.notifier.ledger import card_key, project_sent
 from services.notifier.plan import NotifierView, TicketContext, plan, reply_outcome
+from shared.conversations import conversation_key
 from shared.csat import CsatSubject
 from shared.events import (
     CommandRejected,
     CsatRated,
     MessageAdded,
+    NotificationSent,
     PriorityChanged,
     ReplyRoute,
     SlackOrigin,
@@ -212,3 +215,42 @@ def test_a_low_rating_pings_the_team_lead_in_the_thread(score, pinged):
     [ping] = planned
     assert ping.in_thread and ping.target == "slack:C0SUPPORT"
     assert "<@U0LENA>" in ping.text and f"{score}/5" in ping.text and "&lt;!channel&gt;" in ping.text
+
+
+# --- the ledger's projection (what `switchboard replay` rebuilds) --------------------------------
+
+
+class RecordingPipe:
+    def __init__(self) -> None:
+        self.sets: dict[str, str] = {}
+
+    def set(self, key: str, value: str, **_: object) -> None:
+        self.sets[key] = value
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None
+
+
+@pytest.mark.parametrize(
+    ("purpose", "target", "conversations"),
+    [
+        ("announcement", "slack:C0SUPPORT", ["slack:C0SUPPORT:1700.000100"]),
+        ("assignment_dm", "slack:U0BEN", []),
+    ],
+)
+def test_where_each_card_is_follows_from_its_notification_sent(purpose, target, conversations):
+    sent = NotificationSent(
+        **envelope(),
+        key="e1:x",
+        purpose=purpose,
+        target=target,
+        external_id="1700.000100",
+        conversations=conversations,
+    )
+    pipe = RecordingPipe()
+
+    project_sent(pipe, sent, NOW)
+
+    assert pipe.sets[card_key(TICKET, target)] == "1700.000100"
+    # The channel's card is the ticket's thread: agents' replies in it lead to the ticket.
+    assert all(pipe.sets[conversation_key(key)] == TICKET for key in conversations)
