@@ -137,6 +137,16 @@ class FakeSlackApi(RecordingFakeApi[SlackCall]):
 
     # --- test controls ---------------------------------------------------------
 
+    def add_message(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> str:
+        """A message a person posted (as Slack would then send in a `message` event); returns its ts."""
+        ts = self._next_ts()
+        message = {"type": "message", "user": user, "text": text, "team": TEAM_ID, "ts": ts}
+        if thread_ts:
+            message["thread_ts"] = thread_ts
+        with self._state:
+            self._messages[(channel, ts)] = message
+        return ts
+
     def issue_trigger_id(self) -> str:
         """A trigger_id as Slack puts in an interaction payload; views.open accepts it once."""
         trigger_id = f"{int(time.time())}.{len(self._triggers) + 1}.{secrets.token_hex(8)}"
