@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from services.notifier import csat_asks
 from services.notifier.deliveries import Sent
 from services.notifier.email_out import EmailSender, build_email, message_id_of
+from services.notifier.ledger import mail_thread_key
 from services.notifier.plan import Delivery
 from services.notifier.telegram import TelegramSender
 from shared.conversations import chat_channel, remember_conversation, telegram_message
@@ -60,6 +61,7 @@ class EmailTransport(_NoDigests):
             body=body,
             automatic=delivery.automatic,
             unique=delivery.key,
+            earlier=await self.redis.zrange(mail_thread_key(delivery.ticket_id), 0, -1),
         )
         conversation = f"email:{message_id_of(message)}"
         # Recorded before sending: a reply can come back faster than we finish here.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -46,8 +47,13 @@ def build_email(
     body: str,
     automatic: bool,
     unique: str | None = None,
+    earlier: Sequence[str] = (),
 ) -> EmailMessage:
     """A message continuing the customer's thread, with a Message-ID in our own domain.
+
+    `earlier`: the Message-IDs (without <>) of the mails we sent before on this ticket, oldest first;
+    they join References, and the last one is In-Reply-To when the customer's route names no message
+    of theirs (a form ticket's replies then thread under its acknowledgement; RFC 5322 §3.6.4).
 
     `unique` (a delivery key) makes the Message-ID the same each time the same mail is built, so
     a mail sent again after a crash is recognisably the same message (RFC 5322 §3.6.4).
@@ -59,9 +65,10 @@ def build_email(
     message["To"] = route.address
     message["Subject"] = subject
     message["Date"] = formatdate(localtime=False, usegmt=True)
-    if route.reply_to_id:
-        message["In-Reply-To"] = f"<{route.reply_to_id}>"
-    references = [*route.references, *([route.reply_to_id] if route.reply_to_id else [])]
+    ours = [message_id for message_id in earlier if message_id != message["Message-ID"].strip("<>")]
+    if parent := route.reply_to_id or (ours[-1] if ours else None):
+        message["In-Reply-To"] = f"<{parent}>"
+    references = [*route.references, *ours, *([route.reply_to_id] if route.reply_to_id else [])]
     if references:
         message["References"] = " ".join(f"<{ref}>" for ref in dict.fromkeys(references))
     message["X-Switchboard-Ticket"] = ticket_id

@@ -44,6 +44,15 @@ def thread_key(ticket_id: str) -> str:
     return f"sb:notifier:thread:{ticket_id}"
 
 
+def mail_thread_key(ticket_id: str) -> str:
+    """The Message-IDs of the mails we sent about a ticket (a sorted set by time): later mails refer to them."""
+    return f"sb:notifier:mail:{ticket_id}"
+
+
+# Earlier mails a new one refers to at most (References grows with a thread; mail clients need a few).
+MAIL_THREAD_KEPT = 20
+
+
 def card_key(ticket_id: str, target: str) -> str:
     return f"sb:notifier:card:{ticket_id}:{target}"
 
@@ -121,6 +130,9 @@ def project_sent(pipe: Any, event: NotificationSent, now: datetime, *, count_ack
     pipe.set(sent_key(event.key), json.dumps(record), ex=SENT_TTL_SECONDS)
     if event.purpose == "announcement" and event.external_id:
         pipe.set(thread_key(event.ticket_id), event.external_id, nx=True)
+    if event.target.startswith("email:") and event.external_id:
+        pipe.zadd(mail_thread_key(event.ticket_id), {event.external_id: event.occurred_at.timestamp()})
+        pipe.zremrangebyrank(mail_thread_key(event.ticket_id), 0, -MAIL_THREAD_KEPT - 1)
     if event.purpose in ("announcement", "assignment_dm") and event.external_id and not event.digest:
         pipe.set(card_key(event.ticket_id, event.target), event.external_id)
     for conversation in event.conversations:

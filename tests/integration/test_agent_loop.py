@@ -156,7 +156,8 @@ def test_an_agent_works_a_form_ticket_end_to_end_from_slack(services: ServicePro
     [reply] = smtp_sink.wait_for(lambda mail: "reset it from the login page" in mail.message.get_content())
     assert reply.recipients == ["ana@example.com"]
     assert reply.message["Subject"] == f"[{ticket_id}] Re: Cannot log in"
-    # TODO-threading assert ack.message["Message-ID"] in reply.message["References"]
+    assert reply.message["In-Reply-To"] == ack.message["Message-ID"]
+    assert ack.message["Message-ID"] in reply.message["References"]
     fake_slack.wait_for_calls_sync("reactions.add", timeout=30, predicate=lambda c: c.args["timestamp"] == reply_ts)
 
     # Resolving asks for a rating; the link records it.

@@ -45,3 +45,40 @@ def test_only_message_ids_we_made_count_as_our_own():
     assert not is_our_message_id(ours, {"other.example"})
     # A colleague at the support domain writing in is a customer, not a loop.
     assert not is_our_message_id("CAFx1=abc@example.com", {"example.com"})
+
+
+def test_a_form_ticket_s_replies_thread_under_the_mails_we_sent_before():
+    route = ReplyRoute(channel="email", address="ana@example.com")
+    earlier = ["sb-1001.aaa@example.com", "sb-1001.bbb@example.com"]
+
+    message = build_email(
+        ticket_id="SB-1001",
+        sender="support@example.com",
+        route=route,
+        subject="s",
+        body="b",
+        automatic=False,
+        earlier=earlier,
+    )
+
+    assert message["In-Reply-To"] == "<sb-1001.bbb@example.com>"
+    assert message["References"] == "<sb-1001.aaa@example.com> <sb-1001.bbb@example.com>"
+
+
+def test_the_customer_s_own_message_stays_the_parent_and_the_last_reference():
+    route = ReplyRoute(
+        channel="email", address="ana@example.com", reply_to_id="c2@example.com", references=["c1@example.com"]
+    )
+
+    message = build_email(
+        ticket_id="SB-1001",
+        sender="support@example.com",
+        route=route,
+        subject="s",
+        body="b",
+        automatic=False,
+        earlier=["sb-1001.aaa@example.com"],
+    )
+
+    assert message["In-Reply-To"] == "<c2@example.com>"
+    assert message["References"] == "<c1@example.com> <sb-1001.aaa@example.com> <c2@example.com>"
