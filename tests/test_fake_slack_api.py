@@ -207,7 +207,7 @@ async def test_chat_update_edits_a_posted_message(client):
 @pytest.mark.asyncio
 async def test_unimplemented_method_fails_with_unknown_method(client):
     with pytest.raises(SlackApiError) as raised:
-        await client.api_call("reactions.add", json={"name": "eyes"})
+        await client.api_call("pins.add", json={"channel": "C0SUPPORT"})
 
     assert raised.value.response["error"] == "unknown_method"
 

@@ -9,6 +9,7 @@ from email.utils import make_msgid
 
 import pytest
 
+from shared.ids import is_our_message_id
 from tests.conftest import API_TOKEN, free_port
 from tests.support import ServiceProcesses, reply_as_agent, wait_for_ticket
 
@@ -131,7 +132,10 @@ def test_an_agent_reply_continues_the_customers_email_thread(email_stack: EmailS
     [reply] = smtp_sink.wait_for(lambda m: "pre-authorisation" in m.message.get_content())
     assert reply.message["Subject"] == f"[{ticket_id}] Re: Invoice question"
     assert reply.message["In-Reply-To"] == first["Message-ID"]
-    assert reply.message["References"].split() == ["<older@customer.example>", first["Message-ID"]]
+    # The customer's thread, with our acknowledgement of it in between; their message last (the parent).
+    references = reply.message["References"].split()
+    assert references[0] == "<older@customer.example>" and references[-1] == first["Message-ID"]
+    assert all(is_our_message_id(ours.strip("<>"), {"example.com"}) for ours in references[1:-1])
 
 
 def test_relaying_is_refused_with_550_and_oversize_mail_with_552(email_stack: EmailStack):

@@ -100,7 +100,7 @@ async def test_a_form_tickets_card_has_the_eight_buttons_and_is_updated_in_place
     for posted in (card, dm):
         message = fake_slack.message(posted["channel"], posted["ts"])
         assert buttons(message) == [(action_id, ticket_id) for action_id in ACTION_IDS]
-        assert "Cannot log in" in json.dumps(message["blocks"]) and "Open" in json.dumps(message["blocks"])
+        assert "Cannot log in" in json.dumps(message["blocks"]) and "New" in json.dumps(message["blocks"])
     # The card is the ticket's thread: its notification.sent leads agents' thread replies to the ticket.
     [sent] = await sent_events(settings, "announcement")
     assert sent["conversations"] == [f"slack:{CHANNEL}:{card['ts']}"]
@@ -113,7 +113,7 @@ async def test_a_form_tickets_card_has_the_eight_buttons_and_is_updated_in_place
         settings,
         StatusChanged(
             **envelope(ticket_id),
-            from_status="open",
+            from_status="new",
             to_status="pending",
             actor="ben",
             team="support",
