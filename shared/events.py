@@ -252,6 +252,9 @@ class SetStatus(CommandEnvelope):
     type: Literal["command.set_status"] = "command.set_status"
     status: Literal["open", "pending", "on_hold", "solved", "closed"]
     reason: str | None = Field(default=None, max_length=500)
+    # Only for the resolution it names (`StatusChanged.resolution`): an auto-close timed for one
+    # resolution must not close the ticket solved again since.
+    resolution: int | None = Field(default=None, ge=1)
 
 
 class SetPriority(CommandEnvelope):

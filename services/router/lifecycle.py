@@ -261,6 +261,8 @@ def _set_status(context: _Context) -> list[TicketEvent]:
     ticket = context.ticket
     if context.actor == SYSTEM and ticket.status != "solved":
         raise _Refused("the system only closes solved tickets")
+    if command.resolution is not None and command.resolution != ticket.resolutions:
+        raise _Refused(f"{command.ticket_id} was solved again since resolution {command.resolution}")
     if command.status == ticket.status:
         return []
     if not allowed_transition(ticket.status, command.status):

@@ -62,6 +62,7 @@ def close_command(timer: Timer, now: datetime, close_after: timedelta) -> SetSta
         agent_id=SYSTEM,
         status="closed",
         reason=f"closed automatically {spoken(close_after)} after it was solved",
+        resolution=timer.resolution or None,
     )
 
 

@@ -240,6 +240,16 @@ def test_the_system_closes_a_solved_ticket_without_a_rating():
     )
 
 
+def test_an_auto_close_timed_for_an_earlier_resolution_does_not_close_a_later_one():
+    # Solved (1), reopened and solved again (2) while the first auto-close was on its way.
+    view = view_of(("SB-1001", ticket(status="solved", public_replies=1, resolutions=2)))
+    assert refusal(command(SetStatus, "system", status="closed", resolution=1), view) == (
+        "SB-1001 was solved again since resolution 1"
+    )
+    [closed] = decide(command(SetStatus, "system", status="closed", resolution=2), view)
+    assert closed.to_status == "closed"
+
+
 @pytest.mark.parametrize("status", ["pending", "on_hold", "solved"])
 def test_a_customer_message_reopens_a_waiting_or_solved_ticket(status):
     view = view_of(("SB-1001", ticket(status=status, resolutions=1)))
