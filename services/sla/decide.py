@@ -20,7 +20,7 @@ from shared.events import MessageAdded, SlaDeadlineSet, SlaMet, StatusChanged, T
 
 @dataclass
 class FirstResponseClock:
-    status: str | None  # "running", "warning", "breached", "met" or None (no clock)
+    status: str | None  # "running", "warning", "breached", "met", "stopped" or None (no clock)
     due_at: datetime | None
 
 
@@ -56,7 +56,7 @@ def decide(events: list[TicketEvent], view: ClockView, config: DeskConfig) -> Sl
                 deadline = first_response_deadline(event, policy_for(event.team, config))
                 decision.events.append(deadline)
                 clock = view.first_response.get(event.ticket_id)
-                if clock is None or clock.status != "met":
+                if clock is None or clock.status not in ("met", "stopped"):
                     decision.schedule += timers_for(deadline)
                     view.first_response[event.ticket_id] = FirstResponseClock("running", deadline.due_at)
             # An internal note is not an answer to the customer.
@@ -68,6 +68,15 @@ def decide(events: list[TicketEvent], view: ClockView, config: DeskConfig) -> Sl
                 decision.events.append(first_response_met(event, due))
                 decision.cancel.append((event.ticket_id, "first_response"))
                 view.first_response[event.ticket_id] = FirstResponseClock("met", due)
+            # Solved or closed (merged) without an answer: nobody is waiting for one any more, so its
+            # warnings and breach would only page the lead about a finished ticket.
+            case StatusChanged(to_status="solved" | "closed"):
+                clock = view.first_response.get(event.ticket_id)
+                if clock is None or clock.status != "met":
+                    decision.cancel.append((event.ticket_id, "first_response"))
+                    view.first_response[event.ticket_id] = FirstResponseClock(
+                        "stopped", clock.due_at if clock else None
+                    )
     changes = [event for event in events if isinstance(event, StatusChanged)]
     decision.auto_close = pending_auto_closes(changes, config.close_after)
     return decision

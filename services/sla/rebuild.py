@@ -1,10 +1,11 @@
 """The SLA timers still to fire, rebuilt from the ticket topic alone (for `switchboard replay`). Pure.
 
 A deadline event names its warnings and its due time; a warning or breach event says that timer
-fired; a met clock stops them all. A ticket's last status change says whether it waits to be closed
-automatically (solved) and since when; `close_after` comes from the config, as in the live service.
-What remains is scheduled again: a timer whose time passed while Redis was gone fires once, right
-after the replay (an auto-close asked for twice is one command: its ID is derived).
+fired; a met clock stops them all, and so does solving or closing the ticket. A ticket's last status
+change says whether it waits to be closed automatically (solved) and since when; `close_after` comes
+from the config, as in the live service. What remains is scheduled again: a timer whose time passed
+while Redis was gone fires once, right after the replay (an auto-close asked for twice is one
+command: its ID is derived).
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ class TimerRebuild:
                 self.met.add((event.ticket_id, event.metric))
             case StatusChanged():
                 self.auto_close.update(pending_auto_closes([event], self.close_after))
+                if event.to_status in ("solved", "closed"):
+                    # As the live service does: a finished ticket's first-response clock stops.
+                    self.met.add((event.ticket_id, "first_response"))
 
     def pending(self) -> list[Timer]:
         clocks = [

@@ -42,8 +42,9 @@ def test_a_solved_ticket_gets_one_auto_close_timer_close_after_the_solve():
     assert CLOSE_AFTER == timedelta(days=4)
     assert (timer.metric, timer.resolution, timer.correlation_id) == (METRIC, 1, "opening-SB-1001")
     assert timer.fires_at == (SOLVED_AT + CLOSE_AFTER).timestamp()
-    # The first-response timers are not touched by a status change.
-    assert all(timer.metric == "first_response" for timer in decision.schedule) and decision.cancel == []
+    # Solved unanswered: its first-response clock stops (see test_sla_decide); nothing else is cancelled.
+    assert all(timer.metric == "first_response" for timer in decision.schedule)
+    assert decision.cancel == [("SB-1001", "first_response")]
 
 
 def test_a_reopen_stops_the_timer_and_a_ticket_without_status_changes_is_left_alone():

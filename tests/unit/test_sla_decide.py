@@ -9,7 +9,7 @@ from services.sla.deadlines import announcement, first_response_deadline, timers
 from services.sla.decide import ClockView, FirstResponseClock, decide, policy_for
 from services.sla.rebuild import TimerRebuild
 from shared.config import DeskConfig, load_config
-from shared.events import ContactSummary, MessageAdded, SlaDeadlineSet, SlaMet, TicketCreated
+from shared.events import ContactSummary, MessageAdded, SlaDeadlineSet, SlaMet, StatusChanged, TicketCreated
 from shared.settings import EXAMPLE_CONFIG
 
 CREATED_AT = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -198,3 +198,34 @@ def test_an_internal_note_never_meets_the_first_response_clock():
     reply = agent_reply(minutes=30)
     [met] = decide([reply], view, CONFIG).events
     assert isinstance(met, SlaMet) and met.met_at == reply.received_at
+
+
+def status_changed(ticket_id: str, to_status: str, minutes: int = 12) -> StatusChanged:
+    return StatusChanged(
+        event_id=uuid.uuid4(),
+        occurred_at=CREATED_AT + timedelta(minutes=minutes),
+        ticket_id=ticket_id,
+        from_status="new",
+        to_status=to_status,
+        actor="ana",
+        team="support",
+        resolution=1 if to_status == "solved" else 0,
+    )
+
+
+def test_a_ticket_solved_or_merged_away_unanswered_stops_its_first_response_clock():
+    view = ClockView()
+    decision = decide([created(), status_changed("SB-1001", "solved")], view, CONFIG)
+    assert decision.cancel == [("SB-1001", "first_response")]
+    assert view.first_response["SB-1001"].status == "stopped"
+    # A redelivered creation does not start it again.
+    assert decide([created()], view, CONFIG).schedule == []
+
+    merged = decide([status_changed("SB-1002", "closed")], ClockView(), CONFIG)
+    assert merged.cancel == [("SB-1002", "first_response")]
+
+
+def test_a_pending_ticket_keeps_its_clock_and_a_solved_one_rebuilds_no_first_response_timers():
+    assert decide([created(), status_changed("SB-1001", "pending")], ClockView(), CONFIG).cancel == []
+    pending = pending_of([deadline_of("SB-1001"), status_changed("SB-1001", "solved")])
+    assert [entry for entry in pending if entry[1] != "close"] == []
