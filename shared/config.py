@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from shared.ids import AGENT_ID_PATTERN
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -36,7 +38,7 @@ class _Strict(BaseModel):
 
 
 class Agent(_Strict):
-    id: str
+    id: str = Field(pattern=AGENT_ID_PATTERN)
     name: str
     slack_user_id: SlackUserId
     email: str | None = None

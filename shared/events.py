@@ -15,7 +15,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from shared.ids import TICKET_ID_PATTERN
+from shared.ids import AGENT_ID_PATTERN, TICKET_ID_PATTERN
 
 TicketId = Annotated[str, Field(pattern=TICKET_ID_PATTERN)]
 Channel = Literal["form", "email", "chat", "telegram", "slack"]
@@ -592,7 +592,7 @@ class AgentAvailabilityChanged(_Model):
     event_id: UUID
     version: Literal[1] = 1
     occurred_at: AwareDatetime
-    agent_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    agent_id: Annotated[str, Field(pattern=AGENT_ID_PATTERN)]
     available: bool
     correlation_id: str | None = None
     traceparent: str | None = None

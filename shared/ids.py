@@ -11,6 +11,8 @@ import re
 import uuid
 
 TICKET_ID_PATTERN = r"^[A-Z]{2,5}-\d+$"
+# Agent IDs travel in commands, events and Redis keys ("sb:agent:<id>"): letters, digits, _ . -
+AGENT_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 _TICKET_ID = re.compile(TICKET_ID_PATTERN)
 # Sequence numbers start here so that the first tickets already look like tickets (SB-1001).
 TICKET_NUMBER_OFFSET = 1000

@@ -92,3 +92,10 @@ def test_config_check_command(tmp_path):
     missing = runner.invoke(main, ["config", "check", str(tmp_path / "nope.yaml")])
     assert missing.exit_code == 1
     assert "cannot read" in missing.output
+
+
+def test_an_agent_id_that_cannot_travel_in_commands_and_keys_is_refused_with_its_line(tmp_path):
+    path = _write(tmp_path, BROKEN.replace("- id: ana", "- id: ana lópez"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert any(p.startswith(f"{path}:") and "agents.0.id" in p for p in caught.value.problems), caught.value.problems
