@@ -79,6 +79,8 @@ class RouterView:
     used_turns: Counter[str] = field(default_factory=Counter)
     # Records (by ID) already handled earlier: their event is in the read model.
     handled: set[str] = field(default_factory=set)
+    # Agents who said `/sb away`: new tickets pass them by.
+    away: frozenset[str] = frozenset()
 
     def absorb(self, events: list[RouterEvent]) -> None:
         """What the events change in the view (the same whether decided now or remembered)."""
@@ -159,7 +161,7 @@ def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig
     team = config.team(classification.team)
     turn = view.turns.get(team.id, 0) + view.used_turns[team.id]
     view.used_turns[team.id] += 1
-    assignee = config.agent(round_robin(team.members, turn))
+    assignee = config.agent(round_robin(team.members, turn, view.away))
     events += new_ticket(message, contact, classification, assignee, now)
     events += _links(message, contact.contact_id, view, now)
     return Decision(events)

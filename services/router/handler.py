@@ -73,6 +73,7 @@ class RouterHandler:
             ],
             identities=(identity for message in messages for identity in identities_of(message.sender)),
             teams=(team.id for team in self.config.teams),
+            agents=(agent.id for agent in self.config.agents),
             # A merge needs the ticket it merges into.
             tickets=[record.value.into_ticket_id for record in records if isinstance(record.value, MergeTicket)],
             forget=self._take_published(),

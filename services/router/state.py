@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from services.router.decide import KnownTicket, RouterEvent, RouterView
 from shared.events import ContactEvent, ReplyRoute, TicketEvent
-from shared.read_model import applied_key, contact_key, identity_key, ticket_key
+from shared.read_model import agent_key, applied_key, contact_key, identity_key, ticket_key
 
 # Long enough to outlive any crash-and-restart; normally deleted as soon as the batch is committed.
 OUTCOME_TTL_SECONDS = 24 * 3600
@@ -100,17 +100,21 @@ class RouterState:
         teams: Iterable[str],
         tickets: Iterable[str] = (),
         forget: Sequence[str] = (),
+        agents: Iterable[str] = (),
     ) -> tuple[dict[str, list[RouterEvent]], RouterView]:
         """The remembered outcomes by record ID, and the view to decide the rest against.
 
         `handled` lists (record ID, ticket ID, event ID) of every record: their outcomes and tickets
         are read, and records whose event is already applied to their ticket are in `view.handled`.
-        `tickets` are further tickets the records name (a merge's target).
+        `tickets` are further tickets the records name (a merge's target); `agents` whose
+        availability (shared.agents) assignment needs.
         """
         lookups = [*handled, *(("", ticket, "") for ticket in tickets)]
         record_ids = list(dict.fromkeys(record_id for record_id, _, _ in handled))
-        owners, team_ids = list(dict.fromkeys(identities)), list(teams)
+        owners, team_ids, agent_ids = list(dict.fromkeys(identities)), list(teams), list(agents)
         async with self.redis.pipeline(transaction=False) as pipe:
+            for agent_id in agent_ids:
+                pipe.hget(agent_key(agent_id), "available")
             if forget:
                 pipe.delete(*(outcome_key(record_id) for record_id in forget))
             for keys in (
@@ -134,6 +138,7 @@ class RouterState:
                     client=pipe,
                 )
             results = iter(await pipe.execute())
+        away = frozenset(agent_id for agent_id in agent_ids if next(results) == "0")
         if forget:
             next(results)
         outcomes_raw = next(results) if record_ids else []
@@ -152,6 +157,7 @@ class RouterState:
             owners=dict(zip(owners, owner_rows, strict=True)),
             turns={team: int(count or 0) for team, count in zip(team_ids, turn_rows, strict=True)},
             handled=already,
+            away=away,
         )
         return remembered, view
 

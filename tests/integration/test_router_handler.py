@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -11,9 +12,10 @@ from aiokafka import AIOKafkaProducer
 from services.router.app import create_app
 from services.router.handler import RouterHandler
 from services.router.state import RouterState
+from shared.agents import Availability
 from shared.config import load_config
 from shared.engine import Record
-from shared.events import AgentReply, InboundMessage, Sender
+from shared.events import AgentAvailabilityChanged, AgentReply, InboundMessage, Sender
 from shared.read_model import ReadModel, ticket_history_key, ticket_key
 from shared.redis_client import connect_redis
 from shared.topics import COMMANDS, INBOUND, TICKETS, Topics
@@ -147,3 +149,17 @@ async def test_on_the_real_broker_messages_and_commands_become_events_in_order(s
     [refused] = [event for event in events if event["ticket_id"] == "SB-2999"]
     assert refused["type"] == "command.rejected" and refused["reason"] == "there is no ticket SB-2999"
     assert len({event["event_id"] for event in events}) == len(events)
+
+
+async def test_new_tickets_pass_by_an_agent_who_is_away(handler):
+    away = AgentAvailabilityChanged(
+        event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), agent_id="ben", available=False
+    )
+    await Availability(handler.read_model.redis).apply([away])
+    messages = [inbound(f"SB-{2100 + n}", f"c{n}@example.com") for n in range(6)]
+
+    result = await handler.handle(as_records("t.switchboard.inbound.v1", messages))
+
+    assigned = [record for record in result.publish if record.headers["event-type"] == "ticket.assigned"]
+    agents = [json.loads(record.value)["agent_id"] for record in assigned]
+    assert len(agents) == 6 and "ben" not in agents and {"ana", "chloe"} <= set(agents)
