@@ -52,6 +52,11 @@ def assignment_dm_text(event: TicketAssigned) -> str:
     return f"You have a new ticket: *{event.ticket_id}* {_subject(event.subject)}\nFrom {_contact(event.contact)}"
 
 
+def queued_text(ticket_id: str, team_name: str) -> str:
+    """The card of a ticket waiting in a team's queue, as text (where cards are not built)."""
+    return f"*{ticket_id}* waits in {escape(team_name)}'s queue"
+
+
 def sla_text(event: SlaWarning | SlaBreached, mention: str | None) -> str:
     who = f"<@{mention}> " if mention else ""
     due = event.due_at.strftime("%Y-%m-%d %H:%M %Z")

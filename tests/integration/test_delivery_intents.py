@@ -16,7 +16,7 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from services.notifier.deliveries import DeliveryScheduler, Sent, sent_event
-from services.notifier.ledger import Ledger, intent_key, thread_key
+from services.notifier.ledger import Ledger, card_key, intent_key
 from services.notifier.plan import Delivery
 from services.notifier.slack import SlackTransport
 from shared.events import NotificationSent
@@ -57,7 +57,7 @@ async def thread_ts(ledger, fake_slack: FakeSlackApi) -> str:
     """The ticket's announcement, the thread its mirrors go to (posted by a sender that finished)."""
     client = AsyncWebClient(token=SLACK_TOKEN, base_url=fake_slack.base_url)
     ts = (await client.chat_postMessage(channel="C0SUPPORT", text="the announcement"))["ts"]
-    await ledger.redis.set(thread_key(TICKET), ts)
+    await ledger.redis.set(card_key(TICKET, "slack:C0SUPPORT"), ts)
     return ts
 
 
