@@ -3,9 +3,12 @@
 The card is the root of the ticket's thread in the team channel and is sent again to the
 assignee's DM; after every change of the ticket it is rebuilt from the read model and updated in
 place. Its buttons' `action_id`s are fixed (intake's Slack interactivity drives them), each with the
-ticket ID as `value`. Everything a customer wrote is escaped.
-https://api.slack.com/reference/block-kit/blocks (section fields: at most 10; actions: at most 25
-elements), https://api.slack.com/reference/surfaces/formatting#date-formatting
+ticket ID as `value`. Everything a customer wrote is clipped, then escaped: escaping makes a
+character up to five ("&" → "&amp;"), and a block past Slack's limits is refused (`invalid_blocks`),
+which would leave the ticket without a card and so without its thread.
+https://api.slack.com/reference/block-kit/blocks (section text: at most 3,000 characters; fields: at
+most 10, 2,000 characters each; actions: at most 25 elements; button text: 75),
+https://api.slack.com/reference/surfaces/formatting#date-formatting
 """
 
 from __future__ import annotations
@@ -31,7 +34,14 @@ STATUS_BUTTONS = (
     ("sb_reopen", "Reopen", None),
 )
 ACTION_IDS = tuple(action_id for action_id, _, _ in WORK_BUTTONS + STATUS_BUTTONS)
+# Customer-supplied text shown at most (characters before escaping), so that escaped (x5) with its
+# markup each block stays within Slack's limits: the subject's section 3,000, a field 2,000.
 EXCERPT_CHARS = 500
+SUBJECT_CHARS = 500
+NAME_CHARS = 150
+EMAIL_CHARS = 200
+TAG_CHARS = 40
+TAGS_SHOWN = 8
 STATUS_LABELS = {
     "new": ":new: New",
     "open": ":large_green_circle: Open",
@@ -109,17 +119,19 @@ def card_state(
 
 def ticket_card(state: CardState) -> Card:
     """The card's blocks (header, facts, the opening message, two rows of buttons) and its fallback text."""
-    subject = escape(state.subject) if state.subject else "(no subject)"
+    subject = _shown(state.subject, SUBJECT_CHARS) if state.subject else "(no subject)"
     facts = [
         ("Contact", _contact(state)),
-        ("Channel", escape(state.channel or "unknown")),
+        ("Channel", _shown(state.channel or "unknown", NAME_CHARS)),
         ("Status", STATUS_LABELS.get(state.status, escape(state.status))),
         ("Priority", PRIORITY_LABELS.get(state.priority, escape(state.priority))),
         ("Assignee", _assignee(state)),
         ("Next SLA", sla_line(state)),
     ]
     if state.tags:
-        facts.append(("Tags", " ".join(f"`{escape(tag)}`" for tag in state.tags)))
+        tags = " ".join(f"`{_shown(tag, TAG_CHARS)}`" for tag in state.tags[:TAGS_SHOWN])
+        more = len(state.tags) - TAGS_SHOWN
+        facts.append(("Tags", f"{tags} and {more} more" if more > 0 else tags))
     if state.escalation_level:
         facts.append(("Escalation", f"level {state.escalation_level}"))
     if state.csat_score is not None:
@@ -161,17 +173,19 @@ def sla_line(state: CardState) -> str:
 
 
 def _contact(state: CardState) -> str:
-    if state.contact_name and state.contact_email:
-        return f"{escape(state.contact_name)} ({escape(state.contact_email)})"
-    return escape(state.contact_name or state.contact_email or "unknown")
+    name = _shown(state.contact_name, NAME_CHARS) if state.contact_name else None
+    email = _shown(state.contact_email, EMAIL_CHARS) if state.contact_email else None
+    if name and email:
+        return f"{name} ({email})"
+    return name or email or "unknown"
 
 
 def _assignee(state: CardState) -> str:
     if state.assignee_slack_user_id:
         return f"<@{state.assignee_slack_user_id}>"
     if state.assignee_name:
-        return escape(state.assignee_name)
-    return f"Unassigned (in {escape(state.team_name)}'s queue)" if state.team_name else "Unassigned"
+        return _shown(state.assignee_name, NAME_CHARS)
+    return f"Unassigned (in {_shown(state.team_name, NAME_CHARS)}'s queue)" if state.team_name else "Unassigned"
 
 
 def _notes(state: CardState) -> str:
@@ -181,7 +195,7 @@ def _notes(state: CardState) -> str:
     if state.follow_up_of:
         notes.append(f"Follow-up of *{escape(state.follow_up_of)}*")
     if state.team_name:
-        notes.append(f"Team: {escape(state.team_name)}")
+        notes.append(f"Team: {_shown(state.team_name, NAME_CHARS)}")
     return " · ".join(notes)
 
 
@@ -205,5 +219,9 @@ def _mrkdwn(text: str) -> dict[str, str]:
 
 
 def _quote(text: str) -> str:
-    clipped = text if len(text) <= EXCERPT_CHARS else f"{text[:EXCERPT_CHARS]}…"
-    return ">" + escape(clipped).replace("\n", "\n>")
+    return ">" + _shown(text, EXCERPT_CHARS).replace("\n", "\n>")
+
+
+def _shown(text: str, limit: int) -> str:
+    """`text` clipped to `limit` characters, then escaped (clipping after would cut "&amp;" in half)."""
+    return escape(text if len(text) <= limit else f"{text[: limit - 1]}…")

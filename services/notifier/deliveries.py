@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 LOOKUP_MARGIN_SECONDS = 60.0
 # How often a delivery whose intent another sender holds checks for that sender's record.
 HELD_POLL_SECONDS = 0.5
-# Thread roots kept in memory per process.
+# Thread roots (cards in team channels) kept in memory per process.
 THREADS_REMEMBERED = 100_000
 
 
@@ -122,9 +122,9 @@ class DeliveryScheduler:
         self._tasks: set[asyncio.Task[Outcome]] = set()
         # The last card update submitted per ticket and target: earlier ones still waiting are left out.
         self._latest_updates: dict[tuple[str, str], str] = {}
-        # Tickets' Slack thread roots this process announced or read: a ts never changes once set,
-        # so a thread post needs no ledger read (bounded; the ledger has them all).
-        self._threads: dict[str, str] = {}
+        # Tickets' Slack thread roots per team channel (their cards there) this process announced or read:
+        # a ts never changes once set, so a thread post needs no ledger read (bounded; the ledger has them all).
+        self._threads: dict[tuple[str, str], str] = {}
 
     def deliverable(self, delivery: Delivery) -> bool:
         """Whether `delivery`'s channel is configured; one that is not is logged here and never queued."""
@@ -179,7 +179,7 @@ class DeliveryScheduler:
                     async with self._calls:
                         await self.ledger.record(event, datetime.now(UTC))
                 if delivery.purpose == "announcement" and outcome.external_id:
-                    self._remember_thread(delivery.ticket_id, outcome.external_id)
+                    self._remember_thread(chain, outcome.external_id)
                 return event
             except asyncio.CancelledError:
                 raise
@@ -204,8 +204,8 @@ class DeliveryScheduler:
             try:
                 async with self._calls:
                     thread_ts = delivery.thread_ts
-                    if delivery.in_thread and (thread_ts := await self._thread(delivery.ticket_id)) is None:
-                        return Skipped("the ticket has no Slack thread")
+                    if delivery.in_thread and (thread_ts := await self._thread(delivery)) is None:
+                        return Skipped(f"the ticket has no Slack thread in {delivery.target}")
                     if delivery.on_card and (thread_ts := await self._card(delivery)) is None:
                         return Skipped(f"the ticket has no card in {delivery.target}")
                     if delivery.purpose == "announcement":
@@ -264,22 +264,25 @@ class DeliveryScheduler:
             await asyncio.shield(self.ledger.end(delivery.key))
             raise
 
-    async def _thread(self, ticket_id: str) -> str | None:
-        if (thread_ts := self._threads.get(ticket_id)) is None:
-            if (thread_ts := await self.ledger.thread(ticket_id)) is not None:
-                self._remember_thread(ticket_id, thread_ts)
+    async def _thread(self, delivery: Delivery) -> str | None:
+        """The ts of the ticket's thread in the delivery's channel: its card there (a ticket handed to another
+        team has a card, and so a thread, in each team's channel)."""
+        chain = (delivery.ticket_id, delivery.target)
+        if (thread_ts := self._threads.get(chain)) is None:
+            if (thread_ts := await self._card(delivery)) is not None:
+                self._remember_thread(chain, thread_ts)
         return thread_ts
 
     async def _card(self, delivery: Delivery) -> str | None:
         """The ts of the ticket's card in the delivery's target (a team channel, an assignee's DM)."""
         return await self.ledger.card(delivery.ticket_id, delivery.target)
 
-    def _remember_thread(self, ticket_id: str, thread_ts: str) -> None:
+    def _remember_thread(self, chain: tuple[str, str], thread_ts: str) -> None:
         if len(self._threads) >= THREADS_REMEMBERED:
             # Forget the oldest half (dicts keep insertion order): recent tickets are the busy ones.
             for old in list(self._threads)[: THREADS_REMEMBERED // 2]:
                 del self._threads[old]
-        self._threads[ticket_id] = thread_ts
+        self._threads[chain] = thread_ts
 
     def _hold(self, target: str) -> _Hold:
         return self._holds.setdefault(target, _Hold())

@@ -130,8 +130,12 @@ class NotifierHandler:
         ]
         routes += [event.csat_route for event in events if isinstance(event, StatusChanged) and event.csat_route]
         emails = list(dict.fromkeys(normalise_email(route.address) for route in routes if route.channel == "email"))
-        rows, bounced = await self.ledger.context(tickets, emails)
+        channels = list(dict.fromkeys(f"slack:{team.slack_channel}" for team in self.config.teams))
+        rows, bounced = await self.ledger.context(tickets, emails, channels)
         return NotifierView(
-            tickets={ticket_id: TicketContext(*row) for ticket_id, row in zip(tickets, rows, strict=True)},
+            tickets={
+                ticket_id: TicketContext(*fields, cards=tuple(cards))
+                for ticket_id, (fields, cards) in zip(tickets, rows, strict=True)
+            },
             undeliverable=bounced,
         )

@@ -2,11 +2,10 @@
 
 - `sb:notifier:sent:<key>`: the delivery was made (its external ID and when), so it is never made
   twice; `switchboard replay` rebuilds these from the events.
-- `sb:notifier:thread:<ticket>`: the Slack ts of the ticket's announcement, the root of its thread
-  and its card in the team channel.
-- `sb:notifier:card:<ticket>:<target>`: the ts of the ticket's card in the team channel
-  ("slack:C0SUPPORT") and in an assignee's DM ("slack:U0BEN"), so that it is updated in place (a
-  ticket handed to another team has no card in that team's channel).
+- `sb:notifier:card:<ticket>:<target>`: the ts of the ticket's card in a team channel
+  ("slack:C0SUPPORT"), the root of the ticket's thread there, and in an assignee's DM ("slack:U0BEN"),
+  so that it is updated in place. A ticket handed to another team gets a card (and a thread) in that
+  team's channel too: a thread post goes under the card of the channel it is posted to.
 - `sb:notifier:acks:<channel>:<address>`: acknowledgements sent this hour (a loop breaker).
 - `sb:notifier:intent:<key>`: an attempt at a delivery ("<owner> <its time> <the first attempt's
   time>", Redis time in ms), recorded before the call and removed with its outcome. For
@@ -38,10 +37,6 @@ INTENT_LEASE_SECONDS = 120
 
 def sent_key(key: str) -> str:
     return f"sb:notifier:sent:{key}"
-
-
-def thread_key(ticket_id: str) -> str:
-    return f"sb:notifier:thread:{ticket_id}"
 
 
 def mail_thread_key(ticket_id: str) -> str:
@@ -128,8 +123,6 @@ def project_sent(pipe: Any, event: NotificationSent, now: datetime, *, count_ack
         "conversations": event.conversations,
     }
     pipe.set(sent_key(event.key), json.dumps(record), ex=SENT_TTL_SECONDS)
-    if event.purpose == "announcement" and event.external_id:
-        pipe.set(thread_key(event.ticket_id), event.external_id, nx=True)
     if event.target.startswith("email:") and event.external_id:
         pipe.zadd(mail_thread_key(event.ticket_id), {event.external_id: event.occurred_at.timestamp()})
         pipe.zremrangebyrank(mail_thread_key(event.ticket_id), 0, -MAIL_THREAD_KEPT - 1)
@@ -154,18 +147,26 @@ class Ledger:
         self._begin = redis.register_script(_BEGIN)
 
     async def context(
-        self, ticket_ids: Sequence[str], emails: Sequence[str]
-    ) -> tuple[list[list[str | None]], set[str]]:
-        """For a batch: the read model's team, opening message and assignee's Slack user of each ticket,
-        and which of `emails` bounced."""
+        self, ticket_ids: Sequence[str], emails: Sequence[str], channels: Sequence[str]
+    ) -> tuple[list[tuple[list[str | None], list[str]]], set[str]]:
+        """For a batch: the read model's team, opening message and assignee's Slack user of each ticket
+        with which of the team `channels` ("slack:C0SUPPORT") hold its card, and which of `emails` bounced."""
+        channels = list(channels)
         async with self.redis.pipeline(transaction=False) as pipe:
             for ticket_id in ticket_ids:
                 pipe.hmget(ticket_key(ticket_id), "team", "opened_by", "assignee_slack_user_id")
+                if channels:
+                    pipe.mget([card_key(ticket_id, channel) for channel in channels])
             if emails:
                 pipe.smismember(UNDELIVERABLE_KEY, list(emails))
             results = await pipe.execute()
         bounced = {email for email, member in zip(emails, results[-1], strict=True) if member} if emails else set()
-        return results[: len(ticket_ids)], bounced
+        step = 2 if channels else 1
+        rows = []
+        for index in range(len(ticket_ids)):
+            cards = results[index * step + 1] if channels else []
+            rows.append((results[index * step], [c for c, ts in zip(channels, cards, strict=True) if ts]))
+        return rows, bounced
 
     async def reserve_acknowledgements(self, deliveries: Sequence[tuple[str, str]], per_hour: int) -> list[bool]:
         """For each (delivery key, target): whether it may go out within the hourly limit (it is counted now)."""
@@ -185,9 +186,6 @@ class Ledger:
     async def sent(self, key: str) -> dict[str, Any] | None:
         record = await self.redis.get(sent_key(key))
         return json.loads(record) if record else None
-
-    async def thread(self, ticket_id: str) -> str | None:
-        return await self.redis.get(thread_key(ticket_id))
 
     async def card(self, ticket_id: str, target: str) -> str | None:
         return await self.redis.get(card_key(ticket_id, target))

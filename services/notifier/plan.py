@@ -2,7 +2,8 @@
 
 `plan` turns a ticket event and what is known about its ticket into `Delivery`s: the
 acknowledgement to the customer; the ticket's card in the team channel (the root of its Slack
-thread) and in the assignee's DM; agent replies on the customer's channel (internal notes never),
+thread there; a ticket assigned or queued to another team gets one in that team's channel) and in
+the assignee's DM; agent replies on the customer's channel (internal notes never),
 mirrors into the ticket's thread of what was not written there, and what shows a reply's fate to
 its agent (`reply_outcome`); refused commands shown to their agent alone; SLA warnings; rating
 requests (CSAT) once per resolution, and low ratings to the team lead. Card updates are planned per
@@ -21,6 +22,7 @@ from services.notifier.slack_text import (
     assignment_dm_text,
     assignment_text,
     customer_message_text,
+    queued_text,
     sla_text,
     undelivered_text,
 )
@@ -38,6 +40,7 @@ from shared.events import (
     TicketAssigned,
     TicketCreated,
     TicketEvent,
+    TicketQueued,
 )
 from shared.identities import normalise_email
 
@@ -96,6 +99,8 @@ class TicketContext:
     team: str | None = None
     opened_by: str | None = None
     assignee_slack_user_id: str | None = None
+    # The team channels holding a card of the ticket ("slack:C0SUPPORT"), as the notifier's ledger knows them.
+    cards: tuple[str, ...] = ()
 
 
 @dataclass
@@ -120,6 +125,8 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
             return _acknowledgement(event, view, config)
         case TicketAssigned():
             return _announcement(event, config)
+        case TicketQueued():
+            return [_queued_card(event, config)]
         case MessageAdded(author="agent"):
             return _agent_message(event, view, config, ticket)
         case MessageAdded() if event.correlation_id != ticket.opened_by:
@@ -127,7 +134,7 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
             return [_mirror(event, customer_message_text(event), config, ticket)]
         case SlaWarning() | SlaBreached():
             team = team_of(ticket.team, config)
-            lead = _slack_user(team.lead, config)
+            lead = slack_user(team.lead, config)
             mention = lead if isinstance(event, SlaBreached) and lead else ticket.assignee_slack_user_id
             return [
                 Delivery(
@@ -146,7 +153,7 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
             return _csat_request(event, route, view)
         case CsatRated() if event.score <= csat_asks.LOW_SCORE:
             team = team_of(event.team, config)
-            mention = _slack_user(team.lead, config) or _slack_user(event.assignee_id, config)
+            mention = slack_user(team.lead, config) or slack_user(event.assignee_id, config)
             return [
                 Delivery(
                     key=f"{event.event_id}:low-score",
@@ -217,6 +224,20 @@ def _announcement(assigned: TicketAssigned, config: DeskConfig) -> list[Delivery
             **common,
         ),
     ]
+
+
+def _queued_card(queued: TicketQueued, config: DeskConfig) -> Delivery:
+    """The card in the channel of the team whose queue the ticket joined: posted there when that channel has
+    none yet (a ticket handed to another team; it becomes that channel's thread), else updated in place."""
+    team = team_of(queued.team, config)
+    return Delivery(
+        key=f"{queued.event_id}:channel",
+        ticket_id=queued.ticket_id,
+        purpose="announcement",
+        target=f"slack:{team.slack_channel}",
+        text=queued_text(queued.ticket_id, team.name),
+        correlation_id=queued.correlation_id,
+    )
 
 
 def _agent_message(
@@ -345,7 +366,7 @@ def _agent_name(agent_id: str | None, config: DeskConfig) -> str:
     return agent.name if agent else agent_id or "an agent"
 
 
-def _slack_user(agent_id: str | None, config: DeskConfig) -> str | None:
+def slack_user(agent_id: str | None, config: DeskConfig) -> str | None:
     agent = next((agent for agent in config.agents if agent.id == agent_id), None)
     return agent.slack_user_id if agent else None
 

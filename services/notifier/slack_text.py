@@ -6,6 +6,9 @@ from shared.events import ContactSummary, MessageAdded, SlaBreached, SlaWarning,
 
 # Slack's own limit is 40,000 characters; a thread stays readable with much less.
 MIRROR_LIMIT = 3000
+# A subject or a name shown at most (characters before escaping): the customer chooses its length.
+SUBJECT_CHARS = 500
+NAME_CHARS = 200
 
 
 def escape(text: str) -> str:
@@ -15,12 +18,21 @@ def escape(text: str) -> str:
 
 def _contact(contact: ContactSummary) -> str:
     if contact.name and contact.email:
-        return f"{escape(contact.name)} ({escape(contact.email)})"
-    return escape(contact.name or contact.email or contact.contact_id)
+        return f"{_short(contact.name, NAME_CHARS)} ({_short(contact.email, NAME_CHARS)})"
+    return _short(contact.name or contact.email or contact.contact_id, NAME_CHARS)
 
 
 def _clip(text: str) -> str:
     return text if len(text) <= MIRROR_LIMIT else f"{text[:MIRROR_LIMIT]}…"
+
+
+def _short(text: str, limit: int) -> str:
+    """Clipped, then escaped (clipping after could cut "&amp;" in half)."""
+    return escape(text if len(text) <= limit else f"{text[: limit - 1]}…")
+
+
+def _subject(subject: str | None) -> str:
+    return _short(subject, SUBJECT_CHARS) if subject else "(no subject)"
 
 
 def _quote(text: str) -> str:
@@ -29,14 +41,20 @@ def _quote(text: str) -> str:
 
 def assignment_text(event: TicketAssigned, first_message: str | None = None) -> str:
     """The ticket's announcement in the team channel: the root of its Slack thread."""
-    subject = escape(event.subject) if event.subject else "(no subject)"
-    text = f"*{event.ticket_id}* {subject}\nFrom {_contact(event.contact)} · assigned to <@{event.slack_user_id}>"
+    text = (
+        f"*{event.ticket_id}* {_subject(event.subject)}\n"
+        f"From {_contact(event.contact)} · assigned to <@{event.slack_user_id}>"
+    )
     return f"{text}\n{_quote(first_message)}" if first_message else text
 
 
 def assignment_dm_text(event: TicketAssigned) -> str:
-    subject = escape(event.subject) if event.subject else "(no subject)"
-    return f"You have a new ticket: *{event.ticket_id}* {subject}\nFrom {_contact(event.contact)}"
+    return f"You have a new ticket: *{event.ticket_id}* {_subject(event.subject)}\nFrom {_contact(event.contact)}"
+
+
+def queued_text(ticket_id: str, team_name: str) -> str:
+    """The card of a ticket waiting in a team's queue, as text (where cards are not built)."""
+    return f"*{ticket_id}* waits in {escape(team_name)}'s queue"
 
 
 def sla_text(event: SlaWarning | SlaBreached, mention: str | None) -> str:
@@ -52,7 +70,7 @@ def sla_text(event: SlaWarning | SlaBreached, mention: str | None) -> str:
 
 def customer_message_text(event: MessageAdded) -> str:
     """A customer's later message, mirrored into the ticket's thread."""
-    who = escape(event.sender.name or event.sender.email or "customer") if event.sender else "customer"
+    who = _short(event.sender.name or event.sender.email or "customer", NAME_CHARS) if event.sender else "customer"
     label = {
         "message": f"{who} wrote",
         "edit": f"{who} edited a message",

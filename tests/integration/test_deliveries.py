@@ -51,6 +51,8 @@ class FakeTransport:
     failure_takes: float = 0.0
     calls: list[tuple[str, str]] = field(default_factory=list)
     sent: list[str] = field(default_factory=list)
+    # The thread each delivery was made in, by key.
+    threads: dict[str, str | None] = field(default_factory=dict)
     digests: list[list[Delivery]] = field(default_factory=list)
 
     async def send(self, delivery: Delivery, thread_ts: str | None) -> Sent | None:
@@ -64,6 +66,7 @@ class FakeTransport:
             self.clock.now += self.failure_takes
             raise error
         self.sent.append(delivery.key)
+        self.threads[delivery.key] = thread_ts
         return Sent(f"ts-{delivery.key}", datetime.now(UTC))
 
     async def send_digest(self, target: str, deliveries: list[Delivery]) -> Sent | None:
@@ -285,3 +288,22 @@ async def test_updates_of_a_card_piled_up_behind_a_hold_are_made_once(scheduler,
     # The first was under way when Slack said 429; of the two that waited behind it, the last one is made.
     assert [type(outcome).__name__ for outcome in outcomes] == ["NotificationSent", "Skipped", "NotificationSent"]
     assert transport.sent == ["e1:card", "e3:card"]
+
+
+async def test_a_thread_post_goes_under_the_tickets_card_in_its_own_channel(scheduler, transport):
+    """A ticket handed to another team has a card, and so a thread, in each team's channel."""
+    billing = "slack:C0BILLING"
+    cards = [
+        Delivery(key=f"e{n}:channel", ticket_id="SB-1001", purpose="announcement", target=target, text="card")
+        for n, target in ((1, CHANNEL), (2, billing))
+    ]
+    await asyncio.gather(*scheduler.submit(cards))
+    posts = [
+        Delivery(key=f"e3:{name}", ticket_id="SB-1001", purpose="sla", target=target, text="due", in_thread=True)
+        for name, target in (("support", CHANNEL), ("billing", billing))
+    ]
+
+    await asyncio.wait_for(asyncio.gather(*scheduler.submit(posts)), 10)
+
+    assert transport.threads["e3:support"] == "ts-e1:channel"
+    assert transport.threads["e3:billing"] == "ts-e2:channel"

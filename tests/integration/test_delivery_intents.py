@@ -16,7 +16,7 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from services.notifier.deliveries import DeliveryScheduler, Sent, sent_event
-from services.notifier.ledger import Ledger, intent_key, thread_key
+from services.notifier.ledger import Ledger, card_key, intent_key
 from services.notifier.plan import Delivery
 from services.notifier.slack import SlackTransport
 from shared.events import NotificationSent
@@ -38,7 +38,7 @@ DELIVERIES = {
         key="e1:dm", ticket_id=TICKET, purpose="assignment_dm", target="slack:U0ALICE", text="Yours: SUP-1001"
     ),
     "mirror": Delivery(
-        key="e2:mirror", ticket_id=TICKET, purpose="mirror", target="slack:C0SUPPORT", text="More", in_thread=True
+        key="e2:mirror", ticket_id=TICKET, purpose="mirror", target="slack:C0BILLING", text="More", in_thread=True
     ),
 }
 
@@ -54,10 +54,11 @@ async def ledger(settings):
 
 @pytest.fixture
 async def thread_ts(ledger, fake_slack: FakeSlackApi) -> str:
-    """The ticket's announcement, the thread its mirrors go to (posted by a sender that finished)."""
+    """The ticket's card in another team's channel, the thread its mirrors there go to (posted by a sender
+    that finished); the announcement tested is the ticket's first card in support's channel."""
     client = AsyncWebClient(token=SLACK_TOKEN, base_url=fake_slack.base_url)
-    ts = (await client.chat_postMessage(channel="C0SUPPORT", text="the announcement"))["ts"]
-    await ledger.redis.set(thread_key(TICKET), ts)
+    ts = (await client.chat_postMessage(channel="C0BILLING", text="the announcement"))["ts"]
+    await ledger.redis.set(card_key(TICKET, "slack:C0BILLING"), ts)
     return ts
 
 

@@ -72,7 +72,7 @@ FAMILIES = (
     "sb:sla:timers",
     "sb:sla:ticket:",
     "sb:notifier:sent:",
-    "sb:notifier:thread:",
+    "sb:notifier:card:",
     "sb:notifier:acks:",
     "sb:router:turn:",
     "sb:quarantine:",
@@ -83,6 +83,12 @@ FAMILIES = (
 # the state is snapshotted, flushed and replayed, short enough to fire during the test. Its
 # warning (at a tenth) fires before the flush and must not fire again.
 QUICK_SLA_SECONDS = 40
+
+
+def thread_root(store: redis.Redis, ticket_id: str) -> str | None:
+    """The ts of the ticket's card in its team's channel (a ticket never moved has one there): its thread."""
+    [key] = store.keys(f"sb:notifier:card:{ticket_id}:slack:C*")
+    return store.get(key)
 
 
 async def test_a_flushed_redis_is_rebuilt_by_replay_and_nothing_is_lost_or_repeated(
@@ -219,7 +225,7 @@ async def test_a_flushed_redis_is_rebuilt_by_replay_and_nothing_is_lost_or_repea
     assert len(fake_telegram.calls_to("sendMessage")) == telegram_before
     new_posts = slack_posts(fake_slack)[len(posts_before) :]
     assert [post for post in new_posts if post in posts_before] == []
-    roots = {ticket_id: store.get(f"sb:notifier:thread:{ticket_id}") for ticket_id in (email, telegram, chat, slack)}
+    roots = {ticket_id: thread_root(store, ticket_id) for ticket_id in (email, telegram, chat, slack)}
     in_threads = [post for post in new_posts if post[1] is not None]
     # Mirrors of the five customer messages and of the agent's answer, and the breach: in their threads.
     assert sorted(ts for _, ts, _ in in_threads) == sorted(
@@ -229,8 +235,8 @@ async def test_a_flushed_redis_is_rebuilt_by_replay_and_nothing_is_lost_or_repea
             roots[telegram],
             roots[chat],
             roots[slack],
-            store.get(f"sb:notifier:thread:{bounced}"),
-            store.get(f"sb:notifier:thread:{urgent}"),
+            thread_root(store, bounced),
+            thread_root(store, urgent),
         ]
     )
     assignee = stack.ticket(fresh)["assignee"]["slack_user_id"]
@@ -342,6 +348,6 @@ async def test_a_redis_killed_and_restarted_empty_mints_nothing_until_replay_the
     assert [post for post in new_posts if post in posts_before] == []
     store = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     assert sorted(ts for _, ts, _ in new_posts if ts is not None) == sorted(
-        [store.get(f"sb:notifier:thread:{email}"), store.get(f"sb:notifier:thread:{chat}")]
+        [thread_root(store, email), thread_root(store, chat)]
     ), "the mail and the chat message are mirrored into their tickets' threads"
     assert len([post for post in new_posts if post[1] is None]) == 2, "the new ticket's announcement and DM"

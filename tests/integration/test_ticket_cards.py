@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+import yaml
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from slack_sdk.web.async_client import AsyncWebClient
@@ -26,11 +27,14 @@ from shared.events import (
     MessageAdded,
     ReplyRoute,
     SlackOrigin,
+    SlaWarning,
     StatusChanged,
     TicketAssigned,
+    TicketQueued,
 )
 from shared.publisher import Outgoing, Publisher
 from shared.read_model import UNDELIVERABLE_KEY, ticket_key
+from shared.settings import EXAMPLE_CONFIG
 from shared.topics import TICKETS, Topics, ensure_topics
 from tests.conftest import SLACK_TOKEN
 from tests.integration.test_replies import post_form
@@ -223,3 +227,63 @@ async def test_an_agents_thread_reply_reaches_the_customer_and_is_marked_or_warn
     assert len(smtp_sink.received) == 2, "the acknowledgement and the first reply"
     # Typed in the thread: not mirrored back into it.
     assert not [c for c in fake_slack.calls_to("chat.postMessage") if "replied:" in c.args.get("text", "")]
+
+
+async def test_a_ticket_handed_to_another_teams_queue_gets_its_card_and_thread_there(
+    services: ServiceProcesses, settings, fake_slack, tmp_path
+):
+    config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    config["teams"].append(
+        {
+            "id": "billing",
+            "name": "Billing",
+            "slack_channel": "C0BILLING",
+            "members": ["chloe"],
+            "sla_policy": "standard",
+        }
+    )
+    path = tmp_path / "two-teams.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    for name in ("router", "notifier"):
+        services.start(name, SWITCHBOARD_CONFIG=str(path))
+    ticket_id = post_form(services.start_http())
+    card, dm = await announced(fake_slack, ticket_id)
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    fields = await redis.hgetall(ticket_key(ticket_id))
+
+    # The lead hands it to billing's queue: the router's read model first, then its event.
+    await redis.hset(ticket_key(ticket_id), "team", "billing")
+    await redis.hdel(ticket_key(ticket_id), "assignee_id", "assignee_name", "assignee_slack_user_id")
+    await publish(
+        settings,
+        TicketQueued(**envelope(ticket_id), team="billing", actor="lena", previous_agent_id=fields["assignee_id"]),
+    )
+
+    [billing_card] = await fake_slack.wait_for_calls(
+        "chat.postMessage", predicate=lambda c: c.args["channel"] == "C0BILLING" and ticket_id in c.args["text"]
+    )
+    billing = billing_card.response
+    assert buttons(fake_slack.message("C0BILLING", billing["ts"])) == [
+        (action_id, ticket_id) for action_id in ACTION_IDS
+    ]
+    # It is the ticket's thread in billing's channel: agents' replies there find the ticket.
+    sent = await sent_events(settings, "announcement", deliveries=2)
+    assert f"slack:C0BILLING:{billing['ts']}" in [key for event in sent for key in event["conversations"]]
+    assert await conversation_ticket(redis, [f"slack:C0BILLING:{billing['ts']}"]) == ticket_id
+    # The cards it left (support's channel, the previous assignee's DM) show where it went.
+    for posted in (card, dm):
+        await fake_slack.wait_for_calls(
+            "chat.update",
+            predicate=lambda c, p=posted: c.args["ts"] == p["ts"] and "Billing" in json.dumps(c.args["blocks"]),
+        )
+
+    # Its thread posts go under billing's card, not support's.
+    await publish(
+        settings,
+        SlaWarning(**envelope(ticket_id), metric="first_response", due_at=datetime.now(UTC), fraction=0.75),
+    )
+    [warning] = await fake_slack.wait_for_calls(
+        "chat.postMessage", predicate=lambda c: "first-response time" in c.args.get("text", "")
+    )
+    assert (warning.args["channel"], warning.args["thread_ts"]) == ("C0BILLING", billing["ts"])
+    await redis.aclose()

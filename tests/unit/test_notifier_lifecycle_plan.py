@@ -23,6 +23,7 @@ from shared.events import (
     SlaWarning,
     StatusChanged,
     TagsChanged,
+    TicketQueued,
 )
 from tests.unit.test_notifier_plan import CONFIG, NOW, OPENED_BY, TICKET, assigned, email, envelope, summary
 
@@ -100,6 +101,45 @@ def test_a_batch_of_changes_updates_each_card_once_keyed_by_the_last_change():
 def test_a_queued_ticket_updates_the_channels_card_only_and_an_sla_warning_updates_it_too():
     warning = SlaWarning(**envelope(), metric="first_response", due_at=NOW, fraction=0.75)
     assert [d.target for d in card_updates([warning], [], view(assignee=None), CONFIG)] == ["slack:C0SUPPORT"]
+
+
+def test_a_ticket_handed_to_another_teams_queue_gets_a_card_there_and_updates_the_cards_it_left():
+    queued = TicketQueued(**envelope(), team="billing", actor="lena", previous_agent_id="ben")
+    # The read model has it in billing's queue already; its card so far is in support's channel.
+    moved = NotifierView(
+        tickets={TICKET: TicketContext(team="billing", opened_by=OPENED_BY, cards=("slack:C0SUPPORT",))}
+    )
+
+    planned = plan(queued, moved, CONFIG)
+    updates = card_updates([queued], planned, moved, CONFIG)
+
+    # The card in billing's channel becomes the ticket's thread there (updated in place if it had one).
+    assert summary(planned) == [(f"{queued.event_id}:channel", "announcement", "slack:C0BILLING")]
+    # Support's card and Ben's DM card show, one last time, where it went.
+    assert summary(updates) == [
+        (f"{queued.event_id}:left-card:slack:C0SUPPORT", "card_update", "slack:C0SUPPORT"),
+        (f"{queued.event_id}:left-dm-card:U0BEN", "card_update", "slack:U0BEN"),
+    ]
+    # Later changes update the cards where the ticket is, not those it left.
+    later = status("pending")
+    assert [d.target for d in card_updates([later], [], moved, CONFIG)] == ["slack:C0BILLING"]
+
+
+def test_a_ticket_assigned_to_another_team_gets_its_card_there_and_the_old_ones_are_updated():
+    event = assigned(team="billing").model_copy(update={"previous_agent_id": "ana"})
+    moved = NotifierView(
+        tickets={
+            TICKET: TicketContext(
+                team="billing", opened_by=OPENED_BY, assignee_slack_user_id="U0BEN", cards=("slack:C0SUPPORT",)
+            )
+        }
+    )
+
+    planned = plan(event, moved, CONFIG)
+    updates = card_updates([event], planned, moved, CONFIG)
+
+    assert [d.target for d in planned] == ["slack:C0BILLING", "slack:U0BEN"]
+    assert [d.target for d in updates] == ["slack:C0SUPPORT", "slack:U0ANA"]
 
 
 # --- rejections ----------------------------------------------------------------------------------

@@ -111,3 +111,57 @@ def test_the_web_chat_frame_and_the_slack_buttons_name_the_resolution():
 def test_the_email_request_carries_the_link():
     body = csat_asks.email_body("SB-1042", "https://help.example/v1/csat/abc")
     assert "https://help.example/v1/csat/abc" in body and "SB-1042" in body
+
+
+# Slack's limits (https://api.slack.com/reference/block-kit/blocks, .../methods/chat.postMessage#truncating).
+SECTION_TEXT, FIELD_TEXT, BUTTON_TEXT, HEADER_TEXT, FALLBACK_TEXT = 3000, 2000, 75, 150, 40_000
+# Escaping makes "&" five characters: the worst a customer can write, repeated up to long texts.
+customer_text = st.builds(
+    lambda piece, times: piece * times,
+    st.text(alphabet=st.sampled_from("&<>\n aé😀"), max_size=8),
+    st.integers(0, 2000),
+) | st.text(max_size=300)
+
+
+def within_slack_limits(built) -> None:
+    assert len(built.blocks) <= 50 and len(built.text) <= FALLBACK_TEXT
+    for block in built.blocks:
+        if block["type"] == "header":
+            assert len(block["text"]["text"]) <= HEADER_TEXT
+        if block["type"] == "section":
+            assert "text" not in block or len(block["text"]["text"]) <= SECTION_TEXT
+            assert len(block.get("fields", [])) <= 10
+            assert all(len(field["text"]) <= FIELD_TEXT for field in block.get("fields", []))
+        if block["type"] == "context":
+            assert all(len(element["text"]) <= SECTION_TEXT for element in block["elements"])
+        if block["type"] == "actions":
+            assert all(len(button["text"]["text"]) <= BUTTON_TEXT for button in block["elements"])
+
+
+@given(
+    subject=customer_text,
+    name=customer_text,
+    email=customer_text,
+    excerpt=customer_text,
+    tags=st.lists(customer_text, max_size=30),
+)
+def test_whatever_the_customer_wrote_keeps_every_block_within_slacks_limits(subject, name, email, excerpt, tags):
+    built = ticket_card(
+        card_state(
+            {**FIELDS, "subject": subject, "tags": json.dumps(tags), "assignee_slack_user_id": ""},
+            contact_name=name,
+            contact_email=email,
+            team_name="Customer Support",
+            excerpt=excerpt,
+        )
+    )
+
+    within_slack_limits(built)
+
+
+def test_a_long_subject_of_ampersands_is_clipped_before_it_is_escaped():
+    built = card(subject="&" * 5000)
+
+    within_slack_limits(built)
+    assert "&amp;…" in built.blocks[0]["text"]["text"]
+    assert "&amp;…" in built.text
