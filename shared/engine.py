@@ -2,7 +2,11 @@
 
 Shape, after getsentry/arroyo:
 - records are fetched in batches (`getmany`); a batch goes to the service's `BatchHandler` whole,
-  in partition order, so the records of one ticket (one key → one partition) are handled in order;
+  each partition's records in offset order, so the records of one ticket (one key → one partition)
+  are handled in order; partitions are interleaved by record time, so that a service reading two
+  topics keyed alike (the router: inbound messages and agents' commands) sees a ticket's message
+  and command in the order they happened. The range assignor gives one instance the same partition
+  numbers of every topic it reads, so one ticket's messages and commands meet in one instance;
 - a record that cannot be decoded into its topic's schema is `InvalidMessage`: it goes to the
   topic's DLQ with its origin (topic, partition, offset, group) and the reason; so does a record the
   handler refuses for good (`BatchResult.rejected`);
@@ -20,6 +24,7 @@ Shape, after getsentry/arroyo:
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import logging
 import time
@@ -30,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, KafkaTimeoutError
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -243,6 +249,9 @@ class ConsumerEngine:
             max_poll_records=self.max_batch,
             fetch_max_wait_ms=100,
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            # Partition n of every subscribed topic to the same instance: topics keyed by ticket ID
+            # put a ticket in the same partition number, so its records meet in one instance.
+            partition_assignment_strategy=(RangePartitionAssignor,),
         )
         consumer.subscribe(list(self._adapters), listener=_Rebalance(self))
         await consumer.start()
@@ -360,10 +369,11 @@ class ConsumerEngine:
         return True
 
     def _decode(self, fetched: dict[TopicPartition, list[Any]]) -> tuple[list[Record[Any]], list[tuple[Record, str]]]:
-        decoded: list[Record[Any]] = []
+        partitions: list[list[Record[Any]]] = []
         invalid: list[tuple[Record[Any], str]] = []
         for tp, records in fetched.items():
             adapter = self._adapters[tp.topic]
+            decoded: list[Record[Any]] = []
             for raw in records:
                 try:
                     value = adapter.validate_json(raw.value or b"")
@@ -374,7 +384,9 @@ class ConsumerEngine:
                     invalid.append((_record(raw, None), f"invalid message: {_summarise(error)}"))
                     continue
                 decoded.append(_record(raw, value))
-        return decoded, invalid
+            partitions.append(decoded)
+        # Each partition stays in offset order (merge never reorders one input), whatever its timestamps.
+        return list(heapq.merge(*partitions, key=lambda record: record.timestamp)), invalid
 
     async def _gate_open(self) -> bool:
         """Whether Redis holds the state our decisions read; while it does not (replay runs), wait."""

@@ -85,8 +85,8 @@ class RouterHandler:
         """Decisions by record ID, in record order; a record twice in the batch is decided once."""
         now = datetime.now(UTC)
         decided: dict[str, Decision] = {}
-        # Agents act on tickets they saw: a batch's messages go before its commands.
-        for record in sorted(records, key=lambda record: not isinstance(record.value, InboundMessage)):
+        # In the engine's order: each partition's in offset order, a ticket's messages and commands by time.
+        for record in records:
             key = _record_id(record)
             if key in decided:
                 continue
