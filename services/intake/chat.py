@@ -88,6 +88,17 @@ def _session_key(token: str) -> str:
     return chat_session_key(chat_session(token))
 
 
+def shown_to_customer(message: dict[str, Any]) -> bool:
+    """Whether a read-model message belongs in the customer's view of the ticket: what they and the agents
+    wrote to each other, not agents' internal notes, messages kept for review, edits or machine mail."""
+    return (
+        message["kind"] == "message"
+        and message["author"] in ("customer", "agent")
+        and not message.get("internal")
+        and not message["review"]
+    )
+
+
 def message_frame(message: dict[str, Any]) -> dict[str, Any]:
     """A read-model message as the chat protocol shows it."""
     return {
@@ -205,7 +216,7 @@ def chat_routes(intake: Intake) -> APIRouter:
                 # Subscribe before replaying, so nothing sent in between is missed.
                 await subscribed.wait()
                 ticket = await read_model.ticket(ticket_id)
-                history = [m for m in (ticket or {}).get("messages", []) if m["kind"] == "message" and not m["review"]]
+                history = [m for m in (ticket or {}).get("messages", []) if shown_to_customer(m)]
                 ids = [m["id"] for m in history]
                 start = ids.index(hello.last_seen) + 1 if hello.last_seen in ids else 0
                 for message in history[start:]:

@@ -12,7 +12,7 @@ from websockets.exceptions import ConnectionClosed
 
 from services.intake.chat import MAX_MESSAGE_CHARS, RATE_MAX_MESSAGES
 from tests.conftest import API_TOKEN, free_port
-from tests.support import ServiceProcesses, reply_as_agent, wait_for_ticket
+from tests.support import ServiceProcesses, reply_as_agent, switchboard_cli, wait_for_ticket
 
 pytestmark = pytest.mark.integration
 
@@ -114,3 +114,32 @@ async def test_chat_works_behind_two_intake_instances(chat_stack, services):
         assert (await next_frame(websocket))["ticket_id"] == session["ticket_id"]
         history = [await next_frame(websocket) for _ in range(2)]
         assert [frame["text"] for frame in history] == ["Hi from A", "Hello, Ana"]
+
+
+async def frames_until_echo(websocket, text: str) -> list[dict]:
+    """Sends `text` and returns what the session pushed before its echo (a reconnect's replay)."""
+    await websocket.send(json.dumps({"type": "message", "text": text}))
+    frames = []
+    while (frame := await next_frame(websocket)).get("text") != text:
+        frames.append(frame)
+    return frames
+
+
+async def test_an_internal_note_is_never_replayed_to_the_customer(chat_stack, services):
+    ws_url = chat_stack.replace("http://", "ws://") + "/v1/chat"
+    async with connect(ws_url) as websocket:
+        await websocket.send(json.dumps({"type": "hello", "name": "Ana"}))
+        session = await next_frame(websocket)
+        await websocket.send(json.dumps({"type": "message", "text": "Where is my parcel?"}))
+        await next_frame(websocket)
+    ticket_id = session["ticket_id"]
+    wait_for_ticket(chat_stack, ticket_id, API_TOKEN, lambda t: t["assignee"] is not None)
+    result = switchboard_cli(services.settings, "ticket", "note", ticket_id, "Customer is on the fraud watch list")
+    assert result.returncode == 0, result.stderr
+    wait_for_ticket(chat_stack, ticket_id, API_TOKEN, lambda t: any(m["internal"] for m in t["messages"]))
+
+    async with connect(ws_url) as websocket:
+        await websocket.send(json.dumps({"type": "hello", "token": session["token"]}))
+        assert (await next_frame(websocket))["ticket_id"] == ticket_id
+        replayed = await frames_until_echo(websocket, "Any news?")
+    assert [frame["text"] for frame in replayed] == ["Where is my parcel?"]
