@@ -143,3 +143,34 @@ async def test_an_internal_note_is_never_replayed_to_the_customer(chat_stack, se
         assert (await next_frame(websocket))["ticket_id"] == ticket_id
         replayed = await frames_until_echo(websocket, "Any news?")
     assert [frame["text"] for frame in replayed] == ["Where is my parcel?"]
+
+
+async def test_writing_in_a_session_whose_ticket_was_closed_opens_a_follow_up_ticket(chat_stack, services):
+    ws_url = chat_stack.replace("http://", "ws://") + "/v1/chat"
+    async with connect(ws_url) as websocket:
+        await websocket.send(json.dumps({"type": "hello", "name": "Ana", "email": "ana@example.com"}))
+        session = await next_frame(websocket)
+        closed = session["ticket_id"]
+        await websocket.send(json.dumps({"type": "message", "text": "My order is late"}))
+        await next_frame(websocket)
+        wait_for_ticket(chat_stack, closed, API_TOKEN, lambda t: t["assignee"] is not None)
+        for status in ("solved", "closed"):
+            result = switchboard_cli(services.settings, "ticket", "status", closed, status)
+            assert result.returncode == 0, result.stderr
+        wait_for_ticket(chat_stack, closed, API_TOKEN, lambda t: t["status"] == "closed")
+
+        # Weeks later, in the same session: a new ticket that follows up on the closed one.
+        await websocket.send(json.dumps({"type": "message", "text": "It broke again"}))
+        moved = await next_frame(websocket)
+        assert moved == {"type": "session", "token": session["token"], "ticket_id": moved["ticket_id"]}
+        follow_up = moved["ticket_id"]
+        assert follow_up != closed and (await next_frame(websocket))["text"] == "It broke again"
+        ticket = wait_for_ticket(chat_stack, follow_up, API_TOKEN, lambda t: t["assignee"] is not None)
+        assert ticket["follow_up_of"] == closed and [m["text"] for m in ticket["messages"]] == ["It broke again"]
+        # The agent's answer on the follow-up reaches the open session.
+        reply_as_agent(services.settings, follow_up, "Sorry, a new one ships today.")
+        assert (await next_frame(websocket))["text"] == "Sorry, a new one ships today."
+
+    async with connect(ws_url) as websocket:
+        await websocket.send(json.dumps({"type": "hello", "token": session["token"]}))
+        assert (await next_frame(websocket))["ticket_id"] == follow_up
