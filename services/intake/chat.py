@@ -7,8 +7,9 @@ tickets) moves the session on, as every channel does: to the ticket it was merge
 ticket following up on it; the session is told the new ticket ID with a `session` frame.
 
 CSAT: after a resolution the notifier pushes a `csat` frame (ticket_id, resolution, scores) on the
-same pub/sub channel; the customer's `{"type": "csat", "resolution": n, "score": s}` rates the
-session's own ticket (a `RateTicket` command) and is answered `{"type": "csat_thanks", "resolution": n}`.
+same pub/sub channel, and a session opened while that request is unanswered gets it again; the
+customer's `{"type": "csat", "resolution": n, "score": s}` rates the session's own ticket (a `RateTicket`
+command) and is answered `{"type": "csat_thanks", "resolution": n}`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from redis.exceptions import RedisError
 
 from services.intake.core import Intake
 from services.intake.csat import publish_rating
-from services.intake.ratings import ChatRating, Rating
+from services.intake.ratings import ChatRating, Rating, chat_request, unanswered_request
 from shared.conversations import chat_channel, chat_session, chat_session_key
 from shared.events import InboundMessage, ReplyRoute, Sender
 from shared.read_model import ReadModel, ticket_key
@@ -246,6 +247,9 @@ def chat_routes(intake: Intake) -> APIRouter:
                 for message in history[start:]:
                     await send(message_frame(message))
                 sent_ids.update(ids[:start])
+                # The notifier's request is pushed once: a page that was away is asked again here.
+                if (resolution := unanswered_request(await read_model.ticket_fields(ticket_id))) is not None:
+                    await send(chat_request(ticket_id, resolution))
                 try:
                     while True:
                         frame = await receive(CustomerFrame)

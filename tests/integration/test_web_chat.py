@@ -174,3 +174,39 @@ async def test_writing_in_a_session_whose_ticket_was_closed_opens_a_follow_up_ti
     async with connect(ws_url) as websocket:
         await websocket.send(json.dumps({"type": "hello", "token": session["token"]}))
         assert (await next_frame(websocket))["ticket_id"] == follow_up
+
+
+async def test_a_page_away_when_the_ticket_was_solved_is_asked_for_its_rating_when_it_comes_back(services):
+    # No notifier: the pushed request is missed for sure; the session asks when it opens.
+    services.start("router")
+    base_url = services.start_http()
+    ws_url = base_url.replace("http://", "ws://") + "/v1/chat"
+    async with connect(ws_url) as websocket:
+        await websocket.send(json.dumps({"type": "hello", "name": "Ana"}))
+        session = await next_frame(websocket)
+        await websocket.send(json.dumps({"type": "message", "text": "My order is late"}))
+        await next_frame(websocket)
+    ticket_id = session["ticket_id"]
+    wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda t: t["assignee"] is not None)
+    reply_as_agent(services.settings, ticket_id, "It ships today.")
+    wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda t: t["public_replies"] == 1)
+    result = switchboard_cli(services.settings, "ticket", "status", ticket_id, "solved")
+    assert result.returncode == 0, result.stderr
+    wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda t: t["status"] == "solved")
+
+    request = {"type": "csat", "ticket_id": ticket_id, "resolution": 1, "scores": [1, 2, 3, 4, 5]}
+    async with connect(ws_url) as websocket:
+        await websocket.send(json.dumps({"type": "hello", "token": session["token"]}))
+        frames = [await next_frame(websocket) for _ in range(4)]
+        assert [frame["type"] for frame in frames] == ["session", "message", "message", "csat"]
+        assert frames[-1] == request
+        await websocket.send(json.dumps({"type": "csat", "resolution": 1, "score": 5}))
+        assert await next_frame(websocket) == {"type": "csat_thanks", "resolution": 1}
+    wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda t: t["csat"] is not None)
+
+    # Rated: the page is not asked again.
+    async with connect(ws_url) as websocket:
+        await websocket.send(json.dumps({"type": "hello", "token": session["token"]}))
+        assert (await next_frame(websocket))["type"] == "session"
+        replayed = await frames_until_echo(websocket, "Thanks!")
+    assert [frame["type"] for frame in replayed] == ["message", "message"]
