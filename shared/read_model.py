@@ -190,6 +190,8 @@ def _fields(event: TicketEvent) -> dict[str, str]:
                 "status": event.to_status,
                 "resolutions": str(event.resolution),
                 **({moment: event.occurred_at.isoformat()} if moment else {}),
+                # The resolution the customer was asked to rate, so a chat page that was away asks again.
+                **({"csat_asked": str(event.resolution)} if event.csat_route else {}),
             }
         case PriorityChanged():
             return {"priority": event.to_priority}

@@ -2,11 +2,14 @@
 
 Frames are JSON text (SPEC §2). Sessions live in Redis, so a reconnect to any intake-http
 instance resumes the ticket, and agent replies reach the session through Redis pub/sub wherever
-it is connected.
+it is connected. A customer writing in a session whose ticket was closed meanwhile (sessions outlive
+tickets) moves the session on, as every channel does: to the ticket it was merged into, else to a new
+ticket following up on it; the session is told the new ticket ID with a `session` frame.
 
 CSAT: after a resolution the notifier pushes a `csat` frame (ticket_id, resolution, scores) on the
-same pub/sub channel; the customer's `{"type": "csat", "resolution": n, "score": s}` rates the
-session's own ticket (a `RateTicket` command) and is answered `{"type": "csat_thanks", "resolution": n}`.
+same pub/sub channel, and a session opened while that request is unanswered gets it again; the
+customer's `{"type": "csat", "resolution": n, "score": s}` rates the session's own ticket (a `RateTicket`
+command) and is answered `{"type": "csat_thanks", "resolution": n}`.
 """
 
 from __future__ import annotations
@@ -28,10 +31,10 @@ from redis.exceptions import RedisError
 
 from services.intake.core import Intake
 from services.intake.csat import publish_rating
-from services.intake.ratings import ChatRating, Rating
+from services.intake.ratings import ChatRating, Rating, chat_request, unanswered_request
 from shared.conversations import chat_channel, chat_session, chat_session_key
 from shared.events import InboundMessage, ReplyRoute, Sender
-from shared.read_model import ReadModel
+from shared.read_model import ReadModel, ticket_key
 from shared.state import RESTORED_KEY
 
 logger = logging.getLogger(__name__)
@@ -140,7 +143,22 @@ def chat_routes(intake: Intake) -> APIRouter:
             count, _ = await pipe.execute()
         return count <= RATE_MAX_MESSAGES
 
-    async def publish(token: str, session: dict[str, Any], text: str) -> dict[str, Any]:
+    async def carry_on(token: str, session: dict[str, Any]) -> str | None:
+        """Moves the session off a closed ticket before the customer writes on it, as every channel does
+        (`Intake.resolve_ticket`): to the ticket it was merged into, else to a new ticket that follows up
+        on it. Returns the closed ticket followed up on, if any; `session` holds the ticket from now on."""
+        ticket_id = session["ticket_id"]
+        if await intake.redis.hget(ticket_key(ticket_id), "status") != "closed":
+            return None
+        # Keyed by session and closed ticket: two tabs of one session writing at once get one follow-up.
+        ticket_id, follow_up_of = await intake.ticket_ids.resolve(
+            f"{chat_session(token)}:after:{ticket_id}", found=ticket_id, lookup=(), remember=()
+        )
+        session["ticket_id"] = ticket_id
+        await intake.redis.set(_session_key(token), json.dumps(session), keepttl=True)
+        return follow_up_of
+
+    async def publish(token: str, session: dict[str, Any], text: str, follow_up_of: str | None) -> dict[str, Any]:
         channel_key = f"chat:{hashlib.sha256(token.encode()).hexdigest()[:16]}:{uuid.uuid4()}"
         message_id = intake.message_id(channel_key)
         ticket_id = session["ticket_id"]
@@ -159,6 +177,7 @@ def chat_routes(intake: Intake) -> APIRouter:
                 received_at=now,
                 # The session (its token's hash) leads to the ticket: replay restores it from here.
                 conversations=[chat_session(token)],
+                follow_up_of=follow_up_of,
             )
         )
         return {"type": "message", "id": str(message_id), "from": "customer", "text": text, "at": now.isoformat()}
@@ -211,10 +230,16 @@ def chat_routes(intake: Intake) -> APIRouter:
             ticket_id = session["ticket_id"]
             await send({"type": "session", "token": token, "ticket_id": ticket_id})
             async with asyncio.TaskGroup() as tasks:
-                subscribed = asyncio.Event()
-                forwarder = tasks.create_task(forward_agent_replies(ticket_id, subscribed))
+
+                async def follow(ticket_id: str) -> asyncio.Task[None]:
+                    """Pushes the ticket's agent replies from now on (the subscription is in place on return)."""
+                    subscribed = asyncio.Event()
+                    forwarder = tasks.create_task(forward_agent_replies(ticket_id, subscribed))
+                    await subscribed.wait()
+                    return forwarder
+
                 # Subscribe before replaying, so nothing sent in between is missed.
-                await subscribed.wait()
+                forwarder = await follow(ticket_id)
                 ticket = await read_model.ticket(ticket_id)
                 history = [m for m in (ticket or {}).get("messages", []) if shown_to_customer(m)]
                 ids = [m["id"] for m in history]
@@ -222,6 +247,9 @@ def chat_routes(intake: Intake) -> APIRouter:
                 for message in history[start:]:
                     await send(message_frame(message))
                 sent_ids.update(ids[:start])
+                # The notifier's request is pushed once: a page that was away is asked again here.
+                if (resolution := unanswered_request(await read_model.ticket_fields(ticket_id))) is not None:
+                    await send(chat_request(ticket_id, resolution))
                 try:
                     while True:
                         frame = await receive(CustomerFrame)
@@ -234,7 +262,13 @@ def chat_routes(intake: Intake) -> APIRouter:
                             await publish_rating(intake, Rating(ticket_id, frame.resolution, frame.score))
                             await send({"type": "csat_thanks", "resolution": frame.resolution})
                         else:
-                            await send(await publish(token, session, frame.text))
+                            follow_up_of = await carry_on(token, session)
+                            if session["ticket_id"] != ticket_id:
+                                forwarder.cancel()
+                                ticket_id = session["ticket_id"]
+                                forwarder = await follow(ticket_id)
+                                await send({"type": "session", "token": token, "ticket_id": ticket_id})
+                            await send(await publish(token, session, frame.text, follow_up_of))
                 finally:
                     forwarder.cancel()
         except* WebSocketDisconnect:

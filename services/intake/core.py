@@ -80,7 +80,8 @@ class Intake:
 
         A message seen before keeps its ticket; otherwise the ticket the channel `found` by its own
         means (e.g. a subject tag), else the first conversation in `lookup` that has a ticket,
-        else a new ticket ID; a closed ticket found so gets a new follow-up ticket instead (issue #10:
+        else a new ticket ID; a merged ticket found so stands for the ticket it was merged into; a closed
+        ticket found so gets a new follow-up ticket instead (issue #10:
         `follow_up_of` names it) unless `follows_up` is False (machine mail stays on the closed ticket).
         The conversations in `remember` then lead to that ticket. Raises
         StateNotRestored (a RedisError: "try again later") while Redis lost its state.

@@ -5,7 +5,8 @@ The wire formats are fixed between intake and the notifier (which asks for the r
 
 - Telegram inline keyboard `callback_data`: `csat:<ticket_id>:<resolution>:<score>` (≤ 64 bytes, Bot API
   InlineKeyboardButton).
-- web chat, client → server: `{"type": "csat", "resolution": n, "score": s}` (the session names the ticket).
+- web chat, client → server: `{"type": "csat", "resolution": n, "score": s}` (the session names the ticket);
+  server → client `{"type": "csat", "ticket_id", "resolution", "scores": [1, 2, 3, 4, 5]}`.
 - the rating page: fields `score` (1–5) and an optional `comment` (≤ 2,000 characters).
 
 Every rating is the command `RateTicket(agent_id="customer")` with the ID `derived_id("csat", ticket_id,
@@ -15,6 +16,7 @@ resolution)`: rating the same resolution twice is the same command, and the rout
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
@@ -87,6 +89,25 @@ class ChatRating(BaseModel):
     type: Literal["csat"]
     resolution: int = Field(ge=1, strict=True)
     score: int = Field(ge=MIN_SCORE, le=MAX_SCORE, strict=True)
+
+
+def unanswered_request(ticket: Mapping[str, str]) -> int | None:
+    """The resolution a customer was asked to rate and has not, while the ticket stays solved, from its
+    read-model HASH (`status`, `resolutions`, `csat_asked`, `csat_resolution`); else None. A web-chat page
+    that was away when the request was pushed shows it when it comes back. Never raises."""
+    try:
+        asked, resolutions = int(ticket.get("csat_asked", 0)), int(ticket.get("resolutions", 0))
+        rated = int(ticket.get("csat_resolution", 0))
+    except ValueError:
+        return None
+    if ticket.get("status") != "solved" or asked < 1 or asked != resolutions or rated >= asked:
+        return None
+    return asked
+
+
+def chat_request(ticket_id: str, resolution: int) -> dict[str, object]:
+    """The web chat's server → client rating request, as the notifier pushes it."""
+    return {"type": "csat", "ticket_id": ticket_id, "resolution": resolution, "scores": list(SCORES)}
 
 
 @dataclass(frozen=True)

@@ -178,6 +178,19 @@ def rating_command(click: Click, now: datetime) -> RateTicket:
         raise Refused("This rating is out of range; nothing was recorded.") from None
 
 
+NOT_YOUR_RATING = "This rating is not yours to give; nothing was recorded."
+
+
+def rating_thread(click: Click) -> str | None:
+    """The conversation (`slack:<channel>:<thread ts>`) of the thread a CSAT button was clicked in: the
+    rating counts only when that thread leads to the rated ticket (the customer's own), as a Telegram
+    rating counts only from the ticket's chat. None for a click without its channel or message."""
+    thread_ts = click.thread_ts or click.message_ts
+    if click.channel_id is None or thread_ts is None:
+        return None
+    return f"slack:{click.channel_id}:{thread_ts}"
+
+
 # --- Modal submissions ----------------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from services.intake.slack_agents import (
     CSAT_BUTTON,
     FILES_NOT_SENT,
     NOT_AN_AGENT,
+    NOT_YOUR_RATING,
     Click,
     InputErrors,
     Refused,
@@ -35,6 +36,7 @@ from services.intake.slack_agents import (
     click_of,
     modal_origin,
     rating_command,
+    rating_thread,
     submission_of,
     submitted_command,
     team_channels,
@@ -117,6 +119,9 @@ class SlackAgents:
             if agent is not None:
                 raise Refused("Ratings are the customer's to give.")
             rating = rating_command(click, now)
+            thread = rating_thread(click)
+            if thread is None or await conversation_ticket(self.intake.redis, [thread]) != rating.ticket_id:
+                raise Refused(NOT_YOUR_RATING)
             await self._publish(rating)
             thanks = f"Thank you! Your rating ({rating.score}/5) is recorded."
             await self._tell(client, click.channel_id, click.user_id, thanks)

@@ -22,6 +22,8 @@ from shared.read_model import ticket_key
 from shared.state import RESTORED_KEY, StateNotRestored
 
 _NOT_RESTORED = "SBNOTRESTORED"
+# Merges chained (A into B, B later into C) that a message is carried through; a bound, not a real limit.
+_MERGE_HOPS = 8
 _MINT = f"""
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return redis.error_reply('{_NOT_RESTORED} Switchboard state not restored')
@@ -31,11 +33,21 @@ return redis.call('INCR', KEYS[2])
 # The ticket of a channel message, in one atomic step: the one it got before (KEYS[3]), else the
 # one the channel found (ARGV[1]), else the first conversation of KEYS[4 .. 3+ARGV[2]] that has one,
 # else a new ID (refused while the state is not restored, KEYS[1]; counter KEYS[2]). A ticket found
-# that is closed (its read-model HASH, ARGV[6] .. ID) gets a new follow-up ticket instead when ARGV[7]
-# is '1' (a person wrote), remembered at ARGV[5]. The message then keeps its ticket, and the remaining
-# KEYS (conversations) lead to it. Returns {ticket, the closed ticket it follows up on or ''}.
+# that was merged (closed, `merged_into` on its read-model HASH, ARGV[6] .. ID) stands for the ticket
+# it was merged into (through at most _MERGE_HOPS merges). A ticket found that is closed gets a new
+# follow-up ticket instead when ARGV[7] is '1' (a person wrote), remembered at ARGV[5]. The message then
+# keeps its ticket, and the remaining KEYS (conversations) lead to it. Returns {ticket, the closed
+# ticket it follows up on or ''}.
 _RESOLVE = f"""
 local lookups = tonumber(ARGV[2])
+local function merge_target(ticket)
+  for _ = 1, {_MERGE_HOPS} do
+    local row = redis.call('HMGET', ARGV[6] .. ticket, 'status', 'merged_into')
+    if row[1] ~= 'closed' or not row[2] then return ticket end
+    ticket = row[2]
+  end
+  return ticket
+end
 local ticket = redis.call('GET', KEYS[3])
 local follow_up = ''
 if ticket then
@@ -46,6 +58,7 @@ else
     if ticket then break end
     ticket = redis.call('GET', KEYS[i])
   end
+  if ticket then ticket = merge_target(ticket) end
   if ticket and ARGV[7] == '1' and redis.call('HGET', ARGV[6] .. ticket, 'status') == 'closed' then
     follow_up = ticket
     ticket = false

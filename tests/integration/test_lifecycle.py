@@ -322,3 +322,24 @@ async def test_a_customer_writing_on_a_closed_ticket_opens_a_follow_up_ticket(ha
     ticket = await handler.read_model.ticket(follow_up)
     assert (ticket["status"], ticket["follow_up_of"]) == ("new", first)
     assert (await handler.read_model.ticket(first))["status"] == "closed"
+
+
+async def test_a_customer_writing_on_a_merged_ticket_joins_the_ticket_it_was_merged_into(handler):
+    ids = TicketIds(handler.read_model.redis, "SB")
+    chat = ["telegram:chat:8"]
+    duplicate, _ = await ids.resolve("telegram:update:11", found=None, lookup=chat, remember=chat)
+    kept, _ = await ids.resolve("form:kept", found=None, lookup=(), remember=())
+    await handle(handler, [inbound(duplicate, "hal@example.com"), inbound(kept, "hal@example.com")])
+    await handle(handler, [command(MergeTicket, duplicate, "ana", into_ticket_id=kept)])
+    assert (await handler.read_model.ticket(duplicate))["status"] == "closed"
+
+    # The duplicate's thread (and its ID in a subject) now lead to the ticket it was merged into.
+    assert await ids.resolve("telegram:update:12", found=None, lookup=chat, remember=chat) == (kept, None)
+    assert await ids.resolve("email:re-subject", found=duplicate, lookup=(), remember=()) == (kept, None)
+    assert await ids.resolve("telegram:update:13", found=None, lookup=chat, remember=chat) == (kept, None)
+
+    # Once that one is closed too, the customer gets a follow-up of it, not of the dead duplicate.
+    await handle(handler, [command(SetStatus, kept, "ana", status="solved")])
+    await handle(handler, [command(SetStatus, kept, "ana", status="closed")])
+    follow_up, follows = await ids.resolve("telegram:update:14", found=None, lookup=chat, remember=chat)
+    assert follow_up not in (kept, duplicate) and follows == kept

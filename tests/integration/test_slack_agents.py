@@ -361,15 +361,44 @@ async def test_sb_show_and_queue_answer_from_the_read_model(slack):
     assert (await slack.slash(ANA, "dance")).json()["text"].startswith("`/sb dance` is not")
 
 
+SHARED_CHANNEL = "C0SHARED"  # a Slack Connect channel with a customer
+
+
+def csat_button(value: str, thread_ts: str, channel: str = SHARED_CHANNEL) -> dict:
+    """A click on a CSAT button that the notifier posted in the customer's thread `thread_ts`."""
+    pressed = button("sb_csat", STRANGER, value)
+    pressed["container"]["channel_id"] = pressed["channel"]["id"] = channel
+    pressed["message"]["thread_ts"] = thread_ts
+    return pressed
+
+
 async def test_a_slack_connect_customer_s_csat_button_is_one_rating(slack, slack_api):
-    press = button("sb_csat", STRANGER, "SB-1042:1:5")
-    again = button("sb_csat", STRANGER, "SB-1042:1:3")  # a second click on the same request
+    thread_ts = next_ts()
+    await remember_conversation(slack.redis, [f"slack:{SHARED_CHANNEL}:{thread_ts}"], TICKET)
+    press = csat_button("SB-1042:1:5", thread_ts)
+    again = csat_button("SB-1042:1:3", thread_ts)  # a second click on the same request
     assert (await slack.interact(press)).status_code == (await slack.interact(again)).status_code == 200
     first, second = await slack.commands(2)
     assert isinstance(first, RateTicket) and (first.agent_id, first.resolution, first.score) == ("customer", 1, 5)
     # One rating per resolution: the router keeps the first of the two, by their common ID.
     assert first.event_id == second.event_id == derived_id("csat", TICKET, 1)
     assert [call.args["user"] for call in slack_api.calls_to("chat.postEphemeral")] == [STRANGER, STRANGER]
+
+
+async def test_a_csat_button_rates_only_the_ticket_of_the_thread_it_sits_in(slack, slack_api):
+    thread_ts, other_thread = next_ts(), next_ts()
+    await remember_conversation(slack.redis, [f"slack:{SHARED_CHANNEL}:{thread_ts}"], TICKET)
+    await remember_conversation(slack.redis, [f"slack:{SHARED_CHANNEL}:{other_thread}"], "SB-1043")
+    forged = [
+        csat_button("SB-1042:1:1", other_thread),  # another customer's thread
+        csat_button("SB-1042:1:1", thread_ts, channel="C0ELSEWHERE"),  # a thread of no ticket
+        button("sb_csat", STRANGER, "SB-1042:1:1"),  # the team channel's card
+    ]
+    for pressed in forged:
+        assert (await slack.interact(pressed)).status_code == 200
+    told = slack_api.calls_to("chat.postEphemeral")
+    assert [call.args["text"] for call in told] == ["This rating is not yours to give; nothing was recorded."] * 3
+    assert await slack.no_commands()
 
 
 async def test_a_non_agent_s_modal_submission_is_refused_on_its_field(slack):

@@ -12,7 +12,7 @@ from websockets.exceptions import ConnectionClosed
 
 from services.intake.chat import MAX_MESSAGE_CHARS, RATE_MAX_MESSAGES
 from tests.conftest import API_TOKEN, free_port
-from tests.support import ServiceProcesses, reply_as_agent, wait_for_ticket
+from tests.support import ServiceProcesses, reply_as_agent, switchboard_cli, wait_for_ticket
 
 pytestmark = pytest.mark.integration
 
@@ -114,3 +114,99 @@ async def test_chat_works_behind_two_intake_instances(chat_stack, services):
         assert (await next_frame(websocket))["ticket_id"] == session["ticket_id"]
         history = [await next_frame(websocket) for _ in range(2)]
         assert [frame["text"] for frame in history] == ["Hi from A", "Hello, Ana"]
+
+
+async def frames_until_echo(websocket, text: str) -> list[dict]:
+    """Sends `text` and returns what the session pushed before its echo (a reconnect's replay)."""
+    await websocket.send(json.dumps({"type": "message", "text": text}))
+    frames = []
+    while (frame := await next_frame(websocket)).get("text") != text:
+        frames.append(frame)
+    return frames
+
+
+async def test_an_internal_note_is_never_replayed_to_the_customer(chat_stack, services):
+    ws_url = chat_stack.replace("http://", "ws://") + "/v1/chat"
+    async with connect(ws_url) as websocket:
+        await websocket.send(json.dumps({"type": "hello", "name": "Ana"}))
+        session = await next_frame(websocket)
+        await websocket.send(json.dumps({"type": "message", "text": "Where is my parcel?"}))
+        await next_frame(websocket)
+    ticket_id = session["ticket_id"]
+    wait_for_ticket(chat_stack, ticket_id, API_TOKEN, lambda t: t["assignee"] is not None)
+    result = switchboard_cli(services.settings, "ticket", "note", ticket_id, "Customer is on the fraud watch list")
+    assert result.returncode == 0, result.stderr
+    wait_for_ticket(chat_stack, ticket_id, API_TOKEN, lambda t: any(m["internal"] for m in t["messages"]))
+
+    async with connect(ws_url) as websocket:
+        await websocket.send(json.dumps({"type": "hello", "token": session["token"]}))
+        assert (await next_frame(websocket))["ticket_id"] == ticket_id
+        replayed = await frames_until_echo(websocket, "Any news?")
+    assert [frame["text"] for frame in replayed] == ["Where is my parcel?"]
+
+
+async def test_writing_in_a_session_whose_ticket_was_closed_opens_a_follow_up_ticket(chat_stack, services):
+    ws_url = chat_stack.replace("http://", "ws://") + "/v1/chat"
+    async with connect(ws_url) as websocket:
+        await websocket.send(json.dumps({"type": "hello", "name": "Ana", "email": "ana@example.com"}))
+        session = await next_frame(websocket)
+        closed = session["ticket_id"]
+        await websocket.send(json.dumps({"type": "message", "text": "My order is late"}))
+        await next_frame(websocket)
+        wait_for_ticket(chat_stack, closed, API_TOKEN, lambda t: t["assignee"] is not None)
+        for status in ("solved", "closed"):
+            result = switchboard_cli(services.settings, "ticket", "status", closed, status)
+            assert result.returncode == 0, result.stderr
+        wait_for_ticket(chat_stack, closed, API_TOKEN, lambda t: t["status"] == "closed")
+
+        # Weeks later, in the same session: a new ticket that follows up on the closed one.
+        await websocket.send(json.dumps({"type": "message", "text": "It broke again"}))
+        moved = await next_frame(websocket)
+        assert moved == {"type": "session", "token": session["token"], "ticket_id": moved["ticket_id"]}
+        follow_up = moved["ticket_id"]
+        assert follow_up != closed and (await next_frame(websocket))["text"] == "It broke again"
+        ticket = wait_for_ticket(chat_stack, follow_up, API_TOKEN, lambda t: t["assignee"] is not None)
+        assert ticket["follow_up_of"] == closed and [m["text"] for m in ticket["messages"]] == ["It broke again"]
+        # The agent's answer on the follow-up reaches the open session.
+        reply_as_agent(services.settings, follow_up, "Sorry, a new one ships today.")
+        assert (await next_frame(websocket))["text"] == "Sorry, a new one ships today."
+
+    async with connect(ws_url) as websocket:
+        await websocket.send(json.dumps({"type": "hello", "token": session["token"]}))
+        assert (await next_frame(websocket))["ticket_id"] == follow_up
+
+
+async def test_a_page_away_when_the_ticket_was_solved_is_asked_for_its_rating_when_it_comes_back(services):
+    # No notifier: the pushed request is missed for sure; the session asks when it opens.
+    services.start("router")
+    base_url = services.start_http()
+    ws_url = base_url.replace("http://", "ws://") + "/v1/chat"
+    async with connect(ws_url) as websocket:
+        await websocket.send(json.dumps({"type": "hello", "name": "Ana"}))
+        session = await next_frame(websocket)
+        await websocket.send(json.dumps({"type": "message", "text": "My order is late"}))
+        await next_frame(websocket)
+    ticket_id = session["ticket_id"]
+    wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda t: t["assignee"] is not None)
+    reply_as_agent(services.settings, ticket_id, "It ships today.")
+    wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda t: t["public_replies"] == 1)
+    result = switchboard_cli(services.settings, "ticket", "status", ticket_id, "solved")
+    assert result.returncode == 0, result.stderr
+    wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda t: t["status"] == "solved")
+
+    request = {"type": "csat", "ticket_id": ticket_id, "resolution": 1, "scores": [1, 2, 3, 4, 5]}
+    async with connect(ws_url) as websocket:
+        await websocket.send(json.dumps({"type": "hello", "token": session["token"]}))
+        frames = [await next_frame(websocket) for _ in range(4)]
+        assert [frame["type"] for frame in frames] == ["session", "message", "message", "csat"]
+        assert frames[-1] == request
+        await websocket.send(json.dumps({"type": "csat", "resolution": 1, "score": 5}))
+        assert await next_frame(websocket) == {"type": "csat_thanks", "resolution": 1}
+    wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda t: t["csat"] is not None)
+
+    # Rated: the page is not asked again.
+    async with connect(ws_url) as websocket:
+        await websocket.send(json.dumps({"type": "hello", "token": session["token"]}))
+        assert (await next_frame(websocket))["type"] == "session"
+        replayed = await frames_until_echo(websocket, "Thanks!")
+    assert [frame["type"] for frame in replayed] == ["message", "message"]

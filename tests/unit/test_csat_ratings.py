@@ -19,6 +19,7 @@ from services.intake.ratings import (
     parse_callback_data,
     rating_command,
     read_rating_form,
+    unanswered_request,
 )
 from services.intake.telegram_callbacks import ButtonPress, read_callback_query
 from shared.ids import derived_id, format_ticket_id
@@ -206,3 +207,34 @@ def test_the_pages_load_nothing_from_elsewhere_and_leak_no_referrer():
         assert "http://" not in page and "https://" not in page and "<script" not in page
     assert PAGE_HEADERS["Referrer-Policy"] == "no-referrer"
     assert "default-src 'none'" in PAGE_HEADERS["Content-Security-Policy"]
+
+
+ASKED = {"status": "solved", "resolutions": "2", "csat_asked": "2", "csat_resolution": "1"}
+
+
+def test_a_solved_ticket_asked_for_a_rating_not_given_asks_again():
+    assert unanswered_request(ASKED) == 2
+    assert unanswered_request({key: value for key, value in ASKED.items() if key != "csat_resolution"}) == 2
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"csat_resolution": "2"},  # rated already
+        {"status": "open"},  # reopened: the request lapsed
+        {"status": "closed"},
+        {"resolutions": "3", "status": "solved"},  # solved again without a request (no public reply)
+        {"csat_asked": None},  # never asked (a merge, an auto-close, no public reply)
+        {"csat_asked": "x"},
+    ],
+    ids=["rated", "reopened", "closed", "later-resolution-not-asked", "never-asked", "garbled"],
+)
+def test_no_request_is_repeated_when_it_was_answered_lapsed_or_never_made(changed):
+    ticket = {key: value for key, value in {**ASKED, **changed}.items() if value is not None}
+    assert unanswered_request(ticket) is None
+
+
+@given(st.dictionaries(st.sampled_from(["status", "resolutions", "csat_asked", "csat_resolution"]), st.text()))
+def test_any_hash_gives_a_resolution_asked_or_none(ticket):
+    resolution = unanswered_request(ticket)
+    assert resolution is None or (ticket["status"] == "solved" and resolution >= 1)

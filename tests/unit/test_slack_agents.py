@@ -15,6 +15,7 @@ from services.intake.slack_agents import (
     click_of,
     modal_origin,
     rating_command,
+    rating_thread,
     submission_of,
     submitted_command,
     thread_command,
@@ -95,6 +96,18 @@ def test_a_csat_button_is_the_customer_s_rating_of_that_resolution():
     assert isinstance(rating, RateTicket)
     assert (rating.ticket_id, rating.resolution, rating.score, rating.agent_id) == ("SB-1042", 2, 4, "customer")
     assert rating.event_id == derived_id("csat", "SB-1042", 2)
+
+
+def test_a_csat_button_counts_in_the_thread_it_was_clicked_in():
+    in_thread = press("sb_csat", "SB-1042:1:5", user="U0CUSTOMER")
+    in_thread["container"]["channel_id"] = "C0SHARED"
+    in_thread["message"]["thread_ts"] = "1764580000.000001"
+    assert rating_thread(click_of(in_thread)) == "slack:C0SHARED:1764580000.000001"
+    # Posted as the thread's root (no thread_ts), the message is the thread.
+    assert rating_thread(click_of(press("sb_csat", "SB-1042:1:5"))) == "slack:C0SUPPORT:1764590000.000100"
+    nowhere = press("sb_csat", "SB-1042:1:5")
+    del nowhere["container"], nowhere["channel"]
+    assert rating_thread(click_of(nowhere)) is None
 
 
 @given(st.one_of(st.text(max_size=60), st.from_regex(r"\ASB-\d{1,6}:\d{1,3}:\d\Z")))
