@@ -55,6 +55,7 @@ STATE_WAIT = "Redis state (run `switchboard replay`)"
 # How long a rebalance or a shutdown waits for pending effects before leaving them to be redone.
 REVOKE_SETTLE_SECONDS = 20.0
 SHUTDOWN_SETTLE_SECONDS = 10.0
+CONSUMER_STOP_SECONDS = 5.0
 
 
 def is_infrastructure_outage(error: BaseException) -> bool:
@@ -281,7 +282,13 @@ class ConsumerEngine:
                     await self._settle(consumer, wait=True)
             except (TimeoutError, asyncio.CancelledError, KafkaError):
                 pass
-            await consumer.stop()
+            try:
+                # Leaving the group waits for the coordinator's answer, up to the request timeout (40 s)
+                # when it is not ready (a group still joining): the group times a silent member out anyway.
+                async with asyncio.timeout(CONSUMER_STOP_SECONDS):
+                    await consumer.stop()
+            except TimeoutError:
+                logger.warning("consumer did not leave its group in time; the group will time it out")
 
     async def _handle_fetched(self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[Any]]) -> None:
         # A partition stopped meanwhile (e.g. by the previous batch) may still have had records prefetched.
