@@ -136,17 +136,7 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
             team = team_of(ticket.team, config)
             lead = slack_user(team.lead, config)
             mention = lead if isinstance(event, SlaBreached) and lead else ticket.assignee_slack_user_id
-            return [
-                Delivery(
-                    key=f"{event.event_id}:sla",
-                    ticket_id=event.ticket_id,
-                    purpose="sla",
-                    target=f"slack:{team.slack_channel}",
-                    text=sla_text(event, mention),
-                    correlation_id=event.correlation_id,
-                    in_thread=True,
-                )
-            ]
+            return [_thread_post(event, "sla", "sla", team.id, sla_text(event, mention), config)]
         case CommandRejected(origin=origin) if origin is not None:
             return [_ephemeral(f"{event.event_id}:rejection", event, origin.user_id, origin.channel_id, event.reason)]
         case StatusChanged(csat_route=route) if route is not None:
@@ -154,17 +144,8 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
         case CsatRated() if event.score <= csat_asks.LOW_SCORE:
             team = team_of(event.team, config)
             mention = slack_user(team.lead, config) or slack_user(event.assignee_id, config)
-            return [
-                Delivery(
-                    key=f"{event.event_id}:low-score",
-                    ticket_id=event.ticket_id,
-                    purpose="csat",
-                    target=f"slack:{team.slack_channel}",
-                    text=csat_asks.low_score_text(event.ticket_id, event.score, event.comment, mention),
-                    correlation_id=event.correlation_id,
-                    in_thread=True,
-                )
-            ]
+            text = csat_asks.low_score_text(event.ticket_id, event.score, event.comment, mention)
+            return [_thread_post(event, "low-score", "csat", event.team, text, config)]
     return []
 
 
@@ -293,17 +274,7 @@ def reply_outcome(
         ]
     if failure is None:
         return []
-    return [
-        Delivery(
-            key=f"{event.event_id}:undelivered",
-            ticket_id=event.ticket_id,
-            purpose="mirror",
-            target=f"slack:{team_of(ticket.team, config).slack_channel}",
-            text=f":warning: {undelivered_text(failure)}",
-            correlation_id=event.correlation_id,
-            in_thread=True,
-        )
-    ]
+    return [_thread_post(event, "undelivered", "mirror", ticket.team, f":warning: {undelivered_text(failure)}", config)]
 
 
 def _reply(reply: MessageAdded, view: NotifierView) -> Delivery | str:
@@ -372,11 +343,18 @@ def slack_user(agent_id: str | None, config: DeskConfig) -> str | None:
 
 
 def _mirror(event: MessageAdded, text: str, config: DeskConfig, ticket: TicketContext) -> Delivery:
+    return _thread_post(event, "mirror", "mirror", ticket.team, text, config)
+
+
+def _thread_post(
+    event: TicketEvent, suffix: str, purpose: NotificationPurpose, team_id: str, text: str, config: DeskConfig
+) -> Delivery:
+    """A post in the ticket's thread (its card) in `team_id`'s channel, made once per event and `suffix`."""
     return Delivery(
-        key=f"{event.event_id}:mirror",
+        key=f"{event.event_id}:{suffix}",
         ticket_id=event.ticket_id,
-        purpose="mirror",
-        target=f"slack:{team_of(ticket.team, config).slack_channel}",
+        purpose=purpose,
+        target=f"slack:{team_of(team_id, config).slack_channel}",
         text=text,
         correlation_id=event.correlation_id,
         in_thread=True,
