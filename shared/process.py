@@ -60,7 +60,7 @@ class ServiceProcess:
         engine = ConsumerEngine(
             name=self.name,
             bootstrap=self.bootstrap,
-            group_id=group_id,
+            group_id=self.topics.group(group_id),
             topics=self.topics,
             specs=specs,
             handler=handler,

@@ -109,6 +109,11 @@ class Topics:
     def name(self, spec: TopicSpec) -> str:
         return f"{self.prefix}{spec.name}"
 
+    def group(self, group_id: str) -> str:
+        """A consumer group's name in this deployment: stacks sharing a cluster must not share (and
+        rebalance) each other's groups."""
+        return f"{self.prefix}{group_id}"
+
     def dlq(self, spec_or_name: TopicSpec | str) -> str:
         name = self.name(spec_or_name) if isinstance(spec_or_name, TopicSpec) else spec_or_name
         return f"{name}{DLQ_SUFFIX}"

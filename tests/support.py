@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,8 +142,11 @@ class ServiceProcesses:
         self.running.clear()
 
 
-async def read_topic(bootstrap: str, topic: str, *, at_least: int, timeout: float = 30) -> list:
-    """Every record on `topic` from the beginning, once at least `at_least` have arrived."""
+async def read_topic(
+    bootstrap: str, topic: str, *, at_least: int, timeout: float = 30, until: Callable[[list], bool] | None = None
+) -> list:
+    """Every record on `topic` from the beginning, once at least `at_least` have arrived (and `until`,
+    given the records so far, holds)."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
     )
@@ -151,7 +154,7 @@ async def read_topic(bootstrap: str, topic: str, *, at_least: int, timeout: floa
     records = []
     try:
         deadline = time.monotonic() + timeout
-        while len(records) < at_least and time.monotonic() < deadline:
+        while (len(records) < at_least or (until and not until(records))) and time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=500)
             for partition_records in batches.values():
                 records.extend(partition_records)

@@ -154,6 +154,7 @@ class _Run:
         self.workload = workload
         self.inbound = topics.name(INBOUND)
         self.tickets = topics.name(TICKETS)
+        self.groups = {stage: topics.group(group_id) for stage, group_id in GROUPS.items()}
         self.gauges = gauges
         self.slack = slack
         self.services = services
@@ -213,11 +214,11 @@ class _Run:
             if stage not in self.options.stages:
                 continue
             partitions = len(await self.gauges.partitions(topic))
-            while await self.gauges.assigned(GROUPS[stage], topic) < partitions:
+            while await self.gauges.assigned(self.groups[stage], topic) < partitions:
                 self.services.check_alive()
                 if time.monotonic() > deadline:
                     raise ServiceFailed(
-                        f"consumer group {GROUPS[stage]} did not take {topic} within {GROUP_JOIN_TIMEOUT}s"
+                        f"consumer group {self.groups[stage]} did not take {topic} within {GROUP_JOIN_TIMEOUT}s"
                     )
                 await asyncio.sleep(SAMPLE_INTERVAL)
 
@@ -263,11 +264,11 @@ class _Run:
         if self.observed.poster is not None:
             row["accepted"] = self.observed.poster.accepted
         if "router" in stages:
-            row["routed"] = await self.gauges.committed(GROUPS["router"], self.inbound)
+            row["routed"] = await self.gauges.committed(self.groups["router"], self.inbound)
         if "sla" in stages:
-            row["sla"] = await self.gauges.committed(GROUPS["sla"], self.tickets)
+            row["sla"] = await self.gauges.committed(self.groups["sla"], self.tickets)
         if "notifier" in stages:
-            row["notifier"] = await self.gauges.committed(GROUPS["notifier"], self.tickets)
+            row["notifier"] = await self.gauges.committed(self.groups["notifier"], self.tickets)
             row["announced"] = len(self.slack.announced_at)
         row["inbound_end"] = await self.gauges.end(self.inbound)
         row["tickets_end"] = await self.gauges.end(self.tickets)

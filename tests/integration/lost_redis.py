@@ -198,7 +198,7 @@ async def settle(settings: Settings) -> None:
     while True:
         sizes = [await topic_size(settings.kafka_bootstrap, topic) for topic in watched]
         for group, spec in CONSUMERS:
-            await wait_until_consumed(settings.kafka_bootstrap, group, topics.name(spec), timeout=60)
+            await wait_until_consumed(settings.kafka_bootstrap, topics.group(group), topics.name(spec), timeout=60)
         if sizes == [await topic_size(settings.kafka_bootstrap, topic) for topic in watched]:
             return
 

@@ -87,7 +87,9 @@ class Log:
 
     async def handled(self) -> None:
         """Waits until the SLA service has handled every ticket event published so far."""
-        await wait_until_consumed(self.settings.kafka_bootstrap, SLA_GROUP, self.topics.name(TICKETS), timeout=60)
+        await wait_until_consumed(
+            self.settings.kafka_bootstrap, self.topics.group(SLA_GROUP), self.topics.name(TICKETS), timeout=60
+        )
 
     async def commands_once(self, ticket_id: str, timeout: float = 60) -> list[dict]:
         """Every command on the commands topic, once one for `ticket_id` is among them."""

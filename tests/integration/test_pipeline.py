@@ -150,7 +150,7 @@ async def test_invalid_messages_go_to_the_dlq_with_their_origin_and_the_router_g
     headers = {key: value.decode() for key, value in dead.headers}
     assert headers["x-original-topic"] == topics.name(INBOUND)
     assert headers["x-original-offset"] == "0"
-    assert headers["x-consumer-group"] == "switchboard-router"
+    assert headers["x-consumer-group"] == topics.group("switchboard-router")
     assert "invalid message" in headers["x-error-reason"] and "ticket_id" in headers["x-error-reason"]
     assert dead.value == b'{"type": "inbound.message", "text": 42}'
     wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda t: t["assignee"] is not None)
@@ -163,10 +163,10 @@ async def test_invalid_messages_go_to_the_dlq_with_their_origin_and_the_router_g
         "kafka": True,
         "redis": True,
         "state": True,
-        "switchboard-router": {"ok": True, "problems": [], "stopped_partitions": {}},
+        topics.group("switchboard-router"): {"ok": True, "problems": [], "stopped_partitions": {}},
     }
     metrics = httpx.get(f"{ops}/metrics", timeout=10).text
-    labels = f'group="switchboard-router",topic="{topics.name(INBOUND)}"'
+    labels = f'group="{topics.group("switchboard-router")}",topic="{topics.name(INBOUND)}"'
     assert f"switchboard_dead_lettered_messages_total{{{labels}}} 1.0" in metrics
     assert f"switchboard_consumed_records_total{{{labels}}} 2.0" in metrics
 

@@ -299,7 +299,9 @@ async def test_a_redis_killed_and_restarted_empty_mints_nothing_until_replay_the
         status, body = readiness(stack.router_ops)
         checks = body["checks"]
         return (
-            status == 503 and checks.get("state") == missing and checks["switchboard-router"]["problems"] == [waiting]
+            status == 503
+            and checks.get("state") == missing
+            and checks[Topics(stack.settings.topic_prefix).group("switchboard-router")]["problems"] == [waiting]
         )
 
     eventually(router_waits, "the router waits for the state")

@@ -67,7 +67,9 @@ async def wait_until_notified(settings, fake_slack, ticket_ids: list[str]) -> No
             predicate=lambda c, t=ticket_id: c.args["channel"] == "C0SUPPORT" and t in c.args["text"],
         )
     await wait_until_consumed(
-        settings.kafka_bootstrap, "switchboard-notifier", Topics(settings.topic_prefix).name(TICKETS)
+        settings.kafka_bootstrap,
+        Topics(settings.topic_prefix).group("switchboard-notifier"),
+        Topics(settings.topic_prefix).name(TICKETS),
     )
 
 
@@ -104,7 +106,7 @@ async def test_a_relay_that_stays_down_sends_the_event_to_the_dlq_and_the_notifi
 
     [dead] = await read_topic(settings.kafka_bootstrap, Topics(settings.topic_prefix).dlq(TICKETS), at_least=1)
     headers = {key: value.decode() for key, value in dead.headers}
-    assert headers["x-consumer-group"] == "switchboard-notifier"
+    assert headers["x-consumer-group"] == Topics(settings.topic_prefix).group("switchboard-notifier")
     assert headers["x-error-reason"].startswith("acknowledgement to email:ana@example.com: gave up after")
     assert json.loads(dead.value) == {**json.loads(dead.value), "type": "ticket.created", "ticket_id": ticket_id}
     # The acknowledgement was given up on, the agents still hear about the ticket.

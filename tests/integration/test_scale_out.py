@@ -136,8 +136,9 @@ async def test_two_routers_and_two_notifiers_survive_a_kill_of_one_of_each(
     services.start("notifier", instance="notifier-2", **LEASE)
     services.start("sla")
     base_url = services.start_http()
-    await two_members(bootstrap, ROUTERS, inbound)
-    await two_members(bootstrap, NOTIFIERS, tickets)
+    routers, notifiers = topics.group(ROUTERS), topics.group(NOTIFIERS)
+    await two_members(bootstrap, routers, inbound)
+    await two_members(bootstrap, notifiers, tickets)
     store = redis.Redis.from_url(settings.redis_url, decode_responses=True)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -146,18 +147,18 @@ async def test_two_routers_and_two_notifiers_survive_a_kill_of_one_of_each(
         # the ticket topic: both are keyed by ticket ID) bring the notifiers nothing new.
         wait_until(lambda: len(announcements(fake_slack)) >= KILL_AFTER, 60, "the first announcements")
         notifier_killed = await kill(
-            services, bootstrap, "notifier-2", NOTIFIERS, tickets, lambda: len(announcements(fake_slack))
+            services, bootstrap, "notifier-2", notifiers, tickets, lambda: len(announcements(fake_slack))
         )
         router_killed = await kill(
-            services, bootstrap, "router-2", ROUTERS, inbound, lambda: assigned_count(store, posted(futures))
+            services, bootstrap, "router-2", routers, inbound, lambda: assigned_count(store, posted(futures))
         )
         services.start("router", instance="router-2")
         services.start("notifier", instance="notifier-2", **LEASE)
         ticket_ids = [future.result() for future in futures]
 
-    await wait_until_consumed(bootstrap, ROUTERS, inbound, timeout=120)
-    await wait_until_consumed(bootstrap, "switchboard-sla", tickets, timeout=60)
-    await wait_until_consumed(bootstrap, NOTIFIERS, tickets, timeout=120)
+    await wait_until_consumed(bootstrap, routers, inbound, timeout=120)
+    await wait_until_consumed(bootstrap, topics.group("switchboard-sla"), tickets, timeout=60)
+    await wait_until_consumed(bootstrap, notifiers, tickets, timeout=120)
     await router_killed.assert_landed_on_pending_work(bootstrap)
     await notifier_killed.assert_landed_on_pending_work(bootstrap)
 
