@@ -17,7 +17,8 @@ _TICKET_ID = re.compile(TICKET_ID_PATTERN)
 # Sequence numbers start here so that the first tickets already look like tickets (SB-1001).
 TICKET_NUMBER_OFFSET = 1000
 _NAMESPACE = uuid.UUID("6f1c8a52-3c1e-4b8e-9a43-5b0c2f7d9e10")
-_NAMESPACE_BYTES = _NAMESPACE.bytes
+# SHA-1 state after the namespace, copied per ID rather than hashing the namespace again.
+_NAMESPACE_HASH = hashlib.sha1(_NAMESPACE.bytes)
 
 
 def format_ticket_id(prefix: str, sequence: int) -> str:
@@ -45,5 +46,6 @@ def is_our_message_id(message_id: str, domains: set[str]) -> bool:
 
 def derived_id(*parts: object) -> uuid.UUID:
     """The same parts always give the same UUID (version 5, RFC 9562 §5.5, in our namespace)."""
-    name = "\x1f".join(part if isinstance(part, str) else str(part) for part in parts)
-    return uuid.UUID(bytes=hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16], version=5)
+    digest = _NAMESPACE_HASH.copy()
+    digest.update("\x1f".join(map(str, parts)).encode())
+    return uuid.UUID(bytes=digest.digest()[:16], version=5)

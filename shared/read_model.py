@@ -7,7 +7,7 @@ replay` rebuilds the same state from Kafka alone. Applying an event twice change
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -96,48 +96,53 @@ def identity_key(identity: str) -> str:
 # runs only when the event ID is new to the set ("" as the set: always). An op is a Redis command,
 # or ["LINK", identity key, contact identities key, contact ID, identity]: the identity becomes the
 # contact's unless another contact owns it already (merging is never silent), or
-# ["UNLIST"|"LIST", ticket key, ticket ID, agent list template, team queue template, active statuses ...]:
-# the ticket leaves (UNLIST) or joins (LIST, only while its status is active) its assignee's list,
-# or its team's queue when nobody is assigned, as its HASH says at that moment.
-_APPLY = """
-local function listing(op)
-  local row = redis.call('HMGET', op[2], 'status', 'assignee_id', 'team')
-  if op[1] == 'UNLIST' then
-    if row[2] then redis.call('SREM', string.format(op[4], row[2]), op[3]) end
-    if row[3] then redis.call('SREM', string.format(op[5], row[3]), op[3]) end
-    return
+# ["UNLIST"|"LIST", ticket key, ticket ID]: the ticket leaves (UNLIST) or joins (LIST, only while its
+# status is active) its assignee's list, or its team's queue when nobody is assigned, as its HASH says
+# at that moment. `project(args, first)` reads the groups' JSON at args[first], then the agent list and
+# team queue key templates and the active statuses (`projection_args`); other scripts embed it.
+PROJECT_LUA = """
+local function project(args, first)
+  local agent_list, team_queue, active = args[first + 1], args[first + 2], {}
+  for i = first + 3, #args do active[args[i]] = true end
+  local function listing(op)
+    local row = redis.call('HMGET', op[2], 'status', 'assignee_id', 'team')
+    if op[1] == 'UNLIST' then
+      if row[2] then redis.call('SREM', string.format(agent_list, row[2]), op[3]) end
+      if row[3] then redis.call('SREM', string.format(team_queue, row[3]), op[3]) end
+      return
+    end
+    if not active[row[1]] then return end
+    if row[2] then
+      redis.call('SADD', string.format(agent_list, row[2]), op[3])
+    elseif row[3] then
+      redis.call('SADD', string.format(team_queue, row[3]), op[3])
+    end
   end
-  local active = false
-  for i = 6, #op do if op[i] == row[1] then active = true end end
-  if not active then return end
-  if row[2] then
-    redis.call('SADD', string.format(op[4], row[2]), op[3])
-  elseif row[3] then
-    redis.call('SADD', string.format(op[5], row[3]), op[3])
-  end
-end
-local groups = cjson.decode(ARGV[1])
-for _, group in ipairs(groups) do
-  if group[1] == '' or redis.call('SADD', group[1], group[2]) == 1 then
-    for i = 3, #group do
-      local op = group[i]
-      if op[1] == 'LINK' then
-        local owner = redis.call('SET', op[2], op[4], 'NX', 'GET')
-        if owner == false or owner == op[4] then redis.call('SADD', op[3], op[5]) end
-      elseif op[1] == 'LIST' or op[1] == 'UNLIST' then
-        listing(op)
-      else
-        redis.call(unpack(op))
+  local groups = cjson.decode(args[first])
+  for _, group in ipairs(groups) do
+    if group[1] == '' or redis.call('SADD', group[1], group[2]) == 1 then
+      for i = 3, #group do
+        local op = group[i]
+        if op[1] == 'LINK' then
+          local owner = redis.call('SET', op[2], op[4], 'NX', 'GET')
+          if owner == false or owner == op[4] then redis.call('SADD', op[3], op[5]) end
+        elseif op[1] == 'LIST' or op[1] == 'UNLIST' then
+          listing(op)
+        else
+          redis.call(unpack(op))
+        end
       end
     end
   end
+  return #groups
 end
-return #groups
 """
+_APPLY = PROJECT_LUA + "return project(ARGV, 1)"
 # Assignee fields a ticket loses when it goes back to a team's queue.
 _ASSIGNEE_FIELDS = ("assignee_id", "assignee_name", "assignee_slack_user_id", "assigned_at")
 # Events that move a ticket between an agent's list, a team's queue and neither.
 _LISTING_EVENTS = (TicketCreated, TicketAssigned, TicketQueued, StatusChanged)
+_ACTIVE_STATUSES = sorted(ACTIVE_STATUSES)
 
 
 def _fields(event: TicketEvent) -> dict[str, str]:
@@ -227,7 +232,7 @@ def projection(event: TicketEvent | ContactEvent) -> list[Any] | None:
     ops: list[list[str]] = []
     listing = isinstance(event, _LISTING_EVENTS)
     if listing:
-        ops.append(_listing("UNLIST", event.ticket_id))
+        ops.append(["UNLIST", ticket_key(event.ticket_id), event.ticket_id])
     if fields := _fields(event):
         ops.append(["HSET", ticket_key(event.ticket_id), *(item for pair in fields.items() for item in pair)])
     if isinstance(event, TicketQueued):
@@ -235,7 +240,7 @@ def projection(event: TicketEvent | ContactEvent) -> list[Any] | None:
     if isinstance(event, MessageAdded) and event.author == "agent" and not event.internal:
         ops.append(["HINCRBY", ticket_key(event.ticket_id), "public_replies", "1"])
     if listing:
-        ops.append(_listing("LIST", event.ticket_id))
+        ops.append(["LIST", ticket_key(event.ticket_id), event.ticket_id])
     if (entry := history_entry(event)) is not None:
         # A refused command is only recorded on a ticket that exists (its history list does, then).
         push = "RPUSHX" if isinstance(event, CommandRejected) else "RPUSH"
@@ -254,15 +259,12 @@ def projection(event: TicketEvent | ContactEvent) -> list[Any] | None:
     return [applied_key(event.ticket_id), str(event.event_id), *ops]
 
 
-def _listing(op: str, ticket_id: str) -> list[str]:
-    return [
-        op,
-        ticket_key(ticket_id),
-        ticket_id,
-        agent_tickets_key("%s"),
-        team_queue_key("%s"),
-        *sorted(ACTIVE_STATUSES),
-    ]
+def projection_args(events: Iterable[TicketEvent | ContactEvent]) -> list[bytes | str]:
+    """The arguments of PROJECT_LUA's `project` for `events` (from `first` on), or [] when none is projected."""
+    if not (groups := [group for event in events if (group := projection(event)) is not None]):
+        return []
+    return [orjson.dumps(groups), agent_tickets_key("%s"), team_queue_key("%s"), *_ACTIVE_STATUSES]
+
 
 
 def history_entry(event: TicketEvent) -> dict[str, Any] | None:
@@ -315,8 +317,8 @@ class ReadModel:
 
     async def apply(self, events: Sequence[TicketEvent | ContactEvent]) -> None:
         """Projects the events in one script call; applying one twice changes nothing."""
-        if groups := [group for event in events if (group := projection(event)) is not None]:
-            await self._apply(args=[orjson.dumps(groups)])
+        if args := projection_args(events):
+            await self._apply(args=args)
 
     async def ticket_exists(self, ticket_id: str) -> bool:
         return bool(await self.redis.hexists(ticket_key(ticket_id), "id"))

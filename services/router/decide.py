@@ -194,16 +194,16 @@ def _resolve_contact(message: InboundMessage, view: RouterView) -> ContactSummar
 
 def _links(message: InboundMessage, contact_id: str, view: RouterView, now: datetime) -> list[IdentityLinked]:
     """The sender's identities nobody owns yet now belong to `contact_id` (never taken from another)."""
-    verified = message.channel not in _CLAIMING_CHANNELS
+    verified, message_id = message.channel not in _CLAIMING_CHANNELS, str(message.message_id)
     return [
         IdentityLinked(
-            event_id=derived_id(message.message_id, "identity_linked", identity),
+            event_id=derived_id(message_id, "identity_linked", identity),
             occurred_at=now,
             identity=identity,
             contact_id=contact_id,
             verified=verified,
             ticket_id=message.ticket_id,
-            correlation_id=str(message.message_id),
+            correlation_id=message_id,
             traceparent=message.traceparent,
         )
         for identity in identities_of(message.sender)

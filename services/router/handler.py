@@ -51,13 +51,13 @@ class RouterHandler:
             outgoing = {key: [self._outgoing(event) for event in decision.events] for key, decision in decided.items()}
             new = {key: outgoing_json(outgoing[key]) for key in decided if key not in remembered}
             claims = {identity: contact for key in new for identity, contact in decided[key].claims.items()}
-            conflicts = await self.state.claim(new, claims, dict(view.used_turns))
+            events = (event for decision in decided.values() for event in decision.events)
+            conflicts = await self.state.claim(new, claims, dict(view.used_turns), events)
             if not conflicts:
                 break
             logger.info("another router claimed first; deciding again", extra={"conflicts": conflicts[:5]})
         else:
             raise ClaimConflict(f"claims kept conflicting: {conflicts[:5]}")
-        await self.read_model.apply([event for decision in decided.values() for event in decision.events])
         published = list(decided)
         return BatchResult(
             publish=[record for records in outgoing.values() for record in records],

@@ -2,9 +2,10 @@
 
 - `read` loads the tickets, identity owners and round-robin counters a batch needs, and the
   outcomes remembered for its records (a record handled before a crash gets the very same events).
-- `claim` writes the batch's outcomes, identity links and counters in one Lua script, all or
-  nothing: when another instance got there first (an outcome or identity already taken, as during
-  a rebalance) it writes nothing and says so, and the batch is decided again.
+- `claim` writes the batch's outcomes, identity links and counters and projects its events into the
+  read model in one Lua script, all or nothing: when another instance got there first (an outcome or
+  identity already taken, as during a rebalance) it writes nothing and says so, and the batch is
+  decided again.
 Outcomes are only needed until the batch is committed, so the next batch deletes them.
 """
 
@@ -18,13 +19,25 @@ from redis.asyncio import Redis
 
 from services.router.decide import KnownTicket, RouterEvent, RouterView
 from shared.events import ContactEvent, ReplyRoute, TicketEvent
-from shared.read_model import agent_key, applied_key, contact_key, identity_key, ticket_key
+from shared.read_model import (
+    PROJECT_LUA,
+    agent_key,
+    applied_key,
+    contact_key,
+    identity_key,
+    projection_args,
+    ticket_key,
+)
 
 # Long enough to outlive any crash-and-restart; normally deleted as soon as the batch is committed.
 OUTCOME_TTL_SECONDS = 24 * 3600
 _outcome_adapter: TypeAdapter[list[RouterEvent]] = TypeAdapter(list[TicketEvent | ContactEvent])
 
-_CLAIM = """
+# KEYS: outcome keys, identity keys, turn keys; ARGV: their counts, the outcomes' TTL, a value per key
+# (outcome, owning contact, turns used), then the read-model projection's arguments (PROJECT_LUA).
+_CLAIM = (
+    PROJECT_LUA
+    + """
 local n_outcomes = tonumber(ARGV[1])
 local n_identities = tonumber(ARGV[2])
 local ttl = ARGV[3]
@@ -40,8 +53,10 @@ if #conflicts > 0 then return conflicts end
 for i = 1, n_outcomes do redis.call('SET', KEYS[i], ARGV[3 + i], 'EX', ttl) end
 for i = n_outcomes + 1, n_outcomes + n_identities do redis.call('SET', KEYS[i], ARGV[3 + i]) end
 for i = n_outcomes + n_identities + 1, #KEYS do redis.call('INCRBY', KEYS[i], ARGV[3 + i]) end
+if #ARGV > 3 + #KEYS then project(ARGV, 4 + #KEYS) end
 return conflicts
 """
+)
 
 
 # The ticket HASH fields the router's rules read (KnownTicket), in this order.
@@ -162,10 +177,16 @@ class RouterState:
         return remembered, view
 
     async def claim(
-        self, outcomes: Mapping[str, bytes], identities: Mapping[str, str], turns: Mapping[str, int]
+        self,
+        outcomes: Mapping[str, bytes],
+        identities: Mapping[str, str],
+        turns: Mapping[str, int],
+        events: Iterable[RouterEvent] = (),
     ) -> list[str]:
-        """Writes it all, or nothing and the keys another instance took first."""
-        if not outcomes and not identities and not turns:
+        """Writes it all and projects `events` into the read model, or nothing and returns the keys
+        another instance took first."""
+        projected = projection_args(events)
+        if not outcomes and not identities and not turns and not projected:
             return []
         keys = [
             *(outcome_key(record_id) for record_id in outcomes),
@@ -179,6 +200,7 @@ class RouterState:
             *outcomes.values(),
             *identities.values(),
             *turns.values(),
+            *projected,
         ]
         return list(await self._claim(keys=keys, args=args))
 

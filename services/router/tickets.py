@@ -36,11 +36,12 @@ def handled_event_id(record: InboundMessage | AgentCommand) -> UUID:
 
 
 def _envelope(message: InboundMessage, step: str, now: datetime) -> dict[str, Any]:
+    message_id = str(message.message_id)
     return {
-        "event_id": derived_id(message.message_id, step),
+        "event_id": derived_id(message_id, step),
         "occurred_at": now,
         "ticket_id": message.ticket_id,
-        "correlation_id": str(message.message_id),
+        "correlation_id": message_id,
         "traceparent": message.traceparent,
     }
 
