@@ -41,7 +41,9 @@ class Outgoing:
     @classmethod
     def event(cls, topic: str, key: str | None, event: BaseModel, **extra_headers: str) -> Outgoing:
         """An event as JSON, with its type, ID and trace context in the record's headers."""
-        return cls(topic, key, event.model_dump_json().encode(), {**event_headers(event), **extra_headers})
+        # The model's serializer writes UTF-8 bytes (model_dump_json would decode them to encode them again).
+        body = event.__pydantic_serializer__.to_json(event)
+        return cls(topic, key, body, {**event_headers(event), **extra_headers})
 
 
 def event_headers(event: BaseModel) -> dict[str, str]:

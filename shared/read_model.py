@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -230,33 +231,35 @@ def projection(event: TicketEvent | ContactEvent) -> list[Any] | None:
     if isinstance(event, AddressUndeliverable):
         return ["", "", ["SADD", UNDELIVERABLE_KEY, event.identity.partition(":")[2]]]
     ops: list[list[str]] = []
+    ticket_id = event.ticket_id
+    key = ticket_key(ticket_id)
     listing = isinstance(event, _LISTING_EVENTS)
     if listing:
-        ops.append(["UNLIST", ticket_key(event.ticket_id), event.ticket_id])
+        ops.append(["UNLIST", key, ticket_id])
     if fields := _fields(event):
-        ops.append(["HSET", ticket_key(event.ticket_id), *(item for pair in fields.items() for item in pair)])
+        ops.append(["HSET", key, *chain.from_iterable(fields.items())])
     if isinstance(event, TicketQueued):
-        ops.append(["HDEL", ticket_key(event.ticket_id), *_ASSIGNEE_FIELDS])
+        ops.append(["HDEL", key, *_ASSIGNEE_FIELDS])
     if isinstance(event, MessageAdded) and event.author == "agent" and not event.internal:
-        ops.append(["HINCRBY", ticket_key(event.ticket_id), "public_replies", "1"])
+        ops.append(["HINCRBY", key, "public_replies", "1"])
     if listing:
-        ops.append(["LIST", ticket_key(event.ticket_id), event.ticket_id])
+        ops.append(["LIST", key, ticket_id])
     if (entry := history_entry(event)) is not None:
         # A refused command is only recorded on a ticket that exists (its history list does, then).
         push = "RPUSHX" if isinstance(event, CommandRejected) else "RPUSH"
-        ops.append([push, ticket_history_key(event.ticket_id), orjson.dumps(entry).decode()])
+        ops.append([push, ticket_history_key(ticket_id), orjson.dumps(entry).decode()])
     if isinstance(event, TicketCreated):
         contact = event.contact
         ops.append(["HSETNX", contact_key(contact.contact_id), "id", contact.contact_id])
         if contact.name:
             ops.append(["HSETNX", contact_key(contact.contact_id), "name", contact.name])
         ops += [_link(contact.contact_id, identity) for identity in contact.identities]
-        ops.append(["SADD", contact_tickets_key(contact.contact_id), event.ticket_id])
-    if isinstance(event, MessageAdded):
-        ops.append(["RPUSH", _messages_key(event.ticket_id), _message_json(event)])
+        ops.append(["SADD", contact_tickets_key(contact.contact_id), ticket_id])
+    elif isinstance(event, MessageAdded):
+        ops.append(["RPUSH", _messages_key(ticket_id), _message_json(event)])
         if event.contact_id and event.sender and event.review is None:
             ops += [_link(event.contact_id, identity) for identity in identities_of(event.sender)]
-    return [applied_key(event.ticket_id), str(event.event_id), *ops]
+    return [applied_key(ticket_id), str(event.event_id), *ops]
 
 
 def projection_args(events: Iterable[TicketEvent | ContactEvent]) -> list[bytes | str]:
