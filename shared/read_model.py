@@ -119,14 +119,19 @@ local function project(args, first)
       redis.call('SADD', string.format(team_queue, row[3]), op[3])
     end
   end
+  -- A ticket's events link the same identity to the same contact again: once per call does it.
+  local linked = {}
   local groups = cjson.decode(args[first])
   for _, group in ipairs(groups) do
     if group[1] == '' or redis.call('SADD', group[1], group[2]) == 1 then
       for i = 3, #group do
         local op = group[i]
         if op[1] == 'LINK' then
-          local owner = redis.call('SET', op[2], op[4], 'NX', 'GET')
-          if owner == false or owner == op[4] then redis.call('SADD', op[3], op[5]) end
+          if linked[op[2]] ~= op[4] then
+            linked[op[2]] = op[4]
+            local owner = redis.call('SET', op[2], op[4], 'NX', 'GET')
+            if owner == false or owner == op[4] then redis.call('SADD', op[3], op[5]) end
+          end
         elseif op[1] == 'LIST' or op[1] == 'UNLIST' then
           listing(op)
         else

@@ -44,9 +44,10 @@ class RouterHandler:
         self._published: list[str] = []
 
     async def handle(self, records: list[Record[Any]]) -> BatchResult:
+        keys = [_record_id(record) for record in records]
         for _ in range(MAX_CLAIM_ATTEMPTS):
-            remembered, view = await self._read(records)
-            decided = self._decide(records, remembered, view)
+            remembered, view = await self._read(records, keys)
+            decided = self._decide(records, keys, remembered, view)
             # Each event is serialised once: the same bytes are remembered and published.
             outgoing = {key: [self._outgoing(event) for event in decision.events] for key, decision in decided.items()}
             new = {key: outgoing_json(outgoing[key]) for key in decided if key not in remembered}
@@ -65,11 +66,14 @@ class RouterHandler:
             on_published=lambda: self._published.extend(published),
         )
 
-    async def _read(self, records: list[Record[Any]]) -> tuple[dict[str, list[RouterEvent]], RouterView]:
+    async def _read(
+        self, records: list[Record[Any]], keys: list[str]
+    ) -> tuple[dict[str, list[RouterEvent]], RouterView]:
         messages = [record.value for record in records if isinstance(record.value, InboundMessage)]
         return await self.state.read(
             handled=[
-                (_record_id(record), record.value.ticket_id, str(handled_event_id(record.value))) for record in records
+                (key, record.value.ticket_id, str(handled_event_id(record.value)))
+                for key, record in zip(keys, records, strict=True)
             ],
             identities=(identity for message in messages for identity in identities_of(message.sender)),
             teams=(team.id for team in self.config.teams),
@@ -80,14 +84,13 @@ class RouterHandler:
         )
 
     def _decide(
-        self, records: list[Record[Any]], remembered: dict[str, list[RouterEvent]], view: RouterView
+        self, records: list[Record[Any]], keys: list[str], remembered: dict[str, list[RouterEvent]], view: RouterView
     ) -> dict[str, Decision]:
         """Decisions by record ID, in record order; a record twice in the batch is decided once."""
         now = datetime.now(UTC)
         decided: dict[str, Decision] = {}
         # In the engine's order: each partition's in offset order, a ticket's messages and commands by time.
-        for record in records:
-            key = _record_id(record)
+        for key, record in zip(keys, records, strict=True):
             if key in decided:
                 continue
             if key in remembered:
