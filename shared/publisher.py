@@ -42,8 +42,10 @@ class Outgoing:
     def event(cls, topic: str, key: str | None, event: BaseModel, **extra_headers: str) -> Outgoing:
         """An event as JSON, with its type, ID and trace context in the record's headers."""
         # The model's serializer writes UTF-8 bytes (model_dump_json would decode them to encode them again).
-        body = event.__pydantic_serializer__.to_json(event)
-        return cls(topic, key, body, {**event_headers(event), **extra_headers})
+        body, headers = event.__pydantic_serializer__.to_json(event), event_headers(event)
+        if extra_headers:
+            headers.update(extra_headers)
+        return cls(topic, key, body, headers)
 
 
 def event_headers(event: BaseModel) -> dict[str, str]:

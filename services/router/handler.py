@@ -25,6 +25,8 @@ from shared.topics import CONTACTS, TICKETS, Topics
 
 logger = logging.getLogger(__name__)
 
+# Events keyed by identity on the contacts topic; every other event is keyed by ticket on the tickets topic.
+_CONTACT_EVENTS = (IdentityLinked, AddressUndeliverable)
 # Two router instances racing for the same records (a rebalance) settle within a try or two.
 MAX_CLAIM_ATTEMPTS = 5
 
@@ -111,7 +113,7 @@ class RouterHandler:
         return published
 
     def _outgoing(self, event: RouterEvent) -> Outgoing:
-        if isinstance(event, IdentityLinked | AddressUndeliverable):
+        if isinstance(event, _CONTACT_EVENTS):
             return Outgoing.event(self.contacts_topic, event.identity, event)
         return Outgoing.event(self.tickets_topic, event.ticket_id, event)
 
