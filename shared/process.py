@@ -11,7 +11,6 @@ it serves `/healthz`, `/readyz` (real Kafka and Redis round trips, and every eng
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, nullcontext
@@ -84,9 +83,6 @@ class ServiceProcess:
             await ensure_topics(self.bootstrap, self.topics)
             await ensure_state(self.redis, self.bootstrap, self.topics)
             await self.publisher.start()
-            # What exists by now (modules, schemas, the config, clients) lives as long as the process:
-            # the cyclic collector need not scan it again on every collection the batches cause.
-            gc.freeze()
             try:
                 async with AsyncExitStack() as stack:
                     # Entered first, left last: what the engines' work relies on outlives the engines.
