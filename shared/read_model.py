@@ -274,7 +274,6 @@ def projection_args(events: Iterable[TicketEvent | ContactEvent]) -> list[bytes 
     return [orjson.dumps(groups), agent_tickets_key("%s"), team_queue_key("%s"), *_ACTIVE_STATUSES]
 
 
-
 def history_entry(event: TicketEvent) -> dict[str, Any] | None:
     """The ticket's audit-trail entry for `event` (type, at, actor and what changed, or what was refused
     and why; None values left out), or None for an event that is not the ticket's (notification.sent). Pure."""
