@@ -10,8 +10,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.router.app import create_app
+from services.router.decide import decide_inbound
 from services.router.handler import RouterHandler
-from services.router.state import RouterState
+from services.router.state import RouterState, outcome_key, turn_key
 from shared.agents import Availability
 from shared.config import load_config
 from shared.engine import Record
@@ -101,6 +102,30 @@ async def test_a_redelivered_batch_publishes_the_very_same_events(handler):
     await handler.handle([])
     after = await handler.handle(records)
     assert after.publish == [] and after.rejected == []
+
+
+async def test_a_claim_another_router_won_projects_nothing(handler):
+    message = inbound("SB-2005", "cy@example.com")
+    state = handler.state
+    remembered, view = await state.read(handled=[(str(message.message_id), "SB-2005", "")], identities=(), teams=())
+    decision = decide_inbound(message, view, handler.config, datetime.now(UTC))
+    # Another instance remembered an outcome for the same record first: this claim writes nothing at all.
+    await state.redis.set(outcome_key(str(message.message_id)), b"[]")
+    conflicts = await state.claim({str(message.message_id): b"[]"}, decision.claims, {"support": 1}, decision.events)
+    assert conflicts == [outcome_key(str(message.message_id))]
+    assert await handler.read_model.ticket("SB-2005") is None
+    assert await state.redis.get(turn_key("support")) is None
+    # Without the rival's outcome, the same claim writes the outcome and projects the events, once.
+    await state.redis.delete(outcome_key(str(message.message_id)))
+    for _ in range(2):
+        await state.claim({str(message.message_id): b"[]"}, decision.claims, {}, decision.events)
+    ticket = await handler.read_model.ticket("SB-2005")
+    assert len(ticket["messages"]) == 1 and [entry["type"] for entry in ticket["history"]] == [
+        "ticket.created",
+        "ticket.message_added",
+        "ticket.assigned",
+    ]
+    assert ticket["contact"]["emails"] == ["cy@example.com"]
 
 
 async def test_a_reply_to_an_unknown_ticket_is_a_rejection_event_and_bounces_are_events(handler):
