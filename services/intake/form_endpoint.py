@@ -93,12 +93,12 @@ def form_route(intake: Intake, config: DeskConfig, metrics: FormMetrics) -> Rout
             return json_response(422, {"detail": field_errors(error)})
 
         resolution = await intake.resolve_ticket(form_channel_key(form_id, idempotency_key))
-        ticket_id, message_id = resolution.ticket_id, resolution.message_id
+        ticket_id, message_id = resolution.ticket_id, str(resolution.message_id)
         inbound = to_inbound(
             form_id,
             submission,
             resolution=resolution,
-            channel_message_id=idempotency_key or str(message_id),
+            channel_message_id=idempotency_key or message_id,
             received_at=datetime.now(UTC),
             traceparent=request.headers.get("traceparent"),
         )
@@ -111,6 +111,6 @@ def form_route(intake: Intake, config: DeskConfig, metrics: FormMetrics) -> Rout
             raise HTTPException(status_code=503, detail="message queue unavailable, retry later") from error
         metrics.publish_seconds.observe(time.perf_counter() - started)
         metrics.accepted.inc()
-        return json_response(202, {"ticket_id": ticket_id, "message_id": str(message_id)})
+        return json_response(202, {"ticket_id": ticket_id, "message_id": message_id})
 
     return Route(FORM_PATH, submit_form, methods=["POST"])
