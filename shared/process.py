@@ -98,7 +98,10 @@ class ServiceProcess:
                     logger.warning("stopped without flushing: Kafka is unreachable")
                 await self.redis.aclose()
 
-        app = FastAPI(title=title or f"Switchboard {self.name}", lifespan=lifespan)
+        # Trace context travels in Kafka headers (shared.events); FastAPI's own OpenTelemetry instruments
+        # nothing here (no SDK is configured) yet looked its providers up on every request.
+        no_telemetry = {"tracing": False, "metrics": False, "logs": False}
+        app = FastAPI(title=title or f"Switchboard {self.name}", lifespan=lifespan, telemetry=no_telemetry)
         self._add_ops_endpoints(app)
         return app
 

@@ -64,10 +64,11 @@ class Publisher:
         self._producer: AIOKafkaProducer | None = None
         # Keyed records go where aiokafka's default partitioner (murmur2 of the key) puts them.
         self._partitioner = DefaultPartitioner()
-        self._topic_partitions: dict[str, tuple[list[int], list[int]]] = {}
+        self._topic_partitions: dict[str, list[int]] = {}
         self._produced = Counter(
             "switchboard_produced_records_total", "Records written to Kafka", ["topic"], registry=registry
         )
+        self._produced_by_topic: dict[str, Any] = {}
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
@@ -119,7 +120,7 @@ class Publisher:
         producer = self._require()
         futures = [future async for future in self._batches(producer, records)]
         for topic, count in Tally(record.topic for record in records).items():
-            self._produced.labels(topic).inc(count)
+            self._produced_on(topic).inc(count)
         return futures
 
     async def _batches(self, producer: AIOKafkaProducer, records: Sequence[Outgoing]) -> AsyncIterator[Awaitable[Any]]:
@@ -129,12 +130,12 @@ class Publisher:
         placements: dict[tuple[str, str], tuple[bytes, int]] = {}
         for record in records:
             if record.key is None:
-                key, partition = None, self._partitioner(None, *await self._partitions(producer, record.topic))
+                key, partition = None, await self._partition(producer, record.topic, None)
             elif (placed := placements.get((record.topic, record.key))) is not None:
                 key, partition = placed
             else:
                 key = record.key.encode()
-                partition = self._partitioner(key, *await self._partitions(producer, record.topic))
+                partition = await self._partition(producer, record.topic, key)
                 placements[record.topic, record.key] = key, partition
             by_partition.setdefault((record.topic, partition), []).append((key, record))
         for (topic, partition), placed in by_partition.items():
@@ -159,14 +160,33 @@ class Publisher:
             if batch.record_count():
                 yield await producer.send_batch(batch, topic, partition=partition)
 
-    async def _partitions(self, producer: AIOKafkaProducer, topic: str) -> tuple[list[int], list[int]]:
-        if topic not in self._topic_partitions:
+    async def _partition(self, producer: AIOKafkaProducer, topic: str, key: bytes | None) -> int:
+        """Where aiokafka's default partitioner puts `key` among the topic's partitions, in order."""
+        if (partitions := self._topic_partitions.get(topic)) is None:
             partitions = sorted(await producer.partitions_for(topic))
-            self._topic_partitions[topic] = (partitions, partitions)
-        return self._topic_partitions[topic]
+            self._topic_partitions[topic] = partitions
+        return self._partitioner(key, partitions, partitions)
 
     async def publish(self, record: Outgoing, timeout: float | None = DEFAULT_PUBLISH_TIMEOUT_SECONDS) -> None:
-        await self.publish_many([record], timeout=timeout)
+        """`publish_many` of one record: it joins its partition's open batch, which concurrent callers share."""
+        producer = self._require()
+        headers = [(name, value.encode()) for name, value in record.headers.items()]
+        key = None if record.key is None else record.key.encode()
+        try:
+            async with asyncio.timeout(timeout):
+                partition = await self._partition(producer, record.topic, key)
+                acknowledged = await producer.send(
+                    record.topic, record.value, key=key, partition=partition, headers=headers
+                )
+                self._produced_on(record.topic).inc()
+                await acknowledged
+        except TimeoutError as error:
+            raise KafkaTimeoutError(f"Kafka did not acknowledge within {timeout} s") from error
+
+    def _produced_on(self, topic: str) -> Any:
+        if (counter := self._produced_by_topic.get(topic)) is None:
+            counter = self._produced_by_topic[topic] = self._produced.labels(topic)
+        return counter
 
     def _require(self) -> AIOKafkaProducer:
         if self._producer is None:

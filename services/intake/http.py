@@ -1,24 +1,19 @@
 """intake-http: the web form, the rating page, the read API, health and metrics on one port.
 
 Thin by design: verify, normalise, publish keyed by ticket ID, answer only after the broker
-acknowledged. The router does the work downstream.
+acknowledged (the form: services.intake.form_endpoint). The router does the work downstream.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
-from aiokafka.errors import KafkaError
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from pydantic import ValidationError
 from redis.exceptions import RedisError
 from starlette.types import Scope
 
@@ -26,8 +21,7 @@ from services.intake.body_limit import BodyLimit, header
 from services.intake.chat import chat_routes
 from services.intake.core import IntakeProcess
 from services.intake.csat import csat_routes
-from services.intake.form_body import FormRefused, submitted_fields
-from services.intake.forms import FormSubmission, form_channel_key, to_inbound
+from services.intake.form_endpoint import FormMetrics, form_route
 from services.intake.slack_events import slack_routes
 from services.intake.telegram import WEBHOOK_PATH as TELEGRAM_WEBHOOK_PATH
 from services.intake.telegram import telegram_routes
@@ -58,41 +52,10 @@ def body_limit(scope: Scope) -> int:
     return MAX_BODY_BYTES
 
 
-class _Metrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
-        self.forms = Counter(
-            "switchboard_intake_forms_total",
-            "Form submissions by outcome",
-            ["outcome"],
-            registry=self.registry,
-        )
-        self.publish_seconds = Histogram(
-            "switchboard_intake_publish_seconds",
-            "Time for the broker to acknowledge a message",
-            registry=self.registry,
-        )
-
-
-def _field_errors(error: ValidationError) -> list[dict[str, Any]]:
-    return [
-        {
-            "field": ".".join(str(part) for part in detail["loc"]) or "(body)",
-            "message": detail["msg"],
-            "type": detail["type"],
-        }
-        for detail in error.errors()
-    ]
-
-
-def _unprocessable(errors: list[dict[str, Any]]) -> JSONResponse:
-    return JSONResponse(status_code=422, content={"detail": errors})
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     process = IntakeProcess("intake-http", settings)
     settings, config, redis, intake = process.settings, process.config, process.redis, process.intake
-    metrics = _Metrics(process.registry)
+    metrics = FormMetrics(process.registry)
     read_model = ReadModel(redis)
     api_token = settings.api_token.get_secret_value() if settings.api_token else None
     if api_token is None:
@@ -105,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics.forms.labels("too_large").inc()
 
     app.add_middleware(BodyLimit, limit_for=body_limit, on_refused=count_refusal)
+    # First among the routes: the busiest one is matched first.
+    app.router.routes.insert(0, form_route(intake, config, metrics))
     app.include_router(chat_routes(intake))
     app.include_router(csat_routes(intake))
     if (telegram := telegram_routes(intake, settings)) is not None:
@@ -121,48 +86,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def redis_unavailable(_: Request, error: RedisError) -> JSONResponse:
         logger.error("redis unavailable", extra={"error": repr(error)})
         return JSONResponse(status_code=503, content={"detail": "ticket store unavailable, retry later"})
-
-    @app.post("/v1/forms/{form_id}", status_code=202)
-    async def submit_form(
-        form_id: str,
-        request: Request,
-        idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-        traceparent: Annotated[str | None, Header()] = None,
-    ) -> JSONResponse:
-        if config.forms and config.form(form_id) is None:
-            metrics.forms.labels("unknown_form").inc()
-            raise HTTPException(status_code=404, detail=f"unknown form {form_id!r}")
-        try:
-            fields = await submitted_fields(request.headers.get("content-type"), request.stream())
-        except FormRefused as refusal:
-            metrics.forms.labels("invalid").inc()
-            return JSONResponse(status_code=refusal.status, content={"detail": refusal.errors})
-        try:
-            submission = FormSubmission.model_validate(fields)
-        except ValidationError as error:
-            metrics.forms.labels("invalid").inc()
-            return _unprocessable(_field_errors(error))
-
-        resolution = await intake.resolve_ticket(form_channel_key(form_id, idempotency_key))
-        ticket_id, message_id = resolution.ticket_id, resolution.message_id
-        inbound = to_inbound(
-            form_id,
-            submission,
-            resolution=resolution,
-            channel_message_id=idempotency_key or str(message_id),
-            received_at=datetime.now(UTC),
-            traceparent=traceparent,
-        )
-        started = time.perf_counter()
-        try:
-            await intake.publish(inbound)
-        except KafkaError as error:
-            metrics.forms.labels("broker_unavailable").inc()
-            logger.error("publish failed", extra={"ticket_id": ticket_id, "error": repr(error)})
-            raise HTTPException(status_code=503, detail="message queue unavailable, retry later") from error
-        metrics.publish_seconds.observe(time.perf_counter() - started)
-        metrics.forms.labels("accepted").inc()
-        return JSONResponse(status_code=202, content={"ticket_id": ticket_id, "message_id": str(message_id)})
 
     def require_token(authorization: Annotated[str | None, Header()] = None) -> None:
         scheme, _, token = (authorization or "").partition(" ")

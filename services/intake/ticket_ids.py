@@ -19,6 +19,7 @@ from redis.exceptions import ResponseError
 from shared.conversations import conversation_key
 from shared.ids import TICKET_NUMBER_OFFSET, format_ticket_id
 from shared.read_model import ticket_key
+from shared.script_batches import ScriptBatches
 from shared.state import RESTORED_KEY, StateNotRestored
 
 _NOT_RESTORED = "SBNOTRESTORED"
@@ -118,7 +119,8 @@ class TicketIds:
         self.redis = redis
         self.prefix = prefix
         self._mint = redis.register_script(_MINT)
-        self._resolve = redis.register_script(_RESOLVE)
+        # Every channel message resolves its ticket: concurrent ones share round trips.
+        self._resolve = ScriptBatches(redis, _RESOLVE, name="resolve-ticket")
 
     async def mint(self) -> str:
         """A new ticket ID; raises StateNotRestored while Redis lost its state."""
@@ -156,7 +158,7 @@ class TicketIds:
             "1" if follows_up else "0",
         ]
         try:
-            ticket, follow_up_of = await self._resolve(keys=keys, args=args)
+            ticket, follow_up_of = await self._resolve(keys, args)
         except ResponseError as error:
             raise _refusal(error) from error
         return ticket, follow_up_of or None

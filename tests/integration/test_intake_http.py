@@ -6,11 +6,13 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from services.intake.http import create_app
 from shared.events import InboundMessage
 from shared.ids import is_ticket_id
 from shared.settings import Settings
+from shared.state import forget_restored
 from shared.topics import INBOUND, Topics
 from tests.conftest import API_TOKEN
 from tests.support import in_process_client, read_topic, topic_size
@@ -96,6 +98,24 @@ async def test_bad_input_is_refused_with_field_errors_and_nothing_reaches_kafka(
     response = await client.post("/v1/forms/contact", **kwargs)
     assert response.status_code == status, response.text
     assert field in [error["field"] for error in response.json()["detail"]]
+    assert await topic_size(settings.kafka_bootstrap, inbound_topic(settings)) == 0
+
+
+async def test_an_idempotency_key_past_255_characters_is_a_field_error(client, settings):
+    response = await client.post("/v1/forms/contact", json=FORM, headers={"Idempotency-Key": "k" * 256})
+    assert response.status_code == 422
+    assert [error["field"] for error in response.json()["detail"]] == ["idempotency-key"]
+    assert await topic_size(settings.kafka_bootstrap, inbound_topic(settings)) == 0
+
+
+async def test_while_redis_lost_its_state_a_form_is_503_and_nothing_reaches_kafka(client, settings):
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        await forget_restored(redis)
+        response = await client.post("/v1/forms/contact", json=FORM)
+    finally:
+        await redis.aclose()
+    assert response.status_code == 503
     assert await topic_size(settings.kafka_bootstrap, inbound_topic(settings)) == 0
 
 
