@@ -99,7 +99,7 @@ class Detection(_Strict):
     """How the router reads a new ticket's language, sentiment and urgency (services/router/detection.py)."""
 
     # VADER's compound score (-1 … 1) at or below which an English message reads negative.
-    negative_at: float = Field(default=-0.5, ge=-1, le=1)
+    negative_at: float = Field(default=-0.5, ge=-1, lt=0)
     # Words or phrases that make a message urgent, per language: the list of the message's language
     # applies; a language given here replaces its defaults (an empty list turns them off).
     urgent_words: dict[LanguageCode, list[Annotated[str, Field(min_length=1, pattern=r"\S")]]] = {}
@@ -109,10 +109,10 @@ class Detection(_Strict):
         words = {**DEFAULT_URGENT_WORDS, **self.urgent_words}
         self._matchers = {language: WordMatcher(listed) for language, listed in words.items() if listed}
 
-    def urgent_word(self, language: str, *texts: str) -> str | None:
-        """The first urgency word of `language` found in `texts`, or None."""
+    def urgent_word(self, language: str, text: str) -> str | None:
+        """The first urgency word of `language` found in `text`, or None."""
         matcher = self._matchers.get(language)
-        return matcher.find(*texts) if matcher else None
+        return matcher.find(text) if matcher else None
 
 
 class SlaPolicy(_Strict):

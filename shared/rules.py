@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 import re2
@@ -68,6 +68,12 @@ class WordMatcher:
             for word in sorted(self.words, key=len, reverse=True)
         ]
         self._pattern = compile_pattern(f"(?i){'|'.join(alternatives)}")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, WordMatcher) and other.words == self.words
+
+    def __hash__(self) -> int:
+        return hash(self.words)
 
     def find(self, *texts: str) -> str | None:
         """The first word found (as written in the text), or None."""
@@ -165,28 +171,33 @@ class ContactDomain:
 
 @dataclass(frozen=True)
 class _Matches:
-    pattern: Any
-    field: ClassVar[str]
+    source: str
+    pattern: Any = field(init=False, compare=False, repr=False)
+    # The Facts attribute the pattern searches.
+    looks_at: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pattern", compile_pattern(self.source))
 
     def check(self, facts: Facts) -> bool:
-        return self.pattern.search(getattr(facts, self.field)) is not None
+        return self.pattern.search(getattr(facts, self.looks_at)) is not None
 
     def describe(self, facts: Facts) -> str:
-        match = self.pattern.search(getattr(facts, self.field))
+        match = self.pattern.search(getattr(facts, self.looks_at))
         found = f"matches at {match.group(0)[:60]!r}" if match else "does not match"
-        return f"{self.field} {found} ({self.pattern.pattern})"
+        return f"{self.looks_at} {found} ({self.source})"
 
 
 @dataclass(frozen=True)
 class SubjectMatches(_Matches):
     name: ClassVar[str] = "subject_matches"
-    field: ClassVar[str] = "subject"
+    looks_at: ClassVar[str] = "subject"
 
 
 @dataclass(frozen=True)
 class TextMatches(_Matches):
     name: ClassVar[str] = "text_matches"
-    field: ClassVar[str] = "text"
+    looks_at: ClassVar[str] = "text"
 
 
 @dataclass(frozen=True)
@@ -318,9 +329,9 @@ class RuleConditions(_Strict):
         if self.keywords_any is not None:
             built.append(KeywordsAny(WordMatcher(self.keywords_any)))
         if self.subject_matches is not None:
-            built.append(SubjectMatches(compile_pattern(self.subject_matches)))
+            built.append(SubjectMatches(self.subject_matches))
         if self.text_matches is not None:
-            built.append(TextMatches(compile_pattern(self.text_matches)))
+            built.append(TextMatches(self.text_matches))
         self._conditions = tuple(built)
 
     @property
