@@ -61,7 +61,7 @@ def test_a_message_as_json_shows_why_a_rule_did_not_fire(tmp_path):
     path.write_text(message.model_dump_json())
     result = explain(path)
     assert result.exit_code == 0, result.output
-    [refunds] = [line for line in result.output.splitlines() if "refunds to payments" in line]  # it fired not
+    [refunds] = [line for line in result.output.splitlines() if "refunds to payments" in line]
     assert " no " in refunds and "channel telegram not in [email, form]" in refunds
     assert any(" team " in line and " support " in line for line in result.output.splitlines())
 
