@@ -5,13 +5,14 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from shared.ids import AGENT_ID_PATTERN
 from shared.rules import LanguageCode, Priority, Rule, WordMatcher
@@ -100,18 +101,24 @@ class Detection(_Strict):
 
     # VADER's compound score (-1 … 1) at or below which an English message reads negative.
     negative_at: float = Field(default=-0.5, ge=-1, lt=0)
+    # Sentiment is read (VADER: tens of µs a message) when a rule's `when` has `sentiment`; true: always,
+    # so that every negative English ticket is flagged.
+    always_read_sentiment: bool = False
     # Words or phrases that make a message urgent, per language: the list of the message's language
     # applies; a language given here replaces its defaults (an empty list turns them off).
     urgent_words: dict[LanguageCode, list[Annotated[str, Field(min_length=1, pattern=r"\S")]]] = {}
-    _matchers: dict[str, WordMatcher] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, _context: Any) -> None:
+        self._urgency  # noqa: B018 (compiled when the config loads)
+
+    @functools.cached_property
+    def _urgency(self) -> dict[str, WordMatcher]:
         words = {**DEFAULT_URGENT_WORDS, **self.urgent_words}
-        self._matchers = {language: WordMatcher(listed) for language, listed in words.items() if listed}
+        return {language: WordMatcher(listed) for language, listed in words.items() if listed}
 
     def urgent_word(self, language: str, text: str) -> str | None:
         """The first urgency word of `language` found in `text`, or None."""
-        matcher = self._matchers.get(language)
+        matcher = self._urgency.get(language)
         return matcher.find(text) if matcher else None
 
 
@@ -155,6 +162,11 @@ class DeskConfig(_Strict):
     acknowledgements: Acknowledgements = Acknowledgements()
     # A solved ticket closes by itself after this long without a customer message (SPEC §3 Lifecycle).
     close_after: Duration = timedelta(days=4)
+
+    @functools.cached_property
+    def reads_sentiment(self) -> bool:
+        """Whether the router scores a new ticket's sentiment: a rule asks for it, or the config always does."""
+        return self.detection.always_read_sentiment or any(rule.when.sentiment is not None for rule in self.rules)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> DeskConfig:

@@ -12,13 +12,14 @@ loads, and see at most the first MATCH_CHARS characters of a subject or text. Pu
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 import re2
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from shared.events import Channel, Tag
 
@@ -291,7 +292,6 @@ class RuleConditions(_Strict):
     sentiment: Literal["negative"] | None = None
     urgent: bool | None = None
     has_attachment: bool | None = None
-    _conditions: tuple[Condition, ...] = PrivateAttr(default=())
 
     @field_validator("subject_matches", "text_matches")
     @classmethod
@@ -308,6 +308,11 @@ class RuleConditions(_Strict):
         return words
 
     def model_post_init(self, _context: Any) -> None:
+        self.conditions  # noqa: B018 (built, and so compiled, when the config loads)
+
+    @functools.cached_property
+    def conditions(self) -> tuple[Condition, ...]:
+        """The conditions, cheap ones first (text conditions last: the others usually decide first)."""
         built: list[Condition] = []
         if self.channel is not None:
             built.append(ChannelIs(frozenset(self.channel)))
@@ -325,18 +330,13 @@ class RuleConditions(_Strict):
             built.append(SentimentIs(self.sentiment))
         if self.has_attachment is not None:
             built.append(HasAttachment(self.has_attachment))
-        # Text conditions last: the cheap ones above usually decide first.
         if self.keywords_any is not None:
             built.append(KeywordsAny(WordMatcher(self.keywords_any)))
         if self.subject_matches is not None:
             built.append(SubjectMatches(self.subject_matches))
         if self.text_matches is not None:
             built.append(TextMatches(self.text_matches))
-        self._conditions = tuple(built)
-
-    @property
-    def conditions(self) -> tuple[Condition, ...]:
-        return self._conditions
+        return tuple(built)
 
 
 class RuleActions(_Strict):
@@ -401,26 +401,25 @@ def run_rules(
     priority: str,
     tags: Sequence[str],
     skills: Sequence[str] = (),
-) -> tuple[Outcome, list[Ruling]]:
-    """The ticket's classification after the chain, starting from the given one, and each rule's ruling.
+    trace: list[Ruling] | None = None,
+) -> Outcome:
+    """The ticket's classification after the chain, starting from the given one; each rule's ruling is
+    appended to `trace` when one is given.
 
     Later rules override team, category and language; priority only rises (or is set as it is with
     `force`); tags and skills accumulate in order, without repeats."""
     tag_list, skill_list, language, fired = list(tags), list(skills), facts.language, []
-    rulings: list[Ruling] = []
     stopped = False
     for rule in rules:
         if stopped:
-            rulings.append(Ruling(rule, None))
+            if trace is not None:
+                trace.append(Ruling(rule, None))
             continue
-        checked = []
-        held = True
-        for condition in rule.when.conditions:
-            checked.append(condition)
-            if not condition.check(facts):
-                held = False
-                break
-        rulings.append(Ruling(rule, held, tuple(checked)))
+        conditions = rule.when.conditions
+        failed = next((index for index, condition in enumerate(conditions) if not condition.check(facts)), None)
+        held = failed is None
+        if trace is not None:
+            trace.append(Ruling(rule, held, conditions if failed is None else conditions[: failed + 1]))
         if not held:
             continue
         fired.append(rule.name)
@@ -429,12 +428,13 @@ def run_rules(
         category = actions.category or category
         if actions.priority and (actions.force or _rank(actions.priority) > _rank(priority)):
             priority = actions.priority
-        tag_list = list(dict.fromkeys([*tag_list, *actions.tags]))
-        skill_list = list(dict.fromkeys([*skill_list, *actions.skills]))
+        if actions.tags:
+            tag_list = list(dict.fromkeys([*tag_list, *actions.tags]))
+        if actions.skills:
+            skill_list = list(dict.fromkeys([*skill_list, *actions.skills]))
         language = actions.language or language
         stopped = rule.stop
-    outcome = Outcome(team, category, priority, tuple(tag_list), tuple(skill_list), language, tuple(fired))
-    return outcome, rulings
+    return Outcome(team, category, priority, tuple(tag_list), tuple(skill_list), language, tuple(fired))
 
 
 def _rank(priority: str) -> int:

@@ -87,17 +87,24 @@ def print_explanation(message: InboundMessage, config: DeskConfig, console: Cons
         )
         return
     outcome = explain(message, config)
-    console.print(_reading(outcome))
+    console.print(_reading(outcome, config))
     console.print(_rules(outcome))
     console.print(_result(outcome))
 
 
-def _reading(outcome: Explanation) -> Table:
+def _reading(outcome: Explanation, config: DeskConfig) -> Table:
     detected = outcome.detected
     table = Table(title="What the message says", show_header=False)
     origin = {"hint": "the channel's hint", "detection": "detected", "default": "the desk's default"}
     table.add_row("language", f"{detected.language} ({origin[detected.language_from]})")
-    sentiment = "not read (English only)" if detected.sentiment is None else f"{detected.sentiment:+.3f}"
+    if not config.reads_sentiment:
+        sentiment = "not read: no rule asks for it (detection.always_read_sentiment)"
+    elif detected.language != "en":
+        sentiment = "not read: English only"
+    elif detected.sentiment is None:
+        sentiment = "not negative: no negative word"
+    else:
+        sentiment = f"{detected.sentiment:+.3f}"
     table.add_row("sentiment", f"{sentiment}{' → negative' if detected.negative else ''}")
     table.add_row("urgent", escape(f"yes: {detected.urgent_word!r}") if detected.urgent else "no")
     table.add_row("flags", ", ".join(detected.flags) or "none")

@@ -24,17 +24,20 @@ class Explanation:
 
 
 def classify(message: InboundMessage, config: DeskConfig) -> Classification:
-    return explain(message, config).classification
+    return explain(message, config, traced=False).classification
 
 
-def explain(message: InboundMessage, config: DeskConfig) -> Explanation:
+def explain(message: InboundMessage, config: DeskConfig, *, traced: bool = True) -> Explanation:
+    """Every step of the classification: what detection read, the facts rules saw, each rule's ruling
+    (left empty when not `traced`: the router needs only the result), and the classification."""
     default = config.default_classification
     team = default.team
     if message.channel == "form" and (form := config.form(message.source)) and form.team:
         team = form.team
     detected = detect(message, config)
     facts = facts_of(message, detected)
-    outcome, rulings = run_rules(
+    rulings: list[Ruling] = []
+    outcome = run_rules(
         config.rules,
         facts,
         team=team,
@@ -42,6 +45,7 @@ def explain(message: InboundMessage, config: DeskConfig) -> Explanation:
         priority=default.priority,
         tags=default.tags,
         skills=default.skills,
+        trace=rulings if traced else None,
     )
     classification = default.model_copy(
         update={

@@ -5,8 +5,9 @@ it is urgent. No I/O beyond loading the packages' own models once per process.
   else py3langid (a naive Bayes model shipped in the package) restricted to the desk's languages, on the
   first SAMPLE_CHARS characters of subject and text; else (no letters to go by) the desk's first language.
 - Negative: VADER's compound score (vaderSentiment; English only, a lexicon) at or below
-  `detection.negative_at` (< 0), on the subject and the first SENTIMENT_CHARS characters of the text. A
-  text with none of VADER's negative cues scores >= 0, so it is not scored at all (`_negative_cues`).
+  `detection.negative_at` (< 0), on the subject and the first SENTIMENT_CHARS characters of the text;
+  only when the config reads sentiment (`DeskConfig.reads_sentiment`). A text with none of VADER's
+  negative cues scores >= 0, so it is not scored at all (`_negative_cues`).
 - Urgent: a word of the ticket language's list (`detection.urgent_words`) in the subject or the text's first
   MATCH_CHARS characters.
 """
@@ -35,8 +36,8 @@ class Detected:
     language: str
     # Where the language came from, for `switchboard route explain`.
     language_from: Literal["hint", "detection", "default"]
-    # VADER's compound score (-1 … 1); None when not scored: the language is not English, or the text
-    # has no negative cue (then it scores >= 0).
+    # VADER's compound score (-1 … 1); None when not scored: the config does not read sentiment, the
+    # language is not English, or the text has no negative cue (then it scores >= 0).
     sentiment: float | None
     negative: bool
     # The urgency word found, None when there is none.
@@ -55,7 +56,11 @@ def detect(message: InboundMessage, config: DeskConfig) -> Detected:
     language, language_from = _language(message, config.languages)
     subject = message.subject or ""
     sentiment = None
-    if language == "en" and _negative_cues().search(opening := f"{subject}\n{message.text[:SENTIMENT_CHARS]}"):
+    if (
+        language == "en"
+        and config.reads_sentiment
+        and _negative_cues().search(opening := f"{subject}\n{message.text[:SENTIMENT_CHARS]}")
+    ):
         sentiment = _analyser().polarity_scores(opening)["compound"]
     negative = sentiment is not None and sentiment <= config.detection.negative_at
     urgent_word = config.detection.urgent_word(language, f"{subject}\n{message.text[:MATCH_CHARS]}")

@@ -88,22 +88,32 @@ def test_urgency_words_are_configured_per_language():
     assert detect(message("我的账户被锁定了，非常紧急"), calm).urgent, "the other languages keep their defaults"
 
 
+SENTIMENT = with_changes(detection={"always_read_sentiment": True})
+ANGRY = "This is terrible. Your app lost my data and nobody answers. Awful service!"
+
+
 def test_an_angry_english_message_reads_negative_and_a_happy_one_does_not():
-    angry = detect(message("This is terrible. Your app lost my data and nobody answers. Awful service!"), CONFIG)
+    angry = detect(message(ANGRY), SENTIMENT)
     assert angry.negative and angry.sentiment is not None and angry.sentiment <= -0.5
     assert angry.flags == ["negative"]
-    happy = detect(message("Thanks a lot, the new version works great!"), CONFIG)
+    happy = detect(message("Thanks a lot, the new version works great!"), SENTIMENT)
     assert not happy.negative and happy.flags == []
+
+
+def test_sentiment_is_read_only_when_a_rule_asks_or_the_config_says_always():
+    assert not CONFIG.reads_sentiment and detect(message(ANGRY), CONFIG).sentiment is None
+    asking = with_changes(rules=[{"name": "angry", "when": {"sentiment": "negative"}, "set": {"priority": "high"}}])
+    assert asking.reads_sentiment and detect(message(ANGRY), asking).negative
 
 
 def test_the_negative_threshold_is_configurable():
     mild = message("The invoice is wrong.")
-    assert not detect(mild, CONFIG).negative
-    assert detect(mild, with_changes(detection={"negative_at": -0.2})).negative
+    assert not detect(mild, SENTIMENT).negative
+    assert detect(mild, with_changes(detection={"negative_at": -0.2, "always_read_sentiment": True})).negative
 
 
 def test_sentiment_is_read_in_english_only():
-    detected = detect(message("Esto es terrible, el peor servicio del mundo, estoy furioso."), CONFIG)
+    detected = detect(message("Esto es terrible, el peor servicio del mundo, estoy furioso."), SENTIMENT)
     assert detected.language == "es" and detected.sentiment is None and not detected.negative
 
 
@@ -120,6 +130,6 @@ _WORDS = (
 @given(st.lists(st.sampled_from(_WORDS), min_size=1, max_size=25), st.sampled_from([-0.05, -0.3, -0.5, -0.9]))
 def test_skipping_texts_without_negative_cues_never_changes_the_verdict(words, threshold):
     text = " ".join(words)
-    config = with_changes(languages=["en"], detection={"negative_at": threshold})
+    config = with_changes(languages=["en"], detection={"negative_at": threshold, "always_read_sentiment": True})
     expected = _ANALYSER.polarity_scores(f"\n{text}")["compound"] <= threshold
     assert detect(message(text), config).negative is expected

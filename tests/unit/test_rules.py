@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.config import ConfigError, load_config
-from shared.rules import MATCH_CHARS, PRIORITY_ORDER, Facts, Rule, RuleConditions, WordMatcher, run_rules
+from shared.rules import MATCH_CHARS, PRIORITY_ORDER, Facts, Rule, RuleConditions, Ruling, WordMatcher, run_rules
 from shared.settings import EXAMPLE_CONFIG
 
 FACTS = Facts(
@@ -99,7 +99,10 @@ def rule(name: str, when: dict | None = None, stop: bool = False, **actions) -> 
 
 
 def run(rules: list[Rule], facts: Facts = FACTS, priority: str = "normal", tags=("web",)):
-    return run_rules(rules, facts, team="support", category="general", priority=priority, tags=tags)
+    trace: list[Ruling] = []
+    outcome = run_rules(rules, facts, team="support", category="general", priority=priority, tags=tags, trace=trace)
+    assert run_rules(rules, facts, team="support", category="general", priority=priority, tags=tags) == outcome
+    return outcome, trace
 
 
 def test_actions_set_team_category_language_and_add_tags_and_skills():
