@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from shared.ids import AGENT_ID_PATTERN
+from shared.rules import LanguageCode, Priority, Rule, WordMatcher
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -30,7 +32,6 @@ def parse_duration(value: Any) -> Any:
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 SlackChannelId = Annotated[str, Field(pattern=r"^[CGD][A-Z0-9]{2,}$")]
 SlackUserId = Annotated[str, Field(pattern=r"^[UW][A-Z0-9]{2,}$")]
-Priority = Literal["low", "normal", "high", "urgent"]
 
 
 class _Strict(BaseModel):
@@ -70,10 +71,55 @@ class Form(_Strict):
 
 
 class Classification(_Strict):
+    """A ticket's classification: the config's default, and what the router decides for a new ticket."""
+
     team: str
     category: str = "general"
     priority: Priority = "normal"
     tags: list[str] = []
+    # Skills an agent needs for the ticket (rules add them).
+    skills: list[str] = []
+    # Decided by the router, never configured: the ticket's language (ISO 639-1), its flags ("negative",
+    # "urgent") and the names of the rules that fired, in order.
+    language: str | None = None
+    flags: list[str] = []
+    rules: list[str] = []
+
+
+# Urgency words per language when the config gives none for it (`detection.urgent_words`).
+DEFAULT_URGENT_WORDS: dict[str, list[str]] = {
+    "en": [
+        "urgent", "urgently", "asap", "as soon as possible", "emergency", "immediately", "right away",
+        "critical", "outage", "time-sensitive",
+    ],
+    "zh": ["紧急", "加急", "急需", "马上", "立即", "立刻", "尽快", "赶紧", "十万火急"],
+}  # fmt: skip
+
+
+class Detection(_Strict):
+    """How the router reads a new ticket's language, sentiment and urgency (services/router/detection.py)."""
+
+    # VADER's compound score (-1 … 1) at or below which an English message reads negative.
+    negative_at: float = Field(default=-0.5, ge=-1, lt=0)
+    # Sentiment is read (VADER: tens of µs a message) when a rule's `when` has `sentiment`; true: always,
+    # so that every negative English ticket is flagged.
+    always_read_sentiment: bool = False
+    # Words or phrases that make a message urgent, per language: the list of the message's language
+    # applies; a language given here replaces its defaults (an empty list turns them off).
+    urgent_words: dict[LanguageCode, list[Annotated[str, Field(min_length=1, pattern=r"\S")]]] = {}
+
+    def model_post_init(self, _context: Any) -> None:
+        self._urgency  # noqa: B018 (compiled when the config loads)
+
+    @functools.cached_property
+    def _urgency(self) -> dict[str, WordMatcher]:
+        words = {**DEFAULT_URGENT_WORDS, **self.urgent_words}
+        return {language: WordMatcher(listed) for language, listed in words.items() if listed}
+
+    def urgent_word(self, language: str, text: str) -> str | None:
+        """The first urgency word of `language` found in `text`, or None."""
+        matcher = self._urgency.get(language)
+        return matcher.find(text) if matcher else None
 
 
 class SlaPolicy(_Strict):
@@ -107,10 +153,20 @@ class DeskConfig(_Strict):
     teams: list[Team] = Field(min_length=1)
     agents: list[Agent] = Field(min_length=1)
     default_classification: Classification
+    # The languages tickets are told apart by (ISO 639-1); the first is the desk's default.
+    languages: list[LanguageCode] = Field(default=["en"], min_length=1)
+    detection: Detection = Detection()
+    # Classification rules, run in order on every new ticket (shared/rules.py).
+    rules: list[Rule] = []
     sla_policies: list[SlaPolicy] = Field(min_length=1)
     acknowledgements: Acknowledgements = Acknowledgements()
     # A solved ticket closes by itself after this long without a customer message (SPEC §3 Lifecycle).
     close_after: Duration = timedelta(days=4)
+
+    @functools.cached_property
+    def reads_sentiment(self) -> bool:
+        """Whether the router scores a new ticket's sentiment: a rule asks for it, or the config always does."""
+        return self.detection.always_read_sentiment or any(rule.when.sentiment is not None for rule in self.rules)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> DeskConfig:
@@ -136,9 +192,41 @@ class DeskConfig(_Strict):
                 problems.append(f"forms.{index}.team: unknown team {form.team!r}")
         if self.default_classification.team not in team_ids:
             problems.append(f"default_classification.team: unknown team {self.default_classification.team!r}")
+        problems += self._rule_problems(team_ids)
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _rule_problems(self, team_ids: set[str]) -> list[str]:
+        skills = {skill for agent in self.agents for skill in agent.skills}
+        languages = set(self.languages)
+        default = self.default_classification
+        problems = [
+            f"default_classification.{key}: set by the router, not configured"
+            for key in ("flags", "rules")
+            if getattr(default, key)
+        ]
+        problems += [
+            f"default_classification.skills: no agent has skill {s!r}" for s in default.skills if s not in skills
+        ]
+        names: set[str] = set()
+        for index, rule in enumerate(self.rules):
+            where = f"rules.{index}"
+            if rule.name in names:
+                problems.append(f"{where}.name: another rule is named {rule.name!r}")
+            names.add(rule.name)
+            actions = rule.actions
+            if actions.team is not None and actions.team not in team_ids:
+                problems.append(f"{where}.set.team: unknown team {actions.team!r}")
+            problems += [f"{where}.set.skills: no agent has skill {s!r}" for s in actions.skills if s not in skills]
+            if actions.language is not None and actions.language not in languages:
+                problems.append(f"{where}.set.language: {actions.language!r} is not in the desk's languages")
+            problems += [
+                f"{where}.when.language: {language!r} is not in the desk's languages"
+                for language in rule.when.language or ()
+                if language not in languages
+            ]
+        return problems
 
     def team(self, team_id: str) -> Team:
         return next(team for team in self.teams if team.id == team_id)

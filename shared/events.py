@@ -124,6 +124,10 @@ class InboundMessage(Envelope):
     conversations: list[str] = []
     # The thread led to a closed ticket: this message opens a new ticket that follows up on that one.
     follow_up_of: TicketId | None = None
+    # The language the channel says the customer uses (a BCP 47 tag such as "en-GB": email
+    # Content-Language), tried before detection; and the addresses an email was written to (To, Cc).
+    language_hint: str | None = None
+    to_addresses: list[str] = []
 
     @classmethod
     def received(
@@ -329,6 +333,12 @@ class TicketCreated(Envelope):
     acknowledge: bool = True
     # A customer wrote again on a closed ticket: this ticket follows up on that one.
     follow_up_of: TicketId | None = None
+    # The classification's reading of the message (services/router/classification.py): its language
+    # (ISO 639-1), flags ("negative", "urgent"), the skills an agent needs, and the rules that fired.
+    language: str | None = None
+    flags: list[str] = []
+    skills: list[str] = []
+    rules: list[str] = []
 
 
 class MessageAdded(Envelope):

@@ -164,6 +164,9 @@ def _fields(event: TicketEvent) -> dict[str, str]:
                 "category": event.category,
                 "priority": event.priority,
                 "tags": json.dumps(event.tags),
+                "classified": json.dumps(
+                    {"language": event.language, "flags": event.flags, "skills": event.skills, "rules": event.rules}
+                ),
                 "created_at": event.occurred_at.isoformat(),
                 # The message that opened the ticket, so it is not announced twice.
                 "opened_by": event.correlation_id or "",
@@ -355,6 +358,7 @@ class ReadModel:
             "category": fields["category"],
             "priority": fields["priority"],
             "tags": json.loads(fields["tags"]),
+            **{"language": None, "flags": [], "skills": [], "rules": [], **json.loads(fields.get("classified", "{}"))},
             "created_at": fields["created_at"],
             "updated_at": fields.get("updated_at", fields["created_at"]),
             "contact": contact,

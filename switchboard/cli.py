@@ -143,6 +143,36 @@ def config_check(file: Path | None) -> None:
 
 
 @main.group()
+def route() -> None:
+    """The router's decisions, explained."""
+
+
+@route.command("explain")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="Default: SWITCHBOARD_CONFIG.")
+def route_explain(file: Path, config_file: Path | None) -> None:
+    """How the router would classify FILE (an inbound message as JSON, or a .eml): detected language and
+    flags, each rule and why it fired or not, and the ticket's team, category, priority, tags and skills.
+    Nothing is published or stored."""
+    from rich.console import Console
+
+    from switchboard.explain import NotAMessage, message_from_file, print_explanation
+
+    path = config_file or Settings().config
+    try:
+        desk = load_config(path)
+    except ConfigError as error:
+        for problem in error.problems:
+            click.echo(problem, err=True)
+        sys.exit(1)
+    try:
+        message = message_from_file(file, desk)
+    except NotAMessage as error:
+        raise click.ClickException(str(error)) from None
+    print_explanation(message, desk, Console())
+
+
+@main.group()
 def ticket() -> None:
     """Look at tickets and work them (the same commands as the Slack card's buttons)."""
 

@@ -195,6 +195,9 @@ class MailIntake:
                 bounced_recipients=classification.bounced_recipients,
                 acknowledge=classification.acknowledge,
                 received_at=mail.date or now,
+                # For the router's rules (`to_address`, the language): bounded, a mail may name thousands.
+                to_addresses=[address.address.lower() for address in [*mail.to, *mail.cc][:50]],
+                language_hint=(mail.headers.get("content-language") or "")[:64] or None,
             )
         )
         return MailOutcome("published", classification.reason, resolution.ticket_id)

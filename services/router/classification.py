@@ -1,14 +1,79 @@
-"""Deciding a new ticket's team, category, priority and tags."""
+"""Deciding a new ticket's team, category, priority, tags, required skills and language.
+
+The start is the config's default classification (a form bound to a team sends its tickets there); then
+detection reads the message (services/router/detection.py) and the config's rules run in order
+(shared/rules.py). `explain` keeps every step for `switchboard route explain`; the router uses `classify`.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from services.router.detection import Detected, detect
 from shared.config import Classification, DeskConfig
 from shared.events import InboundMessage
+from shared.rules import MATCH_CHARS, Facts, Ruling, run_rules
+
+
+@dataclass(frozen=True)
+class Explanation:
+    detected: Detected
+    facts: Facts
+    rulings: list[Ruling]
+    classification: Classification
 
 
 def classify(message: InboundMessage, config: DeskConfig) -> Classification:
-    """A form bound to a team sends its tickets there; everything else gets the default."""
+    return explain(message, config, traced=False).classification
+
+
+def explain(message: InboundMessage, config: DeskConfig, *, traced: bool = True) -> Explanation:
+    """Every step of the classification: what detection read, the facts rules saw, each rule's ruling
+    (left empty when not `traced`: the router needs only the result), and the classification."""
     default = config.default_classification
+    team = default.team
     if message.channel == "form" and (form := config.form(message.source)) and form.team:
-        return default.model_copy(update={"team": form.team})
-    return default
+        team = form.team
+    detected = detect(message, config)
+    facts = facts_of(message, detected)
+    rulings: list[Ruling] = []
+    outcome = run_rules(
+        config.rules,
+        facts,
+        team=team,
+        category=default.category,
+        priority=default.priority,
+        tags=default.tags,
+        skills=default.skills,
+        trace=rulings if traced else None,
+    )
+    classification = default.model_copy(
+        update={
+            "team": outcome.team,
+            "category": outcome.category,
+            "priority": outcome.priority,
+            "tags": list(outcome.tags),
+            "skills": list(outcome.skills),
+            "language": outcome.language,
+            "flags": detected.flags,
+            "rules": list(outcome.fired),
+        }
+    )
+    return Explanation(detected, facts, rulings, classification)
+
+
+def facts_of(message: InboundMessage, detected: Detected) -> Facts:
+    email = message.sender.email
+    return Facts(
+        channel=message.channel,
+        source=message.source,
+        to_addresses=frozenset(address.lower() for address in message.to_addresses),
+        contact_domain=email.rpartition("@")[2].lower() if email else None,
+        subject=(message.subject or "")[:MATCH_CHARS],
+        text=message.text[:MATCH_CHARS],
+        # Inline parts (signature logos, pasted screenshots shown in the body) are not files the customer attached.
+        has_attachment=any(not attachment.inline for attachment in message.attachments),
+        language=detected.language,
+        urgent=detected.urgent,
+        negative=detected.negative,
+    )

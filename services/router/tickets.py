@@ -89,6 +89,10 @@ def new_ticket(
             reply_route=message.reply_route,
             acknowledge=message.acknowledge,
             follow_up_of=message.follow_up_of,
+            language=classification.language,
+            flags=classification.flags,
+            skills=classification.skills,
+            rules=classification.rules,
         ),
         message_added(message, now, contact_id=contact.contact_id),
         TicketAssigned(

@@ -257,6 +257,7 @@ def test_the_reassign_modal_lists_the_team_s_agents_and_every_team():
         "agent:chloe": "Chloé Martin",
         "agent:lena": "Lena Weber",
         "team:support": "Customer Support (queue)",
+        "team:payments": "Payments and refunds (queue)",
     }
 
 

@@ -1,0 +1,142 @@
+"""`switchboard route explain FILE`: how the router would classify a message, with no side effects.
+
+FILE is an `InboundMessage` as JSON (as intake publishes it on the inbound topic) or a `.eml`, read by
+the mail intake's own parser. The classification is the router's own code path (`explain`, which
+`classify` wraps); nothing is published or stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from services.router.classification import Explanation, explain
+from shared.config import DeskConfig
+from shared.events import Attachment, InboundMessage, Sender
+from shared.untrusted import InvalidJson, parse_json_object
+
+
+class NotAMessage(ValueError):
+    """FILE is neither an inbound message as JSON nor a mail."""
+
+
+def message_from_file(path: Path, config: DeskConfig) -> InboundMessage:
+    """The inbound message in `path`; NotAMessage saying why there is none."""
+    raw = path.read_bytes()
+    if path.suffix.lower() == ".eml":
+        return _message_from_mail(raw, config)
+    try:
+        return InboundMessage.model_validate(parse_json_object(raw))
+    except (InvalidJson, ValidationError) as error:
+        raise NotAMessage(f"{path}: not an inbound message as JSON (or a .eml): {error}") from None
+
+
+def _message_from_mail(raw: bytes, config: DeskConfig) -> InboundMessage:
+    from services.intake.email.mime import MailUnreadable
+    from services.intake.email.reading import read_mail
+
+    try:
+        reading = read_mail(raw)
+    except MailUnreadable as error:
+        raise NotAMessage(f"not mail: {error}") from None
+    mail, mail_class = reading.mail, reading.classification.mail_class
+    message_id = uuid.uuid5(uuid.NAMESPACE_URL, hashlib.sha256(raw).hexdigest())
+    name = mail.sender.name if mail.sender else None
+    try:
+        sender = Sender(name=name, email=mail.sender.address.strip() if mail.sender else None)
+    except ValidationError:
+        sender = Sender(name=name)
+    return InboundMessage.received(
+        message_id=message_id,
+        ticket_id=f"{config.ticket_prefix}-0",
+        received_at=mail.date or datetime.now(UTC),
+        channel="email",
+        kind="message" if mail_class == "normal" else mail_class,
+        channel_message_id=mail.message_id or message_id.hex,
+        source="smtp",
+        sender=sender,
+        subject=mail.subject,
+        text=mail.new_text,
+        attachments=[
+            Attachment(
+                sha256=hashlib.sha256(part.content).hexdigest(),
+                filename=part.filename,
+                content_type=part.content_type,
+                size=len(part.content),
+                inline=part.inline,
+                content_id=part.content_id,
+            )
+            for part in mail.attachments
+        ],
+        to_addresses=[address.address.lower() for address in [*mail.to, *mail.cc][:50]],
+        language_hint=(mail.headers.get("content-language") or "")[:64] or None,
+    )
+
+
+def print_explanation(message: InboundMessage, config: DeskConfig, console: Console) -> None:
+    if message.kind not in ("message", "edit"):
+        console.print(
+            f"A {message.kind.replace('_', '-')} opens no ticket: the router records it, never classifies it."
+        )
+        return
+    outcome = explain(message, config)
+    console.print(_reading(outcome, config))
+    console.print(_rules(outcome))
+    console.print(_result(outcome))
+
+
+def _reading(outcome: Explanation, config: DeskConfig) -> Table:
+    detected = outcome.detected
+    table = Table(title="What the message says", show_header=False)
+    origin = {"hint": "the channel's hint", "detection": "detected", "default": "the desk's default"}
+    table.add_row("language", f"{detected.language} ({origin[detected.language_from]})")
+    if not config.reads_sentiment:
+        sentiment = "not read: no rule asks for it (detection.always_read_sentiment)"
+    elif detected.language != "en":
+        sentiment = "not read: English only"
+    elif detected.sentiment is None:
+        sentiment = "not negative: no negative word"
+    else:
+        sentiment = f"{detected.sentiment:+.3f}"
+    table.add_row("sentiment", f"{sentiment}{' → negative' if detected.negative else ''}")
+    table.add_row("urgent", escape(f"yes: {detected.urgent_word!r}") if detected.urgent else "no")
+    table.add_row("flags", ", ".join(detected.flags) or "none")
+    return table
+
+
+def _rules(outcome: Explanation) -> Table:
+    table = Table(title="Rules, in order")
+    for column in ("#", "rule", "fired", "why"):
+        table.add_column(column)
+    for index, ruling in enumerate(outcome.rulings, start=1):
+        if ruling.fired is None:
+            fired, why = "—", "not run: an earlier rule stopped the chain"
+        else:
+            fired = "[green]fired[/]" if ruling.fired else "no"
+            why = "; ".join(condition.describe(outcome.facts) for condition in ruling.checked) or "no conditions"
+            if ruling.fired and ruling.rule.stop:
+                why += "; stop"
+        table.add_row(str(index), escape(ruling.rule.name), fired, escape(why))
+    if not outcome.rulings:
+        table.add_row("", "(the config has no rules)", "", "")
+    return table
+
+
+def _result(outcome: Explanation) -> Table:
+    result = outcome.classification
+    table = Table(title="The ticket", show_header=False)
+    table.add_row("team", escape(result.team))
+    table.add_row("category", escape(result.category))
+    table.add_row("priority", result.priority)
+    table.add_row("tags", ", ".join(result.tags) or "none")
+    table.add_row("skills", escape(", ".join(result.skills)) or "none")
+    table.add_row("language", result.language or "")
+    table.add_row("rules fired", escape(", ".join(result.rules)) or "none")
+    return table
