@@ -51,6 +51,11 @@ def _messages_key(ticket_id: str) -> str:
     return f"sb:ticket:{ticket_id}:messages"
 
 
+def first_message_key(ticket_id: str) -> tuple[str, int]:
+    """Where the message that opened the ticket is: (list key, index), as LINDEX takes them."""
+    return _messages_key(ticket_id), 0
+
+
 def applied_key(ticket_id: str) -> str:
     return f"sb:ticket:{ticket_id}:applied"
 

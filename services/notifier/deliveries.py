@@ -52,6 +52,8 @@ class Sent:
     digest: bool = False
     # Already in the ledger (made earlier): reported again, not recorded again.
     recorded: bool = False
+    # A card posted or updated: the digest of what it shows now (None: unknown).
+    shown: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,11 @@ class Transport(Protocol):
     # False when the channel is not configured: its deliveries are logged, not made.
     enabled: bool
 
-    async def send(self, delivery: Delivery, thread_ts: str | None) -> Sent | None:
-        """Sends; returns None when there is nowhere to send it (nothing was sent). Raises RateLimited, Refused, or any
-        other exception for a transient failure. `thread_ts`: the Slack thread to post in; for an announcement or a
-        card update, the ticket's card in the target (None: there is none yet)."""
+    async def send(self, delivery: Delivery, thread_ts: str | None) -> Sent | Skipped | None:
+        """Sends; returns None when there is nowhere to send it, Skipped when there is nothing new to send (a card
+        showing the ticket as it is); nothing was sent then. Raises RateLimited, Refused, or any other exception for
+        a transient failure. `thread_ts`: the Slack thread to post in; for an announcement or a card update, the
+        ticket's card in the target (None: there is none yet)."""
         ...
 
     async def send_digest(self, target: str, deliveries: list[Delivery]) -> Sent | None:
@@ -177,7 +180,7 @@ class DeliveryScheduler:
                 event = sent_event(delivery, outcome)
                 if not outcome.recorded:
                     async with self._calls:
-                        await self.ledger.record(event, datetime.now(UTC))
+                        await self.ledger.record(event, datetime.now(UTC), shown=outcome.shown)
                 if delivery.purpose == "announcement" and outcome.external_id:
                     self._remember_thread(chain, outcome.external_id)
                 return event
@@ -241,12 +244,12 @@ class DeliveryScheduler:
                 )
                 await asyncio.sleep(delay)
                 continue
-            if sent is None:
+            if sent is None or isinstance(sent, Skipped):
                 await self.ledger.end(delivery.key)
-                return Skipped(f"no {delivery.channel} route to answer on")
+                return sent or Skipped(f"no {delivery.channel} route to answer on")
             return sent
 
-    async def _call(self, transport: Transport, delivery: Delivery, thread_ts: str | None) -> Sent | None:
+    async def _call(self, transport: Transport, delivery: Delivery, thread_ts: str | None) -> Sent | Skipped | None:
         """The call itself, its intent recorded first; an attempt left without an outcome is looked up, not repeated."""
         while (intent := await self.ledger.begin(delivery.key, self.owner)).held:
             await asyncio.sleep(HELD_POLL_SECONDS)
