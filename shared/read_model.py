@@ -51,9 +51,9 @@ def _messages_key(ticket_id: str) -> str:
     return f"sb:ticket:{ticket_id}:messages"
 
 
-def first_message_key(ticket_id: str) -> tuple[str, int]:
-    """Where the message that opened the ticket is: (list key, index), as LINDEX takes them."""
-    return _messages_key(ticket_id), 0
+def messages_key(ticket_id: str) -> str:
+    """The ticket's messages, oldest first (a list of JSON documents)."""
+    return _messages_key(ticket_id)
 
 
 def applied_key(ticket_id: str) -> str:

@@ -27,7 +27,6 @@ from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
 
 from services.notifier.pipelining import GroupPipeline
 from shared.conversations import conversation_key
@@ -206,13 +205,11 @@ class Ledger:
 
     async def begin(self, key: str, owner: str) -> Intent:
         """Records `owner`'s intent to make the delivery, unless it was made or another sender's lease runs."""
-        args = [intent_key(key), sent_key(key), owner, int(self.intent_lease_seconds * 1000), SENT_TTL_SECONDS * 1000]
-        try:
-            [(outcome, found)] = await self._reads.execute(lambda pipe: pipe.evalsha(self._begin.sha, 2, *args))
-        except NoScriptError:
-            # Redis restarted (or its scripts were flushed) since: loaded again, once.
-            await self.redis.script_load(_BEGIN)
-            [(outcome, found)] = await self._reads.execute(lambda pipe: pipe.evalsha(self._begin.sha, 2, *args))
+        outcome, found = await self._reads.run_script(
+            self._begin,
+            keys=[intent_key(key), sent_key(key)],
+            args=[owner, int(self.intent_lease_seconds * 1000), SENT_TTL_SECONDS * 1000],
+        )
         if outcome == "sent":
             return Intent(sent=json.loads(found))
         if outcome == "held":

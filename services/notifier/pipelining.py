@@ -11,13 +11,15 @@ of a moment after it queued (its commands are sent after that), as with a plain 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 
 Queue = Callable[[Pipeline], Awaitable[None] | None]
 
@@ -56,6 +58,16 @@ class GroupPipeline:
         if error := next((result for result in results if isinstance(result, Exception)), None):
             raise error
         return results
+
+    async def run_script(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
+        """Runs a Lua script (registered with `Redis.register_script`) in the next pipeline; its answer."""
+        try:
+            [answer] = await self.execute(lambda pipe: pipe.evalsha(script.sha, len(keys), *keys, *args))
+        except NoScriptError:
+            # Not loaded yet, or Redis restarted (or flushed its scripts) since: loaded, and run again.
+            await self.redis.script_load(script.script)
+            [answer] = await self.execute(lambda pipe: pipe.evalsha(script.sha, len(keys), *keys, *args))
+        return answer
 
     async def _send(self, batch: list[_Waiting]) -> None:
         try:
