@@ -14,7 +14,8 @@
   `notification.sent` event is published again if it was lost); the intent is recorded before the
   call, a delivery whose intent another sender holds waits for that sender's record, and one whose
   earlier attempt left no outcome (its sender died mid-call, however long ago) is looked for at the
-  target (Slack's message metadata) before it is made again.
+  target (Slack's message metadata) before it is made again. Card updates are the exception: made
+  again they show the same (`WITHOUT_INTENT`), and one that would change nothing is not made.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ logger = logging.getLogger(__name__)
 LOOKUP_MARGIN_SECONDS = 60.0
 # How often a delivery whose intent another sender holds checks for that sender's record.
 HELD_POLL_SECONDS = 0.5
+# Deliveries made without recording an intent first: a card update shows the ticket as it is when it is made,
+# so making it twice (a sender died mid-call, a redelivered batch) shows the same, or is skipped as a card
+# already showing it. That spares two of its round trips to Redis, and most updates are of this kind.
+WITHOUT_INTENT = frozenset({"card_update"})
 # Thread roots (cards in team channels) kept in memory per process.
 THREADS_REMEMBERED = 100_000
 
@@ -244,13 +249,15 @@ class DeliveryScheduler:
                 )
                 await asyncio.sleep(delay)
                 continue
-            if sent is None or isinstance(sent, Skipped):
+            if (sent is None or isinstance(sent, Skipped)) and delivery.purpose not in WITHOUT_INTENT:
                 await self.ledger.end(delivery.key)
                 return sent or Skipped(f"no {delivery.channel} route to answer on")
             return sent
 
     async def _call(self, transport: Transport, delivery: Delivery, thread_ts: str | None) -> Sent | Skipped | None:
         """The call itself, its intent recorded first; an attempt left without an outcome is looked up, not repeated."""
+        if delivery.purpose in WITHOUT_INTENT:
+            return await transport.send(delivery, thread_ts)
         while (intent := await self.ledger.begin(delivery.key, self.owner)).held:
             await asyncio.sleep(HELD_POLL_SECONDS)
         if intent.sent is not None:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import orjson
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -92,7 +93,10 @@ class SlackTransport:
         assert self.client is not None
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=CONNECTIONS), timeout=aiohttp.ClientTimeout(total=15)
+                connector=aiohttp.TCPConnector(limit=CONNECTIONS),
+                timeout=aiohttp.ClientTimeout(total=15),
+                # Every card's blocks are encoded: orjson does it several times faster than json.dumps.
+                json_serialize=_json,
             )
             self.client.session = self._session
         return self.client
@@ -235,6 +239,10 @@ class SlackTransport:
                 target = args.get("channel") or args.get("users")
                 raise Refused(f"Slack refused {method} to {target}: {code}") from error
             raise
+
+
+def _json(document: Any) -> str:
+    return orjson.dumps(document).decode()
 
 
 def _is_user_id(conversation: str) -> bool:
