@@ -214,11 +214,12 @@ class DeliveryScheduler:
                     thread_ts = delivery.thread_ts
                     if delivery.in_thread and (thread_ts := await self._thread(delivery)) is None:
                         return Skipped(f"the ticket has no Slack thread in {delivery.target}")
-                    if delivery.on_card and (thread_ts := await self._card(delivery)) is None:
-                        return Skipped(f"the ticket has no card in {delivery.target}")
-                    if delivery.purpose == "announcement":
-                        # A ticket has one card in a channel: announcing it again (a reassignment) updates it.
-                        thread_ts = await self._card(delivery)
+                    if delivery.on_card:
+                        # A team channel's card is a thread root this process may remember (a DM's card is read:
+                        # a ticket assigned to the same agent again gets a new one there).
+                        thread_ts = self._threads.get((delivery.ticket_id, delivery.target))
+                        if (thread_ts := thread_ts or await self._card(delivery)) is None:
+                            return Skipped(f"the ticket has no card in {delivery.target}")
                     sent = await self._call(transport, delivery, thread_ts)
             except RateLimited as limited:
                 self._hold(delivery.target).until = max(
@@ -258,8 +259,13 @@ class DeliveryScheduler:
         """The call itself, its intent recorded first; an attempt left without an outcome is looked up, not repeated."""
         if delivery.purpose in WITHOUT_INTENT:
             return await transport.send(delivery, thread_ts)
-        while (intent := await self.ledger.begin(delivery.key, self.owner)).held:
+        # A ticket has one card in a channel: announcing it again (a reassignment) updates it. Whether there is
+        # one is read with the intent (one round trip).
+        card_of = (delivery.ticket_id, delivery.target) if delivery.purpose == "announcement" else None
+        while (intent := await self.ledger.begin(delivery.key, self.owner, card_of=card_of)).held:
             await asyncio.sleep(HELD_POLL_SECONDS)
+        if card_of is not None:
+            thread_ts = intent.card
         if intent.sent is not None:
             # Made by another sender since this one last looked.
             return _sent_from(intent.sent)

@@ -117,6 +117,8 @@ class Intent:
     sent: dict[str, Any] | None = None
     held: bool = False
     left_at: float | None = None
+    # The ts of the card asked for (`card_of`), when there is one.
+    card: str | None = None
 
 
 def project_sent(pipe: Any, event: NotificationSent, now: datetime, *, count_acknowledgement: bool = True) -> None:
@@ -203,18 +205,22 @@ class Ledger:
         [ts] = await self._reads.execute(lambda pipe: pipe.get(card_key(ticket_id, target)))
         return ts
 
-    async def begin(self, key: str, owner: str) -> Intent:
-        """Records `owner`'s intent to make the delivery, unless it was made or another sender's lease runs."""
-        outcome, found = await self._reads.run_script(
-            self._begin,
-            keys=[intent_key(key), sent_key(key)],
-            args=[owner, int(self.intent_lease_seconds * 1000), SENT_TTL_SECONDS * 1000],
-        )
+    async def begin(self, key: str, owner: str, *, card_of: tuple[str, str] | None = None) -> Intent:
+        """Records `owner`'s intent to make the delivery, unless it was made or another sender's lease runs.
+        `card_of`: (ticket ID, target) whose card's ts to read along (`Intent.card`)."""
+        args = [intent_key(key), sent_key(key), owner, int(self.intent_lease_seconds * 1000), SENT_TTL_SECONDS * 1000]
+
+        def queue(pipe: Any) -> None:
+            pipe.evalsha(self._begin.sha, 2, *args)
+            if card_of is not None:
+                pipe.get(card_key(*card_of))
+
+        (outcome, found), *card = await self._reads.execute(queue, scripts=[self._begin])
         if outcome == "sent":
             return Intent(sent=json.loads(found))
         if outcome == "held":
             return Intent(held=True)
-        return Intent(left_at=int(found) / 1000 if found else None)
+        return Intent(left_at=int(found) / 1000 if found else None, card=card[0] if card else None)
 
     async def end(self, key: str) -> None:
         await self._writes.execute(lambda pipe: pipe.delete(intent_key(key)))

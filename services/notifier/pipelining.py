@@ -11,7 +11,7 @@ of a moment after it queued (its commands are sent after that), as with a plain 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,38 +36,51 @@ class GroupPipeline:
         self.redis = redis
         self.transaction = transaction
         self._waiting: list[_Waiting] = []
+        # What `share` names among the waiting (not sent yet).
+        self._shared: dict[Hashable, _Waiting] = {}
         self._turn = asyncio.Lock()
 
-    async def execute(self, queue: Queue) -> list[Any]:
-        """Runs the commands `queue(pipe)` adds (it may be a coroutine, e.g. a Lua script's call) and returns
-        their results in order. A command's error (e.g. WRONGTYPE) is raised here, to its caller alone;
-        a lost connection is raised to every caller of that pipeline."""
-        waiting = _Waiting(queue, asyncio.get_running_loop().create_future())
-        self._waiting.append(waiting)
+    async def execute(self, queue: Queue, *, scripts: Sequence[AsyncScript] = (), share: Hashable = None) -> list[Any]:
+        """Runs the commands `queue(pipe)` adds (it may be a coroutine) and returns their results in order. A
+        command's error (e.g. WRONGTYPE) is raised here, to its caller alone; a lost connection to every caller
+        of that pipeline. `scripts`: the Lua scripts it runs by SHA (`pipe.evalsha`), loaded when Redis lacks
+        them (first use, a restart). `share`: callers queuing the same reads may name them alike; those queued
+        for the same pipeline share its one answer."""
+        try:
+            return await self._execute(queue, share)
+        except NoScriptError:
+            for script in scripts:
+                await self.redis.script_load(script.script)
+            return await self._execute(queue, share)
+
+    async def run_script(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
+        """Runs a Lua script (registered with `Redis.register_script`) in the next pipeline; its answer."""
+        [answer] = await self.execute(lambda pipe: pipe.evalsha(script.sha, len(keys), *keys, *args), scripts=[script])
+        return answer
+
+    async def _execute(self, queue: Queue, share: Hashable) -> list[Any]:
+        if share is not None and (queued := self._shared.get(share)) is not None:
+            waiting = queued
+        else:
+            waiting = _Waiting(queue, asyncio.get_running_loop().create_future())
+            self._waiting.append(waiting)
+            if share is not None:
+                self._shared[share] = waiting
         try:
             async with self._turn:
                 if not waiting.answer.done():
                     batch, self._waiting = [w for w in self._waiting if not w.answer.done()], []
+                    self._shared.clear()
                     await self._send(batch)
         except asyncio.CancelledError:
             # Not sent yet: it never will be. (Sent: its outcome is not wanted any more.)
-            if not waiting.answer.cancel() and not waiting.answer.cancelled():
+            if share is None and not waiting.answer.cancel() and not waiting.answer.cancelled():
                 waiting.answer.exception()
             raise
         results = waiting.answer.result()
         if error := next((result for result in results if isinstance(result, Exception)), None):
             raise error
         return results
-
-    async def run_script(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
-        """Runs a Lua script (registered with `Redis.register_script`) in the next pipeline; its answer."""
-        try:
-            [answer] = await self.execute(lambda pipe: pipe.evalsha(script.sha, len(keys), *keys, *args))
-        except NoScriptError:
-            # Not loaded yet, or Redis restarted (or flushed its scripts) since: loaded, and run again.
-            await self.redis.script_load(script.script)
-            [answer] = await self.execute(lambda pipe: pipe.evalsha(script.sha, len(keys), *keys, *args))
-        return answer
 
     async def _send(self, batch: list[_Waiting]) -> None:
         try:

@@ -51,7 +51,12 @@ class TicketCards:
         keys = [ticket_key(ticket_id), messages_key(ticket_id)]
         if target is not None:
             keys.append(card_shown_key(ticket_id, target))
-        found = await self._reads.run_script(self._script, keys, self._contact_keys)
+        # A ticket's cards are posted together (the channel's, the assignee's DM): read once for both.
+        [found] = await self._reads.execute(
+            lambda pipe: pipe.evalsha(self._script.sha, len(keys), *keys, *self._contact_keys),
+            scripts=[self._script],
+            share=None if target else ticket_id,
+        )
         flat, first, shown, name, identities = found
         fields = dict(zip(flat[::2], flat[1::2], strict=True))
         if "id" not in fields:
