@@ -74,6 +74,19 @@ async def test_concurrent_callers_share_one_pipeline_and_each_gets_its_own_answe
     )
     assert isinstance(wrong, ResponseError) and right == ["text"]
 
+    # Reads queued alike for the same pipeline are sent once (a ticket's two new cards read it once).
+    sent = 0
+    reads = []
+
+    def read_string(pipe):
+        reads.append(1)
+        pipe.get("sb:test:string")
+
+    blocking = pipelines.execute(lambda pipe: pipe.get("sb:test:1"))
+    shared = await asyncio.gather(blocking, *(pipelines.execute(read_string, share="sb:test:string") for _ in range(3)))
+    assert shared == [["1"], ["text"], ["text"], ["text"]]
+    assert len(reads) == 1 and sent == 2
+
 
 def events() -> list:
     now = datetime.now(UTC)
