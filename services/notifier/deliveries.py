@@ -250,8 +250,9 @@ class DeliveryScheduler:
                 )
                 await asyncio.sleep(delay)
                 continue
-            if (sent is None or isinstance(sent, Skipped)) and delivery.purpose not in WITHOUT_INTENT:
-                await self.ledger.end(delivery.key)
+            if sent is None or isinstance(sent, Skipped):
+                if delivery.purpose not in WITHOUT_INTENT:
+                    await self.ledger.end(delivery.key)
                 return sent or Skipped(f"no {delivery.channel} route to answer on")
             return sent
 
