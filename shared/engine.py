@@ -52,8 +52,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STATE_WAIT = "Redis state (run `switchboard replay`)"
-# Settled offsets are committed at most this often (seconds).
-COMMIT_INTERVAL_SECONDS = 0.1
 # How long a rebalance or a shutdown waits for pending effects before leaving them to be redone.
 REVOKE_SETTLE_SECONDS = 20.0
 SHUTDOWN_SETTLE_SECONDS = 10.0
@@ -219,9 +217,6 @@ class ConsumerEngine:
         self._busy = asyncio.Lock()
         self._running = False
         self._in_flight: deque[_InFlight] = deque()
-        # Offsets settled but not committed yet (see `_settle`), and when the last commit was made.
-        self._uncommitted: dict[TopicPartition, int] = {}
-        self._committed_at = 0.0
         # Handed over when the last batch with pending effects has handed its records to the producer.
         self._handed_over: asyncio.Future[None] | None = None
 
@@ -440,15 +435,7 @@ class ConsumerEngine:
             self._in_flight.popleft()
             if wait and only is None:
                 wait = sum(entry.records for entry in self._in_flight) > self.max_in_flight
-        self._uncommitted.update(offsets)
-        # At most one commit per interval (and at once when settling must finish, as before a rebalance): a
-        # commit after every small batch costs the broker and us more than the batch itself at a moderate rate,
-        # and a crash only hands the interval's records (already handled, idempotent) to be handled again.
-        now = time.monotonic()
-        if self._uncommitted and (wait or only is not None or now - self._committed_at >= COMMIT_INTERVAL_SECONDS):
-            uncommitted, self._uncommitted = self._uncommitted, {}
-            self._committed_at = now
-            await self._commit(consumer, uncommitted)
+        await self._commit(consumer, offsets)
 
     async def _completion(
         self,
@@ -570,8 +557,6 @@ class ConsumerEngine:
         for entry in self._in_flight:
             for tp in partitions:
                 entry.offsets.pop(tp, None)
-        for tp in partitions:
-            self._uncommitted.pop(tp, None)
 
     def _forget(self, partitions: Sequence[TopicPartition]) -> None:
         for tp in partitions:
