@@ -135,7 +135,7 @@ class _InFlight:
     """A handled batch whose offsets wait to be committed (in order) until its pending effects are done."""
 
     offsets: dict[TopicPartition, int]
-    pending: asyncio.Future[BatchResult] | None
+    pending: asyncio.Future[None] | None
     records: int
 
 
@@ -217,6 +217,8 @@ class ConsumerEngine:
         self._busy = asyncio.Lock()
         self._running = False
         self._in_flight: deque[_InFlight] = deque()
+        # Handed over when the last batch with pending effects has handed its records to the producer.
+        self._handed_over: asyncio.Future[None] | None = None
 
     # --- state for /readyz -------------------------------------------------------------------
 
@@ -357,11 +359,11 @@ class ConsumerEngine:
             self._failures.pop(tp, None)
         for record, _ in [*invalid, *result.rejected]:
             self._metrics.dead_lettered.labels(self.group_id, record.topic).inc()
-        completion = (
-            asyncio.ensure_future(self._completion(acknowledged, result))
-            if acknowledged or result.pending is not None or result.on_published is not None
-            else None
-        )
+        completion = None
+        if acknowledged or result.pending is not None or result.on_published is not None:
+            # What pending effects publish is handed over in batch order, once the previous batch's is.
+            previous, self._handed_over = self._handed_over, asyncio.get_running_loop().create_future()
+            completion = asyncio.ensure_future(self._completion(acknowledged, result, previous, self._handed_over))
         self._in_flight.append(
             _InFlight(
                 {tp: records[-1].offset + 1 for tp, records in fetched.items()},
@@ -428,25 +430,40 @@ class ConsumerEngine:
                 if not must_wait:
                     break
             if head.pending is not None:
-                later = await head.pending
-                dead_letters = [self._dead_letter(record, reason) for record, reason in later.rejected]
-                await self._publish([*later.publish, *dead_letters])
-                for record, _ in later.rejected:
-                    self._metrics.dead_lettered.labels(self.group_id, record.topic).inc()
+                await head.pending
             offsets.update(head.offsets)
             self._in_flight.popleft()
             if wait and only is None:
                 wait = sum(entry.records for entry in self._in_flight) > self.max_in_flight
         await self._commit(consumer, offsets)
 
-    async def _completion(self, acknowledged: list[asyncio.Future[Any]], result: BatchResult) -> BatchResult:
-        """Waits for a batch's acknowledgements and pending effects; what it returns is published next."""
-        # A record Kafka finally refused (the producer retried it until its timeout) ends the engine:
-        # its batch is handled again after the restart.
-        await asyncio.gather(*acknowledged)
-        if result.on_published is not None:
-            result.on_published()
-        return await result.pending if result.pending is not None else BatchResult()
+    async def _completion(
+        self,
+        acknowledged: list[asyncio.Future[Any]],
+        result: BatchResult,
+        previous: asyncio.Future[None] | None,
+        handed_over: asyncio.Future[None],
+    ) -> None:
+        """Waits for a batch's acknowledgements and pending effects, then publishes what those return (after
+        the previous batch's, `previous`; `handed_over` says when this one's are) and waits for Kafka's
+        acknowledgement. It runs beside the loop, which goes on fetching and handling meanwhile."""
+        try:
+            # A record Kafka finally refused (the producer retried it until its timeout) ends the engine:
+            # its batch is handled again after the restart.
+            await asyncio.gather(*acknowledged)
+            if result.on_published is not None:
+                result.on_published()
+            later = await result.pending if result.pending is not None else BatchResult()
+            if previous is not None:
+                await previous
+            dead_letters = [self._dead_letter(record, reason) for record, reason in later.rejected]
+            published = await self._hand_over([*later.publish, *dead_letters]) if later.publish or dead_letters else []
+        finally:
+            if not handed_over.done():
+                handed_over.set_result(None)
+        await asyncio.gather(*published)
+        for record, _ in later.rejected:
+            self._metrics.dead_lettered.labels(self.group_id, record.topic).inc()
 
     async def _hand_over(self, records: list[Outgoing]) -> list[asyncio.Future[Any]]:
         attempt = 0

@@ -52,6 +52,11 @@ def _messages_key(ticket_id: str) -> str:
     return f"sb:ticket:{ticket_id}:messages"
 
 
+def messages_key(ticket_id: str) -> str:
+    """The ticket's messages, oldest first (a list of JSON documents)."""
+    return _messages_key(ticket_id)
+
+
 def applied_key(ticket_id: str) -> str:
     return f"sb:ticket:{ticket_id}:applied"
 

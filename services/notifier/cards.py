@@ -13,10 +13,13 @@ https://api.slack.com/reference/surfaces/formatting#date-formatting
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from services.notifier.slack_text import escape
 
@@ -83,6 +86,11 @@ class Card:
     blocks: list[dict[str, Any]] = field(default_factory=list)
     # What notifications and clients without Block Kit show.
     text: str = ""
+
+    @property
+    def digest(self) -> str:
+        """A short digest of everything the card shows: equal digests, the same message in Slack."""
+        return hashlib.blake2b(orjson.dumps([self.text, self.blocks]), digest_size=16).hexdigest()
 
 
 def card_state(

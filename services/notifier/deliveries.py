@@ -14,7 +14,8 @@
   `notification.sent` event is published again if it was lost); the intent is recorded before the
   call, a delivery whose intent another sender holds waits for that sender's record, and one whose
   earlier attempt left no outcome (its sender died mid-call, however long ago) is looked for at the
-  target (Slack's message metadata) before it is made again.
+  target (Slack's message metadata) before it is made again. Card updates are the exception: made
+  again they show the same (`WITHOUT_INTENT`), and one that would change nothing is not made.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ logger = logging.getLogger(__name__)
 LOOKUP_MARGIN_SECONDS = 60.0
 # How often a delivery whose intent another sender holds checks for that sender's record.
 HELD_POLL_SECONDS = 0.5
+# Deliveries made without recording an intent first: a card update shows the ticket as it is when it is made,
+# so making it twice (a sender died mid-call, a redelivered batch) shows the same, or is skipped as a card
+# already showing it. That spares two of its round trips to Redis, and most updates are of this kind.
+WITHOUT_INTENT = frozenset({"card_update"})
 # Thread roots (cards in team channels) kept in memory per process.
 THREADS_REMEMBERED = 100_000
 
@@ -52,6 +57,8 @@ class Sent:
     digest: bool = False
     # Already in the ledger (made earlier): reported again, not recorded again.
     recorded: bool = False
+    # A card posted or updated: the digest of what it shows now (None: unknown).
+    shown: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,10 +80,11 @@ class Transport(Protocol):
     # False when the channel is not configured: its deliveries are logged, not made.
     enabled: bool
 
-    async def send(self, delivery: Delivery, thread_ts: str | None) -> Sent | None:
-        """Sends; returns None when there is nowhere to send it (nothing was sent). Raises RateLimited, Refused, or any
-        other exception for a transient failure. `thread_ts`: the Slack thread to post in; for an announcement or a
-        card update, the ticket's card in the target (None: there is none yet)."""
+    async def send(self, delivery: Delivery, thread_ts: str | None) -> Sent | Skipped | None:
+        """Sends; returns None when there is nowhere to send it, Skipped when there is nothing new to send (a card
+        showing the ticket as it is); nothing was sent then. Raises RateLimited, Refused, or any other exception for
+        a transient failure. `thread_ts`: the Slack thread to post in; for an announcement or a card update, the
+        ticket's card in the target (None: there is none yet)."""
         ...
 
     async def send_digest(self, target: str, deliveries: list[Delivery]) -> Sent | None:
@@ -177,7 +185,7 @@ class DeliveryScheduler:
                 event = sent_event(delivery, outcome)
                 if not outcome.recorded:
                     async with self._calls:
-                        await self.ledger.record(event, datetime.now(UTC))
+                        await self.ledger.record(event, datetime.now(UTC), shown=outcome.shown)
                 if delivery.purpose == "announcement" and outcome.external_id:
                     self._remember_thread(chain, outcome.external_id)
                 return event
@@ -206,11 +214,12 @@ class DeliveryScheduler:
                     thread_ts = delivery.thread_ts
                     if delivery.in_thread and (thread_ts := await self._thread(delivery)) is None:
                         return Skipped(f"the ticket has no Slack thread in {delivery.target}")
-                    if delivery.on_card and (thread_ts := await self._card(delivery)) is None:
-                        return Skipped(f"the ticket has no card in {delivery.target}")
-                    if delivery.purpose == "announcement":
-                        # A ticket has one card in a channel: announcing it again (a reassignment) updates it.
-                        thread_ts = await self._card(delivery)
+                    if delivery.on_card:
+                        # A team channel's card is a thread root this process may remember (a DM's card is read:
+                        # a ticket assigned to the same agent again gets a new one there).
+                        thread_ts = self._threads.get((delivery.ticket_id, delivery.target))
+                        if (thread_ts := thread_ts or await self._card(delivery)) is None:
+                            return Skipped(f"the ticket has no card in {delivery.target}")
                     sent = await self._call(transport, delivery, thread_ts)
             except RateLimited as limited:
                 self._hold(delivery.target).until = max(
@@ -241,15 +250,23 @@ class DeliveryScheduler:
                 )
                 await asyncio.sleep(delay)
                 continue
-            if sent is None:
-                await self.ledger.end(delivery.key)
-                return Skipped(f"no {delivery.channel} route to answer on")
+            if sent is None or isinstance(sent, Skipped):
+                if delivery.purpose not in WITHOUT_INTENT:
+                    await self.ledger.end(delivery.key)
+                return sent or Skipped(f"no {delivery.channel} route to answer on")
             return sent
 
-    async def _call(self, transport: Transport, delivery: Delivery, thread_ts: str | None) -> Sent | None:
+    async def _call(self, transport: Transport, delivery: Delivery, thread_ts: str | None) -> Sent | Skipped | None:
         """The call itself, its intent recorded first; an attempt left without an outcome is looked up, not repeated."""
-        while (intent := await self.ledger.begin(delivery.key, self.owner)).held:
+        if delivery.purpose in WITHOUT_INTENT:
+            return await transport.send(delivery, thread_ts)
+        # A ticket has one card in a channel: announcing it again (a reassignment) updates it. Whether there is
+        # one is read with the intent (one round trip).
+        card_of = (delivery.ticket_id, delivery.target) if delivery.purpose == "announcement" else None
+        while (intent := await self.ledger.begin(delivery.key, self.owner, card_of=card_of)).held:
             await asyncio.sleep(HELD_POLL_SECONDS)
+        if card_of is not None:
+            thread_ts = intent.card
         if intent.sent is not None:
             # Made by another sender since this one last looked.
             return _sent_from(intent.sent)

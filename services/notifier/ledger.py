@@ -6,6 +6,8 @@
   ("slack:C0SUPPORT"), the root of the ticket's thread there, and in an assignee's DM ("slack:U0BEN"),
   so that it is updated in place. A ticket handed to another team gets a card (and a thread) in that
   team's channel too: a thread post goes under the card of the channel it is posted to.
+- `sb:notifier:shown:<ticket>:<target>`: a digest of what that card shows, so that an update that would
+  change nothing is not made. Not rebuilt by replay (a card without one is simply updated).
 - `sb:notifier:acks:<channel>:<address>`: acknowledgements sent this hour (a loop breaker).
 - `sb:notifier:intent:<key>`: an attempt at a delivery ("<owner> <its time> <the first attempt's
   time>", Redis time in ms), recorded before the call and removed with its outcome. For
@@ -26,6 +28,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from services.notifier.pipelining import GroupPipeline
 from shared.conversations import conversation_key
 from shared.events import NotificationSent
 from shared.read_model import UNDELIVERABLE_KEY, ticket_key
@@ -33,6 +36,8 @@ from shared.read_model import UNDELIVERABLE_KEY, ticket_key
 SENT_TTL_SECONDS = 30 * 24 * 3600
 ACKNOWLEDGEMENT_WINDOW_SECONDS = 3600
 INTENT_LEASE_SECONDS = 120
+# The purposes of a delivery that posts or updates a ticket's card.
+CARD_PURPOSES = frozenset({"announcement", "assignment_dm", "card_update"})
 
 
 def sent_key(key: str) -> str:
@@ -50,6 +55,10 @@ MAIL_THREAD_KEPT = 20
 
 def card_key(ticket_id: str, target: str) -> str:
     return f"sb:notifier:card:{ticket_id}:{target}"
+
+
+def card_shown_key(ticket_id: str, target: str) -> str:
+    return f"sb:notifier:shown:{ticket_id}:{target}"
 
 
 def acknowledgements_key(target: str) -> str:
@@ -108,6 +117,8 @@ class Intent:
     sent: dict[str, Any] | None = None
     held: bool = False
     left_at: float | None = None
+    # The ts of the card asked for (`card_of`), when there is one.
+    card: str | None = None
 
 
 def project_sent(pipe: Any, event: NotificationSent, now: datetime, *, count_acknowledgement: bool = True) -> None:
@@ -145,6 +156,9 @@ class Ledger:
         self.intent_lease_seconds = intent_lease_seconds
         self._reserve = redis.register_script(_RESERVE_ACKNOWLEDGEMENT)
         self._begin = redis.register_script(_BEGIN)
+        # Concurrent deliveries' reads (and intents) go out together, and so do their records.
+        self._reads = GroupPipeline(redis)
+        self._writes = GroupPipeline(redis, transaction=True)
 
     async def context(
         self, ticket_ids: Sequence[str], emails: Sequence[str], channels: Sequence[str]
@@ -188,24 +202,38 @@ class Ledger:
         return json.loads(record) if record else None
 
     async def card(self, ticket_id: str, target: str) -> str | None:
-        return await self.redis.get(card_key(ticket_id, target))
+        [ts] = await self._reads.execute(lambda pipe: pipe.get(card_key(ticket_id, target)))
+        return ts
 
-    async def begin(self, key: str, owner: str) -> Intent:
-        """Records `owner`'s intent to make the delivery, unless it was made or another sender's lease runs."""
-        outcome, found = await self._begin(
-            keys=[intent_key(key), sent_key(key)],
-            args=[owner, int(self.intent_lease_seconds * 1000), SENT_TTL_SECONDS * 1000],
-        )
+    async def begin(self, key: str, owner: str, *, card_of: tuple[str, str] | None = None) -> Intent:
+        """Records `owner`'s intent to make the delivery, unless it was made or another sender's lease runs.
+        `card_of`: (ticket ID, target) whose card's ts to read along (`Intent.card`)."""
+        args = [intent_key(key), sent_key(key), owner, int(self.intent_lease_seconds * 1000), SENT_TTL_SECONDS * 1000]
+
+        def queue(pipe: Any) -> None:
+            pipe.evalsha(self._begin.sha, 2, *args)
+            if card_of is not None:
+                pipe.get(card_key(*card_of))
+
+        (outcome, found), *card = await self._reads.execute(queue, scripts=[self._begin])
         if outcome == "sent":
             return Intent(sent=json.loads(found))
         if outcome == "held":
             return Intent(held=True)
-        return Intent(left_at=int(found) / 1000 if found else None)
+        return Intent(left_at=int(found) / 1000 if found else None, card=card[0] if card else None)
 
     async def end(self, key: str) -> None:
-        await self.redis.delete(intent_key(key))
+        await self._writes.execute(lambda pipe: pipe.delete(intent_key(key)))
 
-    async def record(self, event: NotificationSent, now: datetime) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
+    async def record(self, event: NotificationSent, now: datetime, *, shown: str | None = None) -> None:
+        """Records a delivery made; `shown`: for a card posted or updated, the digest of what it shows now."""
+
+        def queue(pipe: Any) -> None:
             project_sent(pipe, event, now, count_acknowledgement=False)
-            await pipe.execute()
+            if event.purpose in CARD_PURPOSES and event.external_id and not event.digest:
+                if shown is None:
+                    pipe.delete(card_shown_key(event.ticket_id, event.target))
+                else:
+                    pipe.set(card_shown_key(event.ticket_id, event.target), shown, ex=SENT_TTL_SECONDS)
+
+        await self._writes.execute(queue)

@@ -16,13 +16,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import orjson
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from services.notifier import csat_asks
 from services.notifier.cards import Card
-from services.notifier.deliveries import Sent
+from services.notifier.deliveries import Sent, Skipped
 from services.notifier.errors import RateLimited, Refused
 from services.notifier.plan import Delivery
 from services.notifier.slack_text import escape
@@ -53,7 +54,8 @@ PERMANENT_ERRORS = frozenset(
 # Deliveries that are looked for in the channel's history after a sender died mid-call; the others are
 # made again (an update or a reaction changes nothing the second time; an ephemeral message is never stored).
 FINDABLE = frozenset({"acknowledgement", "announcement", "assignment_dm", "mirror", "reply", "sla", "csat"})
-CardSource = Callable[[str], Awaitable[Card | None]]
+# (ticket ID, the target of a card posted before or None) → the card now, the digest of what that card shows.
+CardSource = Callable[[str, str | None], Awaitable[tuple[Card | None, str | None]]]
 METADATA_EVENT_TYPE = "switchboard_delivery"
 # A digest lists what piled up; each item is cut to stay well inside Slack's 40,000 characters.
 DIGEST_ITEM_CHARS = 600
@@ -64,7 +66,7 @@ CONNECTIONS = 64
 
 class SlackTransport:
     def __init__(self, token: str | None, api_url: str, cards: CardSource | None = None):
-        """`cards`: the ticket's card now (None: cards are sent as their plain text)."""
+        """`cards`: the ticket's card now and what a card posted shows (None: cards are sent as their plain text)."""
         self.cards = cards
         # The bot's DM conversation with each user (conversations.open answers the same one each time).
         self._dms: dict[str, str] = {}
@@ -91,7 +93,10 @@ class SlackTransport:
         assert self.client is not None
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=CONNECTIONS), timeout=aiohttp.ClientTimeout(total=15)
+                connector=aiohttp.TCPConnector(limit=CONNECTIONS),
+                timeout=aiohttp.ClientTimeout(total=15),
+                # Every card's blocks are encoded: orjson does it several times faster than json.dumps.
+                json_serialize=_json,
             )
             self.client.session = self._session
         return self.client
@@ -101,22 +106,25 @@ class SlackTransport:
             await self._session.close()
             self._session = None
 
-    async def send(self, delivery: Delivery, thread_ts: str | None) -> Sent | None:
+    async def send(self, delivery: Delivery, thread_ts: str | None) -> Sent | Skipped | None:
         match delivery.purpose:
             case "announcement" if thread_ts is not None:
                 # Announced before (a reassignment): the card is updated in place and stays the thread.
-                await self._update_card(delivery, thread_ts)
-                return Sent(thread_ts, datetime.now(UTC), (f"slack:{delivery.address}:{thread_ts}",))
+                shown, _ = await self._update_card(delivery, thread_ts)
+                return Sent(thread_ts, datetime.now(UTC), (f"slack:{delivery.address}:{thread_ts}",), shown=shown)
             case "announcement" | "assignment_dm":
-                card = await self.cards(delivery.ticket_id) if self.cards else None
+                card = (await self.cards(delivery.ticket_id, None))[0] if self.cards else None
                 text, blocks = (card.text, card.blocks) if card else (delivery.text, None)
                 sent = await self._post(delivery.address, text, None, delivery.key, blocks)
+                shown = card.digest if card else None
                 if delivery.purpose == "announcement":
                     # The card is the ticket's thread: agents' replies in it find the ticket (shared.conversations).
-                    return Sent(sent.external_id, sent.at, (f"slack:{delivery.address}:{sent.external_id}",))
-                return sent
+                    return Sent(
+                        sent.external_id, sent.at, (f"slack:{delivery.address}:{sent.external_id}",), shown=shown
+                    )
+                return Sent(sent.external_id, sent.at, shown=shown)
             case "card_update":
-                return await self._update_card(delivery, thread_ts)
+                return (await self._update_card(delivery, thread_ts))[1]
             case "rejection" if delivery.user:
                 await self._api("chat.postEphemeral", channel=delivery.address, user=delivery.user, text=delivery.text)
                 return Sent(None, datetime.now(UTC))
@@ -128,15 +136,20 @@ class SlackTransport:
                 return await self._post(delivery.address, delivery.text, thread_ts, delivery.key, blocks)
         return await self._post(delivery.address, delivery.text, thread_ts, delivery.key)
 
-    async def _update_card(self, delivery: Delivery, card_ts: str | None) -> Sent | None:
-        card = await self.cards(delivery.ticket_id) if self.cards else None
+    async def _update_card(self, delivery: Delivery, card_ts: str | None) -> tuple[str | None, Sent | Skipped | None]:
+        """Shows the ticket as it is now on its card in `delivery.target`, with no call when the card shows that
+        already. Returns the digest of what the card shows then (None: unknown) and the outcome."""
+        card, shown = await self.cards(delivery.ticket_id, delivery.target) if self.cards else (None, None)
         if card is None or card_ts is None:
-            return None
+            return shown, None
+        digest = card.digest
+        if digest == shown:
+            return digest, Skipped("the card shows this already")
         channel = delivery.address
         if _is_user_id(channel):
             channel = await self._dm(channel)
         await self._api("chat.update", channel=channel, ts=card_ts, text=card.text, blocks=card.blocks)
-        return Sent(card_ts, datetime.now(UTC))
+        return digest, Sent(card_ts, datetime.now(UTC), shown=digest)
 
     async def _react(self, delivery: Delivery) -> None:
         try:
@@ -226,6 +239,10 @@ class SlackTransport:
                 target = args.get("channel") or args.get("users")
                 raise Refused(f"Slack refused {method} to {target}: {code}") from error
             raise
+
+
+def _json(document: Any) -> str:
+    return orjson.dumps(document).decode()
 
 
 def _is_user_id(conversation: str) -> bool:

@@ -50,8 +50,14 @@ from tests.support import (
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 # What replay does not rebuild, by design (README, "Operations"): decisions and deliveries in
-# progress, a cache, and the chat's rate-limit windows.
-NOT_REBUILT = ("sb:router:outcome:*", "sb:notifier:intent:*", "sb:slack:user:*", "sb:chat:session:*:rate:*")
+# progress, caches (Slack profiles, what each card shows), and the chat's rate-limit windows.
+NOT_REBUILT = (
+    "sb:router:outcome:*",
+    "sb:notifier:intent:*",
+    "sb:notifier:shown:*",
+    "sb:slack:user:*",
+    "sb:chat:session:*:rate:*",
+)
 CONSUMERS = (
     ("switchboard-router", INBOUND),
     ("switchboard-router", COMMANDS),

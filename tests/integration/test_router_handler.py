@@ -173,15 +173,16 @@ async def test_on_the_real_broker_messages_and_commands_become_events_in_order(s
     assert all(event == copies[event["event_id"]] for event in published)
     events = list({event["event_id"]: event for event in published}.values())
     ticket_events = [event for event in events if event["ticket_id"] == "SB-2101"]
-    assert [event["type"] for event in ticket_events] == [
+    # Order holds per topic partition: the customer's messages in order, the agent's reply and what it
+    # caused in order; the two topics' records may interleave (fetched in separate batches).
+    customer = [event for event in ticket_events if event.get("author") != "agent" and "to_status" not in event]
+    assert [event["type"] for event in customer] == [
         "ticket.created",
         "ticket.message_added",
         "ticket.assigned",
         "ticket.message_added",
-        "ticket.message_added",
-        "ticket.status_changed",
     ]
-    agent_reply, opened = ticket_events[-2:]
+    agent_reply, opened = [event for event in ticket_events if event not in customer]
     assert agent_reply["author"] == "agent" and (opened["from_status"], opened["to_status"]) == ("new", "open")
     [refused] = [event for event in events if event["ticket_id"] == "SB-2999"]
     assert refused["type"] == "command.rejected" and refused["reason"] == "there is no ticket SB-2999"

@@ -261,7 +261,7 @@ async def test_the_reassign_modal_offers_the_team_s_agents_and_the_teams(slack, 
     await slack.interact(button("sb_reassign", ANA, trigger_id=slack_api.issue_trigger_id()))
     [opened] = slack_api.calls_to("views.open")
     options = [option["value"] for option in opened.response["view"]["blocks"][0]["element"]["options"]]
-    assert options == ["agent:ana", "agent:ben", "agent:chloe", "agent:lena", "team:support"]
+    assert options == ["agent:ana", "agent:ben", "agent:chloe", "agent:lena", "team:payments", "team:support"]
 
 
 async def test_an_agent_s_thread_reply_is_a_reply_and_a_note_stays_a_note(slack):
@@ -356,7 +356,9 @@ async def test_sb_show_and_queue_answer_from_the_read_model(slack):
     assert shown.splitlines()[0] == f"*{TICKET}* Refund"
     assert "Assignee: nobody (in the team's queue)" in shown and "Contact: María López" in shown
     queue = (await slack.slash(ANA, "queue")).json()["text"]
-    assert queue.splitlines() == ["*Customer Support: unassigned* (1)", f"• `{TICKET}` Refund — open, high"]
+    # Ana is in two teams (support and payments): one block per team, payments' empty.
+    assert queue.splitlines()[:3] == ["*Customer Support: unassigned* (1)", f"• `{TICKET}` Refund — open, high", ""]
+    assert queue.splitlines()[-1] == "Nothing waits."
     assert (await slack.slash(ANA, "show SB-9999")).json()["text"] == "There is no ticket SB-9999."
     assert (await slack.slash(ANA, "dance")).json()["text"].startswith("`/sb dance` is not")
 
