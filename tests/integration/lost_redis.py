@@ -22,7 +22,9 @@ import redis
 import yaml
 from aiokafka import AIOKafkaProducer
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedError
 
+from services.intake.chat import CLOSE_TRY_AGAIN_LATER
 from shared.agents import Availability
 from shared.events import AgentAvailabilityChanged
 from shared.redis_client import connect_redis
@@ -273,17 +275,21 @@ async def chat_again(stack: Stack, token: str, text: str) -> tuple[dict, list[di
     """Resumes a session as the page does (coming back while told `unavailable`) and writes in it;
     returns the session frame and the history replayed."""
     for _ in range(20):
-        async with connect(stack.ws_url) as websocket:
-            await websocket.send(json.dumps({"type": "hello", "token": token}))
-            session = frame = await next_frame(websocket)
-            if session["type"] == "session":
-                await websocket.send(json.dumps({"type": "message", "text": text}))
-                history = []
-                while (frame := await next_frame(websocket))["type"] == "message" and frame["text"] != text:
-                    history.append(frame)
-                if frame["type"] == "message":
-                    return session, history
-        assert frame["code"] == "unavailable", frame
+        try:
+            async with connect(stack.ws_url) as websocket:
+                await websocket.send(json.dumps({"type": "hello", "token": token}))
+                session = frame = await next_frame(websocket)
+                if session["type"] == "session":
+                    await websocket.send(json.dumps({"type": "message", "text": text}))
+                    history = []
+                    while (frame := await next_frame(websocket))["type"] == "message" and frame["text"] != text:
+                        history.append(frame)
+                    if frame["type"] == "message":
+                        return session, history
+            assert frame["code"] == "unavailable", frame
+        except ConnectionClosedError as closed:
+            # Closed with 1013 (try again later) before a frame said why: the page comes back too.
+            assert closed.rcvd is not None and closed.rcvd.code == CLOSE_TRY_AGAIN_LATER, closed
         await asyncio.sleep(0.5)
     raise AssertionError("the chat stayed unavailable")
 
