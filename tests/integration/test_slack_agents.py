@@ -261,7 +261,7 @@ async def test_the_reassign_modal_offers_the_team_s_agents_and_the_teams(slack, 
     await slack.interact(button("sb_reassign", ANA, trigger_id=slack_api.issue_trigger_id()))
     [opened] = slack_api.calls_to("views.open")
     options = [option["value"] for option in opened.response["view"]["blocks"][0]["element"]["options"]]
-    assert options == ["agent:ana", "agent:ben", "agent:chloe", "agent:lena", "team:payments", "team:support"]
+    assert options == ["agent:ana", "agent:ben", "agent:chloe", "agent:lena", "team:support", "team:payments"]
 
 
 async def test_an_agent_s_thread_reply_is_a_reply_and_a_note_stays_a_note(slack):
