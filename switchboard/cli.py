@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from shared.config import ConfigError, load_config
+from shared.config import ConfigError, DeskConfig, load_config
 from shared.settings import ChannelOff, MissingInfrastructure, Settings
 from switchboard.services import SERVICES
 
@@ -125,17 +125,22 @@ def config() -> None:
     """The YAML configuration."""
 
 
+def _config_or_exit(path: Path) -> DeskConfig:
+    """The config at `path`, or every problem on stderr and exit status 1."""
+    try:
+        return load_config(path)
+    except ConfigError as error:
+        for problem in error.problems:
+            click.echo(problem, err=True)
+        sys.exit(1)
+
+
 @config.command("check")
 @click.argument("file", required=False, type=click.Path(path_type=Path))
 def config_check(file: Path | None) -> None:
     """Validate FILE (default: SWITCHBOARD_CONFIG, else the example config)."""
     path = file or Settings().config
-    try:
-        desk = load_config(path)
-    except ConfigError as error:
-        for problem in error.problems:
-            click.echo(problem, err=True)
-        sys.exit(1)
+    desk = _config_or_exit(path)
     click.echo(
         f"{path}: ok — {len(desk.teams)} team(s), {len(desk.agents)} agent(s), "
         f"{len(desk.sla_policies)} SLA polic{'y' if len(desk.sla_policies) == 1 else 'ies'}"
@@ -159,12 +164,7 @@ def route_explain(file: Path, config_file: Path | None) -> None:
     from switchboard.explain import NotAMessage, message_from_file, print_explanation
 
     path = config_file or Settings().config
-    try:
-        desk = load_config(path)
-    except ConfigError as error:
-        for problem in error.problems:
-            click.echo(problem, err=True)
-        sys.exit(1)
+    desk = _config_or_exit(path)
     try:
         message = message_from_file(file, desk)
     except NotAMessage as error:
