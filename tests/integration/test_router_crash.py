@@ -59,7 +59,13 @@ async def test_router_sigkill_mid_stream_then_restart(services: ServiceProcesses
 
     events = decoded(
         await read_topic(
-            settings.kafka_bootstrap, Topics(settings.topic_prefix).name(TICKETS), at_least=3 * TICKETS_SENT
+            settings.kafka_bootstrap,
+            Topics(settings.topic_prefix).name(TICKETS),
+            at_least=3 * TICKETS_SENT,
+            # Partitions arrive one fetch at a time: wait for every ticket's assignment, not a record count.
+            until=lambda records: (
+                set(ticket_ids) <= {e["ticket_id"] for e in decoded(records) if e["type"] == "ticket.assigned"}
+            ),
         )
     )
     assignments: dict[str, set[tuple[str, str]]] = defaultdict(set)
