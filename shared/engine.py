@@ -106,6 +106,9 @@ class BatchResult:
     # Without `after_publish`, the engine goes on with the next batch while Kafka acknowledges this
     # one's records; `on_published` (no I/O) runs once they are acknowledged.
     on_published: Callable[[], None] | None = None
+    # Runs (no I/O) once `publish` is in the producer's hands, before the next batch is handled: from
+    # then on, a failure ends the engine instead of handling this batch again.
+    on_handed_over: Callable[[], None] | None = None
     # Effects that finish later (deliveries to the outside world): the engine goes on with later
     # batches and commits this one once `pending` is done and what it returns is published.
     # Batches are committed in order, so an offset is never committed past unfinished work.
@@ -319,6 +322,8 @@ class ConsumerEngine:
                     acknowledged: list[asyncio.Future[Any]] = []
                 else:
                     acknowledged = await self._hand_over([*result.publish, *dead_letters])
+                if result.on_handed_over is not None:
+                    result.on_handed_over()
                 break
             except asyncio.CancelledError:
                 raise

@@ -167,6 +167,17 @@ def decoded(records: list) -> list[dict]:
     return [json.loads(record.value) for record in records]
 
 
+def distinct(records: list) -> list[dict]:
+    """The decoded events once each, in first-seen order. Delivery is at least once: a rebalance in a
+    consumer group can publish a batch's remembered outcome again, as the very same events."""
+    return list({event["event_id"]: event for event in decoded(records)}.values())
+
+
+def distinct_at_least(count: int) -> Callable[[list], bool]:
+    """A `read_topic(until=...)` predicate: `count` distinct events have arrived."""
+    return lambda records: len({json.loads(record.value)["event_id"] for record in records}) >= count
+
+
 async def topic_size(bootstrap: str, topic: str) -> int:
     """How many records were ever written to `topic` (0 when it does not exist)."""
     partitions = await partitions_of(bootstrap, topic)

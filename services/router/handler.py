@@ -44,6 +44,9 @@ class RouterHandler:
         self.contacts_topic = topics.name(CONTACTS)
         # Outcomes of the last batch the engine published: the next batch forgets them.
         self._published: list[str] = []
+        # Outcomes this instance handed to the producer and has not yet forgotten: a duplicate delivery
+        # (a Slack retry) arriving meanwhile must not publish them again.
+        self._handed_over: set[str] = set()
 
     async def handle(self, records: list[Record[Any]]) -> BatchResult:
         keys = [_record_id(record) for record in records]
@@ -64,9 +67,14 @@ class RouterHandler:
         published = list(decided)
         return BatchResult(
             publish=[record for records in outgoing.values() for record in records],
+            on_handed_over=lambda: self._handed_over.update(published),
             # Once Kafka has the events, their outcomes are no longer needed: the next batch forgets them.
-            on_published=lambda: self._published.extend(published),
+            on_published=lambda: self._published_all(published),
         )
+
+    def _published_all(self, published: list[str]) -> None:
+        self._published.extend(published)
+        self._handed_over.difference_update(published)
 
     async def _read(
         self, records: list[Record[Any]], keys: list[str]
@@ -96,7 +104,9 @@ class RouterHandler:
             if key in decided:
                 continue
             if key in remembered:
-                decision = Decision(remembered[key])
+                # Remembered and not handed over by this instance: claimed before a crash or by an instance
+                # that lost the partition, maybe never published, so published now (the same events).
+                decision = Decision([]) if key in self._handed_over else Decision(remembered[key])
             elif key in view.handled:
                 # Handled and published before (a duplicate delivery, or a redelivery after the commit was lost).
                 decision = Decision([])

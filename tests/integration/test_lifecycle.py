@@ -36,7 +36,15 @@ from shared.topics import COMMANDS, INBOUND, TICKETS, Topics
 from tests.conftest import API_TOKEN
 from tests.integration.test_replies import post_form
 from tests.integration.test_router_handler import as_records, inbound
-from tests.support import ServiceProcesses, decoded, in_process_client, read_topic, switchboard_cli, wait_for_ticket
+from tests.support import (
+    ServiceProcesses,
+    distinct,
+    distinct_at_least,
+    in_process_client,
+    read_topic,
+    switchboard_cli,
+    wait_for_ticket,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -215,9 +223,11 @@ async def test_on_the_real_broker_commands_become_events_and_a_customer_reopens_
                 command(AssignTicket, "SB-3201", "chloe", to_agent="ana"),  # not chloe's to hand on
             ):
                 await send(COMMANDS, value)
-            await read_topic(settings.kafka_bootstrap, topics.name(TICKETS), at_least=8)
+            tickets = topics.name(TICKETS)
+            await read_topic(settings.kafka_bootstrap, tickets, at_least=8, until=distinct_at_least(8))
             await send(INBOUND, inbound("SB-3201", "fay@example.com"))
-            events = decoded(await read_topic(settings.kafka_bootstrap, topics.name(TICKETS), at_least=10))
+            records = await read_topic(settings.kafka_bootstrap, tickets, at_least=10, until=distinct_at_least(10))
+            events = distinct(records)
         finally:
             await producer.stop()
     lifecycle = [

@@ -20,7 +20,7 @@ from shared.events import AgentAvailabilityChanged, AgentReply, InboundMessage, 
 from shared.read_model import ReadModel, ticket_history_key, ticket_key
 from shared.redis_client import connect_redis
 from shared.topics import COMMANDS, INBOUND, TICKETS, Topics
-from tests.support import decoded, in_process_client, read_topic
+from tests.support import decoded, distinct_at_least, in_process_client, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -49,10 +49,6 @@ def reply(ticket_id: str) -> AgentReply:
     return AgentReply(
         event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), ticket_id=ticket_id, text="Try again", agent_id="ana"
     )
-
-
-def seven_distinct(records: list) -> bool:
-    return len({json.loads(record.value)["event_id"] for record in records}) >= 7
 
 
 def as_records(topic: str, values: list) -> list[Record]:
@@ -102,6 +98,20 @@ async def test_a_redelivered_batch_publishes_the_very_same_events(handler):
     await handler.handle([])
     after = await handler.handle(records)
     assert after.publish == [] and after.rejected == []
+
+
+async def test_a_duplicate_delivered_while_its_events_are_acknowledged_publishes_nothing_more(handler):
+    """A Slack retry of a command can arrive in the next batch, while Kafka still acknowledges the first
+    delivery's events: those are in the producer's hands already, so the duplicate adds no copy."""
+    records = as_records("t.switchboard.inbound.v1", [inbound("SB-2004", "di@example.com")])
+    first = await handler.handle(records)
+    first.on_handed_over()
+    duplicate = await handler.handle(records)
+    assert first.publish and duplicate.publish == []
+    # Another instance taking over before the acknowledgements (a crash) publishes them again.
+    other = RouterHandler(handler.config, handler.state, handler.read_model, Topics("t."))
+    again = await other.handle(records)
+    assert [record.value for record in again.publish] == [record.value for record in first.publish]
 
 
 async def test_a_claim_another_router_won_projects_nothing(handler):
@@ -165,7 +175,7 @@ async def test_on_the_real_broker_messages_and_commands_become_events_in_order(s
         finally:
             await producer.stop()
         published = decoded(
-            await read_topic(settings.kafka_bootstrap, topics.name(TICKETS), at_least=7, until=seven_distinct)
+            await read_topic(settings.kafka_bootstrap, topics.name(TICKETS), at_least=7, until=distinct_at_least(7))
         )
     # At least once: a rebalance in the shared test broker's consumer group may publish a batch's
     # remembered outcome again, as the very same events; consumers deduplicate by event ID.
