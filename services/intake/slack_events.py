@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl
 import aiohttp
 import slack_bolt
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from pydantic import EmailStr, SecretStr, TypeAdapter, ValidationError
+from pydantic import BaseModel, EmailStr, SecretStr, TypeAdapter, ValidationError
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
@@ -162,7 +162,7 @@ def slack_routes(intake: Intake, settings: Settings) -> APIRouter | None:
 
     verifier = SignatureVerifier(signing_secret)
     api_url = settings.slack_api_url
-    # Slack waits 3 s for our answer; a slower Web API call is better given up (see _sender).
+    # Slack waits 3 s for our answer; a slower Web API call is better given up (see _profile).
     client = AsyncWebClient(token=token, base_url=api_url, timeout=2)
     # Bolt's built-in middleware answers url_verification, and drops events of our own bot user: the
     # single-workspace authorization calls auth.test once per process and keeps the bot's user ID.
@@ -226,7 +226,7 @@ class SlackCustomerMessages:
         post = customer_post(event, self.intake.config)
         if post is None:
             return
-        sender = await self._sender(client, post.user_id)
+        profile = await self._profile(client, post.user_id)
         fetched = await self.files.fetch(post.files, deadline)
         # Slack retries an undelivered event with the same event_id: it names the channel message.
         resolution = await self.intake.resolve_ticket(
@@ -241,31 +241,46 @@ class SlackCustomerMessages:
                 kind="message" if post.edit_of is None else "edit",
                 channel_message_id=post.channel_message_id,
                 source=post.channel,
-                sender=sender,
+                sender=profile.sender,
                 text=_with_files(post.text, fetched),
                 attachments=fetched.stored,
                 reply_route=ReplyRoute(channel="slack", address=post.channel, reply_to_id=post.thread_ts),
                 edit_of=post.edit_of,
                 received_at=received_at,
+                language_hint=profile.locale,
             )
         )
 
-    async def _sender(self, client: AsyncWebClient, user_id: str) -> Sender:
-        """The customer's name and profile email from users.info, kept in Redis for an hour."""
-        cache_key = f"sb:slack:user:{user_id}"
+    async def _profile(self, client: AsyncWebClient, user_id: str) -> SlackProfile:
+        """The customer's name, profile email and locale from users.info, kept in Redis for an hour."""
+        cache_key = f"sb:slack:profile:{user_id}"
         if (cached := await self.intake.redis.get(cache_key)) is not None:
-            return Sender.model_validate_json(cached)
+            return SlackProfile.model_validate_json(cached)
         try:
-            user = (await client.users_info(user=user_id))["user"]
+            # The locale comes only when asked for (Slack API users.info, `include_locale`).
+            user = (await client.users_info(user=user_id, include_locale=True))["user"]
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as error:
             # The profile only enriches the message: without it (an external user Slack will not show,
             # a rate limit, a slow API) the Slack user ID still identifies the customer. Not cached,
             # so the customer's next message tries again.
             logger.warning("Slack users.info failed", extra={"slack_user_id": user_id, "error": repr(error)})
-            return Sender(slack_user_id=user_id)
-        sender = _sender_from_profile(user_id, user)
-        await self.intake.redis.set(cache_key, sender.model_dump_json(exclude_none=True), ex=USER_CACHE_SECONDS)
-        return sender
+            return SlackProfile(sender=Sender(slack_user_id=user_id))
+        profile = SlackProfile(sender=_sender_from_profile(user_id, user), locale=_locale(user))
+        await self.intake.redis.set(cache_key, profile.model_dump_json(exclude_none=True), ex=USER_CACHE_SECONDS)
+        return profile
+
+
+class SlackProfile(BaseModel):
+    """What a Slack user's profile tells about the customer: who they are, and their client's locale."""
+
+    sender: Sender
+    # An IETF tag such as "es-ES" (users.info `locale`): the router's first guess at their language.
+    locale: str | None = None
+
+
+def _locale(user: dict[str, Any]) -> str | None:
+    locale = user.get("locale")
+    return locale[:64] if isinstance(locale, str) and locale else None
 
 
 def _with_files(text: str, fetched: FetchedFiles) -> str:

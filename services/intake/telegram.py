@@ -95,6 +95,8 @@ class _User(_Lenient):
     first_name: str = ""
     last_name: str | None = None
     username: str | None = None
+    # The IETF language tag of the user's Telegram client, when Telegram sends it (Bot API `User`).
+    language_code: str | None = None
 
 
 class _Chat(_Lenient):
@@ -220,6 +222,8 @@ class CustomerMessage:
     reply_to_message_id: int | None = None
     edited: bool = False
     starts_new_ticket: bool = False
+    # The client's language (Bot API `language_code`): the router's first guess at the customer's language.
+    language_hint: str | None = None
 
     @property
     def original_id(self) -> str:
@@ -345,6 +349,7 @@ def _customer_message(update_id: int, message: _Message, author: _User, raw: Any
         reply_to_message_id=message.reply_to_message.message_id if message.reply_to_message else None,
         edited=edited,
         starts_new_ticket=starts_new_ticket,
+        language_hint=author.language_code[:64] if author.language_code else None,
     )
 
 
@@ -411,6 +416,7 @@ def to_inbound(
         reply_route=ReplyRoute(channel="telegram", address=str(message.chat_id), reply_to_id=str(message.message_id)),
         edit_of=message.original_id if message.edited else None,
         received_at=message.sent_at,
+        language_hint=message.language_hint,
     )
 
 

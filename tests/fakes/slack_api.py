@@ -448,6 +448,9 @@ class FakeSlackApi(RecordingFakeApi[SlackCall]):
         user = self._users.get(args.get("user"))
         if user is None:
             return _error("user_not_found")
+        if not _is_true(args.get("include_locale")):
+            # Slack sends the locale only to a caller who asks for it.
+            user = {field: value for field, value in user.items() if field != "locale"}
         return {"ok": True, "user": user}
 
     def _users_get_presence(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -34,7 +34,11 @@ pytestmark = pytest.mark.integration
 SUPPORT_CHANNEL = "C0CUSTOMERS"  # the example config's shared support channel
 OTHER_CHANNEL = "C0RANDOM"
 CUSTOMER = "U0CUSTOMER"
-CUSTOMER_PROFILE = {"name": "maria", "profile": {"real_name": "María López", "email": "maria@example.com"}}
+CUSTOMER_PROFILE = {
+    "name": "maria",
+    "locale": "es-ES",
+    "profile": {"real_name": "María López", "email": "maria@example.com"},
+}
 _sequence = count(1)
 
 
@@ -227,7 +231,16 @@ async def test_auth_test_and_the_customer_profile_are_looked_up_once(slack, slac
     await slack.published(3)
     assert len(slack_api.calls_to("auth.test")) == 1
     assert len(slack_api.calls_to("users.info")) == 1
-    assert 0 < await slack.intake.redis.ttl(f"sb:slack:user:{CUSTOMER}") <= 3600
+    assert 0 < await slack.intake.redis.ttl(f"sb:slack:profile:{CUSTOMER}") <= 3600
+
+
+async def test_the_customers_slack_locale_is_the_language_hint(slack):
+    """Asked for with `include_locale` (Slack sends it only then), the locale reaches the router, which
+    takes it as the customer's language before guessing from the text. Remembered with the profile."""
+    for text in ("Hola, no puedo entrar", "¿Alguna novedad?"):
+        assert (await slack.post(event_callback(message(text)))).status_code == 200
+    messages = await slack.published(2)
+    assert [inbound.language_hint for inbound in messages] == ["es-ES", "es-ES"]
 
 
 async def test_a_customer_slack_will_not_describe_still_gets_through(slack, slack_api):
@@ -236,7 +249,7 @@ async def test_a_customer_slack_will_not_describe_still_gets_through(slack, slac
 
     [inbound] = await slack.published(1)
     assert inbound.sender.slack_user_id == CUSTOMER and inbound.sender.email is None
-    assert await slack.intake.redis.exists(f"sb:slack:user:{CUSTOMER}") == 0
+    assert await slack.intake.redis.exists(f"sb:slack:profile:{CUSTOMER}") == 0
 
 
 @pytest.mark.parametrize(

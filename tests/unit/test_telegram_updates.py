@@ -238,6 +238,14 @@ def test_the_inbound_event_carries_the_reply_route_and_names_refused_files():
     assert inbound.idempotency_key == "telegram:update:99" and inbound.conversations == ["telegram:chat:4242"]
 
 
+def test_the_customers_telegram_language_is_the_inbound_language_hint():
+    """Bot API `User.language_code` names the client's language: the router's first guess at the customer's."""
+    message = customer_message(update(text="你好，我的订单没到", **{"from": {**ANA, "language_code": "zh-hans"}}))
+    resolution = Resolution("SB-1001", uuid.uuid4(), "telegram:update:1", ())
+    assert to_inbound(message, resolution=resolution, attachments=[], refusals=[]).language_hint == "zh-hans"
+    assert customer_message(update(text="hi")).language_hint is None
+
+
 def test_an_edit_event_points_at_the_original():
     message = customer_message(update(kind="edited_message", text="fixed typo", edit_date=SENT + 5))
     resolution = Resolution("SB-1001", uuid.uuid4(), "telegram:update:100", ())
