@@ -6,30 +6,18 @@
 from __future__ import annotations
 
 import functools
-import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from shared.durations import Duration
 from shared.ids import AGENT_ID_PATTERN
 from shared.rules import LanguageCode, Priority, Rule, WordMatcher
+from shared.sla_policies import BUILT_IN_CALENDAR, SlaPolicy
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
-_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-def parse_duration(value: Any) -> Any:
-    """'90s', '30m', '4h', '2d' → timedelta; other values are left for pydantic to judge."""
-    if isinstance(value, str) and (match := _DURATION.match(value)):
-        amount, unit = match.groups()
-        return timedelta(**{_DURATION_UNITS[unit]: float(amount)})
-    return value
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 SlackChannelId = Annotated[str, Field(pattern=r"^[CGD][A-Z0-9]{2,}$")]
 SlackUserId = Annotated[str, Field(pattern=r"^[UW][A-Z0-9]{2,}$")]
 
@@ -122,13 +110,6 @@ class Detection(_Strict):
         return matcher.find(text) if matcher else None
 
 
-class SlaPolicy(_Strict):
-    id: str
-    first_response: Duration
-    # Fractions of the target at which a warning fires before the breach, e.g. [0.75].
-    warn_at: list[Annotated[float, Field(gt=0, lt=1)]] = [0.75]
-
-
 class Acknowledgements(_Strict):
     """What a customer is told when their ticket opens; {ticket_id}, {name} and {subject} are filled in."""
 
@@ -158,6 +139,8 @@ class DeskConfig(_Strict):
     detection: Detection = Detection()
     # Classification rules, run in order on every new ticket (shared/rules.py).
     rules: list[Rule] = []
+    # Ordered: the first whose `when` matches a ticket applies, else its team's `sla_policy`
+    # (shared/sla_policies.py).
     sla_policies: list[SlaPolicy] = Field(min_length=1)
     acknowledgements: Acknowledgements = Acknowledgements()
     # A solved ticket closes by itself after this long without a customer message (SPEC §3 Lifecycle).
@@ -193,6 +176,7 @@ class DeskConfig(_Strict):
         if self.default_classification.team not in team_ids:
             problems.append(f"default_classification.team: unknown team {self.default_classification.team!r}")
         problems += self._rule_problems(team_ids)
+        problems += self._policy_problems(team_ids)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -228,6 +212,24 @@ class DeskConfig(_Strict):
             ]
         return problems
 
+    def _policy_problems(self, team_ids: set[str]) -> list[str]:
+        problems, seen = [], set()
+        calendars = {BUILT_IN_CALENDAR}
+        for index, policy in enumerate(self.sla_policies):
+            where = f"sla_policies.{index}"
+            if policy.id in seen:
+                problems.append(f"{where}.id: another policy is {policy.id!r}")
+            seen.add(policy.id)
+            if policy.calendar not in calendars:
+                problems.append(f"{where}.calendar: unknown calendar {policy.calendar!r}")
+            if policy.when is not None:
+                problems += [
+                    f"{where}.when.team: unknown team {team!r}"
+                    for team in policy.when.team or ()
+                    if team not in team_ids
+                ]
+        return problems
+
     def team(self, team_id: str) -> Team:
         return next(team for team in self.teams if team.id == team_id)
 
@@ -244,6 +246,16 @@ class DeskConfig(_Strict):
 
     def sla_policy(self, policy_id: str) -> SlaPolicy:
         return next(policy for policy in self.sla_policies if policy.id == policy_id)
+
+    def sla_policy_for(self, *, priority: str, channel: str, team: str, category: str) -> SlaPolicy:
+        """The first policy whose `when` matches the ticket, else its team's (a team since removed from the
+        config: the default team's)."""
+        facts = {"priority": priority, "channel": channel, "team": team, "category": category}
+        matching = next((policy for policy in self.sla_policies if policy.matches(**facts)), None)
+        if matching is not None:
+            return matching
+        known = next((known for known in self.teams if known.id == team), None)
+        return self.sla_policy((known or self.team(self.default_classification.team)).sla_policy)
 
     def form(self, form_id: str) -> Form | None:
         return next((form for form in self.forms if form.id == form_id), None)

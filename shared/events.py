@@ -387,34 +387,65 @@ class TicketAssigned(Envelope):
     previous_agent_id: str | None = None
 
 
+# The SLA clocks (services/sla/clocks.py): first response, next response (the oldest unanswered customer
+# message to the next public agent reply) and resolution (paused in the policy's `pause_on` statuses).
+SlaMetric = Literal["first_response", "next_response", "resolution"]
+SLA_METRICS: tuple[SlaMetric, ...] = ("first_response", "next_response", "resolution")
+
+
 class SlaDeadlineSet(Envelope):
+    """A clock runs and is due at `due_at`: started, resumed, or recomputed (`reason` says which)."""
+
     type: Literal["sla.deadline_set"] = "sla.deadline_set"
     version: Literal[1, 2] = 2
-    metric: Literal["first_response"]
+    metric: SlaMetric
     policy: str
     due_at: AwareDatetime
     # Since version 2: when warnings fire before the due time, so the timers can be rebuilt from the log.
     warnings_at: list[AwareDatetime] = []
+    # "created", "customer wrote", "resumed", "priority changed to high", "policy changed" ...
+    reason: str | None = None
+    # The target (business or calendar time, per the policy) and what the clock used of it so far, seconds.
+    target_seconds: float | None = None
+    used_seconds: float = 0
 
 
 class SlaWarning(Envelope):
     type: Literal["sla.warning"] = "sla.warning"
-    metric: Literal["first_response"]
+    metric: SlaMetric
     due_at: AwareDatetime
     fraction: float
 
 
 class SlaBreached(Envelope):
     type: Literal["sla.breached"] = "sla.breached"
-    metric: Literal["first_response"]
+    metric: SlaMetric
     due_at: AwareDatetime
 
 
 class SlaMet(Envelope):
     type: Literal["sla.met"] = "sla.met"
-    metric: Literal["first_response"]
+    metric: SlaMetric
     due_at: AwareDatetime | None
     met_at: AwareDatetime
+
+
+class SlaPaused(Envelope):
+    """The clock stopped counting (resolution in a `pause_on` status) with `used_seconds` of its target used."""
+
+    type: Literal["sla.paused"] = "sla.paused"
+    metric: SlaMetric
+    used_seconds: float
+    reason: str
+
+
+class SlaStopped(Envelope):
+    """The clock ended unmet and unbreached for a reason other than meeting it (solved without an answer,
+    closed, a policy that does not measure it)."""
+
+    type: Literal["sla.stopped"] = "sla.stopped"
+    metric: SlaMetric
+    reason: str
 
 
 class StatusChanged(Envelope):
@@ -580,6 +611,8 @@ TicketEvent = Annotated[
     | SlaWarning
     | SlaBreached
     | SlaMet
+    | SlaPaused
+    | SlaStopped
     | StatusChanged
     | PriorityChanged
     | TagsChanged

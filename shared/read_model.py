@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from shared.events import (
     ACTIVE_STATUSES,
+    SLA_METRICS,
     AddressUndeliverable,
     CommandRejected,
     ContactEvent,
@@ -28,6 +29,8 @@ from shared.events import (
     SlaBreached,
     SlaDeadlineSet,
     SlaMet,
+    SlaPaused,
+    SlaStopped,
     SlaWarning,
     StatusChanged,
     TagsChanged,
@@ -195,6 +198,10 @@ def _fields(event: TicketEvent) -> dict[str, str]:
             }
         case SlaDeadlineSet():
             return {f"{event.metric}_due": event.due_at.isoformat(), f"{event.metric}_sla": "running"}
+        case SlaPaused():
+            return {f"{event.metric}_due": "", f"{event.metric}_sla": "paused"}
+        case SlaStopped():
+            return {f"{event.metric}_due": "", f"{event.metric}_sla": "stopped"}
         case SlaWarning():
             return {f"{event.metric}_sla": "warning"}
         case SlaBreached():
@@ -313,7 +320,14 @@ def history_entry(event: TicketEvent) -> dict[str, Any] | None:
             actor, changes = "customer", {"resolution": event.resolution, "score": event.score}
         case CommandRejected():
             actor, changes = event.agent_id, {"command": event.command_type, "reason": event.reason}
-        case SlaDeadlineSet() | SlaWarning() | SlaBreached() | SlaMet():
+        case SlaDeadlineSet():
+            actor, changes = (
+                "system",
+                {"metric": event.metric, "due_at": event.due_at.isoformat(), "reason": event.reason},
+            )
+        case SlaPaused() | SlaStopped():
+            actor, changes = "system", {"metric": event.metric, "reason": event.reason}
+        case SlaWarning() | SlaBreached() | SlaMet():
             actor, changes = "system", {"metric": event.metric}
         case _:
             return None
@@ -375,10 +389,12 @@ class ReadModel:
             }
             if "assignee_id" in fields
             else None,
+            # Per clock: its due instant (while running), state (running, warning, breached, paused, met,
+            # stopped) and when it was met.
             "sla": {
-                "first_response_due": fields.get("first_response_due"),
-                "first_response_status": fields.get("first_response_sla"),
-                "first_response_at": fields.get("first_response_at"),
+                f"{metric}_{key}": fields.get(f"{metric}_{field}") or None
+                for metric in SLA_METRICS
+                for key, field in (("due", "due"), ("status", "sla"), ("at", "at"))
             },
             "reply_route": json.loads(fields["reply_route"]) if "reply_route" in fields else None,
             "escalation_level": int(fields.get("escalation_level", 0)),

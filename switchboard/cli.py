@@ -14,6 +14,7 @@ import click
 from shared.config import ConfigError, DeskConfig, load_config
 from shared.settings import ChannelOff, MissingInfrastructure, Settings
 from switchboard.services import SERVICES
+from switchboard.sla_cli import sla
 
 
 @click.group()
@@ -546,8 +547,8 @@ def replay() -> None:
     except MissingInfrastructure as error:
         raise click.ClickException(str(error)) from None
     try:
-        # Rebuilt auto-close timers are due `close_after` after the solve, as the live SLA service has them.
-        close_after = load_config(settings.config).close_after
+        # SLA clocks and auto-close timers are decided again under the config's policies, as the live service does.
+        config = load_config(settings.config)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     console = Console()
@@ -562,7 +563,7 @@ def replay() -> None:
 
         redis = connect_redis(redis_url)
         try:
-            return await replay_all(bootstrap, redis, settings.topic_prefix, progress, close_after=close_after)
+            return await replay_all(bootstrap, redis, settings.topic_prefix, progress, config=config)
         finally:
             await redis.aclose()
 
@@ -580,3 +581,6 @@ def replay() -> None:
     click.echo(f"replayed {report.counts['quarantined messages']} quarantined messages")
     click.echo(f"replayed {report.counts[AVAILABILITY_CHANGES]} agent availability changes")
     click.echo("the state is restored: intake and consumers go on")
+
+
+main.add_command(sla)

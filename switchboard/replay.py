@@ -23,7 +23,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -34,9 +34,11 @@ from services.intake.index import index_operations, ticket_number
 from services.intake.ticket_ids import sequence_key
 from services.notifier.ledger import project_sent
 from services.router.state import turn_key
+from services.sla.decide import ticket_sla_adapter
 from services.sla.rebuild import TimerRebuild
-from services.sla.timers import TimerStore
+from services.sla.timers import TimerStore, clocks_key
 from shared.agents import Availability
+from shared.config import DeskConfig
 from shared.events import AgentAvailabilityChanged, InboundMessage, MessageQuarantined, NotificationSent, TicketAssigned
 from shared.ids import TICKET_NUMBER_OFFSET
 from shared.quarantine import Quarantine
@@ -66,13 +68,13 @@ class ReplayReport:
 
 
 class _Replay:
-    def __init__(self, redis: Redis, topics: Topics, close_after: timedelta):
+    def __init__(self, redis: Redis, topics: Topics, config: DeskConfig):
         self.redis = redis
         self.topics = topics
         self.read_model = ReadModel(redis)
         self.quarantine = Quarantine(redis)
         self.availability = Availability(redis)
-        self.timers = TimerRebuild(close_after)
+        self.timers = TimerRebuild(config)
         self.highest: dict[str, int] = {}
         self.turns: Counter[str] = Counter()
         # Listed even when there were none, so the summary says the agents topic was read.
@@ -118,13 +120,17 @@ class _Replay:
 
     async def finish(self) -> None:
         pending = self.timers.pending()
+        states = self.timers.open_states()
         async with self.redis.pipeline(transaction=True) as pipe:
             await TimerStore(self.redis).write(pipe, pending, [])
+            for ticket_id, state in states.items():
+                pipe.set(clocks_key(ticket_id), ticket_sla_adapter.dump_json(state))
             for team, assigned in self.turns.items():
                 # Fairness only: a counter at least as far as the log's assignments.
                 pipe.set(turn_key(team), assigned)
             await pipe.execute()
         self.report.counts["SLA timers"] = len(pending)
+        self.report.counts["SLA clocks"] = len(states)
         for prefix, highest in self.highest.items():
             floor = highest - TICKET_NUMBER_OFFSET
             current = int(await self.redis.get(sequence_key(prefix)) or 0)
@@ -147,12 +153,13 @@ async def replay_all(
     topic_prefix: str = "",
     progress: Progress | None = None,
     *,
-    close_after: timedelta,
+    config: DeskConfig,
 ) -> ReplayReport:
     """Rebuilds every projection; returns what it rebuilt. Idempotent; safe while the stack runs.
-    `close_after` is the config's, so that rebuilt auto-close timers are due when the live ones were."""
+    SLA clocks and timers are decided again from the ticket events under `config`'s policies (and
+    `close_after`), as the live SLA service decided them."""
     topics = Topics(topic_prefix)
-    replay = _Replay(redis, topics, close_after)
+    replay = _Replay(redis, topics, config)
     await forget_restored(redis)
     for spec, apply in (
         (CONTACTS, replay.contacts),

@@ -71,8 +71,8 @@ def restore_state(settings: Settings, bootstrap: str, redis_url: str) -> None:
         try:
             if not await ensure_state(redis, bootstrap, Topics(settings.topic_prefix)):
                 click.echo("Redis holds none of the state the log has; replaying the log …")
-                close_after = load_config(settings.config).close_after
-                report = await replay_all(bootstrap, redis, settings.topic_prefix, close_after=close_after)
+                config = load_config(settings.config)
+                report = await replay_all(bootstrap, redis, settings.topic_prefix, config=config)
                 click.echo(f"replayed: {', '.join(f'{family} {count:,}' for family, count in report.counts.items())}")
         finally:
             await redis.aclose()

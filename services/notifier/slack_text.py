@@ -57,15 +57,17 @@ def queued_text(ticket_id: str, team_name: str) -> str:
     return f"*{ticket_id}* waits in {escape(team_name)}'s queue"
 
 
+_TARGET_NAMES = {"first_response": "first-response", "next_response": "next-response", "resolution": "resolution"}
+
+
 def sla_text(event: SlaWarning | SlaBreached, mention: str | None) -> str:
     who = f"<@{mention}> " if mention else ""
     due = event.due_at.strftime("%Y-%m-%d %H:%M %Z")
+    target = _TARGET_NAMES[event.metric]
     if isinstance(event, SlaBreached):
-        return f"{who}:rotating_light: *{event.ticket_id}* breached its first-response target (due {due})"
-    return (
-        f"{who}:hourglass_flowing_sand: *{event.ticket_id}* has used {event.fraction:.0%} "
-        f"of its first-response time (due {due})"
-    )
+        return f"{who}:rotating_light: *{event.ticket_id}* breached its {target} target (due {due})"
+    used = f"{event.fraction:.0%}"
+    return f"{who}:hourglass_flowing_sand: *{event.ticket_id}* has used {used} of its {target} time (due {due})"
 
 
 def customer_message_text(event: MessageAdded) -> str:

@@ -1,82 +1,253 @@
 """The SLA service's decisions over a batch of ticket events, in pure code.
 
-A ticket opened in the batch gets its first-response deadline (and the timers that announce it);
-the first public agent reply meets it (and cancels the timers); an internal note never does (SPEC
-§3 SLA: notes never count). `ClockView` is what Redis knew when the batch was read, updated as the
-batch is decided, so a ticket opened and answered in the same batch is handled in order. A status
-change sets or stops the ticket's auto-close timer (services.sla.auto_close); that needs no view.
+Each ticket the service knows has a `TicketSla`: its policy, what chose the policy (priority, channel,
+team, category) and its clocks (services.sla.clocks). An event moves the clocks; what changed is
+announced as events — `sla.deadline_set` (a clock runs, with its due instant and why), `sla.met`,
+`sla.paused`, `sla.stopped` — and the timers that announce warnings and breaches are scheduled or
+cancelled to match. Every event ID is derived from the event that caused it, so a redelivered batch
+decides the very same events, and `switchboard replay` rebuilds the clocks by deciding the log again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
+from pydantic import TypeAdapter
+
+from services.sla.auto_close import METRIC as AUTO_CLOSE
 from services.sla.auto_close import pending_auto_closes
-from services.sla.deadlines import Timer, first_response_deadline, first_response_met, timers_for
-from shared.config import DeskConfig, SlaPolicy
-from shared.events import MessageAdded, SlaDeadlineSet, SlaMet, StatusChanged, TicketCreated, TicketEvent
+from services.sla.clocks import WALL_CLOCK, BusinessCalendar, Clock, Targets, TicketClocks
+from services.sla.deadlines import Timer
+from shared.config import DeskConfig
+from shared.events import (
+    SLA_METRICS,
+    MessageAdded,
+    PriorityChanged,
+    SlaBreached,
+    SlaDeadlineSet,
+    SlaMet,
+    SlaMetric,
+    SlaPaused,
+    SlaStopped,
+    StatusChanged,
+    TicketAssigned,
+    TicketCreated,
+    TicketEvent,
+    TicketQueued,
+)
+from shared.ids import derived_id
+from shared.sla_policies import BUILT_IN_CALENDAR, SlaPolicy
+
+SlaEvent = SlaDeadlineSet | SlaMet | SlaPaused | SlaStopped
 
 
-@dataclass
-class FirstResponseClock:
-    status: str | None  # "running", "warning", "breached", "met", "stopped" or None (no clock)
-    due_at: datetime | None
+@dataclass(frozen=True)
+class TicketSla:
+    """What the SLA service keeps of a ticket: its policy, the facts that chose it, and its clocks."""
+
+    policy: str
+    priority: str
+    channel: str
+    team: str
+    category: str
+    clocks: TicketClocks = field(default_factory=TicketClocks)
 
 
-@dataclass
-class ClockView:
-    first_response: dict[str, FirstResponseClock] = field(default_factory=dict)
+ticket_sla_adapter: TypeAdapter[TicketSla] = TypeAdapter(TicketSla)
 
 
 @dataclass
 class SlaDecision:
-    events: list[SlaDeadlineSet | SlaMet] = field(default_factory=list)
-    schedule: list[Timer] = field(default_factory=list)
-    # (ticket ID, metric) whose timers stop.
-    cancel: list[tuple[str, str]] = field(default_factory=list)
-    # Tickets whose status changed, with their one auto-close timer from now on (None: none).
-    auto_close: dict[str, Timer | None] = field(default_factory=dict)
+    events: list[SlaEvent] = field(default_factory=list)
+    # The timers of each (ticket ID, metric) whose clock changed, as they are after the batch: they
+    # replace that clock's earlier ones (none: its timers stop).
+    timers: dict[tuple[str, str], list[Timer]] = field(default_factory=dict)
+    # The tickets whose clocks changed, as they are now (None: forgotten, the ticket is closed).
+    states: dict[str, TicketSla | None] = field(default_factory=dict)
 
 
-def policy_for(team_id: str, config: DeskConfig) -> SlaPolicy:
-    """The team's policy; a team since removed from the config falls back to the default team's."""
-    team = next((team for team in config.teams if team.id == team_id), None)
-    if team is None:
-        team = config.team(config.default_classification.team)
-    return config.sla_policy(team.sla_policy)
-
-
-def decide(events: list[TicketEvent], view: ClockView, config: DeskConfig) -> SlaDecision:
+def decide(events: list[TicketEvent], view: Mapping[str, TicketSla | None], config: DeskConfig) -> SlaDecision:
+    """The clocks' changes the events cause, in order; `view` holds each ticket's state before the batch."""
     decision = SlaDecision()
+    known: dict[str, TicketSla] = {}
     for event in events:
-        match event:
-            case TicketCreated():
-                # Deterministic: a redelivered creation yields the same deadline event again.
-                deadline = first_response_deadline(event, policy_for(event.team, config))
-                decision.events.append(deadline)
-                clock = view.first_response.get(event.ticket_id)
-                if clock is None or clock.status not in ("met", "stopped"):
-                    decision.schedule += timers_for(deadline)
-                    view.first_response[event.ticket_id] = FirstResponseClock("running", deadline.due_at)
-            # An internal note is not an answer to the customer.
-            case MessageAdded(author="agent", internal=False):
-                clock = view.first_response.get(event.ticket_id)
-                if clock is not None and clock.status == "met":
-                    continue
-                due = clock.due_at if clock else None
-                decision.events.append(first_response_met(event, due))
-                decision.cancel.append((event.ticket_id, "first_response"))
-                view.first_response[event.ticket_id] = FirstResponseClock("met", due)
-            # Solved or closed (merged) without an answer: nobody is waiting for one any more, so its
-            # warnings and breach would only page the lead about a finished ticket.
-            case StatusChanged(to_status="solved" | "closed"):
-                clock = view.first_response.get(event.ticket_id)
-                if clock is None or clock.status != "met":
-                    decision.cancel.append((event.ticket_id, "first_response"))
-                    view.first_response[event.ticket_id] = FirstResponseClock(
-                        "stopped", clock.due_at if clock else None
-                    )
+        before = known[event.ticket_id] if event.ticket_id in known else view.get(event.ticket_id)
+        after, reason = _advance(before, event, config)
+        if after is None or after == before:
+            continue
+        known[event.ticket_id] = decision.states[event.ticket_id] = after
+        _announce(before.clocks if before else TicketClocks(), after, event, reason, config, decision)
+        if after.clocks.status == "closed":
+            decision.states[event.ticket_id] = None
+    # A ticket whose status changed has one auto-close timer from now on, or none.
     changes = [event for event in events if isinstance(event, StatusChanged)]
-    decision.auto_close = pending_auto_closes(changes, config.close_after)
+    for ticket_id, timer in pending_auto_closes(changes, config.close_after).items():
+        decision.timers[ticket_id, AUTO_CLOSE] = [timer] if timer is not None else []
     return decision
+
+
+def calendars(policy: SlaPolicy, config: DeskConfig) -> dict[str, BusinessCalendar]:
+    """The calendar each metric of the policy counts on."""
+    return {metric: calendar_by_id(config, policy.calendar_of(metric)) for metric in SLA_METRICS}
+
+
+def calendar_by_id(config: DeskConfig, calendar_id: str) -> BusinessCalendar:
+    """The calendar named `calendar_id`; KeyError when the config has none of that name."""
+    if calendar_id != BUILT_IN_CALENDAR:
+        raise KeyError(calendar_id)
+    return WALL_CLOCK
+
+
+def targets(policy: SlaPolicy, priority: str) -> Targets:
+    return Targets(
+        first_response=policy.target(priority, "first_response"),
+        next_response=policy.target(priority, "next_response"),
+        resolution=policy.target(priority, "resolution"),
+        pause_on=frozenset(policy.pause_on),
+    )
+
+
+def _advance(state: TicketSla | None, event: TicketEvent, config: DeskConfig) -> tuple[TicketSla | None, str]:
+    """The ticket's SLA state after `event`, and why it changed (None: a ticket the service does not know)."""
+    if isinstance(event, TicketCreated):
+        if state is not None:
+            return state, ""
+        policy = config.sla_policy_for(
+            priority=event.priority, channel=event.channel, team=event.team, category=event.category
+        )
+        fresh = TicketSla(policy.id, event.priority, event.channel, event.team, event.category)
+        started = fresh.clocks.created(event.occurred_at, targets(policy, event.priority), event.ticket_id)
+        return replace(fresh, clocks=started), "created"
+    if state is None:
+        return None, ""
+    policy = _policy(state, config)
+    clocks, aims, on = state.clocks, targets(policy, state.priority), calendars(policy, config)
+    match event:
+        case MessageAdded(author="customer", review=None, kind="message"):
+            clocks, reason = clocks.customer_wrote(event.received_at, aims, str(event.message_id)), "customer wrote"
+        case MessageAdded(author="agent", internal=False):
+            clocks, reason = clocks.agent_replied(event.received_at, on), "agent replied"
+        case StatusChanged():
+            clocks, reason = (
+                clocks.status_changed(event.to_status, event.occurred_at, aims, on),
+                f"status {event.to_status}",
+            )
+        case PriorityChanged():
+            return _reclassified(replace(state, priority=event.to_priority), config), (
+                f"priority changed to {event.to_priority}"
+            )
+        case TicketAssigned() | TicketQueued() if event.team != state.team:
+            return _reclassified(replace(state, team=event.team), config), f"team changed to {event.team}"
+        case SlaBreached():
+            clocks, reason = clocks.breached(event.metric), ""
+        case _:
+            return state, ""
+    return replace(state, clocks=clocks), reason
+
+
+def _policy(state: TicketSla, config: DeskConfig) -> SlaPolicy:
+    # A policy since removed from the config: the one the ticket would get now.
+    policy = next((policy for policy in config.sla_policies if policy.id == state.policy), None)
+    return policy or config.sla_policy_for(
+        priority=state.priority, channel=state.channel, team=state.team, category=state.category
+    )
+
+
+def _reclassified(state: TicketSla, config: DeskConfig) -> TicketSla:
+    """New facts about the ticket: the policy they choose now, and its targets on the same clocks."""
+    policy = config.sla_policy_for(
+        priority=state.priority, channel=state.channel, team=state.team, category=state.category
+    )
+    return replace(state, policy=policy.id, clocks=state.clocks.retargeted(targets(policy, state.priority)))
+
+
+def _announce(
+    before: TicketClocks, after: TicketSla, cause: TicketEvent, reason: str, config: DeskConfig, decision: SlaDecision
+) -> None:
+    policy = _policy(after, config)
+    for metric in SLA_METRICS:
+        old, new = before.get(metric), after.clocks.get(metric)
+        envelope = _envelope(cause, metric)
+        if new is None:
+            if old is not None and old.outcome is None:
+                decision.events.append(
+                    SlaStopped(**envelope("stopped"), metric=metric, reason=f"policy {policy.id} does not measure it")
+                )
+                decision.timers[cause.ticket_id, metric] = []
+            continue
+        calendar = calendars(policy, config)[metric]
+        if new.outcome is not None and (old is None or old.outcome != new.outcome):
+            decision.timers[cause.ticket_id, metric] = []
+            if new.outcome == "met":
+                decision.events.append(
+                    SlaMet(
+                        **envelope("met"),
+                        metric=metric,
+                        due_at=old.due_at(calendar) if old else None,
+                        met_at=new.finished_at,
+                    )
+                )
+            else:
+                decision.events.append(SlaStopped(**envelope("stopped"), metric=metric, reason=reason))
+        elif new.paused and not (old is not None and old.paused):
+            decision.timers[cause.ticket_id, metric] = []
+            decision.events.append(
+                SlaPaused(**envelope("paused"), metric=metric, used_seconds=new.used.total_seconds(), reason=reason)
+            )
+        elif new.running and _moved(old, new):
+            deadline, timers = _deadline(new, metric, policy, calendar, envelope("deadline"), reason)
+            decision.events.append(deadline)
+            decision.timers[cause.ticket_id, metric] = timers
+
+
+def _moved(old: Clock | None, new: Clock) -> bool:
+    """Whether a running clock's due instant may differ from what was announced."""
+    if old is None or not old.running:
+        return True
+    return (old.target, old.cause, old.running_since, old.used) != (new.target, new.cause, new.running_since, new.used)
+
+
+def _deadline(
+    clock: Clock, metric: SlaMetric, policy: SlaPolicy, calendar: BusinessCalendar, envelope: dict, reason: str
+) -> tuple[SlaDeadlineSet, list[Timer]]:
+    due = clock.due_at(calendar)
+    assert due is not None, "a running clock has a due instant"
+    warnings = clock.warnings(policy.warn_at, calendar)
+    deadline = SlaDeadlineSet(
+        **envelope,
+        metric=metric,
+        policy=policy.id,
+        due_at=due,
+        warnings_at=[instant for _, instant in warnings],
+        reason=reason,
+        target_seconds=clock.target.total_seconds(),
+        used_seconds=clock.used.total_seconds(),
+    )
+    common = {
+        "ticket_id": deadline.ticket_id,
+        "metric": metric,
+        "due_at": due.isoformat(),
+        "correlation_id": deadline.correlation_id,
+    }
+    timers = [
+        Timer(kind="warning", fires_at=instant.timestamp(), fraction=fraction, **common)
+        for fraction, instant in warnings
+    ]
+    if not clock.breached:
+        # At most one breach per clock (a next-response clock is one customer message's).
+        timers.append(Timer(kind="breach", fires_at=due.timestamp(), fraction=1.0, **common))
+    return deadline, timers
+
+
+def _envelope(cause: TicketEvent, metric: str):
+    def of(kind: str) -> dict:
+        return {
+            "event_id": derived_id(cause.event_id, metric, kind),
+            "occurred_at": cause.occurred_at,
+            "ticket_id": cause.ticket_id,
+            "correlation_id": cause.correlation_id,
+            "traceparent": cause.traceparent,
+        }
+
+    return of

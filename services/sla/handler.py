@@ -18,17 +18,27 @@ from datetime import UTC, datetime, timedelta
 from services.sla.auto_close import METRIC as AUTO_CLOSE
 from services.sla.auto_close import close_command, still_solved
 from services.sla.deadlines import Timer, announcement
-from services.sla.decide import ClockView, FirstResponseClock, decide
-from services.sla.timers import TimerStore
+from services.sla.decide import TicketSla, decide, ticket_sla_adapter
+from services.sla.timers import TimerStore, clocks_key
 from shared.config import DeskConfig
 from shared.engine import BatchResult, Record, is_infrastructure_outage
-from shared.events import MessageAdded, StatusChanged, TicketCreated, TicketEvent
+from shared.events import (
+    MessageAdded,
+    PriorityChanged,
+    SlaBreached,
+    StatusChanged,
+    TicketAssigned,
+    TicketCreated,
+    TicketEvent,
+    TicketQueued,
+)
 from shared.publisher import Outgoing, Publisher
 from shared.read_model import ReadModel, ticket_key
 from shared.topics import COMMANDS, TICKETS, Topics
 
 logger = logging.getLogger(__name__)
 
+FINISHED_OR_PAUSED = frozenset({"met", "paused", "stopped"})
 # The longest the firing loop sleeps, so timers scheduled by another instance are seen promptly.
 MAX_IDLE_SECONDS = 0.5
 
@@ -48,8 +58,12 @@ class SlaHandler:
 
         async def write() -> None:
             async with self.read_model.redis.pipeline(transaction=False) as pipe:
-                await self.timers.write(pipe, decision.schedule, decision.cancel)
-                await self.timers.replace(pipe, AUTO_CLOSE, decision.auto_close)
+                await self.timers.replace(pipe, decision.timers)
+                for ticket_id, state in decision.states.items():
+                    if state is None:
+                        pipe.delete(clocks_key(ticket_id))
+                    else:
+                        pipe.set(clocks_key(ticket_id), ticket_sla_adapter.dump_json(state))
                 await pipe.execute()
             await self.read_model.apply(decision.events)
 
@@ -58,26 +72,23 @@ class SlaHandler:
             after_publish=write,
         )
 
-    async def _clocks(self, events: list[TicketEvent]) -> ClockView:
+    async def _clocks(self, events: list[TicketEvent]) -> dict[str, TicketSla | None]:
         tickets = list(dict.fromkeys(event.ticket_id for event in events))
-        async with self.read_model.redis.pipeline(transaction=False) as pipe:
-            for ticket_id in tickets:
-                pipe.hmget(ticket_key(ticket_id), "first_response_sla", "first_response_due")
-            rows = await pipe.execute()
-        return ClockView(
-            first_response={
-                ticket_id: FirstResponseClock(status, datetime.fromisoformat(due) if due else None)
-                for ticket_id, (status, due) in zip(tickets, rows, strict=True)
-                if status is not None
-            }
-        )
+        stored = await self.read_model.redis.mget([clocks_key(ticket_id) for ticket_id in tickets])
+        return {
+            ticket_id: ticket_sla_adapter.validate_json(raw) if raw is not None else None
+            for ticket_id, raw in zip(tickets, stored, strict=True)
+        }
 
 
 def _concerns_timers(event: TicketEvent) -> bool:
+    """Whether the event may move a clock (services.sla.decide), so that the batch reads its ticket."""
     if isinstance(event, MessageAdded):
-        # Only a public agent reply meets the first-response clock.
-        return event.author == "agent" and not event.internal
-    return isinstance(event, TicketCreated | StatusChanged)
+        # A customer message may start next response; a public agent reply meets the response clocks.
+        return event.author == "customer" or (event.author == "agent" and not event.internal)
+    return isinstance(
+        event, TicketCreated | StatusChanged | PriorityChanged | TicketAssigned | TicketQueued | SlaBreached
+    )
 
 
 class TimerFiring:
@@ -119,9 +130,13 @@ class TimerFiring:
             states = await pipe.execute()
         at = datetime.now(UTC)
         fired = list(zip(due, states, strict=True))
-        # A reply may land between claiming and firing: a met clock announces nothing; nor does a
-        # ticket reopened since, ask to be closed.
-        events = [announcement(timer, at) for timer, state in fired if timer.metric != AUTO_CLOSE and state[0] != "met"]
+        # A reply may land between claiming and firing: a met, paused or stopped clock announces nothing;
+        # nor does a ticket reopened since ask to be closed.
+        events = [
+            announcement(timer, at)
+            for timer, state in fired
+            if timer.metric != AUTO_CLOSE and state[0] not in FINISHED_OR_PAUSED
+        ]
         commands = [
             close_command(timer, at, self.close_after)
             for timer, state in fired

@@ -23,6 +23,11 @@ def ticket_timers_key(ticket_id: str, metric: str) -> str:
     return f"sb:sla:ticket:{ticket_id}:{metric}"
 
 
+def clocks_key(ticket_id: str) -> str:
+    """A ticket's SLA state (services.sla.decide.TicketSla as JSON), until the ticket closes."""
+    return f"sb:sla:clocks:{ticket_id}"
+
+
 # Moves up to ARGV[3] members due by ARGV[1] from KEYS[1] to KEYS[2], scored with the lease end ARGV[2].
 _MOVE_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
@@ -60,10 +65,10 @@ class TimerStore:
         for ticket_id, metric in cancel:
             await self._cancel(keys=[SCHEDULED_KEY, CLAIMED_KEY, ticket_timers_key(ticket_id, metric)], client=pipe)
 
-    async def replace(self, pipe: Any, metric: str, timers: Mapping[str, Timer | None]) -> None:
-        """Queues on `pipe`: each ticket's timers of `metric` become the one given (None: none)."""
-        await self.write(pipe, [], [(ticket_id, metric) for ticket_id in timers])
-        await self.write(pipe, [timer for timer in timers.values() if timer is not None], [])
+    async def replace(self, pipe: Any, timers: Mapping[tuple[str, str], Sequence[Timer]]) -> None:
+        """Queues on `pipe`: the timers of each (ticket ID, metric) become those given (none: none)."""
+        await self.write(pipe, [], list(timers))
+        await self.write(pipe, [timer for replaced in timers.values() for timer in replaced], [])
 
     async def schedule(self, timers: Sequence[Timer]) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:

@@ -77,10 +77,12 @@ class Stack:
     base_url: str
     smtp_port: int
     router_ops: str
+    config: Path = EXAMPLE_CONFIG
 
     @property
     def settings(self) -> Settings:
-        return self.services.settings
+        """The stack's settings, as the command line uses them (with the stack's config)."""
+        return self.services.settings.model_copy(update={"config": self.config})
 
     @property
     def ws_url(self) -> str:
@@ -112,7 +114,7 @@ def start_stack(services: ServiceProcesses, config: Path = EXAMPLE_CONFIG) -> St
     services.start("intake-smtp", SWITCHBOARD_SMTP_PORT=str(smtp_port), SWITCHBOARD_OPS_PORT=str(free_port()), **common)
     base_url = services.start_http(**common)
     wait_for_smtp(smtp_port, services)
-    return Stack(services, base_url, smtp_port, f"http://127.0.0.1:{router_ops}")
+    return Stack(services, base_url, smtp_port, f"http://127.0.0.1:{router_ops}", config)
 
 
 def quick_sla_config(directory: Path, seconds: int) -> Path:

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from shared.config import ConfigError, load_config, parse_duration
+from shared.config import ConfigError, load_config
+from shared.durations import parse_duration
 from shared.settings import EXAMPLE_CONFIG
 from switchboard.cli import main
 

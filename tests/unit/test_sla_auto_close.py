@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from services.sla.auto_close import METRIC, auto_close_timer, close_command, spoken, still_solved
 from services.sla.deadlines import Timer
-from services.sla.decide import ClockView, decide
+from services.sla.decide import decide
 from services.sla.rebuild import TimerRebuild
 from shared.events import StatusChanged
 from tests.unit.test_sla_decide import CONFIG, created
@@ -36,21 +36,21 @@ def change(to: str, *, ticket_id: str = "SB-1001", minutes: int = 0, resolution:
 
 
 def test_a_solved_ticket_gets_one_auto_close_timer_close_after_the_solve():
-    decision = decide([created(), change("solved")], ClockView(), CONFIG)
+    decision = decide([created(), change("solved")], {}, CONFIG)
 
-    timer = decision.auto_close["SB-1001"]
+    [timer] = decision.timers["SB-1001", METRIC]
     assert CLOSE_AFTER == timedelta(days=4)
     assert (timer.metric, timer.resolution, timer.correlation_id) == (METRIC, 1, "opening-SB-1001")
     assert timer.fires_at == (SOLVED_AT + CLOSE_AFTER).timestamp()
-    # Solved unanswered: its first-response clock stops (see test_sla_decide); nothing else is cancelled.
-    assert all(timer.metric == "first_response" for timer in decision.schedule)
-    assert decision.cancel == [("SB-1001", "first_response")]
+    # Solved unanswered: its first-response clock stops (see test_sla_decide); nothing else changes.
+    assert decision.timers.keys() == {("SB-1001", "first_response"), ("SB-1001", METRIC)}
+    assert decision.timers["SB-1001", "first_response"] == []
 
 
 def test_a_reopen_stops_the_timer_and_a_ticket_without_status_changes_is_left_alone():
     reopened = [change("solved"), change("open", came_from="solved", minutes=5)]
-    assert decide(reopened, ClockView(), CONFIG).auto_close == {"SB-1001": None}
-    assert decide([created()], ClockView(), CONFIG).auto_close == {}
+    assert decide(reopened, {}, CONFIG).timers == {("SB-1001", METRIC): []}
+    assert ("SB-1001", METRIC) not in decide([created()], {}, CONFIG).timers
 
 
 def test_an_older_timer_without_a_resolution_encodes_as_it_was_stored():
@@ -123,10 +123,10 @@ def test_any_history_in_any_batches_leaves_at_most_one_timer_due_close_after_the
     changes, cuts = history
     store: dict[str, Timer] = {}  # What TimerStore.replace leaves: one auto-close per ticket at most.
     for start, end in zip([0, *cuts], [*cuts, len(changes)], strict=True):
-        for ticket_id, timer in decide(changes[start:end], ClockView(), CONFIG).auto_close.items():
+        for (ticket_id, _), timers in decide(changes[start:end], {}, CONFIG).timers.items():
             store.pop(ticket_id, None)
-            if timer is not None:
-                store[ticket_id] = timer
+            if timers:
+                store[ticket_id] = timers[-1]
 
     for ticket_id in ("SB-1001", "SB-1002"):
         own = [c for c in changes if c.ticket_id == ticket_id]
@@ -136,7 +136,7 @@ def test_any_history_in_any_batches_leaves_at_most_one_timer_due_close_after_the
         else:
             assert ticket_id not in store
     # A replay of the same log rebuilds exactly what the live service holds.
-    rebuild = TimerRebuild(CLOSE_AFTER)
+    rebuild = TimerRebuild(CONFIG)
     for event in changes:
         rebuild.observe(event)
     assert sorted(t.encode() for t in rebuild.pending()) == sorted(t.encode() for t in store.values())

@@ -1,9 +1,10 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from services.sla.deadlines import Timer, announcement, first_response_deadline, timers_for
-from shared.config import SlaPolicy
+from services.sla.deadlines import Timer, announcement
+from services.sla.decide import decide
 from shared.events import ContactSummary, SlaBreached, SlaWarning, TicketCreated
+from tests.unit.test_sla_decide import CONFIG
 
 CREATED_AT = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -22,31 +23,25 @@ def created() -> TicketCreated:
     )
 
 
-def test_first_response_deadline_and_its_timers():
-    policy = SlaPolicy(id="standard", first_response=timedelta(hours=4), warn_at=[0.5, 0.75])
-    deadline = first_response_deadline(created(), policy)
-    assert deadline.due_at == CREATED_AT + timedelta(hours=4)
-    timers = timers_for(deadline)
+def timers_of(created_event: TicketCreated) -> list[Timer]:
+    return decide([created_event], {}, CONFIG).timers["SB-1001", "first_response"]
+
+
+def test_first_response_timers_fire_at_each_warning_and_at_the_breach():
+    """The example config's support policy: 4 hours, a warning at 75 %."""
     start = CREATED_AT.timestamp()
-    assert [(t.kind, t.fires_at - start) for t in timers] == [
-        ("warning", 2 * 3600),
-        ("warning", 3 * 3600),
-        ("breach", 4 * 3600),
-    ]
+    assert [(t.kind, t.fires_at - start) for t in timers_of(created())] == [("warning", 3 * 3600), ("breach", 4 * 3600)]
 
 
 def test_timers_encode_stably_so_rescheduling_is_idempotent():
-    policy = SlaPolicy(id="standard", first_response=timedelta(minutes=30))
     event = created()
-    first = timers_for(first_response_deadline(event, policy))
-    again = timers_for(first_response_deadline(event, policy))
+    first, again = timers_of(event), timers_of(event)
     assert [t.encode() for t in first] == [t.encode() for t in again]
     assert Timer.decode(first[0].encode()) == first[0]
 
 
 def test_announcements_have_one_event_id_per_deadline():
-    policy = SlaPolicy(id="standard", first_response=timedelta(minutes=30), warn_at=[0.75])
-    warning, breach = timers_for(first_response_deadline(created(), policy))
+    warning, breach = timers_of(created())
     now = datetime.now(UTC)
     assert isinstance(announcement(warning, now), SlaWarning)
     fired = announcement(breach, now)

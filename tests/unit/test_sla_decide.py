@@ -1,24 +1,53 @@
-"""The SLA service's decisions (services.sla.decide) and the timers rebuilt from the log (services.sla.rebuild)."""
+"""The SLA service's decisions (services.sla.decide) and the state rebuilt from the log (services.sla.rebuild)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from services.sla.deadlines import announcement, first_response_deadline, timers_for
-from services.sla.decide import ClockView, FirstResponseClock, decide, policy_for
+from services.sla.deadlines import announcement
+from services.sla.decide import decide, ticket_sla_adapter
 from services.sla.rebuild import TimerRebuild
 from shared.config import DeskConfig, load_config
-from shared.events import ContactSummary, MessageAdded, SlaDeadlineSet, SlaMet, StatusChanged, TicketCreated
+from shared.events import (
+    ContactSummary,
+    MessageAdded,
+    PriorityChanged,
+    SlaDeadlineSet,
+    SlaMet,
+    SlaPaused,
+    SlaStopped,
+    StatusChanged,
+    TicketCreated,
+)
 from shared.settings import EXAMPLE_CONFIG
 
 CREATED_AT = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
 
 def config_with_billing() -> DeskConfig:
-    """The example config (support: 4 h) plus a billing team on a 30 min policy warning twice."""
+    """The example config (support: 4 h first response) plus a billing team on a policy with every clock,
+    and an urgent policy chosen by priority whatever the team."""
     data = load_config(EXAMPLE_CONFIG).model_dump()
-    data["sla_policies"].append({"id": "fast", "first_response": "30m", "warn_at": [0.5, 0.75]})
+    data["sla_policies"] = [
+        {
+            "id": "rush",
+            "when": {"priority": ["urgent"]},
+            "first_response": "15m",
+            "resolution": "2h",
+            "warn_at": [0.5],
+        },
+        *data["sla_policies"],
+        {
+            "id": "fast",
+            "first_response": "30m",
+            "next_response": "1h",
+            "resolution": "8h",
+            "targets": {"high": {"first_response": "20m"}},
+            "pause_on": ["pending", "on_hold"],
+            "warn_at": [0.5, 0.75],
+        },
+    ]
     data["teams"].append(
         {"id": "billing", "name": "Billing", "slack_channel": "C0BILLING", "members": ["chloe"], "sla_policy": "fast"}
     )
@@ -28,7 +57,7 @@ def config_with_billing() -> DeskConfig:
 CONFIG = config_with_billing()
 
 
-def created(ticket_id: str = "SB-1001", team: str = "support") -> TicketCreated:
+def created(ticket_id: str = "SB-1001", team: str = "support", priority: str = "normal") -> TicketCreated:
     return TicketCreated(
         event_id=uuid.uuid5(uuid.NAMESPACE_URL, ticket_id),
         occurred_at=CREATED_AT,
@@ -39,165 +68,28 @@ def created(ticket_id: str = "SB-1001", team: str = "support") -> TicketCreated:
         contact=ContactSummary(contact_id="c_1"),
         team=team,
         category="general",
-        priority="normal",
+        priority=priority,
     )
 
 
-def agent_reply(ticket_id: str = "SB-1001", minutes: int = 10) -> MessageAdded:
+def message(author: str = "agent", minutes: int = 10, ticket_id: str = "SB-1001", **fields) -> MessageAdded:
     at = CREATED_AT + timedelta(minutes=minutes)
     return MessageAdded(
         event_id=uuid.uuid4(),
         occurred_at=at,
         ticket_id=ticket_id,
         message_id=uuid.uuid4(),
-        author="agent",
-        agent_id="ana",
+        author=author,
+        agent_id="ana" if author == "agent" else None,
         channel="form",
         text="On it",
         received_at=at,
+        **fields,
     )
 
 
-# --- policies ------------------------------------------------------------------------------------
-
-
-def test_each_team_has_its_policy_and_a_removed_team_falls_back_to_the_default_teams():
-    assert policy_for("billing", CONFIG).id == "fast"
-    assert policy_for("support", CONFIG).id == "standard"
-    assert policy_for("sales", CONFIG).id == "standard"
-
-    [deadline] = decide([created(team="sales")], ClockView(), CONFIG).events
-    assert deadline.policy == "standard" and deadline.due_at == CREATED_AT + timedelta(hours=4)
-
-
-# --- decide --------------------------------------------------------------------------------------
-
-
-def test_a_new_ticket_gets_its_deadline_and_timers():
-    view = ClockView()
-    decision = decide([created(team="billing")], view, CONFIG)
-
-    [deadline] = decision.events
-    assert isinstance(deadline, SlaDeadlineSet)
-    assert deadline.due_at == CREATED_AT + timedelta(minutes=30)
-    assert [(timer.kind, timer.fraction) for timer in decision.schedule] == [
-        ("warning", 0.5),
-        ("warning", 0.75),
-        ("breach", 1.0),
-    ]
-    assert decision.cancel == []
-    assert view.first_response["SB-1001"] == FirstResponseClock("running", deadline.due_at)
-
-
-def test_a_ticket_created_and_answered_in_one_batch_meets_its_clock_in_order():
-    view = ClockView()
-    reply = agent_reply()
-
-    decision = decide([created(), reply, agent_reply(minutes=20)], view, CONFIG)
-
-    deadline, met = decision.events
-    assert isinstance(deadline, SlaDeadlineSet) and isinstance(met, SlaMet)
-    # Met against the deadline set in the same batch, at the first reply's time; the second reply changes nothing.
-    assert met.due_at == deadline.due_at and met.met_at == reply.received_at
-    # The timers are written and cancelled in the same batch, in this order.
-    assert decision.schedule == timers_for(deadline)
-    assert decision.cancel == [("SB-1001", "first_response")]
-    assert view.first_response["SB-1001"].status == "met"
-
-
-def test_a_creation_redelivered_after_the_clock_was_met_schedules_no_timers():
-    deadline = first_response_deadline(created(), CONFIG.sla_policy("standard"))
-    view = ClockView({"SB-1001": FirstResponseClock("met", deadline.due_at)})
-
-    decision = decide([created()], view, CONFIG)
-
-    # The same deadline event again (same ID: consumers deduplicate it), but no timer to announce it.
-    assert [event.event_id for event in decision.events] == [deadline.event_id]
-    assert decision.schedule == [] and decision.cancel == []
-    assert view.first_response["SB-1001"].status == "met"
-
-
-def test_an_agent_reply_on_a_met_clock_changes_nothing_and_one_without_a_clock_meets_it_without_a_due_time():
-    met_view = ClockView({"SB-1001": FirstResponseClock("met", CREATED_AT)})
-    assert decide([agent_reply()], met_view, CONFIG).events == []
-
-    decision = decide([agent_reply("SB-1002")], ClockView(), CONFIG)
-    [met] = decision.events
-    assert isinstance(met, SlaMet) and met.due_at is None
-    assert decision.cancel == [("SB-1002", "first_response")]
-
-
-def test_customer_messages_and_internal_notes_do_not_touch_the_clock():
-    customer = agent_reply().model_copy(update={"author": "customer", "agent_id": None})
-    note = agent_reply().model_copy(update={"internal": True, "reply_route": None})
-    view = ClockView()
-    assert decide([customer, note], view, CONFIG).events == [] and view.first_response == {}
-
-
-# --- timers rebuilt from the log -----------------------------------------------------------------
-
-
-def deadline_of(ticket_id: str) -> SlaDeadlineSet:
-    return first_response_deadline(created(ticket_id, "billing"), CONFIG.sla_policy("fast"))
-
-
-def pending_of(events) -> list[tuple[str, str, float]]:
-    rebuild = TimerRebuild(CONFIG.close_after)
-    for event in events:
-        rebuild.observe(event)
-    return [(timer.ticket_id, timer.kind, timer.fraction) for timer in rebuild.pending()]
-
-
-def test_rebuilt_timers_are_all_of_a_running_clock():
-    assert pending_of([deadline_of("SB-1001")]) == [
-        ("SB-1001", "warning", 0.5),
-        ("SB-1001", "warning", 0.75),
-        ("SB-1001", "breach", 1.0),
-    ]
-
-
-def test_rebuilt_timers_leave_out_the_warnings_and_breaches_that_fired():
-    running, breached = deadline_of("SB-1001"), deadline_of("SB-1002")
-    half = timers_for(running)[0]
-    fired = [announcement(half, CREATED_AT + timedelta(minutes=15))]
-    fired += [announcement(timer, CREATED_AT + timedelta(minutes=31)) for timer in timers_for(breached)]
-
-    pending = pending_of([running, breached, *fired])
-
-    # Only the warning of the other fraction, and the breach, are still to come.
-    assert pending == [("SB-1001", "warning", 0.75), ("SB-1001", "breach", 1.0)]
-
-
-def test_a_met_clock_rebuilds_no_timers_whatever_came_before():
-    met = SlaMet(
-        event_id=uuid.uuid4(),
-        occurred_at=CREATED_AT,
-        ticket_id="SB-1001",
-        metric="first_response",
-        due_at=CREATED_AT,
-        met_at=CREATED_AT,
-    )
-    assert pending_of([deadline_of("SB-1001"), met, deadline_of("SB-1002")]) == [
-        ("SB-1002", "warning", 0.5),
-        ("SB-1002", "warning", 0.75),
-        ("SB-1002", "breach", 1.0),
-    ]
-    # The order of the log does not matter: a met clock stays met.
-    assert pending_of([met, deadline_of("SB-1001")]) == []
-
-
-def test_an_internal_note_never_meets_the_first_response_clock():
-    view = ClockView()
-    note = agent_reply().model_copy(update={"internal": True})
-
-    decision = decide([created(), note], view, CONFIG)
-
-    assert [type(event) for event in decision.events] == [SlaDeadlineSet]
-    assert decision.cancel == [] and view.first_response["SB-1001"].status == "running"
-    # The public reply after it does, at its own time.
-    reply = agent_reply(minutes=30)
-    [met] = decide([reply], view, CONFIG).events
-    assert isinstance(met, SlaMet) and met.met_at == reply.received_at
+def agent_reply(ticket_id: str = "SB-1001", minutes: int = 10) -> MessageAdded:
+    return message("agent", minutes, ticket_id)
 
 
 def status_changed(ticket_id: str, to_status: str, minutes: int = 12) -> StatusChanged:
@@ -213,19 +105,194 @@ def status_changed(ticket_id: str, to_status: str, minutes: int = 12) -> StatusC
     )
 
 
-def test_a_ticket_solved_or_merged_away_unanswered_stops_its_first_response_clock():
-    view = ClockView()
-    decision = decide([created(), status_changed("SB-1001", "solved")], view, CONFIG)
-    assert decision.cancel == [("SB-1001", "first_response")]
-    assert view.first_response["SB-1001"].status == "stopped"
-    # A redelivered creation does not start it again.
-    assert decide([created()], view, CONFIG).schedule == []
+def run(events, view=None):
+    """Decides the events one batch after another, as the service does; the decisions and the states."""
+    states = dict(view or {})
+    decisions = []
+    for event in events:
+        decision = decide([event], states, CONFIG)
+        for ticket_id, state in decision.states.items():
+            states[ticket_id] = state
+        decisions.append(decision)
+    return decisions, states
 
-    merged = decide([status_changed("SB-1002", "closed")], ClockView(), CONFIG)
-    assert merged.cancel == [("SB-1002", "first_response")]
+
+def kinds(decisions) -> list[tuple[str, str]]:
+    return [(event.type, event.metric) for decision in decisions for event in decision.events]
 
 
-def test_a_pending_ticket_keeps_its_clock_and_a_solved_one_rebuilds_no_first_response_timers():
-    assert decide([created(), status_changed("SB-1001", "pending")], ClockView(), CONFIG).cancel == []
-    pending = pending_of([deadline_of("SB-1001"), status_changed("SB-1001", "solved")])
-    assert [entry for entry in pending if entry[1] != "close"] == []
+# --- policies ------------------------------------------------------------------------------------
+
+
+def test_the_first_policy_whose_when_matches_wins_else_the_teams_and_a_removed_team_falls_back():
+    facts = {"channel": "form", "category": "general"}
+    assert CONFIG.sla_policy_for(priority="normal", team="billing", **facts).id == "fast"
+    assert CONFIG.sla_policy_for(priority="urgent", team="billing", **facts).id == "rush"
+    assert CONFIG.sla_policy_for(priority="normal", team="sales", **facts).id == "standard"
+    fast = CONFIG.sla_policy("fast")
+    assert fast.target("high", "first_response") == timedelta(minutes=20)
+    assert fast.target("high", "resolution") == timedelta(hours=8), "the policy's own target for the rest"
+    assert CONFIG.sla_policy("standard").target("normal", "resolution") is None, "not measured"
+
+
+# --- decide --------------------------------------------------------------------------------------
+
+
+def test_a_new_ticket_gets_a_deadline_and_timers_per_measured_clock():
+    decision = decide([created(team="billing")], {}, CONFIG)
+    first, resolution = decision.events
+    assert isinstance(first, SlaDeadlineSet) and first.metric == "first_response" and first.reason == "created"
+    assert first.due_at == CREATED_AT + timedelta(minutes=30) and first.policy == "fast"
+    assert resolution.metric == "resolution" and resolution.due_at == CREATED_AT + timedelta(hours=8)
+    assert [(timer.metric, timer.kind, timer.fraction) for timers in decision.timers.values() for timer in timers] == [
+        ("first_response", "warning", 0.5),
+        ("first_response", "warning", 0.75),
+        ("first_response", "breach", 1.0),
+        ("resolution", "warning", 0.5),
+        ("resolution", "warning", 0.75),
+        ("resolution", "breach", 1.0),
+    ]
+    state = decision.states["SB-1001"]
+    assert ticket_sla_adapter.validate_json(ticket_sla_adapter.dump_json(state)) == state
+
+
+def test_a_ticket_created_and_answered_in_one_batch_meets_its_clock_in_order():
+    reply = agent_reply()
+    decision = decide([created(), reply, agent_reply(minutes=20)], {}, CONFIG)
+    deadline, met = decision.events
+    assert isinstance(deadline, SlaDeadlineSet) and isinstance(met, SlaMet)
+    # Met against the deadline set in the same batch, at the first reply's time; the second reply changes nothing.
+    assert met.due_at == deadline.due_at and met.met_at == reply.received_at
+    assert decision.timers == {("SB-1001", "first_response"): []}
+
+
+def test_a_redelivered_creation_decides_nothing_more():
+    _, states = run([created(), agent_reply()])
+    assert decide([created()], states, CONFIG).events == []
+
+
+def test_an_internal_note_never_meets_a_response_clock():
+    note = agent_reply().model_copy(update={"internal": True})
+    decisions, _ = run([created(), note, agent_reply(minutes=30)])
+    assert kinds(decisions) == [("sla.deadline_set", "first_response"), ("sla.met", "first_response")]
+    assert decisions[2].events[0].met_at == CREATED_AT + timedelta(minutes=30)
+
+
+def test_next_response_runs_from_the_oldest_unanswered_customer_message_to_the_next_public_reply():
+    decisions, states = run(
+        [
+            created(team="billing"),
+            message("customer", 5),  # before the first answer: covered by the first response
+            agent_reply(minutes=10),
+            message("customer", 20),
+            message("customer", 25),
+            message("agent", 40, internal=True),
+            agent_reply(minutes=50),
+        ]
+    )
+    assert kinds(decisions[1:]) == [
+        ("sla.met", "first_response"),
+        ("sla.deadline_set", "next_response"),
+        ("sla.met", "next_response"),
+    ]
+    started = decisions[3].events[0]
+    assert started.due_at == CREATED_AT + timedelta(minutes=80) and started.reason == "customer wrote"
+    assert decisions[6].events[0].met_at == CREATED_AT + timedelta(minutes=50)
+
+
+def test_pending_pauses_resolution_and_the_customers_reply_resumes_it_with_the_time_used_kept():
+    decisions, states = run(
+        [
+            created(team="billing"),
+            agent_reply(minutes=10),
+            status_changed("SB-1001", "pending", minutes=60),
+            status_changed("SB-1001", "open", minutes=180),
+        ]
+    )
+    paused = decisions[2].events[0]
+    assert isinstance(paused, SlaPaused) and paused.metric == "resolution" and paused.used_seconds == 3600
+    assert decisions[2].timers == {("SB-1001", "resolution"): [], ("SB-1001", "auto_close"): []}
+    resumed = decisions[3].events[0]
+    assert (resumed.metric, resumed.reason) == ("resolution", "status open")
+    assert resumed.due_at == CREATED_AT + timedelta(minutes=180) + timedelta(hours=7)
+    assert resumed.used_seconds == 3600
+
+
+def test_solving_meets_resolution_stops_what_waits_for_an_answer_and_closing_forgets_the_ticket():
+    decisions, states = run(
+        [
+            created(team="billing"),
+            status_changed("SB-1001", "solved", minutes=30),
+            status_changed("SB-1001", "closed", minutes=60),
+        ]
+    )
+    assert kinds(decisions[1:]) == [("sla.stopped", "first_response"), ("sla.met", "resolution")]
+    assert isinstance(decisions[1].events[0], SlaStopped)
+    assert decisions[2].states == {"SB-1001": None}
+
+
+def test_a_priority_change_recomputes_from_the_original_start_with_a_reason():
+    decisions, _ = run(
+        [
+            created(team="billing"),
+            PriorityChanged(
+                event_id=uuid.uuid4(),
+                occurred_at=CREATED_AT + timedelta(minutes=5),
+                ticket_id="SB-1001",
+                from_priority="normal",
+                to_priority="urgent",
+                actor="ana",
+            ),
+        ]
+    )
+    first, resolution = decisions[1].events
+    assert (first.metric, first.policy, first.reason) == ("first_response", "rush", "priority changed to urgent")
+    assert first.due_at == CREATED_AT + timedelta(minutes=15)
+    assert resolution.due_at == CREATED_AT + timedelta(hours=2)
+
+
+def test_events_of_a_ticket_the_service_never_saw_created_are_left_alone():
+    assert decide([agent_reply("SB-2000"), status_changed("SB-2000", "solved")], {}, CONFIG).events == []
+
+
+# --- state rebuilt from the log ------------------------------------------------------------------
+
+
+def rebuilt(events) -> TimerRebuild:
+    rebuild = TimerRebuild(CONFIG)
+    for event in events:
+        rebuild.observe(event)
+    return rebuild
+
+
+def pending_of(events) -> list[tuple[str, str, str, float]]:
+    return sorted((t.ticket_id, t.metric, t.kind, t.fraction) for t in rebuilt(events).pending())
+
+
+def test_rebuilt_timers_are_all_of_the_running_clocks_and_the_states_those_the_live_service_holds():
+    log = [created("SB-1001", "billing"), agent_reply("SB-1001"), created("SB-1002")]
+    assert pending_of(log) == [
+        ("SB-1001", "resolution", "breach", 1.0),
+        ("SB-1001", "resolution", "warning", 0.5),
+        ("SB-1001", "resolution", "warning", 0.75),
+        ("SB-1002", "first_response", "breach", 1.0),
+        ("SB-1002", "first_response", "warning", 0.75),
+    ]
+    assert rebuilt(log).open_states() == run(log)[1]
+
+
+def test_rebuilt_timers_leave_out_the_warnings_and_breaches_that_fired():
+    log = [created("SB-1001")]
+    [warning, breach] = decide(log, {}, CONFIG).timers["SB-1001", "first_response"]
+    fired = [announcement(warning, CREATED_AT + timedelta(hours=3))]
+    assert pending_of([*log, *fired]) == [("SB-1001", "first_response", "breach", 1.0)]
+    # A breach announced is recorded on the clock too: a recomputed deadline schedules no second breach.
+    log += [announcement(breach, CREATED_AT + timedelta(hours=4))]
+    assert rebuilt(log).open_states()["SB-1001"].clocks.get("first_response").breached
+
+
+def test_a_met_clock_rebuilds_no_timers_and_a_solved_ticket_only_its_auto_close():
+    assert pending_of([created("SB-1001"), agent_reply("SB-1001")]) == []
+    assert pending_of([created("SB-1001"), status_changed("SB-1001", "solved")]) == [
+        ("SB-1001", "auto_close", "close", 1.0)
+    ]

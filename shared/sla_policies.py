@@ -1,0 +1,73 @@
+"""SLA policies in the YAML config (SPEC §2, §3 SLA): which policy a ticket gets, its targets, pauses and warnings.
+
+Policies are ordered; the first whose `when` matches the ticket wins, and a ticket no policy with a
+`when` matches gets its team's `sla_policy`. Targets are per priority (`targets`), or one for every
+priority (`first_response`, `next_response`, `resolution` at the top of the policy); a metric
+without a target is not measured. Targets count business time on the policy's `calendar` (default
+`24x7`: calendar time); metrics listed in `calendar_time` count calendar time whatever the calendar.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.durations import Duration
+from shared.events import SlaMetric
+from shared.rules import Priority
+
+Positive = Annotated[Duration, Field(gt=timedelta(0))]
+# A warning: a fraction of the target (0.75), or business time before the due instant ("15m").
+WarnAt = Annotated[float, Field(gt=0, lt=1)] | Positive
+BUILT_IN_CALENDAR = "24x7"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MetricTargets(_Strict):
+    first_response: Positive | None = None
+    next_response: Positive | None = None
+    resolution: Positive | None = None
+
+
+class PolicyWhen(_Strict):
+    """Every key given must hold (a list: one of these)."""
+
+    priority: list[Priority] | None = None
+    channel: list[str] | None = None
+    team: list[str] | None = None
+    category: list[str] | None = None
+
+
+class SlaPolicy(_Strict):
+    id: str
+    when: PolicyWhen | None = None
+    calendar: str = BUILT_IN_CALENDAR
+    calendar_time: list[SlaMetric] = []
+    first_response: Positive | None = None
+    next_response: Positive | None = None
+    resolution: Positive | None = None
+    targets: dict[Priority, MetricTargets] = {}
+    # Statuses in which the resolution clock stops counting.
+    pause_on: list[Literal["pending", "on_hold"]] = ["pending"]
+    warn_at: list[WarnAt] = [0.75]
+
+    def matches(self, *, priority: str, channel: str, team: str, category: str) -> bool:
+        when = self.when
+        if when is None:
+            return False
+        wanted = ((when.priority, priority), (when.channel, channel), (when.team, team), (when.category, category))
+        return all(allowed is None or value in allowed for allowed, value in wanted)
+
+    def target(self, priority: str, metric: SlaMetric) -> timedelta | None:
+        """This priority's target for `metric`: its own under `targets`, else the policy's for every priority;
+        None: not measured."""
+        own = self.targets.get(priority)  # type: ignore[call-overload]
+        return (getattr(own, metric) if own is not None else None) or getattr(self, metric)
+
+    def calendar_of(self, metric: SlaMetric) -> str:
+        return BUILT_IN_CALENDAR if metric in self.calendar_time else self.calendar

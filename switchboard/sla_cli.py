@@ -1,0 +1,127 @@
+"""`switchboard sla`: a ticket's clocks, and due instants on a calendar (issue #12, item 6)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from services.sla.decide import TicketSla, calendar_by_id, calendars, ticket_sla_adapter
+from shared.config import ConfigError, DeskConfig, load_config
+from shared.durations import parse_duration
+from shared.events import SLA_METRICS
+from shared.settings import MissingInfrastructure, Settings
+
+
+@click.group()
+def sla() -> None:
+    """SLA clocks and calendars."""
+
+
+@sla.command("show")
+@click.argument("ticket_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def sla_show(ticket_id: str, as_json: bool) -> None:
+    """Print every clock of a ticket: target, due, used, remaining, paused time and state."""
+    from services.sla.timers import clocks_key
+    from shared.redis_client import connect_redis
+
+    settings = Settings()
+
+    async def stored() -> bytes | None:
+        _, redis_url = settings.require_infra()
+        redis = connect_redis(redis_url)
+        try:
+            return await redis.get(clocks_key(ticket_id))
+        finally:
+            await redis.aclose()
+
+    try:
+        config = load_config(settings.config)
+        raw = asyncio.run(stored())
+    except (ConfigError, MissingInfrastructure) as error:
+        raise click.ClickException(str(error)) from None
+    if raw is None:
+        raise click.ClickException(
+            f"no SLA clocks for {ticket_id} (unknown, closed, or created before the SLA service ran)"
+        )
+    state = ticket_sla_adapter.validate_json(raw)
+    rows = clock_rows(state, config, datetime.now().astimezone())
+    if as_json:
+        click.echo(json.dumps({"ticket_id": ticket_id, "policy": state.policy, "clocks": rows}, indent=2))
+        return
+    table = Table(title=f"{ticket_id} — policy {state.policy}, priority {state.priority}")
+    for column in ("clock", "state", "target", "due", "used", "remaining", "paused"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            *(
+                str(row[key] if row[key] is not None else "—")
+                for key in ("metric", "state", "target", "due", "used", "remaining", "paused")
+            )
+        )
+    Console().print(table)
+
+
+def clock_rows(state: TicketSla, config: DeskConfig, now: datetime) -> list[dict[str, Any]]:
+    """One row per clock of the ticket, as of `now`: durations as `H:MM:SS` strings, instants ISO 8601."""
+    policy = next((policy for policy in config.sla_policies if policy.id == state.policy), None)
+    on = calendars(policy, config) if policy is not None else {}
+    rows = []
+    for metric in SLA_METRICS:
+        if (clock := state.clocks.get(metric)) is None:
+            continue
+        calendar = on.get(metric) or calendar_by_id(config, "24x7")
+        as_of = clock.finished_at or now
+        used = clock.used_at(as_of, calendar)
+        paused = clock.paused_for + (now - clock.paused_since if clock.paused_since else timedelta(0))
+        due = clock.due_at(calendar)
+        rows.append(
+            {
+                "metric": metric,
+                "state": clock.state(as_of, calendar),
+                "target": _spoken(clock.target),
+                "due": due.isoformat() if due else None,
+                "used": _spoken(used),
+                "remaining": _spoken(max(clock.target - used, timedelta(0))),
+                "paused": _spoken(paused),
+            }
+        )
+    return rows
+
+
+@sla.command("due")
+@click.argument("calendar_id")
+@click.argument("start")
+@click.argument("duration")
+def sla_due(calendar_id: str, start: str, duration: str) -> None:
+    """Print the instant (ISO 8601 with offset) at which DURATION (90s, 30m, 4h, 2d) of open time on
+    CALENDAR_ID has passed since START (ISO 8601 with an offset)."""
+    try:
+        config = load_config(Settings().config)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        began = datetime.fromisoformat(start)
+    except ValueError:
+        raise click.BadParameter(f"{start!r} is no ISO 8601 instant", param_hint="START") from None
+    if began.tzinfo is None:
+        raise click.BadParameter("give the offset, e.g. 2026-12-01T09:00:00+01:00", param_hint="START")
+    length = parse_duration(duration)
+    if not isinstance(length, timedelta):
+        raise click.BadParameter(f"{duration!r}: use 90s, 30m, 4h or 2d", param_hint="DURATION")
+    try:
+        calendar = calendar_by_id(config, calendar_id)
+    except KeyError:
+        raise click.BadParameter(f"no calendar {calendar_id!r} in the config", param_hint="CALENDAR_ID") from None
+    click.echo(calendar.add_business_time(began, length).isoformat())
+
+
+def _spoken(duration: timedelta) -> str:
+    seconds = int(duration.total_seconds())
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

@@ -1,0 +1,101 @@
+"""The three SLA clocks through the stack, on the real broker and Redis (issue #12, clock semantics).
+
+A mail opens a ticket under a policy measuring first response, next response and resolution; agents
+work it from the command line and the customer answers by mail. The clocks are seen as a user sees
+them: the `sla.*` events on the ticket topic, the read API's `sla`, and the timers left in Redis.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import redis
+import yaml
+
+from services.sla.timers import ticket_timers_key
+from shared.settings import EXAMPLE_CONFIG
+from tests.conftest import API_TOKEN
+from tests.integration.lost_redis import email_ticket, settle, start_stack, wait_for_event
+from tests.integration.test_email_stack import mail
+from tests.support import ServiceProcesses, switchboard_cli, wait_for_ticket
+
+pytestmark = pytest.mark.integration
+
+
+def config_with_every_clock(directory: Path) -> Path:
+    """The example config, its support team on a policy with all three clocks (long: none fires here)."""
+    config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    config["sla_policies"] = [
+        {
+            "id": "standard",
+            "first_response": "1h",
+            "next_response": "2h",
+            "resolution": "8h",
+            "targets": {"urgent": {"first_response": "15m", "resolution": "2h"}},
+            "pause_on": ["pending"],
+            "warn_at": [0.5, "10m"],
+        }
+    ]
+    path = directory / "every-clock.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    return path
+
+
+def sla_events(events: list[dict], ticket_id: str) -> list[tuple[str, str]]:
+    return [(e["type"], e["metric"]) for e in events if e["type"].startswith("sla.") and e["ticket_id"] == ticket_id]
+
+
+async def test_notes_pending_and_the_customers_reply_move_the_clocks_as_the_readme_says(
+    services: ServiceProcesses, smtp_sink, tmp_path
+):
+    stack = start_stack(services, config_with_every_clock(tmp_path))
+    settings = stack.settings
+    ticket_id, first_mail, _ = email_ticket(stack, smtp_sink, "rosa@customer.example", "Invoice missing")
+    store = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+
+    def cli(*args: str) -> None:
+        result = switchboard_cli(settings, "ticket", *args)
+        assert result.returncode == 0, result.stderr
+
+    await wait_for_event(settings, lambda e: e["type"] == "sla.deadline_set" and e["metric"] == "resolution")
+    # An internal note is no answer: first response keeps running, its timers stay.
+    cli("note", ticket_id, "checking the billing system", "--agent", "ana")
+    cli("priority", ticket_id, "urgent")
+    urgent = await wait_for_event(
+        settings, lambda e: e["type"] == "sla.deadline_set" and "urgent" in (e["reason"] or "")
+    )
+    assert urgent["metric"] == "first_response" and urgent["target_seconds"] == 15 * 60
+    assert store.scard(ticket_timers_key(ticket_id, "first_response")) == 3  # at 50 %, 10 min before, breach
+    cli("reply", ticket_id, "We are on it.", "--agent", "ana")
+    await wait_for_event(settings, lambda e: e["type"] == "sla.met" and e["metric"] == "first_response")
+    await settle(settings)
+    # Met before its warning: neither the warnings nor the breach are left to fire.
+    assert store.scard(ticket_timers_key(ticket_id, "first_response")) == 0
+
+    cli("status", ticket_id, "pending", "--reason", "waiting for the invoice number", "--agent", "ana")
+    paused = await wait_for_event(settings, lambda e: e["type"] == "sla.paused")
+    assert paused["metric"] == "resolution" and paused["reason"] == "status pending"
+    ticket = wait_for_ticket(stack.base_url, ticket_id, API_TOKEN, lambda t: t["sla"]["resolution_status"] == "paused")
+    await settle(settings)
+    assert ticket["sla"]["resolution_due"] is None and store.scard(ticket_timers_key(ticket_id, "resolution")) == 0
+    shown = switchboard_cli(settings, "sla", "show", ticket_id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    clocks = {row["metric"]: row for row in json.loads(shown.stdout)["clocks"]}
+    assert (clocks["first_response"]["state"], clocks["resolution"]["state"]) == ("met", "paused")
+    assert clocks["resolution"]["target"] == "2:00:00" and clocks["resolution"]["due"] is None
+
+    # The customer answers by mail: the ticket reopens, resolution resumes with the time it used kept,
+    # and the message waits for a next response.
+    stack.send_mail(mail(f"Re: [{ticket_id}] Invoice missing", "It is INV-204.", sender="rosa@customer.example"))
+    resumed = await wait_for_event(
+        settings, lambda e: e["type"] == "sla.deadline_set" and e["metric"] == "resolution" and e["used_seconds"] > 0
+    )
+    assert resumed["reason"] == "status open" and resumed["target_seconds"] == 2 * 3600
+    await wait_for_event(settings, lambda e: e["type"] == "sla.deadline_set" and e["metric"] == "next_response")
+    cli("reply", ticket_id, "Found it, thanks.", "--agent", "ana")
+    await wait_for_event(settings, lambda e: e["type"] == "sla.met" and e["metric"] == "next_response")
+    cli("status", ticket_id, "solved", "--agent", "ana")
+    ticket = wait_for_ticket(stack.base_url, ticket_id, API_TOKEN, lambda t: t["sla"]["resolution_status"] == "met")
+    assert ticket["sla"]["first_response_status"] == "met" and ticket["sla"]["next_response_status"] == "met"
