@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -222,6 +223,14 @@ class DeskConfig(_Strict):
             seen.add(policy.id)
             if policy.calendar not in calendars:
                 problems.append(f"{where}.calendar: unknown calendar {policy.calendar!r}")
+            for level_index, level in enumerate(policy.escalation):
+                problems += [
+                    f"{where}.escalation.{level_index}.notify: {target!r} is no agent, assignee, lead or Slack channel"
+                    for target in level.notify
+                    if target not in ("assignee", "lead")
+                    and target not in {agent.id for agent in self.agents}
+                    and not re.match(r"^[CG][A-Z0-9]{2,}$", target)
+                ]
             if policy.when is not None:
                 problems += [
                     f"{where}.when.team: unknown team {team!r}"

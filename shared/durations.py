@@ -21,3 +21,13 @@ def parse_duration(value: Any) -> Any:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def spoken(duration: timedelta) -> str:
+    """'4 days', '1 day', '36 hours', '90 seconds': the largest unit that counts the duration exactly."""
+    seconds = round(duration.total_seconds())
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60), ("second", 1)):
+        if seconds % size == 0 and seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return "0 seconds"

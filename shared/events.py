@@ -439,6 +439,22 @@ class SlaPaused(Envelope):
     reason: str
 
 
+class SlaEscalated(Envelope):
+    """A level of the policy's escalation chain fired for a clock (once per clock and level): who is told
+    (Slack users in the ticket's thread, Slack channels), and what the SLA service asked the router for."""
+
+    type: Literal["sla.escalated"] = "sla.escalated"
+    metric: SlaMetric
+    level: int = Field(ge=1)
+    # "at the warning", "at the breach", "30 minutes after the breach".
+    trigger: str
+    due_at: AwareDatetime
+    notify_users: list[str] = []
+    notify_channels: list[str] = []
+    reassigned: bool = False
+    raised_to: Priority | None = None
+
+
 class SlaStopped(Envelope):
     """The clock ended unmet and unbreached for a reason other than meeting it (solved without an answer,
     closed, a policy that does not measure it)."""
@@ -613,6 +629,7 @@ TicketEvent = Annotated[
     | SlaMet
     | SlaPaused
     | SlaStopped
+    | SlaEscalated
     | StatusChanged
     | PriorityChanged
     | TagsChanged

@@ -28,6 +28,7 @@ from shared.events import (
     ReplyRoute,
     SlaBreached,
     SlaDeadlineSet,
+    SlaEscalated,
     SlaMet,
     SlaPaused,
     SlaStopped,
@@ -327,6 +328,8 @@ def history_entry(event: TicketEvent) -> dict[str, Any] | None:
             )
         case SlaPaused() | SlaStopped():
             actor, changes = "system", {"metric": event.metric, "reason": event.reason}
+        case SlaEscalated():
+            actor, changes = "system", {"metric": event.metric, "level": event.level, "trigger": event.trigger}
         case SlaWarning() | SlaBreached() | SlaMet():
             actor, changes = "system", {"metric": event.metric}
         case _:

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.durations import Duration
+from shared.durations import Duration, spoken
 from shared.events import SlaMetric
 from shared.rules import Priority
 
@@ -43,6 +43,26 @@ class PolicyWhen(_Strict):
     category: list[str] | None = None
 
 
+class EscalationLevel(_Strict):
+    """One step of a policy's escalation chain: when it fires (at a clock's first warning, at its breach,
+    or a business duration after the breach) and what it does. Each level fires once per clock."""
+
+    at: Literal["warning", "breach"] | Positive
+    # Who is told in the ticket's Slack thread: "assignee", "lead", an agent ID; or a Slack channel ID.
+    notify: list[str] = []
+    # "lead": up the team's escalation chain (as `command.escalate`); "queue": back to the team's queue.
+    reassign: Literal["lead", "queue"] | None = None
+    # One priority up (low → normal → high → urgent).
+    raise_priority: bool = False
+    # The clocks it watches (default: every clock the policy measures).
+    metrics: list[SlaMetric] | None = None
+
+    def label(self) -> str:
+        if isinstance(self.at, timedelta):
+            return f"{spoken(self.at)} after the breach"
+        return f"at the {self.at}"
+
+
 class SlaPolicy(_Strict):
     id: str
     when: PolicyWhen | None = None
@@ -55,6 +75,7 @@ class SlaPolicy(_Strict):
     # Statuses in which the resolution clock stops counting.
     pause_on: list[Literal["pending", "on_hold"]] = ["pending"]
     warn_at: list[WarnAt] = [0.75]
+    escalation: list[EscalationLevel] = []
 
     def matches(self, *, priority: str, channel: str, team: str, category: str) -> bool:
         when = self.when

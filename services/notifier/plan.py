@@ -22,6 +22,7 @@ from services.notifier.slack_text import (
     assignment_dm_text,
     assignment_text,
     customer_message_text,
+    escalation_text,
     queued_text,
     sla_text,
     undelivered_text,
@@ -35,6 +36,7 @@ from shared.events import (
     NotificationPurpose,
     ReplyRoute,
     SlaBreached,
+    SlaEscalated,
     SlaWarning,
     StatusChanged,
     TicketAssigned,
@@ -137,6 +139,22 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
             lead = slack_user(team.lead, config)
             mention = lead if isinstance(event, SlaBreached) and lead else ticket.assignee_slack_user_id
             return [_thread_post(event, "sla", "sla", team.id, sla_text(event, mention), config)]
+        case SlaEscalated():
+            text = escalation_text(event)
+            team = team_of(ticket.team, config)
+            posts = [_thread_post(event, "sla", "sla", team.id, text, config)]
+            return posts + [
+                Delivery(
+                    key=f"{event.event_id}:sla:{channel}",
+                    ticket_id=event.ticket_id,
+                    purpose="sla",
+                    target=f"slack:{channel}",
+                    text=text,
+                    correlation_id=event.correlation_id,
+                )
+                for channel in event.notify_channels
+                if channel != team.slack_channel
+            ]
         case CommandRejected(origin=origin) if origin is not None:
             return [_ephemeral(f"{event.event_id}:rejection", event, origin.user_id, origin.channel_id, event.reason)]
         case StatusChanged(csat_route=route) if route is not None:

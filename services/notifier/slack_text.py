@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.events import ContactSummary, MessageAdded, SlaBreached, SlaWarning, TicketAssigned
+from shared.events import ContactSummary, MessageAdded, SlaBreached, SlaEscalated, SlaWarning, TicketAssigned
 
 # Slack's own limit is 40,000 characters; a thread stays readable with much less.
 MIRROR_LIMIT = 3000
@@ -68,6 +68,21 @@ def sla_text(event: SlaWarning | SlaBreached, mention: str | None) -> str:
         return f"{who}:rotating_light: *{event.ticket_id}* breached its {target} target (due {due})"
     used = f"{event.fraction:.0%}"
     return f"{who}:hourglass_flowing_sand: *{event.ticket_id}* has used {used} of its {target} time (due {due})"
+
+
+def escalation_text(event: SlaEscalated) -> str:
+    """An SLA escalation level that fired: what, when, who is asked to act, and what was done."""
+    who = " ".join(f"<@{user}>" for user in event.notify_users)
+    due = event.due_at.strftime("%Y-%m-%d %H:%M %Z")
+    done = [
+        *(["handed up the escalation chain"] if event.reassigned else []),
+        *([f"priority raised to {event.raised_to}"] if event.raised_to else []),
+    ]
+    text = (
+        f":arrow_double_up: *{event.ticket_id}* SLA escalation level {event.level}: "
+        f"{_TARGET_NAMES[event.metric]} target, {event.trigger} (due {due})"
+    )
+    return " ".join(part for part in (text + ("; " + ", ".join(done) if done else ""), who) if part)
 
 
 def customer_message_text(event: MessageAdded) -> str:

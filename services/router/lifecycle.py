@@ -4,7 +4,8 @@ Statuses (SPEC §3 Lifecycle, issue #10): new → open → pending | on_hold →
 ones (new, open, pending, on_hold) move freely among each other and to solved; solved goes back to
 open (reopened) or on to closed; closed is final, only the rating of an earlier resolution still lands.
 Actors: a configured agent, "admin" (the command line: everything an agent may do but claim and
-rate), "system" (timers: only closing a solved ticket) and "customer" (only rating).
+rate), "system" (the SLA service's timers: closing a solved ticket, escalating, raising the priority)
+and "customer" (only rating).
 
 Every command gets event IDs derived from its own ID, so a command delivered twice decides the very
 same events; its main event, or its rejection, has the ID `tickets.handled_event_id(command)`.
@@ -123,8 +124,11 @@ def _check(command: AgentCommand, ticket: KnownTicket | None, config: DeskConfig
     elif isinstance(command, RateTicket):
         raise _Refused("only the customer rates a ticket")
     elif actor == SYSTEM:
-        if not (isinstance(command, SetStatus) and command.status == "closed"):
-            raise _Refused("the system only closes solved tickets")
+        # Timers of the SLA service: auto-close, and the escalation chains' escalate and raise priority.
+        if not (isinstance(command, SetStatus) and command.status == "closed") and not isinstance(
+            command, EscalateTicket | SetPriority
+        ):
+            raise _Refused("the system only closes solved tickets, escalates and raises priorities")
     elif actor != ADMIN and _agent(config, actor) is None:
         raise _Refused(f"agent {actor!r} is not configured")
     if ticket is None:

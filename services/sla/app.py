@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     process.consume(
         SUBSCRIPTION.group_id, SUBSCRIPTION.consumes, SlaHandler(process.config, timers, read_model, process.topics)
     )
-    firing = TimerFiring(timers, read_model, process.publisher, process.topics, process.config.close_after)
+    firing = TimerFiring(timers, read_model, process.publisher, process.topics, process.config)
 
     @asynccontextmanager
     async def fire_timers() -> AsyncIterator[None]:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from services.sla.deadlines import Timer
+from shared.durations import spoken
 from shared.events import SetStatus, StatusChanged
 from shared.ids import derived_id
 
@@ -64,13 +65,3 @@ def close_command(timer: Timer, now: datetime, close_after: timedelta) -> SetSta
         reason=f"closed automatically {spoken(close_after)} after it was solved",
         resolution=timer.resolution or None,
     )
-
-
-def spoken(duration: timedelta) -> str:
-    """'4 days', '1 day', '36 hours', '90 seconds': the largest unit that counts the duration exactly."""
-    seconds = round(duration.total_seconds())
-    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60), ("second", 1)):
-        if seconds % size == 0 and seconds >= size:
-            count = seconds // size
-            return f"{count} {unit}{'' if count == 1 else 's'}"
-    return "0 seconds"

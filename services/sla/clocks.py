@@ -72,6 +72,8 @@ class Clock:
     finished_at: datetime | None = None
     # A breach was announced (stays recorded when the target later moves).
     breached: bool = False
+    # The escalation levels that fired for this clock (each fires once).
+    escalated: tuple[int, ...] = ()
     # What started the clock: the ticket, or the customer message a next response answers.
     cause: str = ""
 
@@ -253,6 +255,11 @@ class TicketClocks:
         if (clock := self.get(metric)) is None:
             return self
         return self._with(**{metric: replace(clock, breached=True)})
+
+    def escalated(self, metric: Metric, level: int) -> TicketClocks:
+        if (clock := self.get(metric)) is None or level in clock.escalated:
+            return self
+        return self._with(**{metric: replace(clock, escalated=(*clock.escalated, level))})
 
 
 CalendarsByMetric = Mapping[str, BusinessCalendar]

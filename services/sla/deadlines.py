@@ -9,6 +9,8 @@ from datetime import datetime
 from shared.events import SlaBreached, SlaWarning
 from shared.ids import derived_id
 
+_ALWAYS = frozenset({"ticket_id", "metric", "kind", "due_at", "fires_at", "fraction", "correlation_id"})
+
 
 @dataclass(frozen=True)
 class Timer:
@@ -16,19 +18,20 @@ class Timer:
 
     ticket_id: str
     metric: str
-    kind: str  # "warning" or "breach"
+    kind: str  # "warning", "breach", "escalation" or (auto-close) "close"
     due_at: str  # ISO 8601: timers are stored as JSON, and equal timers must encode equally
     fires_at: float  # Unix seconds
     fraction: float
     correlation_id: str | None
     # Auto-close timers only: which resolution of the ticket they close (StatusChanged.resolution).
     resolution: int | None = None
+    # Escalation timers only: the level (1 = the first of the policy's `escalation`) and the policy.
+    level: int | None = None
+    policy: str | None = None
 
     def encode(self) -> str:
-        fields = asdict(self)
-        if self.resolution is None:
-            # Timers stored before auto-close existed must encode as they were, or they could not be removed.
-            del fields["resolution"]
+        # Timers stored before these fields existed must encode as they were, or they could not be removed.
+        fields = {key: value for key, value in asdict(self).items() if value is not None or key in _ALWAYS}
         return json.dumps(fields, sort_keys=True)
 
     @classmethod

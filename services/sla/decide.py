@@ -19,6 +19,7 @@ from services.sla.auto_close import METRIC as AUTO_CLOSE
 from services.sla.auto_close import pending_auto_closes
 from services.sla.clocks import WALL_CLOCK, BusinessCalendar, Clock, Targets, TicketClocks
 from services.sla.deadlines import Timer
+from services.sla.escalation import escalation_timers
 from shared.config import DeskConfig
 from shared.events import (
     SLA_METRICS,
@@ -26,6 +27,7 @@ from shared.events import (
     PriorityChanged,
     SlaBreached,
     SlaDeadlineSet,
+    SlaEscalated,
     SlaMet,
     SlaMetric,
     SlaPaused,
@@ -141,6 +143,8 @@ def _advance(state: TicketSla | None, event: TicketEvent, config: DeskConfig) ->
             return _reclassified(replace(state, team=event.team), config), f"team changed to {event.team}"
         case SlaBreached():
             clocks, reason = clocks.breached(event.metric), ""
+        case SlaEscalated():
+            clocks, reason = clocks.escalated(event.metric, event.level), ""
         case _:
             return state, ""
     return replace(state, clocks=clocks), reason
@@ -237,6 +241,7 @@ def _deadline(
     if not clock.breached:
         # At most one breach per clock (a next-response clock is one customer message's).
         timers.append(Timer(kind="breach", fires_at=due.timestamp(), fraction=1.0, **common))
+    timers += escalation_timers(clock, metric, policy, calendar, [instant for _, instant in warnings], common)
     return deadline, timers
 
 

@@ -13,16 +13,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from services.sla.auto_close import METRIC as AUTO_CLOSE
 from services.sla.auto_close import close_command, still_solved
 from services.sla.deadlines import Timer, announcement
 from services.sla.decide import TicketSla, decide, ticket_sla_adapter
+from services.sla.escalation import fire as escalate
 from services.sla.timers import TimerStore, clocks_key
 from shared.config import DeskConfig
 from shared.engine import BatchResult, Record, is_infrastructure_outage
 from shared.events import (
+    AgentCommand,
     MessageAdded,
     PriorityChanged,
     SlaBreached,
@@ -96,14 +98,14 @@ class TimerFiring:
     time, each once across instances."""
 
     def __init__(
-        self, timers: TimerStore, read_model: ReadModel, publisher: Publisher, topics: Topics, close_after: timedelta
+        self, timers: TimerStore, read_model: ReadModel, publisher: Publisher, topics: Topics, config: DeskConfig
     ):
         self.timers = timers
         self.read_model = read_model
         self.publisher = publisher
         self.tickets_topic = topics.name(TICKETS)
         self.commands_topic = topics.name(COMMANDS)
-        self.close_after = close_after
+        self.config = config
 
     async def run(self) -> None:
         while True:
@@ -129,19 +131,12 @@ class TimerFiring:
                 pipe.hmget(ticket_key(timer.ticket_id), *_state_fields(timer))
             states = await pipe.execute()
         at = datetime.now(UTC)
-        fired = list(zip(due, states, strict=True))
-        # A reply may land between claiming and firing: a met, paused or stopped clock announces nothing;
-        # nor does a ticket reopened since ask to be closed.
-        events = [
-            announcement(timer, at)
-            for timer, state in fired
-            if timer.metric != AUTO_CLOSE and state[0] not in FINISHED_OR_PAUSED
-        ]
-        commands = [
-            close_command(timer, at, self.close_after)
-            for timer, state in fired
-            if timer.metric == AUTO_CLOSE and still_solved(timer, *state)
-        ]
+        events: list[TicketEvent] = []
+        commands: list[AgentCommand] = []
+        for timer, state in zip(due, states, strict=True):
+            fired, asked = fired_by(timer, dict(zip(_state_fields(timer), state, strict=True)), self.config, at)
+            events += fired
+            commands += asked
         await self.publisher.publish_many(
             [Outgoing.event(self.tickets_topic, event.ticket_id, event) for event in events]
             + [Outgoing.event(self.commands_topic, command.ticket_id, command) for command in commands],
@@ -154,6 +149,29 @@ class TimerFiring:
         return len(events) + len(commands)
 
 
+def fired_by(
+    timer: Timer, ticket: dict[str, str | None], config: DeskConfig, now: datetime
+) -> tuple[list[TicketEvent], list[AgentCommand]]:
+    """What a due timer announces and asks for, given the ticket's read-model fields (`_state_fields`).
+    A reply may land between claiming and firing: a met, paused or stopped clock announces nothing; nor
+    does a ticket reopened since ask to be closed."""
+    if timer.metric == AUTO_CLOSE:
+        if still_solved(timer, ticket["status"], ticket["resolutions"]):
+            return [], [close_command(timer, now, config.close_after)]
+        return [], []
+    if ticket[f"{timer.metric}_sla"] in FINISHED_OR_PAUSED:
+        return [], []
+    if timer.kind == "escalation":
+        event, commands = escalate(timer, ticket, config, now)
+        return ([event] if event else []), commands
+    return [announcement(timer, now)], []
+
+
 def _state_fields(timer: Timer) -> tuple[str, ...]:
-    """The ticket's read-model fields that say whether `timer` still has something to do."""
-    return ("status", "resolutions") if timer.metric == AUTO_CLOSE else (f"{timer.metric}_sla",)
+    """The ticket's read-model fields that say whether `timer` still has something to do (and, for an
+    escalation, whom it concerns)."""
+    if timer.metric == AUTO_CLOSE:
+        return ("status", "resolutions")
+    if timer.kind == "escalation":
+        return (f"{timer.metric}_sla", "team", "assignee_id", "priority")
+    return (f"{timer.metric}_sla",)

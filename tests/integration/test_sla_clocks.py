@@ -16,8 +16,9 @@ import yaml
 
 from services.sla.timers import ticket_timers_key
 from shared.settings import EXAMPLE_CONFIG
+from shared.topics import TICKETS
 from tests.conftest import API_TOKEN
-from tests.integration.lost_redis import email_ticket, settle, start_stack, wait_for_event
+from tests.integration.lost_redis import email_ticket, events_on, settle, start_stack, wait_for_event
 from tests.integration.test_email_stack import mail
 from tests.support import ServiceProcesses, switchboard_cli, wait_for_ticket
 
@@ -99,3 +100,43 @@ async def test_notes_pending_and_the_customers_reply_move_the_clocks_as_the_read
     cli("status", ticket_id, "solved", "--agent", "ana")
     ticket = wait_for_ticket(stack.base_url, ticket_id, API_TOKEN, lambda t: t["sla"]["resolution_status"] == "met")
     assert ticket["sla"]["first_response_status"] == "met" and ticket["sla"]["next_response_status"] == "met"
+
+
+def config_escalating_fast(directory: Path) -> Path:
+    """Support's first response due in 3 s; at the breach the lead is told, the priority raised and the
+    ticket handed up the escalation chain."""
+    config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    config["sla_policies"] = [
+        {
+            "id": "standard",
+            "first_response": "3s",
+            "warn_at": [],
+            "escalation": [{"at": "breach", "notify": ["lead"], "raise_priority": True, "reassign": "lead"}],
+        }
+    ]
+    path = directory / "escalating.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    return path
+
+
+async def test_two_sla_instances_fire_an_escalation_level_once_and_the_router_applies_it(
+    services: ServiceProcesses, smtp_sink, tmp_path
+):
+    config = config_escalating_fast(tmp_path)
+    stack = start_stack(services, config)
+    services.start("sla", instance="sla-2", SWITCHBOARD_CONFIG=str(config))
+    settings = stack.settings
+    ticket_id, _, _ = email_ticket(stack, smtp_sink, "omar@customer.example", "Refund still missing")
+
+    escalated = await wait_for_event(
+        settings, lambda e: e["type"] == "ticket.escalated" and e["ticket_id"] == ticket_id
+    )
+    assert escalated["actor"] == "system" and "first response SLA" in escalated["reason"]
+    ticket = wait_for_ticket(stack.base_url, ticket_id, API_TOKEN, lambda t: t["priority"] == "high")
+    assert ticket["assignee"]["agent_id"] == "lena", "the lead, the first level of support's chain"
+    await settle(settings)
+    events = [e for e in await events_on(settings, TICKETS) if e["ticket_id"] == ticket_id]
+    assert len({e["event_id"] for e in events if e["type"] == "sla.escalated"}) == 1
+    assert len({e["event_id"] for e in events if e["type"] == "ticket.escalated"}) == 1
+    [level] = {e["event_id"]: e for e in events if e["type"] == "sla.escalated"}.values()
+    assert level["notify_users"] == ["U0LENA"] and level["raised_to"] == "high"

@@ -88,7 +88,11 @@ def refusal(given_command, view: RouterView) -> str:
     [
         (command(ClaimTicket, "zed"), "agent 'zed' is not configured"),
         (command(ClaimTicket, ticket_id="SB-9999"), "there is no ticket SB-9999"),
-        (command(SetStatus, "system", status="pending"), "the system only closes solved tickets"),
+        (
+            command(SetStatus, "system", status="pending"),
+            "the system only closes solved tickets, escalates and raises priorities",
+        ),
+        (command(ClaimTicket, "system"), "the system only closes solved tickets, escalates and raises priorities"),
         (command(SetStatus, "system", status="closed"), "the system only closes solved tickets"),
         (command(SetPriority, "customer", priority="high"), "the customer can only rate a ticket"),
         (command(RateTicket, "ana", resolution=1, score=5), "only the customer rates a ticket"),

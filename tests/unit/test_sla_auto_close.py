@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.sla.auto_close import METRIC, auto_close_timer, close_command, spoken, still_solved
+from services.sla.auto_close import METRIC, auto_close_timer, close_command, still_solved
 from services.sla.deadlines import Timer
 from services.sla.decide import decide
 from services.sla.rebuild import TimerRebuild
+from shared.durations import spoken
 from shared.events import StatusChanged
 from tests.unit.test_sla_decide import CONFIG, created
 
