@@ -167,7 +167,7 @@ end
 """
 _APPLY = PROJECT_LUA + "return project(ARGV, 1)"
 # Assignee fields a ticket loses when it goes back to a team's queue.
-_ASSIGNEE_FIELDS = ("assignee_id", "assignee_name", "assignee_slack_user_id", "assigned_at")
+_ASSIGNEE_FIELDS = ("assignee_id", "assignee_name", "assignee_slack_user_id", "assigned_at", "over_capacity")
 # Events that move a ticket between an agent's list, a team's queue and neither.
 _LISTING_EVENTS = (TicketCreated, TicketAssigned, TicketQueued, StatusChanged)
 _ACTIVE_STATUSES = sorted(ACTIVE_STATUSES)
@@ -211,6 +211,7 @@ def _fields(event: TicketEvent) -> dict[str, str]:
                 "assignee_name": event.agent_name,
                 "assignee_slack_user_id": event.slack_user_id,
                 "assigned_at": event.occurred_at.isoformat(),
+                **({"over_capacity": "1"} if event.over_capacity else {}),
             }
         case SlaDeadlineSet():
             return {f"{event.metric}_due": event.due_at.isoformat(), f"{event.metric}_sla": "running"}
@@ -270,8 +271,9 @@ def projection(event: TicketEvent | ContactEvent) -> list[Any] | None:
     if listing:
         ops.append(["UNLIST", key, ticket_id])
     if isinstance(event, TicketQueued | TicketAssigned):
-        # A preference for an assignee lasts one wait in the queue.
-        ops.append(["HDEL", key, "preferred_agent_id", *(_ASSIGNEE_FIELDS if isinstance(event, TicketQueued) else ())])
+        # A preference for an assignee lasts one wait in the queue; an assignment's capacity note, one assignment.
+        dropped = _ASSIGNEE_FIELDS if isinstance(event, TicketQueued) else ("over_capacity",)
+        ops.append(["HDEL", key, "preferred_agent_id", *dropped])
     if fields := _fields(event):
         ops.append(["HSET", key, *chain.from_iterable(fields.items())])
     if isinstance(event, TicketAssigned):
