@@ -196,8 +196,8 @@ def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig
     if choice.agent_id is not None:
         assignee = config.agent(choice.agent_id)
         view.capacity_checked.add(assignee.id)
-        if team.routing == "round_robin":
-            view.used_turns[team.id] += 1
+        # Every assignment of the router's own takes a turn (replay counts them so), whatever the routing.
+        view.used_turns[team.id] += 1
     events += new_ticket(message, contact, classification, assignee, now, queued_reason=choice.queued_reason)
     events += _links(message, contact.contact_id, view, now)
     return Decision(events)
@@ -212,7 +212,7 @@ def decide_command(command: AgentCommand, view: RouterView, config: DeskConfig, 
         events = system_assign(command, ticket, view.desk(), config, now)
         if command.to_agent is not None and events:
             view.capacity_checked.add(command.to_agent)
-            if ticket is not None and config.team(ticket.team).routing == "round_robin":
+            if ticket is not None:
                 view.used_turns[ticket.team] += 1
         return Decision(events)
     events = decide_lifecycle(command, view.tickets, config, now)

@@ -77,8 +77,7 @@ def plan(
                 continue
             loads[agent_id] = loads.get(agent_id, 0) + 1
             last_assigned[agent_id] = now.timestamp()
-            if team.routing == "round_robin":
-                turns[team.id] = turns.get(team.id, 0) + 1
+            turns[team.id] = turns.get(team.id, 0) + 1
             commands.append(
                 AssignTicket(
                     event_id=derived_id("dispatch", ticket.ticket_id, ticket.queued_at.isoformat(), agent_id),

@@ -17,6 +17,7 @@ import yaml
 from aiokafka import AIOKafkaProducer
 
 from services.router.app import SUBSCRIPTION, create_app
+from services.router.state import RouterState
 from shared.agents import Availability
 from shared.events import AgentAvailabilityChanged, InboundMessage, Sender, SetStatus
 from shared.read_model import ReadModel, agent_working_key, team_queue_key
@@ -236,3 +237,16 @@ async def test_four_routers_racing_never_put_an_agent_over_capacity(settings, br
     loads = Counter(agent for ticket, agent in assigned(events).items() if ticket not in solved)
     assert loads == {"ana": CAPACITY, "ben": CAPACITY, "chloe": CAPACITY}
     assert all(not event.get("over_capacity") for event in of_type(events, "ticket.assigned"))
+
+
+async def test_the_claim_refuses_a_batch_whose_agent_load_changed_since_it_was_read(settings):
+    redis = connect_redis(settings.redis_url)
+    try:
+        state = RouterState(redis)
+        await redis.sadd(agent_working_key("ana"), "SB-1001")
+        # Decided against Ana with no ticket, she has one now: another router gave it to her meanwhile.
+        assert await state.claim({"record-1": b"[]"}, {}, {}, (), {"ana": 0}) == [agent_working_key("ana")]
+        assert not await redis.exists("sb:router:outcome:record-1")
+        assert await state.claim({"record-1": b"[]"}, {}, {}, (), {"ana": 1}) == []
+    finally:
+        await redis.aclose()
