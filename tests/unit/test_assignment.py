@@ -10,10 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.router.assignment import Desk, Need, QueuedTicket, choose, ineligibility, queue_order
-from services.router.decide import KnownTicket, RouterView, decide_command
+from services.router.decide import KnownTicket, RouterView, decide_command, decide_inbound
 from services.router.queues import AgentWork, plan, system_assign
 from shared.config import DeskConfig
-from shared.events import AssignTicket, ClaimTicket, TicketAssigned, TicketQueued
+from shared.events import AssignTicket, ClaimTicket, InboundMessage, Sender, SetStatus, TicketAssigned, TicketQueued
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 AGENTS = ("ana", "ben", "chloe")
@@ -239,3 +239,40 @@ def test_a_plan_never_puts_an_agent_over_capacity_nor_gives_an_away_agent_a_tick
     assert not set(given_to) & away
     assert all(loads.get(agent, 0) + count <= 2 for agent, count in given_to.items())
     assert len({command.ticket_id for command in commands}) == len(commands)
+
+
+def test_a_batch_sees_the_capacity_its_own_earlier_records_freed_or_used():
+    """The view follows each agent's working set record by record, as the handler absorbs the decisions."""
+    config = desk_config("least_loaded", capacity=1)
+    view = RouterView(
+        tickets={"SB-1": known("open", "ana"), "SB-2": known("open", "ben"), "SB-3": known("open", "chloe")},
+        working={"ana": {"SB-1"}, "ben": {"SB-2"}, "chloe": {"SB-3"}},
+    )
+    first = decide_inbound(message("SB-4"), view, config, NOW)
+    view.absorb(first.events)
+    assert "ticket.queued" in types(first) and view.capacity_checked == set()
+    solved = SetStatus(event_id=uuid.uuid4(), occurred_at=NOW, ticket_id="SB-2", agent_id="ben", status="pending")
+    view.absorb(decide_command(solved, view, config, NOW).events)
+    second = decide_inbound(message("SB-5"), view, config, NOW)
+    view.absorb(second.events)
+    [assigned] = [event for event in second.events if isinstance(event, TicketAssigned)]
+    assert assigned.agent_id == "ben" and view.working["ben"] == {"SB-5"} and view.capacity_checked == {"ben"}
+    third = decide_inbound(message("SB-6"), view, config, NOW)
+    assert "ticket.queued" in types(third) and "ticket.assigned" not in types(third)
+
+
+def types(decision) -> list[str]:
+    return [event.type for event in decision.events]
+
+
+def message(ticket_id: str) -> InboundMessage:
+    return InboundMessage.received(
+        message_id=uuid.uuid4(),
+        ticket_id=ticket_id,
+        received_at=NOW,
+        channel="form",
+        channel_message_id=ticket_id,
+        source="contact",
+        sender=Sender(name="Customer", email=f"{ticket_id.lower()}@example.com"),
+        text="help",
+    )
