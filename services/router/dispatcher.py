@@ -15,7 +15,8 @@ import asyncio
 import json
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 from redis.asyncio import Redis
 
@@ -80,6 +81,8 @@ end
 return out
 """
 _ROW = 1 + len(QUEUED_FIELDS)
+# How long a published command is not published again (while the router has yet to apply it).
+REPUBLISH_AFTER = timedelta(seconds=1)
 
 
 class Dispatcher:
@@ -91,6 +94,10 @@ class Dispatcher:
         self.gate = gate
         self._read = redis.register_script(_READ)
         self._woken = asyncio.Event()
+        # Commands published lately, by ID → when: a round woken before the router applied them plans them
+        # again (the same IDs) and need not publish them again; after REPUBLISH_AFTER a round does (the
+        # router may have dropped one whose agent was full then and has room again).
+        self._published: dict[UUID, datetime] = {}
 
     def wake(self) -> None:
         """Asks for a round as soon as the current one (if any) is done; wakes while one runs make one more."""
@@ -116,13 +123,18 @@ class Dispatcher:
                 pass
 
     async def dispatch(self, now: datetime) -> list[AssignTicket]:
-        """One round: reads, plans, publishes (returns once Kafka has the commands); returns the commands."""
+        """One round: reads, plans, publishes what it did not publish within REPUBLISH_AFTER (returns once Kafka
+        has the commands); returns the commands published."""
         queues, agents, desk = await self.read()
-        commands = plan(queues, agents, desk, self.config, now)
+        recent = now - min(REPUBLISH_AFTER, self.config.assignment.sweep_every)
+        self._published = {command_id: at for command_id, at in self._published.items() if at > recent}
+        planned = plan(queues, agents, desk, self.config, now)
+        commands = [command for command in planned if command.event_id not in self._published]
         await self.publisher.publish_many(
             [Outgoing.event(self.commands_topic, command.ticket_id, command) for command in commands], timeout=30
         )
         for command in commands:
+            self._published[command.event_id] = now
             logger.info(
                 "dispatched",
                 extra={"ticket_id": command.ticket_id, "to_agent": command.to_agent, "to_team": command.to_team},
