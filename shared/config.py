@@ -44,7 +44,12 @@ class Team(_Strict):
     slack_channel: SlackChannelId
     lead: str | None = None
     members: list[str] = Field(min_length=1)
-    routing: Literal["round_robin"] = "round_robin"
+    # How new and queued tickets are shared among the members (services/router/assignment.py): in turn,
+    # to the least loaded (load / capacity), or to the best skill match first, then the least loaded.
+    routing: Literal["round_robin", "least_loaded", "skills"] = "round_robin"
+    # A queued ticket whose required skills no eligible member holds goes to anyone otherwise eligible
+    # once it has waited this long.
+    skills_timeout: Duration = timedelta(minutes=10)
     sla_policy: str
     # Who a ticket is escalated to, level by level (agent IDs); empty: the lead alone.
     escalation: list[str] = []
@@ -126,6 +131,16 @@ class Acknowledgements(_Strict):
     per_hour: int = Field(default=3, ge=0)
 
 
+class Assignment(_Strict):
+    """How the router's dispatcher serves the team queues (services/router/dispatcher.py)."""
+
+    # The dispatcher looks at every queue at least this often, besides being woken when capacity frees.
+    sweep_every: Duration = Field(default=timedelta(seconds=5), gt=timedelta(0))
+    # An agent away this long gets their new and open tickets returned to their team's queue (they stay
+    # the preferred assignee when they are back).
+    away_grace: Duration = Field(default=timedelta(minutes=10), ge=timedelta(0))
+
+
 class DeskConfig(_Strict):
     ticket_prefix: str = Field(default="SB", pattern=r"^[A-Z]{2,5}$")
     support_addresses: list[str] = []
@@ -144,6 +159,7 @@ class DeskConfig(_Strict):
     # (shared/sla_policies.py).
     sla_policies: list[SlaPolicy] = Field(min_length=1)
     acknowledgements: Acknowledgements = Acknowledgements()
+    assignment: Assignment = Assignment()
     # A solved ticket closes by itself after this long without a customer message (SPEC §3 Lifecycle).
     close_after: Duration = timedelta(days=4)
 

@@ -385,6 +385,8 @@ class TicketAssigned(Envelope):
     # and whose it was before: the read model moves the ticket from that agent's list (or the team's queue).
     actor: str = "system"
     previous_agent_id: str | None = None
+    # An agent claimed it (or was handed it) while at or over their capacity: the card says so.
+    over_capacity: bool = False
 
 
 # The SLA clocks (services/sla/clocks.py): first response, next response (the oldest unanswered customer
@@ -505,6 +507,10 @@ class TicketQueued(Envelope):
     team: str
     actor: Actor
     previous_agent_id: str | None = None
+    # Why it waits when the router queued it ("no member is eligible: ..."; "ana is away").
+    reason: str | None = None
+    # Who gets it first once eligible again: the agent it was taken from when they went away.
+    preferred_agent_id: str | None = None
 
 
 class TicketEscalated(Envelope):

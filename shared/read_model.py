@@ -82,6 +82,15 @@ def agent_tickets_key(agent_id: str) -> str:
     return f"sb:agent:{agent_id}:tickets"
 
 
+def agent_working_key(agent_id: str) -> str:
+    """The agent's tickets in `new` or `open`: what their capacity counts (services/router/assignment.py)."""
+    return f"sb:agent:{agent_id}:working"
+
+
+# When each agent was last given a ticket (a ZSET: agent ID → seconds since the epoch), for least-loaded ties.
+LAST_ASSIGNED_KEY = "sb:agents:last_assigned"
+
+
 def team_queue_key(team_id: str) -> str:
     """A team's active tickets that nobody is assigned to: `/sb queue`."""
     return f"sb:team:{team_id}:queue"
@@ -108,22 +117,30 @@ def identity_key(identity: str) -> str:
 # contact's unless another contact owns it already (merging is never silent), or
 # ["UNLIST"|"LIST", ticket key, ticket ID]: the ticket leaves (UNLIST) or joins (LIST, only while its
 # status is active) its assignee's list, or its team's queue when nobody is assigned, as its HASH says
-# at that moment. `project(args, first)` reads the groups' JSON at args[first], then the agent list and
-# team queue key templates and the active statuses (`projection_args`); other scripts embed it.
+# at that moment; an assigned ticket in a working status (new, open) also joins its assignee's working set.
+# `project(args, first)` reads the groups' JSON at args[first], then the agent list, team queue and
+# agent working key templates, the working statuses (space-separated) and the active statuses
+# (`projection_args`); other scripts embed it.
 PROJECT_LUA = """
 local function project(args, first)
-  local agent_list, team_queue, active = args[first + 1], args[first + 2], {}
-  for i = first + 3, #args do active[args[i]] = true end
+  local agent_list, team_queue, agent_working = args[first + 1], args[first + 2], args[first + 3]
+  local active, working = {}, {}
+  for status in string.gmatch(args[first + 4], '%S+') do working[status] = true end
+  for i = first + 5, #args do active[args[i]] = true end
   local function listing(op)
     local row = redis.call('HMGET', op[2], 'status', 'assignee_id', 'team')
     if op[1] == 'UNLIST' then
-      if row[2] then redis.call('SREM', string.format(agent_list, row[2]), op[3]) end
+      if row[2] then
+        redis.call('SREM', string.format(agent_list, row[2]), op[3])
+        redis.call('SREM', string.format(agent_working, row[2]), op[3])
+      end
       if row[3] then redis.call('SREM', string.format(team_queue, row[3]), op[3]) end
       return
     end
     if not active[row[1]] then return end
     if row[2] then
       redis.call('SADD', string.format(agent_list, row[2]), op[3])
+      if working[row[1]] then redis.call('SADD', string.format(agent_working, row[2]), op[3]) end
     elseif row[3] then
       redis.call('SADD', string.format(team_queue, row[3]), op[3])
     end
@@ -154,10 +171,12 @@ end
 """
 _APPLY = PROJECT_LUA + "return project(ARGV, 1)"
 # Assignee fields a ticket loses when it goes back to a team's queue.
-_ASSIGNEE_FIELDS = ("assignee_id", "assignee_name", "assignee_slack_user_id", "assigned_at")
+_ASSIGNEE_FIELDS = ("assignee_id", "assignee_name", "assignee_slack_user_id", "assigned_at", "over_capacity")
 # Events that move a ticket between an agent's list, a team's queue and neither.
 _LISTING_EVENTS = (TicketCreated, TicketAssigned, TicketQueued, StatusChanged)
 _ACTIVE_STATUSES = sorted(ACTIVE_STATUSES)
+# The statuses an agent's capacity counts (services/router/assignment.py WORKING_STATUSES).
+_WORKING_STATUSES = ("new", "open")
 
 
 def _fields(event: TicketEvent) -> dict[str, str]:
@@ -196,6 +215,7 @@ def _fields(event: TicketEvent) -> dict[str, str]:
                 "assignee_name": event.agent_name,
                 "assignee_slack_user_id": event.slack_user_id,
                 "assigned_at": event.occurred_at.isoformat(),
+                **({"over_capacity": "1"} if event.over_capacity else {}),
             }
         case SlaDeadlineSet():
             return {f"{event.metric}_due": event.due_at.isoformat(), f"{event.metric}_sla": "running"}
@@ -210,7 +230,8 @@ def _fields(event: TicketEvent) -> dict[str, str]:
         case SlaMet():
             return {f"{event.metric}_sla": "met", f"{event.metric}_at": event.met_at.isoformat()}
         case TicketQueued():
-            return {"team": event.team}
+            queued = {"team": event.team, "queued_at": event.occurred_at.isoformat()}
+            return {**queued, **({"preferred_agent_id": event.preferred_agent_id} if event.preferred_agent_id else {})}
         case StatusChanged():
             moment = {"solved": "solved_at", "closed": "closed_at"}.get(event.to_status)
             return {
@@ -257,10 +278,14 @@ def projection(event: TicketEvent | ContactEvent) -> list[Any] | None:
     listing = isinstance(event, _LISTING_EVENTS)
     if listing:
         ops.append(["UNLIST", key, ticket_id])
+    if isinstance(event, TicketQueued | TicketAssigned):
+        # A preference for an assignee lasts one wait in the queue; an assignment's capacity note, one assignment.
+        dropped = _ASSIGNEE_FIELDS if isinstance(event, TicketQueued) else ("over_capacity",)
+        ops.append(["HDEL", key, "preferred_agent_id", *dropped])
     if fields := _fields(event):
         ops.append(["HSET", key, *chain.from_iterable(fields.items())])
-    if isinstance(event, TicketQueued):
-        ops.append(["HDEL", key, *_ASSIGNEE_FIELDS])
+    if isinstance(event, TicketAssigned):
+        ops.append(["ZADD", LAST_ASSIGNED_KEY, "GT", str(event.occurred_at.timestamp()), event.agent_id])
     if isinstance(event, MessageAdded) and event.author == "agent" and not event.internal:
         ops.append(["HINCRBY", key, "public_replies", "1"])
     if listing:
@@ -287,7 +312,14 @@ def projection_args(events: Iterable[TicketEvent | ContactEvent]) -> list[bytes 
     """The arguments of PROJECT_LUA's `project` for `events` (from `first` on), or [] when none is projected."""
     if not (groups := [group for event in events if (group := projection(event)) is not None]):
         return []
-    return [orjson.dumps(groups), agent_tickets_key("%s"), team_queue_key("%s"), *_ACTIVE_STATUSES]
+    return [
+        orjson.dumps(groups),
+        agent_tickets_key("%s"),
+        team_queue_key("%s"),
+        agent_working_key("%s"),
+        " ".join(_WORKING_STATUSES),
+        *_ACTIVE_STATUSES,
+    ]
 
 
 def history_entry(event: TicketEvent) -> dict[str, Any] | None:

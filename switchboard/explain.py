@@ -2,7 +2,9 @@
 
 FILE is an `InboundMessage` as JSON (as intake publishes it on the inbound topic) or a `.eml`, read by
 the mail intake's own parser. The classification is the router's own code path (`explain`, which
-`classify` wraps); nothing is published or stored.
+`classify` wraps), and so is the choice of agent (`assignment.choose`), made as if every agent were
+available with no ticket (the live loads and availability are in Redis, which this never reads);
+nothing is published or stored.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from services.router.assignment import Desk, Need, choose
 from services.router.classification import Explanation, explain
 from shared.config import DeskConfig
 from shared.events import Attachment, InboundMessage, Sender
@@ -90,6 +93,7 @@ def print_explanation(message: InboundMessage, config: DeskConfig, console: Cons
     console.print(_reading(outcome, config))
     console.print(_rules(outcome))
     console.print(_result(outcome))
+    console.print(_assignment(outcome, config))
 
 
 def _reading(outcome: Explanation, config: DeskConfig) -> Table:
@@ -139,4 +143,25 @@ def _result(outcome: Explanation) -> Table:
     table.add_row("skills", escape(", ".join(result.skills)) or "none")
     table.add_row("language", result.language or "")
     table.add_row("rules fired", escape(", ".join(result.rules)) or "none")
+    return table
+
+
+def _assignment(outcome: Explanation, config: DeskConfig) -> Table:
+    result = outcome.classification
+    team = config.team(result.team)
+    choice = choose(Need(team.id, tuple(result.skills), result.language), Desk(), config)
+    table = Table(
+        title=f"Assignment ({team.routing.replace('_', ' ')} in {escape(team.id)})",
+        caption="as if every agent were available with no ticket: live loads and away agents are not read",
+    )
+    for column in ("agent", "eligible", "why not chosen"):
+        table.add_column(column)
+    for member in team.members:
+        if member == choice.agent_id:
+            table.add_row(escape(member), "[green]yes[/]", "[green]chosen[/]")
+            continue
+        why = choice.passed_over[member]
+        table.add_row(escape(member), "yes" if member in choice.eligible else "no", escape(why))
+    if choice.agent_id is None:
+        table.add_row("", "", escape(f"the ticket waits in the queue: {choice.queued_reason}"))
     return table

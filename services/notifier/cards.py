@@ -70,6 +70,8 @@ class CardState:
     team_name: str | None = None
     assignee_name: str | None = None
     assignee_slack_user_id: str | None = None
+    # The assignee took it (or was handed it) while at or over their capacity.
+    over_capacity: bool = False
     tags: tuple[str, ...] = ()
     # The first-response SLA: due time and "running" | "warning" | "breached" | "met".
     first_response_due: datetime | None = None
@@ -114,6 +116,7 @@ def card_state(
         team_name=team_name,
         assignee_name=fields.get("assignee_name") or None,
         assignee_slack_user_id=fields.get("assignee_slack_user_id") or None,
+        over_capacity=fields.get("over_capacity") == "1",
         tags=tuple(json.loads(fields["tags"])) if fields.get("tags") else (),
         first_response_due=datetime.fromisoformat(due) if due else None,
         first_response_sla=fields.get("first_response_sla") or None,
@@ -189,10 +192,11 @@ def _contact(state: CardState) -> str:
 
 
 def _assignee(state: CardState) -> str:
+    over = " (over capacity)" if state.over_capacity else ""
     if state.assignee_slack_user_id:
-        return f"<@{state.assignee_slack_user_id}>"
+        return f"<@{state.assignee_slack_user_id}>{over}"
     if state.assignee_name:
-        return _shown(state.assignee_name, NAME_CHARS)
+        return _shown(state.assignee_name, NAME_CHARS) + over
     return f"Unassigned (in {_shown(state.team_name, NAME_CHARS)}'s queue)" if state.team_name else "Unassigned"
 
 

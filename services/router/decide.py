@@ -13,14 +13,16 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from services.router.assignment import round_robin
+from services.router.assignment import WORKING_STATUSES, Desk, Need, choose
 from services.router.classification import classify
-from services.router.lifecycle import customer_wrote, decide_lifecycle
+from services.router.lifecycle import SYSTEM, customer_wrote, decide_lifecycle
+from services.router.queues import flag_over_capacity, system_assign
 from services.router.tickets import message_added, new_ticket
 from shared.config import DeskConfig
 from shared.events import (
     AddressUndeliverable,
     AgentCommand,
+    AssignTicket,
     ContactEvent,
     ContactSummary,
     CsatRated,
@@ -81,10 +83,30 @@ class RouterView:
     handled: set[str] = field(default_factory=set)
     # Agents who said `/sb away`: new tickets pass them by.
     away: frozenset[str] = frozenset()
+    # Each agent's tickets in new or open (what capacity counts), as read and then as the batch changed them.
+    working: dict[str, set[str]] = field(default_factory=dict)
+    # When each agent was last given a ticket (seconds since the epoch).
+    last_assigned: dict[str, float] = field(default_factory=dict)
+    # Agents the router gave a ticket for being under capacity: the claim checks their load is still
+    # what was read (another router instance may have given them one meanwhile).
+    capacity_checked: set[str] = field(default_factory=set)
+    # How many tickets each agent had in new or open when the batch was read.
+    loads_read: dict[str, int] = field(default_factory=dict)
+
+    def desk(self) -> Desk:
+        """The agents' state assignment decides against, as the batch sees it now."""
+        return Desk(
+            loads={agent: len(tickets) for agent, tickets in self.working.items()},
+            away=self.away,
+            last_assigned=self.last_assigned,
+            turns={team: self.turns.get(team, 0) + self.used_turns[team] for team in {*self.turns, *self.used_turns}},
+        )
 
     def absorb(self, events: list[RouterEvent]) -> None:
         """What the events change in the view (the same whether decided now or remembered)."""
         for event in events:
+            if isinstance(event, TicketAssigned):
+                self.last_assigned[event.agent_id] = event.occurred_at.timestamp()
             if isinstance(event, IdentityLinked):
                 if self.owners.get(event.identity) is None:
                     self.owners[event.identity] = event.contact_id
@@ -104,7 +126,16 @@ class RouterView:
             if isinstance(event, AddressUndeliverable) or (known := self.tickets.get(event.ticket_id)) is None:
                 continue
             if (changes := _changes(event)) is not None:
-                self.tickets[event.ticket_id] = replace(known, **changes(known))
+                changed = replace(known, **changes(known))
+                self.tickets[event.ticket_id] = changed
+                self._rework(event.ticket_id, known, changed)
+
+    def _rework(self, ticket_id: str, before: KnownTicket, after: KnownTicket) -> None:
+        """Moves the ticket between the agents' working sets as its assignee or status changed."""
+        if before.assignee_id is not None and before.status in WORKING_STATUSES:
+            self.working.setdefault(before.assignee_id, set()).discard(ticket_id)
+        if after.assignee_id is not None and after.status in WORKING_STATUSES:
+            self.working.setdefault(after.assignee_id, set()).add(ticket_id)
 
 
 def _changes(event: TicketEvent) -> Callable[[KnownTicket], dict[str, Any]] | None:
@@ -159,17 +190,33 @@ def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig
     contact = _resolve_contact(message, view)
     classification = classify(message, config)
     team = config.team(classification.team)
-    turn = view.turns.get(team.id, 0) + view.used_turns[team.id]
-    view.used_turns[team.id] += 1
-    assignee = config.agent(round_robin(team.members, turn, view.away))
-    events += new_ticket(message, contact, classification, assignee, now)
+    need = Need(team.id, tuple(classification.skills), classification.language)
+    choice = choose(need, view.desk(), config)
+    assignee = None
+    if choice.agent_id is not None:
+        assignee = config.agent(choice.agent_id)
+        view.capacity_checked.add(assignee.id)
+        # Every assignment of the router's own takes a turn (replay counts them so), whatever the routing.
+        view.used_turns[team.id] += 1
+    events += new_ticket(message, contact, classification, assignee, now, queued_reason=choice.queued_reason)
     events += _links(message, contact.contact_id, view, now)
     return Decision(events)
 
 
 def decide_command(command: AgentCommand, view: RouterView, config: DeskConfig, now: datetime) -> Decision:
-    """The events of an agent command: its changes, or one `command.rejected` saying why not."""
-    return Decision(decide_lifecycle(command, view.tickets, config, now))
+    """The events of an agent command: its changes, or one `command.rejected` saying why not. The system's
+    own assignments (the dispatcher serving team queues) are applied when they still hold, else dropped
+    silently (services/router/queues.py)."""
+    if command.agent_id == SYSTEM and isinstance(command, AssignTicket):
+        ticket = view.tickets.get(command.ticket_id)
+        events = system_assign(command, ticket, view.desk(), config, now)
+        if command.to_agent is not None and events:
+            view.capacity_checked.add(command.to_agent)
+            if ticket is not None:
+                view.used_turns[ticket.team] += 1
+        return Decision(events)
+    events = decide_lifecycle(command, view.tickets, config, now)
+    return Decision(flag_over_capacity(events, view.tickets, view.desk(), config))
 
 
 def _review_reason(message: InboundMessage, contact_id: str, view: RouterView) -> str | None:

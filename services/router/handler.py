@@ -9,6 +9,7 @@ same events (its outcome is remembered until its batch is committed).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +18,16 @@ from services.router.state import RouterState
 from services.router.tickets import handled_event_id
 from shared.config import DeskConfig
 from shared.engine import BatchResult, Record
-from shared.events import AddressUndeliverable, AgentCommand, IdentityLinked, InboundMessage, MergeTicket
+from shared.events import (
+    AddressUndeliverable,
+    AgentCommand,
+    IdentityLinked,
+    InboundMessage,
+    MergeTicket,
+    StatusChanged,
+    TicketAssigned,
+    TicketQueued,
+)
 from shared.identities import identities_of
 from shared.publisher import Outgoing
 from shared.read_model import ReadModel
@@ -36,8 +46,17 @@ class ClaimConflict(RuntimeError):
 
 
 class RouterHandler:
-    def __init__(self, config: DeskConfig, state: RouterState, read_model: ReadModel, topics: Topics):
+    def __init__(
+        self,
+        config: DeskConfig,
+        state: RouterState,
+        read_model: ReadModel,
+        topics: Topics,
+        on_queue_change: Callable[[], None] | None = None,
+    ):
         self.config = config
+        # Told when a batch freed an agent's capacity or queued a ticket: the dispatcher serves the queues.
+        self.on_queue_change = on_queue_change
         self.state = state
         self.read_model = read_model
         self.tickets_topic = topics.name(TICKETS)
@@ -58,12 +77,18 @@ class RouterHandler:
             new = {key: outgoing_json(outgoing[key]) for key in decided if key not in remembered}
             claims = {identity: contact for key in new for identity, contact in decided[key].claims.items()}
             events = (event for decision in decided.values() for event in decision.events)
-            conflicts = await self.state.claim(new, claims, dict(view.used_turns), events)
+            # Capacity holds across router instances: the agents given a ticket must still have the load read.
+            loads = {agent_id: view.loads_read.get(agent_id, 0) for agent_id in sorted(view.capacity_checked)}
+            conflicts = await self.state.claim(new, claims, dict(view.used_turns), events, loads)
             if not conflicts:
                 break
             logger.info("another router claimed first; deciding again", extra={"conflicts": conflicts[:5]})
         else:
             raise ClaimConflict(f"claims kept conflicting: {conflicts[:5]}")
+        if self.on_queue_change is not None and any(
+            _changes_queues(event) for decision in decided.values() for event in decision.events
+        ):
+            self.on_queue_change()
         published = list(decided)
         return BatchResult(
             publish=[record for records in outgoing.values() for record in records],
@@ -131,6 +156,14 @@ class RouterHandler:
 def outgoing_json(records: list[Outgoing]) -> bytes:
     """The events of `records` as one JSON array (what the router remembers of a decision)."""
     return b"[" + b",".join(record.value for record in records) + b"]"
+
+
+def _changes_queues(event: RouterEvent) -> bool:
+    """Whether the event may let the dispatcher assign a queued ticket: a ticket queued, a status change (an
+    agent's ticket leaving new/open, or a queued one reopening), a ticket taken from an agent."""
+    if isinstance(event, TicketAssigned):
+        return event.previous_agent_id is not None
+    return isinstance(event, TicketQueued | StatusChanged)
 
 
 def _record_id(record: Record[InboundMessage | AgentCommand]) -> str:

@@ -4,8 +4,9 @@ Statuses (SPEC §3 Lifecycle, issue #10): new → open → pending | on_hold →
 ones (new, open, pending, on_hold) move freely among each other and to solved; solved goes back to
 open (reopened) or on to closed; closed is final, only the rating of an earlier resolution still lands.
 Actors: a configured agent, "admin" (the command line: everything an agent may do but claim and
-rate), "system" (the SLA service's timers: closing a solved ticket, escalating, raising the priority)
-and "customer" (only rating).
+rate), "system" (the SLA service's timers: closing a solved ticket, escalating, raising the priority;
+the dispatcher's `command.assign`s are decided before they get here, in services/router/queues.py) and
+"customer" (only rating).
 
 Every command gets event IDs derived from its own ID, so a command delivered twice decides the very
 same events; its main event, or its rejection, has the ID `tickets.handled_event_id(command)`.

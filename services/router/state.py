@@ -20,8 +20,10 @@ from redis.asyncio import Redis
 from services.router.decide import KnownTicket, RouterEvent, RouterView
 from shared.events import ContactEvent, ReplyRoute, TicketEvent
 from shared.read_model import (
+    LAST_ASSIGNED_KEY,
     PROJECT_LUA,
     agent_key,
+    agent_working_key,
     applied_key,
     contact_key,
     identity_key,
@@ -33,27 +35,34 @@ from shared.read_model import (
 OUTCOME_TTL_SECONDS = 24 * 3600
 _outcome_adapter: TypeAdapter[list[RouterEvent]] = TypeAdapter(list[TicketEvent | ContactEvent])
 
-# KEYS: outcome keys, identity keys, turn keys; ARGV: their counts, the outcomes' TTL, a value per key
-# (outcome, owning contact, turns used), then the read-model projection's arguments (PROJECT_LUA).
+# KEYS: outcome keys, identity keys, turn keys, agent working keys; ARGV: the counts of outcomes,
+# identities and working keys, the outcomes' TTL, a value per key (outcome, owning contact, turns used,
+# the load the batch read), then the read-model projection's arguments (PROJECT_LUA). A working set
+# whose size is no longer the load read means another router instance gave that agent a ticket (or
+# took one) meanwhile: capacity decided against a stale load could be exceeded, so it is a conflict.
 _CLAIM = (
     PROJECT_LUA
     + """
 local n_outcomes = tonumber(ARGV[1])
 local n_identities = tonumber(ARGV[2])
-local ttl = ARGV[3]
+local n_loads = tonumber(ARGV[3])
+local ttl = ARGV[4]
 local conflicts = {}
 for i = 1, n_outcomes do
   if redis.call('EXISTS', KEYS[i]) == 1 then table.insert(conflicts, KEYS[i]) end
 end
 for i = n_outcomes + 1, n_outcomes + n_identities do
   local owner = redis.call('GET', KEYS[i])
-  if owner and owner ~= ARGV[3 + i] then table.insert(conflicts, KEYS[i]) end
+  if owner and owner ~= ARGV[4 + i] then table.insert(conflicts, KEYS[i]) end
+end
+for i = #KEYS - n_loads + 1, #KEYS do
+  if redis.call('SCARD', KEYS[i]) ~= tonumber(ARGV[4 + i]) then table.insert(conflicts, KEYS[i]) end
 end
 if #conflicts > 0 then return conflicts end
-for i = 1, n_outcomes do redis.call('SET', KEYS[i], ARGV[3 + i], 'EX', ttl) end
-for i = n_outcomes + 1, n_outcomes + n_identities do redis.call('SET', KEYS[i], ARGV[3 + i]) end
-for i = n_outcomes + n_identities + 1, #KEYS do redis.call('INCRBY', KEYS[i], ARGV[3 + i]) end
-if #ARGV > 3 + #KEYS then project(ARGV, 4 + #KEYS) end
+for i = 1, n_outcomes do redis.call('SET', KEYS[i], ARGV[4 + i], 'EX', ttl) end
+for i = n_outcomes + 1, n_outcomes + n_identities do redis.call('SET', KEYS[i], ARGV[4 + i]) end
+for i = n_outcomes + n_identities + 1, #KEYS - n_loads do redis.call('INCRBY', KEYS[i], ARGV[4 + i]) end
+if #ARGV > 4 + #KEYS then project(ARGV, 5 + #KEYS) end
 return conflicts
 """
 )
@@ -122,7 +131,7 @@ class RouterState:
         `handled` lists (record ID, ticket ID, event ID) of every record: their outcomes and tickets
         are read, and records whose event is already applied to their ticket are in `view.handled`.
         `tickets` are further tickets the records name (a merge's target); `agents` whose
-        availability (shared.agents) assignment needs.
+        availability (shared.agents), tickets in new or open and last assignment, assignment needs.
         """
         lookups = [*handled, *(("", ticket, "") for ticket in tickets)]
         record_ids = list(dict.fromkeys(record_id for record_id, _, _ in handled))
@@ -130,6 +139,9 @@ class RouterState:
         async with self.redis.pipeline(transaction=False) as pipe:
             for agent_id in agent_ids:
                 pipe.hget(agent_key(agent_id), "available")
+                pipe.smembers(agent_working_key(agent_id))
+            if agent_ids:
+                pipe.zmscore(LAST_ASSIGNED_KEY, agent_ids)
             if forget:
                 pipe.delete(*(outcome_key(record_id) for record_id in forget))
             for keys in (
@@ -153,7 +165,13 @@ class RouterState:
                     client=pipe,
                 )
             results = iter(await pipe.execute())
-        away = frozenset(agent_id for agent_id in agent_ids if next(results) == "0")
+        away: set[str] = set()
+        working: dict[str, set[str]] = {}
+        for agent_id in agent_ids:
+            if next(results) == "0":
+                away.add(agent_id)
+            working[agent_id] = set(next(results))
+        last_assigned = next(results) if agent_ids else []
         if forget:
             next(results)
         outcomes_raw = next(results) if record_ids else []
@@ -172,7 +190,12 @@ class RouterState:
             owners=dict(zip(owners, owner_rows, strict=True)),
             turns={team: int(count or 0) for team, count in zip(team_ids, turn_rows, strict=True)},
             handled=already,
-            away=away,
+            away=frozenset(away),
+            working=working,
+            loads_read={agent_id: len(tickets) for agent_id, tickets in working.items()},
+            last_assigned={
+                agent_id: at for agent_id, at in zip(agent_ids, last_assigned, strict=True) if at is not None
+            },
         )
         return remembered, view
 
@@ -182,9 +205,12 @@ class RouterState:
         identities: Mapping[str, str],
         turns: Mapping[str, int],
         events: Iterable[RouterEvent] = (),
+        loads: Mapping[str, int] | None = None,
     ) -> list[str]:
         """Writes it all and projects `events` into the read model, or nothing and returns the keys
-        another instance took first."""
+        another instance took first (an outcome, an identity, or the working set of an agent in
+        `loads` whose size is no longer the load given: the agent's tickets in new or open as read)."""
+        loads = loads or {}
         projected = projection_args(events)
         if not outcomes and not identities and not turns and not projected:
             return []
@@ -192,14 +218,17 @@ class RouterState:
             *(outcome_key(record_id) for record_id in outcomes),
             *(identity_key(identity) for identity in identities),
             *(turn_key(team) for team in turns),
+            *(agent_working_key(agent_id) for agent_id in loads),
         ]
         args = [
             len(outcomes),
             len(identities),
+            len(loads),
             OUTCOME_TTL_SECONDS,
             *outcomes.values(),
             *identities.values(),
             *turns.values(),
+            *loads.values(),
             *projected,
         ]
         return list(await self._claim(keys=keys, args=args))

@@ -17,6 +17,7 @@ from shared.events import (
     TicketAssigned,
     TicketCreated,
     TicketEvent,
+    TicketQueued,
 )
 from shared.ids import derived_id
 
@@ -73,10 +74,13 @@ def new_ticket(
     message: InboundMessage,
     contact: ContactSummary,
     classification: Classification,
-    assignee: Agent,
+    assignee: Agent | None,
     now: datetime,
+    queued_reason: str | None = None,
 ) -> list[TicketEvent]:
-    return [
+    """The new ticket, its first message, and its assignment; with no `assignee`, its wait in the
+    team's queue (`ticket.queued`, saying why)."""
+    opened: list[TicketEvent] = [
         TicketCreated(
             **_envelope(message, "created", now),
             channel=message.channel,
@@ -95,6 +99,14 @@ def new_ticket(
             rules=classification.rules,
         ),
         message_added(message, now, contact_id=contact.contact_id),
+    ]
+    if assignee is None:
+        queued = TicketQueued(
+            **_envelope(message, "queued", now), team=classification.team, actor="system", reason=queued_reason
+        )
+        return [*opened, queued]
+    return [
+        *opened,
         TicketAssigned(
             **_envelope(message, "assigned", now),
             team=classification.team,

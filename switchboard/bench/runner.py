@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -80,6 +81,7 @@ async def run_bench(
                         lambda i: workload.ticket_id(i).encode(),
                     )
                 env = _service_env(settings, infra, topics.prefix, slack.base_url, Path(run_dir) / "data")
+                env["SWITCHBOARD_CONFIG"] = str(unlimited_capacity(settings.config, Path(run_dir)))
                 services = BenchServices(env, log_dir)
                 try:
                     observed = await _Run(options, workload, topics, gauges, slack, services, console).execute()
@@ -115,6 +117,22 @@ async def run_bench(
         "intake_to_slack": measured.latencies(announced) if "notifier" in options.stages else [],
     }
     return measured, latencies
+
+
+# What every agent can take during a run: more than any run sends.
+BENCH_CAPACITY = 1_000_000_000
+
+
+def unlimited_capacity(config: Path, directory: Path) -> Path:
+    """A copy of `config` (written into `directory`) whose agents never reach their capacity: a run measures
+    how fast tickets flow and are assigned (every eligibility rule and strategy still applies), while with
+    the desk's real capacities all but the first few tickets would wait in the team queues."""
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    for agent in data.get("agents", []):
+        agent["capacity"] = BENCH_CAPACITY
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
 
 
 def _service_env(settings: Settings, infra: BenchInfra, prefix: str, slack_url: str, data_dir: Path) -> dict[str, str]:

@@ -129,6 +129,8 @@ async def test_a_flushed_redis_is_rebuilt_by_replay_and_nothing_is_lost_or_repea
         ("claim", form, "--agent", "ben"),
         ("status", form, "solved", "--agent", "ben"),
         ("tag", telegram, "--add", "billing"),
+        # Pending: it waits in the team's queue (the dispatcher serves only new and open tickets).
+        ("status", chat, "pending"),
         ("assign", chat, "--to-team", "support"),
     ):
         assert switchboard_cli(settings, "ticket", *args).returncode == 0
@@ -240,8 +242,11 @@ async def test_a_flushed_redis_is_rebuilt_by_replay_and_nothing_is_lost_or_repea
         ]
     )
     assignee = stack.ticket(fresh)["assignee"]["slack_user_id"]
+    # The customer's message reopened the queued chat ticket: the dispatcher gave it to an agent (a DM; its
+    # card in the team channel is updated in place).
+    served = stack.ticket(chat)["assignee"]["slack_user_id"]
     top_level = sorted(channel for channel, ts, _ in new_posts if ts is None)
-    assert top_level == sorted(["C0SUPPORT", assignee]), "the new ticket's announcement and DM"
+    assert top_level == sorted(["C0SUPPORT", assignee, served]), "the new ticket's announcement and the DMs"
 
 
 @pytest.fixture

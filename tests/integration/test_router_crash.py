@@ -12,6 +12,7 @@ import redis
 
 from shared.read_model import ticket_key
 from shared.topics import TICKETS, Topics
+from switchboard.bench.runner import unlimited_capacity
 from tests.support import ServiceProcesses, decoded, read_topic
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,9 @@ def wait_until(condition, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-async def test_router_sigkill_mid_stream_then_restart(services: ServiceProcesses, settings, fake_slack):
+async def test_router_sigkill_mid_stream_then_restart(services: ServiceProcesses, settings, fake_slack, tmp_path):
+    # Every ticket is assigned: more than the example desk's agents take at once.
+    services.extra_env["SWITCHBOARD_CONFIG"] = str(unlimited_capacity(settings.config, tmp_path))
     services.start("router")
     services.start("notifier")
     base_url = services.start_http()

@@ -21,6 +21,7 @@ import redis
 
 from shared.read_model import ticket_key
 from shared.topics import INBOUND, TICKETS, Topics, partitions_of
+from switchboard.bench.runner import unlimited_capacity
 from tests.support import (
     ServiceProcesses,
     committed_offsets,
@@ -126,8 +127,10 @@ async def kill(
 
 
 async def test_two_routers_and_two_notifiers_survive_a_kill_of_one_of_each(
-    services: ServiceProcesses, settings, fake_slack, smtp_sink
+    services: ServiceProcesses, settings, fake_slack, smtp_sink, tmp_path
 ):
+    # Every ticket is assigned: more than the example desk's agents take at once.
+    services.extra_env["SWITCHBOARD_CONFIG"] = str(unlimited_capacity(settings.config, tmp_path))
     topics = Topics(settings.topic_prefix)
     inbound, tickets, bootstrap = topics.name(INBOUND), topics.name(TICKETS), settings.kafka_bootstrap
     services.start("router")

@@ -44,6 +44,9 @@ def test_a_mail_is_read_by_the_intake_parser_and_every_rule_is_explained(tmp_pat
     assert "channel email in [email, form]" in refunds and "matches at 'reembolso'" in refunds and "stop" in refunds
     for key, value in [("team", "payments"), ("priority", "high"), ("tags", "urgent, refund"), ("skills", "billing")]:
         assert any(f" {key} " in line and f" {value} " in line for line in lines), (key, result.output)
+    # The eligible agents, and why each other member was not chosen: Chloé speaks no Spanish.
+    assert any(" ana " in line and " yes " in line and " chosen " in line for line in lines), result.output
+    assert any(" chloe " in line and " no " in line and "does not speak es" in line for line in lines), result.output
 
 
 def test_a_message_as_json_shows_why_a_rule_did_not_fire(tmp_path):

@@ -1,11 +1,6 @@
 import uuid
 from datetime import UTC, datetime
 
-import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-from services.router.assignment import round_robin
 from services.router.classification import classify
 from services.router.tickets import new_ticket
 from shared.config import load_config
@@ -37,38 +32,6 @@ def test_ticket_ids_are_human_friendly():
     assert format_ticket_id("SB", 42) == "SB-1042"
     assert is_ticket_id("SB-1042")
     assert not is_ticket_id("sb-1") and not is_ticket_id("TOOLONG-1")
-
-
-def test_round_robin_cycles_through_the_team():
-    members = ["ana", "ben", "chloe"]
-    assert [round_robin(members, turn) for turn in range(5)] == ["ana", "ben", "chloe", "ana", "ben"]
-    with pytest.raises(ValueError):
-        round_robin([], 0)
-
-
-def test_round_robin_passes_by_agents_who_are_away():
-    members = ["ana", "ben", "chloe"]
-    assert [round_robin(members, turn, away={"ben"}) for turn in range(3)] == ["ana", "chloe", "chloe"]
-    # Everyone away: the one whose turn it is still gets it (nothing is left unassigned).
-    assert round_robin(members, 1, away=set(members)) == "ben"
-
-
-@given(
-    members=st.lists(st.sampled_from("abcdefg"), min_size=1, max_size=7, unique=True),
-    turn=st.integers(min_value=0, max_value=1000),
-    away=st.sets(st.sampled_from("abcdefg")),
-)
-def test_round_robin_gives_the_first_member_not_away_from_the_turn_on(members, turn, away):
-    chosen = round_robin(members, turn, away)
-    present = [member for member in members if member not in away]
-    if not present:
-        assert chosen == members[turn % len(members)]
-        return
-    assert chosen in present
-    # Nobody present was skipped between the turn and the chosen one.
-    start = turn % len(members)
-    between = [*members[start:], *members[:start]]
-    assert all(member in away for member in between[: between.index(chosen)])
 
 
 def test_classification_uses_the_forms_team_else_the_default():

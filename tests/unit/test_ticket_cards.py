@@ -80,6 +80,11 @@ def test_the_card_follows_the_lifecycle():
     assert "First response due" not in pending
 
 
+def test_an_assignee_over_their_capacity_is_shown_so():
+    assert "<@U0BEN> (over capacity)" in shown(card(over_capacity="1").blocks)
+    assert "over capacity" not in shown(card().blocks)
+
+
 @given(st.text(min_size=1, max_size=200))
 def test_whatever_the_customer_wrote_cannot_mention_or_link_in_the_card(subject):
     built = card(subject=subject, tags=json.dumps([]))
