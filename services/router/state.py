@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
+from services.router.contact_store import READ_GRAPH, graph_args, parse_graph
 from services.router.decide import KnownTicket, RouterEvent, RouterView
 from shared.events import ContactEvent, ReplyRoute, TicketEvent
 from shared.read_model import (
@@ -24,6 +25,7 @@ from shared.read_model import (
     agent_key,
     applied_key,
     contact_key,
+    contact_merged_into_key,
     identity_key,
     projection_args,
     ticket_key,
@@ -107,6 +109,7 @@ class RouterState:
         self.redis = redis
         self._claim = redis.register_script(_CLAIM)
         self._tickets = redis.register_script(_TICKETS)
+        self._graph = redis.register_script(READ_GRAPH)
 
     async def read(
         self,
@@ -116,13 +119,15 @@ class RouterState:
         tickets: Iterable[str] = (),
         forget: Sequence[str] = (),
         agents: Iterable[str] = (),
+        contacts: Iterable[str] = (),
     ) -> tuple[dict[str, list[RouterEvent]], RouterView]:
         """The remembered outcomes by record ID, and the view to decide the rest against.
 
         `handled` lists (record ID, ticket ID, event ID) of every record: their outcomes and tickets
         are read, and records whose event is already applied to their ticket are in `view.handled`.
         `tickets` are further tickets the records name (a merge's target); `agents` whose
-        availability (shared.agents) assignment needs.
+        availability (shared.agents) assignment needs; `contacts` that commands name (the contact graph
+        is read for them, the identities' owners and the tickets' contacts).
         """
         lookups = [*handled, *(("", ticket, "") for ticket in tickets)]
         record_ids = list(dict.fromkeys(record_id for record_id, _, _ in handled))
@@ -152,6 +157,9 @@ class RouterState:
                     ],
                     client=pipe,
                 )
+            await self._graph(
+                args=graph_args(owners, contacts, [ticket for _, ticket, _ in lookups if ticket]), client=pipe
+            )
             results = iter(await pipe.execute())
         away = frozenset(agent_id for agent_id in agent_ids if next(results) == "0")
         if forget:
@@ -160,6 +168,7 @@ class RouterState:
         owner_rows = next(results) if owners else []
         turn_rows = next(results) if team_ids else []
         flat = next(results) if lookups else []
+        graph = parse_graph(next(results))
         rows = {ticket: flat[index * ROW : index * ROW + ROW - 1] for index, (_, ticket, _) in enumerate(lookups)}
         already = {record_id for index, (record_id, _, _) in enumerate(handled) if flat[index * ROW + ROW - 1]}
         remembered = {
@@ -173,6 +182,7 @@ class RouterState:
             turns={team: int(count or 0) for team, count in zip(team_ids, turn_rows, strict=True)},
             handled=already,
             away=away,
+            graph=graph,
         )
         return remembered, view
 
@@ -182,23 +192,28 @@ class RouterState:
         identities: Mapping[str, str],
         turns: Mapping[str, int],
         events: Iterable[RouterEvent] = (),
+        merges: Mapping[str, str] | None = None,
     ) -> list[str]:
         """Writes it all and projects `events` into the read model, or nothing and returns the keys
-        another instance took first."""
+        another instance took first. `merges` (merged contact → survivor) are claimed like identities:
+        another instance that merged the same contact elsewhere meanwhile is a conflict."""
         projected = projection_args(events)
+        merges = merges or {}
         if not outcomes and not identities and not turns and not projected:
             return []
         keys = [
             *(outcome_key(record_id) for record_id in outcomes),
             *(identity_key(identity) for identity in identities),
+            *(contact_merged_into_key(contact) for contact in merges),
             *(turn_key(team) for team in turns),
         ]
         args = [
             len(outcomes),
-            len(identities),
+            len(identities) + len(merges),
             OUTCOME_TTL_SECONDS,
             *outcomes.values(),
             *identities.values(),
+            *merges.values(),
             *turns.values(),
             *projected,
         ]
