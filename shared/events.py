@@ -548,6 +548,7 @@ NotificationPurpose = Literal[
     "rejection",
     "csat",
     "reaction",
+    "merge_suggestion",
 ]
 
 

@@ -25,6 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from services.intake.core import PUBLISH_TIMEOUT_SECONDS, Intake
 from services.intake.slack_agents import (
+    CONTACT_BUTTONS,
     CSAT_BUTTON,
     FILES_NOT_SENT,
     NOT_AN_AGENT,
@@ -34,6 +35,7 @@ from services.intake.slack_agents import (
     Refused,
     button_command,
     click_of,
+    contact_button_command,
     modal_origin,
     rating_command,
     rating_thread,
@@ -57,7 +59,7 @@ from services.intake.slack_slash import (
 from shared.agents import Availability
 from shared.config import Agent
 from shared.conversations import conversation_ticket
-from shared.events import AgentAvailabilityChanged, CommandEnvelope, SlackOrigin
+from shared.events import AgentAvailabilityChanged, CommandEnvelope, MergeContacts, SlackOrigin
 from shared.ids import derived_id
 from shared.publisher import Outgoing
 from shared.read_model import ReadModel, agent_tickets_key, team_queue_key, ticket_key
@@ -128,6 +130,13 @@ class SlackAgents:
             return
         if agent is None:
             raise Refused(NOT_AN_AGENT)
+        if click.action_id in CONTACT_BUTTONS:
+            merge = contact_button_command(click, agent, now)
+            if merge is None:
+                await self._tell(client, click.channel_id, click.user_id, "The two contacts stay apart.")
+            else:
+                await self._publish(merge)
+            return
         if click.action_id in MODAL_OF_BUTTON:
             await self._open_modal(click, client)
         else:
@@ -280,7 +289,7 @@ class SlackAgents:
 
     # --- Shared -------------------------------------------------------------------------------------
 
-    async def _publish(self, command: CommandEnvelope) -> None:
+    async def _publish(self, command: CommandEnvelope | MergeContacts) -> None:
         """Returns once Kafka has the command; raises KafkaTimeoutError (Slack then sees a failure)."""
         record = Outgoing.event(self.commands_topic, command.ticket_id, command)
         await self.intake.publisher.publish(record, timeout=PUBLISH_TIMEOUT_SECONDS)

@@ -1,0 +1,200 @@
+"""The identity graph through the running stack (real broker, Redis and processes): a form and a Telegram
+contact share become one contact; two Telegram users giving one email address are kept apart and agents
+see a suggestion with buttons in the ticket's Slack thread, whose "Merge" merges them; the CLI merges and
+unmerges contacts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+from slack_sdk.signature import SignatureVerifier
+
+from shared.events import InboundMessage, Sender
+from shared.publisher import Outgoing, Publisher
+from shared.topics import INBOUND, Topics
+from tests.conftest import API_TOKEN, SLACK_SIGNING_SECRET
+from tests.integration.test_slack_agents import button
+from tests.integration.test_telegram_stack import post_update
+from tests.support import ServiceProcesses, eventually, switchboard_cli, wait_for_ticket
+
+pytestmark = pytest.mark.integration
+
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+def contact_share(update_id: int, user_id: int, phone: str) -> dict:
+    """A Telegram user sends their own contact with the "share my phone number" button."""
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": 1764000000,
+            "chat": {"id": user_id, "type": "private", "first_name": "Ana"},
+            "from": {"id": user_id, "is_bot": False, "first_name": "Ana"},
+            "contact": {"phone_number": phone.removeprefix("+"), "first_name": "Ana", "user_id": user_id},
+        },
+    }
+
+
+def contact(base_url: str, contact_id: str) -> dict:
+    response = httpx.get(f"{base_url}/v1/contacts/{contact_id}", headers=AUTH, timeout=5)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def contact_until(base_url: str, contact_id: str, ready, what: str) -> dict:
+    found: dict = {}
+
+    def check() -> bool:
+        found.update(contact(base_url, contact_id))
+        return ready(found)
+
+    eventually(check, what, timeout=30)
+    return found
+
+
+def test_a_form_then_a_telegram_share_of_its_phone_is_one_contact_with_both_tickets(services: ServiceProcesses):
+    services.start("router")
+    base_url = services.start_http()
+    form = httpx.post(
+        f"{base_url}/v1/forms/contact",
+        json={
+            "name": "Ana",
+            "email": "ana@example.com",
+            "phone": "+34 600 123 456",
+            "subject": "Login",
+            "message": "hi",
+        },
+        timeout=30,
+    )
+    assert form.status_code == 202, form.text
+    form_ticket = wait_for_ticket(base_url, form.json()["ticket_id"], API_TOKEN, lambda t: t["contact"] is not None)
+
+    assert post_update(base_url, contact_share(5001, 4343, "+34600123456")).status_code == 200
+
+    both = contact_until(
+        base_url,
+        form_ticket["contact"]["id"],
+        lambda c: len(c["tickets"]) == 2,
+        "the Telegram ticket joins the form's contact",
+    )
+    assert both["telegram_user_ids"] == ["4343"] and both["emails"] == ["ana@example.com"]
+    assert "phone:+34600123456" in both["verified"] and "email:ana@example.com" not in both["verified"]
+    telegram_ticket = next(ticket for ticket in both["tickets"] if ticket != form_ticket["id"])
+    assert wait_for_ticket(base_url, telegram_ticket, API_TOKEN, lambda t: True)["contact"]["id"] == both["id"]
+
+
+def telegram_message(ticket_id: str, user_id: int, email: str) -> InboundMessage:
+    """A Telegram user who typed an email address (claimed: Telegram proves the user, not the address)."""
+    return InboundMessage.received(
+        message_id=uuid.uuid4(),
+        ticket_id=ticket_id,
+        received_at=datetime.now(UTC),
+        channel="telegram",
+        channel_message_id=f"telegram:{uuid.uuid4()}",
+        source="telegram",
+        sender=Sender(name="Cy", telegram_user_id=user_id, email=email),
+        text="My order never came",
+    )
+
+
+async def publish_inbound(settings, *messages: InboundMessage) -> None:
+    publisher = Publisher(settings.kafka_bootstrap, client_id="test", registry=CollectorRegistry())
+    await publisher.start()
+    try:
+        topic = Topics(settings.topic_prefix).name(INBOUND)
+        for message in messages:
+            await publisher.publish(Outgoing.event(topic, message.ticket_id, message))
+    finally:
+        await publisher.stop()
+
+
+def press(base_url: str, payload: dict) -> httpx.Response:
+    """A button press as Slack posts it: a signed form whose `payload` field is the JSON."""
+    body = urlencode({"payload": json.dumps(payload)})
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": SignatureVerifier(SLACK_SIGNING_SECRET).generate_signature(timestamp=timestamp, body=body),
+    }
+    return httpx.post(f"{base_url}/v1/slack/events", content=body, headers=headers, timeout=30)
+
+
+def suggestion_buttons(fake_slack) -> list[dict]:
+    for call in fake_slack.calls_to("chat.postMessage"):
+        blocks = call.args.get("blocks")
+        blocks = json.loads(blocks) if isinstance(blocks, str) else blocks or []
+        elements = [element for block in blocks if block["type"] == "actions" for element in block["elements"]]
+        if any(element["action_id"] == "sb_merge_contacts" for element in elements):
+            return [call.args, elements]
+    return []
+
+
+def test_two_telegram_users_giving_one_email_are_kept_apart_and_a_slack_button_merges_them(
+    services: ServiceProcesses, fake_slack
+):
+    for name in ("router", "notifier"):
+        services.start(name)
+    base_url = services.start_http()
+    asyncio.run(publish_inbound(services.settings, telegram_message("SB-4101", 901, "cy@example.com")))
+    first = wait_for_ticket(base_url, "SB-4101", API_TOKEN, lambda t: t["contact"] is not None)
+    asyncio.run(publish_inbound(services.settings, telegram_message("SB-4102", 902, "cy@example.com")))
+
+    second = wait_for_ticket(
+        base_url,
+        "SB-4102",
+        API_TOKEN,
+        lambda t: any(entry["type"] == "contact.merge_suggested" for entry in t["history"]),
+    )
+    assert second["contact"]["id"] != first["contact"]["id"], "not merged"
+    eventually(lambda: suggestion_buttons(fake_slack), "the suggestion is posted in the ticket's thread")
+    post, elements = suggestion_buttons(fake_slack)
+    assert post["channel"] == "C0SUPPORT" and post.get("thread_ts"), "in the ticket's thread"
+    assert "two different Telegram users" in post["text"]
+    assert [element["action_id"] for element in elements] == ["sb_merge_contacts", "sb_keep_contacts"]
+
+    [merge] = [element for element in elements if element["action_id"] == "sb_merge_contacts"]
+    assert press(base_url, button("sb_merge_contacts", "U0ANA", merge["value"])).status_code == 200
+
+    merged = contact_until(
+        base_url, second["contact"]["id"], lambda c: c["id"] == first["contact"]["id"], "the agent's merge"
+    )
+    assert merged["telegram_user_ids"] == ["901", "902"] and merged["tickets"] == ["SB-4101", "SB-4102"]
+
+
+def test_the_cli_merges_two_contacts_and_unmerges_them(services: ServiceProcesses):
+    services.start("router")
+    base_url = services.start_http()
+    tickets = []
+    for email in ("di@example.com", "di.work@example.com"):
+        response = httpx.post(
+            f"{base_url}/v1/forms/contact",
+            json={"name": "Di", "email": email, "subject": "Invoice", "message": "where is it"},
+            timeout=30,
+        )
+        tickets.append(wait_for_ticket(base_url, response.json()["ticket_id"], API_TOKEN, lambda t: True))
+    one, two = (ticket["contact"]["id"] for ticket in tickets)
+
+    merged = switchboard_cli(services.settings, "contact", "merge", one, two)
+
+    assert merged.returncode == 0, merged.stderr
+    survivor = contact_until(base_url, two, lambda c: c["id"] == one, "the merge")
+    assert survivor["merged_from"] == two and survivor["emails"] == ["di.work@example.com", "di@example.com"]
+    assert wait_for_ticket(base_url, tickets[1]["id"], API_TOKEN, lambda t: True)["contact"]["id"] == one
+
+    unmerged = switchboard_cli(services.settings, "contact", "unmerge", two)
+
+    assert unmerged.returncode == 0, unmerged.stderr
+    apart = contact_until(base_url, two, lambda c: c["id"] == two, "the unmerge")
+    assert apart["tickets"] == [tickets[1]["id"]] and contact(base_url, one)["tickets"] == [tickets[0]["id"]]
+    refused = switchboard_cli(services.settings, "contact", "unmerge", two)
+    assert refused.returncode != 0 and "not merged" in refused.stderr
