@@ -195,7 +195,7 @@ def resolve(
     `owners` maps identities to the contact that linked them first; `anchor` is the contact the message
     belongs to already (a message on an existing ticket), else it is the owner of the sender's channel
     account, else `new_contact_id`. `suggest_claimed`: whether claimed identities owned by other
-    contacts are suggested to agents (on new tickets; a chat repeats its claimed email on every message).
+    contacts are suggested to agents.
     """
     found = sender_identities(channel, sender)
 

@@ -176,7 +176,8 @@ def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig
                 view.graph,
                 _new_contact_id(message),
                 anchor=ticket.contact_id,
-                suggest_claimed=False,
+                # A web chat repeats its session's address on every message: the first one suggested already.
+                suggest_claimed=message.channel != "chat",
             )
             events += resolution_events(message, resolution, view.graph, now)
             events += customer_wrote(message, ticket, now)

@@ -5,21 +5,16 @@ unmerges contacts."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-import uuid
-from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry
+import redis
 from slack_sdk.signature import SignatureVerifier
 
-from shared.events import InboundMessage, Sender
-from shared.publisher import Outgoing, Publisher
-from shared.topics import INBOUND, Topics
+from shared.conversations import conversation_key
 from tests.conftest import API_TOKEN, SLACK_SIGNING_SECRET
 from tests.integration.test_slack_agents import button
 from tests.integration.test_telegram_stack import post_update
@@ -92,29 +87,26 @@ def test_a_form_then_a_telegram_share_of_its_phone_is_one_contact_with_both_tick
     assert wait_for_ticket(base_url, telegram_ticket, API_TOKEN, lambda t: True)["contact"]["id"] == both["id"]
 
 
-def telegram_message(ticket_id: str, user_id: int, email: str) -> InboundMessage:
-    """A Telegram user who typed an email address (claimed: Telegram proves the user, not the address)."""
-    return InboundMessage.received(
-        message_id=uuid.uuid4(),
-        ticket_id=ticket_id,
-        received_at=datetime.now(UTC),
-        channel="telegram",
-        channel_message_id=f"telegram:{uuid.uuid4()}",
-        source="telegram",
-        sender=Sender(name="Cy", telegram_user_id=user_id, email=email),
-        text="My order never came",
-    )
+def telegram_text(update_id: int, user_id: int, text: str) -> dict:
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": 1764000000,
+            "chat": {"id": user_id, "type": "private", "first_name": "Cy"},
+            "from": {"id": user_id, "is_bot": False, "first_name": "Cy"},
+            "text": text,
+        },
+    }
 
 
-async def publish_inbound(settings, *messages: InboundMessage) -> None:
-    publisher = Publisher(settings.kafka_bootstrap, client_id="test", registry=CollectorRegistry())
-    await publisher.start()
+def ticket_of_chat(settings, chat_id: int) -> str | None:
+    """The ticket a Telegram chat continues (intake's conversation index)."""
+    store = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     try:
-        topic = Topics(settings.topic_prefix).name(INBOUND)
-        for message in messages:
-            await publisher.publish(Outgoing.event(topic, message.ticket_id, message))
+        return store.get(conversation_key(f"telegram:chat:{chat_id}"))
     finally:
-        await publisher.stop()
+        store.close()
 
 
 def press(base_url: str, payload: dict) -> httpx.Response:
@@ -145,13 +137,19 @@ def test_two_telegram_users_giving_one_email_are_kept_apart_and_a_slack_button_m
     for name in ("router", "notifier"):
         services.start(name)
     base_url = services.start_http()
-    asyncio.run(publish_inbound(services.settings, telegram_message("SB-4101", 901, "cy@example.com")))
-    first = wait_for_ticket(base_url, "SB-4101", API_TOKEN, lambda t: t["contact"] is not None)
-    asyncio.run(publish_inbound(services.settings, telegram_message("SB-4102", 902, "cy@example.com")))
-
+    tickets = []
+    for update_id, user_id in ((6001, 901), (6011, 902)):
+        # Each user writes, then gives the same address with /email (claimed: Telegram proves the user only).
+        assert post_update(base_url, telegram_text(update_id, user_id, "My order never came")).status_code == 200
+        ticket_id = eventually(lambda u=user_id: ticket_of_chat(services.settings, u), "the ticket")
+        assert post_update(base_url, telegram_text(update_id + 1, user_id, "/email cy@example.com")).status_code == 200
+        tickets.append(
+            wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda t: len(t["messages"]) == 2 and t["contact"])
+        )
+    first = tickets[0]
     second = wait_for_ticket(
         base_url,
-        "SB-4102",
+        tickets[1]["id"],
         API_TOKEN,
         lambda t: any(entry["type"] == "contact.merge_suggested" for entry in t["history"]),
     )
@@ -168,7 +166,7 @@ def test_two_telegram_users_giving_one_email_are_kept_apart_and_a_slack_button_m
     merged = contact_until(
         base_url, second["contact"]["id"], lambda c: c["id"] == first["contact"]["id"], "the agent's merge"
     )
-    assert merged["telegram_user_ids"] == ["901", "902"] and merged["tickets"] == ["SB-4101", "SB-4102"]
+    assert merged["telegram_user_ids"] == ["901", "902"] and merged["tickets"] == sorted([first["id"], second["id"]])
 
 
 def test_the_cli_merges_two_contacts_and_unmerges_them(services: ServiceProcesses):

@@ -130,6 +130,19 @@ def test_two_telegram_users_claiming_one_email_are_not_merged_and_agents_get_a_s
     assert [link.identity for link in of_type(second, IdentityLinked)] == ["telegram:8"]
 
 
+def test_an_address_given_on_an_existing_telegram_ticket_that_another_user_holds_is_suggested():
+    view = RouterView()
+    first = contact_of(decided(inbound(Sender(telegram_user_id=7), "telegram"), view))
+    decided(inbound(Sender(telegram_user_id=7, email=X), "telegram"), view)
+    second = contact_of(decided(inbound(Sender(telegram_user_id=8), "telegram", "SB-1002"), view))
+
+    given = decided(inbound(Sender(telegram_user_id=8, email=X), "telegram", "SB-1002"), view)
+
+    [suggestion] = of_type(given, MergeSuggested)
+    assert (suggestion.contact_id, suggestion.other_contact_id) == (second, first)
+    assert not of_type(given, ContactMerged) and not of_type(given, IdentityLinked)
+
+
 def test_two_telegram_users_proving_one_phone_are_refused_and_flagged():
     view = RouterView()
     first = contact_of(decided(inbound(Sender(telegram_user_id=7, phone=P), "telegram"), view))
