@@ -35,8 +35,9 @@ from shared.read_model import (
 OUTCOME_TTL_SECONDS = 24 * 3600
 _outcome_adapter: TypeAdapter[list[RouterEvent]] = TypeAdapter(list[TicketEvent | ContactEvent])
 
-# KEYS: outcome keys, identity keys, turn keys; ARGV: their counts, the outcomes' TTL, a value per key
-# (outcome, owning contact, turns used), then the read-model projection's arguments (PROJECT_LUA).
+# KEYS: outcome keys, identity keys (then merged contacts' pointers, claimed alike), turn keys; ARGV: their
+# counts, the outcomes' TTL, a value per key (outcome, owning contact or survivor, turns used), then the
+# read-model projection's arguments (PROJECT_LUA).
 _CLAIM = (
     PROJECT_LUA
     + """
