@@ -5,6 +5,7 @@ unmerges contacts."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from urllib.parse import urlencode
@@ -15,10 +16,12 @@ import redis
 from slack_sdk.signature import SignatureVerifier
 
 from shared.conversations import conversation_key
+from shared.topics import COMMANDS, INBOUND, Topics
 from tests.conftest import API_TOKEN, SLACK_SIGNING_SECRET
+from tests.integration.lost_redis import assert_same_projections, projections, replay
 from tests.integration.test_slack_agents import button
 from tests.integration.test_telegram_stack import post_update
-from tests.support import ServiceProcesses, eventually, switchboard_cli, wait_for_ticket
+from tests.support import ServiceProcesses, eventually, switchboard_cli, wait_for_ticket, wait_until_consumed
 
 pytestmark = pytest.mark.integration
 
@@ -196,3 +199,51 @@ def test_the_cli_merges_two_contacts_and_unmerges_them(services: ServiceProcesse
     assert apart["tickets"] == [tickets[1]["id"]] and contact(base_url, one)["tickets"] == [tickets[0]["id"]]
     refused = switchboard_cli(services.settings, "contact", "unmerge", two)
     assert refused.returncode != 0 and "not merged" in refused.stderr
+
+
+def form(base_url: str, email: str, phone: str | None = None) -> str:
+    body = {"name": "Ed", "email": email, "subject": "Help", "message": "please", **({"phone": phone} if phone else {})}
+    response = httpx.post(f"{base_url}/v1/forms/contact", json=body, timeout=30)
+    assert response.status_code == 202, response.text
+    return wait_for_ticket(base_url, response.json()["ticket_id"], API_TOKEN, lambda t: True)["contact"]["id"]
+
+
+async def router_done(settings) -> None:
+    """The router (the only service running) has handled everything on its topics."""
+    topics = Topics(settings.topic_prefix)
+    for spec in (INBOUND, COMMANDS):
+        await wait_until_consumed(settings.kafka_bootstrap, topics.group("switchboard-router"), topics.name(spec))
+
+
+def test_replay_rebuilds_links_verifications_merges_unmerges_and_suggestions(services: ServiceProcesses):
+    services.start("router")
+    base_url = services.start_http()
+    settings = services.settings
+    phone = "+34600555444"
+    form_contact = form(base_url, "ed@example.com", phone)
+    # A Telegram user writes, then proves the form's phone: their contact merges into the form's.
+    assert post_update(base_url, telegram_text(7001, 5151, "Hello")).status_code == 200
+    eventually(lambda: ticket_of_chat(settings, 5151), "the Telegram ticket")
+    assert post_update(base_url, contact_share(7002, 5151, phone)).status_code == 200
+    contact_until(base_url, form_contact, lambda c: c["telegram_user_ids"] == ["5151"], "the merge")
+    # Another Telegram account proves the same number (recycled): kept apart, suggested.
+    assert post_update(base_url, contact_share(7003, 5252, phone)).status_code == 200
+    other_ticket = eventually(lambda: ticket_of_chat(settings, 5252), "the second Telegram ticket")
+    wait_for_ticket(
+        base_url, other_ticket, API_TOKEN, lambda t: any(e["type"] == "contact.merge_suggested" for e in t["history"])
+    )
+    # By hand: one merge kept, one undone.
+    kept, undone = form(base_url, "ed.work@example.com"), form(base_url, "ed.home@example.com")
+    for args in (("merge", form_contact, kept), ("merge", form_contact, undone), ("unmerge", undone)):
+        assert switchboard_cli(settings, "contact", *args).returncode == 0
+    contact_until(base_url, undone, lambda c: "merged_from" not in c and c["id"] == undone, "the unmerge")
+    contact_until(base_url, kept, lambda c: c["id"] == form_contact, "the kept merge")
+    asyncio.run(router_done(settings))
+    services.stop_all()
+    before = projections(settings.redis_url)
+    assert any(key.endswith(":merged_into") for key in before) and "sb:contacts:created" in before
+
+    redis.Redis.from_url(settings.redis_url).flushdb()
+    replay(settings)
+
+    assert_same_projections(before, projections(settings.redis_url))
