@@ -58,9 +58,14 @@ def kind_of(identity: str) -> str:
 
 def sender_identities(channel: str, sender: Sender) -> dict[str, bool]:
     """The sender's identities (strongest first, as `shared.identities.identities_of`) → whether the
-    channel proved it (True) or it was only claimed (False)."""
+    channel proved it (True) or it was only claimed (False). A channel account (`EXCLUSIVE_KINDS`) is an
+    identity only on its own channel: nobody types a Telegram user ID, so elsewhere it is left out."""
     proved = VERIFIED_KINDS.get(channel, frozenset())
-    return {identity: kind_of(identity) in proved for identity in identities_of(sender)}
+    return {
+        identity: kind_of(identity) in proved
+        for identity in identities_of(sender)
+        if kind_of(identity) in proved or kind_of(identity) not in EXCLUSIVE_KINDS
+    }
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,8 @@ class Resolution:
     links: list[Link] = field(default_factory=list)
     merges: list[Merge] = field(default_factory=list)
     suggestions: list[Suggestion] = field(default_factory=list)
+    # Someone else's channel account wrote on the contact's ticket: the sender is not `contact_id`.
+    foreign: bool = False
 
 
 def resolve(
@@ -205,10 +212,17 @@ def resolve(
 
     verified = [identity for identity, proved in found.items() if proved]
     claimed = [identity for identity, proved in found.items() if not proved]
+    account = next((i for i in verified if kind_of(i) == ACCOUNT_KIND.get(channel)), verified[0] if verified else None)
     if anchor is not None:
         anchor = graph.root(anchor)
-    elif verified:
-        account = next((i for i in verified if kind_of(i) == ACCOUNT_KIND.get(channel)), verified[0])
+        if account is not None and kind_of(account) in EXCLUSIVE_KINDS:
+            owner = root_of(account)
+            theirs = {account} if owner is None else _exclusive(graph.verified(owner))
+            if owner != anchor and _clash(_exclusive(graph.verified(anchor)), theirs):
+                # Another Telegram or Slack user wrote on this contact's ticket (a colleague in a Slack
+                # Connect thread): it proves nothing about the ticket's contact.
+                return Resolution(anchor, foreign=True)
+    elif account is not None:
         anchor = root_of(account) or new_contact_id
     else:
         # Only claimed identities: a new ticket may join the contact owning the strongest of them.

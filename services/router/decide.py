@@ -15,7 +15,14 @@ from typing import Any
 
 from services.router.assignment import round_robin
 from services.router.classification import classify
-from services.router.contacts import ContactGraph, Refused, decide_contact_command, resolution_events, resolve
+from services.router.contacts import (
+    ContactGraph,
+    Refused,
+    decide_contact_command,
+    resolution_events,
+    resolve,
+    sender_identities,
+)
 from services.router.lifecycle import customer_wrote, decide_lifecycle, rejected
 from services.router.tickets import message_added, new_ticket
 from shared.config import DeskConfig
@@ -43,7 +50,7 @@ from shared.events import (
     TicketStatus,
     UnmergeContacts,
 )
-from shared.identities import identities_of, normalise_email
+from shared.identities import normalise_email
 from shared.ids import derived_id
 
 RouterEvent = TicketEvent | ContactEvent
@@ -167,27 +174,31 @@ def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig
         return Decision(events)
     if ticket is not None:
         review = _review_reason(message, ticket.contact_id, view)
-        events.append(message_added(message, now, contact_id=ticket.contact_id, review=review))
-        if review is None:
-            resolution = resolve(
-                message.channel,
-                message.sender,
-                view.owners,
-                view.graph,
-                _new_contact_id(message),
-                anchor=ticket.contact_id,
-                # A web chat repeats its session's address on every message: the first one suggested already.
-                suggest_claimed=message.channel != "chat",
-            )
-            events += resolution_events(message, resolution, view.graph, now)
-            events += customer_wrote(message, ticket, now)
+        if review is not None:
+            events.append(message_added(message, now, contact_id=ticket.contact_id, review=review))
+            return Decision(events)
+        resolution = resolve(
+            message.channel,
+            message.sender,
+            view.owners,
+            view.graph,
+            _new_contact_id(message),
+            anchor=ticket.contact_id,
+            # A web chat repeats its session's address on every message: the first one suggested already.
+            suggest_claimed=message.channel != "chat",
+        )
+        # The contact the sender's identities belong to (the survivor of any merge the message makes).
+        sender_contact = None if resolution.foreign else resolution.contact_id
+        events.append(message_added(message, now, contact_id=sender_contact))
+        events += resolution_events(message, resolution, view.graph, now)
+        events += customer_wrote(message, ticket, now)
         return Decision(events)
     resolution = resolve(message.channel, message.sender, view.owners, view.graph, _new_contact_id(message))
     contact = ContactSummary(
         contact_id=resolution.contact_id,
         name=message.sender.name,
         email=message.sender.email,
-        identities=identities_of(message.sender),
+        identities=list(sender_identities(message.channel, message.sender)),
     )
     classification = classify(message, config)
     team = config.team(classification.team)

@@ -6,6 +6,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.router.contacts import ContactGraph, ContactRecord, sender_identities
 from services.router.decide import Decision, RouterView, decide_command, decide_inbound
@@ -170,6 +172,16 @@ def test_a_claimed_identity_attaches_a_new_ticket_but_never_merges_nor_upgrades(
     assert view.graph.verified(owner) == {f"email:{X}"}
 
 
+def test_another_slack_user_in_a_ticket_s_thread_links_nothing_to_its_contact():
+    view = RouterView()
+    contact = contact_of(decided(inbound(Sender(slack_user_id="U1", email=X), "slack"), view))
+
+    colleague = decided(inbound(Sender(slack_user_id="U2", email="bo@example.com"), "slack"), view)
+
+    assert not of_type(colleague, IdentityLinked) and not of_type(colleague, MergeSuggested)
+    assert view.graph.identities(contact) == {f"email:{X}", "slack:U1"}
+
+
 def test_a_chat_on_an_existing_ticket_does_not_repeat_claimed_suggestions():
     view = RouterView()
     decided(inbound(Sender(email=X), "email"), view)
@@ -247,3 +259,76 @@ def test_an_unmerge_of_a_contact_that_is_not_merged_is_refused():
     unmerge = unmerge.model_copy(update={"ticket_id": "SB-1002"})
     [rejection] = decide_command(unmerge, graph_of_two(), CONFIG, NOW).events
     assert "not merged" in rejection.reason
+
+
+CONTACT_IDS = [f"c_{index}" for index in range(5)]
+
+
+def five_contacts() -> RouterView:
+    return RouterView(
+        graph=ContactGraph(
+            contacts={
+                contact_id: ContactRecord(
+                    identities=frozenset({f"email:{contact_id}@example.com"}),
+                    tickets=frozenset({f"SB-{1000 + index}"}),
+                    created=index,
+                )
+                for index, contact_id in enumerate(CONTACT_IDS)
+            }
+        )
+    )
+
+
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.sampled_from(CONTACT_IDS), st.sampled_from(CONTACT_IDS)),
+        max_size=30,
+    )
+)
+def test_any_merges_and_unmerges_keep_every_ticket_under_exactly_one_root_and_unmerging_all_restores_them(steps):
+    view = five_contacts()
+    for merging, contact_id, other in steps:
+        fields = {"contact_id": contact_id, **({"into_contact_id": other} if merging else {})}
+        decision = decide_command(command(MergeContacts if merging else UnmergeContacts, **fields), view, CONFIG, NOW)
+        view.absorb(decision.events)
+        roots = {view.graph.root(contact) for contact in CONTACT_IDS}
+        assert all(view.graph.root(root) == root for root in roots), "no cycles"
+        tickets = [ticket for root in roots for ticket in view.graph.tickets(root)]
+        assert sorted(tickets) == [f"SB-{1000 + index}" for index in range(5)], "each ticket under one root"
+    for contact_id in reversed(CONTACT_IDS * 2):
+        view.absorb(decide_command(command(UnmergeContacts, contact_id=contact_id), view, CONFIG, NOW).events)
+    assert view.graph.parents == {}
+    assert all(view.graph.tickets(contact) == five_contacts().graph.tickets(contact) for contact in CONTACT_IDS)
+
+
+senders = st.builds(
+    Sender,
+    email=st.sampled_from([None, "a@example.com", "b@example.com"]),
+    phone=st.sampled_from([None, "+34600000001", "+34600000002"]),
+    telegram_user_id=st.sampled_from([None, 1, 2]),
+    slack_user_id=st.sampled_from([None, "U1", "U2"]),
+)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["email", "form", "chat", "telegram", "slack"]), senders, st.integers(1, 4)),
+        max_size=25,
+    )
+)
+def test_no_message_takes_an_identity_from_its_contact_merges_on_a_claim_or_joins_two_accounts_of_a_channel(messages):
+    view = RouterView()
+    for channel, sender, ticket in messages:
+        if channel == "email" and not sender.email:
+            continue
+        before = dict(view.owners)
+        decision = decided(inbound(sender, channel, f"SB-{1000 + ticket}"), view)
+        for link in of_type(decision, IdentityLinked):
+            assert before.get(link.identity) in (None, link.contact_id), "the first link wins"
+            assert not link.verified or sender_identities(channel, sender)[link.identity], "verified only if proved"
+        if channel in ("form", "chat"):
+            assert not of_type(decision, ContactMerged), "a claim never merges"
+        for root in {view.graph.root(contact) for contact in view.graph.contacts}:
+            verified = view.graph.verified(root)
+            for kind in ("telegram", "slack"):
+                assert len({identity for identity in verified if identity.startswith(f"{kind}:")}) <= 1
