@@ -27,23 +27,23 @@ from shared.read_model import (
 
 # Merge trees are shallow (each merge is one message or one agent's decision); this bounds a corrupt loop.
 _MAX_DEPTH = 64
-# ARGV: the key templates (identity, contact HASH, its identities, verified, tickets, merged_into, merged;
-# "%s" where the ID goes), the created ZSET, the ticket HASH template, how many identities and contacts
-# follow, then the identities, the contact IDs and the ticket IDs.
+# ARGV: the key templates (identity, contact HASH, its identities, verified, tickets, merged_into, merged,
+# ticket HASH; "%s" where the ID goes), the created ZSET, how many identities and contacts follow, then
+# the identities, the contact IDs and the ticket IDs.
 READ_GRAPH = f"""
 local t = {{}}
-for i = 1, 9 do t[i] = ARGV[i] end
-local created_key = ARGV[10]
-local n_identities, n_contacts = tonumber(ARGV[11]), tonumber(ARGV[12])
+for i = 1, 8 do t[i] = ARGV[i] end
+local created_key = ARGV[9]
+local n_identities, n_contacts = tonumber(ARGV[10]), tonumber(ARGV[11])
 local function key(template, id) return string.format(template, id) end
 local starts = {{}}
-for i = 13, 12 + n_identities do
+for i = 12, 11 + n_identities do
   local owner = redis.call('GET', key(t[1], ARGV[i]))
   if owner then table.insert(starts, owner) end
 end
-for i = 13 + n_identities, 12 + n_identities + n_contacts do table.insert(starts, ARGV[i]) end
-for i = 13 + n_identities + n_contacts, #ARGV do
-  local owner = redis.call('HGET', key(t[9], ARGV[i]), 'contact_id')
+for i = 12 + n_identities, 11 + n_identities + n_contacts do table.insert(starts, ARGV[i]) end
+for i = 12 + n_identities + n_contacts, #ARGV do
+  local owner = redis.call('HGET', key(t[8], ARGV[i]), 'contact_id')
   if owner then table.insert(starts, owner) end
 end
 local found = {{}}
@@ -90,7 +90,6 @@ def graph_args(identities: Iterable[str], contacts: Iterable[str], tickets: Iter
         contact_tickets_key("%s"),
         contact_merged_into_key("%s"),
         contact_merged_key("%s"),
-        "",
         ticket_key("%s"),
         CONTACTS_CREATED_KEY,
         str(len(identities)),
