@@ -654,6 +654,7 @@ class MergeSuggested(Envelope):
     channel (two Telegram users, two Slack users). On the tickets topic: the ticket's audit trail."""
 
     type: Literal["contact.merge_suggested"] = "contact.merge_suggested"
+    # The newer contact, and the older one it would be merged into (as a message's merge keeps the older).
     contact_id: str
     other_contact_id: str
     identity: Identity

@@ -162,7 +162,7 @@ def button_command(click: Click, agent: Agent, now: datetime) -> CommandEnvelope
 
 
 def contact_button_command(click: Click, agent: Agent, now: datetime) -> MergeContacts | None:
-    """The merge a suggestion's "Merge" button asks for (the ticket's contact into the other one), or None
+    """The merge a suggestion's "Merge" button asks for (the first contact, the newer, into the other), or None
     for "Keep apart"; raises Refused for a value Switchboard did not make."""
     ticket_id, _, contacts = click.value.partition(":")
     contact_id, _, other_id = contacts.partition(":")

@@ -1,7 +1,7 @@
 """What agents see of a merge the router would not make on its own (`contact.merge_suggested`): a post in
 the ticket's thread naming the two contacts, why they were kept apart, and two buttons. Pure.
 
-Buttons: `sb_merge_contacts` (merge the ticket's contact into the other one; the router applies it as a
+Buttons: `sb_merge_contacts` (merge the newer contact into the older one; the router applies it as a
 `command.merge_contacts`) and `sb_keep_contacts` (leave them apart), each `value` =
 "<ticket ID>:<contact ID>:<other contact ID>".
 """

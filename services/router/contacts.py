@@ -169,6 +169,7 @@ class Merge:
 
 @dataclass(frozen=True)
 class Suggestion:
+    # The newer contact, then the older one (the survivor if an agent merges them).
     contact_id: str
     other_contact_id: str
     identity: str
@@ -244,7 +245,7 @@ def resolve(
         identity = proved_roots[root]
         theirs = _exclusive(graph.verified(root))
         if clash := _clash(exclusive, theirs):
-            suggestions.append(Suggestion(anchor, root, identity, clash))
+            suggestions.append(_suggestion(graph, anchor, root, identity, clash))
             continue
         group.append(root)
         via[root] = identity
@@ -275,8 +276,14 @@ def resolve(
             reason = f"{kind_of(identity)} {identity.partition(':')[2]} was only claimed (typed into a form or chat)"
             if clash := _clash(exclusive, _exclusive(graph.verified(root))):
                 reason = f"{reason}, and {clash}"
-            suggestions.append(Suggestion(survivor, root, identity, reason))
+            suggestions.append(_suggestion(graph, survivor, root, identity, reason))
     return Resolution(survivor, links, merges, suggestions)
+
+
+def _suggestion(graph: ContactGraph, one: str, other: str, identity: str, reason: str) -> Suggestion:
+    """The suggestion names the newer contact first: merged into the older one, as a message's merge would."""
+    newer, older = sorted((one, other), key=lambda contact: (graph.created(contact), contact), reverse=True)
+    return Suggestion(newer, older, identity, reason)
 
 
 def _exclusive(identities: Iterable[str]) -> set[str]:

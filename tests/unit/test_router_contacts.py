@@ -136,7 +136,8 @@ def test_an_address_given_on_an_existing_telegram_ticket_that_another_user_holds
     view = RouterView()
     first = contact_of(decided(inbound(Sender(telegram_user_id=7), "telegram"), view))
     decided(inbound(Sender(telegram_user_id=7, email=X), "telegram"), view)
-    second = contact_of(decided(inbound(Sender(telegram_user_id=8), "telegram", "SB-1002"), view))
+    later = NOW + timedelta(minutes=1)
+    second = contact_of(decided(inbound(Sender(telegram_user_id=8), "telegram", "SB-1002"), view, later))
 
     given = decided(inbound(Sender(telegram_user_id=8, email=X), "telegram", "SB-1002"), view)
 
@@ -161,14 +162,16 @@ def test_two_telegram_users_proving_one_phone_are_refused_and_flagged():
 def test_a_claimed_identity_attaches_a_new_ticket_but_never_merges_nor_upgrades():
     view = RouterView()
     owner = contact_of(decided(inbound(Sender(email=X), "email"), view))
-    phone_owner = contact_of(decided(inbound(Sender(email="bo@example.com", phone=P), "form", "SB-1002"), view))
+    later = NOW + timedelta(minutes=1)
+    phone_owner = contact_of(decided(inbound(Sender(email="bo@example.com", phone=P), "form", "SB-1002"), view, later))
 
     form = decided(inbound(Sender(email=X, phone=P), "form", "SB-1003"), view)
 
     assert contact_of(form) == owner
     assert not of_type(form, ContactMerged) and not of_type(form, IdentityLinked)
     [suggestion] = of_type(form, MergeSuggested)
-    assert (suggestion.contact_id, suggestion.other_contact_id) == (owner, phone_owner)
+    # Named newer first: "Merge" keeps the older contact.
+    assert (suggestion.contact_id, suggestion.other_contact_id) == (phone_owner, owner)
     assert view.graph.verified(owner) == {f"email:{X}"}
 
 
