@@ -379,7 +379,7 @@ def _send_contact_command(agent: str, contact_id: str, into: str | None, what: s
 
     try:
         command_id = asyncio.run(send_contact_command(Settings(), agent, contact_id, into))
-    except (MissingInfrastructure, LookupError, ValueError) as error:
+    except (MissingInfrastructure, ValueError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{what} queued (command {command_id})")
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from shared.events import AgentReply, CommandEnvelope, MergeContacts, UnmergeContacts
+from shared.contact_commands import contact_command, refusal
+from shared.events import AgentReply, CommandEnvelope
 from shared.publisher import Outgoing, Publisher
 from shared.read_model import ReadModel
 from shared.redis_client import connect_redis
@@ -49,43 +50,24 @@ async def send_contact_command(
     """Publishes a merge of `contact_id` into `into_contact_id` (an unmerge of `contact_id` without it) on
     the commands topic, keyed by `contact_id`, once the router would accept it; returns its ID.
 
-    Raises LookupError for an unknown contact, ValueError for a merge of one contact into itself or an
-    unmerge of a contact that is not merged. The router checks again when it applies it.
+    Raises ValueError with the reason when it would not (`shared.contact_commands.refusal`).
     """
-    now, command_id = datetime.now(UTC), uuid.uuid4()
-    command: MergeContacts | UnmergeContacts
-    if into_contact_id is None:
-        command = UnmergeContacts(event_id=command_id, occurred_at=now, agent_id=agent_id, contact_id=contact_id)
-    else:
-        command = MergeContacts(
-            event_id=command_id,
-            occurred_at=now,
-            agent_id=agent_id,
-            contact_id=contact_id,
-            into_contact_id=into_contact_id,
-        )
+    command = contact_command(uuid.uuid4(), datetime.now(UTC), agent_id, contact_id, into_contact_id)
     bootstrap, redis_url = settings.require_infra()
     redis = connect_redis(redis_url)
     try:
-        read_model = ReadModel(redis)
-        shown = {}
-        for named in filter(None, (contact_id, into_contact_id)):
-            if (contact := await read_model.contact(named)) is None:
-                raise LookupError(f"no contact {named}")
-            shown[named] = contact
+        reason = await refusal(ReadModel(redis), contact_id, into_contact_id)
     finally:
         await redis.aclose()
-    if into_contact_id is not None and shown[contact_id]["id"] == shown[into_contact_id]["id"]:
-        raise ValueError(f"{contact_id} and {into_contact_id} are one contact already")
-    if into_contact_id is None and "merged_from" not in shown[contact_id]:
-        raise ValueError(f"{contact_id} is not merged into another contact")
+    if reason is not None:
+        raise ValueError(reason)
     publisher = Publisher(bootstrap, client_id="switchboard-cli", registry=CollectorRegistry())
     await publisher.start()
     try:
         await publisher.publish(Outgoing.event(Topics(settings.topic_prefix).name(COMMANDS), contact_id, command))
     finally:
         await publisher.stop()
-    return command_id
+    return command.event_id
 
 
 async def send_reply(settings: Settings, ticket_id: str, text: str, agent_id: str) -> uuid.UUID:
