@@ -240,12 +240,12 @@ def resolve(
     for identity in verified:
         if (root := root_of(identity)) is not None and root != anchor:
             proved_roots.setdefault(root, identity)
-    suggestions: list[Suggestion] = []
+    refused: list[tuple[str, str, str]] = []
     for root in sorted(proved_roots, key=lambda contact: (graph.created(contact), contact)):
         identity = proved_roots[root]
         theirs = _exclusive(graph.verified(root))
         if clash := _clash(exclusive, theirs):
-            suggestions.append(_suggestion(graph, anchor, root, identity, clash))
+            refused.append((root, identity, clash))
             continue
         group.append(root)
         via[root] = identity
@@ -256,6 +256,8 @@ def resolve(
         Merge(contact, survivor, via.get(contact) or via[survivor]) for contact in existing if contact != survivor
     ]
     members = set(group)
+    # Named with the survivor: a new anchor merged into an existing contact is never created.
+    suggestions = [_suggestion(graph, survivor, root, identity, clash) for root, identity, clash in refused]
 
     links: list[Link] = []
     for identity, proved in found.items():
