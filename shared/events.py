@@ -296,6 +296,41 @@ class RateTicket(CommandEnvelope):
     comment: str | None = Field(default=None, max_length=2_000)
 
 
+class MergeContacts(_Model):
+    """Merge contact `contact_id` into `into_contact_id` (which survives), by hand: the CLI or a suggestion's
+    "Merge" button. On the commands topic keyed by `contact_id`; `ticket_id` is the ticket the agent acted
+    from (a refusal is shown there), when there is one. Undone by `UnmergeContacts`."""
+
+    type: Literal["command.merge_contacts"] = "command.merge_contacts"
+    event_id: UUID
+    version: Literal[1] = 1
+    occurred_at: AwareDatetime
+    agent_id: Actor
+    origin: SlackOrigin | None = None
+    ticket_id: TicketId | None = None
+    contact_id: str = Field(min_length=1, max_length=100)
+    into_contact_id: str = Field(min_length=1, max_length=100)
+    correlation_id: str | None = None
+    traceparent: str | None = None
+
+
+class UnmergeContacts(_Model):
+    """Undo the merge of contact `contact_id` into its survivor: its identities and tickets go back to it."""
+
+    type: Literal["command.unmerge_contacts"] = "command.unmerge_contacts"
+    event_id: UUID
+    version: Literal[1] = 1
+    occurred_at: AwareDatetime
+    agent_id: Actor
+    origin: SlackOrigin | None = None
+    ticket_id: TicketId | None = None
+    contact_id: str = Field(min_length=1, max_length=100)
+    correlation_id: str | None = None
+    traceparent: str | None = None
+
+
+ContactCommand = MergeContacts | UnmergeContacts
+
 AgentCommand = Annotated[
     AgentReply
     | AgentNote
@@ -306,7 +341,9 @@ AgentCommand = Annotated[
     | TagTicket
     | EscalateTicket
     | MergeTicket
-    | RateTicket,
+    | RateTicket
+    | MergeContacts
+    | UnmergeContacts,
     Field(discriminator="type"),
 ]
 agent_command_adapter: TypeAdapter[AgentCommand] = TypeAdapter(AgentCommand)
@@ -564,6 +601,7 @@ NotificationPurpose = Literal[
     "rejection",
     "csat",
     "reaction",
+    "merge_suggestion",
 ]
 
 
@@ -622,7 +660,58 @@ class AddressUndeliverable(ContactEnvelope):
     reason: str
 
 
-ContactEvent = Annotated[IdentityLinked | AddressUndeliverable, Field(discriminator="type")]
+class _ContactMergeEnvelope(_Model):
+    """A merge of contact `contact_id` into `survivor_id`, or its undoing; on the contacts topic keyed by
+    `contact_id` (the merged contact), so that a merge and its unmerge stay in order."""
+
+    event_id: UUID
+    version: Literal[1] = 1
+    occurred_at: AwareDatetime
+    contact_id: str
+    survivor_id: str
+    # What moves (to the survivor on a merge, back on an unmerge): the merged contact's identities and
+    # tickets, its own and those of contacts merged into it before.
+    identities: list[str] = []
+    tickets: list[str] = []
+    # Who: "system" (the router, on a message that proved it), an agent ID, or "admin" (the CLI).
+    actor: Actor
+    # The identity whose proof joined the two contacts (automatic merges).
+    identity: Identity | None = None
+    ticket_id: TicketId | None = None
+    correlation_id: str | None = None
+    traceparent: str | None = None
+
+
+class ContactMerged(_ContactMergeEnvelope):
+    """Contact `contact_id` now belongs to `survivor_id` (the older one on automatic merges): lookups of
+    it, its identities and its tickets show the survivor. Reversible (`ContactUnmerged`)."""
+
+    type: Literal["contact.merged"] = "contact.merged"
+
+
+class ContactUnmerged(_ContactMergeEnvelope):
+    """The merge of `contact_id` into `survivor_id` is undone: its identities and tickets are its own again."""
+
+    type: Literal["contact.unmerged"] = "contact.unmerged"
+
+
+ContactEvent = Annotated[
+    IdentityLinked | AddressUndeliverable | ContactMerged | ContactUnmerged, Field(discriminator="type")
+]
+
+
+class MergeSuggested(Envelope):
+    """Two contacts look like one person but were not merged: shown to agents in the ticket's thread,
+    whose message linked them through `identity`. `reason` says why it was not automatic: the link is
+    only claimed (typed into a form or chat), or the two hold different verified identities of one
+    channel (two Telegram users, two Slack users). On the tickets topic: the ticket's audit trail."""
+
+    type: Literal["contact.merge_suggested"] = "contact.merge_suggested"
+    # The newer contact, and the older one it would be merged into (as a message's merge keeps the older).
+    contact_id: str
+    other_contact_id: str
+    identity: Identity
+    reason: str
 
 
 TicketEvent = Annotated[
@@ -644,7 +733,8 @@ TicketEvent = Annotated[
     | TicketMerged
     | CommandRejected
     | CsatRated
-    | NotificationSent,
+    | NotificationSent
+    | MergeSuggested,
     Field(discriminator="type"),
 ]
 ticket_event_adapter: TypeAdapter[TicketEvent] = TypeAdapter(TicketEvent)

@@ -20,8 +20,11 @@ from shared.events import (
     AddressUndeliverable,
     CommandRejected,
     ContactEvent,
+    ContactMerged,
+    ContactUnmerged,
     CsatRated,
     IdentityLinked,
+    MergeSuggested,
     MessageAdded,
     NotificationSent,
     PriorityChanged,
@@ -75,6 +78,25 @@ def contact_tickets_key(contact_id: str) -> str:
 
 def contact_identities_key(contact_id: str) -> str:
     return f"sb:contact:{contact_id}:identities"
+
+
+def contact_verified_key(contact_id: str) -> str:
+    """The identities of a contact that a channel proved (the rest of its identities were claimed)."""
+    return f"sb:contact:{contact_id}:verified"
+
+
+def contact_merged_into_key(contact_id: str) -> str:
+    """The contact a merged contact was merged into (absent: it is not merged)."""
+    return f"sb:contact:{contact_id}:merged_into"
+
+
+def contact_merged_key(contact_id: str) -> str:
+    """The contacts merged directly into this one."""
+    return f"sb:contact:{contact_id}:merged"
+
+
+# Every contact, scored by when its first ticket was created (Unix seconds): the older one survives a merge.
+CONTACTS_CREATED_KEY = "sb:contacts:created"
 
 
 def agent_tickets_key(agent_id: str) -> str:
@@ -269,7 +291,22 @@ def projection(event: TicketEvent | ContactEvent) -> list[Any] | None:
     if isinstance(event, NotificationSent):
         return None
     if isinstance(event, IdentityLinked):
-        return ["", "", _link(event.contact_id, event.identity)]
+        verify = [["SADD", contact_verified_key(event.contact_id), event.identity]] if event.verified else []
+        return ["", "", _link(event.contact_id, event.identity), *verify]
+    if isinstance(event, ContactMerged):
+        return [
+            "",
+            "",
+            ["SET", contact_merged_into_key(event.contact_id), event.survivor_id],
+            ["SADD", contact_merged_key(event.survivor_id), event.contact_id],
+        ]
+    if isinstance(event, ContactUnmerged):
+        return [
+            "",
+            "",
+            ["DEL", contact_merged_into_key(event.contact_id)],
+            ["SREM", contact_merged_key(event.survivor_id), event.contact_id],
+        ]
     if isinstance(event, AddressUndeliverable):
         return ["", "", ["SADD", UNDELIVERABLE_KEY, event.identity.partition(":")[2]]]
     ops: list[list[str]] = []
@@ -301,6 +338,8 @@ def projection(event: TicketEvent | ContactEvent) -> list[Any] | None:
             ops.append(["HSETNX", contact_key(contact.contact_id), "name", contact.name])
         ops += [_link(contact.contact_id, identity) for identity in contact.identities]
         ops.append(["SADD", contact_tickets_key(contact.contact_id), ticket_id])
+        # LT keeps the earliest, whatever order a replay applies the contact's tickets in.
+        ops.append(["ZADD", CONTACTS_CREATED_KEY, "LT", str(event.occurred_at.timestamp()), contact.contact_id])
     elif isinstance(event, MessageAdded):
         ops.append(["RPUSH", _messages_key(ticket_id), _message_json(event)])
         if event.contact_id and event.sender and event.review is None:
@@ -349,6 +388,8 @@ def history_entry(event: TicketEvent) -> dict[str, Any] | None:
             actor, changes = event.actor, {"level": event.level, "agent_id": event.agent_id, "reason": event.reason}
         case TicketMerged():
             actor, changes = event.actor, {"into": event.into_ticket_id}
+        case MergeSuggested():
+            actor, changes = "system", {"contacts": [event.contact_id, event.other_contact_id], "reason": event.reason}
         case CsatRated():
             actor, changes = "customer", {"resolution": event.resolution, "score": event.score}
         case CommandRejected():
@@ -451,25 +492,47 @@ class ReadModel:
         }
 
     async def contact(self, contact_id: str) -> dict[str, Any] | None:
+        """The contact as agents see it: a merged contact shows its survivor (`merged_from` names the one
+        asked for), with the identities and tickets of every contact merged into it (`merged_contacts`)."""
+        root, seen = contact_id, {contact_id}
+        while (parent := await self.redis.get(contact_merged_into_key(root))) and parent not in seen:
+            root = parent
+            seen.add(parent)
+        members, queue = [root], [root]
+        while queue:
+            for child in sorted(await self.redis.smembers(contact_merged_key(queue.pop()))):
+                if child not in members:
+                    members.append(child)
+                    queue.append(child)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(contact_key(contact_id))
-            pipe.smembers(contact_identities_key(contact_id))
-            pipe.smembers(contact_tickets_key(contact_id))
-            fields, identities, tickets = await pipe.execute()
+            for member in members:
+                pipe.hgetall(contact_key(member))
+                pipe.smembers(contact_identities_key(member))
+                pipe.smembers(contact_tickets_key(member))
+                pipe.smembers(contact_verified_key(member))
+            rows = await pipe.execute()
+        fields = rows[0]
         if not fields:
             return None
+        identities = set().union(*rows[1::4])
+        tickets = set().union(*rows[2::4])
+        verified = set().union(*rows[3::4])
 
         def of_kind(kind: str) -> list[str]:
             return sorted(identity.split(":", 1)[1] for identity in identities if identity.startswith(f"{kind}:"))
 
         return {
-            "id": contact_id,
-            "name": fields.get("name") or None,
+            "id": root,
+            "name": fields.get("name") or next((row.get("name") for row in rows[4::4] if row.get("name")), None),
             "emails": of_kind("email"),
             "phones": of_kind("phone"),
             "telegram_user_ids": of_kind("telegram"),
             "slack_user_ids": of_kind("slack"),
+            # The identities a channel proved ("email:…"); the others were typed into a form or chat.
+            "verified": sorted(verified),
             "tickets": sorted(tickets),
+            "merged_contacts": sorted(members[1:]),
+            **({"merged_from": contact_id} if root != contact_id else {}),
         }
 
 

@@ -63,7 +63,8 @@ COMMANDS = TopicSpec(
     schema=AgentCommand,
     description=(
         "What agents ask to happen to a ticket (reply, note, claim, assign, status, priority, tags,"
-        " escalate, merge) and customers' ratings; the router validates and applies them."
+        " escalate, merge) and customers' ratings, and merges and unmerges of contacts (keyed by the"
+        " merged contact's ID when no ticket is named); the router validates and applies them."
     ),
 )
 CONTACTS = TopicSpec(
@@ -71,7 +72,10 @@ CONTACTS = TopicSpec(
     key="identity",
     partitions=8,
     schema=ContactEvent,
-    description="Links of identities to contacts and undeliverable addresses, in order per identity.",
+    description=(
+        "Links of identities to contacts and undeliverable addresses, in order per identity; contact merges"
+        " and unmerges, keyed by the merged contact's ID."
+    ),
 )
 QUARANTINE = TopicSpec(
     name="switchboard.quarantine.v1",

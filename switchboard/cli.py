@@ -328,6 +328,64 @@ def _send_command(kind: type, ticket_id: str, agent: str, what: str, **fields: A
 
 
 @main.group()
+def contact() -> None:
+    """Look at contacts and merge or unmerge them (the same as a merge suggestion's buttons in Slack)."""
+
+
+@contact.command("show")
+@click.argument("contact_id")
+def contact_show(contact_id: str) -> None:
+    """Print a contact from the read model as JSON: a merged contact shows its survivor, with the identities
+    (and which are verified) and tickets of every contact merged into it."""
+    from shared.read_model import ReadModel
+    from shared.redis_client import connect_redis
+
+    async def show() -> dict | None:
+        _, redis_url = Settings().require_infra()
+        redis = connect_redis(redis_url)
+        try:
+            return await ReadModel(redis).contact(contact_id)
+        finally:
+            await redis.aclose()
+
+    try:
+        found = asyncio.run(show())
+    except MissingInfrastructure as error:
+        raise click.ClickException(str(error)) from None
+    if found is None:
+        raise click.ClickException(f"no contact {contact_id}")
+    click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+
+
+@contact.command("merge")
+@click.argument("survivor")
+@click.argument("merged")
+@_AGENT_OPTION
+def contact_merge(survivor: str, merged: str, agent: str) -> None:
+    """Merge contact MERGED into SURVIVOR: lookups of MERGED, its identities and its tickets show SURVIVOR.
+    Undone by `switchboard contact unmerge MERGED`."""
+    _send_contact_command(agent, merged, survivor, f"merge of {merged} into {survivor}")
+
+
+@contact.command("unmerge")
+@click.argument("merged")
+@_AGENT_OPTION
+def contact_unmerge(merged: str, agent: str) -> None:
+    """Undo the merge of contact MERGED: its identities and tickets are its own again."""
+    _send_contact_command(agent, merged, None, f"unmerge of {merged}")
+
+
+def _send_contact_command(agent: str, contact_id: str, into: str | None, what: str) -> None:
+    from switchboard.commands import send_contact_command
+
+    try:
+        command_id = asyncio.run(send_contact_command(Settings(), agent, contact_id, into))
+    except (MissingInfrastructure, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{what} queued (command {command_id})")
+
+
+@main.group()
 def quarantine() -> None:
     """Messages kept aside instead of reaching a ticket (machine mail for no ticket, loops)."""
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from shared.contact_commands import contact_command, refusal
 from shared.events import AgentReply, CommandEnvelope
 from shared.publisher import Outgoing, Publisher
 from shared.read_model import ReadModel
@@ -38,6 +39,32 @@ async def send_command(
     await publisher.start()
     try:
         await publisher.publish(Outgoing.event(Topics(settings.topic_prefix).name(COMMANDS), ticket_id, command))
+    finally:
+        await publisher.stop()
+    return command.event_id
+
+
+async def send_contact_command(
+    settings: Settings, agent_id: str, contact_id: str, into_contact_id: str | None = None
+) -> uuid.UUID:
+    """Publishes a merge of `contact_id` into `into_contact_id` (an unmerge of `contact_id` without it) on
+    the commands topic, keyed by `contact_id`, once the router would accept it; returns its ID.
+
+    Raises ValueError with the reason when it would not (`shared.contact_commands.refusal`).
+    """
+    command = contact_command(uuid.uuid4(), datetime.now(UTC), agent_id, contact_id, into_contact_id)
+    bootstrap, redis_url = settings.require_infra()
+    redis = connect_redis(redis_url)
+    try:
+        reason = await refusal(ReadModel(redis), contact_id, into_contact_id)
+    finally:
+        await redis.aclose()
+    if reason is not None:
+        raise ValueError(reason)
+    publisher = Publisher(bootstrap, client_id="switchboard-cli", registry=CollectorRegistry())
+    await publisher.start()
+    try:
+        await publisher.publish(Outgoing.event(Topics(settings.topic_prefix).name(COMMANDS), contact_id, command))
     finally:
         await publisher.stop()
     return command.event_id

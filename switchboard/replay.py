@@ -7,11 +7,13 @@ of it idempotent, so replaying twice changes nothing), restores each prefix's ti
 least the highest number in the log, and reopens the gate.
 
 Key families and what rebuilds them (the README's operations section has the whole inventory):
-- contacts topic: identity → contact links, undeliverable addresses;
+- contacts topic: identity → contact links (and which identities are verified), undeliverable addresses,
+  contact merges and unmerges (the merged contact's pointer to its survivor);
 - inbound topic: idempotency keys, conversation index (Message-IDs, Telegram chats, Slack threads),
   web-chat sessions, the ticket counters;
-- tickets topic: the ticket read model, SLA timers still to fire, the notifier's record of what it
-  sent (and the conversations of the mail and Telegram messages it sent), round-robin turns;
+- tickets topic: the ticket read model (with contacts' tickets and creation times), SLA timers still to
+  fire, the notifier's record of what it sent (and the conversations of the mail and Telegram messages it
+  sent), round-robin turns;
 - quarantine topic: the quarantine;
 - agents topic: the agents' availability (shared.agents).
 """
@@ -56,6 +58,12 @@ return 1
 
 Progress = Callable[[str, int, int], None]  # (topic, records done, records in all)
 AVAILABILITY_CHANGES = "agent availability changes"
+_CONTACT_COUNTS = {
+    "contact.identity_linked": "identity links",
+    "contact.address_undeliverable": "undeliverable",
+    "contact.merged": "contact merges",
+    "contact.unmerged": "contact unmerges",
+}
 
 
 @dataclass
@@ -85,7 +93,7 @@ class _Replay:
     async def contacts(self, events: Sequence[Any]) -> None:
         await self.read_model.apply(events)
         for event in events:
-            self.report.counts["identity links" if event.type == "contact.identity_linked" else "undeliverable"] += 1
+            self.report.counts[_CONTACT_COUNTS[event.type]] += 1
 
     async def inbound(self, messages: Sequence[InboundMessage]) -> None:
         commands = [command for message in messages for command in index_operations(message, self.now)]

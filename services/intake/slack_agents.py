@@ -29,6 +29,7 @@ from shared.events import (
     ClaimTicket,
     CommandEnvelope,
     EscalateTicket,
+    MergeContacts,
     RateTicket,
     SetStatus,
     SlackOrigin,
@@ -41,6 +42,11 @@ STATUS_OF_BUTTON = {"sb_pending": "pending", "sb_resolve": "solved", "sb_reopen"
 # Buttons that are a command by themselves; the modal buttons (MODAL_OF_BUTTON) ask for more first.
 COMMAND_BUTTONS = frozenset({"sb_claim", "sb_escalate", *STATUS_OF_BUTTON})
 CSAT_BUTTON = "sb_csat"
+# The buttons of a merge suggestion (services/notifier/contact_suggestions.py), value
+# "<ticket ID>:<contact ID>:<other contact ID>".
+MERGE_CONTACTS_BUTTON, KEEP_CONTACTS_BUTTON = "sb_merge_contacts", "sb_keep_contacts"
+CONTACT_BUTTONS = frozenset({MERGE_CONTACTS_BUTTON, KEEP_CONTACTS_BUTTON})
+_CONTACT_ID = re.compile(r"[\w-]{1,100}", re.ASCII)
 FILES_NOT_SENT = "Files are not sent to the customer from Slack: only your text was ({files})."
 NOT_AN_AGENT = (
     "Only Switchboard agents can work tickets from Slack: ask an admin to add your Slack user to the desk's agents."
@@ -153,6 +159,26 @@ def button_command(click: Click, agent: Agent, now: datetime) -> CommandEnvelope
     if click.action_id in STATUS_OF_BUTTON:
         return SetStatus(**fields, status=STATUS_OF_BUTTON[click.action_id])
     raise Refused(f"Switchboard has no button {click.action_id!r}.")
+
+
+def contact_button_command(click: Click, agent: Agent, now: datetime) -> MergeContacts | None:
+    """The merge a suggestion's "Merge" button asks for (the first contact, the newer, into the other), or None
+    for "Keep apart"; raises Refused for a value Switchboard did not make."""
+    ticket_id, _, contacts = click.value.partition(":")
+    contact_id, _, other_id = contacts.partition(":")
+    if not is_ticket_id(ticket_id) or not _CONTACT_ID.fullmatch(contact_id) or not _CONTACT_ID.fullmatch(other_id):
+        raise Refused("This button is not one Switchboard made; nothing was done.")
+    if click.action_id == KEEP_CONTACTS_BUTTON:
+        return None
+    return MergeContacts(
+        event_id=click.event_id,
+        occurred_at=_at(click.action_ts, now),
+        ticket_id=ticket_id,
+        agent_id=agent.id,
+        origin=click.origin,
+        contact_id=contact_id,
+        into_contact_id=other_id,
+    )
 
 
 def rating_command(click: Click, now: datetime) -> RateTicket:

@@ -25,6 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from services.intake.core import PUBLISH_TIMEOUT_SECONDS, Intake
 from services.intake.slack_agents import (
+    CONTACT_BUTTONS,
     CSAT_BUTTON,
     FILES_NOT_SENT,
     NOT_AN_AGENT,
@@ -34,6 +35,7 @@ from services.intake.slack_agents import (
     Refused,
     button_command,
     click_of,
+    contact_button_command,
     modal_origin,
     rating_command,
     rating_thread,
@@ -48,6 +50,8 @@ from services.intake.slack_modals import ASSIGNEE_BLOCK, MODAL_OF_BUTTON, TEXT_B
 from services.intake.slack_slash import (
     SlashRequest,
     availability_answer,
+    contact_targets,
+    escape,
     help_answer,
     parse,
     show_target,
@@ -56,8 +60,9 @@ from services.intake.slack_slash import (
 )
 from shared.agents import Availability
 from shared.config import Agent
+from shared.contact_commands import contact_command, refusal
 from shared.conversations import conversation_ticket
-from shared.events import AgentAvailabilityChanged, CommandEnvelope, SlackOrigin
+from shared.events import AgentAvailabilityChanged, CommandEnvelope, MergeContacts, SlackOrigin, UnmergeContacts
 from shared.ids import derived_id
 from shared.publisher import Outgoing
 from shared.read_model import ReadModel, agent_tickets_key, team_queue_key, ticket_key
@@ -128,6 +133,13 @@ class SlackAgents:
             return
         if agent is None:
             raise Refused(NOT_AN_AGENT)
+        if click.action_id in CONTACT_BUTTONS:
+            merge = contact_button_command(click, agent, now)
+            if merge is None:
+                await self._tell(client, click.channel_id, click.user_id, "The two contacts stay apart.")
+            else:
+                await self._publish(merge)
+            return
         if click.action_id in MODAL_OF_BUTTON:
             await self._open_modal(click, client)
         else:
@@ -245,8 +257,25 @@ class SlackAgents:
             case "away" | "back":
                 await self._set_availability(agent, slash.subcommand == "back", command, request)
                 return availability_answer(slash.subcommand == "back")
+            case "merge" | "unmerge":
+                return await self._contact_command(slash, agent, command)
             case _:
                 return help_answer(slash)
+
+    async def _contact_command(self, slash: SlashRequest, agent: Agent, command: dict[str, Any]) -> str:
+        """Publishes `/sb merge` or `/sb unmerge` once the read model says the router would apply it."""
+        target = contact_targets(slash)
+        if target is None:
+            return "Which contacts? `/sb merge SURVIVOR MERGED` or `/sb unmerge MERGED`."
+        merged, survivor = target
+        if (reason := await refusal(self.read_model, merged, survivor)) is not None:
+            return f"Nothing done: {escape(reason)}."
+        trigger = command.get("trigger_id") or f"{agent.id}:{slash.subcommand}:{slash.argument}"
+        change = contact_command(derived_id("slack-contacts", trigger), datetime.now(UTC), agent.id, merged, survivor)
+        await self._publish(change)
+        if survivor is None:
+            return f"Unmerging {merged}: its identities and tickets are its own again in a moment."
+        return f"Merging {merged} into {survivor}: lookups of {merged} show {survivor} in a moment."
 
     async def _set_availability(
         self, agent: Agent, available: bool, command: dict[str, Any], request: AsyncBoltRequest
@@ -280,9 +309,10 @@ class SlackAgents:
 
     # --- Shared -------------------------------------------------------------------------------------
 
-    async def _publish(self, command: CommandEnvelope) -> None:
+    async def _publish(self, command: CommandEnvelope | MergeContacts | UnmergeContacts) -> None:
         """Returns once Kafka has the command; raises KafkaTimeoutError (Slack then sees a failure)."""
-        record = Outgoing.event(self.commands_topic, command.ticket_id, command)
+        # A contact command from `/sb` names no ticket: keyed by the merged contact, as from the CLI.
+        record = Outgoing.event(self.commands_topic, command.ticket_id or getattr(command, "contact_id", ""), command)
         await self.intake.publisher.publish(record, timeout=PUBLISH_TIMEOUT_SECONDS)
         logger.info(
             "agent command published",

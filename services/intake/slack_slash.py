@@ -1,7 +1,7 @@
 """The `/sb` slash command: what an agent asks for, and the ephemeral answers. Pure.
 
-`/sb mine`, `/sb queue`, `/sb show SB-1042`, `/sb away`, `/sb back`, `/sb help` (anything else
-answers the help). Answers are Slack mrkdwn (https://api.slack.com/reference/surfaces/formatting):
+`/sb mine`, `/sb queue`, `/sb show SB-1042`, `/sb away`, `/sb back`, `/sb merge SURVIVOR MERGED`,
+`/sb unmerge MERGED` (contacts), `/sb help` (anything else answers the help). Answers are Slack mrkdwn (https://api.slack.com/reference/surfaces/formatting):
 `&`, `<`, `>` in ticket data are escaped, and lists stop at MAX_LISTED tickets, saying how many
 more there are, well under Slack's 40,000 characters of a message.
 """
@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.intake.slack_agents import is_ticket_id
+from shared.contact_commands import CONTACT_ID
 
-SUBCOMMANDS = ("mine", "queue", "show", "away", "back", "help")
+SUBCOMMANDS = ("mine", "queue", "show", "away", "back", "merge", "unmerge", "help")
 MAX_LISTED = 20
 _MAX_SUBJECT = 80
 # The most pressing first.
@@ -28,6 +29,7 @@ HELP = "\n".join(
         "• `queue` — your teams' unassigned tickets",
         "• `show SB-1042` — one ticket: status, priority, assignee, contact",
         "• `away` / `back` — stop / start getting new tickets",
+        "• `merge SURVIVOR MERGED` / `unmerge MERGED` — merge two contacts (IDs as `show` gives them) / undo it",
         "• `help` — this list",
         "On a ticket's card: its buttons; in its thread: your reply goes to the customer, `note: …` stays internal.",
     ]
@@ -52,6 +54,19 @@ def show_target(request: SlashRequest) -> str | None:
     """The ticket ID of `/sb show <id>` (any case), or None."""
     candidate = request.argument.strip().upper()
     return candidate if is_ticket_id(candidate) else None
+
+
+def contact_targets(request: SlashRequest) -> tuple[str, str | None] | None:
+    """(merged contact, survivor) of `/sb merge SURVIVOR MERGED`, (merged contact, None) of `/sb unmerge
+    MERGED`, or None when the arguments are not that."""
+    words = request.argument.split()
+    if not all(CONTACT_ID.fullmatch(word) for word in words):
+        return None
+    if request.subcommand == "merge" and len(words) == 2:
+        return words[1], words[0]
+    if request.subcommand == "unmerge" and len(words) == 1:
+        return words[0], None
+    return None
 
 
 def help_answer(request: SlashRequest) -> str:

@@ -14,6 +14,8 @@ Conversations: a private chat continues its ticket until the customer sends `/ne
 by text (or as a photo's caption) opens a new ticket with that message; `/new` alone makes the next
 message open one. An edit joins the ticket of the message it edits, a reply the ticket of the
 message it answers. `/start` (and `/help`) get a greeting from the bot and open nothing.
+`/email ADDRESS` is a message like any other that also gives the customer's email address (the sender's
+`email`: claimed, since Telegram proves the user, not the address; the router decides what it links).
 
 Out: `TelegramSender` delivers agent replies and acknowledgements for the notifier.
 """
@@ -27,6 +29,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from aiokafka.errors import KafkaError
+from email_validator import EmailNotValidError, validate_email
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from telegram.error import BadRequest, NetworkError, TelegramError
@@ -75,6 +78,7 @@ GREETING = (
 NEW_TICKET_PROMPT = "Sure: your next message starts a new request with its own ticket number."
 GREETING_COMMANDS = frozenset({"start", "help"})
 NEW_TICKET_COMMAND = "new"
+EMAIL_COMMAND = "email"
 
 
 # --- Conversations --------------------------------------------------------------------------------
@@ -292,6 +296,7 @@ def _customer_message(update_id: int, message: _Message, author: _User, raw: Any
             return Ignored("an edited command") if edited else BotCommand(message.chat.id, "new")
 
     parts = [body] if body else []
+    email = _email_address(rest) if command == EMAIL_COMMAND else None
     phone = None
     if message.contact:
         contact = message.contact
@@ -339,6 +344,7 @@ def _customer_message(update_id: int, message: _Message, author: _User, raw: Any
         message_id=message.message_id,
         sender=Sender(
             name=_full_name(author.first_name, author.last_name) or None,
+            email=email,
             phone=phone,
             telegram_user_id=author.id,
             telegram_username=author.username,
@@ -375,6 +381,14 @@ def _command(text: str) -> tuple[str | None, str]:
         return None, text
     head, _, rest = text.partition(" ")
     return head[1:].split("@", 1)[0].lower(), rest.strip()
+
+
+def _email_address(text: str) -> str | None:
+    """The address of "/email ADDRESS" (RFC 5322 syntax, no DNS lookup), or None when it is none."""
+    try:
+        return validate_email(text, check_deliverability=False).normalized
+    except EmailNotValidError:
+        return None
 
 
 def _full_name(first: str, last: str | None) -> str:

@@ -13,9 +13,10 @@ redelivered event plans the very same deliveries and none is sent twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from services.notifier import csat_asks
+from services.notifier.contact_suggestions import suggestion_text
 from services.notifier.email_out import is_no_reply_address, reply_subject
 from services.notifier.slack_text import (
     agent_message_text,
@@ -32,6 +33,7 @@ from shared.csat import CsatSubject
 from shared.events import (
     CommandRejected,
     CsatRated,
+    MergeSuggested,
     MessageAdded,
     NotificationPurpose,
     ReplyRoute,
@@ -78,6 +80,8 @@ class Delivery:
     message_ts: str | None = None
     # A rating request (CSAT): what the customer rates.
     csat: CsatSubject | None = None
+    # A merge suggestion: the ticket's contact and the other one (its buttons name both).
+    contacts: tuple[str, str] | None = None
 
     @property
     def channel(self) -> str:
@@ -164,6 +168,9 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
             mention = slack_user(team.lead, config) or slack_user(event.assignee_id, config)
             text = csat_asks.low_score_text(event.ticket_id, event.score, event.comment, mention)
             return [_thread_post(event, "low-score", "csat", event.team, text, config)]
+        case MergeSuggested():
+            post = _thread_post(event, "merge", "merge_suggestion", ticket.team, suggestion_text(event), config)
+            return [replace(post, contacts=(event.contact_id, event.other_contact_id))]
     return []
 
 

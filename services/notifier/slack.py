@@ -21,7 +21,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from services.notifier import csat_asks
+from services.notifier import contact_suggestions, csat_asks
 from services.notifier.cards import Card
 from services.notifier.deliveries import Sent, Skipped
 from services.notifier.errors import RateLimited, Refused
@@ -131,6 +131,9 @@ class SlackTransport:
             case "reaction":
                 await self._react(delivery)
                 return Sent(delivery.message_ts, datetime.now(UTC))
+            case "merge_suggestion" if delivery.contacts is not None:
+                blocks = contact_suggestions.slack_blocks(delivery.ticket_id, delivery.text, delivery.contacts)
+                return await self._post(delivery.address, delivery.text, thread_ts, delivery.key, blocks)
             case "csat" if delivery.csat is not None:
                 blocks = csat_asks.slack_blocks(delivery.csat)
                 return await self._post(delivery.address, delivery.text, thread_ts, delivery.key, blocks)

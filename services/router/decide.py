@@ -15,7 +15,15 @@ from typing import Any
 
 from services.router.assignment import WORKING_STATUSES, Desk, Need, choose
 from services.router.classification import classify
-from services.router.lifecycle import SYSTEM, customer_wrote, decide_lifecycle
+from services.router.contacts import (
+    ContactGraph,
+    Refused,
+    decide_contact_command,
+    resolution_events,
+    resolve,
+    sender_identities,
+)
+from services.router.lifecycle import SYSTEM, customer_wrote, decide_lifecycle, rejected
 from services.router.queues import flag_over_capacity, system_assign
 from services.router.tickets import message_added, new_ticket
 from shared.config import DeskConfig
@@ -24,10 +32,13 @@ from shared.events import (
     AgentCommand,
     AssignTicket,
     ContactEvent,
+    ContactMerged,
     ContactSummary,
+    ContactUnmerged,
     CsatRated,
     IdentityLinked,
     InboundMessage,
+    MergeContacts,
     MessageAdded,
     PriorityChanged,
     ReplyRoute,
@@ -39,13 +50,12 @@ from shared.events import (
     TicketEvent,
     TicketQueued,
     TicketStatus,
+    UnmergeContacts,
 )
-from shared.identities import identities_of, normalise_email
+from shared.identities import normalise_email
 from shared.ids import derived_id
 
 RouterEvent = TicketEvent | ContactEvent
-# Identities typed into a form or a chat are claimed, not proved by the channel (SPEC §3 Router).
-_CLAIMING_CHANNELS = frozenset({"form", "chat"})
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,8 @@ class RouterView:
     handled: set[str] = field(default_factory=set)
     # Agents who said `/sb away`: new tickets pass them by.
     away: frozenset[str] = frozenset()
+    # The contacts the batch concerns: merges, verified identities, tickets (services.router.contacts).
+    graph: ContactGraph = field(default_factory=ContactGraph)
     # Each agent's tickets in new or open (what capacity counts), as read and then as the batch changed them.
     working: dict[str, set[str]] = field(default_factory=dict)
     # When each agent was last given a ticket (seconds since the epoch).
@@ -105,6 +117,7 @@ class RouterView:
     def absorb(self, events: list[RouterEvent]) -> None:
         """What the events change in the view (the same whether decided now or remembered)."""
         for event in events:
+            self.graph.absorb(event)
             if isinstance(event, TicketAssigned):
                 self.last_assigned[event.agent_id] = event.occurred_at.timestamp()
             if isinstance(event, IdentityLinked):
@@ -171,6 +184,16 @@ class Decision:
         """Identity → contact links this decision makes; they must not race another router instance."""
         return {event.identity: event.contact_id for event in self.events if isinstance(event, IdentityLinked)}
 
+    @property
+    def merges(self) -> dict[str, str]:
+        """Merged contact → survivor of each merge or unmerge this decision makes; raced like `claims`
+        (an unmerge claims the pointer it then removes)."""
+        return {
+            event.contact_id: event.survivor_id
+            for event in self.events
+            if isinstance(event, ContactMerged | ContactUnmerged)
+        }
+
 
 def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig, now: datetime) -> Decision:
     events: list[RouterEvent] = [*_undeliverable(message, now)]
@@ -182,12 +205,32 @@ def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig
         return Decision(events)
     if ticket is not None:
         review = _review_reason(message, ticket.contact_id, view)
-        events.append(message_added(message, now, contact_id=ticket.contact_id, review=review))
-        if review is None:
-            events += _links(message, ticket.contact_id, view, now)
-            events += customer_wrote(message, ticket, now)
+        if review is not None:
+            events.append(message_added(message, now, contact_id=ticket.contact_id, review=review))
+            return Decision(events)
+        resolution = resolve(
+            message.channel,
+            message.sender,
+            view.owners,
+            view.graph,
+            _new_contact_id(message),
+            anchor=ticket.contact_id,
+            # A web chat repeats its session's address on every message: the first one suggested already.
+            suggest_claimed=message.channel != "chat",
+        )
+        # The contact the sender's identities belong to (the survivor of any merge the message makes).
+        sender_contact = None if resolution.foreign else resolution.contact_id
+        events.append(message_added(message, now, contact_id=sender_contact))
+        events += resolution_events(message, resolution, view.graph, now)
+        events += customer_wrote(message, ticket, now)
         return Decision(events)
-    contact = _resolve_contact(message, view)
+    resolution = resolve(message.channel, message.sender, view.owners, view.graph, _new_contact_id(message))
+    contact = ContactSummary(
+        contact_id=resolution.contact_id,
+        name=message.sender.name,
+        email=message.sender.email,
+        identities=list(sender_identities(message.channel, message.sender)),
+    )
     classification = classify(message, config)
     team = config.team(classification.team)
     need = Need(team.id, tuple(classification.skills), classification.language)
@@ -199,7 +242,7 @@ def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig
         # Every assignment of the router's own takes a turn (replay counts them so), whatever the routing.
         view.used_turns[team.id] += 1
     events += new_ticket(message, contact, classification, assignee, now, queued_reason=choice.queued_reason)
-    events += _links(message, contact.contact_id, view, now)
+    events += resolution_events(message, resolution, view.graph, now)
     return Decision(events)
 
 
@@ -207,6 +250,12 @@ def decide_command(command: AgentCommand, view: RouterView, config: DeskConfig, 
     """The events of an agent command: its changes, or one `command.rejected` saying why not. The system's
     own assignments (the dispatcher serving team queues) are applied when they still hold, else dropped
     silently (services/router/queues.py)."""
+    if isinstance(command, MergeContacts | UnmergeContacts):
+        try:
+            return Decision(decide_contact_command(command, view.graph, set(view.graph.contacts), config, now))
+        except Refused as refusal:
+            # Shown on the ticket the agent acted from; from the command line the CLI checked first.
+            return Decision([rejected(command, str(refusal), now)] if command.ticket_id else [])
     if command.agent_id == SYSTEM and isinstance(command, AssignTicket):
         ticket = view.tickets.get(command.ticket_id)
         events = system_assign(command, ticket, view.desk(), config, now)
@@ -223,39 +272,14 @@ def _review_reason(message: InboundMessage, contact_id: str, view: RouterView) -
     """Anyone can reply into an email thread: mail from someone else is a note for review (Zammad #5064)."""
     if message.channel != "email" or not message.sender.email:
         return None
-    if view.owners.get(f"email:{normalise_email(message.sender.email)}") == contact_id:
+    owner = view.owners.get(f"email:{normalise_email(message.sender.email)}")
+    if owner is not None and view.graph.root(owner) == view.graph.root(contact_id):
         return None
     return "the sender is not the ticket's contact"
 
 
-def _resolve_contact(message: InboundMessage, view: RouterView) -> ContactSummary:
-    """The contact owning the sender's strongest known identity, else a new one."""
-    identities = identities_of(message.sender)
-    contact_id = next((owner for identity in identities if (owner := view.owners.get(identity))), None)
-    if contact_id is None:
-        contact_id = f"c_{derived_id('contact', message.message_id).hex[:16]}"
-    return ContactSummary(
-        contact_id=contact_id, name=message.sender.name, email=message.sender.email, identities=identities
-    )
-
-
-def _links(message: InboundMessage, contact_id: str, view: RouterView, now: datetime) -> list[IdentityLinked]:
-    """The sender's identities nobody owns yet now belong to `contact_id` (never taken from another)."""
-    verified, message_id = message.channel not in _CLAIMING_CHANNELS, str(message.message_id)
-    return [
-        IdentityLinked(
-            event_id=derived_id(message_id, "identity_linked", identity),
-            occurred_at=now,
-            identity=identity,
-            contact_id=contact_id,
-            verified=verified,
-            ticket_id=message.ticket_id,
-            correlation_id=message_id,
-            traceparent=message.traceparent,
-        )
-        for identity in identities_of(message.sender)
-        if view.owners.get(identity) is None
-    ]
+def _new_contact_id(message: InboundMessage) -> str:
+    return f"c_{derived_id('contact', message.message_id).hex[:16]}"
 
 
 def _undeliverable(message: InboundMessage, now: datetime) -> list[AddressUndeliverable]:

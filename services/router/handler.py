@@ -21,12 +21,16 @@ from shared.engine import BatchResult, Record
 from shared.events import (
     AddressUndeliverable,
     AgentCommand,
+    ContactMerged,
+    ContactUnmerged,
     IdentityLinked,
     InboundMessage,
+    MergeContacts,
     MergeTicket,
     StatusChanged,
     TicketAssigned,
     TicketQueued,
+    UnmergeContacts,
 )
 from shared.identities import identities_of
 from shared.publisher import Outgoing
@@ -76,10 +80,11 @@ class RouterHandler:
             outgoing = {key: [self._outgoing(event) for event in decision.events] for key, decision in decided.items()}
             new = {key: outgoing_json(outgoing[key]) for key in decided if key not in remembered}
             claims = {identity: contact for key in new for identity, contact in decided[key].claims.items()}
+            merges = {contact: survivor for key in new for contact, survivor in decided[key].merges.items()}
             events = (event for decision in decided.values() for event in decision.events)
             # Capacity holds across router instances: the agents given a ticket must still have the load read.
             loads = {agent_id: view.loads_read.get(agent_id, 0) for agent_id in sorted(view.capacity_checked)}
-            conflicts = await self.state.claim(new, claims, dict(view.used_turns), events, loads)
+            conflicts = await self.state.claim(new, claims, dict(view.used_turns), events, loads, merges)
             if not conflicts:
                 break
             logger.info("another router claimed first; deciding again", extra={"conflicts": conflicts[:5]})
@@ -107,7 +112,7 @@ class RouterHandler:
         messages = [record.value for record in records if isinstance(record.value, InboundMessage)]
         return await self.state.read(
             handled=[
-                (key, record.value.ticket_id, str(handled_event_id(record.value)))
+                (key, record.value.ticket_id or "", str(handled_event_id(record.value)))
                 for key, record in zip(keys, records, strict=True)
             ],
             identities=(identity for message in messages for identity in identities_of(message.sender)),
@@ -115,6 +120,13 @@ class RouterHandler:
             agents=(agent.id for agent in self.config.agents),
             # A merge needs the ticket it merges into.
             tickets=[record.value.into_ticket_id for record in records if isinstance(record.value, MergeTicket)],
+            contacts=[
+                contact
+                for record in records
+                if isinstance(record.value, MergeContacts | UnmergeContacts)
+                for contact in (record.value.contact_id, getattr(record.value, "into_contact_id", None))
+                if contact
+            ],
             forget=self._take_published(),
         )
 
@@ -148,6 +160,9 @@ class RouterHandler:
         return published
 
     def _outgoing(self, event: RouterEvent) -> Outgoing:
+        if isinstance(event, ContactMerged | ContactUnmerged):
+            # Keyed by the merged contact, so that its merge and unmerge keep their order.
+            return Outgoing.event(self.contacts_topic, event.contact_id, event)
         if isinstance(event, _CONTACT_EVENTS):
             return Outgoing.event(self.contacts_topic, event.identity, event)
         return Outgoing.event(self.tickets_topic, event.ticket_id, event)

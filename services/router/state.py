@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
+from services.router.contact_store import READ_GRAPH, graph_args, parse_graph
 from services.router.decide import KnownTicket, RouterEvent, RouterView
 from shared.events import ContactEvent, ReplyRoute, TicketEvent
 from shared.read_model import (
@@ -26,6 +27,7 @@ from shared.read_model import (
     agent_working_key,
     applied_key,
     contact_key,
+    contact_merged_into_key,
     identity_key,
     projection_args,
     ticket_key,
@@ -35,11 +37,12 @@ from shared.read_model import (
 OUTCOME_TTL_SECONDS = 24 * 3600
 _outcome_adapter: TypeAdapter[list[RouterEvent]] = TypeAdapter(list[TicketEvent | ContactEvent])
 
-# KEYS: outcome keys, identity keys, turn keys, agent working keys; ARGV: the counts of outcomes,
-# identities and working keys, the outcomes' TTL, a value per key (outcome, owning contact, turns used,
-# the load the batch read), then the read-model projection's arguments (PROJECT_LUA). A working set
-# whose size is no longer the load read means another router instance gave that agent a ticket (or
-# took one) meanwhile: capacity decided against a stale load could be exceeded, so it is a conflict.
+# KEYS: outcome keys, identity keys (then merged contacts' pointers, claimed alike), turn keys, agent
+# working keys; ARGV: the counts of outcomes, identities (with the pointers) and working keys, the
+# outcomes' TTL, a value per key (outcome, owning contact or survivor, turns used, the load the batch
+# read), then the read-model projection's arguments (PROJECT_LUA). A working set whose size is no longer
+# the load read means another router instance gave that agent a ticket (or took one) meanwhile: capacity
+# decided against a stale load could be exceeded, so it is a conflict.
 _CLAIM = (
     PROJECT_LUA
     + """
@@ -116,6 +119,7 @@ class RouterState:
         self.redis = redis
         self._claim = redis.register_script(_CLAIM)
         self._tickets = redis.register_script(_TICKETS)
+        self._graph = redis.register_script(READ_GRAPH)
 
     async def read(
         self,
@@ -125,13 +129,16 @@ class RouterState:
         tickets: Iterable[str] = (),
         forget: Sequence[str] = (),
         agents: Iterable[str] = (),
+        contacts: Iterable[str] = (),
     ) -> tuple[dict[str, list[RouterEvent]], RouterView]:
         """The remembered outcomes by record ID, and the view to decide the rest against.
 
         `handled` lists (record ID, ticket ID, event ID) of every record: their outcomes and tickets
         are read, and records whose event is already applied to their ticket are in `view.handled`.
         `tickets` are further tickets the records name (a merge's target); `agents` whose
-        availability (shared.agents), tickets in new or open and last assignment, assignment needs.
+        availability (shared.agents), tickets in new or open and last assignment, assignment needs;
+        `contacts` that commands name (the contact graph is read for them, the identities' owners and
+        the tickets' contacts).
         """
         lookups = [*handled, *(("", ticket, "") for ticket in tickets)]
         record_ids = list(dict.fromkeys(record_id for record_id, _, _ in handled))
@@ -164,6 +171,9 @@ class RouterState:
                     ],
                     client=pipe,
                 )
+            await self._graph(
+                args=graph_args(owners, contacts, [ticket for _, ticket, _ in lookups if ticket]), client=pipe
+            )
             results = iter(await pipe.execute())
         away: set[str] = set()
         working: dict[str, set[str]] = {}
@@ -178,6 +188,7 @@ class RouterState:
         owner_rows = next(results) if owners else []
         turn_rows = next(results) if team_ids else []
         flat = next(results) if lookups else []
+        graph = parse_graph(next(results))
         rows = {ticket: flat[index * ROW : index * ROW + ROW - 1] for index, (_, ticket, _) in enumerate(lookups)}
         already = {record_id for index, (record_id, _, _) in enumerate(handled) if flat[index * ROW + ROW - 1]}
         remembered = {
@@ -196,6 +207,7 @@ class RouterState:
             last_assigned={
                 agent_id: at for agent_id, at in zip(agent_ids, last_assigned, strict=True) if at is not None
             },
+            graph=graph,
         )
         return remembered, view
 
@@ -206,27 +218,33 @@ class RouterState:
         turns: Mapping[str, int],
         events: Iterable[RouterEvent] = (),
         loads: Mapping[str, int] | None = None,
+        merges: Mapping[str, str] | None = None,
     ) -> list[str]:
         """Writes it all and projects `events` into the read model, or nothing and returns the keys
         another instance took first (an outcome, an identity, or the working set of an agent in
-        `loads` whose size is no longer the load given: the agent's tickets in new or open as read)."""
+        `loads` whose size is no longer the load given: the agent's tickets in new or open as read).
+        `merges` (merged contact → survivor) are claimed like identities: another instance that merged
+        the same contact elsewhere meanwhile is a conflict."""
         loads = loads or {}
         projected = projection_args(events)
+        merges = merges or {}
         if not outcomes and not identities and not turns and not projected:
             return []
         keys = [
             *(outcome_key(record_id) for record_id in outcomes),
             *(identity_key(identity) for identity in identities),
+            *(contact_merged_into_key(contact) for contact in merges),
             *(turn_key(team) for team in turns),
             *(agent_working_key(agent_id) for agent_id in loads),
         ]
         args = [
             len(outcomes),
-            len(identities),
+            len(identities) + len(merges),
             len(loads),
             OUTCOME_TTL_SECONDS,
             *outcomes.values(),
             *identities.values(),
+            *merges.values(),
             *turns.values(),
             *loads.values(),
             *projected,

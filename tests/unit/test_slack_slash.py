@@ -12,6 +12,7 @@ from services.intake.slack_slash import (
     HELP,
     MAX_LISTED,
     SUBCOMMANDS,
+    contact_targets,
     help_answer,
     parse,
     show_target,
@@ -97,3 +98,17 @@ def test_details_show_status_assignee_contact_and_rating():
     assert "Tags: billing" in lines and "CSAT: 2/5 “slow”" in lines
     queued = ticket_details({**fields, "assignee_name": ""}, None)
     assert "Assignee: nobody (in the team's queue)" in queued and "Contact: unknown" in queued
+
+
+@pytest.mark.parametrize(
+    ("text", "target"),
+    [
+        ("merge c_one c_two", ("c_two", "c_one")),
+        ("unmerge c_two", ("c_two", None)),
+        ("merge c_one", None),
+        ("unmerge c_one c_two", None),
+        ("merge c_one <@U0ANA>", None),
+    ],
+)
+def test_merge_and_unmerge_name_the_merged_contact_and_the_survivor(text, target):
+    assert contact_targets(parse(text)) == target

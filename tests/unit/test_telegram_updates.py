@@ -156,6 +156,15 @@ def test_someone_elses_contact_is_text_not_an_identity():
     assert message.text == "[contact: Bruno Paz, +34600999999]"
 
 
+@pytest.mark.parametrize(
+    ("text", "email"),
+    [("/email ana@example.com", "ana@example.com"), ("/email not an address", None), ("/emails a@b.example", None)],
+)
+def test_email_gives_the_customer_s_address_as_a_message_like_any_other(text, email):
+    message = customer_message(update(text=text))
+    assert message.sender.email == email and message.text == text
+
+
 def test_locations_stickers_and_forwards_read_as_text():
     assert customer_message(update(location={"latitude": 41.39, "longitude": 2.17})).text == "[location: 41.39, 2.17]"
     assert customer_message(update(sticker={"file_id": "s", "emoji": "👍"})).text == "[sticker 👍]"
