@@ -246,4 +246,6 @@ def test_replay_rebuilds_links_verifications_merges_unmerges_and_suggestions(ser
     redis.Redis.from_url(settings.redis_url).flushdb()
     replay(settings)
 
-    assert_same_projections(before, projections(settings.redis_url))
+    # No SLA service runs here: replay rebuilds the SLA clocks it would keep, which this test leaves aside.
+    after = {key: value for key, value in projections(settings.redis_url).items() if not key.startswith("sb:sla:")}
+    assert_same_projections(before, after)
