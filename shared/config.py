@@ -7,13 +7,27 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import holidays as holiday_library
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from shared import calendars
 from shared.ids import AGENT_ID_PATTERN
 from shared.rules import LanguageCode, Priority, Rule, WordMatcher
 
@@ -47,6 +61,118 @@ class Agent(_Strict):
     languages: list[str] = ["en"]
     capacity: int = Field(default=10, ge=1)
     timezone: str = "UTC"
+    # The agent's working hours: a calendar ID (`calendars`, or the built-in `24x7`); none: always at work.
+    calendar: str | None = None
+
+
+def _check_spans(texts: list[str]) -> list[str]:
+    calendars.parse_spans(texts)
+    return texts
+
+
+# A day's open intervals, "HH:MM-HH:MM" local wall times (end up to 24:00), none overlapping.
+Spans = Annotated[list[str], AfterValidator(_check_spans)]
+
+
+class IcsFile(_Strict):
+    """An ICS file of holidays: its absolute path and the dates of its all-day events."""
+
+    path: str
+    dates: frozenset[date]
+
+
+def _read_ics(value: Any, info: ValidationInfo) -> Any:
+    """A path (relative to the config file's folder) → IcsFile; read once, when the config loads."""
+    if not isinstance(value, str):
+        return value
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = Path((info.context or {}).get("config_dir", ".")) / path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from error
+    try:
+        return IcsFile(path=str(path.resolve()), dates=calendars.ics_holidays(text))
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from error
+
+
+class CalendarHolidays(_Strict):
+    """Dates a calendar is closed: a country's (and subdivision's) public holidays, listed dates, an ICS file."""
+
+    country: str | None = None  # ISO 3166-1 alpha-2, as the `holidays` library knows it
+    subdivision: str | None = None  # e.g. BE (Berlin) for DE
+    dates: list[date] = []
+    ics: Annotated[
+        IcsFile | None, BeforeValidator(_read_ics), PlainSerializer(lambda ics: ics.path if ics else None)
+    ] = None
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, country: str | None) -> str | None:
+        if country is not None and country not in holiday_library.list_supported_countries():
+            raise ValueError(f"the holidays library knows no country {country!r} (ISO 3166-1 alpha-2, e.g. DE)")
+        return country
+
+    @field_validator("subdivision")
+    @classmethod
+    def _known_subdivision(cls, subdivision: str | None, info: ValidationInfo) -> str | None:
+        if subdivision is None or "country" not in info.data:  # an unknown country is reported already
+            return subdivision
+        country = info.data["country"]
+        if country is None:
+            raise ValueError("a subdivision needs its country")
+        known = holiday_library.list_supported_countries()[country]
+        if subdivision not in known:
+            raise ValueError(f"{country} has no subdivision {subdivision!r}; known: {', '.join(known)}")
+        return subdivision
+
+    def closed_dates(self) -> calendars.Holidays:
+        listed = frozenset(self.dates) | (self.ics.dates if self.ics else frozenset())
+        return calendars.Holidays(listed, self.country, self.subdivision)
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class CalendarConfig(_Strict):
+    """A business calendar (shared/calendars.py): time zone, weekly hours, holidays, partial-day overrides."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    timezone: str  # IANA, e.g. Europe/Berlin
+    # Weekday → open intervals (split shifts: several); an absent day or [] is closed.
+    hours: dict[Weekday, Spans] = {}
+    holidays: CalendarHolidays = CalendarHolidays()
+    # A date → its own intervals for that day ([]: closed), winning over `hours` and `holidays`.
+    overrides: dict[date, Spans] = {}
+    _calendar: calendars.Calendar = PrivateAttr()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, timezone: str) -> str:
+        calendars.zone(timezone)
+        return timezone
+
+    @field_validator("id")
+    @classmethod
+    def _not_built_in(cls, calendar_id: str) -> str:
+        if calendar_id == calendars.ALWAYS_OPEN_ID:
+            raise ValueError(f"{calendar_id!r} is built in")
+        return calendar_id
+
+    def model_post_init(self, _context: Any) -> None:
+        self._calendar = calendars.Calendar(
+            self.id,
+            calendars.zone(self.timezone),
+            calendars.spans_by_weekday(self.hours),
+            self.holidays.closed_dates(),
+            {day: calendars.parse_spans(texts) for day, texts in self.overrides.items()},
+        )
+
+    @property
+    def calendar(self) -> calendars.Calendar:
+        return self._calendar
 
 
 class Team(_Strict):
@@ -159,6 +285,8 @@ class DeskConfig(_Strict):
     # Classification rules, run in order on every new ticket (shared/rules.py).
     rules: list[Rule] = []
     sla_policies: list[SlaPolicy] = Field(min_length=1)
+    # Business calendars (SPEC §2), referred to by ID; `24x7` is built in.
+    calendars: list[CalendarConfig] = []
     acknowledgements: Acknowledgements = Acknowledgements()
     # A solved ticket closes by itself after this long without a customer message (SPEC §3 Lifecycle).
     close_after: Duration = timedelta(days=4)
@@ -173,7 +301,7 @@ class DeskConfig(_Strict):
         agent_ids = {agent.id for agent in self.agents}
         team_ids = {team.id for team in self.teams}
         policy_ids = {policy.id for policy in self.sla_policies}
-        problems: list[str] = []
+        problems = self._calendar_problems()
         for index, team in enumerate(self.teams):
             problems += [
                 f"teams.{index}.members: unknown agent {member!r}" for member in team.members if member not in agent_ids
@@ -196,6 +324,21 @@ class DeskConfig(_Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _calendar_problems(self) -> list[str]:
+        seen: set[str] = set()
+        problems = []
+        for index, calendar in enumerate(self.calendars):
+            if calendar.id in seen:
+                problems.append(f"calendars.{index}.id: another calendar is {calendar.id!r}")
+            seen.add(calendar.id)
+        known = seen | {calendars.ALWAYS_OPEN_ID}
+        problems += [
+            f"agents.{index}.calendar: unknown calendar {agent.calendar!r}"
+            for index, agent in enumerate(self.agents)
+            if agent.calendar is not None and agent.calendar not in known
+        ]
+        return problems
 
     def _rule_problems(self, team_ids: set[str]) -> list[str]:
         skills = {skill for agent in self.agents for skill in agent.skills}
@@ -245,6 +388,14 @@ class DeskConfig(_Strict):
     def sla_policy(self, policy_id: str) -> SlaPolicy:
         return next(policy for policy in self.sla_policies if policy.id == policy_id)
 
+    def calendar(self, calendar_id: str) -> calendars.Calendar:
+        """The calendar `calendar_id` (`calendars`, or the built-in `24x7`). Errors: KeyError."""
+        return self._calendars[calendar_id]
+
+    @functools.cached_property
+    def _calendars(self) -> dict[str, calendars.Calendar]:
+        return {calendars.ALWAYS_OPEN_ID: calendars.always_open()} | {c.id: c.calendar for c in self.calendars}
+
     def form(self, form_id: str) -> Form | None:
         return next((form for form in self.forms if form.id == form_id), None)
 
@@ -270,7 +421,8 @@ def load_config(path: Path) -> DeskConfig:
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError([f"{where}: invalid YAML: {getattr(error, 'problem', error)}"]) from error
     try:
-        return DeskConfig.model_validate(data or {})
+        # ICS paths in the file are relative to its folder.
+        return DeskConfig.model_validate(data or {}, context={"config_dir": path.parent})
     except ValidationError as error:
         raise ConfigError(_locate_problems(path, root, error)) from error
 
