@@ -20,7 +20,6 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -146,7 +145,6 @@ class CalendarConfig(_Strict):
     holidays: CalendarHolidays = CalendarHolidays()
     # A date → its own intervals for that day ([]: closed), winning over `hours` and `holidays`.
     overrides: dict[date, Spans] = {}
-    _calendar: calendars.Calendar = PrivateAttr()
 
     @field_validator("timezone")
     @classmethod
@@ -161,18 +159,15 @@ class CalendarConfig(_Strict):
             raise ValueError(f"{calendar_id!r} is built in")
         return calendar_id
 
-    def model_post_init(self, _context: Any) -> None:
-        self._calendar = calendars.Calendar(
+    def build(self) -> calendars.Calendar:
+        """The calendar's arithmetic (its fields are valid: checked when the config loaded)."""
+        return calendars.Calendar(
             self.id,
             calendars.zone(self.timezone),
             calendars.spans_by_weekday(self.hours),
             self.holidays.closed_dates(),
             {day: calendars.parse_spans(texts) for day, texts in self.overrides.items()},
         )
-
-    @property
-    def calendar(self) -> calendars.Calendar:
-        return self._calendar
 
 
 class Team(_Strict):
@@ -248,6 +243,23 @@ class Detection(_Strict):
         return matcher.find(text) if matcher else None
 
 
+class Duplicates(_Strict):
+    """When a new ticket repeats one its contact opened shortly before (services/router/duplicates.py)."""
+
+    # How long after a ticket was created a new one from its contact is compared with it; 0s: never.
+    window: Duration = timedelta(minutes=30)
+    # Similarity (0 … 1) from which the new ticket is merged into the earlier one, and from which the
+    # agents are shown the pair instead.
+    merge_at: float = Field(default=0.9, gt=0, le=1)
+    suggest_at: float = Field(default=0.7, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _suggest_below_merge(self) -> Duplicates:
+        if self.suggest_at > self.merge_at:
+            raise ValueError("suggest_at must not be above merge_at")
+        return self
+
+
 class SlaPolicy(_Strict):
     id: str
     first_response: Duration
@@ -265,6 +277,9 @@ class Acknowledgements(_Strict):
         "To add anything, reply to this email and keep [{ticket_id}] in the subject.\n"
     )
     telegram: str = "Thanks! Your request is ticket {ticket_id}. We will answer right here."
+    # A message that repeats the customer's open ticket joins it (`duplicates`): what they are told instead,
+    # on every channel, with {ticket_id} the ticket it joined.
+    merged: str = "Thanks! We added your message to your request {ticket_id}; an agent will answer there."
     slack: str = "Thanks! This is ticket {ticket_id}; we will answer in this thread."
     # At most this many acknowledgements per contact address per hour: a loop breaker.
     per_hour: int = Field(default=3, ge=0)
@@ -288,6 +303,7 @@ class DeskConfig(_Strict):
     # Business calendars (SPEC §2), referred to by ID; `24x7` is built in.
     calendars: list[CalendarConfig] = []
     acknowledgements: Acknowledgements = Acknowledgements()
+    duplicates: Duplicates = Duplicates()
     # A solved ticket closes by itself after this long without a customer message (SPEC §3 Lifecycle).
     close_after: Duration = timedelta(days=4)
 
@@ -394,7 +410,7 @@ class DeskConfig(_Strict):
 
     @functools.cached_property
     def _calendars(self) -> dict[str, calendars.Calendar]:
-        return {calendars.ALWAYS_OPEN_ID: calendars.always_open()} | {c.id: c.calendar for c in self.calendars}
+        return {calendars.ALWAYS_OPEN_ID: calendars.always_open()} | {c.id: c.build() for c in self.calendars}
 
     def form(self, form_id: str) -> Form | None:
         return next((form for form in self.forms if form.id == form_id), None)

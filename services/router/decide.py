@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from services.router import duplicates
 from services.router.assignment import round_robin
 from services.router.classification import classify
 from services.router.lifecycle import customer_wrote, decide_lifecycle
@@ -81,10 +82,13 @@ class RouterView:
     handled: set[str] = field(default_factory=set)
     # Agents who said `/sb away`: new tickets pass them by.
     away: frozenset[str] = frozenset()
+    # The latest tickets of the batch's contacts (cross-channel duplicates).
+    recent: duplicates.RecentTickets = field(default_factory=duplicates.RecentTickets)
 
     def absorb(self, events: list[RouterEvent]) -> None:
         """What the events change in the view (the same whether decided now or remembered)."""
         for event in events:
+            self.recent.absorb(event)
             if isinstance(event, IdentityLinked):
                 if self.owners.get(event.identity) is None:
                     self.owners[event.identity] = event.contact_id
@@ -158,11 +162,20 @@ def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig
         return Decision(events)
     contact = _resolve_contact(message, view)
     classification = classify(message, config)
+    duplicate = _duplicate(message, contact.contact_id, view, config, now)
+    if duplicate is not None and duplicate.action == "merge":
+        # What the batch knows of the earlier ticket is fresher than what was read of it.
+        target = view.tickets.get(duplicate.ticket_id) or duplicate.ticket
+        events += duplicates.merged_at_birth(message, contact, classification, duplicate, target, now)
+        events += _links(message, contact.contact_id, view, now)
+        return Decision(events)
     team = config.team(classification.team)
     turn = view.turns.get(team.id, 0) + view.used_turns[team.id]
     view.used_turns[team.id] += 1
     assignee = config.agent(round_robin(team.members, turn, view.away))
     events += new_ticket(message, contact, classification, assignee, now)
+    if duplicate is not None:
+        events.append(duplicates.suggestion(message, duplicate, now))
     events += _links(message, contact.contact_id, view, now)
     return Decision(events)
 
@@ -170,6 +183,24 @@ def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig
 def decide_command(command: AgentCommand, view: RouterView, config: DeskConfig, now: datetime) -> Decision:
     """The events of an agent command: its changes, or one `command.rejected` saying why not."""
     return Decision(decide_lifecycle(command, view.tickets, config, now))
+
+
+def _duplicate(
+    message: InboundMessage, contact_id: str, view: RouterView, config: DeskConfig, now: datetime
+) -> duplicates.Duplicate | None:
+    """The contact's recent open ticket the new one repeats (config `duplicates`), or None."""
+    settings = config.duplicates
+    if not settings.window:
+        return None
+    return duplicates.find_duplicate(
+        message.subject,
+        message.text,
+        view.recent.of(contact_id),
+        now,
+        window=settings.window,
+        merge_at=settings.merge_at,
+        suggest_at=settings.suggest_at,
+    )
 
 
 def _review_reason(message: InboundMessage, contact_id: str, view: RouterView) -> str | None:

@@ -221,7 +221,7 @@ def test_example_config_documents_a_calendar_and_an_agent_working_by_it():
 def _config_with(tmp_path: Path, calendars_yaml: str, agent_calendar: str = "berlin") -> Path:
     text = EXAMPLE_CONFIG.read_text()
     start = text.index("calendars:\n")
-    end = text.index("\n# SLA policies:")
+    end = text.index("\n# What a ticket gets")
     text = text[:start] + calendars_yaml + text[end:]
     text = text.replace("calendar: berlin ", f"calendar: {agent_calendar} ")
     path = tmp_path / "desk.yaml"
