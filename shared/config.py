@@ -7,13 +7,26 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import holidays as holiday_library
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from shared import calendars
 from shared.durations import Duration
 from shared.ids import AGENT_ID_PATTERN
 from shared.rules import LanguageCode, Priority, Rule, WordMatcher
@@ -36,6 +49,114 @@ class Agent(_Strict):
     languages: list[str] = ["en"]
     capacity: int = Field(default=10, ge=1)
     timezone: str = "UTC"
+    # The agent's working hours: a calendar ID (`calendars`, or the built-in `24x7`); none: always at work.
+    calendar: str | None = None
+
+
+def _check_spans(texts: list[str]) -> list[str]:
+    calendars.parse_spans(texts)
+    return texts
+
+
+# A day's open intervals, "HH:MM-HH:MM" local wall times (end up to 24:00), none overlapping.
+Spans = Annotated[list[str], AfterValidator(_check_spans)]
+
+
+class IcsFile(_Strict):
+    """An ICS file of holidays: its absolute path and the dates of its all-day events."""
+
+    path: str
+    dates: frozenset[date]
+
+
+def _read_ics(value: Any, info: ValidationInfo) -> Any:
+    """A path (relative to the config file's folder) → IcsFile; read once, when the config loads."""
+    if not isinstance(value, str):
+        return value
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = Path((info.context or {}).get("config_dir", ".")) / path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from error
+    try:
+        return IcsFile(path=str(path.resolve()), dates=calendars.ics_holidays(text))
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from error
+
+
+class CalendarHolidays(_Strict):
+    """Dates a calendar is closed: a country's (and subdivision's) public holidays, listed dates, an ICS file."""
+
+    country: str | None = None  # ISO 3166-1 alpha-2, as the `holidays` library knows it
+    subdivision: str | None = None  # e.g. BE (Berlin) for DE
+    dates: list[date] = []
+    ics: Annotated[
+        IcsFile | None, BeforeValidator(_read_ics), PlainSerializer(lambda ics: ics.path if ics else None)
+    ] = None
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, country: str | None) -> str | None:
+        if country is not None and country not in holiday_library.list_supported_countries():
+            raise ValueError(f"the holidays library knows no country {country!r} (ISO 3166-1 alpha-2, e.g. DE)")
+        return country
+
+    @field_validator("subdivision")
+    @classmethod
+    def _known_subdivision(cls, subdivision: str | None, info: ValidationInfo) -> str | None:
+        if subdivision is None or "country" not in info.data:  # an unknown country is reported already
+            return subdivision
+        country = info.data["country"]
+        if country is None:
+            raise ValueError("a subdivision needs its country")
+        known = holiday_library.list_supported_countries()[country]
+        if subdivision not in known:
+            raise ValueError(f"{country} has no subdivision {subdivision!r}; known: {', '.join(known)}")
+        return subdivision
+
+    def closed_dates(self) -> calendars.Holidays:
+        listed = frozenset(self.dates) | (self.ics.dates if self.ics else frozenset())
+        return calendars.Holidays(listed, self.country, self.subdivision)
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class CalendarConfig(_Strict):
+    """A business calendar (shared/calendars.py): time zone, weekly hours, holidays, partial-day overrides."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    timezone: str  # IANA, e.g. Europe/Berlin
+    # Weekday → open intervals (split shifts: several); an absent day or [] is closed.
+    hours: dict[Weekday, Spans] = {}
+    holidays: CalendarHolidays = CalendarHolidays()
+    # A date → its own intervals for that day ([]: closed), winning over `hours` and `holidays`.
+    overrides: dict[date, Spans] = {}
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, timezone: str) -> str:
+        calendars.zone(timezone)
+        return timezone
+
+    @field_validator("id")
+    @classmethod
+    def _not_built_in(cls, calendar_id: str) -> str:
+        if calendar_id == calendars.ALWAYS_OPEN_ID:
+            raise ValueError(f"{calendar_id!r} is built in")
+        return calendar_id
+
+    def build(self) -> calendars.Calendar:
+        """The calendar's arithmetic (its fields are valid: checked when the config loaded)."""
+        return calendars.Calendar(
+            self.id,
+            calendars.zone(self.timezone),
+            calendars.spans_by_weekday(self.hours),
+            self.holidays.closed_dates(),
+            {day: calendars.parse_spans(texts) for day, texts in self.overrides.items()},
+        )
 
 
 class Team(_Strict):
@@ -116,6 +237,23 @@ class Detection(_Strict):
         return matcher.find(text) if matcher else None
 
 
+class Duplicates(_Strict):
+    """When a new ticket repeats one its contact opened shortly before (services/router/duplicates.py)."""
+
+    # How long after a ticket was created a new one from its contact is compared with it; 0s: never.
+    window: Duration = timedelta(minutes=30)
+    # Similarity (0 … 1) from which the new ticket is merged into the earlier one, and from which the
+    # agents are shown the pair instead.
+    merge_at: float = Field(default=0.9, gt=0, le=1)
+    suggest_at: float = Field(default=0.7, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _suggest_below_merge(self) -> Duplicates:
+        if self.suggest_at > self.merge_at:
+            raise ValueError("suggest_at must not be above merge_at")
+        return self
+
+
 class Acknowledgements(_Strict):
     """What a customer is told when their ticket opens; {ticket_id}, {name} and {subject} are filled in."""
 
@@ -126,6 +264,9 @@ class Acknowledgements(_Strict):
         "To add anything, reply to this email and keep [{ticket_id}] in the subject.\n"
     )
     telegram: str = "Thanks! Your request is ticket {ticket_id}. We will answer right here."
+    # A message that repeats the customer's open ticket joins it (`duplicates`): what they are told instead,
+    # on every channel, with {ticket_id} the ticket it joined.
+    merged: str = "Thanks! We added your message to your request {ticket_id}; an agent will answer there."
     slack: str = "Thanks! This is ticket {ticket_id}; we will answer in this thread."
     # At most this many acknowledgements per contact address per hour: a loop breaker.
     per_hour: int = Field(default=3, ge=0)
@@ -158,8 +299,11 @@ class DeskConfig(_Strict):
     # Ordered: the first whose `when` matches a ticket applies, else its team's `sla_policy`
     # (shared/sla_policies.py).
     sla_policies: list[SlaPolicy] = Field(min_length=1)
+    # Business calendars (SPEC §2), referred to by ID; `24x7` is built in.
+    calendars: list[CalendarConfig] = []
     acknowledgements: Acknowledgements = Acknowledgements()
     assignment: Assignment = Assignment()
+    duplicates: Duplicates = Duplicates()
     # A solved ticket closes by itself after this long without a customer message (SPEC §3 Lifecycle).
     close_after: Duration = timedelta(days=4)
 
@@ -173,7 +317,7 @@ class DeskConfig(_Strict):
         agent_ids = {agent.id for agent in self.agents}
         team_ids = {team.id for team in self.teams}
         policy_ids = {policy.id for policy in self.sla_policies}
-        problems: list[str] = []
+        problems = self._calendar_problems()
         for index, team in enumerate(self.teams):
             problems += [
                 f"teams.{index}.members: unknown agent {member!r}" for member in team.members if member not in agent_ids
@@ -197,6 +341,21 @@ class DeskConfig(_Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _calendar_problems(self) -> list[str]:
+        seen: set[str] = set()
+        problems = []
+        for index, calendar in enumerate(self.calendars):
+            if calendar.id in seen:
+                problems.append(f"calendars.{index}.id: another calendar is {calendar.id!r}")
+            seen.add(calendar.id)
+        known = seen | {calendars.ALWAYS_OPEN_ID}
+        problems += [
+            f"agents.{index}.calendar: unknown calendar {agent.calendar!r}"
+            for index, agent in enumerate(self.agents)
+            if agent.calendar is not None and agent.calendar not in known
+        ]
+        return problems
 
     def _rule_problems(self, team_ids: set[str]) -> list[str]:
         skills = {skill for agent in self.agents for skill in agent.skills}
@@ -282,6 +441,14 @@ class DeskConfig(_Strict):
         known = next((known for known in self.teams if known.id == team), None)
         return self.sla_policy((known or self.team(self.default_classification.team)).sla_policy)
 
+    def calendar(self, calendar_id: str) -> calendars.Calendar:
+        """The calendar `calendar_id` (`calendars`, or the built-in `24x7`). Errors: KeyError."""
+        return self._calendars[calendar_id]
+
+    @functools.cached_property
+    def _calendars(self) -> dict[str, calendars.Calendar]:
+        return {calendars.ALWAYS_OPEN_ID: calendars.always_open()} | {c.id: c.build() for c in self.calendars}
+
     def form(self, form_id: str) -> Form | None:
         return next((form for form in self.forms if form.id == form_id), None)
 
@@ -307,7 +474,8 @@ def load_config(path: Path) -> DeskConfig:
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError([f"{where}: invalid YAML: {getattr(error, 'problem', error)}"]) from error
     try:
-        return DeskConfig.model_validate(data or {})
+        # ICS paths in the file are relative to its folder.
+        return DeskConfig.model_validate(data or {}, context={"config_dir": path.parent})
     except ValidationError as error:
         raise ConfigError(_locate_problems(path, root, error)) from error
 

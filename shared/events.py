@@ -376,6 +376,9 @@ class TicketCreated(Envelope):
     flags: list[str] = []
     skills: list[str] = []
     rules: list[str] = []
+    # Born a duplicate of the contact's open ticket (services/router/duplicates.py): merged into that one by
+    # the events that follow; the customer's acknowledgement names it.
+    merged_into: TicketId | None = None
 
 
 class MessageAdded(Envelope):
@@ -568,6 +571,16 @@ class TicketMerged(Envelope):
     actor: Actor
 
 
+class DuplicateSuggested(Envelope):
+    """A new ticket of the same contact may repeat this one (services/router/duplicates.py): shown to the
+    agents in this ticket's thread, for them to merge or not."""
+
+    type: Literal["ticket.duplicate_suggested"] = "ticket.duplicate_suggested"
+    duplicate_ticket_id: TicketId
+    # How alike the two are: 0 (nothing shared) … 1 (the same words).
+    score: float = Field(ge=0, le=1)
+
+
 class CommandRejected(Envelope):
     """A command the router refused, with why; shown to the agent who gave it (Slack: ephemeral)."""
 
@@ -731,6 +744,7 @@ TicketEvent = Annotated[
     | TicketQueued
     | TicketEscalated
     | TicketMerged
+    | DuplicateSuggested
     | CommandRejected
     | CsatRated
     | NotificationSent

@@ -23,6 +23,7 @@ from shared.events import (
     ContactMerged,
     ContactUnmerged,
     CsatRated,
+    DuplicateSuggested,
     IdentityLinked,
     MergeSuggested,
     MessageAdded,
@@ -74,6 +75,18 @@ def contact_key(contact_id: str) -> str:
 
 def contact_tickets_key(contact_id: str) -> str:
     return f"sb:contact:{contact_id}:tickets"
+
+
+def contact_recent_key(contact_id: str) -> str:
+    """The contact's latest RECENT_TICKETS tickets (a ZSET scored by creation, ms since the epoch): what the
+    router compares a new ticket with (services/router/duplicates.py)."""
+    return f"sb:contact:{contact_id}:recent"
+
+
+# How many of a contact's latest tickets `contact_recent_key` keeps, and how much of a ticket's opening
+# customer message its HASH keeps (`opening_text`) for comparing.
+RECENT_TICKETS = 10
+OPENING_TEXT_CHARS = 600
 
 
 def contact_identities_key(contact_id: str) -> str:
@@ -340,8 +353,14 @@ def projection(event: TicketEvent | ContactEvent) -> list[Any] | None:
         ops.append(["SADD", contact_tickets_key(contact.contact_id), ticket_id])
         # LT keeps the earliest, whatever order a replay applies the contact's tickets in.
         ops.append(["ZADD", CONTACTS_CREATED_KEY, "LT", str(event.occurred_at.timestamp()), contact.contact_id])
+        recent = contact_recent_key(contact.contact_id)
+        ops.append(["ZADD", recent, str(int(event.occurred_at.timestamp() * 1000)), ticket_id])
+        ops.append(["ZREMRANGEBYRANK", recent, "0", str(-RECENT_TICKETS - 1)])
     elif isinstance(event, MessageAdded):
         ops.append(["RPUSH", _messages_key(ticket_id), _message_json(event)])
+        if event.author == "customer" and event.review is None:
+            # The first customer message is the one that opened the ticket.
+            ops.append(["HSETNX", key, "opening_text", event.text[:OPENING_TEXT_CHARS]])
         if event.contact_id and event.sender and event.review is None:
             ops += [_link(event.contact_id, identity) for identity in identities_of(event.sender)]
     return [applied_key(ticket_id), str(event.event_id), *ops]
@@ -390,6 +409,8 @@ def history_entry(event: TicketEvent) -> dict[str, Any] | None:
             actor, changes = event.actor, {"into": event.into_ticket_id}
         case MergeSuggested():
             actor, changes = "system", {"contacts": [event.contact_id, event.other_contact_id], "reason": event.reason}
+        case DuplicateSuggested():
+            actor, changes = "system", {"duplicate": event.duplicate_ticket_id, "score": event.score}
         case CsatRated():
             actor, changes = "customer", {"resolution": event.resolution, "score": event.score}
         case CommandRejected():

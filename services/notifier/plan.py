@@ -23,6 +23,7 @@ from services.notifier.slack_text import (
     assignment_dm_text,
     assignment_text,
     customer_message_text,
+    duplicate_text,
     escalation_text,
     queued_text,
     sla_text,
@@ -33,6 +34,7 @@ from shared.csat import CsatSubject
 from shared.events import (
     CommandRejected,
     CsatRated,
+    DuplicateSuggested,
     MergeSuggested,
     MessageAdded,
     NotificationPurpose,
@@ -159,6 +161,9 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
                 for channel in event.notify_channels
                 if channel != team.slack_channel
             ]
+        case DuplicateSuggested():
+            text = duplicate_text(event.duplicate_ticket_id, event.ticket_id, event.score)
+            return [_thread_post(event, "duplicate", "mirror", ticket.team or "", text, config)]
         case CommandRejected(origin=origin) if origin is not None:
             return [_ephemeral(f"{event.event_id}:rejection", event, origin.user_id, origin.channel_id, event.reason)]
         case StatusChanged(csat_route=route) if route is not None:
@@ -185,13 +190,16 @@ def _acknowledgement(created: TicketCreated, view: NotifierView, config: DeskCon
         return []
     templates = config.acknowledgements
     fields = {
-        "ticket_id": created.ticket_id,
+        # A duplicate merged at birth: the customer is told the ticket their message joined.
+        "ticket_id": created.merged_into or created.ticket_id,
         "name": created.contact.name or "there",
         "subject": created.subject or "your request",
     }
     text = {"email": templates.email_body, "telegram": templates.telegram, "slack": templates.slack}.get(
         route.channel, templates.telegram
     )
+    if created.merged_into:
+        text = templates.merged
     return [
         Delivery(
             key=f"{created.event_id}:ack",

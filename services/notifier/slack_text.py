@@ -85,6 +85,14 @@ def escalation_text(event: SlaEscalated) -> str:
     return " ".join(part for part in (text + ("; " + ", ".join(done) if done else ""), who) if part)
 
 
+def duplicate_text(duplicate_ticket_id: str, ticket_id: str, score: float) -> str:
+    """A new ticket of the same contact may repeat this one (`ticket.duplicate_suggested`)."""
+    return (
+        f":twisted_rightwards_arrows: *{duplicate_ticket_id}* from the same contact may repeat this ticket "
+        f"({score:.0%} alike). To merge it here: `switchboard ticket merge {duplicate_ticket_id} {ticket_id}`"
+    )
+
+
 def customer_message_text(event: MessageAdded) -> str:
     """A customer's later message, mirrored into the ticket's thread."""
     who = _short(event.sender.name or event.sender.email or "customer", NAME_CHARS) if event.sender else "customer"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from services.router import duplicates
 from services.router.assignment import WORKING_STATUSES, Desk, Need, choose
 from services.router.classification import classify
 from services.router.contacts import (
@@ -95,6 +96,8 @@ class RouterView:
     away: frozenset[str] = frozenset()
     # The contacts the batch concerns: merges, verified identities, tickets (services.router.contacts).
     graph: ContactGraph = field(default_factory=ContactGraph)
+    # The latest tickets of the batch's contacts (cross-channel duplicates).
+    recent: duplicates.RecentTickets = field(default_factory=duplicates.RecentTickets)
     # Each agent's tickets in new or open (what capacity counts), as read and then as the batch changed them.
     working: dict[str, set[str]] = field(default_factory=dict)
     # When each agent was last given a ticket (seconds since the epoch).
@@ -118,6 +121,7 @@ class RouterView:
         """What the events change in the view (the same whether decided now or remembered)."""
         for event in events:
             self.graph.absorb(event)
+            self.recent.absorb(event)
             if isinstance(event, TicketAssigned):
                 self.last_assigned[event.agent_id] = event.occurred_at.timestamp()
             if isinstance(event, IdentityLinked):
@@ -232,6 +236,13 @@ def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig
         identities=list(sender_identities(message.channel, message.sender)),
     )
     classification = classify(message, config)
+    duplicate = _duplicate(message, contact.contact_id, view, config, now)
+    if duplicate is not None and duplicate.action == "merge":
+        # What the batch knows of the earlier ticket is fresher than what was read of it.
+        target = view.tickets.get(duplicate.ticket_id) or duplicate.ticket
+        events += duplicates.merged_at_birth(message, contact, classification, duplicate, target, now)
+        events += resolution_events(message, resolution, view.graph, now)
+        return Decision(events)
     team = config.team(classification.team)
     need = Need(team.id, tuple(classification.skills), classification.language)
     choice = choose(need, view.desk(), config)
@@ -242,6 +253,8 @@ def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig
         # Every assignment of the router's own takes a turn (replay counts them so), whatever the routing.
         view.used_turns[team.id] += 1
     events += new_ticket(message, contact, classification, assignee, now, queued_reason=choice.queued_reason)
+    if duplicate is not None:
+        events.append(duplicates.suggestion(message, duplicate, now))
     events += resolution_events(message, resolution, view.graph, now)
     return Decision(events)
 
@@ -266,6 +279,24 @@ def decide_command(command: AgentCommand, view: RouterView, config: DeskConfig, 
         return Decision(events)
     events = decide_lifecycle(command, view.tickets, config, now)
     return Decision(flag_over_capacity(events, view.tickets, view.desk(), config))
+
+
+def _duplicate(
+    message: InboundMessage, contact_id: str, view: RouterView, config: DeskConfig, now: datetime
+) -> duplicates.Duplicate | None:
+    """The contact's recent open ticket the new one repeats (config `duplicates`), or None."""
+    settings = config.duplicates
+    if not settings.window:
+        return None
+    return duplicates.find_duplicate(
+        message.subject,
+        message.text,
+        view.recent.of(contact_id),
+        now,
+        window=settings.window,
+        merge_at=settings.merge_at,
+        suggest_at=settings.suggest_at,
+    )
 
 
 def _review_reason(message: InboundMessage, contact_id: str, view: RouterView) -> str | None:

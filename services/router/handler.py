@@ -118,6 +118,8 @@ class RouterHandler:
             identities=(identity for message in messages for identity in identities_of(message.sender)),
             teams=(team.id for team in self.config.teams),
             agents=(agent.id for agent in self.config.agents),
+            # A new ticket is compared with its contact's latest ones (cross-channel duplicates).
+            recent=bool(self.config.duplicates.window),
             # A merge needs the ticket it merges into.
             tickets=[record.value.into_ticket_id for record in records if isinstance(record.value, MergeTicket)],
             contacts=[

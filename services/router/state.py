@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
 from services.router.contact_store import READ_GRAPH, graph_args, parse_graph
 from services.router.decide import KnownTicket, RouterEvent, RouterView
+from services.router.duplicates import RecentTicket, RecentTickets
 from shared.events import ContactEvent, ReplyRoute, TicketEvent
 from shared.read_model import (
     LAST_ASSIGNED_KEY,
@@ -28,6 +30,7 @@ from shared.read_model import (
     applied_key,
     contact_key,
     contact_merged_into_key,
+    contact_recent_key,
     identity_key,
     projection_args,
     ticket_key,
@@ -104,6 +107,29 @@ end
 return found
 """
 ROW = len(TICKET_FIELDS) + 2
+# The latest tickets of the contacts owning identities (duplicates.py): ARGV[1] the identity key prefix,
+# ARGV[2] the recent-tickets key template, ARGV[3] the ticket key prefix, then identities. Returns, flat,
+# RECENT_ROW values per ticket: contact ID, ticket ID, created (ms), then RECENT_FIELDS.
+RECENT_FIELDS = ("status", "subject", "opening_text", "team", "assignee_id", "resolutions")
+_RECENT = f"""
+local found, seen = {{}}, {{}}
+for i = 4, #ARGV do
+  local owner = redis.call('GET', ARGV[1] .. ARGV[i])
+  if owner and not seen[owner] then
+    seen[owner] = true
+    local recent = redis.call('ZRANGE', string.format(ARGV[2], owner), 0, -1, 'WITHSCORES')
+    for j = 1, #recent, 2 do
+      local row = redis.call('HMGET', ARGV[3] .. recent[j], {", ".join(f"'{name}'" for name in RECENT_FIELDS)})
+      table.insert(found, owner)
+      table.insert(found, recent[j])
+      table.insert(found, recent[j + 1])
+      for k = 1, {len(RECENT_FIELDS)} do table.insert(found, row[k] or false) end
+    end
+  end
+end
+return found
+"""
+RECENT_ROW = 3 + len(RECENT_FIELDS)
 
 
 def outcome_key(record_id: str) -> str:
@@ -120,6 +146,7 @@ class RouterState:
         self._claim = redis.register_script(_CLAIM)
         self._tickets = redis.register_script(_TICKETS)
         self._graph = redis.register_script(READ_GRAPH)
+        self._recent = redis.register_script(_RECENT)
 
     async def read(
         self,
@@ -130,6 +157,7 @@ class RouterState:
         forget: Sequence[str] = (),
         agents: Iterable[str] = (),
         contacts: Iterable[str] = (),
+        recent: bool = False,
     ) -> tuple[dict[str, list[RouterEvent]], RouterView]:
         """The remembered outcomes by record ID, and the view to decide the rest against.
 
@@ -138,7 +166,8 @@ class RouterState:
         `tickets` are further tickets the records name (a merge's target); `agents` whose
         availability (shared.agents), tickets in new or open and last assignment, assignment needs;
         `contacts` that commands name (the contact graph is read for them, the identities' owners and
-        the tickets' contacts).
+        the tickets' contacts); `recent`: also the latest tickets of the contacts owning `identities`
+        (`view.recent`, for duplicates.py).
         """
         lookups = [*handled, *(("", ticket, "") for ticket in tickets)]
         record_ids = list(dict.fromkeys(record_id for record_id, _, _ in handled))
@@ -174,6 +203,10 @@ class RouterState:
             await self._graph(
                 args=graph_args(owners, contacts, [ticket for _, ticket, _ in lookups if ticket]), client=pipe
             )
+            if recent and owners:
+                await self._recent(
+                    args=[identity_key(""), contact_recent_key("%s"), ticket_key(""), *owners], client=pipe
+                )
             results = iter(await pipe.execute())
         away: set[str] = set()
         working: dict[str, set[str]] = {}
@@ -189,6 +222,7 @@ class RouterState:
         turn_rows = next(results) if team_ids else []
         flat = next(results) if lookups else []
         graph = parse_graph(next(results))
+        recent_rows = next(results) if recent and owners else []
         rows = {ticket: flat[index * ROW : index * ROW + ROW - 1] for index, (_, ticket, _) in enumerate(lookups)}
         already = {record_id for index, (record_id, _, _) in enumerate(handled) if flat[index * ROW + ROW - 1]}
         remembered = {
@@ -208,6 +242,7 @@ class RouterState:
                 agent_id: at for agent_id, at in zip(agent_ids, last_assigned, strict=True) if at is not None
             },
             graph=graph,
+            recent=RecentTickets(_recent_tickets(recent_rows)),
         )
         return remembered, view
 
@@ -250,6 +285,28 @@ class RouterState:
             *projected,
         ]
         return list(await self._claim(keys=keys, args=args))
+
+
+def _recent_tickets(flat: list[str | None]) -> dict[str, list[RecentTicket]]:
+    recent: dict[str, list[RecentTicket]] = {}
+    for index in range(0, len(flat), RECENT_ROW):
+        contact_id, ticket_id, created_ms, *row = flat[index : index + RECENT_ROW]
+        fields = dict(zip(RECENT_FIELDS, row, strict=True))
+        if contact_id is None or ticket_id is None or fields["status"] is None:
+            continue  # a ticket whose HASH is gone: nothing to compare
+        recent.setdefault(contact_id, []).append(
+            RecentTicket(
+                ticket_id,
+                datetime.fromtimestamp(int(float(created_ms or 0)) / 1000, UTC),
+                fields["status"],
+                fields["subject"] or "",
+                fields["opening_text"] or "",
+                team=fields["team"] or "",
+                assignee_id=fields["assignee_id"],
+                resolutions=int(fields["resolutions"] or 0),
+            )
+        )
+    return recent
 
 
 def _known_ticket(row: list[str | None]) -> KnownTicket | None:

@@ -60,7 +60,9 @@ def test_contacts_dedupe_by_email_and_idempotency_keys_by_message(services: Serv
     base_url = services.start_http()
     first = post_form(base_url)["ticket_id"]
     second = post_form(base_url, {**FORM, "email": "ANA@example.com", "subject": "Another thing"})["ticket_id"]
-    retried = [post_form(base_url, **{"Idempotency-Key": "k-1"}) for _ in range(2)]
+    # A third request (the first one again would be merged into it as a duplicate), posted twice.
+    invoice = {**FORM, "subject": "Invoice", "message": "Where is my December invoice?"}
+    retried = [post_form(base_url, invoice, **{"Idempotency-Key": "k-1"}) for _ in range(2)]
     assert retried[0] == retried[1]
 
     tickets = [

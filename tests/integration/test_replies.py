@@ -77,7 +77,15 @@ async def test_acknowledgements_are_limited_per_contact(services: ServiceProcess
     services.start("router")
     services.start("notifier")
     base_url = services.start_http()
-    tickets = [post_form(base_url, {**FORM, "subject": f"Problem {n}"}) for n in range(5)]
+    # Five different requests (the same one again would be merged into the first as a duplicate).
+    questions = [
+        ("Cannot log in", "My password is refused."),
+        ("Invoice", "Where is my December invoice?"),
+        ("Address change", "Please ship future orders to our new office in Lyon."),
+        ("Refund", "I returned the blue chair three weeks ago and got no money back."),
+        ("API limits", "Which rate limit applies to the export endpoint?"),
+    ]
+    tickets = [post_form(base_url, {**FORM, "subject": subject, "message": text}) for subject, text in questions]
     await wait_until_notified(settings, fake_slack, tickets)
     assert len(smtp_sink.received) == 3
 

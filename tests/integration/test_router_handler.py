@@ -25,7 +25,9 @@ from tests.support import decoded, distinct_at_least, in_process_client, read_to
 pytestmark = pytest.mark.integration
 
 
-def inbound(ticket_id: str, email: str, *, kind: str = "message", **fields) -> InboundMessage:
+def inbound(
+    ticket_id: str, email: str, *, kind: str = "message", subject: str = "Cannot log in", text: str = "help", **fields
+) -> InboundMessage:
     message_id = uuid.uuid4()
     now = datetime.now(UTC)
     return InboundMessage(
@@ -38,8 +40,8 @@ def inbound(ticket_id: str, email: str, *, kind: str = "message", **fields) -> I
         channel_message_id=str(message_id),
         source="contact",
         sender=Sender(name="Ana", email=email),
-        subject="Cannot log in",
-        text="help",
+        subject=subject,
+        text=text,
         received_at=now,
         **fields,
     )
@@ -67,7 +69,8 @@ async def handler(settings):
 
 async def test_a_batch_opens_tickets_joins_follow_ups_and_keeps_per_ticket_order(handler):
     first, follow_up = inbound("SB-2001", "ana@example.com"), inbound("SB-2001", "ana@example.com")
-    other = inbound("SB-2002", "ana@example.com")
+    # Another request of the same contact (the same one again would be merged as a duplicate).
+    other = inbound("SB-2002", "ana@example.com", subject="Invoice", text="Where is my December invoice?")
     result = await handler.handle(as_records("t.switchboard.inbound.v1", [first, follow_up, other]))
 
     types = [(record.key, record.headers["event-type"]) for record in result.publish]
