@@ -262,6 +262,34 @@ class Calendar:
             remaining -= interval_end - begin
         raise NoOpenTime(f"calendar {self.id!r} has no open time for {duration} after {start.isoformat()}")
 
+    def add_business_days(self, start: datetime, days: int) -> datetime:
+        """The instant, in UTC, `days` business days after `start`: on the `days`-th open day after the one
+        the clock starts on (`start`, or the next opening when closed), as much of that day's open time
+        elapsed as had of the starting day's. 09:00 + 2 business days on a 09:00-17:00 week is 09:00 two
+        open days later; Friday 16:30 + 1 is Monday 16:30. Errors: ValueError for negative days;
+        NoOpenTime when the calendar runs out of open days."""
+        if days < 0:
+            raise ValueError(f"negative business days: {days}")
+        begin = self.next_open(start)
+        if begin is None:
+            raise NoOpenTime(f"calendar {self.id!r} has no open time after {_utc(start).isoformat()}")
+        day = begin.astimezone(self.tz).date()
+        elapsed = self.business_time(self._instant(day, 0), begin)
+        for _ in range(days):
+            following = self._next_day(day)
+            while following is not None and not self._intervals_on(following):
+                if (following - day).days > SEARCH_DAYS:
+                    following = None
+                    break
+                following = self._next_day(following)
+            if following is None:
+                raise NoOpenTime(f"calendar {self.id!r} has no open day {days} business days after {begin}")
+            day = following
+        if not elapsed:
+            # At the opening: the day's first open instant, not its midnight.
+            return self._intervals_on(day)[0][0]
+        return self.add_business_time(self._instant(day, 0), elapsed)
+
     def _intervals_after(self, at: datetime) -> Iterator[tuple[datetime, datetime]]:
         """The open intervals (UTC, in order, not overlapping) that end after `at`, until `SEARCH_DAYS`
         local days pass without one (a calendar without weekly hours: until its last override)."""

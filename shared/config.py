@@ -30,7 +30,7 @@ from shared import calendars
 from shared.durations import Duration
 from shared.ids import AGENT_ID_PATTERN
 from shared.rules import LanguageCode, Priority, Rule, WordMatcher
-from shared.sla_policies import BUILT_IN_CALENDAR, SlaPolicy
+from shared.sla_policies import SlaPolicy
 
 SlackChannelId = Annotated[str, Field(pattern=r"^[CGD][A-Z0-9]{2,}$")]
 SlackUserId = Annotated[str, Field(pattern=r"^[UW][A-Z0-9]{2,}$")]
@@ -390,13 +390,13 @@ class DeskConfig(_Strict):
 
     def _policy_problems(self, team_ids: set[str]) -> list[str]:
         problems, seen = [], set()
-        calendars = {BUILT_IN_CALENDAR}
+        known_calendars = {calendars.ALWAYS_OPEN_ID} | {calendar.id for calendar in self.calendars}
         for index, policy in enumerate(self.sla_policies):
             where = f"sla_policies.{index}"
             if policy.id in seen:
                 problems.append(f"{where}.id: another policy is {policy.id!r}")
             seen.add(policy.id)
-            if policy.calendar not in calendars:
+            if policy.calendar not in known_calendars:
                 problems.append(f"{where}.calendar: unknown calendar {policy.calendar!r}")
             for level_index, level in enumerate(policy.escalation):
                 problems += [

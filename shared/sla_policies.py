@@ -9,19 +9,49 @@ without a target is not measured. Targets count business time on the policy's `c
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 
-from shared.durations import Duration, spoken
+from shared.calendars import ALWAYS_OPEN_ID
+from shared.durations import Duration, parse_duration, spoken
 from shared.events import SlaMetric
 from shared.rules import Priority
 
 Positive = Annotated[Duration, Field(gt=timedelta(0))]
+_DAYS = re.compile(r"^\s*(\d+)\s*d\s*$")
+
+
+@dataclass(frozen=True)
+class BusinessDays:
+    """A target in whole business days ("2d"): due on the `days`-th open day after the clock starts, as far
+    into that day's open time as the clock started into its own (shared.calendars.Calendar.add_business_days)."""
+
+    days: int
+
+
+def parse_target(value: Any) -> timedelta | BusinessDays:
+    """A target as the config writes it: "90s", "30m", "4h" (business time) or "2d" (business days).
+    Errors: ValueError naming the forms accepted."""
+    if isinstance(value, dict) and set(value) == {"days"}:
+        value = BusinessDays(value["days"])
+    if isinstance(value, str):
+        match = _DAYS.match(value)
+        value = BusinessDays(int(match.group(1))) if match else parse_duration(value)
+    if isinstance(value, BusinessDays) and isinstance(value.days, int) and value.days > 0:
+        return value
+    if isinstance(value, timedelta) and value > timedelta(0):
+        return value
+    raise ValueError(f"{value!r} is no target: use 90s, 30m, 4h (business time) or 2d (business days), above 0")
+
+
+# A target: business time ("90s", "30m", "4h") or whole business days ("2d"), on the policy's calendar.
+Target = Annotated[timedelta | BusinessDays, PlainValidator(parse_target)]
 # A warning: a fraction of the target (0.75), or business time before the due instant ("15m").
 WarnAt = Annotated[float, Field(gt=0, lt=1)] | Positive
-BUILT_IN_CALENDAR = "24x7"
 
 
 class _Strict(BaseModel):
@@ -29,9 +59,9 @@ class _Strict(BaseModel):
 
 
 class MetricTargets(_Strict):
-    first_response: Positive | None = None
-    next_response: Positive | None = None
-    resolution: Positive | None = None
+    first_response: Target | None = None
+    next_response: Target | None = None
+    resolution: Target | None = None
 
 
 class PolicyWhen(_Strict):
@@ -66,11 +96,11 @@ class EscalationLevel(_Strict):
 class SlaPolicy(_Strict):
     id: str
     when: PolicyWhen | None = None
-    calendar: str = BUILT_IN_CALENDAR
+    calendar: str = ALWAYS_OPEN_ID
     calendar_time: list[SlaMetric] = []
-    first_response: Positive | None = None
-    next_response: Positive | None = None
-    resolution: Positive | None = None
+    first_response: Target | None = None
+    next_response: Target | None = None
+    resolution: Target | None = None
     targets: dict[Priority, MetricTargets] = {}
     # Statuses in which the resolution clock stops counting.
     pause_on: list[Literal["pending", "on_hold"]] = ["pending"]
@@ -84,11 +114,11 @@ class SlaPolicy(_Strict):
         wanted = ((when.priority, priority), (when.channel, channel), (when.team, team), (when.category, category))
         return all(allowed is None or value in allowed for allowed, value in wanted)
 
-    def target(self, priority: str, metric: SlaMetric) -> timedelta | None:
+    def target(self, priority: str, metric: SlaMetric) -> timedelta | BusinessDays | None:
         """This priority's target for `metric`: its own under `targets`, else the policy's for every priority;
         None: not measured."""
         own = self.targets.get(priority)  # type: ignore[call-overload]
         return (getattr(own, metric) if own is not None else None) or getattr(self, metric)
 
     def calendar_of(self, metric: SlaMetric) -> str:
-        return BUILT_IN_CALENDAR if metric in self.calendar_time else self.calendar
+        return ALWAYS_OPEN_ID if metric in self.calendar_time else self.calendar

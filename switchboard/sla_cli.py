@@ -11,11 +11,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from services.sla.decide import TicketSla, calendar_by_id, calendars, ticket_sla_adapter
+from services.sla.decide import TicketSla, calendars, ticket_sla_adapter
+from shared.calendars import ALWAYS_OPEN_ID, NoOpenTime
 from shared.config import ConfigError, DeskConfig, load_config
-from shared.durations import parse_duration
 from shared.events import SLA_METRICS
 from shared.settings import MissingInfrastructure, Settings
+from shared.sla_policies import BusinessDays, parse_target
 
 
 @click.group()
@@ -76,7 +77,7 @@ def clock_rows(state: TicketSla, config: DeskConfig, now: datetime) -> list[dict
     for metric in SLA_METRICS:
         if (clock := state.clocks.get(metric)) is None:
             continue
-        calendar = on.get(metric) or calendar_by_id(config, "24x7")
+        calendar = on.get(metric) or config.calendar(ALWAYS_OPEN_ID)
         as_of = clock.finished_at or now
         used = clock.used_at(as_of, calendar)
         paused = clock.paused_for + (now - clock.paused_since if clock.paused_since else timedelta(0))
@@ -100,8 +101,8 @@ def clock_rows(state: TicketSla, config: DeskConfig, now: datetime) -> list[dict
 @click.argument("start")
 @click.argument("duration")
 def sla_due(calendar_id: str, start: str, duration: str) -> None:
-    """Print the instant (ISO 8601 with offset) at which DURATION (90s, 30m, 4h, 2d) of open time on
-    CALENDAR_ID has passed since START (ISO 8601 with an offset)."""
+    """Print the instant (ISO 8601, in START's offset) at which DURATION of open time on CALENDAR_ID has
+    passed since START (ISO 8601 with an offset): 90s, 30m, 4h as open time; 2d as two business days."""
     try:
         config = load_config(Settings().config)
     except ConfigError as error:
@@ -112,14 +113,23 @@ def sla_due(calendar_id: str, start: str, duration: str) -> None:
         raise click.BadParameter(f"{start!r} is no ISO 8601 instant", param_hint="START") from None
     if began.tzinfo is None:
         raise click.BadParameter("give the offset, e.g. 2026-12-01T09:00:00+01:00", param_hint="START")
-    length = parse_duration(duration)
-    if not isinstance(length, timedelta):
-        raise click.BadParameter(f"{duration!r}: use 90s, 30m, 4h or 2d", param_hint="DURATION")
     try:
-        calendar = calendar_by_id(config, calendar_id)
+        length = parse_target(duration)
+    except ValueError:
+        raise click.BadParameter(f"{duration!r}: use 90s, 30m, 4h or 2d", param_hint="DURATION") from None
+    try:
+        calendar = config.calendar(calendar_id)
     except KeyError:
         raise click.BadParameter(f"no calendar {calendar_id!r} in the config", param_hint="CALENDAR_ID") from None
-    click.echo(calendar.add_business_time(began, length).isoformat())
+    try:
+        if isinstance(length, BusinessDays):
+            due = calendar.add_business_days(began, length.days)
+        else:
+            due = calendar.add_business_time(began, length)
+    except NoOpenTime as error:
+        raise click.ClickException(str(error)) from None
+    # In the offset the start was given in.
+    click.echo(due.astimezone(began.tzinfo).isoformat())
 
 
 def _spoken(duration: timedelta) -> str:

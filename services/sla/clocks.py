@@ -24,13 +24,14 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from shared.events import SlaMetric as Metric
+from shared.sla_policies import BusinessDays
 
 ClockState = Literal["running", "paused", "met", "breached", "stopped"]
 ZERO = timedelta(0)
 
 
 class BusinessCalendar(Protocol):
-    """What a clock needs of a calendar (shared.calendars.Calendar, or `WALL_CLOCK` for calendar time)."""
+    """What a clock needs of a calendar (shared.calendars.Calendar; `24x7` counts calendar time)."""
 
     def business_time(self, start: datetime, end: datetime) -> timedelta:
         """The open time between two instants (zero when `end` is not after `start`)."""
@@ -40,18 +41,9 @@ class BusinessCalendar(Protocol):
         """The instant at which `duration` of open time has passed since `start`."""
         ...
 
-
-class _WallClock:
-    """Calendar time: every instant counts (targets in calendar time, and the built-in `24x7`)."""
-
-    def business_time(self, start: datetime, end: datetime) -> timedelta:
-        return max(end - start, ZERO)
-
-    def add_business_time(self, start: datetime, duration: timedelta) -> datetime:
-        return start + duration
-
-
-WALL_CLOCK: BusinessCalendar = _WallClock()
+    def add_business_days(self, start: datetime, days: int) -> datetime:
+        """The instant `days` business days after `start`."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -162,13 +154,19 @@ class Clock:
 class Targets:
     """A policy's targets for one priority (None: that metric is not measured) and what pauses resolution."""
 
-    first_response: timedelta | None = None
-    next_response: timedelta | None = None
-    resolution: timedelta | None = None
+    first_response: timedelta | BusinessDays | None = None
+    next_response: timedelta | BusinessDays | None = None
+    resolution: timedelta | BusinessDays | None = None
     pause_on: frozenset[str] = frozenset({"pending"})
 
-    def of(self, metric: Metric) -> timedelta | None:
-        return getattr(self, metric)
+    def span(self, metric: Metric, start: datetime, calendar: BusinessCalendar) -> timedelta | None:
+        """The metric's target as business time for a clock starting at `start` (whole business days
+        become the open time until the same point of the day that many open days later); None: not
+        measured."""
+        target = getattr(self, metric)
+        if isinstance(target, BusinessDays):
+            return calendar.business_time(start, calendar.add_business_days(start, target.days))
+        return target
 
 
 @dataclass(frozen=True)
@@ -190,16 +188,18 @@ class TicketClocks:
                 clocks[metric] = clock  # type: ignore[index]
         return replace(self, clocks=clocks)
 
-    def created(self, at: datetime, targets: Targets, ticket_id: str) -> TicketClocks:
+    def created(self, at: datetime, targets: Targets, ticket_id: str, calendar: CalendarsByMetric) -> TicketClocks:
         """A new ticket: first response and resolution start (those the policy measures)."""
         started = {
             metric: Clock.start(metric, target, at, cause=ticket_id)
             for metric in ("first_response", "resolution")
-            if (target := targets.of(metric)) is not None
+            if (target := targets.span(metric, at, calendar[metric])) is not None
         }
         return replace(self, clocks=started, status="new")
 
-    def customer_wrote(self, at: datetime, targets: Targets, message_id: str) -> TicketClocks:
+    def customer_wrote(
+        self, at: datetime, targets: Targets, message_id: str, calendar: CalendarsByMetric
+    ) -> TicketClocks:
         """A customer message waits for an answer: next response starts unless an earlier unanswered
         message already runs it, or the first response (still owed) covers it."""
         first, following = self.get("first_response"), self.get("next_response")
@@ -207,7 +207,7 @@ class TicketClocks:
             return self
         if following is not None and following.outcome is None:
             return self
-        if (target := targets.next_response) is None:
+        if (target := targets.span("next_response", at, calendar["next_response"])) is None:
             return self
         return self._with(next_response=Clock.start("next_response", target, at, cause=message_id))
 
@@ -242,11 +242,14 @@ class TicketClocks:
                 changes["resolution"] = resolution.resume(at)
         return replace(self._with(**changes), status=to_status)
 
-    def retargeted(self, targets: Targets) -> TicketClocks:
-        """New targets (priority or policy changed); a metric the new policy does not measure ends."""
+    def retargeted(self, targets: Targets, calendar: CalendarsByMetric) -> TicketClocks:
+        """New targets (priority or policy changed), counted from each clock's original start; a metric the
+        new policy does not measure ends."""
         return self._with(
             **{
-                metric: clock.retarget(target) if (target := targets.of(metric)) else None
+                metric: clock.retarget(target)
+                if (target := targets.span(metric, clock.started_at, calendar[metric]))
+                else None
                 for metric, clock in self.clocks.items()
             }
         )

@@ -17,7 +17,7 @@ from pydantic import TypeAdapter
 
 from services.sla.auto_close import METRIC as AUTO_CLOSE
 from services.sla.auto_close import pending_auto_closes
-from services.sla.clocks import WALL_CLOCK, BusinessCalendar, Clock, Targets, TicketClocks
+from services.sla.clocks import BusinessCalendar, Clock, Targets, TicketClocks
 from services.sla.deadlines import Timer
 from services.sla.escalation import escalation_timers
 from shared.config import DeskConfig
@@ -39,7 +39,7 @@ from shared.events import (
     TicketQueued,
 )
 from shared.ids import derived_id
-from shared.sla_policies import BUILT_IN_CALENDAR, SlaPolicy
+from shared.sla_policies import SlaPolicy
 
 SlaEvent = SlaDeadlineSet | SlaMet | SlaPaused | SlaStopped
 
@@ -91,14 +91,7 @@ def decide(events: list[TicketEvent], view: Mapping[str, TicketSla | None], conf
 
 def calendars(policy: SlaPolicy, config: DeskConfig) -> dict[str, BusinessCalendar]:
     """The calendar each metric of the policy counts on."""
-    return {metric: calendar_by_id(config, policy.calendar_of(metric)) for metric in SLA_METRICS}
-
-
-def calendar_by_id(config: DeskConfig, calendar_id: str) -> BusinessCalendar:
-    """The calendar named `calendar_id`; KeyError when the config has none of that name."""
-    if calendar_id != BUILT_IN_CALENDAR:
-        raise KeyError(calendar_id)
-    return WALL_CLOCK
+    return {metric: config.calendar(policy.calendar_of(metric)) for metric in SLA_METRICS}
 
 
 def targets(policy: SlaPolicy, priority: str) -> Targets:
@@ -119,7 +112,8 @@ def _advance(state: TicketSla | None, event: TicketEvent, config: DeskConfig) ->
             priority=event.priority, channel=event.channel, team=event.team, category=event.category
         )
         fresh = TicketSla(policy.id, event.priority, event.channel, event.team, event.category)
-        started = fresh.clocks.created(event.occurred_at, targets(policy, event.priority), event.ticket_id)
+        on = calendars(policy, config)
+        started = fresh.clocks.created(event.occurred_at, targets(policy, event.priority), event.ticket_id, on)
         return replace(fresh, clocks=started), "created"
     if state is None:
         return None, ""
@@ -127,7 +121,7 @@ def _advance(state: TicketSla | None, event: TicketEvent, config: DeskConfig) ->
     clocks, aims, on = state.clocks, targets(policy, state.priority), calendars(policy, config)
     match event:
         case MessageAdded(author="customer", review=None, kind="message"):
-            clocks, reason = clocks.customer_wrote(event.received_at, aims, str(event.message_id)), "customer wrote"
+            clocks, reason = clocks.customer_wrote(event.received_at, aims, str(event.message_id), on), "customer wrote"
         case MessageAdded(author="agent", internal=False):
             clocks, reason = clocks.agent_replied(event.received_at, on), "agent replied"
         case StatusChanged():
@@ -163,7 +157,8 @@ def _reclassified(state: TicketSla, config: DeskConfig) -> TicketSla:
     policy = config.sla_policy_for(
         priority=state.priority, channel=state.channel, team=state.team, category=state.category
     )
-    return replace(state, policy=policy.id, clocks=state.clocks.retargeted(targets(policy, state.priority)))
+    on = calendars(policy, config)
+    return replace(state, policy=policy.id, clocks=state.clocks.retargeted(targets(policy, state.priority), on))
 
 
 def _announce(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.sla.clocks import WALL_CLOCK, Clock, Targets, TicketClocks
+from services.sla.clocks import Clock, Targets, TicketClocks
+from shared.calendars import Calendar, parse_spans
+from shared.sla_policies import BusinessDays
 
 MINUTE = timedelta(minutes=1)
 MONDAY = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
@@ -42,8 +45,7 @@ class MinuteCalendar:
 
 
 OFFICE = MinuteCalendar()
-ON_WALL = {"first_response": WALL_CLOCK, "next_response": WALL_CLOCK, "resolution": WALL_CLOCK}
-IN_OFFICE = dict.fromkeys(ON_WALL, OFFICE)
+IN_OFFICE = dict.fromkeys(("first_response", "next_response", "resolution"), OFFICE)
 TARGETS = Targets(first_response=timedelta(hours=1), next_response=timedelta(hours=2), resolution=timedelta(hours=8))
 
 
@@ -62,7 +64,7 @@ def test_a_clock_started_outside_business_hours_counts_from_the_opening():
 
 
 def test_pending_pauses_resolution_and_the_customers_reply_resumes_it_with_the_time_used_kept():
-    clocks = TicketClocks().created(at(60), TARGETS, "SB-1")  # 09:00
+    clocks = TicketClocks().created(at(60), TARGETS, "SB-1", IN_OFFICE)  # 09:00
     clocks = clocks.status_changed("pending", at(180), TARGETS, IN_OFFICE)  # 11:00: two hours used
     paused = clocks.get("resolution")
     assert paused.paused and paused.due_at(OFFICE) is None and paused.used == timedelta(hours=2)
@@ -74,7 +76,7 @@ def test_pending_pauses_resolution_and_the_customers_reply_resumes_it_with_the_t
 
 
 def test_solved_meets_resolution_and_a_reopen_resumes_it_where_it_left_off():
-    clocks = TicketClocks().created(at(60), TARGETS, "SB-1")
+    clocks = TicketClocks().created(at(60), TARGETS, "SB-1", IN_OFFICE)
     clocks = clocks.agent_replied(at(90), IN_OFFICE)
     solved = clocks.status_changed("solved", at(120), TARGETS, IN_OFFICE)
     assert solved.get("resolution").state(at(200), OFFICE) == "met"
@@ -86,7 +88,7 @@ def test_solved_meets_resolution_and_a_reopen_resumes_it_where_it_left_off():
 
 
 def test_first_response_is_met_by_the_first_public_reply_and_never_paused():
-    clocks = TicketClocks().created(at(60), TARGETS, "SB-1")
+    clocks = TicketClocks().created(at(60), TARGETS, "SB-1", IN_OFFICE)
     clocks = clocks.status_changed("pending", at(70), TARGETS, IN_OFFICE)
     assert clocks.get("first_response").running, "pending does not pause first response"
     met = clocks.agent_replied(at(100), IN_OFFICE).get("first_response")
@@ -94,37 +96,39 @@ def test_first_response_is_met_by_the_first_public_reply_and_never_paused():
 
 
 def test_next_response_runs_from_the_oldest_unanswered_customer_message():
-    clocks = TicketClocks().created(at(60), TARGETS, "SB-1")
+    clocks = TicketClocks().created(at(60), TARGETS, "SB-1", IN_OFFICE)
     # The first message is covered by the first response; a second one before it is answered too.
-    clocks = clocks.customer_wrote(at(70), TARGETS, "m2")
+    clocks = clocks.customer_wrote(at(70), TARGETS, "m2", IN_OFFICE)
     assert clocks.get("next_response") is None
     clocks = clocks.agent_replied(at(80), IN_OFFICE)
-    clocks = clocks.customer_wrote(at(100), TARGETS, "m3").customer_wrote(at(130), TARGETS, "m4")
+    clocks = clocks.customer_wrote(at(100), TARGETS, "m3", IN_OFFICE).customer_wrote(at(130), TARGETS, "m4", IN_OFFICE)
     following = clocks.get("next_response")
     assert following.cause == "m3" and following.due_at(OFFICE) == at(100) + timedelta(hours=2)
     answered = clocks.agent_replied(at(150), IN_OFFICE)
     assert answered.get("next_response").outcome == "met"
     # The next customer message starts a new clock of its own (one breach at most per message).
-    again = answered.customer_wrote(at(200), TARGETS, "m5").get("next_response")
+    again = answered.customer_wrote(at(200), TARGETS, "m5", IN_OFFICE).get("next_response")
     assert again.cause == "m5" and again.outcome is None and again.used == timedelta(0)
 
 
 def test_solving_without_an_answer_stops_the_response_clocks():
-    clocks = TicketClocks().created(at(60), TARGETS, "SB-1").status_changed("solved", at(90), TARGETS, IN_OFFICE)
+    clocks = (
+        TicketClocks().created(at(60), TARGETS, "SB-1", IN_OFFICE).status_changed("solved", at(90), TARGETS, IN_OFFICE)
+    )
     assert clocks.get("first_response").outcome == "stopped"
 
 
 def test_a_new_priority_keeps_the_time_used_since_the_original_start_and_recorded_breaches():
-    clocks = TicketClocks().created(at(60), TARGETS, "SB-1").breached("first_response")
+    clocks = TicketClocks().created(at(60), TARGETS, "SB-1", IN_OFFICE).breached("first_response")
     urgent = Targets(first_response=timedelta(minutes=30), resolution=timedelta(hours=4))
-    moved = clocks.retargeted(urgent)
+    moved = clocks.retargeted(urgent, IN_OFFICE)
     assert moved.get("first_response").due_at(OFFICE) == at(90)
     assert moved.get("first_response").breached
     # A metric the new policy does not measure is dropped.
     assert (
         TicketClocks()
-        .created(at(60), TARGETS, "SB-1")
-        .retargeted(Targets(resolution=timedelta(hours=1)))
+        .created(at(60), TARGETS, "SB-1", IN_OFFICE)
+        .retargeted(Targets(resolution=timedelta(hours=1)), IN_OFFICE)
         .get("first_response")
         is None
     )
@@ -166,3 +170,17 @@ def test_used_time_is_the_sum_of_the_running_stretches(start, split, end):
     paused_and_resumed = clock.pause(at(split), OFFICE).resume(at(split))
     assert paused_and_resumed.used_at(at(end), OFFICE) == whole
     assert whole <= at(end) - at(start)
+
+
+def test_a_target_in_business_days_is_due_at_the_same_point_of_the_day_that_many_open_days_later():
+    """On a Berlin office calendar with a lunch break: a ticket at Friday 16:30 with 2 business days to
+    resolve is due Tuesday 16:30; its target is the open time in between (Friday's half hour, Monday's
+    seven hours, Tuesday's six and a half)."""
+    berlin = ZoneInfo("Europe/Berlin")
+    week = {day: parse_spans(["09:00-12:00", "13:00-17:00"]) for day in ("mon", "tue", "wed", "thu", "fri")}
+    office = dict.fromkeys(("first_response", "next_response", "resolution"), Calendar("office", berlin, week))
+    friday = datetime(2026, 12, 4, 16, 30, tzinfo=berlin)
+    clocks = TicketClocks().created(friday, Targets(resolution=BusinessDays(2)), "SB-1", office)
+    resolution = clocks.get("resolution")
+    assert resolution.target == timedelta(hours=14)
+    assert resolution.due_at(office["resolution"]) == datetime(2026, 12, 8, 16, 30, tzinfo=berlin)

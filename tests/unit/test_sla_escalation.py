@@ -6,16 +6,18 @@ from dataclasses import replace
 from datetime import timedelta
 
 from services.notifier.plan import NotifierView, TicketContext, plan
-from services.sla.clocks import WALL_CLOCK, Clock
+from services.sla.clocks import Clock
 from services.sla.decide import decide
 from services.sla.escalation import escalation_timers, fire
 from services.sla.handler import fired_by
+from shared.calendars import always_open
 from shared.config import DeskConfig, load_config
 from shared.events import EscalateTicket, SetPriority
 from shared.settings import EXAMPLE_CONFIG
 from tests.unit.test_sla_decide import CREATED_AT, created
 
 MINUTE = timedelta(minutes=1)
+WALL_CLOCK = always_open()
 
 
 def escalating_config() -> DeskConfig:
