@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared.config import DeskConfig, Team
 
@@ -190,3 +190,19 @@ def queue_order(tickets: Iterable[QueuedTicket]) -> list[QueuedTicket]:
         )
 
     return sorted(tickets, key=key)
+
+
+def on_shift(config: DeskConfig, now: datetime) -> frozenset[str]:
+    """The agents inside their working hours at `now`: their `calendar` is open (none: always at work)."""
+    return frozenset(
+        agent.id for agent in config.agents if agent.calendar is None or config.calendar(agent.calendar).is_open(now)
+    )
+
+
+def off_shift_throughout(config: DeskConfig, now: datetime, grace: timedelta) -> frozenset[str]:
+    """The agents whose working hours had no open time at all in the `grace` before `now`."""
+    return frozenset(
+        agent.id
+        for agent in config.agents
+        if agent.calendar is not None and not config.calendar(agent.calendar).business_time(now - grace, now)
+    )

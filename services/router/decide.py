@@ -107,12 +107,15 @@ class RouterView:
     capacity_checked: set[str] = field(default_factory=set)
     # How many tickets each agent had in new or open when the batch was read.
     loads_read: dict[str, int] = field(default_factory=dict)
+    # Agents inside their working hours when the batch is decided (None: everyone).
+    on_shift: frozenset[str] | None = None
 
     def desk(self) -> Desk:
         """The agents' state assignment decides against, as the batch sees it now."""
         return Desk(
             loads={agent: len(tickets) for agent, tickets in self.working.items()},
             away=self.away,
+            on_shift=self.on_shift,
             last_assigned=self.last_assigned,
             turns={team: self.turns.get(team, 0) + self.used_turns[team] for team in {*self.turns, *self.used_turns}},
         )

@@ -20,7 +20,7 @@ from uuid import UUID
 
 from redis.asyncio import Redis
 
-from services.router.assignment import WORKING_STATUSES, Desk, QueuedTicket
+from services.router.assignment import WORKING_STATUSES, Desk, QueuedTicket, off_shift_throughout, on_shift
 from services.router.queues import AgentWork, plan
 from services.router.state import turn_key
 from shared.config import DeskConfig
@@ -44,20 +44,21 @@ QUEUED_FIELDS = (
     "classified",
     "preferred_agent_id",
 )
-# ARGV: the ticket key template, the number of agents, then per agent (agent key, working key, capacity),
-# then the team queue keys. Returns per agent [available, since, their load (tickets in new or open),
-# then (ticket ID, team) of each of those tickets while they are away], then per team [(ticket ID,
+# ARGV: the ticket key template, the number of agents, then per agent (agent key, working key, capacity,
+# 1 when their shift is over), then the team queue keys. Returns per agent [available, since, their load
+# (tickets in new or open), then (ticket ID, team) of each of those tickets while they are away or off
+# shift], then per team [(ticket ID,
 # QUEUED_FIELDS) of each queued ticket]; the queues are read only when some available agent has room
 # (a desk at capacity with a long queue would otherwise read it all on every wake).
 _FIELDS_LUA = ", ".join(f"'{name}'" for name in QUEUED_FIELDS)
 _READ = f"""
 local template, n_agents = ARGV[1], tonumber(ARGV[2])
 local out, room = {{}}, false
-for i = 3, 2 + 3 * n_agents, 3 do
+for i = 3, 2 + 4 * n_agents, 4 do
   local state = redis.call('HMGET', ARGV[i], 'available', 'since')
   local ids = redis.call('SMEMBERS', ARGV[i + 1])
   local row = {{state[1] or false, state[2] or false, #ids}}
-  if state[1] == '0' then
+  if state[1] == '0' or ARGV[i + 3] == '1' then
     for _, id in ipairs(ids) do
       table.insert(row, id)
       table.insert(row, redis.call('HGET', string.format(template, id), 'team') or false)
@@ -67,7 +68,7 @@ for i = 3, 2 + 3 * n_agents, 3 do
   end
   table.insert(out, row)
 end
-for i = 3 + 3 * n_agents, #ARGV do
+for i = 3 + 4 * n_agents, #ARGV do
   local rows = {{}}
   if room then
     for _, id in ipairs(redis.call('SMEMBERS', ARGV[i])) do
@@ -125,7 +126,7 @@ class Dispatcher:
     async def dispatch(self, now: datetime) -> list[AssignTicket]:
         """One round: reads, plans, publishes what it did not publish within REPUBLISH_AFTER (returns once Kafka
         has the commands); returns the commands published."""
-        queues, agents, desk = await self.read()
+        queues, agents, desk = await self.read(now)
         recent = now - min(REPUBLISH_AFTER, self.config.assignment.sweep_every)
         self._published = {command_id: at for command_id, at in self._published.items() if at > recent}
         planned = plan(queues, agents, desk, self.config, now)
@@ -141,12 +142,14 @@ class Dispatcher:
             )
         return commands
 
-    async def read(self) -> tuple[dict[str, list[QueuedTicket]], dict[str, AgentWork], Desk]:
-        """The team queues, the agents' work and the desk as Redis has them, in one pipeline."""
+    async def read(self, now: datetime) -> tuple[dict[str, list[QueuedTicket]], dict[str, AgentWork], Desk]:
+        """The team queues, the agents' work and the desk as Redis has them at `now`, in one pipeline."""
         agents, teams = self.config.agents, [team.id for team in self.config.teams]
+        working_hours = on_shift(self.config, now)
+        shift_over = off_shift_throughout(self.config, now, self.config.assignment.away_grace)
         args: list[str | int] = [ticket_key("%s"), len(agents)]
         for agent in agents:
-            args += [agent_key(agent.id), agent_working_key(agent.id), agent.capacity]
+            args += [agent_key(agent.id), agent_working_key(agent.id), agent.capacity, int(agent.id in shift_over)]
         args += [team_queue_key(team) for team in teams]
         async with self.redis.pipeline(transaction=False) as pipe:
             await self._read(args=args, client=pipe)
@@ -163,11 +166,13 @@ class Dispatcher:
             work[agent.id] = AgentWork(
                 datetime.fromisoformat(since) if available == "0" and since else None,
                 {ticket: team for ticket, team in zip(tickets[::2], tickets[1::2], strict=True) if team},
+                off_shift=agent.id in shift_over,
             )
         queues = {team: _queued(team, flat) for team, flat in zip(teams, rows[len(agents) :], strict=True)}
         desk = Desk(
             loads=loads,
             away=frozenset(away),
+            on_shift=working_hours,
             last_assigned={agent.id: at for agent, at in zip(agents, last_assigned, strict=True) if at is not None},
             turns={team: int(turn or 0) for team, turn in zip(teams, turns, strict=True)},
         )

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from services.router.assignment import on_shift
 from services.router.decide import Decision, RouterEvent, RouterView, decide_command, decide_inbound
 from services.router.state import RouterState
 from services.router.tickets import handled_event_id
@@ -137,6 +138,7 @@ class RouterHandler:
     ) -> dict[str, Decision]:
         """Decisions by record ID, in record order; a record twice in the batch is decided once."""
         now = datetime.now(UTC)
+        view.on_shift = on_shift(self.config, now)
         decided: dict[str, Decision] = {}
         # In the engine's order: each partition's in offset order, a ticket's messages and commands by time.
         for key, record in zip(keys, records, strict=True):

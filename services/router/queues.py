@@ -30,11 +30,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class AgentWork:
-    """An agent's state for the dispatcher: since when they are away (None: available) and their
-    tickets in new or open, by ticket ID → team."""
+    """An agent's state for the dispatcher: since when they are away (None: available), their tickets in
+    new or open, by ticket ID → team, and whether their working hours were closed throughout the grace
+    period (their shift ended)."""
 
     away_since: datetime | None
     working: Mapping[str, str]
+    off_shift: bool = False
 
 
 def plan(
@@ -51,14 +53,14 @@ def plan(
     team_ids = {team.id for team in config.teams}
     commands = [
         AssignTicket(
-            event_id=derived_id("requeue", ticket_id, agent_id, work.away_since.isoformat()),
+            event_id=derived_id("requeue", ticket_id, agent_id, since),
             occurred_at=now,
             ticket_id=ticket_id,
             agent_id=SYSTEM,
             to_team=team,
         )
         for agent_id, work in agents.items()
-        if work.away_since is not None and now - work.away_since >= config.assignment.away_grace
+        if (since := _gone_since(work, now, config)) is not None
         for ticket_id, team in sorted(work.working.items())
         if team in team_ids
     ]
@@ -88,6 +90,16 @@ def plan(
                 )
             )
     return commands
+
+
+def _gone_since(work: AgentWork, now: datetime, config: DeskConfig) -> str | None:
+    """What names the agent's absence in the requeue command IDs, once it lasted the grace period: since
+    when they are away, or (their shift over) the day; None while they are at work."""
+    if work.away_since is not None and now - work.away_since >= config.assignment.away_grace:
+        return work.away_since.isoformat()
+    if work.off_shift:
+        return f"off shift {now.date().isoformat()}"
+    return None
 
 
 def system_assign(
@@ -129,7 +141,10 @@ def system_assign(
             )
         ]
     assignee = ticket.assignee_id
-    if assignee is None or assignee not in desk.away or command.to_team not in team_ids:
+    gone = assignee is not None and (
+        assignee in desk.away or (desk.on_shift is not None and assignee not in desk.on_shift)
+    )
+    if not gone or command.to_team not in team_ids:
         return []
     return [
         TicketQueued(
@@ -138,7 +153,7 @@ def system_assign(
             actor=SYSTEM,
             previous_agent_id=assignee,
             preferred_agent_id=assignee,
-            reason=f"{assignee} is away",
+            reason=f"{assignee} is away" if assignee in desk.away else f"{assignee}'s shift is over",
         )
     ]
 

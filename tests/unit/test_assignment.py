@@ -9,7 +9,16 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.router.assignment import Desk, Need, QueuedTicket, choose, ineligibility, queue_order
+from services.router.assignment import (
+    Desk,
+    Need,
+    QueuedTicket,
+    choose,
+    ineligibility,
+    off_shift_throughout,
+    on_shift,
+    queue_order,
+)
 from services.router.decide import KnownTicket, RouterView, decide_command, decide_inbound
 from services.router.queues import AgentWork, plan, system_assign
 from shared.config import DeskConfig
@@ -146,6 +155,46 @@ def test_tickets_of_an_agent_away_past_the_grace_go_back_to_their_teams_queue():
     [command] = plan({}, away, Desk(away={"ana"}), CONFIG, NOW)
     assert (command.ticket_id, command.to_team, command.agent_id) == ("SB-1", "support", "system")
     assert plan({}, away, Desk(away={"ana"}), CONFIG, NOW - timedelta(minutes=2)) == []
+
+
+def with_shifts() -> DeskConfig:
+    """Ana works 09:00-17:00 Berlin time on weekdays; the others have no calendar (always at work)."""
+    data = CONFIG.model_dump()
+    data["calendars"] = [
+        {"id": "berlin", "timezone": "Europe/Berlin", "hours": {day: ["09:00-17:00"] for day in WEEKDAYS}}
+    ]
+    data["agents"][0]["calendar"] = "berlin"
+    return DeskConfig.model_validate(data)
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
+
+
+def test_working_hours_decide_who_is_on_shift_and_whose_shift_ended_past_the_grace():
+    shifts = with_shifts()
+    tuesday_noon = datetime(2026, 12, 1, 11, 0, tzinfo=UTC)  # 12:00 in Berlin
+    evening = datetime(2026, 12, 1, 16, 5, tzinfo=UTC)  # 17:05: five minutes after Ana's shift
+    assert on_shift(shifts, tuesday_noon) == {"ana", "ben", "chloe"}
+    assert on_shift(shifts, evening) == {"ben", "chloe"}
+    assert off_shift_throughout(shifts, evening, timedelta(minutes=10)) == set()
+    assert off_shift_throughout(shifts, evening + timedelta(minutes=5), timedelta(minutes=10)) == {"ana"}
+    choice = choose(Need("support", ("billing",)), Desk(on_shift=on_shift(shifts, evening)), shifts)
+    assert choice.agent_id == "chloe" and choice.passed_over["ana"] == "off shift"
+
+
+def test_tickets_of_an_agent_whose_shift_ended_past_the_grace_go_back_to_the_queue():
+    shifts = with_shifts()
+    late = datetime(2026, 12, 1, 16, 30, tzinfo=UTC)
+    work = {"ana": AgentWork(None, {"SB-1": "support"}, off_shift=True)}
+    [command] = plan({}, work, Desk(on_shift={"ben", "chloe"}), shifts, late)
+    assert (command.ticket_id, command.to_team) == ("SB-1", "support")
+    # One command a day: every sweep of the evening asks under the same ID.
+    [again] = plan({}, work, Desk(on_shift={"ben", "chloe"}), shifts, late + timedelta(hours=1))
+    assert again.event_id == command.event_id
+    [back] = system_assign(command, known("open", "ana"), Desk(on_shift={"ben", "chloe"}), shifts, late)
+    assert back.reason == "ana's shift is over" and back.preferred_agent_id == "ana"
+    # Back at work (or at work still): the ticket stays hers.
+    assert system_assign(command, known("open", "ana"), Desk(on_shift={"ana", "ben"}), shifts, late) == []
 
 
 def known(status: str = "new", assignee: str | None = None) -> KnownTicket:
