@@ -308,6 +308,11 @@ class DeskConfig(_Strict):
     close_after: Duration = timedelta(days=4)
 
     @functools.cached_property
+    def rule_calendars(self) -> frozenset[str]:
+        """The calendars the rules' `within_business_hours` / `outside_business_hours` name."""
+        return frozenset(calendar for rule in self.rules for calendar in rule.when.calendars)
+
+    @functools.cached_property
     def reads_sentiment(self) -> bool:
         """Whether the router scores a new ticket's sentiment: a rule asks for it, or the config always does."""
         return self.detection.always_read_sentiment or any(rule.when.sentiment is not None for rule in self.rules)
@@ -385,6 +390,12 @@ class DeskConfig(_Strict):
                 f"{where}.when.language: {language!r} is not in the desk's languages"
                 for language in rule.when.language or ()
                 if language not in languages
+            ]
+            known_calendars = {calendars.ALWAYS_OPEN_ID} | {calendar.id for calendar in self.calendars}
+            problems += [
+                f"{where}.when.{key}: unknown calendar {calendar!r}"
+                for key in ("within_business_hours", "outside_business_hours")
+                if (calendar := getattr(rule.when, key)) is not None and calendar not in known_calendars
             ]
         return problems
 

@@ -99,6 +99,8 @@ class Facts:
     language: str
     urgent: bool
     negative: bool
+    # The calendars (IDs) the rules name that were open when the message was received.
+    open_calendars: frozenset[str] = frozenset()
 
 
 class Condition(Protocol):
@@ -265,6 +267,23 @@ class HasAttachment:
         return f"the message {has} attachment (wanted: {str(self.expected).lower()})"
 
 
+@dataclass(frozen=True)
+class BusinessHours:
+    """Within (or, `expected` False, outside) the open hours of a business calendar when the message came."""
+
+    name: ClassVar[str] = "within_business_hours"
+    calendar: str
+    expected: bool = True
+
+    def check(self, facts: Facts) -> bool:
+        return (self.calendar in facts.open_calendars) == self.expected
+
+    def describe(self, facts: Facts) -> str:
+        state = "open" if self.calendar in facts.open_calendars else "closed"
+        wanted = "open" if self.expected else "closed"
+        return f"calendar {self.calendar} was {state} when the message came (wanted: {wanted})"
+
+
 def _as_list(value: Any) -> Any:
     """`channel: email` reads as `channel: [email]`."""
     return [value] if isinstance(value, str) else value
@@ -292,6 +311,9 @@ class RuleConditions(_Strict):
     sentiment: Literal["negative"] | None = None
     urgent: bool | None = None
     has_attachment: bool | None = None
+    # A calendar ID (`calendars`, or `24x7`): the message came in (or, outside_, out of) its open hours.
+    within_business_hours: str | None = None
+    outside_business_hours: str | None = None
 
     @field_validator("subject_matches", "text_matches")
     @classmethod
@@ -309,6 +331,11 @@ class RuleConditions(_Strict):
 
     def model_post_init(self, _context: Any) -> None:
         self.conditions  # noqa: B018 (built, and so compiled, when the config loads)
+
+    @property
+    def calendars(self) -> set[str]:
+        """The calendars the conditions name."""
+        return {name for name in (self.within_business_hours, self.outside_business_hours) if name is not None}
 
     @functools.cached_property
     def conditions(self) -> tuple[Condition, ...]:
@@ -330,6 +357,10 @@ class RuleConditions(_Strict):
             built.append(SentimentIs(self.sentiment))
         if self.has_attachment is not None:
             built.append(HasAttachment(self.has_attachment))
+        if self.within_business_hours is not None:
+            built.append(BusinessHours(self.within_business_hours))
+        if self.outside_business_hours is not None:
+            built.append(BusinessHours(self.outside_business_hours, expected=False))
         if self.keywords_any is not None:
             built.append(KeywordsAny(WordMatcher(self.keywords_any)))
         if self.subject_matches is not None:

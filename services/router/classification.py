@@ -35,7 +35,7 @@ def explain(message: InboundMessage, config: DeskConfig, *, traced: bool = True)
     if message.channel == "form" and (form := config.form(message.source)) and form.team:
         team = form.team
     detected = detect(message, config)
-    facts = facts_of(message, detected)
+    facts = facts_of(message, detected, config)
     rulings: list[Ruling] = []
     outcome = run_rules(
         config.rules,
@@ -62,7 +62,7 @@ def explain(message: InboundMessage, config: DeskConfig, *, traced: bool = True)
     return Explanation(detected, facts, rulings, classification)
 
 
-def facts_of(message: InboundMessage, detected: Detected) -> Facts:
+def facts_of(message: InboundMessage, detected: Detected, config: DeskConfig) -> Facts:
     email = message.sender.email
     return Facts(
         channel=message.channel,
@@ -76,4 +76,7 @@ def facts_of(message: InboundMessage, detected: Detected) -> Facts:
         language=detected.language,
         urgent=detected.urgent,
         negative=detected.negative,
+        open_calendars=frozenset(
+            calendar for calendar in config.rule_calendars if config.calendar(calendar).is_open(message.received_at)
+        ),
     )

@@ -6,12 +6,15 @@ import json
 import uuid
 from datetime import UTC, datetime
 
+import pytest
+
 from services.router.decide import RouterView, decide_inbound
-from shared.config import load_config
+from shared.config import DeskConfig, load_config
 from shared.events import InboundMessage, Sender, TicketAssigned, TicketCreated, ticket_event_adapter
 from shared.settings import EXAMPLE_CONFIG
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
 CONFIG = load_config(EXAMPLE_CONFIG)  # rules: "urgent raised to high", then "refunds to payments" (stop)
 
 
@@ -20,7 +23,7 @@ def mail(subject: str, text: str, **fields) -> InboundMessage:
     return InboundMessage.received(
         message_id=uuid.uuid4(),
         ticket_id="SB-1001",
-        received_at=NOW,
+        received_at=fields.pop("received_at", NOW),
         channel_message_id=f"<{uuid.uuid4()}@mail.example>",
         sender=Sender(name="Lucía", email="lucia@cliente.example"),
         subject=subject,
@@ -58,3 +61,22 @@ def test_ticket_created_without_the_new_fields_still_reads():
     parsed = ticket_event_adapter.validate_python(old)
     assert isinstance(parsed, TicketCreated)
     assert parsed.language is None and parsed.rules == [] and parsed.team == "support"
+
+
+def test_a_rule_can_route_by_whether_a_business_calendar_was_open_when_the_message_came():
+    data = CONFIG.model_dump(by_alias=True)
+    data["calendars"].append(
+        {"id": "office", "timezone": "Europe/Madrid", "hours": {day: ["09:00-18:00"] for day in WEEKDAYS}}
+    )
+    data["rules"] = [
+        {"name": "after hours", "when": {"outside_business_hours": "office"}, "set": {"tags": ["after-hours"]}}
+    ]
+    config = DeskConfig.model_validate(data)
+    monday_noon, monday_night = datetime(2026, 11, 30, 11, 0, tzinfo=UTC), datetime(2026, 11, 30, 21, 0, tzinfo=UTC)
+    during = decide_inbound(mail("Login", "I cannot log in.", received_at=monday_noon), RouterView(), config, NOW)
+    after = decide_inbound(mail("Login", "I cannot log in.", received_at=monday_night), RouterView(), config, NOW)
+    assert during.events[0].rules == [] and after.events[0].rules == ["after hours"]
+    assert "after-hours" in after.events[0].tags
+    data["rules"][0]["when"] = {"within_business_hours": "mars"}
+    with pytest.raises(ValueError, match="rules.0.when.within_business_hours: unknown calendar 'mars'"):
+        DeskConfig.model_validate(data)
