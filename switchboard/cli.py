@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,11 @@ def ticket() -> None:
 def ticket_show(ticket_id: str) -> None:
     """Print a ticket from the read model as JSON: status, priority, tags, assignee, CSAT, messages and
     its history (the audit trail)."""
+    _print_from_read_model(lambda read_model: read_model.ticket(ticket_id), f"no ticket {ticket_id}")
+
+
+def _print_from_read_model(lookup: Callable[[Any], Awaitable[dict | None]], missing: str) -> None:
+    """Prints what `lookup` (given the ReadModel) finds as JSON, or fails with `missing`."""
     from shared.read_model import ReadModel
     from shared.redis_client import connect_redis
 
@@ -190,7 +196,7 @@ def ticket_show(ticket_id: str) -> None:
         _, redis_url = Settings().require_infra()
         redis = connect_redis(redis_url)
         try:
-            return await ReadModel(redis).ticket(ticket_id)
+            return await lookup(ReadModel(redis))
         finally:
             await redis.aclose()
 
@@ -199,7 +205,7 @@ def ticket_show(ticket_id: str) -> None:
     except MissingInfrastructure as error:
         raise click.ClickException(str(error)) from None
     if found is None:
-        raise click.ClickException(f"no ticket {ticket_id}")
+        raise click.ClickException(missing)
     click.echo(json.dumps(found, indent=2, ensure_ascii=False))
 
 
@@ -337,24 +343,7 @@ def contact() -> None:
 def contact_show(contact_id: str) -> None:
     """Print a contact from the read model as JSON: a merged contact shows its survivor, with the identities
     (and which are verified) and tickets of every contact merged into it."""
-    from shared.read_model import ReadModel
-    from shared.redis_client import connect_redis
-
-    async def show() -> dict | None:
-        _, redis_url = Settings().require_infra()
-        redis = connect_redis(redis_url)
-        try:
-            return await ReadModel(redis).contact(contact_id)
-        finally:
-            await redis.aclose()
-
-    try:
-        found = asyncio.run(show())
-    except MissingInfrastructure as error:
-        raise click.ClickException(str(error)) from None
-    if found is None:
-        raise click.ClickException(f"no contact {contact_id}")
-    click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+    _print_from_read_model(lambda read_model: read_model.contact(contact_id), f"no contact {contact_id}")
 
 
 @contact.command("merge")

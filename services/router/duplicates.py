@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from rapidfuzz import fuzz
 
 from services.router.lifecycle import customer_wrote
-from services.router.tickets import message_added
+from services.router.tickets import message_added, ticket_created
 from shared.config import Classification
 from shared.events import (
     ACTIVE_STATUSES,
@@ -214,24 +214,7 @@ def merged_at_birth(
 
     joined = message_added(message, now, contact_id=contact.contact_id)
     return [
-        TicketCreated(
-            **envelope("created"),
-            channel=message.channel,
-            subject=message.subject,
-            contact=contact,
-            team=classification.team,
-            category=classification.category,
-            priority=classification.priority,
-            tags=classification.tags,
-            reply_route=message.reply_route,
-            acknowledge=message.acknowledge,
-            follow_up_of=message.follow_up_of,
-            language=classification.language,
-            flags=classification.flags,
-            skills=classification.skills,
-            rules=classification.rules,
-            merged_into=into,
-        ),
+        ticket_created(message, contact, classification, now, merged_into=into),
         joined,
         TicketMerged(**envelope("merged"), into_ticket_id=into, actor=SYSTEM),
         StatusChanged(

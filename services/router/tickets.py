@@ -47,6 +47,34 @@ def _envelope(message: InboundMessage, step: str, now: datetime) -> dict[str, An
     }
 
 
+def ticket_created(
+    message: InboundMessage,
+    contact: ContactSummary,
+    classification: Classification,
+    now: datetime,
+    merged_into: str | None = None,
+) -> TicketCreated:
+    """The ticket the message opens, as the router classified it (`merged_into`: a duplicate of that one)."""
+    return TicketCreated(
+        **_envelope(message, "created", now),
+        channel=message.channel,
+        subject=message.subject,
+        contact=contact,
+        team=classification.team,
+        category=classification.category,
+        priority=classification.priority,
+        tags=classification.tags,
+        reply_route=message.reply_route,
+        acknowledge=message.acknowledge,
+        follow_up_of=message.follow_up_of,
+        language=classification.language,
+        flags=classification.flags,
+        skills=classification.skills,
+        rules=classification.rules,
+        merged_into=merged_into,
+    )
+
+
 def message_added(
     message: InboundMessage, now: datetime, *, contact_id: str | None, review: str | None = None
 ) -> MessageAdded:
@@ -81,23 +109,7 @@ def new_ticket(
     """The new ticket, its first message, and its assignment; with no `assignee`, its wait in the
     team's queue (`ticket.queued`, saying why)."""
     opened: list[TicketEvent] = [
-        TicketCreated(
-            **_envelope(message, "created", now),
-            channel=message.channel,
-            subject=message.subject,
-            contact=contact,
-            team=classification.team,
-            category=classification.category,
-            priority=classification.priority,
-            tags=classification.tags,
-            reply_route=message.reply_route,
-            acknowledge=message.acknowledge,
-            follow_up_of=message.follow_up_of,
-            language=classification.language,
-            flags=classification.flags,
-            skills=classification.skills,
-            rules=classification.rules,
-        ),
+        ticket_created(message, contact, classification, now),
         message_added(message, now, contact_id=contact.contact_id),
     ]
     if assignee is None:
