@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
@@ -29,6 +30,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def fire_timers() -> AsyncIterator[None]:
+        # Before the consumer starts: the clocks kept under an earlier config follow this one.
+        await firing.reconcile(datetime.now(UTC))
         async with running(firing.run(), name="sla-timers"):
             yield
 

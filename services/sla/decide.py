@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
 
 from pydantic import TypeAdapter
 
@@ -198,6 +200,48 @@ def _announce(
             deadline, timers = _deadline(new, metric, policy, calendar, envelope("deadline"), reason)
             decision.events.append(deadline)
             decision.timers[cause.ticket_id, metric] = timers
+
+
+def reconcile(
+    states: Mapping[str, TicketSla],
+    announced: Mapping[tuple[str, str], datetime | None],
+    config: DeskConfig,
+    now: datetime,
+) -> SlaDecision:
+    """The clocks of `states` under the config as it is now (after a change of policies or calendars): each
+    ticket's policy chosen again, its targets and calendars applied from each clock's original start. A
+    running clock whose due instant is no longer the one `announced` (ticket, metric → the read model's) is
+    announced again (`sla.deadline_set`, reason "config changed") with its timers; one the policy no longer
+    measures stops. Event IDs derive from the ticket, metric and new due instant: instances starting
+    together announce the same events."""
+    decision = SlaDecision()
+    for ticket_id, state in states.items():
+        after = _reclassified(state, config)
+        policy = _policy(after, config)
+        on = calendars(policy, config)
+        for metric in SLA_METRICS:
+            old, new = state.clocks.get(metric), after.clocks.get(metric)
+            if new is None or not new.running:
+                if old is not None and old.running and new is None:
+                    envelope = _reconciled(ticket_id, metric, "stopped", now)
+                    reason = f"policy {policy.id} does not measure it"
+                    decision.events.append(SlaStopped(**envelope, metric=metric, reason=reason))
+                    decision.timers[ticket_id, metric] = []
+                continue
+            due = new.due_at(on[metric])
+            if due is not None and due == announced.get((ticket_id, metric)) and old == new:
+                continue
+            envelope = _reconciled(ticket_id, metric, f"deadline {due.isoformat() if due else ''}", now)
+            deadline, timers = _deadline(new, metric, policy, on[metric], envelope, "config changed")
+            decision.events.append(deadline)
+            decision.timers[ticket_id, metric] = timers
+        if after != state:
+            decision.states[ticket_id] = after
+    return decision
+
+
+def _reconciled(ticket_id: str, metric: str, what: str, now: datetime) -> dict[str, Any]:
+    return {"event_id": derived_id(ticket_id, metric, "reconciled", what), "occurred_at": now, "ticket_id": ticket_id}
 
 
 def _moved(old: Clock | None, new: Clock) -> bool:

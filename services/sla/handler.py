@@ -18,12 +18,13 @@ from datetime import UTC, datetime
 from services.sla.auto_close import METRIC as AUTO_CLOSE
 from services.sla.auto_close import close_command, still_solved
 from services.sla.deadlines import Timer, announcement
-from services.sla.decide import TicketSla, decide, ticket_sla_adapter
+from services.sla.decide import TicketSla, decide, reconcile, ticket_sla_adapter
 from services.sla.escalation import fire as escalate
 from services.sla.timers import TimerStore, clocks_key
 from shared.config import DeskConfig
 from shared.engine import BatchResult, Record, is_infrastructure_outage
 from shared.events import (
+    SLA_METRICS,
     AgentCommand,
     MessageAdded,
     PriorityChanged,
@@ -121,6 +122,46 @@ class TimerFiring:
                 next_fire = None
             idle = MAX_IDLE_SECONDS if next_fire is None else next_fire - time.time()
             await asyncio.sleep(min(max(idle, 0.0), MAX_IDLE_SECONDS))
+
+    async def reconcile(self, now: datetime, batch: int = 500) -> int:
+        """Brings every open ticket's clocks in line with the config (run at start: policies or calendars may
+        have changed): announces the deadlines that moved and replaces their timers. Returns how many
+        deadline events it published."""
+        redis, published = self.read_model.redis, 0
+        keys = [key async for key in redis.scan_iter(match=clocks_key("*"), count=batch)]
+        for start in range(0, len(keys), batch):
+            chunk = keys[start : start + batch]
+            tickets = [key.removeprefix(clocks_key("")) for key in chunk]
+            async with redis.pipeline(transaction=False) as pipe:
+                pipe.mget(chunk)
+                for ticket_id in tickets:
+                    pipe.hmget(ticket_key(ticket_id), *(f"{metric}_due" for metric in SLA_METRICS))
+                raw, *dues = await pipe.execute()
+            states = {
+                ticket_id: ticket_sla_adapter.validate_json(value)
+                for ticket_id, value in zip(tickets, raw, strict=True)
+                if value is not None
+            }
+            announced = {
+                (ticket_id, metric): datetime.fromisoformat(due) if due else None
+                for ticket_id, row in zip(tickets, dues, strict=True)
+                for metric, due in zip(SLA_METRICS, row, strict=True)
+            }
+            decision = reconcile(states, announced, self.config, now)
+            await self.publisher.publish_many(
+                [Outgoing.event(self.tickets_topic, event.ticket_id, event) for event in decision.events], timeout=30
+            )
+            async with redis.pipeline(transaction=False) as pipe:
+                await self.timers.replace(pipe, decision.timers)
+                for ticket_id, state in decision.states.items():
+                    if state is not None:
+                        pipe.set(clocks_key(ticket_id), ticket_sla_adapter.dump_json(state))
+                await pipe.execute()
+            await self.read_model.apply(decision.events)
+            published += len(decision.events)
+        if published:
+            logger.info("sla clocks reconciled with the config", extra={"events": published})
+        return published
 
     async def fire_due(self, now: float) -> int:
         due = await self.timers.claim_due(now)

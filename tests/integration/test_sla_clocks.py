@@ -8,6 +8,7 @@ them: the `sla.*` events on the ticket topic, the read API's `sla`, and the time
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,31 @@ async def test_two_sla_instances_fire_an_escalation_level_once_and_the_router_ap
     assert len({e["event_id"] for e in events if e["type"] == "ticket.escalated"}) == 1
     [level] = {e["event_id"]: e for e in events if e["type"] == "sla.escalated"}.values()
     assert level["notify_users"] == ["U0LENA"] and level["raised_to"] == "high"
+
+
+async def test_an_sla_service_started_with_a_changed_policy_moves_the_open_clocks(
+    services: ServiceProcesses, smtp_sink, tmp_path
+):
+    stack = start_stack(services, config_with_every_clock(tmp_path))
+    settings = stack.settings
+    ticket_id, _, _ = email_ticket(stack, smtp_sink, "ines@customer.example", "Password reset")
+    first = await wait_for_event(settings, lambda e: e["type"] == "sla.deadline_set" and e["ticket_id"] == ticket_id)
+    await settle(settings)
+    services.kill("sla")
+
+    config = yaml.safe_load((tmp_path / "every-clock.yaml").read_text())
+    config["sla_policies"][0]["first_response"] = "20m"
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config, allow_unicode=True))
+    services.start("sla", SWITCHBOARD_CONFIG=str(changed))
+
+    moved = await wait_for_event(
+        settings, lambda e: e["type"] == "sla.deadline_set" and e["reason"] == "config changed"
+    )
+    assert (moved["ticket_id"], moved["metric"], moved["target_seconds"]) == (ticket_id, "first_response", 1200)
+    started = datetime.fromisoformat(first["due_at"]) - timedelta(hours=1)
+    assert datetime.fromisoformat(moved["due_at"]) == started + timedelta(minutes=20)
+    shown = switchboard_cli(settings.model_copy(update={"config": changed}), "sla", "show", ticket_id, "--json")
+    assert {row["metric"]: row["target"] for row in json.loads(shown.stdout)["clocks"]}["first_response"] == "0:20:00"
+    # The restarted service joins its group (the killed member's session runs out first) before the test ends.
+    await settle(settings)

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from services.sla.deadlines import announcement
-from services.sla.decide import decide, ticket_sla_adapter
+from services.sla.decide import calendars, decide, reconcile, ticket_sla_adapter
 from services.sla.rebuild import TimerRebuild
 from shared.config import DeskConfig, load_config
 from shared.events import (
@@ -296,3 +296,38 @@ def test_a_met_clock_rebuilds_no_timers_and_a_solved_ticket_only_its_auto_close(
     assert pending_of([created("SB-1001"), status_changed("SB-1001", "solved")]) == [
         ("SB-1001", "auto_close", "close", 1.0)
     ]
+
+
+# --- a changed config ------------------------------------------------------------------------------
+
+
+def test_a_changed_config_moves_the_deadlines_it_changes_and_only_those():
+    log = [created("SB-1001", "billing"), agent_reply("SB-1001"), created("SB-1002")]
+    states = rebuilt(log).open_states()
+    announced = {
+        (ticket_id, metric): clock.due_at(calendars(CONFIG.sla_policy(state.policy), CONFIG)[metric])
+        for ticket_id, state in states.items()
+        for metric, clock in state.clocks.clocks.items()
+        if clock.running
+    }
+    assert reconcile(states, announced, CONFIG, CREATED_AT).events == []
+
+    data = CONFIG.model_dump()
+    fast = next(policy for policy in data["sla_policies"] if policy["id"] == "fast")
+    fast["resolution"] = "4h"
+    standard = next(policy for policy in data["sla_policies"] if policy["id"] == "standard")
+    standard["first_response"], standard["resolution"] = None, "1d"
+    changed = DeskConfig.model_validate(data)
+    decision = reconcile(states, announced, changed, CREATED_AT + timedelta(minutes=30))
+    moved = {(event.ticket_id, event.type, event.metric): event for event in decision.events}
+    assert set(moved) == {
+        ("SB-1001", "sla.deadline_set", "resolution"),
+        ("SB-1002", "sla.stopped", "first_response"),
+    }
+    resolution = moved["SB-1001", "sla.deadline_set", "resolution"]
+    assert resolution.due_at == CREATED_AT + timedelta(hours=4) and resolution.reason == "config changed"
+    assert decision.timers["SB-1002", "first_response"] == []
+    # Counted from the original start: a clock the new policy adds is not started after the fact.
+    assert decision.states["SB-1002"].clocks.get("resolution") is None
+    again = reconcile(states, announced, changed, CREATED_AT + timedelta(minutes=31))
+    assert [event.event_id for event in again.events] == [event.event_id for event in decision.events]
