@@ -25,6 +25,8 @@ from tests.support import ServiceProcesses, switchboard_cli, wait_for_ticket
 
 pytestmark = pytest.mark.integration
 
+WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
 
 def config_with_every_clock(directory: Path) -> Path:
     """The example config, its support team on a policy with all three clocks (long: none fires here)."""
@@ -107,9 +109,14 @@ def config_escalating_fast(directory: Path) -> Path:
     """Support's first response due in 3 s; at the breach the lead is told, the priority raised and the
     ticket handed up the escalation chain."""
     config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    # A business calendar (Shanghai time, open all day every day), so the deadline goes through its arithmetic.
+    config["calendars"].append(
+        {"id": "desk", "timezone": "Asia/Shanghai", "hours": dict.fromkeys(WEEK, ["00:00-24:00"])}
+    )
     config["sla_policies"] = [
         {
             "id": "standard",
+            "calendar": "desk",
             "first_response": "3s",
             "warn_at": [],
             "escalation": [{"at": "breach", "notify": ["lead"], "raise_priority": True, "reassign": "lead"}],
