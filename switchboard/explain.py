@@ -3,7 +3,8 @@
 FILE is an `InboundMessage` as JSON (as intake publishes it on the inbound topic) or a `.eml`, read by
 the mail intake's own parser. The classification is the router's own code path (`explain`, which
 `classify` wraps), and so is the choice of agent (`assignment.choose`), made as if every agent were
-available with no ticket (the live loads and availability are in Redis, which this never reads);
+available with no ticket (the live loads and availability are in Redis, which this does not read).
+With Redis configured it looks up (only reads) whose contact each of the sender's identities is;
 nothing is published or stored.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,8 +23,10 @@ from rich.table import Table
 
 from services.router.assignment import Desk, Need, choose
 from services.router.classification import Explanation, explain
+from services.router.contacts import sender_identities
 from shared.config import DeskConfig
 from shared.events import Attachment, InboundMessage, Sender
+from shared.settings import Settings
 from shared.untrusted import InvalidJson, parse_json_object
 
 
@@ -83,17 +87,45 @@ def _message_from_mail(raw: bytes, config: DeskConfig) -> InboundMessage:
     )
 
 
-def print_explanation(message: InboundMessage, config: DeskConfig, console: Console) -> None:
+def print_explanation(
+    message: InboundMessage, config: DeskConfig, console: Console, owners: Mapping[str, str | None] | None = None
+) -> None:
+    """`owners`: each of the sender's identities → the contact that owns it now (a merged one: its
+    survivor), as Redis has it; None when Redis was not asked."""
     if message.kind not in ("message", "edit"):
         console.print(
             f"A {message.kind.replace('_', '-')} opens no ticket: the router records it, never classifies it."
         )
         return
     outcome = explain(message, config)
+    console.print(_contact(message, owners))
     console.print(_reading(outcome, config))
     console.print(_rules(outcome))
     console.print(_result(outcome))
     console.print(_assignment(outcome, config))
+
+
+def _contact(message: InboundMessage, owners: Mapping[str, str | None] | None) -> Table:
+    """The sender's identities, proved by the channel or only claimed, and whose contact each is."""
+    table = Table(title="Who wrote")
+    for column in ("identity", "proved by the channel", "contact"):
+        table.add_column(column)
+    identities = sender_identities(message.channel, message.sender)
+    for identity, verified in identities.items():
+        if owners is None:
+            owner = "not looked up (no Redis configured)"
+        else:
+            owner = owners.get(identity) or "nobody yet: linked to the ticket's contact"
+        table.add_row(escape(identity), "verified" if verified else "claimed", escape(owner))
+    if not identities:
+        table.add_row("none", "—", "a new contact")
+    known = {owner for owner in (owners or {}).values() if owner}
+    if len(known) > 1:
+        table.caption = (
+            "identities of different contacts: the router merges them when the channel proves them, "
+            "else suggests the merge to agents (see README: Contacts and identities)"
+        )
+    return table
 
 
 def _reading(outcome: Explanation, config: DeskConfig) -> Table:
@@ -165,3 +197,35 @@ def _assignment(outcome: Explanation, config: DeskConfig) -> Table:
     if choice.agent_id is None:
         table.add_row("", "", escape(f"the ticket waits in the queue: {choice.queued_reason}"))
     return table
+
+
+async def identity_owners(message: InboundMessage, settings: Settings) -> dict[str, str | None] | None:
+    """Whose contact each of the sender's identities is (a merged contact: its survivor), read from Redis;
+    None without Redis configured or reachable."""
+    from redis.exceptions import RedisError
+
+    from shared.read_model import contact_merged_into_key, identity_key
+    from shared.redis_client import connect_redis
+
+    if not settings.redis_url:
+        return None
+    identities = list(sender_identities(message.channel, message.sender))
+    redis = connect_redis(settings.redis_url)
+    try:
+        owners = (
+            dict(zip(identities, await redis.mget([identity_key(i) for i in identities]), strict=True))
+            if identities
+            else {}
+        )
+        for identity, owner in owners.items():
+            # A merge leaves a pointer to the survivor (a chain after several merges).
+            for _ in range(8):
+                if owner is None or (survivor := await redis.get(contact_merged_into_key(owner))) is None:
+                    break
+                owner = survivor
+            owners[identity] = owner
+        return owners
+    except (RedisError, OSError):
+        return None
+    finally:
+        await redis.aclose()

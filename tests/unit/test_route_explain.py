@@ -7,10 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from click.testing import CliRunner
+from rich.console import Console
 
+from shared.config import load_config
 from shared.events import InboundMessage, Sender
 from shared.settings import EXAMPLE_CONFIG
 from switchboard.cli import main
+from switchboard.explain import print_explanation
 
 SPANISH_REFUND = """\
 From: =?utf-8?q?Luc=C3=ADa?= <lucia@cliente.example>
@@ -78,3 +81,35 @@ def test_machine_mail_opens_no_ticket_and_a_file_that_is_no_message_is_refused(t
     junk.write_text('{"text": "hello"}')
     refused = explain(junk)
     assert refused.exit_code == 1 and "not an inbound message" in refused.output
+
+
+def test_the_sender_is_shown_with_each_identity_proved_or_claimed_and_its_contact(tmp_path):
+    path = tmp_path / "refund.eml"
+    path.write_bytes(SPANISH_REFUND.encode())
+    result = CliRunner(env={"COLUMNS": "250", "SWITCHBOARD_REDIS_URL": ""}).invoke(
+        main, ["route", "explain", str(path), "--config", str(EXAMPLE_CONFIG)]
+    )
+    assert any(
+        "email:lucia@cliente.example" in line and "verified" in line and "not looked up" in line
+        for line in result.output.splitlines()
+    ), result.output
+
+    console = Console(record=True, width=250)
+    form = InboundMessage.received(
+        message_id=uuid.uuid4(),
+        ticket_id="SB-1001",
+        received_at=datetime.now(UTC),
+        channel="form",
+        channel_message_id="form:1",
+        source="contact",
+        sender=Sender(email="lucia@cliente.example", phone="+34600111222"),
+        subject="Reembolso",
+        text="Quiero un reembolso",
+    )
+    owners = {"email:lucia@cliente.example": "c_1", "phone:+34600111222": "c_2"}
+    print_explanation(form, load_config(EXAMPLE_CONFIG), console, owners=owners)
+    shown = console.export_text()
+    assert any(
+        "email:lucia@cliente.example" in line and "claimed" in line and "c_1" in line for line in shown.splitlines()
+    )
+    assert "identities of different contacts" in shown
