@@ -410,6 +410,10 @@ class DeskConfig(_Strict):
             if policy.calendar not in known_calendars:
                 problems.append(f"{where}.calendar: unknown calendar {policy.calendar!r}")
             for level_index, level in enumerate(policy.escalation):
+                if level.reassign not in (None, "lead", "queue", *team_ids):
+                    problems.append(
+                        f"{where}.escalation.{level_index}.reassign: {level.reassign!r} is not lead, queue or a team"
+                    )
                 problems += [
                     f"{where}.escalation.{level_index}.notify: {target!r} is no agent, assignee, lead or Slack channel"
                     for target in level.notify

@@ -273,10 +273,13 @@ class TagTicket(CommandEnvelope):
 
 
 class EscalateTicket(CommandEnvelope):
-    """Raise the ticket to the next level of its team's escalation chain (`teams[].escalation`, at least the lead)."""
+    """Raise the ticket to the next level of its team's escalation chain (`teams[].escalation`, at least the
+    lead), or with `to_team`, hand it to that team's queue (a second-level team; its own team: back to
+    the queue, unassigned)."""
 
     type: Literal["command.escalate"] = "command.escalate"
     reason: str | None = Field(default=None, max_length=500)
+    to_team: str | None = None
 
 
 class MergeTicket(CommandEnvelope):
@@ -493,7 +496,9 @@ class SlaEscalated(Envelope):
     due_at: AwareDatetime
     notify_users: list[str] = []
     notify_channels: list[str] = []
-    reassigned: bool = False
+    # What the router was asked for: "lead" (up the team's escalation chain), "queue" (back to the team's
+    # queue) or a team ID (to that team's queue); and the priority asked for.
+    reassigned_to: str | None = None
     raised_to: Priority | None = None
 
 

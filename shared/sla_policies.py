@@ -80,8 +80,9 @@ class EscalationLevel(_Strict):
     at: Literal["warning", "breach"] | Positive
     # Who is told in the ticket's Slack thread: "assignee", "lead", an agent ID; or a Slack channel ID.
     notify: list[str] = []
-    # "lead": up the team's escalation chain (as `command.escalate`); "queue": back to the team's queue.
-    reassign: Literal["lead", "queue"] | None = None
+    # "lead": up the team's escalation chain; "queue": back to its team's queue, unassigned; a team ID: to
+    # that team's queue (as `command.escalate`).
+    reassign: str | None = None
     # One priority up (low → normal → high → urgent).
     raise_priority: bool = False
     # The clocks it watches (default: every clock the policy measures).

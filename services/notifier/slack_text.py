@@ -70,12 +70,18 @@ def sla_text(event: SlaWarning | SlaBreached, mention: str | None) -> str:
     return f"{who}:hourglass_flowing_sand: *{event.ticket_id}* has used {used} of its {target} time (due {due})"
 
 
+def _handed(to: str) -> str:
+    if to == "lead":
+        return "handed up the escalation chain"
+    return "back to the team's queue" if to == "queue" else f"handed to team {escape(to)}"
+
+
 def escalation_text(event: SlaEscalated) -> str:
     """An SLA escalation level that fired: what, when, who is asked to act, and what was done."""
     who = " ".join(f"<@{user}>" for user in event.notify_users)
     due = event.due_at.strftime("%Y-%m-%d %H:%M %Z")
     done = [
-        *(["handed up the escalation chain"] if event.reassigned else []),
+        *([_handed(event.reassigned_to)] if event.reassigned_to else []),
         *([f"priority raised to {event.raised_to}"] if event.raised_to else []),
     ]
     text = (

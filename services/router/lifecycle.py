@@ -314,6 +314,18 @@ def _tag(context: _Context) -> list[TicketEvent]:
 def _escalate(context: _Context) -> list[TicketEvent]:
     command: EscalateTicket = context.command
     ticket = context.ticket
+    if command.to_team is not None:
+        if _team(context.config, command.to_team) is None:
+            raise _Refused(f"there is no team {command.to_team!r}")
+        return [
+            TicketQueued(
+                **context.envelope(),
+                team=command.to_team,
+                actor=context.actor,
+                previous_agent_id=ticket.assignee_id,
+                reason=command.reason,
+            )
+        ]
     team = _team(context.config, ticket.team)
     chain = team.escalation_chain() if team else []
     level = ticket.escalation_level + 1

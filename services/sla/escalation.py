@@ -75,9 +75,12 @@ def fire(
     }
     commands: list[AgentCommand] = []
     reason = f"{timer.metric.replace('_', ' ')} SLA, escalation level {timer.level} ({level.label()})"
-    if level.reassign == "lead":
+    if level.reassign is not None:
+        # "queue": back to its own team's queue; a team ID: to that team's.
+        to_team = {"lead": None, "queue": ticket.get("team")}.get(level.reassign, level.reassign)
+        escalate_id = derived_id(*key, "escalate")
         commands.append(
-            EscalateTicket(**envelope, event_id=derived_id(*key, "escalate"), agent_id=SYSTEM, reason=reason)
+            EscalateTicket(**envelope, event_id=escalate_id, agent_id=SYSTEM, reason=reason, to_team=to_team)
         )
     raised = _raised(ticket.get("priority")) if level.raise_priority else None
     if raised is not None:
@@ -94,7 +97,7 @@ def fire(
         due_at=datetime.fromisoformat(timer.due_at),
         notify_users=users,
         notify_channels=channels,
-        reassigned=level.reassign == "lead",
+        reassigned_to=level.reassign,
         raised_to=raised,
     )
     return event, commands

@@ -405,3 +405,18 @@ def test_any_command_sequence_keeps_the_lifecycle_sound(commands):
                 assert event.from_status != event.to_status
                 assert event.csat_route is None or event.to_status == "solved"
         before = after
+
+
+def test_an_sla_escalation_hands_the_ticket_to_a_teams_queue_and_raises_its_priority():
+    view = view_of(("SB-1001", ticket()))
+    [queued] = decide(command(EscalateTicket, "system", to_team="payments", reason="resolution SLA"), view)
+    assert isinstance(queued, TicketQueued)
+    assert (queued.team, queued.actor, queued.previous_agent_id, queued.reason) == (
+        "payments",
+        "system",
+        "ana",
+        "resolution SLA",
+    )
+    [raised] = decide(command(SetPriority, "system", priority="high"), view)
+    assert isinstance(raised, PriorityChanged) and raised.actor == "system"
+    assert refusal(command(EscalateTicket, "system", to_team="sales"), view) == "there is no team 'sales'"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
 from services.notifier.plan import NotifierView, TicketContext, plan
 from services.sla.clocks import Clock
 from services.sla.decide import decide
@@ -85,7 +87,7 @@ def test_firing_tells_whom_the_level_names_and_asks_the_router_to_act():
     [raised] = commands
     assert isinstance(raised, SetPriority) and (raised.priority, raised.agent_id) == ("urgent", "system")
     event, commands = fire(after, ticket, CONFIG, CREATED_AT + timedelta(hours=5))
-    assert event.trigger == "30 minutes after the breach" and event.reassigned
+    assert event.trigger == "30 minutes after the breach" and event.reassigned_to == "lead"
     assert [type(command) for command in commands] == [EscalateTicket]
     # The same timer firing twice (a lease run out) asks the same things under the same IDs.
     again, repeated = fire(after, ticket, CONFIG, CREATED_AT + timedelta(hours=6))
@@ -108,3 +110,22 @@ def test_the_escalation_is_posted_in_the_tickets_thread_and_in_the_channels_it_n
     assert thread.in_thread and channel.target == "slack:C0ESCALATE" and not channel.in_thread
     assert "escalation level 2" in thread.text and "priority raised to high" in thread.text
     assert f"<@{event.notify_users[0]}>" in thread.text
+
+
+def test_a_level_can_hand_the_ticket_back_to_its_queue_or_to_another_team():
+    data = CONFIG.model_dump()
+    data["sla_policies"][0]["escalation"] = [
+        {"at": "breach", "reassign": "queue"},
+        {"at": "1h", "reassign": "payments"},
+    ]
+    config = DeskConfig.model_validate(data)
+    queue, payments = [
+        t for t in decide([created()], {}, config).timers["SB-1001", "resolution"] if t.kind == "escalation"
+    ]
+    ticket = {"team": "support", "assignee_id": "ana", "priority": "normal"}
+    [back] = fire(queue, ticket, config, CREATED_AT)[1]
+    [onwards] = fire(payments, ticket, config, CREATED_AT)[1]
+    assert isinstance(back, EscalateTicket) and (back.to_team, onwards.to_team) == ("support", "payments")
+    data["sla_policies"][0]["escalation"] = [{"at": "breach", "reassign": "sales"}]
+    with pytest.raises(ValueError, match="reassign: 'sales' is not lead, queue or a team"):
+        DeskConfig.model_validate(data)
