@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from services.sla.decide import TicketSla, calendars, ticket_sla_adapter
-from shared.calendars import ALWAYS_OPEN_ID, NoOpenTime
-from shared.config import ConfigError, DeskConfig, load_config
-from shared.events import SLA_METRICS
+from services.sla.decide import ticket_sla_adapter
+from services.sla.show import clock_rows
+from shared.calendars import NoOpenTime
+from shared.config import ConfigError, load_config
 from shared.settings import MissingInfrastructure, Settings
 from shared.sla_policies import BusinessDays, parse_target
 
@@ -69,33 +68,6 @@ def sla_show(ticket_id: str, as_json: bool) -> None:
     Console().print(table)
 
 
-def clock_rows(state: TicketSla, config: DeskConfig, now: datetime) -> list[dict[str, Any]]:
-    """One row per clock of the ticket, as of `now`: durations as `H:MM:SS` strings, instants ISO 8601."""
-    policy = next((policy for policy in config.sla_policies if policy.id == state.policy), None)
-    on = calendars(policy, config) if policy is not None else {}
-    rows = []
-    for metric in SLA_METRICS:
-        if (clock := state.clocks.get(metric)) is None:
-            continue
-        calendar = on.get(metric) or config.calendar(ALWAYS_OPEN_ID)
-        as_of = clock.finished_at or now
-        used = clock.used_at(as_of, calendar)
-        paused = clock.paused_for + (now - clock.paused_since if clock.paused_since else timedelta(0))
-        due = clock.due_at(calendar)
-        rows.append(
-            {
-                "metric": metric,
-                "state": clock.state(as_of, calendar),
-                "target": _spoken(clock.target),
-                "due": due.isoformat() if due else None,
-                "used": _spoken(used),
-                "remaining": _spoken(max(clock.target - used, timedelta(0))),
-                "paused": _spoken(paused),
-            }
-        )
-    return rows
-
-
 @sla.command("due")
 @click.argument("calendar_id")
 @click.argument("start")
@@ -130,8 +102,3 @@ def sla_due(calendar_id: str, start: str, duration: str) -> None:
         raise click.ClickException(str(error)) from None
     # In the offset the start was given in.
     click.echo(due.astimezone(began.tzinfo).isoformat())
-
-
-def _spoken(duration: timedelta) -> str:
-    seconds = int(duration.total_seconds())
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

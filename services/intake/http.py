@@ -7,6 +7,7 @@ acknowledged (the form: services.intake.form_endpoint). The router does the work
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
@@ -25,6 +26,9 @@ from services.intake.form_endpoint import FormMetrics, form_route
 from services.intake.slack_events import slack_routes
 from services.intake.telegram import WEBHOOK_PATH as TELEGRAM_WEBHOOK_PATH
 from services.intake.telegram import telegram_routes
+from services.sla.decide import ticket_sla_adapter
+from services.sla.show import clock_rows
+from services.sla.timers import clocks_key
 from shared.events import Channel
 from shared.read_model import ReadModel
 from shared.settings import Settings
@@ -101,6 +105,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ticket = await read_model.ticket(ticket_id)
         if ticket is None:
             raise HTTPException(status_code=404, detail=f"no ticket {ticket_id}")
+        # Each clock as `switchboard sla show` prints it (the SLA service keeps them until the ticket closes).
+        stored = await redis.get(clocks_key(ticket_id))
+        state = ticket_sla_adapter.validate_json(stored) if stored is not None else None
+        ticket["sla"]["clocks"] = clock_rows(state, config, datetime.now(UTC)) if state is not None else []
         return ticket
 
     @app.get("/v1/contacts/{contact_id}", dependencies=[Depends(require_token)])

@@ -103,6 +103,12 @@ async def test_notes_pending_and_the_customers_reply_move_the_clocks_as_the_read
     cli("status", ticket_id, "solved", "--agent", "ana")
     ticket = wait_for_ticket(stack.base_url, ticket_id, API_TOKEN, lambda t: t["sla"]["resolution_status"] == "met")
     assert ticket["sla"]["first_response_status"] == "met" and ticket["sla"]["next_response_status"] == "met"
+    # The read API shows each clock as `switchboard sla show` does.
+    await settle(settings)
+    ticket = wait_for_ticket(stack.base_url, ticket_id, API_TOKEN, lambda t: t["sla"]["clocks"])
+    clocks = {row["metric"]: row for row in ticket["sla"]["clocks"]}
+    assert [clocks[metric]["state"] for metric in ("first_response", "next_response", "resolution")] == ["met"] * 3
+    assert clocks["resolution"]["target"] == "2:00:00" and clocks["resolution"]["paused"] != "0:00:00"
 
 
 def config_escalating_fast(directory: Path) -> Path:
