@@ -21,7 +21,9 @@ import httpx
 import psutil
 import pytest
 
+from shared.settings import EXAMPLE_CONFIG
 from shared.topics import TICKETS, Topics
+from switchboard.bench.runner import unlimited_capacity
 from tests.conftest import SLACK_TOKEN
 from tests.e2e.running_stack import RunningStack, up_env
 from tests.support import decoded, read_topic, topic_size
@@ -132,8 +134,13 @@ def send_mail(port: int) -> None:
 
 @pytest.fixture
 def own_stack(tmp_path: Path, fake_slack) -> Iterator[RunningStack]:
+    # Agents with room for every form this test posts: it checks that each ticket is assigned once.
+    config = unlimited_capacity(EXAMPLE_CONFIG, tmp_path)
     env = up_env(
-        tmp_path / "data", SWITCHBOARD_SLACK_BOT_TOKEN=SLACK_TOKEN, SWITCHBOARD_SLACK_API_URL=fake_slack.base_url
+        tmp_path / "data",
+        SWITCHBOARD_SLACK_BOT_TOKEN=SLACK_TOKEN,
+        SWITCHBOARD_SLACK_API_URL=fake_slack.base_url,
+        SWITCHBOARD_CONFIG=str(config),
     )
     running = RunningStack(env)
     try:
