@@ -98,8 +98,8 @@ class RouterView:
     graph: ContactGraph = field(default_factory=ContactGraph)
     # The latest tickets of the batch's contacts (cross-channel duplicates).
     recent: duplicates.RecentTickets = field(default_factory=duplicates.RecentTickets)
-    # Each agent's tickets in new or open (what capacity counts), as read and then as the batch changed them.
-    working: dict[str, set[str]] = field(default_factory=dict)
+    # How many tickets each agent has in new or open (what capacity counts), as read and as the batch changed it.
+    working: dict[str, int] = field(default_factory=dict)
     # When each agent was last given a ticket (seconds since the epoch).
     last_assigned: dict[str, float] = field(default_factory=dict)
     # Agents the router gave a ticket for being under capacity: the claim checks their load is still
@@ -113,7 +113,7 @@ class RouterView:
     def desk(self) -> Desk:
         """The agents' state assignment decides against, as the batch sees it now."""
         return Desk(
-            loads={agent: len(tickets) for agent, tickets in self.working.items()},
+            loads=dict(self.working),
             away=self.away,
             on_shift=self.on_shift,
             last_assigned=self.last_assigned,
@@ -151,11 +151,12 @@ class RouterView:
                 self._rework(event.ticket_id, known, changed)
 
     def _rework(self, ticket_id: str, before: KnownTicket, after: KnownTicket) -> None:
-        """Moves the ticket between the agents' working sets as its assignee or status changed."""
+        """Counts the ticket out of its agent's load and into the next one's as its assignee or status changed
+        (the read model's working sets, which the counts were read from, do the same)."""
         if before.assignee_id is not None and before.status in WORKING_STATUSES:
-            self.working.setdefault(before.assignee_id, set()).discard(ticket_id)
+            self.working[before.assignee_id] = self.working.get(before.assignee_id, 1) - 1
         if after.assignee_id is not None and after.status in WORKING_STATUSES:
-            self.working.setdefault(after.assignee_id, set()).add(ticket_id)
+            self.working[after.assignee_id] = self.working.get(after.assignee_id, 0) + 1
 
 
 def _changes(event: TicketEvent) -> Callable[[KnownTicket], dict[str, Any]] | None:

@@ -56,14 +56,14 @@ local template, n_agents = ARGV[1], tonumber(ARGV[2])
 local out, room = {{}}, false
 for i = 3, 2 + 4 * n_agents, 4 do
   local state = redis.call('HMGET', ARGV[i], 'available', 'since')
-  local ids = redis.call('SMEMBERS', ARGV[i + 1])
-  local row = {{state[1] or false, state[2] or false, #ids}}
+  local load = redis.call('SCARD', ARGV[i + 1])
+  local row = {{state[1] or false, state[2] or false, load}}
   if state[1] == '0' or ARGV[i + 3] == '1' then
-    for _, id in ipairs(ids) do
+    for _, id in ipairs(redis.call('SMEMBERS', ARGV[i + 1])) do
       table.insert(row, id)
       table.insert(row, redis.call('HGET', string.format(template, id), 'team') or false)
     end
-  elseif #ids < tonumber(ARGV[i + 2]) then
+  elseif load < tonumber(ARGV[i + 2]) then
     room = true
   end
   table.insert(out, row)

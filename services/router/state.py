@@ -175,7 +175,7 @@ class RouterState:
         async with self.redis.pipeline(transaction=False) as pipe:
             for agent_id in agent_ids:
                 pipe.hget(agent_key(agent_id), "available")
-                pipe.smembers(agent_working_key(agent_id))
+                pipe.scard(agent_working_key(agent_id))
             if agent_ids:
                 pipe.zmscore(LAST_ASSIGNED_KEY, agent_ids)
             if forget:
@@ -209,11 +209,11 @@ class RouterState:
                 )
             results = iter(await pipe.execute())
         away: set[str] = set()
-        working: dict[str, set[str]] = {}
+        working: dict[str, int] = {}
         for agent_id in agent_ids:
             if next(results) == "0":
                 away.add(agent_id)
-            working[agent_id] = set(next(results))
+            working[agent_id] = int(next(results))
         last_assigned = next(results) if agent_ids else []
         if forget:
             next(results)
@@ -237,7 +237,7 @@ class RouterState:
             handled=already,
             away=frozenset(away),
             working=working,
-            loads_read={agent_id: len(tickets) for agent_id, tickets in working.items()},
+            loads_read=dict(working),
             last_assigned={
                 agent_id: at for agent_id, at in zip(agent_ids, last_assigned, strict=True) if at is not None
             },

@@ -219,11 +219,11 @@ def test_the_router_grants_the_dispatchers_command_only_while_it_still_holds():
 
 
 def test_an_agent_claiming_beyond_their_capacity_is_allowed_and_flagged():
-    view = RouterView(tickets={"SB-1": known()}, working={"ana": {"SB-7", "SB-8"}})
+    view = RouterView(tickets={"SB-1": known()}, working={"ana": 2})
     claim = ClaimTicket(event_id=uuid.uuid4(), occurred_at=NOW, ticket_id="SB-1", agent_id="ana")
     assigned = [event for event in decide_command(claim, view, CONFIG, NOW).events if isinstance(event, TicketAssigned)]
     assert [event.over_capacity for event in assigned] == [True]
-    view = RouterView(tickets={"SB-1": known()}, working={"ana": {"SB-7"}})
+    view = RouterView(tickets={"SB-1": known()}, working={"ana": 1})
     assigned = [event for event in decide_command(claim, view, CONFIG, NOW).events if isinstance(event, TicketAssigned)]
     assert [event.over_capacity for event in assigned] == [False]
 
@@ -291,11 +291,11 @@ def test_a_plan_never_puts_an_agent_over_capacity_nor_gives_an_away_agent_a_tick
 
 
 def test_a_batch_sees_the_capacity_its_own_earlier_records_freed_or_used():
-    """The view follows each agent's working set record by record, as the handler absorbs the decisions."""
+    """The view follows each agent's load record by record, as the handler absorbs the decisions."""
     config = desk_config("least_loaded", capacity=1)
     view = RouterView(
         tickets={"SB-1": known("open", "ana"), "SB-2": known("open", "ben"), "SB-3": known("open", "chloe")},
-        working={"ana": {"SB-1"}, "ben": {"SB-2"}, "chloe": {"SB-3"}},
+        working={"ana": 1, "ben": 1, "chloe": 1},
     )
     first = decide_inbound(message("SB-4"), view, config, NOW)
     view.absorb(first.events)
@@ -305,7 +305,7 @@ def test_a_batch_sees_the_capacity_its_own_earlier_records_freed_or_used():
     second = decide_inbound(message("SB-5"), view, config, NOW)
     view.absorb(second.events)
     [assigned] = [event for event in second.events if isinstance(event, TicketAssigned)]
-    assert assigned.agent_id == "ben" and view.working["ben"] == {"SB-5"} and view.capacity_checked == {"ben"}
+    assert assigned.agent_id == "ben" and view.working["ben"] == 1 and view.capacity_checked == {"ben"}
     third = decide_inbound(message("SB-6"), view, config, NOW)
     assert "ticket.queued" in types(third) and "ticket.assigned" not in types(third)
 
