@@ -16,6 +16,7 @@ from typing import Any
 from services.router import duplicates
 from services.router.assignment import WORKING_STATUSES, Desk, Need, choose
 from services.router.classification import classify
+from services.router.contact_tags import decide_tag_command
 from services.router.contacts import (
     ContactGraph,
     Refused,
@@ -44,6 +45,7 @@ from shared.events import (
     PriorityChanged,
     ReplyRoute,
     StatusChanged,
+    TagContact,
     TagsChanged,
     TicketAssigned,
     TicketCreated,
@@ -238,7 +240,8 @@ def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig
         email=message.sender.email,
         identities=list(sender_identities(message.channel, message.sender)),
     )
-    classification = classify(message, config)
+    contact_tags = sorted(view.graph.tags(contact.contact_id))
+    classification = classify(message, config, contact_tags=contact_tags)
     duplicate = _duplicate(message, contact.contact_id, view, config, now)
     if duplicate is not None and duplicate.action == "merge":
         # What the batch knows of the earlier ticket is fresher than what was read of it.
@@ -255,7 +258,9 @@ def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig
         view.capacity_checked.add(assignee.id)
         # Every assignment of the router's own takes a turn (replay counts them so), whatever the routing.
         view.used_turns[team.id] += 1
-    events += new_ticket(message, contact, classification, assignee, now, queued_reason=choice.queued_reason)
+    events += new_ticket(
+        message, contact, classification, assignee, now, queued_reason=choice.queued_reason, contact_tags=contact_tags
+    )
     if duplicate is not None:
         events.append(duplicates.suggestion(message, duplicate, now))
     events += resolution_events(message, resolution, view.graph, now)
@@ -266,8 +271,10 @@ def decide_command(command: AgentCommand, view: RouterView, config: DeskConfig, 
     """The events of an agent command: its changes, or one `command.rejected` saying why not. The system's
     own assignments (the dispatcher serving team queues) are applied when they still hold, else dropped
     silently (services/router/queues.py)."""
-    if isinstance(command, MergeContacts | UnmergeContacts):
+    if isinstance(command, MergeContacts | UnmergeContacts | TagContact):
         try:
+            if isinstance(command, TagContact):
+                return Decision(decide_tag_command(command, view.graph, config, now))
             return Decision(decide_contact_command(command, view.graph, set(view.graph.contacts), config, now))
         except Refused as refusal:
             # Shown on the ticket the agent acted from; from the command line the CLI checked first.

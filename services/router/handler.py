@@ -23,12 +23,14 @@ from shared.events import (
     AddressUndeliverable,
     AgentCommand,
     ContactMerged,
+    ContactTagsChanged,
     ContactUnmerged,
     IdentityLinked,
     InboundMessage,
     MergeContacts,
     MergeTicket,
     StatusChanged,
+    TagContact,
     TicketAssigned,
     TicketQueued,
     UnmergeContacts,
@@ -126,7 +128,7 @@ class RouterHandler:
             contacts=[
                 contact
                 for record in records
-                if isinstance(record.value, MergeContacts | UnmergeContacts)
+                if isinstance(record.value, MergeContacts | UnmergeContacts | TagContact)
                 for contact in (record.value.contact_id, getattr(record.value, "into_contact_id", None))
                 if contact
             ],
@@ -164,8 +166,8 @@ class RouterHandler:
         return published
 
     def _outgoing(self, event: RouterEvent) -> Outgoing:
-        if isinstance(event, ContactMerged | ContactUnmerged):
-            # Keyed by the merged contact, so that its merge and unmerge keep their order.
+        if isinstance(event, ContactMerged | ContactUnmerged | ContactTagsChanged):
+            # Keyed by the merged (or tagged) contact, so that its merge and unmerge (or tag changes) keep their order.
             return Outgoing.event(self.contacts_topic, event.contact_id, event)
         if isinstance(event, _CONTACT_EVENTS):
             return Outgoing.event(self.contacts_topic, event.identity, event)
