@@ -163,7 +163,7 @@ def route_explain(file: Path, config_file: Path | None) -> None:
     Nothing is published or stored."""
     from rich.console import Console
 
-    from switchboard.explain import NotAMessage, identity_owners, message_from_file, print_explanation
+    from switchboard.explain import NotAMessage, identity_owners, message_from_file, owner_tags, print_explanation
 
     path = config_file or Settings().config
     desk = _config_or_exit(path)
@@ -171,7 +171,10 @@ def route_explain(file: Path, config_file: Path | None) -> None:
         message = message_from_file(file, desk)
     except NotAMessage as error:
         raise click.ClickException(str(error)) from None
-    print_explanation(message, desk, Console(), owners=asyncio.run(identity_owners(message, Settings())))
+    settings = Settings()
+    owners = asyncio.run(identity_owners(message, settings))
+    tags = asyncio.run(owner_tags(message, owners, settings))
+    print_explanation(message, desk, Console(), owners=owners, contact_tags=tags)
 
 
 @main.group()
