@@ -74,6 +74,11 @@ def contact_key(contact_id: str) -> str:
     return f"sb:contact:{contact_id}"
 
 
+def contact_tags_json(tags: Iterable[str]) -> str:
+    """A contact's tags as its HASH's `tags` field holds them (a sorted JSON list; no field: none)."""
+    return orjson.dumps(sorted(tags)).decode()
+
+
 def contact_tickets_key(contact_id: str) -> str:
     return f"sb:contact:{contact_id}:tickets"
 
@@ -323,7 +328,7 @@ def projection(event: TicketEvent | ContactEvent) -> list[Any] | None:
         ]
     if isinstance(event, ContactTagsChanged):
         # The tags after the change: the contact's last event says them all, whatever replayed before it.
-        return ["", "", ["HSET", contact_key(event.contact_id), "tags", orjson.dumps(event.tags).decode()]]
+        return ["", "", ["HSET", contact_key(event.contact_id), "tags", contact_tags_json(event.tags)]]
     if isinstance(event, AddressUndeliverable):
         return ["", "", ["SADD", UNDELIVERABLE_KEY, event.identity.partition(":")[2]]]
     ops: list[list[str]] = []

@@ -36,6 +36,7 @@ from shared.events import (
     ContactEvent,
     ContactMerged,
     ContactSummary,
+    ContactTagsChanged,
     ContactUnmerged,
     CsatRated,
     IdentityLinked,
@@ -57,6 +58,7 @@ from shared.events import (
 )
 from shared.identities import normalise_email
 from shared.ids import derived_id
+from shared.read_model import contact_tags_json
 
 RouterEvent = TicketEvent | ContactEvent
 
@@ -202,6 +204,18 @@ class Decision:
             for event in self.events
             if isinstance(event, ContactMerged | ContactUnmerged)
         }
+
+    @property
+    def retagged(self) -> dict[str, str]:
+        """Contact → its tags (`contact_tags_json`) before the first tag change this decision makes: a tag
+        change says the tags after it, so the claim checks nobody changed them since they were read."""
+        before: dict[str, str] = {}
+        for event in self.events:
+            if isinstance(event, ContactTagsChanged):
+                before.setdefault(
+                    event.contact_id, contact_tags_json((set(event.tags) - set(event.added)) | set(event.removed))
+                )
+        return before
 
 
 def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig, now: datetime) -> Decision:

@@ -84,10 +84,15 @@ class RouterHandler:
             new = {key: outgoing_json(outgoing[key]) for key in decided if key not in remembered}
             claims = {identity: contact for key in new for identity, contact in decided[key].claims.items()}
             merges = {contact: survivor for key in new for contact, survivor in decided[key].merges.items()}
+            # The tags each retagged contact had when read: its first change in the batch says them.
+            tags: dict[str, str] = {}
+            for key in new:
+                for contact, before in decided[key].retagged.items():
+                    tags.setdefault(contact, before)
             events = (event for decision in decided.values() for event in decision.events)
             # Capacity holds across router instances: the agents given a ticket must still have the load read.
             loads = {agent_id: view.loads_read.get(agent_id, 0) for agent_id in sorted(view.capacity_checked)}
-            conflicts = await self.state.claim(new, claims, dict(view.used_turns), events, loads, merges)
+            conflicts = await self.state.claim(new, claims, dict(view.used_turns), events, loads, merges, tags)
             if not conflicts:
                 break
             logger.info("another router claimed first; deciding again", extra={"conflicts": conflicts[:5]})
