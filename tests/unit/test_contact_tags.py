@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from rich.console import Console
 
 from services.router.contact_store import parse_graph
 from services.router.contacts import ContactGraph, ContactRecord
@@ -29,6 +30,7 @@ from shared.events import (
 from shared.read_model import contact_key, projection
 from shared.rules import ContactTag, Facts, RuleConditions
 from shared.settings import EXAMPLE_CONFIG
+from switchboard.explain import print_explanation
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 TAGS = ["vip", "trial", "enterprise", "churn-risk"]
@@ -216,3 +218,13 @@ def test_tags_are_projected_into_the_contact_hash_and_read_back_into_the_graph()
     assert projection(event) == ["", "", ["HSET", contact_key("c_one"), "tags", '["trial","vip"]']]
     raw = json.dumps({"contacts": {"c_one": [False, ["email:a@b.c"], [], ["SB-1"], "5", '["trial","vip"]']}})
     assert parse_graph(raw).tags("c_one") == {"trial", "vip"}
+
+
+def test_route_explain_says_which_contact_tags_a_rule_saw():
+    console = Console(record=True, width=250)
+
+    print_explanation(mail(), CONFIG, console, owners={"email:ana@example.com": "c_one"}, contact_tags=["vip"])
+
+    shown = console.export_text()
+    assert "contact tags [vip]: one of [vip]" in shown
+    assert any("vip first" in line and "fired" in line for line in shown.splitlines())
