@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -446,10 +447,18 @@ class DeskConfig(_Strict):
     def sla_policy(self, policy_id: str) -> SlaPolicy:
         return next(policy for policy in self.sla_policies if policy.id == policy_id)
 
-    def sla_policy_for(self, *, priority: str, channel: str, team: str, category: str) -> SlaPolicy:
-        """The first policy whose `when` matches the ticket, else its team's (a team since removed from the
-        config: the default team's)."""
-        facts = {"priority": priority, "channel": channel, "team": team, "category": category}
+    def sla_policy_for(
+        self, *, priority: str, channel: str, team: str, category: str, contact_tags: Iterable[str] = ()
+    ) -> SlaPolicy:
+        """The first policy whose `when` matches the ticket (`contact_tags`: its contact's tags), else its
+        team's (a team since removed from the config: the default team's)."""
+        facts = {
+            "priority": priority,
+            "channel": channel,
+            "team": team,
+            "category": category,
+            "contact_tags": frozenset(contact_tags),
+        }
         matching = next((policy for policy in self.sla_policies if policy.matches(**facts)), None)
         if matching is not None:
             return matching

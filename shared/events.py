@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from shared.ids import AGENT_ID_PATTERN, TICKET_ID_PATTERN
 
@@ -193,6 +193,9 @@ Priority = Literal["low", "normal", "high", "urgent"]
 # "admin" (`switchboard ticket` on the command line).
 Actor = Annotated[str, Field(min_length=1, max_length=100)]
 Tag = Annotated[str, Field(pattern=r"^[\w][\w:.-]{0,63}$")]
+# A contact's tag ("vip", "trial"): a ticket tag's shape, lower-cased as given (classification rules and SLA
+# policies match it as written in the config).
+ContactTag = Annotated[Tag, AfterValidator(str.lower)]
 
 
 class SlackOrigin(_Model):
@@ -332,7 +335,26 @@ class UnmergeContacts(_Model):
     traceparent: str | None = None
 
 
-ContactCommand = MergeContacts | UnmergeContacts
+class TagContact(_Model):
+    """Add and remove tags of contact `contact_id` (a merged contact: its survivor's tags), by hand: the CLI.
+    On the commands topic keyed by `contact_id`; `ticket_id` is the ticket the agent acted from (a refusal
+    is shown there), when there is one. Tags are lower-case words, as ticket tags."""
+
+    type: Literal["command.tag_contact"] = "command.tag_contact"
+    event_id: UUID
+    version: Literal[1] = 1
+    occurred_at: AwareDatetime
+    agent_id: Actor
+    origin: SlackOrigin | None = None
+    ticket_id: TicketId | None = None
+    contact_id: str = Field(min_length=1, max_length=100)
+    add: list[ContactTag] = []
+    remove: list[ContactTag] = []
+    correlation_id: str | None = None
+    traceparent: str | None = None
+
+
+ContactCommand = MergeContacts | UnmergeContacts | TagContact
 
 AgentCommand = Annotated[
     AgentReply
@@ -346,7 +368,8 @@ AgentCommand = Annotated[
     | MergeTicket
     | RateTicket
     | MergeContacts
-    | UnmergeContacts,
+    | UnmergeContacts
+    | TagContact,
     Field(discriminator="type"),
 ]
 agent_command_adapter: TypeAdapter[AgentCommand] = TypeAdapter(AgentCommand)
@@ -382,6 +405,8 @@ class TicketCreated(Envelope):
     # Born a duplicate of the contact's open ticket (services/router/duplicates.py): merged into that one by
     # the events that follow; the customer's acknowledgement names it.
     merged_into: TicketId | None = None
+    # The contact's tags when the ticket was created (`contact.tags_changed`): rules and SLA policies match them.
+    contact_tags: list[str] = []
 
 
 class MessageAdded(Envelope):
@@ -713,8 +738,31 @@ class ContactUnmerged(_ContactMergeEnvelope):
     type: Literal["contact.unmerged"] = "contact.unmerged"
 
 
+class ContactTagsChanged(_Model):
+    """Contact `contact_id` (a survivor: a merged contact's tags are its survivor's) now has `tags`; `added`
+    and `removed` are what changed. On the contacts topic keyed by `contact_id`."""
+
+    type: Literal["contact.tags_changed"] = "contact.tags_changed"
+    event_id: UUID
+    version: Literal[1] = 1
+    occurred_at: AwareDatetime
+    contact_id: str
+    # Every tag after the change, sorted.
+    tags: list[str]
+    added: list[str] = []
+    removed: list[str] = []
+    # An agent ID, or "admin" (the CLI).
+    actor: Actor
+    # The topic's key field (as on merges); a tag change concerns the whole contact, no one identity: None.
+    identity: Identity | None = None
+    ticket_id: TicketId | None = None
+    correlation_id: str | None = None
+    traceparent: str | None = None
+
+
 ContactEvent = Annotated[
-    IdentityLinked | AddressUndeliverable | ContactMerged | ContactUnmerged, Field(discriminator="type")
+    IdentityLinked | AddressUndeliverable | ContactMerged | ContactUnmerged | ContactTagsChanged,
+    Field(discriminator="type"),
 ]
 
 

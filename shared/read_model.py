@@ -21,6 +21,7 @@ from shared.events import (
     CommandRejected,
     ContactEvent,
     ContactMerged,
+    ContactTagsChanged,
     ContactUnmerged,
     CsatRated,
     DuplicateSuggested,
@@ -71,6 +72,11 @@ def applied_key(ticket_id: str) -> str:
 
 def contact_key(contact_id: str) -> str:
     return f"sb:contact:{contact_id}"
+
+
+def contact_tags_json(tags: Iterable[str]) -> str:
+    """A contact's tags as its HASH's `tags` field holds them (a sorted JSON list; no field: none)."""
+    return orjson.dumps(sorted(tags)).decode()
 
 
 def contact_tickets_key(contact_id: str) -> str:
@@ -320,6 +326,9 @@ def projection(event: TicketEvent | ContactEvent) -> list[Any] | None:
             ["DEL", contact_merged_into_key(event.contact_id)],
             ["SREM", contact_merged_key(event.survivor_id), event.contact_id],
         ]
+    if isinstance(event, ContactTagsChanged):
+        # The tags after the change: the contact's last event says them all, whatever replayed before it.
+        return ["", "", ["HSET", contact_key(event.contact_id), "tags", contact_tags_json(event.tags)]]
     if isinstance(event, AddressUndeliverable):
         return ["", "", ["SADD", UNDELIVERABLE_KEY, event.identity.partition(":")[2]]]
     ops: list[list[str]] = []
@@ -553,6 +562,8 @@ class ReadModel:
             "verified": sorted(verified),
             "tickets": sorted(tickets),
             "merged_contacts": sorted(members[1:]),
+            # The survivor's own tags (`switchboard contact tag`).
+            "tags": json.loads(fields.get("tags") or "[]"),
             **({"merged_from": contact_id} if root != contact_id else {}),
         }
 

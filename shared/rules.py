@@ -101,6 +101,8 @@ class Facts:
     negative: bool
     # The calendars (IDs) the rules name that were open when the message was received.
     open_calendars: frozenset[str] = frozenset()
+    # The tags of the sender's contact (its survivor's, when merged) as the router read them.
+    contact_tags: frozenset[str] = frozenset()
 
 
 class Condition(Protocol):
@@ -170,6 +172,21 @@ class ContactDomain:
     def describe(self, facts: Facts) -> str:
         held = "in" if self.check(facts) else "not in"
         return f"contact domain {facts.contact_domain or '(no email)'} {held} [{_listing(self.domains)}]"
+
+
+@dataclass(frozen=True)
+class ContactTag:
+    """The sender's contact has one of `tags` (`switchboard contact tag`)."""
+
+    name: ClassVar[str] = "contact_tag"
+    tags: frozenset[str]
+
+    def check(self, facts: Facts) -> bool:
+        return not self.tags.isdisjoint(facts.contact_tags)
+
+    def describe(self, facts: Facts) -> str:
+        has = _listing(facts.contact_tags) or "no tags"
+        return f"contact tags [{has}]: {'one' if self.check(facts) else 'none'} of [{_listing(self.tags)}]"
 
 
 @dataclass(frozen=True)
@@ -304,6 +321,8 @@ class RuleConditions(_Strict):
     source: OneOrMore | None = None
     to_address: OneOrMore | None = None
     contact_domain: OneOrMore | None = None
+    # Tags of the sender's contact: one of them is enough (compared lower-case, as contact tags are).
+    contact_tag: OneOrMore | None = None
     subject_matches: str | None = None
     text_matches: str | None = None
     keywords_any: OneOrMore | None = None
@@ -349,6 +368,8 @@ class RuleConditions(_Strict):
             built.append(ToAddress(frozenset(address.lower() for address in self.to_address)))
         if self.contact_domain is not None:
             built.append(ContactDomain(frozenset(domain.lower().lstrip("@") for domain in self.contact_domain)))
+        if self.contact_tag is not None:
+            built.append(ContactTag(frozenset(tag.lower() for tag in self.contact_tag)))
         if self.language is not None:
             built.append(LanguageIs(frozenset(self.language)))
         if self.urgent is not None:

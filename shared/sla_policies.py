@@ -10,6 +10,7 @@ without a target is not measured. Targets count business time on the policy's `c
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, Literal
@@ -71,6 +72,8 @@ class PolicyWhen(_Strict):
     channel: list[str] | None = None
     team: list[str] | None = None
     category: list[str] | None = None
+    # Tags of the ticket's contact when it was created: one of them is enough (compared lower-case).
+    contact_tag: list[str] | None = None
 
 
 class EscalationLevel(_Strict):
@@ -108,11 +111,16 @@ class SlaPolicy(_Strict):
     warn_at: list[WarnAt] = [0.75]
     escalation: list[EscalationLevel] = []
 
-    def matches(self, *, priority: str, channel: str, team: str, category: str) -> bool:
+    def matches(
+        self, *, priority: str, channel: str, team: str, category: str, contact_tags: Iterable[str] = ()
+    ) -> bool:
+        """Whether every key of `when` holds; `contact_tags`: the tags of the ticket's contact."""
         when = self.when
         if when is None:
             return False
         wanted = ((when.priority, priority), (when.channel, channel), (when.team, team), (when.category, category))
+        if when.contact_tag is not None and {tag.lower() for tag in when.contact_tag}.isdisjoint(contact_tags):
+            return False
         return all(allowed is None or value in allowed for allowed, value in wanted)
 
     def target(self, priority: str, metric: SlaMetric) -> timedelta | BusinessDays | None:

@@ -63,8 +63,8 @@ COMMANDS = TopicSpec(
     schema=AgentCommand,
     description=(
         "What agents ask to happen to a ticket (reply, note, claim, assign, status, priority, tags,"
-        " escalate, merge) and customers' ratings, and merges and unmerges of contacts (keyed by the"
-        " merged contact's ID when no ticket is named); the router validates and applies them."
+        " escalate, merge) and customers' ratings, and merges, unmerges and tag changes of contacts (keyed"
+        " by the merged or tagged contact's ID when no ticket is named); the router validates and applies them."
     ),
 )
 CONTACTS = TopicSpec(
@@ -74,7 +74,7 @@ CONTACTS = TopicSpec(
     schema=ContactEvent,
     description=(
         "Links of identities to contacts and undeliverable addresses, in order per identity; contact merges"
-        " and unmerges, keyed by the merged contact's ID."
+        " and unmerges, keyed by the merged contact's ID; contact tag changes, keyed by the contact's ID."
     ),
 )
 QUARANTINE = TopicSpec(

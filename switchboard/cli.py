@@ -163,7 +163,7 @@ def route_explain(file: Path, config_file: Path | None) -> None:
     Nothing is published or stored."""
     from rich.console import Console
 
-    from switchboard.explain import NotAMessage, identity_owners, message_from_file, print_explanation
+    from switchboard.explain import NotAMessage, identity_owners, message_from_file, owner_tags, print_explanation
 
     path = config_file or Settings().config
     desk = _config_or_exit(path)
@@ -171,7 +171,10 @@ def route_explain(file: Path, config_file: Path | None) -> None:
         message = message_from_file(file, desk)
     except NotAMessage as error:
         raise click.ClickException(str(error)) from None
-    print_explanation(message, desk, Console(), owners=asyncio.run(identity_owners(message, Settings())))
+    settings = Settings()
+    owners = asyncio.run(identity_owners(message, settings))
+    tags = asyncio.run(owner_tags(message, owners, settings))
+    print_explanation(message, desk, Console(), owners=owners, contact_tags=tags)
 
 
 @main.group()
@@ -335,7 +338,7 @@ def _send_command(kind: type, ticket_id: str, agent: str, what: str, **fields: A
 
 @main.group()
 def contact() -> None:
-    """Look at contacts and merge or unmerge them (the same as a merge suggestion's buttons in Slack)."""
+    """Look at contacts, merge or unmerge them (the same as a merge suggestion's buttons in Slack), tag them."""
 
 
 @contact.command("show")
@@ -364,11 +367,32 @@ def contact_unmerge(merged: str, agent: str) -> None:
     _send_contact_command(agent, merged, None, f"unmerge of {merged}")
 
 
-def _send_contact_command(agent: str, contact_id: str, into: str | None, what: str) -> None:
+@contact.command("tag")
+@click.argument("contact_id")
+@click.option("--add", "add", multiple=True, help="A tag to add (repeatable).")
+@click.option("--remove", "remove", multiple=True, help="A tag to remove (repeatable).")
+@_AGENT_OPTION
+def contact_tag(contact_id: str, add: tuple[str, ...], remove: tuple[str, ...], agent: str) -> None:
+    """Add and remove tags of contact CONTACT_ID (lower-case words; a merged contact: its survivor's).
+    Classification rules (`contact_tag`) and SLA policies (`when: {contact_tag: [...]}`) match them on the
+    contact's new tickets."""
+    if not add and not remove:
+        raise click.UsageError("give --add or --remove")
+    _send_contact_command(agent, contact_id, None, f"tag change of {contact_id}", tags=(list(add), list(remove)))
+
+
+def _send_contact_command(
+    agent: str, contact_id: str, into: str | None, what: str, tags: tuple[list[str], list[str]] | None = None
+) -> None:
+    from pydantic import ValidationError
+
     from switchboard.commands import send_contact_command
 
     try:
-        command_id = asyncio.run(send_contact_command(Settings(), agent, contact_id, into))
+        command_id = asyncio.run(send_contact_command(Settings(), agent, contact_id, into, tags=tags))
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'command'}: {e['msg']}" for e in error.errors())
+        raise click.ClickException(problems) from None
     except (MissingInfrastructure, ValueError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{what} queued (command {command_id})")

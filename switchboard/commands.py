@@ -8,7 +8,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from shared.contact_commands import contact_command, refusal
+from shared.contact_commands import contact_command, refusal, tag_command
 from shared.events import AgentReply, CommandEnvelope
 from shared.publisher import Outgoing, Publisher
 from shared.read_model import ReadModel
@@ -45,18 +45,30 @@ async def send_command(
 
 
 async def send_contact_command(
-    settings: Settings, agent_id: str, contact_id: str, into_contact_id: str | None = None
+    settings: Settings,
+    agent_id: str,
+    contact_id: str,
+    into_contact_id: str | None = None,
+    *,
+    tags: tuple[list[str], list[str]] | None = None,
 ) -> uuid.UUID:
-    """Publishes a merge of `contact_id` into `into_contact_id` (an unmerge of `contact_id` without it) on
-    the commands topic, keyed by `contact_id`, once the router would accept it; returns its ID.
+    """Publishes a merge of `contact_id` into `into_contact_id` (an unmerge of `contact_id` without it), or
+    with `tags` (added, removed) a tag change of `contact_id`, on the commands topic, keyed by `contact_id`,
+    once the router would accept it; returns its ID.
 
-    Raises ValueError with the reason when it would not (`shared.contact_commands.refusal`).
+    Raises ValueError with the reason when it would not (`shared.contact_commands.refusal`); pydantic's
+    ValidationError (a ValueError) for a tag of the wrong shape.
     """
-    command = contact_command(uuid.uuid4(), datetime.now(UTC), agent_id, contact_id, into_contact_id)
+    at = datetime.now(UTC)
+    command = (
+        contact_command(uuid.uuid4(), at, agent_id, contact_id, into_contact_id)
+        if tags is None
+        else tag_command(uuid.uuid4(), at, agent_id, contact_id, *tags)
+    )
     bootstrap, redis_url = settings.require_infra()
     redis = connect_redis(redis_url)
     try:
-        reason = await refusal(ReadModel(redis), contact_id, into_contact_id)
+        reason = await refusal(ReadModel(redis), contact_id, into_contact_id, tagging=tags is not None)
     finally:
         await redis.aclose()
     if reason is not None:

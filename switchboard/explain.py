@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -88,16 +88,21 @@ def _message_from_mail(raw: bytes, config: DeskConfig) -> InboundMessage:
 
 
 def print_explanation(
-    message: InboundMessage, config: DeskConfig, console: Console, owners: Mapping[str, str | None] | None = None
+    message: InboundMessage,
+    config: DeskConfig,
+    console: Console,
+    owners: Mapping[str, str | None] | None = None,
+    contact_tags: Sequence[str] = (),
 ) -> None:
     """`owners`: each of the sender's identities → the contact that owns it now (a merged one: its
-    survivor), as Redis has it; None when Redis was not asked."""
+    survivor), as Redis has it; None when Redis was not asked. `contact_tags`: that contact's tags
+    (`contact_tag` conditions)."""
     if message.kind not in ("message", "edit"):
         console.print(
             f"A {message.kind.replace('_', '-')} opens no ticket: the router records it, never classifies it."
         )
         return
-    outcome = explain(message, config)
+    outcome = explain(message, config, contact_tags=contact_tags)
     console.print(_contact(message, owners))
     console.print(_reading(outcome, config))
     console.print(_rules(outcome))
@@ -197,6 +202,27 @@ def _assignment(outcome: Explanation, config: DeskConfig) -> Table:
     if choice.agent_id is None:
         table.add_row("", "", escape(f"the ticket waits in the queue: {choice.queued_reason}"))
     return table
+
+
+async def owner_tags(message: InboundMessage, owners: Mapping[str, str | None] | None, settings: Settings) -> list[str]:
+    """The tags of the contact owning the sender's strongest identity (the one a new ticket would most
+    likely join), read from Redis; [] when nobody owns one or Redis is not configured or reachable."""
+    from redis.exceptions import RedisError
+
+    from shared.read_model import ReadModel
+    from shared.redis_client import connect_redis
+
+    owner = next((owners[i] for i in sender_identities(message.channel, message.sender) if (owners or {}).get(i)), None)
+    if owner is None or not settings.redis_url:
+        return []
+    redis = connect_redis(settings.redis_url)
+    try:
+        contact = await ReadModel(redis).contact(owner)
+        return list(contact["tags"]) if contact else []
+    except (RedisError, OSError):
+        return []
+    finally:
+        await redis.aclose()
 
 
 async def identity_owners(message: InboundMessage, settings: Settings) -> dict[str, str | None] | None:

@@ -8,7 +8,8 @@ least the highest number in the log, and reopens the gate.
 
 Key families and what rebuilds them (the README's operations section has the whole inventory):
 - contacts topic: identity → contact links (and which identities are verified), undeliverable addresses,
-  contact merges and unmerges (the merged contact's pointer to its survivor);
+  contact merges and unmerges (the merged contact's pointer to its survivor), contact tags (the `tags`
+  field of the contact HASH);
 - inbound topic: idempotency keys, conversation index (Message-IDs, Telegram chats, Slack threads),
   web-chat sessions, the ticket counters;
 - tickets topic: the ticket read model (with contacts' tickets and creation times), SLA timers still to
@@ -63,6 +64,7 @@ _CONTACT_COUNTS = {
     "contact.address_undeliverable": "undeliverable",
     "contact.merged": "contact merges",
     "contact.unmerged": "contact unmerges",
+    "contact.tags_changed": "contact tag changes",
 }
 
 

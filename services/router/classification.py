@@ -7,6 +7,7 @@ detection reads the message (services/router/detection.py) and the config's rule
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from services.router.detection import Detected, detect
@@ -23,19 +24,22 @@ class Explanation:
     classification: Classification
 
 
-def classify(message: InboundMessage, config: DeskConfig) -> Classification:
-    return explain(message, config, traced=False).classification
+def classify(message: InboundMessage, config: DeskConfig, *, contact_tags: Iterable[str] = ()) -> Classification:
+    return explain(message, config, traced=False, contact_tags=contact_tags).classification
 
 
-def explain(message: InboundMessage, config: DeskConfig, *, traced: bool = True) -> Explanation:
+def explain(
+    message: InboundMessage, config: DeskConfig, *, traced: bool = True, contact_tags: Iterable[str] = ()
+) -> Explanation:
     """Every step of the classification: what detection read, the facts rules saw, each rule's ruling
-    (left empty when not `traced`: the router needs only the result), and the classification."""
+    (left empty when not `traced`: the router needs only the result), and the classification.
+    `contact_tags`: the tags of the sender's contact (`contact_tag` conditions)."""
     default = config.default_classification
     team = default.team
     if message.channel == "form" and (form := config.form(message.source)) and form.team:
         team = form.team
     detected = detect(message, config)
-    facts = facts_of(message, detected, config)
+    facts = facts_of(message, detected, config, contact_tags)
     rulings: list[Ruling] = []
     outcome = run_rules(
         config.rules,
@@ -62,7 +66,9 @@ def explain(message: InboundMessage, config: DeskConfig, *, traced: bool = True)
     return Explanation(detected, facts, rulings, classification)
 
 
-def facts_of(message: InboundMessage, detected: Detected, config: DeskConfig) -> Facts:
+def facts_of(
+    message: InboundMessage, detected: Detected, config: DeskConfig, contact_tags: Iterable[str] = ()
+) -> Facts:
     email = message.sender.email
     return Facts(
         channel=message.channel,
@@ -79,4 +85,5 @@ def facts_of(message: InboundMessage, detected: Detected, config: DeskConfig) ->
         open_calendars=frozenset(
             calendar for calendar in config.rule_calendars if config.calendar(calendar).is_open(message.received_at)
         ),
+        contact_tags=frozenset(contact_tags),
     )

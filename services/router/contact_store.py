@@ -3,7 +3,8 @@ identities, its tickets' contacts and the contacts its commands name, each with 
 in (the contact it was merged into up to the root, and every contact merged into that root).
 
 The script returns JSON: {"contacts": {contact ID: [parent or false, identities, verified identities,
-tickets, created (Unix seconds) or false]}} for every contact that exists (has a HASH or identities).
+tickets, created (Unix seconds) or false, tags (the HASH's JSON list) or false]}} for every contact that
+exists (has a HASH or identities).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ for _, start in ipairs(starts) do
             redis.call('SMEMBERS', key(t[4], contact)),
             redis.call('SMEMBERS', key(t[5], contact)),
             redis.call('ZSCORE', created_key, contact) or false,
+            redis.call('HGET', key(t[2], contact), 'tags') or false,
           }}
         else
           found[contact] = false
@@ -106,7 +108,7 @@ def parse_graph(raw: str | bytes) -> ContactGraph:
     for contact_id, row in (json.loads(raw).get("contacts") or {}).items():
         if not row:
             continue
-        parent, identities, verified, tickets, created = row
+        parent, identities, verified, tickets, created, tags = row
         if parent:
             graph.parents[contact_id] = parent
         graph.contacts[contact_id] = ContactRecord(
@@ -114,5 +116,6 @@ def parse_graph(raw: str | bytes) -> ContactGraph:
             verified=frozenset(verified or ()),
             tickets=frozenset(tickets or ()),
             created=float(created) if created else math.inf,
+            tags=frozenset(json.loads(tags)) if tags else frozenset(),
         )
     return graph

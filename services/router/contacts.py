@@ -25,6 +25,7 @@ from typing import Any
 from shared.config import DeskConfig
 from shared.events import (
     ContactMerged,
+    ContactTagsChanged,
     ContactUnmerged,
     IdentityLinked,
     InboundMessage,
@@ -77,6 +78,8 @@ class ContactRecord:
     tickets: frozenset[str] = frozenset()
     # When its first ticket was created (Unix seconds); the older contact survives a merge.
     created: float = math.inf
+    # Its own tags (`contact.tags_changed`); a merged contact shows its survivor's (`ContactGraph.tags`).
+    tags: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -129,6 +132,11 @@ class ContactGraph:
     def created(self, contact_id: str) -> float:
         return self.contacts.get(contact_id, ContactRecord()).created
 
+    def tags(self, contact_id: str) -> frozenset[str]:
+        """The contact's tags: its survivor's when it is merged (tags are not unioned, so an unmerge gives
+        the merged contact back the tags it had)."""
+        return self.contacts.get(self.root(contact_id), ContactRecord()).tags
+
     def absorb(self, event: Any) -> None:
         """What an event decided in this batch changes in the graph."""
         if isinstance(event, IdentityLinked):
@@ -150,6 +158,9 @@ class ContactGraph:
             self.parents[event.contact_id] = event.survivor_id
         elif isinstance(event, ContactUnmerged):
             self.parents.pop(event.contact_id, None)
+        elif isinstance(event, ContactTagsChanged):
+            record = self.contacts.get(event.contact_id, ContactRecord())
+            self.contacts[event.contact_id] = replace(record, tags=frozenset(event.tags))
 
 
 @dataclass(frozen=True)

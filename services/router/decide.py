@@ -16,6 +16,7 @@ from typing import Any
 from services.router import duplicates
 from services.router.assignment import WORKING_STATUSES, Desk, Need, choose
 from services.router.classification import classify
+from services.router.contact_tags import decide_tag_command
 from services.router.contacts import (
     ContactGraph,
     Refused,
@@ -35,6 +36,7 @@ from shared.events import (
     ContactEvent,
     ContactMerged,
     ContactSummary,
+    ContactTagsChanged,
     ContactUnmerged,
     CsatRated,
     IdentityLinked,
@@ -44,6 +46,7 @@ from shared.events import (
     PriorityChanged,
     ReplyRoute,
     StatusChanged,
+    TagContact,
     TagsChanged,
     TicketAssigned,
     TicketCreated,
@@ -55,6 +58,7 @@ from shared.events import (
 )
 from shared.identities import normalise_email
 from shared.ids import derived_id
+from shared.read_model import contact_tags_json
 
 RouterEvent = TicketEvent | ContactEvent
 
@@ -202,6 +206,18 @@ class Decision:
             if isinstance(event, ContactMerged | ContactUnmerged)
         }
 
+    @property
+    def retagged(self) -> dict[str, str]:
+        """Contact → its tags (`contact_tags_json`) before the first tag change this decision makes: a tag
+        change says the tags after it, so the claim checks nobody changed them since they were read."""
+        before: dict[str, str] = {}
+        for event in self.events:
+            if isinstance(event, ContactTagsChanged):
+                before.setdefault(
+                    event.contact_id, contact_tags_json((set(event.tags) - set(event.added)) | set(event.removed))
+                )
+        return before
+
 
 def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig, now: datetime) -> Decision:
     events: list[RouterEvent] = [*_undeliverable(message, now)]
@@ -239,7 +255,8 @@ def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig
         email=message.sender.email,
         identities=list(sender_identities(message.channel, message.sender)),
     )
-    classification = classify(message, config)
+    contact_tags = sorted(view.graph.tags(contact.contact_id))
+    classification = classify(message, config, contact_tags=contact_tags)
     duplicate = _duplicate(message, contact.contact_id, view, config, now)
     if duplicate is not None and duplicate.action == "merge":
         # What the batch knows of the earlier ticket is fresher than what was read of it.
@@ -256,7 +273,9 @@ def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig
         view.capacity_checked.add(assignee.id)
         # Every assignment of the router's own takes a turn (replay counts them so), whatever the routing.
         view.used_turns[team.id] += 1
-    events += new_ticket(message, contact, classification, assignee, now, queued_reason=choice.queued_reason)
+    events += new_ticket(
+        message, contact, classification, assignee, now, queued_reason=choice.queued_reason, contact_tags=contact_tags
+    )
     if duplicate is not None:
         events.append(duplicates.suggestion(message, duplicate, now))
     events += resolution_events(message, resolution, view.graph, now)
@@ -267,8 +286,10 @@ def decide_command(command: AgentCommand, view: RouterView, config: DeskConfig, 
     """The events of an agent command: its changes, or one `command.rejected` saying why not. The system's
     own assignments (the dispatcher serving team queues) are applied when they still hold, else dropped
     silently (services/router/queues.py)."""
-    if isinstance(command, MergeContacts | UnmergeContacts):
+    if isinstance(command, MergeContacts | UnmergeContacts | TagContact):
         try:
+            if isinstance(command, TagContact):
+                return Decision(decide_tag_command(command, view.graph, config, now))
             return Decision(decide_contact_command(command, view.graph, set(view.graph.contacts), config, now))
         except Refused as refusal:
             # Shown on the ticket the agent acted from; from the command line the CLI checked first.

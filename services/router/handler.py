@@ -23,12 +23,14 @@ from shared.events import (
     AddressUndeliverable,
     AgentCommand,
     ContactMerged,
+    ContactTagsChanged,
     ContactUnmerged,
     IdentityLinked,
     InboundMessage,
     MergeContacts,
     MergeTicket,
     StatusChanged,
+    TagContact,
     TicketAssigned,
     TicketQueued,
     UnmergeContacts,
@@ -82,10 +84,15 @@ class RouterHandler:
             new = {key: outgoing_json(outgoing[key]) for key in decided if key not in remembered}
             claims = {identity: contact for key in new for identity, contact in decided[key].claims.items()}
             merges = {contact: survivor for key in new for contact, survivor in decided[key].merges.items()}
+            # The tags each retagged contact had when read: its first change in the batch says them.
+            tags: dict[str, str] = {}
+            for key in new:
+                for contact, before in decided[key].retagged.items():
+                    tags.setdefault(contact, before)
             events = (event for decision in decided.values() for event in decision.events)
             # Capacity holds across router instances: the agents given a ticket must still have the load read.
             loads = {agent_id: view.loads_read.get(agent_id, 0) for agent_id in sorted(view.capacity_checked)}
-            conflicts = await self.state.claim(new, claims, dict(view.used_turns), events, loads, merges)
+            conflicts = await self.state.claim(new, claims, dict(view.used_turns), events, loads, merges, tags)
             if not conflicts:
                 break
             logger.info("another router claimed first; deciding again", extra={"conflicts": conflicts[:5]})
@@ -126,7 +133,7 @@ class RouterHandler:
             contacts=[
                 contact
                 for record in records
-                if isinstance(record.value, MergeContacts | UnmergeContacts)
+                if isinstance(record.value, MergeContacts | UnmergeContacts | TagContact)
                 for contact in (record.value.contact_id, getattr(record.value, "into_contact_id", None))
                 if contact
             ],
@@ -164,8 +171,8 @@ class RouterHandler:
         return published
 
     def _outgoing(self, event: RouterEvent) -> Outgoing:
-        if isinstance(event, ContactMerged | ContactUnmerged):
-            # Keyed by the merged contact, so that its merge and unmerge keep their order.
+        if isinstance(event, ContactMerged | ContactUnmerged | ContactTagsChanged):
+            # Keyed by the merged (or tagged) contact, so that its merge and unmerge (or tag changes) keep their order.
             return Outgoing.event(self.contacts_topic, event.contact_id, event)
         if isinstance(event, _CONTACT_EVENTS):
             return Outgoing.event(self.contacts_topic, event.identity, event)

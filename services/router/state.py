@@ -41,11 +41,13 @@ OUTCOME_TTL_SECONDS = 24 * 3600
 _outcome_adapter: TypeAdapter[list[RouterEvent]] = TypeAdapter(list[TicketEvent | ContactEvent])
 
 # KEYS: outcome keys, identity keys (then merged contacts' pointers, claimed alike), turn keys, agent
-# working keys; ARGV: the counts of outcomes, identities (with the pointers) and working keys, the
-# outcomes' TTL, a value per key (outcome, owning contact or survivor, turns used, the load the batch
-# read), then the read-model projection's arguments (PROJECT_LUA). A working set whose size is no longer
-# the load read means another router instance gave that agent a ticket (or took one) meanwhile: capacity
-# decided against a stale load could be exceeded, so it is a conflict.
+# working keys, contact HASH keys of retagged contacts; ARGV: the counts of outcomes, identities (with the
+# pointers) and working keys, the outcomes' TTL, the count of retagged contacts, a value per key (outcome,
+# owning contact or survivor, turns used, the load the batch read, the tags JSON the batch read), then the
+# read-model projection's arguments (PROJECT_LUA). A working set whose size is no longer the load read
+# means another router instance gave that agent a ticket (or took one) meanwhile: capacity decided against
+# a stale load could be exceeded, so it is a conflict; so are tags changed since they were read (a tag
+# change says the tags after it, and would undo the other instance's).
 _CLAIM = (
     PROJECT_LUA
     + """
@@ -53,22 +55,26 @@ local n_outcomes = tonumber(ARGV[1])
 local n_identities = tonumber(ARGV[2])
 local n_loads = tonumber(ARGV[3])
 local ttl = ARGV[4]
+local n_tags = tonumber(ARGV[5])
 local conflicts = {}
 for i = 1, n_outcomes do
   if redis.call('EXISTS', KEYS[i]) == 1 then table.insert(conflicts, KEYS[i]) end
 end
 for i = n_outcomes + 1, n_outcomes + n_identities do
   local owner = redis.call('GET', KEYS[i])
-  if owner and owner ~= ARGV[4 + i] then table.insert(conflicts, KEYS[i]) end
+  if owner and owner ~= ARGV[5 + i] then table.insert(conflicts, KEYS[i]) end
 end
-for i = #KEYS - n_loads + 1, #KEYS do
-  if redis.call('SCARD', KEYS[i]) ~= tonumber(ARGV[4 + i]) then table.insert(conflicts, KEYS[i]) end
+for i = #KEYS - n_tags - n_loads + 1, #KEYS - n_tags do
+  if redis.call('SCARD', KEYS[i]) ~= tonumber(ARGV[5 + i]) then table.insert(conflicts, KEYS[i]) end
+end
+for i = #KEYS - n_tags + 1, #KEYS do
+  if (redis.call('HGET', KEYS[i], 'tags') or '[]') ~= ARGV[5 + i] then table.insert(conflicts, KEYS[i]) end
 end
 if #conflicts > 0 then return conflicts end
-for i = 1, n_outcomes do redis.call('SET', KEYS[i], ARGV[4 + i], 'EX', ttl) end
-for i = n_outcomes + 1, n_outcomes + n_identities do redis.call('SET', KEYS[i], ARGV[4 + i]) end
-for i = n_outcomes + n_identities + 1, #KEYS - n_loads do redis.call('INCRBY', KEYS[i], ARGV[4 + i]) end
-if #ARGV > 4 + #KEYS then project(ARGV, 5 + #KEYS) end
+for i = 1, n_outcomes do redis.call('SET', KEYS[i], ARGV[5 + i], 'EX', ttl) end
+for i = n_outcomes + 1, n_outcomes + n_identities do redis.call('SET', KEYS[i], ARGV[5 + i]) end
+for i = n_outcomes + n_identities + 1, #KEYS - n_tags - n_loads do redis.call('INCRBY', KEYS[i], ARGV[5 + i]) end
+if #ARGV > 5 + #KEYS then project(ARGV, 6 + #KEYS) end
 return conflicts
 """
 )
@@ -254,13 +260,16 @@ class RouterState:
         events: Iterable[RouterEvent] = (),
         loads: Mapping[str, int] | None = None,
         merges: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> list[str]:
         """Writes it all and projects `events` into the read model, or nothing and returns the keys
         another instance took first (an outcome, an identity, or the working set of an agent in
         `loads` whose size is no longer the load given: the agent's tickets in new or open as read).
         `merges` (merged contact → survivor) are claimed like identities: another instance that merged
-        the same contact elsewhere meanwhile is a conflict."""
+        the same contact elsewhere meanwhile is a conflict. `tags` (contact → the tags JSON the batch read,
+        `tags_json`) are checked like loads: changed meanwhile, they are a conflict."""
         loads = loads or {}
+        tags = tags or {}
         projected = projection_args(events)
         merges = merges or {}
         if not outcomes and not identities and not turns and not projected:
@@ -271,17 +280,20 @@ class RouterState:
             *(contact_merged_into_key(contact) for contact in merges),
             *(turn_key(team) for team in turns),
             *(agent_working_key(agent_id) for agent_id in loads),
+            *(contact_key(contact) for contact in tags),
         ]
         args = [
             len(outcomes),
             len(identities) + len(merges),
             len(loads),
             OUTCOME_TTL_SECONDS,
+            len(tags),
             *outcomes.values(),
             *identities.values(),
             *merges.values(),
             *turns.values(),
             *loads.values(),
+            *tags.values(),
             *projected,
         ]
         return list(await self._claim(keys=keys, args=args))

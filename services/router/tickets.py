@@ -53,8 +53,10 @@ def ticket_created(
     classification: Classification,
     now: datetime,
     merged_into: str | None = None,
+    contact_tags: list[str] | None = None,
 ) -> TicketCreated:
-    """The ticket the message opens, as the router classified it (`merged_into`: a duplicate of that one)."""
+    """The ticket the message opens, as the router classified it (`merged_into`: a duplicate of that one;
+    `contact_tags`: the contact's tags the rules saw)."""
     return TicketCreated(
         **_envelope(message, "created", now),
         channel=message.channel,
@@ -72,6 +74,7 @@ def ticket_created(
         skills=classification.skills,
         rules=classification.rules,
         merged_into=merged_into,
+        contact_tags=contact_tags or [],
     )
 
 
@@ -105,11 +108,12 @@ def new_ticket(
     assignee: Agent | None,
     now: datetime,
     queued_reason: str | None = None,
+    contact_tags: list[str] | None = None,
 ) -> list[TicketEvent]:
     """The new ticket, its first message, and its assignment; with no `assignee`, its wait in the
     team's queue (`ticket.queued`, saying why)."""
     opened: list[TicketEvent] = [
-        ticket_created(message, contact, classification, now),
+        ticket_created(message, contact, classification, now, contact_tags=contact_tags),
         message_added(message, now, contact_id=contact.contact_id),
     ]
     if assignee is None:

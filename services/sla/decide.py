@@ -56,6 +56,8 @@ class TicketSla:
     team: str
     category: str
     clocks: TicketClocks = field(default_factory=TicketClocks)
+    # The contact's tags when the ticket was created (policies may match them); states stored before: none.
+    contact_tags: tuple[str, ...] = ()
 
 
 ticket_sla_adapter: TypeAdapter[TicketSla] = TypeAdapter(TicketSla)
@@ -111,9 +113,15 @@ def _advance(state: TicketSla | None, event: TicketEvent, config: DeskConfig) ->
         if state is not None:
             return state, ""
         policy = config.sla_policy_for(
-            priority=event.priority, channel=event.channel, team=event.team, category=event.category
+            priority=event.priority,
+            channel=event.channel,
+            team=event.team,
+            category=event.category,
+            contact_tags=event.contact_tags,
         )
-        fresh = TicketSla(policy.id, event.priority, event.channel, event.team, event.category)
+        fresh = TicketSla(
+            policy.id, event.priority, event.channel, event.team, event.category, contact_tags=tuple(event.contact_tags)
+        )
         on = calendars(policy, config)
         started = fresh.clocks.created(event.occurred_at, targets(policy, event.priority), event.ticket_id, on)
         return replace(fresh, clocks=started), "created"
@@ -150,14 +158,22 @@ def _policy(state: TicketSla, config: DeskConfig) -> SlaPolicy:
     # A policy since removed from the config: the one the ticket would get now.
     policy = next((policy for policy in config.sla_policies if policy.id == state.policy), None)
     return policy or config.sla_policy_for(
-        priority=state.priority, channel=state.channel, team=state.team, category=state.category
+        priority=state.priority,
+        channel=state.channel,
+        team=state.team,
+        category=state.category,
+        contact_tags=state.contact_tags,
     )
 
 
 def _reclassified(state: TicketSla, config: DeskConfig) -> TicketSla:
     """New facts about the ticket: the policy they choose now, and its targets on the same clocks."""
     policy = config.sla_policy_for(
-        priority=state.priority, channel=state.channel, team=state.team, category=state.category
+        priority=state.priority,
+        channel=state.channel,
+        team=state.team,
+        category=state.category,
+        contact_tags=state.contact_tags,
     )
     on = calendars(policy, config)
     return replace(state, policy=policy.id, clocks=state.clocks.retargeted(targets(policy, state.priority), on))

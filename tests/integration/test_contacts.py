@@ -3,6 +3,7 @@ model, manual merge and unmerge, and two router instances racing to merge one co
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -13,7 +14,7 @@ from services.router.handler import RouterHandler
 from services.router.state import RouterState
 from shared.config import load_config
 from shared.engine import Record
-from shared.events import InboundMessage, MergeContacts, Sender, UnmergeContacts
+from shared.events import InboundMessage, MergeContacts, Sender, TagContact, UnmergeContacts
 from shared.read_model import ReadModel
 from shared.redis_client import connect_redis
 from shared.topics import Topics
@@ -160,3 +161,47 @@ async def test_two_routers_merging_one_contact_into_different_survivors_conflict
         .events[0]
         .reason.endswith("unmerge it first")
     )
+
+
+async def test_a_merged_contact_is_tagged_through_its_survivor_and_its_next_ticket_carries_the_tags(handler):
+    for ticket_id, email in (("SB-3051", "f1@example.com"), ("SB-3052", "f2@example.com")):
+        await handler.handle([record(inbound(ticket_id, "email", Sender(email=email)))])
+    one, two = [(await handler.read_model.ticket(t))["contact"]["id"] for t in ("SB-3051", "SB-3052")]
+    now = datetime.now(UTC)
+    merge = MergeContacts(event_id=uuid.uuid4(), occurred_at=now, agent_id="admin", contact_id=two, into_contact_id=one)
+    tag = TagContact(event_id=uuid.uuid4(), occurred_at=now, agent_id="admin", contact_id=two, add=["vip"])
+
+    result = await handler.handle([record(merge, COMMANDS_TOPIC), record(tag, COMMANDS_TOPIC)])
+
+    assert types_of(result) == ["contact.merged", "contact.tags_changed"]
+    assert result.publish[1].key == one
+    assert (await handler.read_model.contact(two))["tags"] == ["vip"] == (await handler.read_model.contact(one))["tags"]
+    # The router reads the tags with the rest of the graph when it decides a new ticket of the contact.
+    again = await handler.handle([record(inbound("SB-3053", "email", Sender(email="f2@example.com")))])
+    created = next(json.loads(published.value) for published in again.publish if b"ticket.created" in published.value)
+    assert created["contact"]["contact_id"] == one and created["contact_tags"] == ["vip"]
+
+
+async def test_two_routers_retagging_one_contact_conflict_and_the_loser_decides_again_on_the_new_tags(handler):
+    await handler.handle([record(inbound("SB-3061", "email", Sender(email="g1@example.com")))])
+    contact_id = (await handler.read_model.ticket("SB-3061"))["contact"]["id"]
+    state, now = handler.state, datetime.now(UTC)
+    vip, trial = (
+        TagContact(event_id=uuid.uuid4(), occurred_at=now, agent_id="admin", contact_id=contact_id, add=[name])
+        for name in ("vip", "trial")
+    )
+    # Both routers read the contact's tags before either wrote.
+    decisions = []
+    for command in (vip, trial):
+        _, view = await state.read(handled=[], identities=(), teams=(), contacts=(contact_id,))
+        decisions.append(decide_command(command, view, handler.config, now))
+
+    won = await state.claim({}, {}, {}, decisions[0].events, tags=decisions[0].retagged)
+    lost = await state.claim({}, {}, {}, decisions[1].events, tags=decisions[1].retagged)
+
+    assert won == [] and len(lost) == 1
+    _, view = await state.read(handled=[], identities=(), teams=(), contacts=(contact_id,))
+    [again] = decide_command(trial, view, handler.config, now).events
+    assert again.tags == ["trial", "vip"]
+    assert await state.claim({}, {}, {}, [again], tags=decide_command(trial, view, handler.config, now).retagged) == []
+    assert (await handler.read_model.contact(contact_id))["tags"] == ["trial", "vip"]
