@@ -7,8 +7,9 @@ them: the `sla.*` events on the ticket topic, the read API's `sla`, and the time
 
 from __future__ import annotations
 
+import asyncio
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,28 @@ async def test_an_sla_service_started_with_a_changed_policy_moves_the_open_clock
     assert {row["metric"]: row["target"] for row in json.loads(shown.stdout)["clocks"]}["first_response"] == "0:20:00"
     # The restarted service joins its group (the killed member's session runs out first) before the test ends.
     await settle(settings)
+
+
+async def test_a_breach_that_fell_due_while_the_sla_service_was_killed_fires_once_after_its_restart(
+    services: ServiceProcesses, smtp_sink, tmp_path
+):
+    config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    config["sla_policies"] = [{"id": "standard", "first_response": "4s", "warn_at": []}]
+    path = tmp_path / "quick.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    stack = start_stack(services, path)
+    settings = stack.settings
+    ticket_id, _, _ = email_ticket(stack, smtp_sink, "kim@customer.example", "Locked out")
+    deadline = await wait_for_event(settings, lambda e: e["type"] == "sla.deadline_set" and e["ticket_id"] == ticket_id)
+    await settle(settings)
+    services.kill("sla")  # SIGKILL: its timers stay in Redis
+    # The breach falls due while no SLA service runs: time has to pass here, there is no event to await.
+    due = datetime.fromisoformat(deadline["due_at"])
+    await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) + 1)
+    assert [e for e in await events_on(settings, TICKETS) if e["type"] == "sla.breached"] == []
+    services.start("sla", SWITCHBOARD_CONFIG=str(path))
+
+    await wait_for_event(settings, lambda e: e["type"] == "sla.breached" and e["ticket_id"] == ticket_id)
+    await settle(settings)
+    breaches = {e["event_id"] for e in await events_on(settings, TICKETS) if e["type"] == "sla.breached"}
+    assert len(breaches) == 1
