@@ -19,7 +19,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from services.router.tickets import agent_reply, handled_event_id
+from services.router.tickets import agent_reply, handled_event_id, ticket_assigned
 from shared.config import Agent, DeskConfig, Team
 from shared.events import (
     ACTIVE_STATUSES,
@@ -29,7 +29,6 @@ from shared.events import (
     AssignTicket,
     ClaimTicket,
     CommandRejected,
-    ContactSummary,
     CsatRated,
     EscalateTicket,
     InboundMessage,
@@ -166,20 +165,7 @@ class _Context:
         return _envelope(self.command, self.now, event_id, ticket_id)
 
     def assigned(self, agent: Agent, step: str | None = None) -> TicketAssigned:
-        ticket = self.ticket
-        return TicketAssigned(
-            **self.envelope(step),
-            team=ticket.team,
-            agent_id=agent.id,
-            agent_name=agent.name,
-            slack_user_id=agent.slack_user_id,
-            subject=ticket.subject,
-            contact=ContactSummary(contact_id=ticket.contact_id, name=ticket.contact_name),
-            channel=ticket.channel,
-            priority=ticket.priority,
-            actor=self.actor,
-            previous_agent_id=ticket.assignee_id,
-        )
+        return ticket_assigned(self.envelope(step), self.ticket, agent, self.actor)
 
     def status(
         self, to_status: TicketStatus, step: str | None = None, reason: str | None = None, **fields: Any

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 
 from services.router.assignment import WORKING_STATUSES, Desk, Need, QueuedTicket, choose, ineligibility, queue_order
 from services.router.lifecycle import SYSTEM
-from services.router.tickets import handled_event_id
+from services.router.tickets import handled_event_id, ticket_assigned
 from shared.config import DeskConfig
-from shared.events import AssignTicket, ContactSummary, TicketAssigned, TicketEvent, TicketQueued
+from shared.events import AssignTicket, TicketAssigned, TicketEvent, TicketQueued
 from shared.ids import derived_id
 
 if TYPE_CHECKING:
@@ -125,21 +125,7 @@ def system_assign(
         # Skills and language were the dispatcher's to weigh; what changes from moment to moment is checked again.
         if ineligibility(command.to_agent, Need(ticket.team, relax_skills=True), desk, config) is not None:
             return []
-        agent = config.agent(command.to_agent)
-        return [
-            TicketAssigned(
-                **envelope,
-                team=ticket.team,
-                agent_id=agent.id,
-                agent_name=agent.name,
-                slack_user_id=agent.slack_user_id,
-                subject=ticket.subject,
-                contact=ContactSummary(contact_id=ticket.contact_id, name=ticket.contact_name),
-                channel=ticket.channel,
-                priority=ticket.priority,
-                actor=SYSTEM,
-            )
-        ]
+        return [ticket_assigned(envelope, ticket, config.agent(command.to_agent), SYSTEM)]
     assignee = ticket.assignee_id
     gone = assignee is not None and (
         assignee in desk.away or (desk.on_shift is not None and assignee not in desk.on_shift)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from shared.config import Agent, Classification
@@ -20,6 +20,9 @@ from shared.events import (
     TicketQueued,
 )
 from shared.ids import derived_id
+
+if TYPE_CHECKING:
+    from services.router.decide import KnownTicket
 
 # How much of the opening message travels in `ticket.assigned` for the agents' announcement.
 EXCERPT_CHARS = 500
@@ -45,6 +48,23 @@ def _envelope(message: InboundMessage, step: str, now: datetime) -> dict[str, An
         "correlation_id": message_id,
         "traceparent": message.traceparent,
     }
+
+
+def ticket_assigned(envelope: dict[str, Any], ticket: KnownTicket, agent: Agent, actor: str) -> TicketAssigned:
+    """The ticket, as the router knows it, handed to `agent` by `actor` (from its assignee, if any)."""
+    return TicketAssigned(
+        **envelope,
+        team=ticket.team,
+        agent_id=agent.id,
+        agent_name=agent.name,
+        slack_user_id=agent.slack_user_id,
+        subject=ticket.subject,
+        contact=ContactSummary(contact_id=ticket.contact_id, name=ticket.contact_name),
+        channel=ticket.channel,
+        priority=ticket.priority,
+        actor=actor,
+        previous_agent_id=ticket.assignee_id,
+    )
 
 
 def ticket_created(
