@@ -521,13 +521,18 @@ class ReadModel:
             "history": [json.loads(entry) for entry in history],
         }
 
-    async def contact(self, contact_id: str) -> dict[str, Any] | None:
-        """The contact as agents see it: a merged contact shows its survivor (`merged_from` names the one
-        asked for), with the identities and tickets of every contact merged into it (`merged_contacts`)."""
+    async def survivor(self, contact_id: str) -> str:
+        """The contact `contact_id` now belongs to: itself, or the end of its chain of merges."""
         root, seen = contact_id, {contact_id}
         while (parent := await self.redis.get(contact_merged_into_key(root))) and parent not in seen:
             root = parent
             seen.add(parent)
+        return root
+
+    async def contact(self, contact_id: str) -> dict[str, Any] | None:
+        """The contact as agents see it: a merged contact shows its survivor (`merged_from` names the one
+        asked for), with the identities and tickets of every contact merged into it (`merged_contacts`)."""
+        root = await self.survivor(contact_id)
         members, queue = [root], [root]
         while queue:
             for child in sorted(await self.redis.smembers(contact_merged_key(queue.pop()))):

@@ -230,7 +230,7 @@ async def identity_owners(message: InboundMessage, settings: Settings) -> dict[s
     None without Redis configured or reachable."""
     from redis.exceptions import RedisError
 
-    from shared.read_model import contact_merged_into_key, identity_key
+    from shared.read_model import ReadModel, identity_key
     from shared.redis_client import connect_redis
 
     if not settings.redis_url:
@@ -238,19 +238,12 @@ async def identity_owners(message: InboundMessage, settings: Settings) -> dict[s
     identities = list(sender_identities(message.channel, message.sender))
     redis = connect_redis(settings.redis_url)
     try:
-        owners = (
-            dict(zip(identities, await redis.mget([identity_key(i) for i in identities]), strict=True))
-            if identities
-            else {}
-        )
-        for identity, owner in owners.items():
-            # A merge leaves a pointer to the survivor (a chain after several merges).
-            for _ in range(8):
-                if owner is None or (survivor := await redis.get(contact_merged_into_key(owner))) is None:
-                    break
-                owner = survivor
-            owners[identity] = owner
-        return owners
+        found = await redis.mget([identity_key(identity) for identity in identities]) if identities else []
+        read_model = ReadModel(redis)
+        return {
+            identity: await read_model.survivor(owner) if owner else None
+            for identity, owner in zip(identities, found, strict=True)
+        }
     except (RedisError, OSError):
         return None
     finally:
