@@ -164,6 +164,12 @@ class _Context:
         event_id = handled_event_id(self.command) if step is None else derived_id(self.command.event_id, step)
         return _envelope(self.command, self.now, event_id, ticket_id)
 
+    def queued(self, team: str, reason: str | None = None) -> TicketQueued:
+        """The ticket handed, unassigned, to `team`'s queue (from its assignee, if any)."""
+        return TicketQueued(
+            **self.envelope(), team=team, actor=self.actor, previous_agent_id=self.ticket.assignee_id, reason=reason
+        )
+
     def assigned(self, agent: Agent, step: str | None = None) -> TicketAssigned:
         return ticket_assigned(self.envelope(step), self.ticket, agent, self.actor)
 
@@ -215,7 +221,7 @@ def _assign(context: _Context) -> list[TicketEvent]:
         raise _Refused(f"team {command.to_team!r} is not configured")
     if ticket.assignee_id is None and ticket.team == command.to_team:
         return []
-    return [TicketQueued(**context.envelope(), team=command.to_team, actor=actor, previous_agent_id=ticket.assignee_id)]
+    return [context.queued(command.to_team)]
 
 
 def _reply(context: _Context) -> list[TicketEvent]:
@@ -303,15 +309,7 @@ def _escalate(context: _Context) -> list[TicketEvent]:
     if command.to_team is not None:
         if _team(context.config, command.to_team) is None:
             raise _Refused(f"there is no team {command.to_team!r}")
-        return [
-            TicketQueued(
-                **context.envelope(),
-                team=command.to_team,
-                actor=context.actor,
-                previous_agent_id=ticket.assignee_id,
-                reason=command.reason,
-            )
-        ]
+        return [context.queued(command.to_team, reason=command.reason)]
     team = _team(context.config, ticket.team)
     chain = team.escalation_chain() if team else []
     level = ticket.escalation_level + 1
