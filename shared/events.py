@@ -302,12 +302,10 @@ class RateTicket(CommandEnvelope):
     comment: str | None = Field(default=None, max_length=2_000)
 
 
-class MergeContacts(_Model):
-    """Merge contact `contact_id` into `into_contact_id` (which survives), by hand: the CLI or a suggestion's
-    "Merge" button. On the commands topic keyed by `contact_id`; `ticket_id` is the ticket the agent acted
-    from (a refusal is shown there), when there is one. Undone by `UnmergeContacts`."""
+class _ContactCommandEnvelope(_Model):
+    """A command about contact `contact_id`, on the commands topic keyed by `contact_id`; `ticket_id` is the
+    ticket the agent acted from (a refusal is shown there), when there is one."""
 
-    type: Literal["command.merge_contacts"] = "command.merge_contacts"
     event_id: UUID
     version: Literal[1] = 1
     occurred_at: AwareDatetime
@@ -315,43 +313,31 @@ class MergeContacts(_Model):
     origin: SlackOrigin | None = None
     ticket_id: TicketId | None = None
     contact_id: str = Field(min_length=1, max_length=100)
-    into_contact_id: str = Field(min_length=1, max_length=100)
     correlation_id: str | None = None
     traceparent: str | None = None
 
 
-class UnmergeContacts(_Model):
+class MergeContacts(_ContactCommandEnvelope):
+    """Merge contact `contact_id` into `into_contact_id` (which survives), by hand: the CLI or a suggestion's
+    "Merge" button. Undone by `UnmergeContacts`."""
+
+    type: Literal["command.merge_contacts"] = "command.merge_contacts"
+    into_contact_id: str = Field(min_length=1, max_length=100)
+
+
+class UnmergeContacts(_ContactCommandEnvelope):
     """Undo the merge of contact `contact_id` into its survivor: its identities and tickets go back to it."""
 
     type: Literal["command.unmerge_contacts"] = "command.unmerge_contacts"
-    event_id: UUID
-    version: Literal[1] = 1
-    occurred_at: AwareDatetime
-    agent_id: Actor
-    origin: SlackOrigin | None = None
-    ticket_id: TicketId | None = None
-    contact_id: str = Field(min_length=1, max_length=100)
-    correlation_id: str | None = None
-    traceparent: str | None = None
 
 
-class TagContact(_Model):
+class TagContact(_ContactCommandEnvelope):
     """Add and remove tags of contact `contact_id` (a merged contact: its survivor's tags), by hand: the CLI.
-    On the commands topic keyed by `contact_id`; `ticket_id` is the ticket the agent acted from (a refusal
-    is shown there), when there is one. Tags are lower-case words, as ticket tags."""
+    Tags are lower-case words, as ticket tags."""
 
     type: Literal["command.tag_contact"] = "command.tag_contact"
-    event_id: UUID
-    version: Literal[1] = 1
-    occurred_at: AwareDatetime
-    agent_id: Actor
-    origin: SlackOrigin | None = None
-    ticket_id: TicketId | None = None
-    contact_id: str = Field(min_length=1, max_length=100)
     add: list[ContactTag] = []
     remove: list[ContactTag] = []
-    correlation_id: str | None = None
-    traceparent: str | None = None
 
 
 ContactCommand = MergeContacts | UnmergeContacts | TagContact
@@ -703,26 +689,32 @@ class AddressUndeliverable(ContactEnvelope):
     reason: str
 
 
-class _ContactMergeEnvelope(_Model):
-    """A merge of contact `contact_id` into `survivor_id`, or its undoing; on the contacts topic keyed by
-    `contact_id` (the merged contact), so that a merge and its unmerge stay in order."""
+class _ContactChange(_Model):
+    """A change to contact `contact_id` as a whole; on the contacts topic keyed by `contact_id`, so that its
+    changes stay in order."""
 
     event_id: UUID
     version: Literal[1] = 1
     occurred_at: AwareDatetime
     contact_id: str
+    # Who: "system" (the router, on a message that proved it), an agent ID, or "admin" (the CLI).
+    actor: Actor
+    # The identity the change came through, if one (the topic's key field for identity events).
+    identity: Identity | None = None
+    ticket_id: TicketId | None = None
+    correlation_id: str | None = None
+    traceparent: str | None = None
+
+
+class _ContactMergeEnvelope(_ContactChange):
+    """A merge of contact `contact_id` into `survivor_id`, or its undoing (keyed by the merged contact, so
+    that a merge and its unmerge stay in order)."""
+
     survivor_id: str
     # What moves (to the survivor on a merge, back on an unmerge): the merged contact's identities and
     # tickets, its own and those of contacts merged into it before.
     identities: list[str] = []
     tickets: list[str] = []
-    # Who: "system" (the router, on a message that proved it), an agent ID, or "admin" (the CLI).
-    actor: Actor
-    # The identity whose proof joined the two contacts (automatic merges).
-    identity: Identity | None = None
-    ticket_id: TicketId | None = None
-    correlation_id: str | None = None
-    traceparent: str | None = None
 
 
 class ContactMerged(_ContactMergeEnvelope):
@@ -738,26 +730,15 @@ class ContactUnmerged(_ContactMergeEnvelope):
     type: Literal["contact.unmerged"] = "contact.unmerged"
 
 
-class ContactTagsChanged(_Model):
+class ContactTagsChanged(_ContactChange):
     """Contact `contact_id` (a survivor: a merged contact's tags are its survivor's) now has `tags`; `added`
-    and `removed` are what changed. On the contacts topic keyed by `contact_id`."""
+    and `removed` are what changed."""
 
     type: Literal["contact.tags_changed"] = "contact.tags_changed"
-    event_id: UUID
-    version: Literal[1] = 1
-    occurred_at: AwareDatetime
-    contact_id: str
     # Every tag after the change, sorted.
     tags: list[str]
     added: list[str] = []
     removed: list[str] = []
-    # An agent ID, or "admin" (the CLI).
-    actor: Actor
-    # The topic's key field (as on merges); a tag change concerns the whole contact, no one identity: None.
-    identity: Identity | None = None
-    ticket_id: TicketId | None = None
-    correlation_id: str | None = None
-    traceparent: str | None = None
 
 
 ContactEvent = Annotated[
