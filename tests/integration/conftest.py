@@ -13,12 +13,28 @@ from pydantic import SecretStr
 from slack_sdk.signature import SignatureVerifier
 
 from services.intake.http import create_app
+from services.router.handler import RouterHandler
+from services.router.state import RouterState
+from shared.config import load_config
+from shared.read_model import ReadModel
+from shared.redis_client import connect_redis
 from shared.settings import Settings
 from shared.topics import INBOUND, Topics, partitions_of
 from tests.conftest import SLACK_SIGNING_SECRET, SLACK_TOKEN, TELEGRAM_SECRET, TELEGRAM_TOKEN
 from tests.fakes.slack_api import FakeSlackApi
 from tests.fakes.telegram_api import FakeTelegramApi
 from tests.support import in_process_client
+
+
+@pytest.fixture
+async def handler(settings):
+    """The router's batch handler on the test's real Redis, publishing to topics prefixed `t.` (tests feed
+    it records directly; what it would publish is in its result)."""
+    redis = connect_redis(settings.redis_url)
+    try:
+        yield RouterHandler(load_config(settings.config), RouterState(redis), ReadModel(redis), Topics("t."))
+    finally:
+        await redis.aclose()
 
 
 def slack_signed(body: bytes, secret: str = SLACK_SIGNING_SECRET) -> dict[str, str]:

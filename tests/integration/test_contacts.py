@@ -10,14 +10,8 @@ from datetime import UTC, datetime
 import pytest
 
 from services.router.decide import decide_command
-from services.router.handler import RouterHandler
-from services.router.state import RouterState
-from shared.config import load_config
 from shared.engine import Record
 from shared.events import InboundMessage, MergeContacts, Sender, TagContact, UnmergeContacts
-from shared.read_model import ReadModel
-from shared.redis_client import connect_redis
-from shared.topics import Topics
 
 pytestmark = pytest.mark.integration
 
@@ -40,15 +34,6 @@ def inbound(ticket_id: str, channel: str, sender: Sender) -> InboundMessage:
 def record(value, topic: str = INBOUND_TOPIC) -> Record:
     key = getattr(value, "ticket_id", None) or value.contact_id
     return Record(topic, 0, 0, key, datetime.now(UTC), value)
-
-
-@pytest.fixture
-async def handler(settings):
-    redis = connect_redis(settings.redis_url)
-    try:
-        yield RouterHandler(load_config(settings.config), RouterState(redis), ReadModel(redis), Topics("t."))
-    finally:
-        await redis.aclose()
 
 
 def types_of(result) -> list[str]:

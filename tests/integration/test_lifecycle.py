@@ -14,8 +14,6 @@ from aiokafka import AIOKafkaProducer
 from services.intake.ticket_ids import TicketIds
 from services.router.app import create_app
 from services.router.handler import RouterHandler
-from services.router.state import RouterState
-from shared.config import load_config
 from shared.events import (
     ACTIVE_STATUSES,
     AgentNote,
@@ -53,15 +51,6 @@ AGENTS = ("ana", "ben", "chloe", "lena")
 
 def command(kind: type, ticket_id: str, agent: str = "ana", **fields):
     return kind(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), ticket_id=ticket_id, agent_id=agent, **fields)
-
-
-@pytest.fixture
-async def handler(settings):
-    redis = connect_redis(settings.redis_url)
-    try:
-        yield RouterHandler(load_config(settings.config), RouterState(redis), ReadModel(redis), Topics("t."))
-    finally:
-        await redis.aclose()
 
 
 async def handle(handler: RouterHandler, values: list) -> list[str]:

@@ -12,13 +12,11 @@ from aiokafka import AIOKafkaProducer
 from services.router.app import create_app
 from services.router.decide import decide_inbound
 from services.router.handler import RouterHandler
-from services.router.state import RouterState, outcome_key, turn_key
+from services.router.state import outcome_key, turn_key
 from shared.agents import Availability
-from shared.config import load_config
 from shared.engine import Record
 from shared.events import AgentAvailabilityChanged, AgentReply, InboundMessage, Sender
-from shared.read_model import ReadModel, ticket_history_key, ticket_key
-from shared.redis_client import connect_redis
+from shared.read_model import ticket_history_key, ticket_key
 from shared.topics import COMMANDS, INBOUND, TICKETS, Topics
 from tests.support import decoded, distinct_at_least, in_process_client, read_topic
 
@@ -56,15 +54,6 @@ def reply(ticket_id: str) -> AgentReply:
 def as_records(topic: str, values: list) -> list[Record]:
     now = datetime.now(UTC)
     return [Record(topic, 0, offset, value.ticket_id, now, value) for offset, value in enumerate(values)]
-
-
-@pytest.fixture
-async def handler(settings):
-    redis = connect_redis(settings.redis_url)
-    try:
-        yield RouterHandler(load_config(settings.config), RouterState(redis), ReadModel(redis), Topics("t."))
-    finally:
-        await redis.aclose()
 
 
 async def test_a_batch_opens_tickets_joins_follow_ups_and_keeps_per_ticket_order(handler):

@@ -7,25 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.router.handler import RouterHandler
-from services.router.state import RouterState
-from shared.config import load_config
 from shared.engine import Record
 from shared.events import InboundMessage, Sender
-from shared.read_model import ReadModel
-from shared.redis_client import connect_redis
-from shared.topics import Topics
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def handler(settings):
-    redis = connect_redis(settings.redis_url)
-    try:
-        yield RouterHandler(load_config(settings.config), RouterState(redis), ReadModel(redis), Topics("t."))
-    finally:
-        await redis.aclose()
 
 
 async def test_a_refund_form_is_classified_by_the_rules_and_the_ticket_shows_why(handler):
