@@ -14,6 +14,7 @@ import click
 
 from shared.config import ConfigError, DeskConfig, load_config
 from shared.settings import ChannelOff, MissingInfrastructure, Settings
+from switchboard.reports_cli import export, report
 from switchboard.services import SERVICES
 from switchboard.sla_cli import sla
 
@@ -655,3 +656,5 @@ def replay() -> None:
 
 
 main.add_command(sla)
+main.add_command(report)
+main.add_command(export)
