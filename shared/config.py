@@ -31,6 +31,7 @@ from shared import calendars
 from shared.durations import Duration
 from shared.ids import AGENT_ID_PATTERN
 from shared.rules import LanguageCode, Priority, Rule, WordMatcher
+from shared.reports_config import Reports
 from shared.sla_policies import SlaPolicy
 
 SlackChannelId = Annotated[str, Field(pattern=r"^[CGD][A-Z0-9]{2,}$")]
@@ -307,6 +308,8 @@ class DeskConfig(_Strict):
     duplicates: Duplicates = Duplicates()
     # A solved ticket closes by itself after this long without a customer message (SPEC §3 Lifecycle).
     close_after: Duration = timedelta(days=4)
+    # The scheduled Slack digest of `switchboard report` (shared/reports_config.py).
+    reports: Reports = Reports()
 
     @functools.cached_property
     def rule_calendars(self) -> frozenset[str]:
@@ -344,6 +347,9 @@ class DeskConfig(_Strict):
             problems.append(f"default_classification.team: unknown team {self.default_classification.team!r}")
         problems += self._rule_problems(team_ids)
         problems += self._policy_problems(team_ids)
+        digest = self.reports.digest
+        if digest is not None and digest.team is not None and digest.team not in team_ids:
+            problems.append(f"reports.digest.team: unknown team {digest.team!r}")
         if problems:
             raise ValueError("; ".join(problems))
         return self
