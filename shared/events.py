@@ -9,7 +9,7 @@ ticket: it has an envelope of its own, keyed by message ID.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -803,3 +803,26 @@ class AgentAvailabilityChanged(_Model):
 
 
 AgentEvent = Annotated[AgentAvailabilityChanged, Field(discriminator="type")]
+
+
+class DigestPosted(_Model):
+    """The day's report digest (config `reports.digest`) was posted to Slack: the table as a message, the chart
+    as a file. On the reports topic keyed by the day, so that the digest is posted once a day even after
+    Redis is lost (`switchboard replay` restores the record of the days posted)."""
+
+    type: Literal["report.digest_posted"] = "report.digest_posted"
+    event_id: UUID
+    version: Literal[1] = 1
+    occurred_at: AwareDatetime
+    # The local day (in the digest's time zone) the digest was for, and the window it reported.
+    day: date
+    since: AwareDatetime
+    until: AwareDatetime
+    team: str | None = None
+    channel: str
+    # The Slack message's ts and the chart's file ID.
+    message_ts: str | None = None
+    file_id: str | None = None
+
+
+ReportEvent = Annotated[DigestPosted, Field(discriminator="type")]

@@ -11,7 +11,15 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from pydantic import TypeAdapter
 
-from shared.events import AgentCommand, AgentEvent, ContactEvent, InboundMessage, MessageQuarantined, TicketEvent
+from shared.events import (
+    AgentCommand,
+    AgentEvent,
+    ContactEvent,
+    InboundMessage,
+    MessageQuarantined,
+    ReportEvent,
+    TicketEvent,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +99,14 @@ AGENTS = TopicSpec(
     schema=AgentEvent,
     description="Agents' availability (away, back), in order per agent; assignment reads it.",
 )
-REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS, COMMANDS, CONTACTS, QUARANTINE, AGENTS)
+REPORTS = TopicSpec(
+    name="switchboard.reports.v1",
+    key="day",
+    partitions=1,
+    schema=ReportEvent,
+    description="Report digests posted to Slack, one a day (config reports.digest), keyed by the day.",
+)
+REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS, COMMANDS, CONTACTS, QUARANTINE, AGENTS, REPORTS)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ Key families and what rebuilds them (the README's operations section has the who
   fire, the notifier's record of what it sent (and the conversations of the mail and Telegram messages it
   sent), round-robin turns;
 - quarantine topic: the quarantine;
-- agents topic: the agents' availability (shared.agents).
+- agents topic: the agents' availability (shared.agents);
+- reports topic: the days whose report digest was posted (services/reports/digest.py).
 """
 
 from __future__ import annotations
@@ -36,18 +37,26 @@ from redis.asyncio import Redis
 from services.intake.index import index_operations, ticket_number
 from services.intake.ticket_ids import sequence_key
 from services.notifier.ledger import project_sent
+from services.reports.digest import restore_claims
 from services.router.state import turn_key
 from services.sla.decide import ticket_sla_adapter
 from services.sla.rebuild import TimerRebuild
 from services.sla.timers import TimerStore, clocks_key
 from shared.agents import Availability
 from shared.config import DeskConfig
-from shared.events import AgentAvailabilityChanged, InboundMessage, MessageQuarantined, NotificationSent, TicketAssigned
+from shared.events import (
+    AgentAvailabilityChanged,
+    DigestPosted,
+    InboundMessage,
+    MessageQuarantined,
+    NotificationSent,
+    TicketAssigned,
+)
 from shared.ids import TICKET_NUMBER_OFFSET
 from shared.quarantine import Quarantine
 from shared.read_model import ReadModel
 from shared.state import forget_restored, mark_restored
-from shared.topics import AGENTS, CONTACTS, INBOUND, QUARANTINE, TICKETS, Topics, TopicSpec, partitions_of
+from shared.topics import AGENTS, CONTACTS, INBOUND, QUARANTINE, REPORTS, TICKETS, Topics, TopicSpec, partitions_of
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +137,12 @@ class _Replay:
         await self.availability.apply(events)
         self.report.counts[AVAILABILITY_CHANGES] += len(events)
 
+    async def digests(self, events: Sequence[DigestPosted]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            restore_claims(pipe, list(events))
+            await pipe.execute()
+        self.report.counts["report digests posted"] += len(events)
+
     async def finish(self) -> None:
         pending = self.timers.pending()
         states = self.timers.open_states()
@@ -177,6 +192,7 @@ async def replay_all(
         (TICKETS, replay.tickets),
         (QUARANTINE, replay.quarantined),
         (AGENTS, replay.agents),
+        (REPORTS, replay.digests),
     ):
         replay.report.skipped += await _read(bootstrap, topics.name(spec), spec, apply, progress)
     await replay.finish()

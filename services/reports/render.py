@@ -7,7 +7,7 @@ import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from rich.console import Console
 from rich.table import Table
@@ -146,7 +146,7 @@ def as_csv(report: Report) -> str:
     return out.getvalue()
 
 
-def plot(report: Report, path: Path) -> None:
+def plot(report: Report, path: Path | BinaryIO) -> None:
     """A PNG of four panels: tickets by channel, the backlog by status per day, median times (calendar and
     business), SLA compliance per policy and metric."""
     import matplotlib

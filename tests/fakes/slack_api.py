@@ -31,6 +31,12 @@ Files registered with :meth:`FakeSlackApi.add_file` are described by ``files.inf
 their ``url_private`` and ``url_private_download`` to requests with the bot token in an
 ``Authorization: Bearer`` header; like Slack, a request without it is redirected to a sign-in page
 (HTML, status 200). Each download is recorded as a call to ``files.download``.
+
+Uploads follow Slack's external upload flow (https://api.slack.com/messaging/files#uploading_files):
+``files.getUploadURLExternal`` (filename, length) answers an ``upload_url`` and a ``file_id``; a POST of the
+bytes to that URL is recorded as a call to ``files.upload_external``; ``files.completeUploadExternal`` (files:
+``[{"id", "title"}]``, ``channel_id``) shares them, and :meth:`FakeSlackApi.shared_files` lists what a
+channel got.
 """
 
 from __future__ import annotations
@@ -102,6 +108,7 @@ class FakeSlackApi(RecordingFakeApi[SlackCall]):
                 Route("/files-pri/{file_key}/{name}", self._download),
                 Route("/files-pri/{file_key}/download/{name}", self._download),
                 Route("/signin", self._sign_in_page),
+                Route("/upload/v1/{file_id}", self._upload, methods=["POST"]),
             ],
         )
         self.bot_token = bot_token
@@ -112,6 +119,8 @@ class FakeSlackApi(RecordingFakeApi[SlackCall]):
         self._presence: dict[str, str] = {}
         self._last_ts_micros = 0
         self._files: dict[str, tuple[dict[str, Any], bytes]] = {}
+        # Upload URLs handed out, by file ID: (filename, announced length, bytes posted or None).
+        self._uploads: dict[str, tuple[str, int, bytes | None]] = {}
         self._handlers: dict[str, Handler] = {
             "auth.test": self._auth_test,
             "files.info": self._files_info,
@@ -125,6 +134,8 @@ class FakeSlackApi(RecordingFakeApi[SlackCall]):
             "chat.postEphemeral": self._chat_post_ephemeral,
             "reactions.add": self._reactions_add,
             "views.open": self._views_open,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
         }
         # trigger_ids handed out with interactions (`issue_trigger_id`): each opens one view, briefly.
         self._triggers: set[str] = set()
@@ -201,6 +212,13 @@ class FakeSlackApi(RecordingFakeApi[SlackCall]):
             self._files[key] = (file, content)
             return dict(file)
 
+    def shared_files(self, channel: str) -> list[tuple[dict[str, Any], bytes]]:
+        """The files shared to `channel` by ``files.completeUploadExternal`` (file object, content), in order."""
+        with self._state:
+            return [
+                (dict(file), content) for file, content in self._files.values() if channel in file.get("channels", ())
+            ]
+
     def _describe(self, call: SlackCall) -> str:
         return f"{call.method} ok={call.ok} error={call.response.get('error')} args={call.args!r}"
 
@@ -248,6 +266,27 @@ class FakeSlackApi(RecordingFakeApi[SlackCall]):
         if not served:
             return RedirectResponse(f"{self._origin}/signin", status_code=302)
         return Response(content, media_type=file["mimetype"])
+
+    async def _upload(self, request: Request) -> Response:
+        file_id = request.path_params["file_id"]
+        content = await request.body()
+        with self._state:
+            pending = self._uploads.get(file_id)
+            accepted = pending is not None and pending[2] is None
+            if accepted:
+                self._uploads[file_id] = (pending[0], pending[1], content)
+            self._record(
+                SlackCall(
+                    method="files.upload_external",
+                    args={"file_id": file_id, "size": len(content)},
+                    token=None,
+                    at=time.monotonic(),
+                    response={"ok": accepted},
+                )
+            )
+        if not accepted:
+            return Response("unknown or used upload URL", status_code=404)
+        return Response(f"OK - {len(content)}", media_type="text/plain")
 
     async def _sign_in_page(self, request: Request) -> HTMLResponse:
         return HTMLResponse("<html><body>Sign in to Switchboard Test</body></html>")
@@ -487,6 +526,50 @@ class FakeSlackApi(RecordingFakeApi[SlackCall]):
             return _error("already_reacted")
         reactions.append({"name": name, "users": [BOT_USER_ID], "count": 1})
         return {"ok": True}
+
+    def _files_get_upload_url_external(self, args: dict[str, Any]) -> dict[str, Any]:
+        filename, length = args.get("filename"), args.get("length")
+        if not filename or length is None or not str(length).isdigit():
+            return _error("invalid_arguments")
+        file_id = f"F{secrets.token_hex(5).upper()}"
+        self._uploads[file_id] = (filename, int(length), None)
+        return {"ok": True, "upload_url": f"{self._origin}/upload/v1/{file_id}", "file_id": file_id}
+
+    def _files_complete_upload_external(self, args: dict[str, Any]) -> dict[str, Any]:
+        files = args.get("files")
+        if isinstance(files, str):
+            try:
+                files = json.loads(files)
+            except json.JSONDecodeError:
+                return _error("invalid_arguments")
+        if not isinstance(files, list) or not files:
+            return _error("invalid_arguments")
+        completed = []
+        for entry in files:
+            pending = self._uploads.get(entry.get("id", ""))
+            if pending is None or pending[2] is None:
+                return _error("file_not_found")
+            if len(pending[2]) != pending[1]:
+                return _error("file_upload_size_mismatch")
+        for entry in files:
+            filename, _, content = self._uploads.pop(entry["id"])
+            channel = args.get("channel_id")
+            file = {
+                "id": entry["id"],
+                "created": int(time.time()),
+                "name": filename,
+                "title": entry.get("title") or filename,
+                "mimetype": "image/png" if filename.endswith(".png") else "application/octet-stream",
+                "filetype": filename.rpartition(".")[2],
+                "user": BOT_USER_ID,
+                "size": len(content),
+                "channels": [channel] if channel else [],
+                "initial_comment": args.get("initial_comment"),
+                "thread_ts": args.get("thread_ts"),
+            }
+            self._files[f"{TEAM_ID}-{entry['id']}"] = (file, content)
+            completed.append({key: file[key] for key in ("id", "title", "name", "mimetype", "size")})
+        return {"ok": True, "files": completed}
 
     def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
         # https://api.slack.com/methods/views.open: a trigger_id opens one view (Slack: within 3 s).
