@@ -10,8 +10,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.topics import partitions_of
 
-# Records fetched per poll: what a read holds at most at once.
+# Records handed over per poll, and what the consumer fetches ahead at most (per partition, per fetch): a
+# consumer's defaults (1 MB a partition, 50 MB a fetch) would buffer a small log whole.
 BATCH_RECORDS = 500
+PARTITION_FETCH_BYTES = 256 * 1024
+FETCH_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,11 @@ class TopicLog:
         if not partitions:
             return self
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, max_poll_records=BATCH_RECORDS
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            max_poll_records=BATCH_RECORDS,
+            max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
+            fetch_max_bytes=FETCH_BYTES,
         )
         await consumer.start()
         self._consumer = consumer
