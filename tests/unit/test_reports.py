@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,7 +18,7 @@ from services.reports.build import fold_for
 from services.reports.export import export_lines, line_of
 from services.reports.figures import Window, age_bucket, median, p90
 from services.reports.render import as_csv, as_text, plot
-from shared.config import load_config
+from shared.config import ConfigError, load_config
 from shared.events import (
     ContactSummary,
     CsatRated,
@@ -210,3 +211,40 @@ def test_the_export_reads_one_record_per_line_and_holds_none_of_the_log():
     assert written == 9_999
     # The log is ~4 MB of JSON; one record and its line are a few kB.
     assert peak < 1_000_000
+
+
+def _with_digest(tmp_path, digest: str) -> Path:
+    path = tmp_path / "config.yaml"
+    source = (Path(__file__).resolve().parents[1] / "fixtures" / "reports" / "config.yaml").read_text()
+    path.write_text(source.split("reports:")[0] + "reports:\n  digest: " + digest + "\n")
+    return path
+
+
+def test_the_digest_config_is_validated(tmp_path):
+    good = load_config(_with_digest(tmp_path, '{channel: C0LEADS, time: "18:30", timezone: Asia/Tokyo, since: 1d}'))
+    assert good.reports.digest.minute_of_day() == 18 * 60 + 30 and good.reports.digest.since == timedelta(days=1)
+    for digest, key in (
+        ('{channel: C0LEADS, time: "25:00"}', "time"),
+        ("{channel: C0LEADS, timezone: Mars/Olympus}", "timezone"),
+        ("{channel: leads}", "channel"),
+        ("{channel: C0LEADS, team: nobody}", "reports.digest.team"),
+        ("{channel: C0LEADS, since: 0s}", "since"),
+    ):
+        with pytest.raises(ConfigError, match=key):
+            load_config(_with_digest(tmp_path, digest))
+
+
+def test_the_digest_is_due_once_its_local_time_has_come_and_reports_the_since_before_it():
+    from zoneinfo import ZoneInfo
+
+    from services.reports.digest import due_day, window_of
+    from shared.reports_config import Digest
+
+    digest = Digest(channel="C0LEADS", time="09:00", timezone="Europe/Madrid", since=timedelta(days=7))
+    assert due_day(digest, datetime(2026, 11, 30, 7, 59, tzinfo=UTC)) is None  # 08:59 in Madrid
+    assert due_day(digest, datetime(2026, 11, 30, 8, 0, tzinfo=UTC)).isoformat() == "2026-11-30"
+    # 00:30 on 1 December there: that day's digest is not due yet.
+    assert due_day(digest, datetime(2026, 11, 30, 23, 30, tzinfo=UTC)) is None
+    window = window_of(digest, due_day(digest, datetime(2026, 11, 30, 8, 0, tzinfo=UTC)))
+    assert window.until == datetime(2026, 11, 30, 9, 0, tzinfo=ZoneInfo("Europe/Madrid"))
+    assert window.since == window.until - timedelta(days=7)
