@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from services.router.frozen import evolve
 from shared.config import DeskConfig
 from shared.events import (
     ContactMerged,
@@ -141,7 +142,7 @@ class ContactGraph:
         """What an event decided in this batch changes in the graph."""
         if isinstance(event, IdentityLinked):
             record = self.contacts.get(event.contact_id, ContactRecord())
-            self.contacts[event.contact_id] = replace(
+            self.contacts[event.contact_id] = evolve(
                 record,
                 identities=record.identities | {event.identity},
                 verified=record.verified | {event.identity} if event.verified else record.verified,
@@ -149,7 +150,7 @@ class ContactGraph:
         elif isinstance(event, TicketCreated):
             contact_id = event.contact.contact_id
             record = self.contacts.get(contact_id, ContactRecord())
-            self.contacts[contact_id] = replace(
+            self.contacts[contact_id] = evolve(
                 record,
                 tickets=record.tickets | {event.ticket_id},
                 created=min(record.created, event.occurred_at.timestamp()),
@@ -160,7 +161,7 @@ class ContactGraph:
             self.parents.pop(event.contact_id, None)
         elif isinstance(event, ContactTagsChanged):
             record = self.contacts.get(event.contact_id, ContactRecord())
-            self.contacts[event.contact_id] = replace(record, tags=frozenset(event.tags))
+            self.contacts[event.contact_id] = evolve(record, tags=frozenset(event.tags))
 
 
 @dataclass(frozen=True)
