@@ -14,11 +14,13 @@ from pydantic import SecretStr
 from services.intake.core import IntakeProcess
 from services.intake.wecom import WELCOME, cursor_key, wecom_routes
 from services.intake.wecom_crypto import WecomCrypto
+from shared.config import load_config
 from shared.events import InboundMessage, WecomCursorAdvanced
 from shared.redis_client import connect_redis
 from shared.settings import Settings
 from shared.topics import INBOUND, WECOM, Topics
 from shared.wecom_window import window_key
+from switchboard.replay import replay_all
 from tests.fakes.wecom_api import CORP_ID, ENCODING_AES_KEY, OPEN_KFID, SECRET, TOKEN, FakeWecomApi
 from tests.support import in_process_client, read_topic, topic_size
 
@@ -224,3 +226,27 @@ async def test_two_instances_syncing_at_once_take_each_message_once(fake_wecom, 
 async def test_without_credentials_wecom_is_off_and_says_so(settings, caplog):
     assert wecom_routes(IntakeProcess("intake-http", settings).intake, settings) is None
     assert "WeChat Customer Service (WeCom) is off" in caplog.text
+
+
+async def test_replay_rebuilds_the_cursor_and_the_reply_window(client, fake_wecom, wecom_settings):
+    fake_wecom.add_message(CUSTOMER, "text", {"content": "one"}, send_time=1_700_000_000)
+    fake_wecom.add_message(CUSTOMER, "text", {"content": "two"}, send_time=1_700_000_100)
+    fake_wecom.add_message(CUSTOMER, "text", {"content": "three"}, send_time=1_700_000_200)
+    assert (await post_callback(client, fake_wecom)).status_code == 200
+    await inbound(wecom_settings, 3)
+    await read_topic(wecom_settings.kafka_bootstrap, Topics(wecom_settings.topic_prefix).name(WECOM), at_least=2)
+    redis = connect_redis(wecom_settings.redis_url)
+    window = window_key(f"{OPEN_KFID}:{CUSTOMER}")
+    try:
+        before = (await redis.get(cursor_key(OPEN_KFID)), await redis.hgetall(window))
+        await redis.delete(cursor_key(OPEN_KFID), window)
+        await replay_all(
+            wecom_settings.kafka_bootstrap,
+            redis,
+            wecom_settings.topic_prefix,
+            config=load_config(wecom_settings.config),
+        )
+        assert (await redis.get(cursor_key(OPEN_KFID)), await redis.hgetall(window)) == before
+        assert before == ("cur-3", {"customer_at": repr(1_700_000_200.0), "sent": "0"})
+    finally:
+        await redis.aclose()
