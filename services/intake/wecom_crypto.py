@@ -72,7 +72,9 @@ class WecomCrypto:
         did not make, or another receiver's corp ID. `now`: Unix seconds.
         """
         check_timestamp(timestamp, now)
-        if not hmac.compare_digest(self.signature(timestamp, nonce, ciphertext), msg_signature.lower()):
+        # As bytes: compare_digest refuses str with non-ASCII characters, and a query may carry any.
+        expected = self.signature(timestamp, nonce, ciphertext).encode()
+        if not hmac.compare_digest(expected, msg_signature.lower().encode()):
             raise CallbackRefused("wrong msg_signature")
         return self.decrypt(ciphertext)
 

@@ -75,6 +75,7 @@ def test_the_sbzhu_sample_verification_and_message():
     ("crypto", "signature", "timestamp", "now", "reason"),
     [
         (OFFICIAL, "0" * 40, "1409659813", 1409659813, "wrong msg_signature"),
+        (OFFICIAL, "é" * 40, "1409659813", 1409659813, "wrong msg_signature"),
         (OFFICIAL, "477715d11cdb4164915debcba66cb864d751f3e6", "1409659813", 1409659813 + 3600, "stale timestamp"),
         (OFFICIAL, "477715d11cdb4164915debcba66cb864d751f3e6", "14096x9813", 1409659813, "malformed timestamp"),
         (
@@ -85,7 +86,7 @@ def test_the_sbzhu_sample_verification_and_message():
             "another corp ID",
         ),
     ],
-    ids=["forged", "stale", "malformed-timestamp", "corp-id"],
+    ids=["forged", "non-ascii", "stale", "malformed-timestamp", "corp-id"],
 )
 def test_the_official_message_is_refused_when_anything_is_off(crypto, signature, timestamp, now, reason):
     with pytest.raises(CallbackRefused, match=reason):
