@@ -44,16 +44,16 @@ def refusal(customer_at: float | None, sent: int, now: float) -> str | None:
     """Why nothing more may be sent now, or None when a message may go. `customer_at`: when the customer
     last wrote (Unix s; None: never, as far as we know); `sent`: our messages since; `now`: Unix s."""
     if customer_at is None:
-        return "WeChat lets us write only after the customer has written to us"
+        return "WeChat lets us write only after the customer has written to us; the reply was not sent"
     if now - customer_at > WINDOW_SECONDS:
         return (
             "WeChat's 48-hour reply window is closed (the customer last wrote more than 48 hours ago); "
-            "the reply is held until the customer writes again"
+            "the reply was not sent: send it again once the customer writes"
         )
     if sent >= MAX_MESSAGES:
         return (
             f"WeChat allows {MAX_MESSAGES} messages per customer message and they are used up; "
-            "the reply is held until the customer writes again"
+            "the reply was not sent: send it again once the customer writes"
         )
     return None
 

@@ -72,7 +72,7 @@ class WecomTransport:
         now = time.time()
         why = refusal(float(customer_at) if customer_at else None, int(sent or 0), now)
         if why is None and int(sent or 0) + len(chunks) > MAX_MESSAGES:
-            why = "the reply needs more messages than WeChat's reply window has left; shorten it"
+            why = "the reply needs more messages than WeChat's reply window has left; it was not sent: shorten it"
         if why is not None:
             logger.info("WeCom message held: outside the reply window", extra={"key": delivery.key, "why": why})
             return Skipped(why)
