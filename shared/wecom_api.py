@@ -85,45 +85,46 @@ class WecomApi:
     async def call(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
         """POSTs `body` as JSON to `method` ("kf/sync_msg"); returns the answer. Raises WecomApiError,
         httpx.HTTPError on the network."""
-        for attempt in range(2):
-            token = await self.access_token(refresh=attempt > 0)
-            response = await self.http.post(method, params={"access_token": token}, json=body)
-            try:
-                return _answer(method, response)
-            except WecomApiError as error:
-                if error.errcode not in TOKEN_REFUSED or attempt > 0:
-                    raise
-                logger.info("WeCom access token refused; fetching a new one", extra={"errcode": error.errcode})
-        raise AssertionError("unreachable: the second attempt returns or raises")
+        try:
+            return await self._post(method, body, await self.access_token())
+        except WecomApiError as error:
+            if error.errcode not in TOKEN_REFUSED:
+                raise
+            logger.info("WeCom access token refused; fetching a new one", extra={"errcode": error.errcode})
+        return await self._post(method, body, await self.access_token(refresh=True))
 
     async def media(self, media_id: str, max_bytes: int) -> Media:
         """Downloads a temporary media file (`media/get`). Raises MediaTooLarge beyond `max_bytes`
         (read no further), WecomApiError when WeCom answers with an error instead of the file."""
-        for attempt in range(2):
-            token = await self.access_token(refresh=attempt > 0)
-            params = {"access_token": token, "media_id": media_id}
-            async with self.http.stream("GET", "media/get", params=params) as response:
-                content_type = response.headers.get("content-type", "application/octet-stream").split(";")[0]
-                declared = response.headers.get("content-length")
-                if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                    raise MediaTooLarge(f"{declared} bytes; the limit is {max_bytes}")
-                chunks, size = [], 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise MediaTooLarge(f"more than {max_bytes} bytes")
-                    chunks.append(chunk)
-                content = b"".join(chunks)
-            if content_type in ("application/json", "text/plain") and content.startswith(b"{"):
-                try:
-                    _answer("media/get", httpx.Response(response.status_code, content=content))
-                except WecomApiError as error:
-                    if error.errcode in TOKEN_REFUSED and attempt == 0:
-                        continue
-                    raise
-            found = _FILENAME.search(response.headers.get("content-disposition", ""))
-            return Media(content, content_type.strip().lower(), found.group(1) if found else None)
-        raise AssertionError("unreachable: the second attempt returns or raises")
+        try:
+            return await self._download(media_id, max_bytes, await self.access_token())
+        except WecomApiError as error:
+            if error.errcode not in TOKEN_REFUSED:
+                raise
+        return await self._download(media_id, max_bytes, await self.access_token(refresh=True))
+
+    async def _post(self, method: str, body: dict[str, Any], token: str) -> dict[str, Any]:
+        return _answer(method, await self.http.post(method, params={"access_token": token}, json=body))
+
+    async def _download(self, media_id: str, max_bytes: int, token: str) -> Media:
+        params = {"access_token": token, "media_id": media_id}
+        async with self.http.stream("GET", "media/get", params=params) as response:
+            content_type = response.headers.get("content-type", "application/octet-stream").split(";")[0]
+            declared = response.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+                raise MediaTooLarge(f"{declared} bytes; the limit is {max_bytes}")
+            chunks, size = [], 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise MediaTooLarge(f"more than {max_bytes} bytes")
+                chunks.append(chunk)
+        content = b"".join(chunks)
+        if content_type.strip().lower() in ("application/json", "text/plain") and content.startswith(b"{"):
+            # WeCom answers an error in JSON where the file would be.
+            _answer("media/get", httpx.Response(response.status_code, content=content))
+        found = _FILENAME.search(response.headers.get("content-disposition", ""))
+        return Media(content, content_type.strip().lower(), found.group(1) if found else None)
 
 
 def _answer(method: str, response: httpx.Response) -> dict[str, Any]:
