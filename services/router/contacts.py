@@ -46,11 +46,13 @@ VERIFIED_KINDS: Mapping[str, frozenset[str]] = {
     "telegram": frozenset({"telegram", "phone"}),
     # The Slack user and the email of its Slack profile.
     "slack": frozenset({"slack", "email"}),
+    # WeCom's callback is signed and the customer's external_userid comes from WeCom's own API.
+    "wecom": frozenset({"wecom"}),
 }
 # The identity that is the sender's account on each channel: a message belongs to its owner first.
-ACCOUNT_KIND: Mapping[str, str] = {"email": "email", "telegram": "telegram", "slack": "slack"}
+ACCOUNT_KIND: Mapping[str, str] = {"email": "email", "telegram": "telegram", "slack": "slack", "wecom": "wecom"}
 # Channel accounts one person holds one of: two verified ones of a kind are two people until an agent says not.
-EXCLUSIVE_KINDS: Mapping[str, str] = {"telegram": "Telegram", "slack": "Slack"}
+EXCLUSIVE_KINDS: Mapping[str, str] = {"telegram": "Telegram", "slack": "Slack", "wecom": "WeChat"}
 ADMIN = "admin"
 
 
