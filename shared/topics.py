@@ -19,6 +19,7 @@ from shared.events import (
     MessageQuarantined,
     ReportEvent,
     TicketEvent,
+    WecomEvent,
 )
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,14 @@ AGENTS = TopicSpec(
     schema=AgentEvent,
     description="Agents' availability (away, back), in order per agent; assignment reads it.",
 )
+WECOM = TopicSpec(
+    name="switchboard.wecom.v1",
+    key="open_kfid",
+    # A record per page of WeChat messages taken: one partition keeps them in order, and is plenty.
+    partitions=1,
+    schema=WecomEvent,
+    description="How far intake has taken each WeChat Customer Service account's messages (kf/sync_msg cursors).",
+)
 REPORTS = TopicSpec(
     name="switchboard.reports.v1",
     key="day",
@@ -106,7 +115,7 @@ REPORTS = TopicSpec(
     schema=ReportEvent,
     description="Report digests posted to Slack, one a day (config reports.digest), keyed by the day.",
 )
-REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS, COMMANDS, CONTACTS, QUARANTINE, AGENTS, REPORTS)
+REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS, COMMANDS, CONTACTS, QUARANTINE, AGENTS, WECOM, REPORTS)
 
 
 @dataclass(frozen=True)
