@@ -53,8 +53,6 @@ _ZONE_HELP = "The time zone of days (the backlog's day ends) and of dates given 
 def report(since: str, until_text: str | None, team: str | None, zone: str, fmt: str, plot: Path | None) -> None:
     """Tickets, response and resolution times, backlog, SLA compliance, CSAT, agents and deflections, read
     from the tickets topic alone (Redis is not consulted: the same numbers after `switchboard replay`)."""
-    from zoneinfo import ZoneInfo
-
     from services.reports.build import build_report
     from services.reports.figures import Window
     from services.reports.render import as_csv, as_json, tables
@@ -69,7 +67,7 @@ def report(since: str, until_text: str | None, team: str | None, zone: str, fmt:
     if team is not None and team not in {known.id for known in config.teams}:
         raise click.BadParameter(f"no team {team!r} in the config", param_hint="--team")
     until = parse_instant(until_text, zone) if until_text else datetime.now(UTC)
-    window = Window(parse_instant(since, zone, until=until), until, team, ZoneInfo(zone))
+    window = Window(parse_instant(since, zone, until=until), until, team, _zone(zone))
     if window.since >= window.until:
         raise click.BadParameter("--since must be before --until", param_hint="--since")
     figures = asyncio.run(build_report(bootstrap, _topics(settings), config, window))
@@ -86,6 +84,15 @@ def report(since: str, until_text: str | None, team: str | None, zone: str, fmt:
     if plot is not None:
         draw(figures, plot)
         click.echo(f"chart written to {plot}", err=True)
+
+
+def _zone(name: str):
+    from shared.calendars import zone
+
+    try:
+        return zone(name)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--timezone") from None
 
 
 def _topics(settings: Settings):
@@ -139,7 +146,7 @@ async def _export(
     from services.reports.log import TopicLog
     from shared.topics import TICKETS
 
-    written = -1  # the first line is the header (empty for JSON lines)
+    written = 0
     async with TopicLog(bootstrap, _topics(settings).name(TICKETS)) as log:
         with Progress(console=Console(stderr=True), transient=True) as bars:
             task = bars.add_task(f"export {kind}", total=max(log.total, 1))
@@ -152,4 +159,5 @@ async def _export(
             async for line in export_lines(values(), kind, fmt, since, until):  # type: ignore[arg-type]
                 target.write(line)
                 written += 1
-    return written
+    # Less the header (CSV's column names; nothing for JSON lines).
+    return written - 1

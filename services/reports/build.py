@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from pydantic import ValidationError
 
@@ -15,9 +14,6 @@ from shared.events import TicketCreated
 from shared.topics import TICKETS, Topics
 
 logger = logging.getLogger(__name__)
-
-# (records read, records in all)
-Progress = Callable[[int, int], None]
 
 
 def fold_for(config: DeskConfig) -> ReportFold:
@@ -41,17 +37,13 @@ def fold_for(config: DeskConfig) -> ReportFold:
     return ReportFold(calendar_of, default_policy)
 
 
-async def build_report(
-    bootstrap: str, topics: Topics, config: DeskConfig, window: Window, progress: Progress | None = None
-) -> Report:
+async def build_report(bootstrap: str, topics: Topics, config: DeskConfig, window: Window) -> Report:
     """The report of `window` from the tickets topic as it is now (events from `window.until` on are left
     out: the report is the log as of then). Invalid records are skipped with a warning, as replay does."""
     fold = fold_for(config)
     adapter = TICKETS.adapter()
-    done = 0
     async with TopicLog(bootstrap, topics.name(TICKETS)) as log:
         async for record in log:
-            done += 1
             try:
                 event = adapter.validate_json(record.value)
             except ValidationError:
@@ -61,8 +53,4 @@ async def build_report(
                 continue
             if event.occurred_at < window.until:
                 fold.add(event)
-            if progress and done % 1000 == 0:
-                progress(done, log.total)
-        if progress:
-            progress(done, log.total)
     return fold.figures(window)

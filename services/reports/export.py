@@ -69,8 +69,9 @@ async def export_lines(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> AsyncIterator[str]:
-    """The export of `values` (records' JSON, in log order), line by line as they are read: it holds one record
-    at a time, and reads the next only when asked for the next line."""
+    """The export of `values` (records' JSON, in log order), line by line as they are read: first the `header`
+    (empty for JSON lines), then a line per record exported. It holds one record at a time, and reads the next
+    only when asked for the next line."""
     yield header(kind, fmt)
     async for value in values:
         if (line := line_of(value, kind, fmt, since, until)) is not None:

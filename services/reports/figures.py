@@ -115,7 +115,6 @@ class _Ticket:
     created_at: datetime
     channel: str
     category: str
-    priority: str
     team: str
     policy: str | None = None
     assignee: str | None = None
@@ -200,7 +199,7 @@ class ReportFold:
         """Takes one event of the tickets topic (others are ignored)."""
         if isinstance(event, TicketCreated):
             if event.ticket_id not in self._tickets:
-                ticket = _Ticket(event.occurred_at, event.channel, event.category, event.priority, event.team)
+                ticket = _Ticket(event.occurred_at, event.channel, event.category, event.team)
                 ticket.policy = self._default_policy(event)
                 ticket.history.append((event.occurred_at, "new", event.team))
                 self._tickets[event.ticket_id] = ticket
