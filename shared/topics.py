@@ -11,7 +11,15 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from pydantic import TypeAdapter
 
-from shared.events import AgentCommand, AgentEvent, ContactEvent, InboundMessage, MessageQuarantined, TicketEvent
+from shared.events import (
+    AgentCommand,
+    AgentEvent,
+    ArticleEvent,
+    ContactEvent,
+    InboundMessage,
+    MessageQuarantined,
+    TicketEvent,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +99,17 @@ AGENTS = TopicSpec(
     schema=AgentEvent,
     description="Agents' availability (away, back), in order per agent; assignment reads it.",
 )
-REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS, COMMANDS, CONTACTS, QUARANTINE, AGENTS)
+ARTICLES = TopicSpec(
+    name="switchboard.articles.v1",
+    key="slug",
+    partitions=1,
+    schema=ArticleEvent,
+    description=(
+        "Knowledge-base articles as published and removed, each event carrying the whole article: the"
+        " source of truth of the help centre, the search index and the router's suggestions."
+    ),
+)
+REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS, COMMANDS, CONTACTS, QUARANTINE, AGENTS, ARTICLES)
 
 
 @dataclass(frozen=True)
