@@ -631,6 +631,7 @@ NotificationPurpose = Literal[
     "csat",
     "reaction",
     "merge_suggestion",
+    "suggestions",
 ]
 
 

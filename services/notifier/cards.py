@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from services.knowledge.slack import SAVE_ARTICLE_BUTTON, SEND_ARTICLE_BUTTON
 from services.notifier.slack_text import escape
 
 # (action_id, label, style): the first row works the ticket, the second moves it along its lifecycle.
@@ -36,10 +37,6 @@ STATUS_BUTTONS = (
     ("sb_escalate", "Escalate", "danger"),
     ("sb_reopen", "Reopen", None),
 )
-# The knowledge base (issue #13): a suggested article's "Send to customer" (value "<ticket ID> <slug>"), and
-# a solved ticket's "Save as article" (opens a modal prefilled with the agent's last public reply).
-SEND_ARTICLE_BUTTON = "sb_send_article"
-SAVE_ARTICLE_BUTTON = "sb_save_article"
 ACTION_IDS = tuple(action_id for action_id, _, _ in WORK_BUTTONS + STATUS_BUTTONS)
 ARTICLE_TITLE_CHARS = 150
 # Customer-supplied text shown at most (characters before escaping), so that escaped (x5) with its
