@@ -16,7 +16,8 @@ Key families and what rebuilds them (the README's operations section has the who
   fire, the notifier's record of what it sent (and the conversations of the mail and Telegram messages it
   sent), round-robin turns;
 - quarantine topic: the quarantine;
-- agents topic: the agents' availability (shared.agents).
+- agents topic: the agents' availability (shared.agents);
+- articles topic: the knowledge base (services/knowledge/store.py: articles, their change times, its version).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from redis.asyncio import Redis
 
 from services.intake.index import index_operations, ticket_number
 from services.intake.ticket_ids import sequence_key
+from services.knowledge.store import ArticleStore
 from services.notifier.ledger import project_sent
 from services.router.state import turn_key
 from services.sla.decide import ticket_sla_adapter
@@ -47,7 +49,7 @@ from shared.ids import TICKET_NUMBER_OFFSET
 from shared.quarantine import Quarantine
 from shared.read_model import ReadModel
 from shared.state import forget_restored, mark_restored
-from shared.topics import AGENTS, CONTACTS, INBOUND, QUARANTINE, TICKETS, Topics, TopicSpec, partitions_of
+from shared.topics import AGENTS, ARTICLES, CONTACTS, INBOUND, QUARANTINE, TICKETS, Topics, TopicSpec, partitions_of
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ class _Replay:
         self.read_model = ReadModel(redis)
         self.quarantine = Quarantine(redis)
         self.availability = Availability(redis)
+        self.articles = ArticleStore(redis)
         self.timers = TimerRebuild(config)
         self.highest: dict[str, int] = {}
         self.turns: Counter[str] = Counter()
@@ -127,6 +130,10 @@ class _Replay:
     async def agents(self, events: Sequence[AgentAvailabilityChanged]) -> None:
         await self.availability.apply(events)
         self.report.counts[AVAILABILITY_CHANGES] += len(events)
+
+    async def knowledge(self, events: Sequence[Any]) -> None:
+        await self.articles.apply(events)
+        self.report.counts["article changes"] += len(events)
 
     async def finish(self) -> None:
         pending = self.timers.pending()
@@ -177,6 +184,7 @@ async def replay_all(
         (TICKETS, replay.tickets),
         (QUARANTINE, replay.quarantined),
         (AGENTS, replay.agents),
+        (ARTICLES, replay.knowledge),
     ):
         replay.report.skipped += await _read(bootstrap, topics.name(spec), spec, apply, progress)
     await replay.finish()
