@@ -3,8 +3,7 @@
 Each round reads every `*.md` file below the folder (a file that is no article is logged and skipped),
 compares with the knowledge base in Redis (services/knowledge/articles.py `import_events`: only new and
 changed articles publish, files gone are removed), publishes the events keyed by slug, and applies them
-to the projection. The watch (watchfiles) runs a round after each burst of changes; a round that failed
-(Kafka or Redis away) is tried again every RETRY_SECONDS until one succeeds.
+to the projection. The watch (watchfiles) runs a round after each burst of changes and every RESCAN_SECONDS.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from shared.tasks import running
 
 logger = logging.getLogger(__name__)
 
-RETRY_SECONDS = 30
+RESCAN_SECONDS = 30
 PUBLISH_TIMEOUT_SECONDS = 30.0
 
 
@@ -67,16 +66,13 @@ class ArticleImporter:
         return events
 
     async def watch(self) -> None:
-        failed = False
-        async for changes in watchfiles.awatch(self.folder, rust_timeout=RETRY_SECONDS * 1000, yield_on_timeout=True):
-            if not changes and not failed:
-                continue
+        """A round after each burst of changes, and every RESCAN_SECONDS without one: a round that failed (Kafka or
+        Redis away) is tried again then, and a change the watch could not see (a network file system) is found."""
+        async for _ in watchfiles.awatch(self.folder, rust_timeout=RESCAN_SECONDS * 1000, yield_on_timeout=True):
             try:
                 await self.import_folder()
-                failed = False
             except Exception:
                 logger.exception("knowledge base import failed; trying again")
-                failed = True
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
