@@ -290,7 +290,8 @@ class KnowledgeBase(_Strict):
     # services/knowledge/search.py); 0 suggestions: none.
     suggestions: int = Field(default=3, ge=0, le=10)
     suggest_at: float = Field(default=1.5, gt=0)
-    # Channels whose acknowledgement is followed by the suggested articles and a "this solved it" link.
+    # Channels whose acknowledgement is followed by the suggested articles and a "this solved it" link (the
+    # ticket's channel or the one it is answered on: "form" and "email" both name a form's tickets).
     deflect_channels: list[Literal["form", "email", "chat", "telegram", "slack"]] = []
 
 

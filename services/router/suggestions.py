@@ -35,7 +35,9 @@ def suggested(
     if not hits:
         return None
     route = created.reply_route
-    deflect = route is not None and created.acknowledge and route.channel in settings.deflect_channels
+    # A form ticket is answered by email: either names the channel in the config.
+    channels = {created.channel, route.channel} if route is not None else set()
+    deflect = route is not None and created.acknowledge and bool(channels & set(settings.deflect_channels))
     return TicketSuggestions(
         event_id=derived_id(message.message_id, "suggestions"),
         occurred_at=now,
