@@ -19,6 +19,7 @@ from shared.events import (
     InboundMessage,
     MessageQuarantined,
     TicketEvent,
+    WecomEvent,
 )
 
 logger = logging.getLogger(__name__)
@@ -109,7 +110,15 @@ ARTICLES = TopicSpec(
         " source of truth of the help centre, the search index and the router's suggestions."
     ),
 )
-REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS, COMMANDS, CONTACTS, QUARANTINE, AGENTS, ARTICLES)
+WECOM = TopicSpec(
+    name="switchboard.wecom.v1",
+    key="open_kfid",
+    # A record per page of WeChat messages taken: one partition keeps them in order, and is plenty.
+    partitions=1,
+    schema=WecomEvent,
+    description="How far intake has taken each WeChat Customer Service account's messages (kf/sync_msg cursors).",
+)
+REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS, COMMANDS, CONTACTS, QUARANTINE, AGENTS, WECOM, ARTICLES)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from services.notifier.ledger import Ledger
 from services.notifier.slack import SlackTransport
 from services.notifier.telegram import TelegramSender
 from services.notifier.ticket_cards import TicketCards
+from services.notifier.wecom import WecomTransport
 from shared.csat import CsatSubject, CsatTokens, csat_secret, csat_url
 from shared.process import ServiceProcess
 from shared.settings import Settings
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def csat_link(subject: CsatSubject) -> str:
         return csat_url(settings, tokens, subject)
 
+    wecom = WecomTransport(settings, redis, csat_link)
     ledger = Ledger(redis, intent_lease_seconds=settings.delivery_intent_lease_seconds)
     scheduler = DeliveryScheduler(
         {
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "email": EmailTransport(_email_sender(settings, support_addresses), redis, csat_link),
             "telegram": TelegramTransport(telegram),
             "chat": ChatTransport(redis),
+            "wecom": wecom,
         },
         ledger,
         owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
@@ -82,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await scheduler.aclose()
             await slack.aclose()
+            await wecom.aclose()
             if telegram is not None:
                 await telegram.aclose()
 

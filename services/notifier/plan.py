@@ -203,9 +203,12 @@ def _acknowledgement(created: TicketCreated, view: NotifierView, config: DeskCon
         "name": created.contact.name or "there",
         "subject": created.subject or "your request",
     }
-    text = {"email": templates.email_body, "telegram": templates.telegram, "slack": templates.slack}.get(
-        route.channel, templates.telegram
-    )
+    text = {
+        "email": templates.email_body,
+        "telegram": templates.telegram,
+        "slack": templates.slack,
+        "wecom": templates.wecom,
+    }.get(route.channel, templates.telegram)
     if created.merged_into:
         text = templates.merged
     return [
