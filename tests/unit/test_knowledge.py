@@ -265,3 +265,22 @@ def test_the_ticket_created_event_is_followed_by_its_suggestions():
     events = decide_inbound(inbound("Refund", "refund my order"), RouterView(knowledge=INDEX), CONFIG, NOW).events
     kinds = [type(event) for event in events]
     assert kinds.index(TicketCreated) < kinds.index(TicketSuggestions)
+
+
+def test_a_form_ticket_deflects_when_form_or_email_is_listed_and_not_otherwise():
+    message = InboundMessage.received(
+        message_id=uuid.uuid4(),
+        ticket_id="SB-1001",
+        received_at=NOW,
+        channel="form",
+        channel_message_id="form:1",
+        source="contact",
+        sender=Sender(name="Ana", email="ana@example.com"),
+        subject="Refund",
+        text="I want a refund for my order",
+        reply_route=ReplyRoute(channel="email", address="ana@example.com"),
+    )
+    for channels, deflects in ((["form"], True), (["email"], True), (["telegram"], False)):
+        settings = CONFIG.knowledge_base.model_copy(update={"deflect_channels": channels})
+        suggested = suggestions_of(message, CONFIG.model_copy(update={"knowledge_base": settings}))
+        assert suggested is not None and (suggested.deflect_route is not None) == deflects
