@@ -19,6 +19,7 @@ from services.notifier.ledger import Ledger
 from services.notifier.slack import SlackTransport
 from services.notifier.telegram import TelegramSender
 from services.notifier.ticket_cards import TicketCards
+from services.notifier.whatsapp import WhatsAppTransport, whatsapp_sender
 from shared.csat import CsatSubject, CsatTokens, csat_secret, csat_url
 from shared.process import ServiceProcess
 from shared.settings import Settings
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def csat_link(subject: CsatSubject) -> str:
         return csat_url(settings, tokens, subject)
 
+    whatsapp = WhatsAppTransport(whatsapp_sender(settings), csat_link)
     ledger = Ledger(redis, intent_lease_seconds=settings.delivery_intent_lease_seconds)
     scheduler = DeliveryScheduler(
         {
@@ -63,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "email": EmailTransport(_email_sender(settings, support_addresses), redis, csat_link),
             "telegram": TelegramTransport(telegram),
             "chat": ChatTransport(redis),
+            "whatsapp": whatsapp,
         },
         ledger,
         owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
@@ -81,5 +84,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await slack.aclose()
             if telegram is not None:
                 await telegram.aclose()
+            await whatsapp.aclose()
 
     return process.app(while_running=deliveries)

@@ -49,6 +49,7 @@ from shared.events import (
     TicketQueued,
 )
 from shared.identities import normalise_email
+from shared.whatsapp_window import in_window, window_closed_text
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,9 @@ def _acknowledgement(created: TicketCreated, view: NotifierView, config: DeskCon
         is_no_reply_address(route.address) or normalise_email(route.address) in view.undeliverable
     ):
         return []
+    if route.channel == "whatsapp" and not in_window(route.customer_wrote_at, created.occurred_at):
+        # Only a paid template could reach the customer now: an acknowledgement is not worth one.
+        return []
     templates = config.acknowledgements
     fields = {
         # A duplicate merged at birth: the customer is told the ticket their message joined.
@@ -195,9 +199,12 @@ def _acknowledgement(created: TicketCreated, view: NotifierView, config: DeskCon
         "name": created.contact.name or "there",
         "subject": created.subject or "your request",
     }
-    text = {"email": templates.email_body, "telegram": templates.telegram, "slack": templates.slack}.get(
-        route.channel, templates.telegram
-    )
+    text = {
+        "email": templates.email_body,
+        "telegram": templates.telegram,
+        "slack": templates.slack,
+        "whatsapp": templates.whatsapp,
+    }.get(route.channel, templates.telegram)
     if created.merged_into:
         text = templates.merged
     return [
@@ -262,7 +269,7 @@ def _agent_message(
     deliveries: list[Delivery] = []
     failure = None
     if not event.internal:
-        reply = _reply(event, view)
+        reply = _reply(event, view, config)
         if isinstance(reply, Delivery):
             deliveries.append(reply)
         else:
@@ -310,13 +317,17 @@ def reply_outcome(
     return [_thread_post(event, "undelivered", "mirror", ticket.team, f":warning: {undelivered_text(failure)}", config)]
 
 
-def _reply(reply: MessageAdded, view: NotifierView) -> Delivery | str:
-    """The reply on the customer's channel, or why there is none."""
+def _reply(reply: MessageAdded, view: NotifierView, config: DeskConfig) -> Delivery | str:
+    """The reply on the customer's channel, or why there is none (a WhatsApp reply outside the
+    customer-service window is held: shared/whatsapp_window.py)."""
     route = reply.reply_route
     if route is None:
         return "the ticket has no channel to answer the customer on"
     if route.channel == "email" and normalise_email(route.address) in view.undeliverable:
         return f"mail to {route.address} bounced; nothing more is sent to that address"
+    if route.channel == "whatsapp" and not in_window(route.customer_wrote_at, reply.occurred_at):
+        template = config.whatsapp.template
+        return window_closed_text(route.customer_wrote_at, (template.name, template.language) if template else None)
     return Delivery(
         key=str(reply.event_id),
         ticket_id=reply.ticket_id,
@@ -335,6 +346,8 @@ def _reply(reply: MessageAdded, view: NotifierView) -> Delivery | str:
 def _csat_request(changed: StatusChanged, route: ReplyRoute, view: NotifierView) -> list[Delivery]:
     """Once per resolution (the key is the solving change's), on the customer's own channel."""
     if route.channel == "email" and normalise_email(route.address) in view.undeliverable:
+        return []
+    if route.channel == "whatsapp" and not in_window(route.customer_wrote_at, changed.occurred_at):
         return []
     return [
         Delivery(
