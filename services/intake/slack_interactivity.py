@@ -249,7 +249,8 @@ class SlackAgents:
             return
         slash = parse(str(command.get("text", "")))
         if slash.subcommand == "call":
-            await ack(text=await self._open_call_modal(command, client), response_type="ephemeral")
+            problem = await self._open_call_modal(command, client)
+            await (ack() if problem is None else ack(text=problem, response_type="ephemeral"))
             return
         answer = await self._answer(slash, agent, command, request)
         await ack(text=answer, response_type="ephemeral")
