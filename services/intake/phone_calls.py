@@ -12,7 +12,7 @@ caller gets no acknowledgement: the agent tells them the ticket number.
 
 The modal's wire format: blocks/actions `caller_name`, `caller_reach` (phone or email), `summary`
 (plain_text_input), `direction` (static_select of `inbound`/`outbound`), `duration` (number_input, whole
-minutes); `private_metadata` the Slack channel the command came from. Pure but for `log_call`.
+minutes). Pure but for `log_call`.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def _input(block: str, label: str, element: dict[str, Any], *, optional: bool = 
     return found
 
 
-def call_modal(channel_id: str | None) -> dict[str, Any]:
+def call_modal() -> dict[str, Any]:
     """The modal `/sb call` opens (https://api.slack.com/reference/surfaces/views)."""
     directions = [
         {"text": _plain("Inbound: they called"), "value": "inbound"},
@@ -212,7 +212,6 @@ def call_modal(channel_id: str | None) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": CALL_MODAL,
-        "private_metadata": channel_id or "",
         "title": _plain("Log a phone call"),
         "submit": _plain("Log call"),
         "close": _plain("Cancel"),

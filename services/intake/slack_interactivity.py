@@ -298,11 +298,8 @@ class SlackAgents:
         trigger_id = command.get("trigger_id")
         if not isinstance(trigger_id, str) or not trigger_id:
             return "Slack sent no trigger, so no form can open; try `/sb call` again."
-        channel_id = command.get("channel_id")
         try:
-            await client.views_open(
-                trigger_id=trigger_id, view=call_modal(channel_id if isinstance(channel_id, str) else None)
-            )
+            await client.views_open(trigger_id=trigger_id, view=call_modal())
         except _SLACK_FAILURES as error:
             logger.warning("views.open failed", extra={"error": repr(error)})
             return "Slack did not open the form in time; try `/sb call` again."

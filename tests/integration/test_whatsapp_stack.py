@@ -5,16 +5,27 @@ window; forged webhooks refused with nothing on Kafka."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import SecretStr
 
+from services.intake.http import create_app
 from shared.topics import INBOUND, Topics
 from tests.conftest import API_TOKEN
-from tests.fakes.whatsapp_api import FakeWhatsAppApi, message_webhook, signed, status_webhook
+from tests.fakes.whatsapp_api import (
+    DEFAULT_PHONE_NUMBER_ID,
+    FakeWhatsAppApi,
+    message_webhook,
+    signed,
+    status_webhook,
+)
+from tests.fuzz_inputs import json_values, plausible_or_anything
 from tests.integration.test_contacts_stack import contact_until
-from tests.support import ServiceProcesses, reply_as_agent, topic_size, wait_for_ticket
+from tests.support import ServiceProcesses, in_process_client, reply_as_agent, topic_size, wait_for_ticket
 
 pytestmark = pytest.mark.integration
 
@@ -160,3 +171,84 @@ def test_a_reply_outside_the_24_hour_window_is_held_and_the_agent_told(
     )
     assert "support_follow_up" in told.args["text"] and told.args.get("thread_ts")
     assert fake_whatsapp.calls_to("messages") == [], "neither the acknowledgement nor the reply went out"
+
+
+# --- Any signed webhook ------------------------------------------------------------------------------
+
+_leaf = plausible_or_anything(st.text(max_size=30))
+_fields = ["id", "body", "caption", "mime_type", "filename", "voice", "latitude", "longitude", "name", "address"]
+_fields += ["type", "button_reply", "list_reply", "title", "description", "payload", "text", "emoji", "errors"]
+_content = st.dictionaries(st.sampled_from(_fields), st.one_of(_leaf, json_values, st.just("2001")), max_size=6)
+_types = ["text", "image", "audio", "video", "document", "sticker", "location", "contacts", "interactive", "button"]
+_whatsapp_message = st.builds(
+    lambda kind, content, fields: {"type": kind, kind if isinstance(kind, str) else "x": content, **fields},
+    plausible_or_anything(st.sampled_from([*_types, "reaction", "order", "unsupported"])),
+    _content,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "from": plausible_or_anything(st.just(ANA)),
+            "id": plausible_or_anything(st.text(min_size=1, max_size=20).map(lambda text: f"wamid.{text}")),
+            "timestamp": plausible_or_anything(st.integers(min_value=-(2**40), max_value=2**40).map(str)),
+            "context": json_values,
+            "contacts": json_values,
+            "forwarded": json_values,
+        },
+    ),
+)
+_status = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": _leaf,
+        "status": plausible_or_anything(st.sampled_from(["sent", "delivered", "read", "failed"])),
+        "timestamp": plausible_or_anything(st.integers(min_value=0, max_value=2**34).map(str)),
+        "biz_opaque_callback_data": plausible_or_anything(st.just("SB-1001 reply -")),
+        "errors": json_values,
+    },
+)
+_webhooks = st.builds(
+    lambda messages, statuses, metadata: {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "1",
+                "changes": [
+                    {"field": "messages", "value": {"metadata": metadata, "messages": messages, "statuses": statuses}}
+                ],
+            }
+        ],
+    },
+    st.lists(_whatsapp_message, max_size=3),
+    st.lists(_status, max_size=2),
+    plausible_or_anything(st.just({"phone_number_id": DEFAULT_PHONE_NUMBER_ID})),
+)
+
+
+@pytest.fixture
+async def whatsapp_app(settings, fake_whatsapp: FakeWhatsAppApi) -> AsyncIterator[httpx.AsyncClient]:
+    env = whatsapp_env(fake_whatsapp)
+    with_whatsapp = settings.model_copy(
+        update={
+            "whatsapp_verify_token": SecretStr(env["SWITCHBOARD_WHATSAPP_VERIFY_TOKEN"]),
+            "whatsapp_app_secret": SecretStr(APP_SECRET),
+            "whatsapp_access_token": SecretStr(fake_whatsapp.access_token),
+            "whatsapp_phone_number_id": fake_whatsapp.phone_number_id,
+            "whatsapp_api_url": fake_whatsapp.base_url,
+        }
+    )
+    fake_whatsapp.add_media("2001", b"\x89PNG fake photo", "image/png")
+    async with in_process_client(create_app(with_whatsapp)) as client:
+        yield client
+
+
+@pytest.mark.slow
+@settings(
+    deadline=None,
+    max_examples=150,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(payload=st.one_of(_webhooks, json_values))
+async def test_any_signed_webhook_is_answered_below_500(whatsapp_app, payload):
+    body, headers = signed(payload, APP_SECRET)
+    response = await whatsapp_app.post("/v1/whatsapp/webhook", content=body, headers=headers)
+    assert response.status_code < 500, response.text[:500]
