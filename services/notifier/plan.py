@@ -37,6 +37,7 @@ from shared.events import (
     DuplicateSuggested,
     MergeSuggested,
     MessageAdded,
+    MessageStatusReported,
     NotificationPurpose,
     ReplyRoute,
     SlaBreached,
@@ -174,6 +175,11 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
             mention = slack_user(team.lead, config) or slack_user(event.assignee_id, config)
             text = csat_asks.low_score_text(event.ticket_id, event.score, event.comment, mention)
             return [_thread_post(event, "low-score", "csat", event.team, text, config)]
+        case MessageStatusReported(status="failed", purpose="reply" | "csat"):
+            # The customer's channel took the message and then could not deliver it: the agent must know.
+            why = f": {event.error}" if event.error else ""
+            text = f":warning: {undelivered_text(f'{event.channel} could not deliver it{why}')}"
+            return [_thread_post(event, "status-failed", "mirror", ticket.team, text, config)]
         case MergeSuggested():
             post = _thread_post(event, "merge", "merge_suggestion", ticket.team, suggestion_text(event), config)
             return [replace(post, contacts=(event.contact_id, event.other_contact_id))]

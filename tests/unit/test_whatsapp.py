@@ -303,3 +303,24 @@ def test_long_replies_are_cut_into_messages_whatsapp_accepts():
     assert chunks == ["x" * 3000, "y" * 3000 + "\n" + "z" * 10]
     assert split_for_whatsapp("a" * 9000) == ["a" * 4096, "a" * 4096, "a" * 808]
     assert split_for_whatsapp("short") == ["short"]
+
+
+def test_a_reply_whatsapp_reports_failed_is_shown_to_the_agents_in_the_tickets_thread():
+    failed = status_event(
+        read_webhook(
+            status_webhook(
+                "wamid.OUT",
+                "failed",
+                recipient="34600123456",
+                timestamp=STAMP,
+                tracking=Tracking("SB-1001", "reply", str(uuid.uuid4())).encode(),
+                errors=[{"code": 131026, "title": "Message undeliverable"}],
+            ),
+            DEFAULT_PHONE_NUMBER_ID,
+        ).statuses[0]
+    )
+    [post] = plan(failed, NotifierView(), CONFIG)
+    assert post.target == "slack:C0SUPPORT" and post.in_thread
+    assert "whatsapp could not deliver it: 131026 Message undeliverable" in post.text
+    delivered = failed.model_copy(update={"status": "delivered"})
+    assert plan(delivered, NotifierView(), CONFIG) == []
