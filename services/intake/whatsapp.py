@@ -154,13 +154,9 @@ def whatsapp_routes(intake: Intake, settings: Settings) -> APIRouter | None:
                     Outgoing.event(tickets_topic, event.ticket_id, event), timeout=PUBLISH_TIMEOUT_SECONDS
                 )
             await read_model.apply(events)
-        except (KafkaError, httpx.TransportError) as error:
+        except (KafkaError, httpx.TransportError, GraphError) as error:
+            # GraphError: only trouble on Graph's side (or its rate limit) gets here, see store_files.
             logger.error("WhatsApp webhook not taken, Meta will redeliver", extra={"error": repr(error)})
-            raise HTTPException(status_code=503, detail="temporarily unavailable, retry later") from error
-        except GraphError as error:
-            if not error.transient and not error.rate_limited:
-                raise
-            logger.error("WhatsApp media not fetched, Meta will redeliver", extra={"error": str(error)})
             raise HTTPException(status_code=503, detail="temporarily unavailable, retry later") from error
         return Response(status_code=200)
 
