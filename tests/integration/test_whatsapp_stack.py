@@ -4,6 +4,7 @@ window; forged webhooks refused with nothing on Kafka."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -163,8 +164,8 @@ def test_a_reply_outside_the_24_hour_window_is_held_and_the_agent_told(
     yesterday = int(time.time()) - 25 * 3600
 
     assert post_webhook(base_url, text_message("wamid.OLD", "Still broken", yesterday)).status_code == 200
-    [announcement] = fake_slack.wait_for_calls_sync("chat.postMessage", timeout=30)
-    ticket_id = next(word for word in announcement.args["text"].replace("*", " ").split() if word.startswith("SB-"))
+    announcement = fake_slack.wait_for_calls_sync("chat.postMessage", timeout=30)[0]
+    ticket_id = re.search(r"SB-\d+", announcement.args["text"]).group(0)
     reply_as_agent(services.settings, ticket_id, "Fixed now?")
     [told] = fake_slack.wait_for_calls_sync(
         "chat.postMessage", timeout=30, predicate=lambda call: "held" in (call.args.get("text") or "")
