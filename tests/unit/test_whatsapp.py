@@ -24,8 +24,9 @@ from services.intake.whatsapp_content import (
 from services.notifier.plan import NotifierView, plan
 from services.notifier.whatsapp import split_for_whatsapp
 from services.router.contacts import sender_identities
+from services.router.decide import RouterView, decide_inbound
 from shared.config import load_config
-from shared.events import ContactSummary, MessageAdded, ReplyRoute, TicketCreated
+from shared.events import ContactSummary, InboundMessage, MessageAdded, ReplyRoute, Sender, TicketCreated
 from shared.read_model import history_entry
 from shared.settings import EXAMPLE_CONFIG
 from shared.whatsapp_graph import Tracking
@@ -324,3 +325,29 @@ def test_a_reply_whatsapp_reports_failed_is_shown_to_the_agents_in_the_tickets_t
     assert "whatsapp could not deliver it: 131026 Message undeliverable" in post.text
     delivered = failed.model_copy(update={"status": "delivered"})
     assert plan(delivered, NotifierView(), CONFIG) == []
+
+
+def test_a_form_then_whatsapp_from_the_same_phone_is_one_contact_with_the_phone_verified():
+    view = RouterView()
+    form = InboundMessage.received(
+        message_id=uuid.uuid4(),
+        ticket_id="SB-1001",
+        received_at=NOW,
+        channel="form",
+        channel_message_id="f1",
+        source="contact",
+        sender=Sender(name="Ana", email="ana@example.com", phone="+34 600 123 456"),
+        text="help",
+    )
+    decision = decide_inbound(form, view, CONFIG, NOW)
+    view.absorb(decision.events)
+    [created] = [event for event in decision.events if isinstance(event, TicketCreated)]
+    message = one_message({"type": "text", "text": {"body": "it's me again"}})
+    resolution = Resolution("SB-1002", uuid.uuid4(), "whatsapp:message:wamid.A1", ("whatsapp:34600123456",))
+    whatsapp = decide_inbound(
+        to_inbound(message, resolution=resolution, attachments=[], refusals=[]), view, CONFIG, NOW
+    )
+    view.absorb(whatsapp.events)
+    [opened] = [event for event in whatsapp.events if isinstance(event, TicketCreated)]
+    assert opened.contact.contact_id == created.contact.contact_id
+    assert view.graph.verified(created.contact.contact_id) == {"phone:+34600123456"}
