@@ -265,6 +265,8 @@ class Acknowledgements(_Strict):
         "To add anything, reply to this email and keep [{ticket_id}] in the subject.\n"
     )
     telegram: str = "Thanks! Your request is ticket {ticket_id}. We will answer right here."
+    # WeChat Customer Service (WeCom): sent through kf/send_msg, it is one of the 5 messages WeChat allows.
+    wecom: str = "Thanks! Your request is ticket {ticket_id}. We will answer right here."
     # A message that repeats the customer's open ticket joins it (`duplicates`): what they are told instead,
     # on every channel, with {ticket_id} the ticket it joined.
     merged: str = "Thanks! We added your message to your request {ticket_id}; an agent will answer there."

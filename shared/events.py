@@ -19,7 +19,7 @@ from shared.ids import AGENT_ID_PATTERN, TICKET_ID_PATTERN
 
 TicketId = Annotated[str, Field(pattern=TICKET_ID_PATTERN)]
 # "phone": a call an agent logged (services/intake/phone_calls.py); "whatsapp": the WhatsApp Cloud API.
-Channel = Literal["form", "email", "chat", "telegram", "slack", "whatsapp", "phone"]
+Channel = Literal["form", "email", "chat", "telegram", "slack", "wecom", "whatsapp", "phone"]
 # What an inbound message is: only "message" and "edit" come from a person; the rest are machine mail.
 MessageKind = Literal["message", "edit", "auto_reply", "bounce", "complaint"]
 # What a quarantined message is: machine mail, or our own mail come back ("loop").
@@ -66,6 +66,8 @@ class Sender(_Model):
     telegram_user_id: int | None = None
     telegram_username: str | None = None
     slack_user_id: str | None = None
+    # WeChat Customer Service (WeCom kf): the customer's `external_userid`, which WeCom proves.
+    wecom_external_userid: str | None = Field(default=None, max_length=128)
 
 
 class Attachment(_Model):
@@ -83,7 +85,8 @@ class ReplyRoute(_Model):
     """Where a reply to the customer goes, on the channel they wrote from."""
 
     channel: Channel
-    # Email address, Telegram chat ID, Slack channel ID or web-chat ticket.
+    # Email address, Telegram chat ID, Slack channel ID, web-chat ticket, or for WeCom
+    # "<open_kfid>:<external_userid>" (the customer-service account and the customer).
     address: str
     # The message a reply answers: email Message-ID, Telegram message_id, Slack thread ts.
     reply_to_id: str | None = None
@@ -830,3 +833,19 @@ class AgentAvailabilityChanged(_Model):
 
 
 AgentEvent = Annotated[AgentAvailabilityChanged, Field(discriminator="type")]
+
+
+class WecomCursorAdvanced(_Model):
+    """intake-http has every WeChat Customer Service message of account `open_kfid` up to `cursor` (the
+    `next_cursor` of WeCom's kf/sync_msg) on the inbound topic. On the wecom topic keyed by `open_kfid`:
+    the latest one per account is where the next sync starts, after a restart or a replay."""
+
+    type: Literal["wecom.cursor_advanced"] = "wecom.cursor_advanced"
+    event_id: UUID
+    version: Literal[1] = 1
+    occurred_at: AwareDatetime
+    open_kfid: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+    cursor: str = Field(min_length=1, max_length=1024)
+
+
+WecomEvent = Annotated[WecomCursorAdvanced, Field(discriminator="type")]

@@ -569,6 +569,7 @@ class ReadModel:
             "phones": of_kind("phone"),
             "telegram_user_ids": of_kind("telegram"),
             "slack_user_ids": of_kind("slack"),
+            "wecom_external_userids": of_kind("wecom"),
             # The identities a channel proved ("email:…"); the others were typed into a form or chat.
             "verified": sorted(verified),
             "tickets": sorted(tickets),

@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     whatsapp_access_token: SecretStr | None = None
     whatsapp_phone_number_id: str | None = None
     whatsapp_api_url: str = "https://graph.facebook.com/v21.0/"
+    # WeChat Customer Service through WeCom (企业微信 微信客服): the corp ID, the secret of the app that
+    # may call the kf API, and the callback's Token and EncodingAESKey (WeCom admin, API receiving).
+    wecom_corp_id: str | None = None
+    wecom_secret: SecretStr | None = None
+    wecom_token: SecretStr | None = None
+    wecom_encoding_aes_key: SecretStr | None = None
+    wecom_api_url: str = "https://qyapi.weixin.qq.com/cgi-bin/"
 
     api_token: SecretStr | None = None
     # Signs the links of CSAT requests (set the same on every machine; without it, one is generated
@@ -94,10 +101,10 @@ class Settings(BaseSettings):
     restart_count: int | None = None
     previous_exit: str | None = None
 
-    @field_validator("slack_api_url", "whatsapp_api_url")
+    @field_validator("slack_api_url", "wecom_api_url", "whatsapp_api_url")
     @classmethod
     def _api_paths_are_relative_to_a_folder(cls, url: str) -> str:
-        # Method names and Graph API paths are joined onto this URL; without the slash the last segment is lost.
+        # Method names and API paths are joined onto these URLs; without the slash the last segment is lost.
         return url if url.endswith("/") else f"{url}/"
 
     def whatsapp_missing(self) -> list[str]:

@@ -11,7 +11,15 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from pydantic import TypeAdapter
 
-from shared.events import AgentCommand, AgentEvent, ContactEvent, InboundMessage, MessageQuarantined, TicketEvent
+from shared.events import (
+    AgentCommand,
+    AgentEvent,
+    ContactEvent,
+    InboundMessage,
+    MessageQuarantined,
+    TicketEvent,
+    WecomEvent,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +99,15 @@ AGENTS = TopicSpec(
     schema=AgentEvent,
     description="Agents' availability (away, back), in order per agent; assignment reads it.",
 )
-REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS, COMMANDS, CONTACTS, QUARANTINE, AGENTS)
+WECOM = TopicSpec(
+    name="switchboard.wecom.v1",
+    key="open_kfid",
+    # A record per page of WeChat messages taken: one partition keeps them in order, and is plenty.
+    partitions=1,
+    schema=WecomEvent,
+    description="How far intake has taken each WeChat Customer Service account's messages (kf/sync_msg cursors).",
+)
+REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS, COMMANDS, CONTACTS, QUARANTINE, AGENTS, WECOM)
 
 
 @dataclass(frozen=True)

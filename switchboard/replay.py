@@ -16,7 +16,9 @@ Key families and what rebuilds them (the README's operations section has the who
   fire, the notifier's record of what it sent (and the conversations of the mail and Telegram messages it
   sent), round-robin turns;
 - quarantine topic: the quarantine;
-- agents topic: the agents' availability (shared.agents).
+- agents topic: the agents' availability (shared.agents);
+- wecom topic: each WeChat Customer Service account's sync cursor; with the inbound topic's WeCom messages
+  and the tickets topic's `notification.sent` to WeCom, the reply windows (shared.wecom_window).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from redis.asyncio import Redis
 
 from services.intake.index import index_operations, ticket_number
 from services.intake.ticket_ids import sequence_key
+from services.intake.wecom import cursor_key
 from services.notifier.ledger import project_sent
 from services.router.state import turn_key
 from services.sla.decide import ticket_sla_adapter
@@ -42,12 +45,20 @@ from services.sla.rebuild import TimerRebuild
 from services.sla.timers import TimerStore, clocks_key
 from shared.agents import Availability
 from shared.config import DeskConfig
-from shared.events import AgentAvailabilityChanged, InboundMessage, MessageQuarantined, NotificationSent, TicketAssigned
+from shared.events import (
+    AgentAvailabilityChanged,
+    InboundMessage,
+    MessageQuarantined,
+    NotificationSent,
+    TicketAssigned,
+    WecomCursorAdvanced,
+)
 from shared.ids import TICKET_NUMBER_OFFSET
 from shared.quarantine import Quarantine
 from shared.read_model import ReadModel
 from shared.state import forget_restored, mark_restored
-from shared.topics import AGENTS, CONTACTS, INBOUND, QUARANTINE, TICKETS, Topics, TopicSpec, partitions_of
+from shared.topics import AGENTS, CONTACTS, INBOUND, QUARANTINE, TICKETS, WECOM, Topics, TopicSpec, partitions_of
+from shared.wecom_window import customer_wrote, we_sent
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +115,12 @@ class _Replay:
             self.report.counts["idempotency keys"] += message.idempotency_key is not None
             self.report.counts["conversations"] += len(message.conversations)
         await self._commands(commands)
+        wecom = [message for message in messages if message.channel == "wecom" and message.reply_route]
+        if wecom:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for message in wecom:
+                    customer_wrote(pipe, message.reply_route.address, message.received_at.timestamp())
+                await pipe.execute()
 
     async def tickets(self, events: Sequence[Any]) -> None:
         await self.read_model.apply(events)
@@ -113,6 +130,8 @@ class _Replay:
                 self.timers.observe(event)
                 if isinstance(event, NotificationSent):
                     project_sent(pipe, event, self.now)
+                    if event.target.startswith("wecom:"):
+                        we_sent(pipe, event.target.removeprefix("wecom:"), event.occurred_at.timestamp())
                     self.report.counts["notifications sent"] += 1
                 elif isinstance(event, TicketAssigned) and event.actor == "system":
                     # Only the router's own assignments took a round-robin turn; claims and hand-ons did not.
@@ -127,6 +146,14 @@ class _Replay:
     async def agents(self, events: Sequence[AgentAvailabilityChanged]) -> None:
         await self.availability.apply(events)
         self.report.counts[AVAILABILITY_CHANGES] += len(events)
+
+    async def wecom(self, events: Sequence[WecomCursorAdvanced]) -> None:
+        # In log order per account (one partition): the last cursor is where the next sync starts.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.set(cursor_key(event.open_kfid), event.cursor)
+            await pipe.execute()
+        self.report.counts["WeCom sync cursors"] += len(events)
 
     async def finish(self) -> None:
         pending = self.timers.pending()
@@ -177,6 +204,7 @@ async def replay_all(
         (TICKETS, replay.tickets),
         (QUARANTINE, replay.quarantined),
         (AGENTS, replay.agents),
+        (WECOM, replay.wecom),
     ):
         replay.report.skipped += await _read(bootstrap, topics.name(spec), spec, apply, progress)
     await replay.finish()

@@ -26,6 +26,7 @@ from services.intake.form_endpoint import FormMetrics, form_route
 from services.intake.slack_events import slack_routes
 from services.intake.telegram import WEBHOOK_PATH as TELEGRAM_WEBHOOK_PATH
 from services.intake.telegram import telegram_routes
+from services.intake.wecom import wecom_routes
 from services.intake.whatsapp import WEBHOOK_PATH as WHATSAPP_WEBHOOK_PATH
 from services.intake.whatsapp import whatsapp_routes
 from services.sla.decide import ticket_sla_adapter
@@ -85,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(whatsapp)
     if (slack := slack_routes(intake, settings)) is not None:
         app.include_router(slack)
+    if (wecom := wecom_routes(intake, settings)) is not None:
+        app.include_router(wecom)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -19,6 +19,7 @@ from services.notifier.ledger import Ledger
 from services.notifier.slack import SlackTransport
 from services.notifier.telegram import TelegramSender
 from services.notifier.ticket_cards import TicketCards
+from services.notifier.wecom import WecomTransport
 from services.notifier.whatsapp import WhatsAppTransport, whatsapp_sender
 from shared.csat import CsatSubject, CsatTokens, csat_secret, csat_url
 from shared.process import ServiceProcess
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return csat_url(settings, tokens, subject)
 
     whatsapp = WhatsAppTransport(whatsapp_sender(settings), csat_link)
+    wecom = WecomTransport(settings, redis, csat_link)
     ledger = Ledger(redis, intent_lease_seconds=settings.delivery_intent_lease_seconds)
     scheduler = DeliveryScheduler(
         {
@@ -66,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "telegram": TelegramTransport(telegram),
             "chat": ChatTransport(redis),
             "whatsapp": whatsapp,
+            "wecom": wecom,
         },
         ledger,
         owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
@@ -82,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await scheduler.aclose()
             await slack.aclose()
+            await wecom.aclose()
             if telegram is not None:
                 await telegram.aclose()
             await whatsapp.aclose()

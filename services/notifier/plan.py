@@ -210,6 +210,7 @@ def _acknowledgement(created: TicketCreated, view: NotifierView, config: DeskCon
         "telegram": templates.telegram,
         "slack": templates.slack,
         "whatsapp": templates.whatsapp,
+        "wecom": templates.wecom,
     }.get(route.channel, templates.telegram)
     if created.merged_into:
         text = templates.merged

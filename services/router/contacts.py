@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from services.router.frozen import evolve
 from shared.config import DeskConfig
 from shared.events import (
     ContactMerged,
@@ -47,11 +48,19 @@ VERIFIED_KINDS: Mapping[str, frozenset[str]] = {
     "slack": frozenset({"slack", "email"}),
     # WhatsApp delivers from the phone number itself: the customer's number (E.164) is proved.
     "whatsapp": frozenset({"phone"}),
+    # WeCom's callback is signed and the customer's external_userid comes from WeCom's own API.
+    "wecom": frozenset({"wecom"}),
 }
 # The identity that is the sender's account on each channel: a message belongs to its owner first.
-ACCOUNT_KIND: Mapping[str, str] = {"email": "email", "telegram": "telegram", "slack": "slack", "whatsapp": "phone"}
+ACCOUNT_KIND: Mapping[str, str] = {
+    "email": "email",
+    "telegram": "telegram",
+    "slack": "slack",
+    "whatsapp": "phone",
+    "wecom": "wecom",
+}
 # Channel accounts one person holds one of: two verified ones of a kind are two people until an agent says not.
-EXCLUSIVE_KINDS: Mapping[str, str] = {"telegram": "Telegram", "slack": "Slack"}
+EXCLUSIVE_KINDS: Mapping[str, str] = {"telegram": "Telegram", "slack": "Slack", "wecom": "WeChat"}
 ADMIN = "admin"
 
 
@@ -143,7 +152,7 @@ class ContactGraph:
         """What an event decided in this batch changes in the graph."""
         if isinstance(event, IdentityLinked):
             record = self.contacts.get(event.contact_id, ContactRecord())
-            self.contacts[event.contact_id] = replace(
+            self.contacts[event.contact_id] = evolve(
                 record,
                 identities=record.identities | {event.identity},
                 verified=record.verified | {event.identity} if event.verified else record.verified,
@@ -151,7 +160,7 @@ class ContactGraph:
         elif isinstance(event, TicketCreated):
             contact_id = event.contact.contact_id
             record = self.contacts.get(contact_id, ContactRecord())
-            self.contacts[contact_id] = replace(
+            self.contacts[contact_id] = evolve(
                 record,
                 tickets=record.tickets | {event.ticket_id},
                 created=min(record.created, event.occurred_at.timestamp()),
@@ -162,7 +171,7 @@ class ContactGraph:
             self.parents.pop(event.contact_id, None)
         elif isinstance(event, ContactTagsChanged):
             record = self.contacts.get(event.contact_id, ContactRecord())
-            self.contacts[event.contact_id] = replace(record, tags=frozenset(event.tags))
+            self.contacts[event.contact_id] = evolve(record, tags=frozenset(event.tags))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from services.router.contacts import (
     resolve,
     sender_identities,
 )
+from services.router.frozen import evolve
 from services.router.lifecycle import SYSTEM, customer_wrote, decide_lifecycle, rejected
 from services.router.queues import flag_over_capacity, system_assign
 from services.router.tickets import message_added, new_ticket
@@ -150,7 +151,7 @@ class RouterView:
             if isinstance(event, AddressUndeliverable) or (known := self.tickets.get(event.ticket_id)) is None:
                 continue
             if (changes := _changes(event)) is not None:
-                changed = replace(known, **changes(known))
+                changed = evolve(known, **changes(known))
                 self.tickets[event.ticket_id] = changed
                 self._rework(event.ticket_id, known, changed)
 
