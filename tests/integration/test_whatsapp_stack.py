@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
@@ -25,6 +26,7 @@ from tests.fakes.whatsapp_api import (
     status_webhook,
 )
 from tests.fuzz_inputs import json_values, plausible_or_anything
+from tests.integration.lost_redis import assert_same_projections, projections, replay, settle
 from tests.integration.test_contacts_stack import contact_until
 from tests.support import ServiceProcesses, in_process_client, reply_as_agent, topic_size, wait_for_ticket
 
@@ -253,3 +255,33 @@ async def test_any_signed_webhook_is_answered_below_500(whatsapp_app, payload):
     body, headers = signed(payload, APP_SECRET)
     response = await whatsapp_app.post("/v1/whatsapp/webhook", content=body, headers=headers)
     assert response.status_code < 500, response.text[:500]
+
+
+async def test_replay_rebuilds_what_whatsapp_left_in_redis(
+    services: ServiceProcesses, fake_whatsapp: FakeWhatsAppApi, settings
+):
+    base_url = start_stack(services, fake_whatsapp, "router", "sla", "notifier")
+    now = int(time.time())
+    assert post_webhook(base_url, text_message("wamid.R1", "Where is my refund?", now)).status_code == 200
+    [ack] = fake_whatsapp.wait_for_calls_sync("messages", timeout=30)
+    ticket_id = ack.args["biz_opaque_callback_data"].split()[0]
+    wamid = ack.response["messages"][0]["id"]
+    delivered = status_webhook(
+        wamid, "delivered", recipient=ANA, timestamp=now + 1, tracking=ack.args["biz_opaque_callback_data"]
+    )
+    assert post_webhook(base_url, delivered).status_code == 200
+    wait_for_ticket(
+        base_url, ticket_id, API_TOKEN, lambda t: any(h["type"] == "message.status_reported" for h in t["history"])
+    )
+    await settle(settings)
+    before = projections(settings.redis_url)
+
+    redis.Redis.from_url(settings.redis_url).flushdb()
+    replay(settings)
+
+    assert_same_projections(before, projections(settings.redis_url))
+    # The number still leads to its ticket, and Meta's redelivery of the first message still adds nothing.
+    assert post_webhook(base_url, text_message("wamid.R1", "Where is my refund?", now)).status_code == 200
+    assert post_webhook(base_url, text_message("wamid.R2", "Any news?", now + 2)).status_code == 200
+    ticket = wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda t: len(t["messages"]) >= 2)
+    assert [m["text"] for m in ticket["messages"]] == ["Where is my refund?", "Any news?"]
