@@ -26,7 +26,7 @@ from services.notifier.whatsapp import split_for_whatsapp
 from services.router.contacts import sender_identities
 from services.router.decide import RouterView, decide_inbound
 from shared.config import load_config
-from shared.events import ContactSummary, InboundMessage, MessageAdded, ReplyRoute, Sender, TicketCreated
+from shared.events import ContactSummary, InboundMessage, MessageAdded, ReplyRoute, Sender, SlackOrigin, TicketCreated
 from shared.read_model import history_entry
 from shared.settings import EXAMPLE_CONFIG
 from shared.whatsapp_graph import Tracking
@@ -351,3 +351,16 @@ def test_a_form_then_whatsapp_from_the_same_phone_is_one_contact_with_the_phone_
     [opened] = [event for event in whatsapp.events if isinstance(event, TicketCreated)]
     assert opened.contact.contact_id == created.contact.contact_id
     assert view.graph.verified(created.contact.contact_id) == {"phone:+34600123456"}
+
+
+def test_a_held_reply_typed_in_the_thread_gets_a_warning_and_an_ephemeral_saying_why():
+    typed = agent_reply_at(NOW + timedelta(days=2), NOW).model_copy(
+        update={"origin": SlackOrigin(user_id="U0ANA", channel_id="C0SUPPORT", message_ts="1.2", thread_ts="1.1")}
+    )
+    reaction, why = plan(typed, NotifierView(), CONFIG)
+    assert reaction.reaction == "warning" and why.user == "U0ANA" and "the reply is held" in why.text
+
+
+def test_a_reply_to_a_logged_call_on_whatsapp_is_held_until_the_caller_writes_there():
+    [held] = plan(agent_reply_at(NOW, None), NotifierView(), CONFIG)
+    assert "the customer has not written on WhatsApp" in held.text and "support_follow_up" in held.text
