@@ -276,6 +276,28 @@ class Acknowledgements(_Strict):
     per_hour: int = Field(default=3, ge=0)
 
 
+def _folder(value: object, info: ValidationInfo) -> object:
+    """A folder path relative to the config file's folder → absolute (as ICS paths)."""
+    if not isinstance(value, str):
+        return value
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else Path((info.context or {}).get("config_dir", ".")) / path)
+
+
+class KnowledgeBase(_Strict):
+    """Articles that answer before an agent does (services/knowledge): search, help centre, suggestions."""
+
+    # The folder of Markdown articles (relative to the config file's folder); none: only articles saved from Slack.
+    path: Annotated[str | None, BeforeValidator(_folder)] = None
+    # A new ticket is given at most `suggestions` articles scoring at least `suggest_at` (BM25, see
+    # services/knowledge/search.py); 0 suggestions: none.
+    suggestions: int = Field(default=3, ge=0, le=10)
+    suggest_at: float = Field(default=1.5, gt=0)
+    # Channels whose acknowledgement is followed by the suggested articles and a "this solved it" link (the
+    # ticket's channel or the one it is answered on: "form" and "email" both name a form's tickets).
+    deflect_channels: list[Literal["form", "email", "chat", "telegram", "slack"]] = []
+
+
 class WhatsAppTemplate(_Strict):
     """A message template approved in WhatsApp Manager: the only message WhatsApp delivers outside the
     24-hour customer-service window (https://developers.facebook.com/docs/whatsapp/pricing#conversations)."""
@@ -325,6 +347,7 @@ class DeskConfig(_Strict):
     whatsapp: WhatsApp = WhatsApp()
     assignment: Assignment = Assignment()
     duplicates: Duplicates = Duplicates()
+    knowledge_base: KnowledgeBase = KnowledgeBase()
     # A solved ticket closes by itself after this long without a customer message (SPEC §3 Lifecycle).
     close_after: Duration = timedelta(days=4)
 

@@ -638,6 +638,7 @@ NotificationPurpose = Literal[
     "csat",
     "reaction",
     "merge_suggestion",
+    "suggestions",
 ]
 
 
@@ -790,6 +791,27 @@ class MergeSuggested(Envelope):
     reason: str
 
 
+class ArticleSuggestion(_Model):
+    """A knowledge-base article that may answer a ticket (services/knowledge/search.py): its BM25 score, the
+    title and body tokens' weighted sum (higher: more of the question's rarer words)."""
+
+    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,99}$")
+    title: str
+    language: str
+    score: float = Field(ge=0)
+
+
+class TicketSuggestions(Envelope):
+    """The articles that may answer a new ticket, best first (`knowledge_base.suggestions` at most, each
+    scoring `knowledge_base.suggest_at` or more): shown on its Slack card with a "Send to customer" button.
+    `deflect_route` is set when the ticket's channel is in `knowledge_base.deflect_channels`: the customer is
+    sent them there with a "this solved it" link (services/knowledge/deflection.py)."""
+
+    type: Literal["ticket.suggestions"] = "ticket.suggestions"
+    articles: list[ArticleSuggestion] = Field(min_length=1)
+    deflect_route: ReplyRoute | None = None
+
+
 TicketEvent = Annotated[
     TicketCreated
     | MessageAdded
@@ -812,6 +834,7 @@ TicketEvent = Annotated[
     | CsatRated
     | NotificationSent
     | MergeSuggested
+    | TicketSuggestions
     | MessageStatusReported,
     Field(discriminator="type"),
 ]
@@ -833,6 +856,48 @@ class AgentAvailabilityChanged(_Model):
 
 
 AgentEvent = Annotated[AgentAvailabilityChanged, Field(discriminator="type")]
+
+
+ArticleSlug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,99}$")]
+
+
+class _ArticleEnvelope(_Model):
+    """A change of knowledge-base article `slug`, on the articles topic keyed by slug (services/knowledge)."""
+
+    event_id: UUID
+    version: Literal[1] = 1
+    occurred_at: AwareDatetime
+    slug: ArticleSlug
+    # "import" (the knowledge_base folder), or the agent ID of whoever saved it from Slack.
+    actor: Actor
+    correlation_id: str | None = None
+    traceparent: str | None = None
+
+
+class ArticlePublished(_ArticleEnvelope):
+    """Article `slug` as it is now (new or changed): the whole article, so that the topic alone rebuilds the
+    knowledge base. `content_hash` (SHA-256 of title, language, tags, team and body) tells an unchanged
+    article apart; `source` is where it came from (a file of the folder, or a solved ticket in Slack)."""
+
+    type: Literal["article.published"] = "article.published"
+    title: str = Field(min_length=1, max_length=300)
+    language: str = Field(min_length=2, max_length=20)
+    tags: list[str] = []
+    team: str | None = None
+    body: str = Field(max_length=200_000)
+    content_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    source: Literal["folder", "slack"]
+    # Saved from Slack: the ticket whose answer it is.
+    ticket_id: TicketId | None = None
+
+
+class ArticleRemoved(_ArticleEnvelope):
+    """Article `slug` is gone (its file was deleted from the folder)."""
+
+    type: Literal["article.removed"] = "article.removed"
+
+
+ArticleEvent = Annotated[ArticlePublished | ArticleRemoved, Field(discriminator="type")]
 
 
 class WecomCursorAdvanced(_Model):

@@ -47,6 +47,7 @@ from shared.events import (
     TicketEvent,
     TicketMerged,
     TicketQueued,
+    TicketSuggestions,
 )
 from shared.identities import identities_of
 
@@ -291,6 +292,9 @@ def _fields(event: TicketEvent) -> dict[str, str]:
             return {"escalation_level": str(event.level)}
         case TicketMerged():
             return {"merged_into": event.into_ticket_id}
+        case TicketSuggestions():
+            # What the card shows and its "Send to customer" buttons name (services/notifier/cards.py).
+            return {"suggestions": orjson.dumps([article.model_dump() for article in event.articles]).decode()}
         case CsatRated():
             return {
                 "csat_score": str(event.score),
@@ -421,6 +425,8 @@ def history_entry(event: TicketEvent) -> dict[str, Any] | None:
             actor, changes = "system", {"contacts": [event.contact_id, event.other_contact_id], "reason": event.reason}
         case DuplicateSuggested():
             actor, changes = "system", {"duplicate": event.duplicate_ticket_id, "score": event.score}
+        case TicketSuggestions():
+            actor, changes = "system", {"articles": [article.slug for article in event.articles]}
         case CsatRated():
             actor, changes = "customer", {"resolution": event.resolution, "score": event.score}
         case CommandRejected():
@@ -519,6 +525,7 @@ class ReadModel:
             }
             if "csat_score" in fields
             else None,
+            "suggestions": json.loads(fields.get("suggestions") or "[]"),
             "follow_up_of": fields.get("follow_up_of"),
             "merged_into": fields.get("merged_into"),
             "solved_at": fields.get("solved_at"),

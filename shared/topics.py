@@ -14,6 +14,7 @@ from pydantic import TypeAdapter
 from shared.events import (
     AgentCommand,
     AgentEvent,
+    ArticleEvent,
     ContactEvent,
     InboundMessage,
     MessageQuarantined,
@@ -99,6 +100,16 @@ AGENTS = TopicSpec(
     schema=AgentEvent,
     description="Agents' availability (away, back), in order per agent; assignment reads it.",
 )
+ARTICLES = TopicSpec(
+    name="switchboard.articles.v1",
+    key="slug",
+    partitions=1,
+    schema=ArticleEvent,
+    description=(
+        "Knowledge-base articles as published and removed, each event carrying the whole article: the"
+        " source of truth of the help centre, the search index and the router's suggestions."
+    ),
+)
 WECOM = TopicSpec(
     name="switchboard.wecom.v1",
     key="open_kfid",
@@ -107,7 +118,7 @@ WECOM = TopicSpec(
     schema=WecomEvent,
     description="How far intake has taken each WeChat Customer Service account's messages (kf/sync_msg cursors).",
 )
-REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS, COMMANDS, CONTACTS, QUARANTINE, AGENTS, WECOM)
+REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS, COMMANDS, CONTACTS, QUARANTINE, AGENTS, WECOM, ARTICLES)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ Key families and what rebuilds them (the README's operations section has the who
 - quarantine topic: the quarantine;
 - agents topic: the agents' availability (shared.agents);
 - wecom topic: each WeChat Customer Service account's sync cursor; with the inbound topic's WeCom messages
-  and the tickets topic's `notification.sent` to WeCom, the reply windows (shared.wecom_window).
+  and the tickets topic's `notification.sent` to WeCom, the reply windows (shared.wecom_window);
+- articles topic: the knowledge base (services/knowledge/store.py: articles, their change times, its version).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from redis.asyncio import Redis
 from services.intake.index import index_operations, ticket_number
 from services.intake.ticket_ids import sequence_key
 from services.intake.wecom import cursor_key
+from services.knowledge.store import ArticleStore
 from services.notifier.ledger import project_sent
 from services.router.state import turn_key
 from services.sla.decide import ticket_sla_adapter
@@ -57,7 +59,18 @@ from shared.ids import TICKET_NUMBER_OFFSET
 from shared.quarantine import Quarantine
 from shared.read_model import ReadModel
 from shared.state import forget_restored, mark_restored
-from shared.topics import AGENTS, CONTACTS, INBOUND, QUARANTINE, TICKETS, WECOM, Topics, TopicSpec, partitions_of
+from shared.topics import (
+    AGENTS,
+    ARTICLES,
+    CONTACTS,
+    INBOUND,
+    QUARANTINE,
+    TICKETS,
+    WECOM,
+    Topics,
+    TopicSpec,
+    partitions_of,
+)
 from shared.wecom_window import customer_wrote, we_sent
 
 logger = logging.getLogger(__name__)
@@ -95,6 +108,7 @@ class _Replay:
         self.read_model = ReadModel(redis)
         self.quarantine = Quarantine(redis)
         self.availability = Availability(redis)
+        self.articles = ArticleStore(redis)
         self.timers = TimerRebuild(config)
         self.highest: dict[str, int] = {}
         self.turns: Counter[str] = Counter()
@@ -146,6 +160,10 @@ class _Replay:
     async def agents(self, events: Sequence[AgentAvailabilityChanged]) -> None:
         await self.availability.apply(events)
         self.report.counts[AVAILABILITY_CHANGES] += len(events)
+
+    async def knowledge(self, events: Sequence[Any]) -> None:
+        await self.articles.apply(events)
+        self.report.counts["article changes"] += len(events)
 
     async def wecom(self, events: Sequence[WecomCursorAdvanced]) -> None:
         # In log order per account (one partition): the last cursor is where the next sync starts.
@@ -204,6 +222,7 @@ async def replay_all(
         (TICKETS, replay.tickets),
         (QUARANTINE, replay.quarantined),
         (AGENTS, replay.agents),
+        (ARTICLES, replay.knowledge),
         (WECOM, replay.wecom),
     ):
         replay.report.skipped += await _read(bootstrap, topics.name(spec), spec, apply, progress)

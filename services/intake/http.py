@@ -29,12 +29,16 @@ from services.intake.telegram import telegram_routes
 from services.intake.wecom import wecom_routes
 from services.intake.whatsapp import WEBHOOK_PATH as WHATSAPP_WEBHOOK_PATH
 from services.intake.whatsapp import whatsapp_routes
+from services.knowledge.help_centre import help_centre_routes
+from services.knowledge.importer import ArticleImporter
+from services.knowledge.store import ArticleStore
 from services.sla.decide import ticket_sla_adapter
 from services.sla.show import clock_rows
 from services.sla.timers import clocks_key
 from shared.events import Channel
 from shared.read_model import ReadModel
 from shared.settings import Settings
+from shared.topics import ARTICLES, Topics
 from shared.untrusted import same_secret
 
 logger = logging.getLogger(__name__)
@@ -69,7 +73,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if api_token is None:
         logger.warning("read API is off: SWITCHBOARD_API_TOKEN is not set")
 
-    app = process.app()
+    kb_folder = config.knowledge_base.path
+    importer = (
+        ArticleImporter(
+            Path(kb_folder),
+            config.languages[0],
+            ArticleStore(redis),
+            process.publisher,
+            Topics(settings.topic_prefix).name(ARTICLES),
+        )
+        if kb_folder
+        else None
+    )
+    # The knowledge base's folder is imported before the app serves, then watched while it runs.
+    app = process.app(while_running=importer.running) if importer is not None else process.app()
 
     def count_refusal(scope: Scope) -> None:
         if scope["path"].startswith("/v1/forms/"):
@@ -80,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.insert(0, form_route(intake, config, metrics))
     app.include_router(chat_routes(intake))
     app.include_router(csat_routes(intake))
+    app.include_router(help_centre_routes(intake))
     if (telegram := telegram_routes(intake, settings)) is not None:
         app.include_router(telegram)
     if (whatsapp := whatsapp_routes(intake, settings)) is not None:

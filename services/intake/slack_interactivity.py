@@ -11,6 +11,7 @@ through the notifier (`command.rejected`).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ from services.intake.slack_agents import (
     button_command,
     click_of,
     contact_button_command,
+    is_ticket_id,
     modal_origin,
     rating_command,
     rating_thread,
@@ -59,6 +61,16 @@ from services.intake.slack_slash import (
     ticket_details,
     ticket_list,
 )
+from services.knowledge.slack import (
+    ARTICLE_MODAL,
+    SAVE_ARTICLE_BUTTON,
+    SEND_ARTICLE_BUTTON,
+    article_modal,
+    article_of_button,
+    article_reply,
+    saved_article,
+)
+from services.knowledge.store import ArticleStore
 from shared.agents import Availability
 from shared.config import Agent
 from shared.contact_commands import contact_command, refusal
@@ -66,8 +78,8 @@ from shared.conversations import conversation_ticket
 from shared.events import AgentAvailabilityChanged, CommandEnvelope, MergeContacts, SlackOrigin, UnmergeContacts
 from shared.ids import derived_id
 from shared.publisher import Outgoing
-from shared.read_model import ReadModel, agent_tickets_key, team_queue_key, ticket_key
-from shared.topics import AGENTS, COMMANDS, Topics
+from shared.read_model import ReadModel, agent_tickets_key, messages_key, team_queue_key, ticket_key
+from shared.topics import AGENTS, ARTICLES, COMMANDS, Topics
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +101,8 @@ class SlackAgents:
         topics = Topics(intake.settings.topic_prefix)
         self.commands_topic = topics.name(COMMANDS)
         self.agents_topic = topics.name(AGENTS)
+        self.articles_topic = topics.name(ARTICLES)
+        self.articles = ArticleStore(intake.redis)
         self.read_model = ReadModel(intake.redis)
         self.availability = Availability(intake.redis)
         self.team_channels = team_channels(intake.config)
@@ -141,10 +155,41 @@ class SlackAgents:
             else:
                 await self._publish(merge)
             return
-        if click.action_id in MODAL_OF_BUTTON:
+        if click.action_id == SEND_ARTICLE_BUTTON:
+            await self._send_article(click, agent, now)
+        elif click.action_id == SAVE_ARTICLE_BUTTON:
+            await self._open_article_modal(click, client)
+        elif click.action_id in MODAL_OF_BUTTON:
             await self._open_modal(click, client)
         else:
             await self._publish(button_command(click, agent, now))
+
+    async def _send_article(self, click: Click, agent: Agent, now: datetime) -> None:
+        """Publishes the agent's public reply that sends a suggested article to the customer."""
+        named = article_of_button(click.value)
+        if named is None or not is_ticket_id(named[0]):
+            raise Refused("This button names no article; nothing was done.")
+        ticket_id, slug = named
+        article = await self.articles.get(slug)
+        if article is None:
+            raise Refused(f"The article {slug!r} is no longer in the knowledge base.")
+        url = f"{self.intake.settings.public_base_url()}/kb/{slug}"
+        reply = article_reply(
+            article, url, event_id=click.event_id, ticket_id=ticket_id, agent_id=agent.id, origin=click.origin, now=now
+        )
+        await self._publish(reply)
+
+    async def _open_article_modal(self, click: Click, client: AsyncWebClient) -> None:
+        """Opens "Save as article", prefilled with the ticket's subject and language and the last public reply."""
+        ticket_id = ticket_of(click)
+        fields = await self.read_model.ticket_fields(ticket_id)
+        if "id" not in fields:
+            raise Refused(f"There is no ticket {ticket_id}.")
+        messages = await self.intake.redis.lrange(messages_key(ticket_id), 0, -1)
+        replies = [m for m in map(json.loads, messages) if m.get("author") == "agent" and not m.get("internal")]
+        language = json.loads(fields.get("classified") or "{}").get("language") or self.config.languages[0]
+        view = article_modal(ticket_id, fields.get("subject") or "", language, replies[-1]["text"] if replies else "")
+        await self._open_view(click, client, ticket_id, view)
 
     async def _open_modal(self, click: Click, client: AsyncWebClient) -> None:
         ticket_id = ticket_of(click)
@@ -156,6 +201,9 @@ class SlackAgents:
             view = reassign_modal(ticket_id, team, self.config)
         else:
             view = text_modal("reply" if click.action_id == "sb_reply" else "note", ticket_id)
+        await self._open_view(click, client, ticket_id, view)
+
+    async def _open_view(self, click: Click, client: AsyncWebClient, ticket_id: str, view: dict[str, Any]) -> None:
         if click.trigger_id is None:
             raise Refused("Slack sent this button press without a trigger, so no form can open; press it again.")
         try:
@@ -172,6 +220,9 @@ class SlackAgents:
 
     async def on_submission(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         view = body.get("view")
+        if isinstance(view, dict) and view.get("callback_id") == ARTICLE_MODAL:
+            await self._on_article_submission(ack, body, view)
+            return
         if isinstance(view, dict) and view.get("callback_id") == CALL_MODAL:
             await self._on_call_logged(ack, body, view)
             return
@@ -194,6 +245,34 @@ class SlackAgents:
             await ack(response_action="errors", errors=invalid.errors)
             return
         await self._publish(command)
+        await ack()
+
+    async def _on_article_submission(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """Publishes the article of a "Save as article" modal (keyed by slug) and applies it to the knowledge base."""
+        user_id = (body.get("user") or {}).get("id")
+        agent = self.config.agent_by_slack_user(str(user_id))
+        ticket_id = view.get("private_metadata")
+        state = view.get("state")
+        values = state.get("values") if isinstance(state, dict) else None
+        if agent is None or not isinstance(ticket_id, str) or not is_ticket_id(ticket_id):
+            await ack(response_action="errors", errors={"title": NOT_AN_AGENT})
+            return
+        article = saved_article(values if isinstance(values, dict) else {}, ticket_id, agent.id, datetime.now(UTC))
+        if isinstance(article, dict):
+            await ack(response_action="errors", errors=article)
+            return
+        held = await self.articles.get(article.slug)
+        if held is not None and held.source == "folder":
+            await ack(
+                response_action="errors", errors={"title": "The knowledge base folder has an article of this title."}
+            )
+            return
+        record = Outgoing.event(self.articles_topic, article.slug, article)
+        await self.intake.publisher.publish(record, timeout=PUBLISH_TIMEOUT_SECONDS)
+        await self.articles.apply([article])
+        logger.info(
+            "article saved from Slack", extra={"slug": article.slug, "ticket_id": ticket_id, "agent_id": agent.id}
+        )
         await ack()
 
     async def _on_call_logged(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:

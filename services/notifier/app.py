@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from services.knowledge.deflection import help_centre_links
 from services.notifier.customers import ChatTransport, EmailTransport, TelegramTransport
 from services.notifier.deliveries import DeliveryScheduler
 from services.notifier.email_out import EmailSender
@@ -75,7 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         retry_deadline=settings.retry_deadline_seconds,
     )
     process.consume(
-        SUBSCRIPTION.group_id, SUBSCRIPTION.consumes, NotifierHandler(config, ledger, scheduler, process.topics)
+        SUBSCRIPTION.group_id,
+        SUBSCRIPTION.consumes,
+        NotifierHandler(config, ledger, scheduler, process.topics, links=help_centre_links(settings)),
     )
 
     @asynccontextmanager

@@ -13,6 +13,7 @@ redelivered event plans the very same deliveries and none is sent twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from services.notifier import csat_asks
@@ -48,6 +49,7 @@ from shared.events import (
     TicketCreated,
     TicketEvent,
     TicketQueued,
+    TicketSuggestions,
 )
 from shared.identities import normalise_email
 from shared.whatsapp_window import in_window, window_closed_text
@@ -118,6 +120,10 @@ class NotifierView:
     tickets: dict[str, TicketContext] = field(default_factory=dict)
     # Email addresses that bounced.
     undeliverable: set[str] = field(default_factory=set)
+    # The public help centre's links (services/knowledge): an article's URL by slug, a ticket's signed
+    # "this solved it" URL (None: suggested articles are not sent to customers).
+    article_url: Callable[[str], str] | None = None
+    deflection_url: Callable[[str], str] | None = None
 
 
 def team_of(team_id: str | None, config: DeskConfig) -> Team:
@@ -175,6 +181,8 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
             mention = slack_user(team.lead, config) or slack_user(event.assignee_id, config)
             text = csat_asks.low_score_text(event.ticket_id, event.score, event.comment, mention)
             return [_thread_post(event, "low-score", "csat", event.team, text, config)]
+        case TicketSuggestions(deflect_route=route) if route is not None:
+            return _suggested_articles(event, route, view)
         case MessageStatusReported(status="failed", purpose="reply" | "csat"):
             # The customer's channel took the message and then could not deliver it: the agent must know.
             why = f": {event.error}" if event.error else ""
@@ -368,6 +376,37 @@ def _csat_request(changed: StatusChanged, route: ReplyRoute, view: NotifierView)
             route=route,
             subject=reply_subject(changed.ticket_id, route.subject),
             csat=CsatSubject(changed.ticket_id, changed.resolution),
+        )
+    ]
+
+
+def _suggested_articles(event: TicketSuggestions, route: ReplyRoute, view: NotifierView) -> list[Delivery]:
+    """The suggested articles on the customer's channel, after the acknowledgement, with a "this solved it" link
+    (knowledge_base.deflect_channels)."""
+    if view.article_url is None or view.deflection_url is None:
+        return []
+    if route.channel == "email" and (
+        is_no_reply_address(route.address) or normalise_email(route.address) in view.undeliverable
+    ):
+        return []
+    articles = "\n".join(f"- {article.title}: {view.article_url(article.slug)}" for article in event.articles)
+    text = (
+        f"While you wait for an agent: these articles may answer your question.\n{articles}\n\n"
+        f"If one of them solved it, tell us here and we close ticket {event.ticket_id}: "
+        f"{view.deflection_url(event.ticket_id)}"
+    )
+    return [
+        Delivery(
+            key=f"{event.event_id}:suggestions",
+            ticket_id=event.ticket_id,
+            purpose="suggestions",
+            target=f"{route.channel}:{route.address}",
+            text=text,
+            correlation_id=event.correlation_id,
+            thread_ts=route.reply_to_id if route.channel == "slack" else None,
+            route=route,
+            subject=reply_subject(event.ticket_id, route.subject),
+            automatic=True,
         )
     ]
 
