@@ -271,6 +271,7 @@ class Acknowledgements(_Strict):
     # on every channel, with {ticket_id} the ticket it joined.
     merged: str = "Thanks! We added your message to your request {ticket_id}; an agent will answer there."
     slack: str = "Thanks! This is ticket {ticket_id}; we will answer in this thread."
+    whatsapp: str = "Thanks! Your request is ticket {ticket_id}. We will answer right here."
     # At most this many acknowledgements per contact address per hour: a loop breaker.
     per_hour: int = Field(default=3, ge=0)
 
@@ -295,6 +296,22 @@ class KnowledgeBase(_Strict):
     # Channels whose acknowledgement is followed by the suggested articles and a "this solved it" link (the
     # ticket's channel or the one it is answered on: "form" and "email" both name a form's tickets).
     deflect_channels: list[Literal["form", "email", "chat", "telegram", "slack"]] = []
+
+
+class WhatsAppTemplate(_Strict):
+    """A message template approved in WhatsApp Manager: the only message WhatsApp delivers outside the
+    24-hour customer-service window (https://developers.facebook.com/docs/whatsapp/pricing#conversations)."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]{1,512}$")
+    # The template's language code as WhatsApp Manager lists it: "en_US", "es", "pt_BR".
+    language: str = Field(pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$")
+
+
+class WhatsApp(_Strict):
+    """The WhatsApp channel's desk settings (its credentials are environment variables, README "WhatsApp")."""
+
+    # The template agents are told to use for a reply held outside the customer-service window.
+    template: WhatsAppTemplate | None = None
 
 
 class Assignment(_Strict):
@@ -327,6 +344,7 @@ class DeskConfig(_Strict):
     # Business calendars (SPEC §2), referred to by ID; `24x7` is built in.
     calendars: list[CalendarConfig] = []
     acknowledgements: Acknowledgements = Acknowledgements()
+    whatsapp: WhatsApp = WhatsApp()
     assignment: Assignment = Assignment()
     duplicates: Duplicates = Duplicates()
     knowledge_base: KnowledgeBase = KnowledgeBase()

@@ -18,7 +18,8 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from shared.ids import AGENT_ID_PATTERN, TICKET_ID_PATTERN
 
 TicketId = Annotated[str, Field(pattern=TICKET_ID_PATTERN)]
-Channel = Literal["form", "email", "chat", "telegram", "slack", "wecom"]
+# "phone": a call an agent logged (services/intake/phone_calls.py); "whatsapp": the WhatsApp Cloud API.
+Channel = Literal["form", "email", "chat", "telegram", "slack", "wecom", "whatsapp", "phone"]
 # What an inbound message is: only "message" and "edit" come from a person; the rest are machine mail.
 MessageKind = Literal["message", "edit", "auto_reply", "bounce", "complaint"]
 # What a quarantined message is: machine mail, or our own mail come back ("loop").
@@ -92,6 +93,9 @@ class ReplyRoute(_Model):
     # Email only: the thread's Message-IDs for References, and the subject replies continue.
     references: list[str] = []
     subject: str | None = None
+    # WhatsApp only: when the customer last wrote, which opens the 24-hour customer-service window
+    # (shared/whatsapp_window.py); None when they never wrote there (a logged call's phone number).
+    customer_wrote_at: AwareDatetime | None = None
 
 
 class InboundMessage(Envelope):
@@ -650,7 +654,7 @@ class NotificationSent(Envelope):
     # The delivery's idempotency key: "<event ID of the cause>:<purpose>".
     key: str
     purpose: NotificationPurpose
-    # "slack:<channel>", "email:<address>", "telegram:<chat ID>", "chat:<ticket ID>".
+    # "slack:<channel>", "email:<address>", "telegram:<chat ID>", "chat:<ticket ID>", "whatsapp:<E.164 digits>".
     target: str
     # Slack ts, email Message-ID, Telegram message_id; None where the channel has none.
     external_id: str | None = None
@@ -658,6 +662,28 @@ class NotificationSent(Envelope):
     conversations: list[str] = []
     # Sent as part of one digest message after Slack held the channel back (HTTP 429).
     digest: bool = False
+
+
+# What WhatsApp says of a message we sent (the Cloud API's `statuses` webhook): in order of progress, or failed.
+DeliveryStatus = Literal["sent", "delivered", "read", "failed"]
+
+
+class MessageStatusReported(Envelope):
+    """The customer's channel reported what became of a message we sent them (WhatsApp: sent, delivered,
+    read, failed), recorded on the ticket's audit trail. Published by intake, on the tickets topic."""
+
+    type: Literal["message.status_reported"] = "message.status_reported"
+    channel: Channel
+    # The channel's ID of our message (WhatsApp's wamid) and what was sent: the ticket message's ID for a
+    # reply, else None (an acknowledgement); the delivery's purpose.
+    external_id: str = Field(min_length=1, max_length=400)
+    message_id: UUID | None = None
+    purpose: NotificationPurpose | None = None
+    status: DeliveryStatus
+    # When the channel says it happened.
+    status_at: AwareDatetime
+    # For "failed": the channel's error, e.g. "131047 Re-engagement message".
+    error: str | None = Field(default=None, max_length=1000)
 
 
 # "email:ana@example.com", "phone:+34600123456", "telegram:42", "slack:U0CUST" (see shared.identities).
@@ -808,7 +834,8 @@ TicketEvent = Annotated[
     | CsatRated
     | NotificationSent
     | MergeSuggested
-    | TicketSuggestions,
+    | TicketSuggestions
+    | MessageStatusReported,
     Field(discriminator="type"),
 ]
 ticket_event_adapter: TypeAdapter[TicketEvent] = TypeAdapter(TicketEvent)

@@ -28,6 +28,7 @@ from shared.events import (
     IdentityLinked,
     MergeSuggested,
     MessageAdded,
+    MessageStatusReported,
     NotificationSent,
     PriorityChanged,
     ReplyRoute,
@@ -354,8 +355,8 @@ def projection(event: TicketEvent | ContactEvent) -> list[Any] | None:
     if listing:
         ops.append(["LIST", key, ticket_id])
     if (entry := history_entry(event)) is not None:
-        # A refused command is only recorded on a ticket that exists (its history list does, then).
-        push = "RPUSHX" if isinstance(event, CommandRejected) else "RPUSH"
+        # A refused command (or a delivery status) is only recorded on a ticket that exists (its history list does).
+        push = "RPUSHX" if isinstance(event, CommandRejected | MessageStatusReported) else "RPUSH"
         ops.append([push, ticket_history_key(ticket_id), orjson.dumps(entry).decode()])
     if isinstance(event, TicketCreated):
         contact = event.contact
@@ -441,6 +442,11 @@ def history_entry(event: TicketEvent) -> dict[str, Any] | None:
             actor, changes = "system", {"metric": event.metric, "level": event.level, "trigger": event.trigger}
         case SlaWarning() | SlaBreached() | SlaMet():
             actor, changes = "system", {"metric": event.metric}
+        case MessageStatusReported():
+            # What the customer's channel says of a message we sent (its message_id: the agent reply's).
+            actor, changes = "system", {"channel": event.channel, "status": event.status, "error": event.error}
+            changes |= {"message_id": str(event.message_id) if event.message_id else None, "purpose": event.purpose}
+            changes["external_id"] = event.external_id
         case _:
             return None
     entry = {"type": event.type, "at": event.occurred_at.isoformat(), "actor": actor, **changes}

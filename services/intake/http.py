@@ -27,6 +27,8 @@ from services.intake.slack_events import slack_routes
 from services.intake.telegram import WEBHOOK_PATH as TELEGRAM_WEBHOOK_PATH
 from services.intake.telegram import telegram_routes
 from services.intake.wecom import wecom_routes
+from services.intake.whatsapp import WEBHOOK_PATH as WHATSAPP_WEBHOOK_PATH
+from services.intake.whatsapp import whatsapp_routes
 from services.knowledge.help_centre import help_centre_routes
 from services.knowledge.importer import ArticleImporter
 from services.knowledge.store import ArticleStore
@@ -48,12 +50,13 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_MULTIPART_BODY_BYTES = 25 * 1024 * 1024
 # Telegram sends far smaller updates (text is at most 4096 characters), but an oversize one is
 # still kept (its text as an attachment) rather than refused for Telegram to redeliver forever.
+# WhatsApp webhooks (a few messages, media by reference) get the same room.
 MAX_TELEGRAM_BODY_BYTES = 10 * 1024 * 1024
 
 
 def body_limit(scope: Scope) -> int:
     """The body limit of a request, in bytes: every endpoint that reads a body is bounded."""
-    if scope["path"] == TELEGRAM_WEBHOOK_PATH:
+    if scope["path"] in (TELEGRAM_WEBHOOK_PATH, WHATSAPP_WEBHOOK_PATH):
         return MAX_TELEGRAM_BODY_BYTES
     media_type = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
     if scope["path"].startswith("/v1/forms/") and media_type == "multipart/form-data":
@@ -97,6 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(help_centre_routes(intake))
     if (telegram := telegram_routes(intake, settings)) is not None:
         app.include_router(telegram)
+    if (whatsapp := whatsapp_routes(intake, settings)) is not None:
+        app.include_router(whatsapp)
     if (slack := slack_routes(intake, settings)) is not None:
         app.include_router(slack)
     if (wecom := wecom_routes(intake, settings)) is not None:

@@ -25,6 +25,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from services.intake.core import PUBLISH_TIMEOUT_SECONDS, Intake
+from services.intake.phone_calls import CALL_MODAL, CallInvalid, call_modal, log_call, logged_view, submitted_call
 from services.intake.slack_agents import (
     CONTACT_BUTTONS,
     CSAT_BUTTON,
@@ -222,6 +223,9 @@ class SlackAgents:
         if isinstance(view, dict) and view.get("callback_id") == ARTICLE_MODAL:
             await self._on_article_submission(ack, body, view)
             return
+        if isinstance(view, dict) and view.get("callback_id") == CALL_MODAL:
+            await self._on_call_logged(ack, body, view)
+            return
         try:
             submission = submission_of(body)
         except Refused as refusal:
@@ -271,6 +275,25 @@ class SlackAgents:
         )
         await ack()
 
+    async def _on_call_logged(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """A submitted `/sb call` modal: the call becomes a ticket (the same view submitted again, the same
+        ticket), and the modal shows its number."""
+        user = body.get("user") if isinstance(body.get("user"), dict) else {}
+        agent = self.config.agent_by_slack_user(str(user.get("id", "")))
+        state = view.get("state") if isinstance(view.get("state"), dict) else {}
+        values = state.get("values") if isinstance(state.get("values"), dict) else {}
+        if agent is None:
+            await ack(response_action="errors", errors={"summary": NOT_AN_AGENT})
+            return
+        try:
+            call = submitted_call(values, agent.id, datetime.now(UTC))
+        except CallInvalid as invalid:
+            await ack(response_action="errors", errors=invalid.errors)
+            return
+        ticket_id = await log_call(self.intake, call, f"slack-view:{view.get('id')}")
+        logger.info("phone call logged", extra={"ticket_id": ticket_id, "agent_id": agent.id})
+        await ack(response_action="update", view=logged_view(ticket_id))
+
     # --- Thread replies in team channels -----------------------------------------------------------
 
     def handles_channel(self, channel: object) -> bool:
@@ -296,12 +319,19 @@ class SlackAgents:
 
     # --- The /sb slash command ---------------------------------------------------------------------
 
-    async def on_slash_command(self, ack: AsyncAck, command: dict[str, Any], request: AsyncBoltRequest) -> None:
+    async def on_slash_command(
+        self, ack: AsyncAck, command: dict[str, Any], request: AsyncBoltRequest, client: AsyncWebClient
+    ) -> None:
         agent = self.config.agent_by_slack_user(str(command.get("user_id", "")))
         if agent is None:
             await ack(text=NOT_AN_AGENT, response_type="ephemeral")
             return
-        answer = await self._answer(parse(str(command.get("text", ""))), agent, command, request)
+        slash = parse(str(command.get("text", "")))
+        if slash.subcommand == "call":
+            problem = await self._open_call_modal(command, client)
+            await (ack() if problem is None else ack(text=problem, response_type="ephemeral"))
+            return
+        answer = await self._answer(slash, agent, command, request)
         await ack(text=answer, response_type="ephemeral")
 
     async def _answer(
@@ -341,6 +371,18 @@ class SlackAgents:
                 return await self._contact_command(slash, agent, command)
             case _:
                 return help_answer(slash)
+
+    async def _open_call_modal(self, command: dict[str, Any], client: AsyncWebClient) -> str | None:
+        """Opens the call modal for `/sb call`; None when it opened, else what to tell the agent."""
+        trigger_id = command.get("trigger_id")
+        if not isinstance(trigger_id, str) or not trigger_id:
+            return "Slack sent no trigger, so no form can open; try `/sb call` again."
+        try:
+            await client.views_open(trigger_id=trigger_id, view=call_modal())
+        except _SLACK_FAILURES as error:
+            logger.warning("views.open failed", extra={"error": repr(error)})
+            return "Slack did not open the form in time; try `/sb call` again."
+        return None
 
     async def _contact_command(self, slash: SlashRequest, agent: Agent, command: dict[str, Any]) -> str:
         """Publishes `/sb merge` or `/sb unmerge` once the read model says the router would apply it."""

@@ -21,6 +21,7 @@ from services.notifier.slack import SlackTransport
 from services.notifier.telegram import TelegramSender
 from services.notifier.ticket_cards import TicketCards
 from services.notifier.wecom import WecomTransport
+from services.notifier.whatsapp import WhatsAppTransport, whatsapp_sender
 from shared.csat import CsatSubject, CsatTokens, csat_secret, csat_url
 from shared.process import ServiceProcess
 from shared.settings import Settings
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def csat_link(subject: CsatSubject) -> str:
         return csat_url(settings, tokens, subject)
 
+    whatsapp = WhatsAppTransport(whatsapp_sender(settings), csat_link)
     wecom = WecomTransport(settings, redis, csat_link)
     ledger = Ledger(redis, intent_lease_seconds=settings.delivery_intent_lease_seconds)
     scheduler = DeliveryScheduler(
@@ -66,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "email": EmailTransport(_email_sender(settings, support_addresses), redis, csat_link),
             "telegram": TelegramTransport(telegram),
             "chat": ChatTransport(redis),
+            "whatsapp": whatsapp,
             "wecom": wecom,
         },
         ledger,
@@ -88,5 +91,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await wecom.aclose()
             if telegram is not None:
                 await telegram.aclose()
+            await whatsapp.aclose()
 
     return process.app(while_running=deliveries)

@@ -38,6 +38,7 @@ from shared.events import (
     DuplicateSuggested,
     MergeSuggested,
     MessageAdded,
+    MessageStatusReported,
     NotificationPurpose,
     ReplyRoute,
     SlaBreached,
@@ -51,6 +52,7 @@ from shared.events import (
     TicketSuggestions,
 )
 from shared.identities import normalise_email
+from shared.whatsapp_window import in_window, window_closed_text
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,11 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
             return [_thread_post(event, "low-score", "csat", event.team, text, config)]
         case TicketSuggestions(deflect_route=route) if route is not None:
             return _suggested_articles(event, route, view)
+        case MessageStatusReported(status="failed", purpose="reply" | "csat"):
+            # The customer's channel took the message and then could not deliver it: the agent must know.
+            why = f": {event.error}" if event.error else ""
+            text = f":warning: {undelivered_text(f'{event.channel} could not deliver it{why}')}"
+            return [_thread_post(event, "status-failed", "mirror", ticket.team, text, config)]
         case MergeSuggested():
             post = _thread_post(event, "merge", "merge_suggestion", ticket.team, suggestion_text(event), config)
             return [replace(post, contacts=(event.contact_id, event.other_contact_id))]
@@ -196,6 +203,9 @@ def _acknowledgement(created: TicketCreated, view: NotifierView, config: DeskCon
         is_no_reply_address(route.address) or normalise_email(route.address) in view.undeliverable
     ):
         return []
+    if route.channel == "whatsapp" and not in_window(route.customer_wrote_at, created.occurred_at):
+        # Only a paid template could reach the customer now: an acknowledgement is not worth one.
+        return []
     templates = config.acknowledgements
     fields = {
         # A duplicate merged at birth: the customer is told the ticket their message joined.
@@ -207,6 +217,7 @@ def _acknowledgement(created: TicketCreated, view: NotifierView, config: DeskCon
         "email": templates.email_body,
         "telegram": templates.telegram,
         "slack": templates.slack,
+        "whatsapp": templates.whatsapp,
         "wecom": templates.wecom,
     }.get(route.channel, templates.telegram)
     if created.merged_into:
@@ -273,7 +284,7 @@ def _agent_message(
     deliveries: list[Delivery] = []
     failure = None
     if not event.internal:
-        reply = _reply(event, view)
+        reply = _reply(event, view, config)
         if isinstance(reply, Delivery):
             deliveries.append(reply)
         else:
@@ -321,13 +332,17 @@ def reply_outcome(
     return [_thread_post(event, "undelivered", "mirror", ticket.team, f":warning: {undelivered_text(failure)}", config)]
 
 
-def _reply(reply: MessageAdded, view: NotifierView) -> Delivery | str:
-    """The reply on the customer's channel, or why there is none."""
+def _reply(reply: MessageAdded, view: NotifierView, config: DeskConfig) -> Delivery | str:
+    """The reply on the customer's channel, or why there is none (a WhatsApp reply outside the
+    customer-service window is held: shared/whatsapp_window.py)."""
     route = reply.reply_route
     if route is None:
         return "the ticket has no channel to answer the customer on"
     if route.channel == "email" and normalise_email(route.address) in view.undeliverable:
         return f"mail to {route.address} bounced; nothing more is sent to that address"
+    if route.channel == "whatsapp" and not in_window(route.customer_wrote_at, reply.occurred_at):
+        template = config.whatsapp.template
+        return window_closed_text(route.customer_wrote_at, (template.name, template.language) if template else None)
     return Delivery(
         key=str(reply.event_id),
         ticket_id=reply.ticket_id,
@@ -346,6 +361,8 @@ def _reply(reply: MessageAdded, view: NotifierView) -> Delivery | str:
 def _csat_request(changed: StatusChanged, route: ReplyRoute, view: NotifierView) -> list[Delivery]:
     """Once per resolution (the key is the solving change's), on the customer's own channel."""
     if route.channel == "email" and normalise_email(route.address) in view.undeliverable:
+        return []
+    if route.channel == "whatsapp" and not in_window(route.customer_wrote_at, changed.occurred_at):
         return []
     return [
         Delivery(
