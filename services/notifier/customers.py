@@ -52,7 +52,10 @@ class EmailTransport(_NoDigests):
         if delivery.csat is not None:
             if self.csat_link is None:
                 return None
-            body = csat_asks.email_body(delivery.ticket_id, self.csat_link(delivery.csat))
+            link = self.csat_link(delivery.csat)
+            body = csat_asks.email_body(
+                delivery.ticket_id, link, delivery.language, delivery.timezone, datetime.now(UTC)
+            )
         message = build_email(
             ticket_id=delivery.ticket_id,
             sender=self.sender.mail_from,

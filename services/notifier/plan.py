@@ -29,6 +29,7 @@ from services.notifier.slack_text import (
     sla_text,
     undelivered_text,
 )
+from shared import i18n
 from shared.config import DeskConfig, Team
 from shared.csat import CsatSubject
 from shared.events import (
@@ -84,6 +85,10 @@ class Delivery:
     csat: CsatSubject | None = None
     # A merge suggestion: the ticket's contact and the other one (its buttons name both).
     contacts: tuple[str, str] | None = None
+    # Customer channels: the customer's language (a catalogue's locale) and IANA time zone, for what the
+    # transport writes itself (the rating request's email).
+    language: str | None = None
+    timezone: str | None = None
 
     @property
     def channel(self) -> str:
@@ -107,6 +112,9 @@ class TicketContext:
     team: str | None = None
     opened_by: str | None = None
     assignee_slack_user_id: str | None = None
+    # The customer's language (None: the desk's default) and IANA time zone, as the ticket records them.
+    customer_language: str | None = None
+    customer_timezone: str | None = None
     # The team channels holding a card of the ticket ("slack:C0SUPPORT"), as the notifier's ledger knows them.
     cards: tuple[str, ...] = ()
 
@@ -167,7 +175,7 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
         case CommandRejected(origin=origin) if origin is not None:
             return [_ephemeral(f"{event.event_id}:rejection", event, origin.user_id, origin.channel_id, event.reason)]
         case StatusChanged(csat_route=route) if route is not None:
-            return _csat_request(event, route, view)
+            return _csat_request(event, route, view, ticket, config)
         case CsatRated() if event.score <= csat_asks.LOW_SCORE:
             team = team_of(event.team, config)
             mention = slack_user(team.lead, config) or slack_user(event.assignee_id, config)
@@ -188,32 +196,46 @@ def _acknowledgement(created: TicketCreated, view: NotifierView, config: DeskCon
         is_no_reply_address(route.address) or normalise_email(route.address) in view.undeliverable
     ):
         return []
-    templates = config.acknowledgements
-    fields = {
-        # A duplicate merged at birth: the customer is told the ticket their message joined.
-        "ticket_id": created.merged_into or created.ticket_id,
-        "name": created.contact.name or "there",
-        "subject": created.subject or "your request",
-    }
-    text = {"email": templates.email_body, "telegram": templates.telegram, "slack": templates.slack}.get(
-        route.channel, templates.telegram
-    )
-    if created.merged_into:
-        text = templates.merged
+    locale = created.customer_language or config.desk_locale
+    text, subject = acknowledgement_texts(created, route.channel, locale, config)
     return [
         Delivery(
             key=f"{created.event_id}:ack",
             ticket_id=created.ticket_id,
             purpose="acknowledgement",
             target=f"{route.channel}:{route.address}",
-            text=text.format(**fields),
+            text=text,
             correlation_id=created.correlation_id,
             thread_ts=route.reply_to_id if route.channel == "slack" else None,
             route=route,
-            subject=templates.email_subject.format(**fields),
+            subject=subject,
             automatic=True,
+            language=locale,
+            timezone=created.customer_timezone,
         )
     ]
+
+
+def acknowledgement_texts(created: TicketCreated, channel: str, locale: str, config: DeskConfig) -> tuple[str, str]:
+    """The acknowledgement's text and email subject in `locale`: the config's template for that language
+    (`acknowledgements.languages`, the top-level ones for the desk's default language), else the catalogue's."""
+    texts = i18n.texts(locale)
+    templates = config.acknowledgements
+
+    def template(key: str) -> str:
+        return templates.template(key, texts.locale, config.desk_locale) or texts(f"ack.{key}")
+
+    fields = {
+        # A duplicate merged at birth: the customer is told the ticket their message joined.
+        "ticket_id": created.merged_into or created.ticket_id,
+        "name": created.contact.name or texts("ack.name_unknown"),
+        "subject": created.subject or texts("ack.subject_unknown"),
+    }
+    # Channels without a template of their own (Telegram-like chats) get Telegram's.
+    key = {"email": "email_body", "slack": "slack"}.get(channel, "telegram")
+    if created.merged_into:
+        key = "merged"
+    return template(key).format(**fields), template("email_subject").format(**fields)
 
 
 def _announcement(assigned: TicketAssigned, config: DeskConfig) -> list[Delivery]:
@@ -332,8 +354,11 @@ def _reply(reply: MessageAdded, view: NotifierView) -> Delivery | str:
     )
 
 
-def _csat_request(changed: StatusChanged, route: ReplyRoute, view: NotifierView) -> list[Delivery]:
-    """Once per resolution (the key is the solving change's), on the customer's own channel."""
+def _csat_request(
+    changed: StatusChanged, route: ReplyRoute, view: NotifierView, ticket: TicketContext, config: DeskConfig
+) -> list[Delivery]:
+    """Once per resolution (the key is the solving change's), on the customer's own channel, in their language."""
+    locale = ticket.customer_language or config.desk_locale
     if route.channel == "email" and normalise_email(route.address) in view.undeliverable:
         return []
     return [
@@ -342,12 +367,14 @@ def _csat_request(changed: StatusChanged, route: ReplyRoute, view: NotifierView)
             ticket_id=changed.ticket_id,
             purpose="csat",
             target=f"{route.channel}:{route.address}",
-            text=csat_asks.request_text(changed.ticket_id),
+            text=csat_asks.request_text(changed.ticket_id, locale),
             correlation_id=changed.correlation_id,
             thread_ts=route.reply_to_id if route.channel == "slack" else None,
             route=route,
             subject=reply_subject(changed.ticket_id, route.subject),
             csat=CsatSubject(changed.ticket_id, changed.resolution),
+            language=locale,
+            timezone=ticket.customer_timezone,
         )
     ]
 

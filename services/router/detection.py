@@ -72,13 +72,21 @@ def _language(message: InboundMessage, languages: list[str]) -> tuple[str, Liter
         return hint, "hint"
     if len(languages) == 1:
         return languages[0], "default"
+    identified = identify(message, languages)
+    return (identified, "detection") if identified else (languages[0], "default")
+
+
+def identify(message: InboundMessage, languages: list[str]) -> str | None:
+    """Which of `languages` (ISO 639-1) the message's subject and text are written in, by py3langid on the
+    first SAMPLE_CHARS characters; None when there are no letters to go by or the model knows fewer than two
+    of `languages`."""
     sample = f"{message.subject or ''}\n{message.text[:SAMPLE_CHARS]}"
     if not any(char.isalpha() for char in sample):
-        return languages[0], "default"
+        return None
     identifier = _identifier(tuple(languages))
     if identifier is None:
-        return languages[0], "default"
-    return identifier.classify(sample)[0], "detection"
+        return None
+    return identifier.classify(sample)[0]
 
 
 def primary_language(tag: str | None) -> str | None:
