@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from babel.core import Locale, UnknownLocaleError, get_global
 from babel.dates import format_datetime as babel_format_datetime
 from babel.messages.catalog import Catalog
+from babel.numbers import format_decimal
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
@@ -89,12 +90,22 @@ class Texts:
 
     def __call__(self, key: str, /, **fields: object) -> str:
         text = _translations(self.locale).gettext(key)
-        return text.format(**fields) if fields else text
+        return text.format(**self._numbers(fields)) if fields else text
 
     def plural(self, key: str, count: int, /, **fields: object) -> str:
         """The form of a plural message for `count` (also filled in as `{count}`)."""
         plural_id = _plural_ids().get(key, key)
-        return _translations(self.locale).ngettext(key, plural_id, count).format(count=count, **fields)
+        text = _translations(self.locale).ngettext(key, plural_id, count)
+        return text.format(**self._numbers({"count": count, **fields}))
+
+    def _numbers(self, fields: dict[str, object]) -> dict[str, object]:
+        """Whole numbers written as the language writes them ("2,000")."""
+        return {
+            name: format_decimal(value, locale=_folder(self.locale))
+            if isinstance(value, int) and not isinstance(value, bool)
+            else value
+            for name, value in fields.items()
+        }
 
     def plural_forms(self, key: str) -> dict[str, str]:
         """A plural message's unfilled form per CLDR plural category ("one", "other"), for the browser's
@@ -107,21 +118,19 @@ class Texts:
                 forms[category] = _translations(self.locale).ngettext(key, _plural_ids().get(key, key), number)
         return forms
 
-    def catalogue(self) -> dict[str, object]:
-        """Every message of the locale (the reference's IDs): text, or a plural's forms by category."""
-        return {
-            key: self.plural_forms(key) if key in _plural_ids() else self(key)
-            for key in (message.id[0] if isinstance(message.id, tuple) else message.id for message in _messages())
-        }
-
     @property
     def name(self) -> str:
         """The language's own name for itself ("English", "中文 (简体)")."""
         return Locale.parse(_folder(self.locale)).get_display_name() or self.locale
 
 
-def _messages() -> Iterable[object]:
-    return (message for message in catalogue(REFERENCE) if message.id)
+@functools.cache
+def messages(locale: str) -> dict[str, str | dict[str, str]]:
+    """Every message of `locale` (the reference's IDs, unfilled): its text, or a plural's forms by CLDR
+    category (`Texts.plural_forms`); for the browser."""
+    texts = Texts(locale)
+    ids = [message.id[0] if isinstance(message.id, tuple) else message.id for message in catalogue(REFERENCE)]
+    return {key: texts.plural_forms(key) if key in _plural_ids() else texts(key) for key in ids if key}
 
 
 @functools.cache
@@ -174,6 +183,14 @@ def accepted(header: str | None) -> list[str]:
         if tag and tag != "*" and quality > 0:
             weighted.append((-quality, index, tag))
     return [tag for _, _, tag in sorted(weighted)]
+
+
+def hint(header: str | None) -> str | None:
+    """A browser's language hint from its `Accept-Language`: the best tag that has a catalogue, else its first
+    tag (detection's hint may still use it), else None; at most 64 characters."""
+    tags = accepted(header)
+    best = next((tag for tag in tags if negotiate(tag)), tags[0] if tags else None)
+    return best[:64] if best else None
 
 
 def negotiate(header: str | None, locales: Iterable[str] | None = None) -> str | None:

@@ -63,7 +63,7 @@ def test_each_catalogue_has_its_languages_plural_forms(locale):
 def test_plurals_follow_the_language():
     english, chinese = i18n.texts("en"), i18n.texts("zh-Hans")
     assert english.plural("form.counter", 1, used=0) == "0 / 1 character"
-    assert english.plural("form.counter", 4000, used=12) == "12 / 4000 characters"
+    assert english.plural("form.counter", 4000, used=12) == "12 / 4,000 characters"
     assert chinese.plural("form.counter", 1, used=0) == "0 / 1 个字符"
     assert english.plural_forms("form.counter") == {
         "one": "{used} / {count} character",
