@@ -153,12 +153,15 @@ function firstInvalid(inputs) {
   return first;
 }
 
-/** Once a field was flagged, its message follows the typing, so the customer sees when it is fixed. */
+/** Once a field was flagged, its message follows the typing (and the language switch), so the customer
+ * sees when it is fixed. */
 function revalidateWhileTyping(inputs) {
   for (const input of inputs) {
-    input.addEventListener("input", () => {
+    const revalidate = () => {
       if (input.hasAttribute("aria-invalid")) showFieldError(input, fieldProblem(input));
-    });
+    };
+    input.addEventListener("input", revalidate);
+    languageRefreshers.push(revalidate);
   }
 }
 
