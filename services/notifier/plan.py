@@ -126,6 +126,11 @@ class NotifierView:
     undeliverable: set[str] = field(default_factory=set)
 
 
+def team_texts(team_id: str | None, config: DeskConfig) -> i18n.Texts:
+    """The texts of the ticket's team's language (`teams[].language`, else the desk's)."""
+    return i18n.texts(config.team_locale(team_of(team_id, config)))
+
+
 def team_of(team_id: str | None, config: DeskConfig) -> Team:
     """The ticket's team; one since removed from the config falls back to the default team."""
     team = next((team for team in config.teams if team.id == team_id), None)
@@ -147,15 +152,16 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
             return _agent_message(event, view, config, ticket)
         case MessageAdded() if event.correlation_id != ticket.opened_by:
             # The opening message is quoted in the announcement; later ones go to the thread.
-            return [_mirror(event, customer_message_text(event), config, ticket)]
+            return [_mirror(event, customer_message_text(event, team_texts(ticket.team, config)), config, ticket)]
         case SlaWarning() | SlaBreached():
             team = team_of(ticket.team, config)
             lead = slack_user(team.lead, config)
             mention = lead if isinstance(event, SlaBreached) and lead else ticket.assignee_slack_user_id
-            return [_thread_post(event, "sla", "sla", team.id, sla_text(event, mention), config)]
+            text = sla_text(event, mention, team_texts(team.id, config))
+            return [_thread_post(event, "sla", "sla", team.id, text, config)]
         case SlaEscalated():
-            text = escalation_text(event)
             team = team_of(ticket.team, config)
+            text = escalation_text(event, team_texts(team.id, config))
             posts = [_thread_post(event, "sla", "sla", team.id, text, config)]
             return posts + [
                 Delivery(
@@ -170,7 +176,8 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
                 if channel != team.slack_channel
             ]
         case DuplicateSuggested():
-            text = duplicate_text(event.duplicate_ticket_id, event.ticket_id, event.score)
+            texts = team_texts(ticket.team, config)
+            text = duplicate_text(event.duplicate_ticket_id, event.ticket_id, event.score, texts)
             return [_thread_post(event, "duplicate", "mirror", ticket.team or "", text, config)]
         case CommandRejected(origin=origin) if origin is not None:
             return [_ephemeral(f"{event.event_id}:rejection", event, origin.user_id, origin.channel_id, event.reason)]
@@ -247,7 +254,7 @@ def _announcement(assigned: TicketAssigned, config: DeskConfig) -> list[Delivery
         key=f"{assigned.event_id}:channel",
         purpose="announcement",
         target=f"slack:{team.slack_channel}",
-        text=assignment_text(assigned, assigned.excerpt),
+        text=assignment_text(assigned, assigned.excerpt, team_texts(team.id, config)),
         **common,
     )
     return [
@@ -256,7 +263,7 @@ def _announcement(assigned: TicketAssigned, config: DeskConfig) -> list[Delivery
             key=f"{assigned.event_id}:dm",
             purpose="assignment_dm",
             target=f"slack:{assigned.slack_user_id}",
-            text=assignment_dm_text(assigned),
+            text=assignment_dm_text(assigned, team_texts(team.id, config)),
             **common,
         ),
     ]
@@ -271,7 +278,7 @@ def _queued_card(queued: TicketQueued, config: DeskConfig) -> Delivery:
         ticket_id=queued.ticket_id,
         purpose="announcement",
         target=f"slack:{team.slack_channel}",
-        text=queued_text(queued.ticket_id, team.name),
+        text=queued_text(queued.ticket_id, team.name, team_texts(team.id, config)),
         correlation_id=queued.correlation_id,
     )
 
@@ -293,9 +300,10 @@ def _agent_message(
         if failure is not None:
             deliveries += reply_outcome(event, failure, config, ticket)
         return deliveries
-    text = agent_message_text(event, _agent_name(event.agent_id, config))
+    texts = team_texts(ticket.team, config)
+    text = agent_message_text(event, _agent_name(event.agent_id, config), texts)
     if failure is not None:
-        text += f"\n:warning: {undelivered_text(failure)}"
+        text += f"\n:warning: {undelivered_text(failure, texts)}"
     deliveries.append(_mirror(event, text, config, ticket))
     return deliveries
 
@@ -311,6 +319,7 @@ def reply_outcome(
     and an ephemeral message saying why not; a reply from elsewhere (the CLI) that failed gets a
     warning in the ticket's thread. `failure`: None when delivered, else why not."""
     origin = event.origin
+    texts = team_texts(ticket.team, config)
     if origin is not None and origin.message_ts and origin.channel_id:
         common = {
             "ticket_id": event.ticket_id,
@@ -325,11 +334,14 @@ def reply_outcome(
             ]
         return [
             Delivery(key=f"{event.event_id}:undelivered", text=failure, reaction="warning", **common),
-            _ephemeral(f"{event.event_id}:why", event, origin.user_id, origin.channel_id, undelivered_text(failure)),
+            _ephemeral(
+                f"{event.event_id}:why", event, origin.user_id, origin.channel_id, undelivered_text(failure, texts)
+            ),
         ]
     if failure is None:
         return []
-    return [_thread_post(event, "undelivered", "mirror", ticket.team, f":warning: {undelivered_text(failure)}", config)]
+    text = f":warning: {undelivered_text(failure, texts)}"
+    return [_thread_post(event, "undelivered", "mirror", ticket.team, text, config)]
 
 
 def _reply(reply: MessageAdded, view: NotifierView) -> Delivery | str:

@@ -11,11 +11,12 @@ from babel.core import Locale
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.notifier.cards import card_state, ticket_card
 from services.notifier.plan import NotifierView, plan
 from services.router.classification import classify
 from shared import i18n
 from shared.config import ConfigError, DeskConfig, load_config
-from shared.events import ContactSummary, InboundMessage, ReplyRoute, Sender, TicketCreated
+from shared.events import ContactSummary, InboundMessage, ReplyRoute, Sender, TicketAssigned, TicketCreated
 from shared.settings import EXAMPLE_CONFIG
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
@@ -220,3 +221,57 @@ def test_dates_are_shown_in_the_readers_time_zone_and_language():
     assert i18n.format_datetime(moment, "zh-Hans", "Asia/Shanghai") == "2026年12月2日 07:30:00"
     assert i18n.format_datetime(moment, "en", "Europe/Berlin") == "Dec 2, 2026, 12:30:00\u202fAM"
     assert i18n.format_datetime(moment, "en", "Not/AZone") == "Dec 1, 2026, 11:30:00\u202fPM UTC"
+
+
+def chinese_team_config() -> DeskConfig:
+    data = CONFIG.model_dump()
+    data["teams"][0]["language"] = "zh-Hans"
+    return DeskConfig.model_validate(data)
+
+
+def test_the_ticket_card_is_in_the_teams_language_with_the_same_action_ids():
+    state = card_state(
+        {"id": "SB-1001", "status": "open", "priority": "urgent", "tags": '["a"]', "escalation_level": "2"},
+        team_name="Customer Support",
+    )
+    chinese, english = ticket_card(state, i18n.texts("zh-Hans")), ticket_card(state)
+    labels = [
+        element["text"]["text"]
+        for block in chinese.blocks
+        if block["type"] == "actions"
+        for element in block["elements"]
+    ]
+    assert labels == ["认领", "回复", "备注", "转派", "待客户回复", "解决", "升级", "重新打开"]
+    assert [e["action_id"] for b in chinese.blocks if b["type"] == "actions" for e in b["elements"]] == [
+        e["action_id"] for b in english.blocks if b["type"] == "actions" for e in b["elements"]
+    ]
+    fields = [field["text"] for field in chinese.blocks[1]["fields"]]
+    assert "*状态*\n:large_green_circle: 处理中" in fields and "*优先级*\n:rotating_light: 紧急" in fields
+    assert "*升级*\n第 2 级" in fields and "*负责人*\n未分配（在 Customer Support 的队列中）" in fields
+    assert "*Status*\n:large_green_circle: Open" in [field["text"] for field in english.blocks[1]["fields"]]
+
+
+def test_a_teams_thread_posts_are_in_its_language():
+    config = chinese_team_config()
+    assert config.team_locale(config.team("support")) == "zh-Hans"
+    assert config.team_locale(config.team("payments")) == "en"
+    [announcement, dm] = plan(assigned("support"), NotifierView(), config)
+    assert "已分配给 <@U0BEN>" in announcement.text and dm.text.startswith("您有一个新工单：*SB-1001*")
+    [english, _] = plan(assigned("payments"), NotifierView(), config)
+    assert "assigned to <@U0BEN>" in english.text
+    # The customer is still written to in their own language.
+    assert acknowledgement(created("telegram", "en"), config).text.startswith("Thanks!")
+
+
+def assigned(team: str) -> TicketAssigned:
+    return TicketAssigned(
+        event_id=uuid.uuid4(),
+        occurred_at=NOW,
+        ticket_id="SB-1001",
+        team=team,
+        agent_id="ben",
+        agent_name="Ben Okafor",
+        slack_user_id="U0BEN",
+        subject="无法登录",
+        contact=ContactSummary(contact_id="c_1", name="李雷"),
+    )
