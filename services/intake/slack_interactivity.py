@@ -49,6 +49,7 @@ from services.intake.slack_agents import (
 from services.intake.slack_modals import ASSIGNEE_BLOCK, MODAL_OF_BUTTON, TEXT_BLOCK, reassign_modal, text_modal
 from services.intake.slack_slash import (
     SlashRequest,
+    agent_texts,
     availability_answer,
     contact_targets,
     escape,
@@ -58,6 +59,7 @@ from services.intake.slack_slash import (
     ticket_details,
     ticket_list,
 )
+from shared import i18n
 from shared.agents import Availability
 from shared.config import Agent
 from shared.contact_commands import contact_command, refusal
@@ -228,19 +230,21 @@ class SlackAgents:
         self, slash: SlashRequest, agent: Agent, command: dict[str, Any], request: AsyncBoltRequest
     ) -> str:
         redis = self.intake.redis
+        texts = agent_texts(agent.id, self.config)
         match slash.subcommand:
             case "mine":
                 tickets = await self._tickets(await redis.smembers(agent_tickets_key(agent.id)))
-                return ticket_list("Your active tickets", tickets, empty="None. `/sb queue` shows what waits.")
+                return ticket_list(texts("sb.mine.title"), tickets, empty=texts("sb.mine.empty"), texts=texts)
             case "queue":
                 teams = self.config.teams_of(agent.id)
                 if not teams:
-                    return "You are in no team, so you have no queue."
+                    return texts("sb.queue.no_team")
                 sections = [
                     ticket_list(
-                        f"{team.name}: unassigned",
+                        texts("sb.queue.title", team=team.name),
                         await self._tickets(await redis.smembers(team_queue_key(team.id))),
-                        empty="Nothing waits.",
+                        empty=texts("sb.queue.empty"),
+                        texts=texts,
                     )
                     for team in teams
                 ]
@@ -248,34 +252,36 @@ class SlackAgents:
             case "show":
                 ticket_id = show_target(slash)
                 if ticket_id is None:
-                    return "Which ticket? `/sb show SB-1042`"
+                    return texts("sb.show.which")
                 fields = await self.read_model.ticket_fields(ticket_id)
                 if "id" not in fields:
-                    return f"There is no ticket {ticket_id}."
+                    return texts("sb.show.none", ticket_id=ticket_id)
                 contact = await self.read_model.contact(fields["contact_id"]) if fields.get("contact_id") else None
-                return ticket_details(fields, contact)
+                return ticket_details(fields, contact, texts)
             case "away" | "back":
                 await self._set_availability(agent, slash.subcommand == "back", command, request)
-                return availability_answer(slash.subcommand == "back")
+                return availability_answer(slash.subcommand == "back", texts)
             case "merge" | "unmerge":
-                return await self._contact_command(slash, agent, command)
+                return await self._contact_command(slash, agent, command, texts)
             case _:
-                return help_answer(slash)
+                return help_answer(slash, texts)
 
-    async def _contact_command(self, slash: SlashRequest, agent: Agent, command: dict[str, Any]) -> str:
+    async def _contact_command(
+        self, slash: SlashRequest, agent: Agent, command: dict[str, Any], texts: i18n.Texts
+    ) -> str:
         """Publishes `/sb merge` or `/sb unmerge` once the read model says the router would apply it."""
         target = contact_targets(slash)
         if target is None:
-            return "Which contacts? `/sb merge SURVIVOR MERGED` or `/sb unmerge MERGED`."
+            return texts("sb.contacts.which")
         merged, survivor = target
         if (reason := await refusal(self.read_model, merged, survivor)) is not None:
-            return f"Nothing done: {escape(reason)}."
+            return texts("sb.contacts.refused", reason=escape(reason))
         trigger = command.get("trigger_id") or f"{agent.id}:{slash.subcommand}:{slash.argument}"
         change = contact_command(derived_id("slack-contacts", trigger), datetime.now(UTC), agent.id, merged, survivor)
         await self._publish(change)
         if survivor is None:
-            return f"Unmerging {merged}: its identities and tickets are its own again in a moment."
-        return f"Merging {merged} into {survivor}: lookups of {merged} show {survivor} in a moment."
+            return texts("sb.contacts.unmerging", merged=merged)
+        return texts("sb.contacts.merging", merged=merged, survivor=survivor)
 
     async def _set_availability(
         self, agent: Agent, available: bool, command: dict[str, Any], request: AsyncBoltRequest
