@@ -65,6 +65,8 @@ class EmailTransport(_NoDigests):
             automatic=delivery.automatic,
             unique=delivery.key,
             earlier=await self.redis.zrange(mail_thread_key(delivery.ticket_id), 0, -1),
+            # Set on what we wrote ourselves (acknowledgements, rating requests); an agent's reply is theirs.
+            language=delivery.language,
         )
         conversation = f"email:{message_id_of(message)}"
         # Recorded before sending: a reply can come back faster than we finish here.

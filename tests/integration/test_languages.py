@@ -36,6 +36,7 @@ def test_a_chinese_mail_is_acknowledged_in_chinese_and_an_english_one_in_english
     ticket_id = ticket_of(chinese.message)
     assert chinese.message["Subject"] == f"[{ticket_id}] 回复：无法登录"
     assert "感谢您的来信。您的请求已登记为工单" in chinese.message.get_content()
+    assert chinese.message["Content-Language"] == "zh-Hans"
     assert language_of(email_stack.base_url, ticket_id) == ("zh-Hans", "detection")
 
     [english] = smtp_sink.wait_for(lambda m: m.recipients == ["ann@customer.example"])
