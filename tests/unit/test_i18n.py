@@ -10,7 +10,11 @@ import pytest
 from babel.core import Locale
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from services.intake.chat import Hello, language_fields
+from services.intake.field_messages import field_errors, locale_of
+from services.intake.forms import FormSubmission
 from services.notifier.cards import card_state, ticket_card
 from services.notifier.plan import NotifierView, plan
 from services.router.classification import classify
@@ -275,3 +279,45 @@ def assigned(team: str) -> TicketAssigned:
         subject="无法登录",
         contact=ContactSummary(contact_id="c_1", name="李雷"),
     )
+
+
+@given(st.text(max_size=200))
+def test_negotiation_never_raises_and_answers_a_catalogue_or_nothing(header):
+    assert i18n.negotiate(header) in (None, *i18n.available())
+    assert i18n.hint(header) is None or len(i18n.hint(header)) <= 64
+
+
+def test_a_chat_session_keeps_the_pick_the_browsers_hint_and_a_known_time_zone():
+    hello = Hello(type="hello", language="zh-CN", timezone="Asia/Shanghai")
+    assert language_fields(hello, "de-DE,en-US;q=0.8") == {
+        "language": "zh-Hans",
+        "language_hint": "en-US",
+        "timezone": "Asia/Shanghai",
+    }
+    assert language_fields(Hello(type="hello", language="tlh", timezone="Mars/Olympus"), None) == {}
+
+
+def test_form_submissions_take_an_offered_language_and_drop_an_unknown_time_zone():
+    base = {"name": "Li", "email": "li@example.com", "subject": "订单", "message": "你好"}
+    submission = FormSubmission.model_validate({**base, "language": "zh-hans", "timezone": "Nowhere/City"})
+    assert (submission.language, submission.timezone) == ("zh-Hans", None)
+    with pytest.raises(ValidationError) as refused:
+        FormSubmission.model_validate({**base, "language": "tlh", "name": ""})
+    errors = {error["field"]: error for error in field_errors(refused.value, "zh-Hans")}
+    assert errors["language"]["message"] == "不提供此语言。" and errors["language"]["type"] == "value_error"
+    assert errors["name"]["message"] == "此项为必填项。"
+    too_long = {error["field"]: error for error in field_errors(_refusal({**base, "subject": "x" * 999}), "en")}
+    assert too_long["subject"]["message"] == "Please keep this under 998 characters."
+    assert too_long["subject"]["type"] == "string_too_long"
+
+
+def _refusal(fields: dict) -> ValidationError:
+    with pytest.raises(ValidationError) as refused:
+        FormSubmission.model_validate(fields)
+    return refused.value
+
+
+def test_the_answer_language_of_a_submission():
+    assert locale_of({"language": "en"}, "zh-CN", "zh-Hans") == "en"
+    assert locale_of({"language": 3}, "zh-CN,en;q=0.5", "en") == "zh-Hans"
+    assert locale_of({}, "fr", "zh-Hans") == "zh-Hans"
