@@ -139,6 +139,8 @@ def message(text: str, *, channel: str = "email", **fields) -> InboundMessage:
         ({"text": "Hello, I cannot log in.", "language_hint": "zh-hans"}, "zh-Hans", "hint"),
         ({"text": "您好", "language_hint": "en-US", "customer_language": "zh-Hans"}, "zh-Hans", "picked"),
         ({"text": "12345"}, "en", "default"),
+        # Spanish (one of the example desk's languages) has no catalogue: the desk's default, not "detected" English.
+        ({"text": "Hola, me cobraron dos veces el pedido. Quiero un reembolso."}, "en", "default"),
     ],
 )
 def test_a_tickets_customer_language_is_chosen_in_order(fields, locale, source):
