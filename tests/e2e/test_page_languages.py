@@ -15,8 +15,10 @@ from tests.e2e.test_customer_page import (
     DESKTOP,
     SCREENSHOTS,
     UI_TIMEOUT_MS,
+    agent_reply,
     browser,  # noqa: F401 (fixture)
     expect,
+    send_chat,
     stack,  # noqa: F401 (fixture)
 )
 from tests.support import wait_for_ticket
@@ -74,5 +76,30 @@ async def test_a_browser_asking_for_chinese_gets_the_page_in_chinese_and_can_swi
         ticket = await asyncio.to_thread(wait_for_ticket, stack, ticket_id, API_TOKEN, lambda ticket: True)
         assert (ticket["customer_language"], ticket["customer_language_from"]) == ("en", "picked")
         assert ticket["customer_timezone"]  # the browser's own zone
+    finally:
+        await page.context.close()
+
+
+async def test_the_chat_speaks_chinese_to_a_chinese_browser_and_the_ticket_records_it(
+    browser,  # noqa: F811 (the fixture imported above)
+    stack,  # noqa: F811
+    services,
+):
+    page = await open_in(browser, stack, "zh-CN")
+    try:
+        await page.get_by_role("button", name="开始交谈").click()
+        await expect(page.locator("#chat-status")).to_have_text("已连接。客服人员会在这里答复您。")
+        ticket_id = (await page.locator("#chat-ticket-id").text_content()).strip()
+        await expect(page.locator("#chat-ticket")).to_have_text(f"工单 {ticket_id}")
+        await send_chat(page, "你好，我的订单还没到")
+        # No pick on the page: the browser's Accept-Language (on the chat's WebSocket) is the hint.
+        ticket = await asyncio.to_thread(
+            wait_for_ticket, stack, ticket_id, API_TOKEN, lambda ticket: ticket["assignee"] is not None
+        )
+        assert (ticket["customer_language"], ticket["customer_language_from"]) == ("zh-Hans", "hint")
+        await agent_reply(services, ticket_id, "您好，今天发货。")
+        await expect(page.locator("#chat-log .from-agent .message-meta span")).to_have_text("客服人员")
+        await expect(page.locator("#chat-announcer")).to_have_text("客服人员：您好，今天发货。")
+        await page.screenshot(path=SCREENSHOTS / "customer-chat-zh-Hans.png", full_page=True)
     finally:
         await page.context.close()
