@@ -81,9 +81,10 @@ def build_email(
         # header asks Exchange not to send out-of-office replies back.
         message["Auto-Submitted"] = "auto-replied"
         message["X-Auto-Response-Suppress"] = "All"
-    if language:
-        message["Content-Language"] = language
     message.set_content(body)
+    if language:
+        # After set_content, which replaces every Content-* header.
+        message["Content-Language"] = language
     return message
 
 
