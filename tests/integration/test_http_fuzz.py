@@ -110,7 +110,9 @@ endpoints = st.one_of(
     path_segments.map(lambda segment: f"/v1/quarantine/{segment}"),
     path_segments.map(lambda segment: f"/v1/csat/{segment}"),
     st.just("/v1/quarantine"),
-    st.sampled_from(["/v1/telegram/webhook", "/v1/slack/events", "/", "/healthz", "/readyz", "/metrics", "/v1/chat"]),
+    st.sampled_from(
+        ["/v1/telegram/webhook", "/v1/slack/events", "/", "/healthz", "/readyz", "/metrics", "/v1/chat", "/v1/i18n"]
+    ),
     path_segments.map(lambda segment: f"/static/{segment}"),
     path_segments.map(lambda segment: f"/{segment}"),
 )
@@ -123,6 +125,7 @@ header_names = st.sampled_from(
         "x-slack-request-timestamp",
         SECRET_HEADER.lower(),
         "accept",
+        "accept-language",
         "cookie",
         "x-forwarded-for",
         "content-type",
@@ -133,7 +136,7 @@ requests = st.builds(
     method=st.sampled_from(["POST", "POST", "GET", *METHODS]),
     path=endpoints,
     query=st.dictionaries(
-        st.sampled_from(["limit", "channel", "reason", "q"]) | st.text(max_size=8), st.text(max_size=20), max_size=3
+        st.sampled_from(["limit", "channel", "reason", "q", "lang"]) | st.text(max_size=8), st.text(max_size=20), max_size=3
     ),
     headers=st.dictionaries(header_names, header_values, max_size=4),
     body=st.none() | bodies,
