@@ -26,9 +26,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from babel.core import Locale, UnknownLocaleError, get_global
 from babel.dates import format_datetime as babel_format_datetime
 from babel.messages.catalog import Catalog
-from babel.numbers import format_decimal
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 from babel.support import Translations
 
 LOCALES_DIR = Path(__file__).with_name("locales")
@@ -133,7 +133,8 @@ def messages(locale: str) -> dict[str, str | dict[str, str]]:
     return {key: texts.plural_forms(key) if key in _plural_ids() else texts(key) for key in ids if key}
 
 
-@functools.cache
+# Bounded: callers may pass what a customer's browser sent.
+@functools.lru_cache(maxsize=256)
 def texts(locale: str | None) -> Texts:
     """The texts of `locale` when it has a catalogue, else of the best match (`negotiate`), else `en`'s."""
     return Texts(negotiate(locale) or REFERENCE)

@@ -136,7 +136,9 @@ requests = st.builds(
     method=st.sampled_from(["POST", "POST", "GET", *METHODS]),
     path=endpoints,
     query=st.dictionaries(
-        st.sampled_from(["limit", "channel", "reason", "q", "lang"]) | st.text(max_size=8), st.text(max_size=20), max_size=3
+        st.sampled_from(["limit", "channel", "reason", "q", "lang"]) | st.text(max_size=8),
+        st.text(max_size=20),
+        max_size=3,
     ),
     headers=st.dictionaries(header_names, header_values, max_size=4),
     body=st.none() | bodies,
