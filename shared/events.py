@@ -401,7 +401,7 @@ class TicketCreated(Envelope):
     # `choose`), where it came from ("picked", "hint", "detection", "default"), and the customer's IANA time
     # zone when known. None on tickets created before languages were chosen: the desk's default.
     customer_language: str | None = None
-    customer_language_from: str | None = None
+    customer_language_from: Literal["picked", "hint", "detection", "default"] | None = None
     customer_timezone: str | None = None
 
 
