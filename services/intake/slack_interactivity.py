@@ -33,6 +33,7 @@ from services.intake.slack_agents import (
     Click,
     InputErrors,
     Refused,
+    agent_texts,
     button_command,
     click_of,
     contact_button_command,
@@ -49,7 +50,6 @@ from services.intake.slack_agents import (
 from services.intake.slack_modals import ASSIGNEE_BLOCK, MODAL_OF_BUTTON, TEXT_BLOCK, reassign_modal, text_modal
 from services.intake.slack_slash import (
     SlashRequest,
-    agent_texts,
     availability_answer,
     contact_targets,
     escape,
@@ -130,33 +130,36 @@ class SlackAgents:
             if thread is None or await conversation_ticket(self.intake.redis, [thread]) != rating.ticket_id:
                 raise Refused(NOT_YOUR_RATING)
             await self._publish(rating)
-            thanks = f"Thank you! Your rating ({rating.score}/5) is recorded."
+            # The customer is thanked in their ticket's language.
+            locale = await self.intake.redis.hget(ticket_key(rating.ticket_id), "customer_language")
+            thanks = i18n.texts(locale or self.config.desk_locale)("slack.rating_recorded", score=rating.score)
             await self._tell(client, click.channel_id, click.user_id, thanks)
             return
         if agent is None:
-            raise Refused(NOT_AN_AGENT)
+            raise Refused(agent_texts(None, self.config)(NOT_AN_AGENT))
         if click.action_id in CONTACT_BUTTONS:
             merge = contact_button_command(click, agent, now)
             if merge is None:
-                await self._tell(client, click.channel_id, click.user_id, "The two contacts stay apart.")
+                kept = agent_texts(agent.id, self.config)("slack.contacts_apart")
+                await self._tell(client, click.channel_id, click.user_id, kept)
             else:
                 await self._publish(merge)
             return
         if click.action_id in MODAL_OF_BUTTON:
-            await self._open_modal(click, client)
+            await self._open_modal(click, client, agent_texts(agent.id, self.config))
         else:
             await self._publish(button_command(click, agent, now))
 
-    async def _open_modal(self, click: Click, client: AsyncWebClient) -> None:
+    async def _open_modal(self, click: Click, client: AsyncWebClient, texts: i18n.Texts) -> None:
         ticket_id = ticket_of(click)
         if click.action_id == "sb_reassign":
             team_id = await self.intake.redis.hget(ticket_key(ticket_id), "team")
             if team_id is None:
                 raise Refused(f"There is no ticket {ticket_id}.")
             team = next((team for team in self.config.teams if team.id == team_id), None)
-            view = reassign_modal(ticket_id, team, self.config)
+            view = reassign_modal(ticket_id, team, self.config, texts)
         else:
-            view = text_modal("reply" if click.action_id == "sb_reply" else "note", ticket_id)
+            view = text_modal("reply" if click.action_id == "sb_reply" else "note", ticket_id, texts)
         if click.trigger_id is None:
             raise Refused("Slack sent this button press without a trigger, so no form can open; press it again.")
         try:
@@ -181,7 +184,7 @@ class SlackAgents:
         block = ASSIGNEE_BLOCK if submission.callback_id == MODAL_OF_BUTTON["sb_reassign"] else TEXT_BLOCK
         agent = self.config.agent_by_slack_user(submission.user_id)
         if agent is None:
-            await ack(response_action="errors", errors={block: NOT_AN_AGENT})
+            await ack(response_action="errors", errors={block: agent_texts(None, self.config)(NOT_AN_AGENT)})
             return
         cached = await self.intake.redis.get(_view_key(submission.view_id))
         opened_from = SlackOrigin.model_validate_json(cached) if cached is not None else None
@@ -214,14 +217,18 @@ class SlackAgents:
         if command is not None:
             await self._publish(command)
         if post.files:
-            await self._tell(client, post.channel, post.user_id, FILES_NOT_SENT.format(files=", ".join(post.files)))
+            sender = self.config.agent_by_slack_user(post.user_id)
+            untold = agent_texts(sender.id if sender else None, self.config)(
+                FILES_NOT_SENT, files=", ".join(post.files)
+            )
+            await self._tell(client, post.channel, post.user_id, untold)
 
     # --- The /sb slash command ---------------------------------------------------------------------
 
     async def on_slash_command(self, ack: AsyncAck, command: dict[str, Any], request: AsyncBoltRequest) -> None:
         agent = self.config.agent_by_slack_user(str(command.get("user_id", "")))
         if agent is None:
-            await ack(text=NOT_AN_AGENT, response_type="ephemeral")
+            await ack(text=agent_texts(None, self.config)(NOT_AN_AGENT), response_type="ephemeral")
             return
         answer = await self._answer(parse(str(command.get("text", ""))), agent, command, request)
         await ack(text=answer, response_type="ephemeral")

@@ -16,7 +16,6 @@ from typing import Any
 
 from services.intake.slack_agents import is_ticket_id
 from shared import i18n
-from shared.config import DeskConfig
 from shared.contact_commands import CONTACT_ID
 
 SUBCOMMANDS = ("mine", "queue", "show", "away", "back", "merge", "unmerge", "help")
@@ -27,12 +26,6 @@ _PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
 
 # The help's lines (message IDs), after its title.
 HELP_LINES = ("mine", "queue", "show", "away", "merge", "help", "card")
-
-
-def agent_texts(agent_id: str, config: DeskConfig) -> i18n.Texts:
-    """The texts of the language an agent is answered in: their first team's, else the desk's."""
-    teams = config.teams_of(agent_id)
-    return i18n.texts(config.team_locale(teams[0]) if teams else config.desk_locale)
 
 
 def help_text(texts: i18n.Texts | None = None) -> str:

@@ -15,6 +15,9 @@ from pydantic import ValidationError
 from services.intake.chat import Hello, language_fields
 from services.intake.field_messages import field_errors, locale_of
 from services.intake.forms import FormSubmission
+from services.intake.slack_agents import agent_texts
+from services.intake.slack_modals import reassign_modal, text_modal
+from services.intake.slack_slash import availability_answer, help_answer, parse
 from services.notifier.cards import card_state, ticket_card
 from services.notifier.plan import NotifierView, plan
 from services.router.classification import classify
@@ -323,3 +326,17 @@ def test_the_answer_language_of_a_submission():
     assert locale_of({"language": "en"}, "zh-CN", "zh-Hans") == "en"
     assert locale_of({"language": 3}, "zh-CN,en;q=0.5", "en") == "zh-Hans"
     assert locale_of({}, "fr", "zh-Hans") == "zh-Hans"
+
+
+def test_a_chinese_teams_agents_get_chinese_modals_and_answers():
+    config = chinese_team_config()
+    ben = agent_texts("ben", config)  # support, the first team of ben
+    assert ben.locale == "zh-Hans" and agent_texts(None, config).locale == "en"
+    modal = text_modal("reply", "SB-1001", ben)
+    assert (modal["title"]["text"], modal["submit"]["text"], modal["close"]["text"]) == ("回复 SB-1001", "发送", "取消")
+    reassign = reassign_modal("SB-1001", config.team("support"), config, ben)
+    assert "Customer Support（队列）" in [
+        option["text"]["text"] for option in reassign["blocks"][0]["element"]["options"]
+    ]
+    assert help_answer(parse("help"), ben).startswith("*Switchboard* — `/sb` 加上：")
+    assert availability_answer(False, ben) == "您已设为离开：在 `/sb back` 之前不会再给您分配新工单。"
