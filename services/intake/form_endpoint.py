@@ -25,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.intake.core import Intake
+from services.intake.field_messages import field_errors, locale_of
 from services.intake.form_body import FormRefused, submitted_fields
 from services.intake.forms import FormSubmission, form_channel_key, to_inbound
 from shared.config import DeskConfig
@@ -54,14 +55,6 @@ class FormMetrics:
         self.invalid = self.forms.labels("invalid")
 
 
-def field_errors(error: ValidationError) -> list[dict[str, Any]]:
-    """pydantic's errors as the form's field errors: `[{"field", "message", "type"}]`."""
-    return [
-        _error(".".join(str(part) for part in detail["loc"]) or "(body)", detail["msg"], detail["type"])
-        for detail in error.errors()
-    ]
-
-
 def _error(field: str, message: str, kind: str) -> dict[str, str]:
     return {"field": field, "message": message, "type": kind}
 
@@ -86,11 +79,13 @@ def form_route(intake: Intake, config: DeskConfig, metrics: FormMetrics) -> Rout
         except FormRefused as refusal:
             metrics.invalid.inc()
             return json_response(refusal.status, {"detail": refusal.errors})
+        accept_language = request.headers.get("accept-language")
         try:
             submission = FormSubmission.model_validate(fields)
         except ValidationError as error:
             metrics.invalid.inc()
-            return json_response(422, {"detail": field_errors(error)})
+            locale = locale_of(fields, accept_language, config.desk_locale)
+            return json_response(422, {"detail": field_errors(error, locale)})
 
         resolution = await intake.resolve_ticket(form_channel_key(form_id, idempotency_key))
         ticket_id, message_id = resolution.ticket_id, str(resolution.message_id)
@@ -101,6 +96,7 @@ def form_route(intake: Intake, config: DeskConfig, metrics: FormMetrics) -> Rout
             channel_message_id=idempotency_key or message_id,
             received_at=datetime.now(UTC),
             traceparent=request.headers.get("traceparent"),
+            accept_language=accept_language,
         )
         started = time.perf_counter()
         try:
