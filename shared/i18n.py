@@ -198,6 +198,13 @@ def negotiate(header: str | None, locales: Iterable[str] | None = None) -> str |
     """The catalogue (of `locales`, default `available()`) that best serves a BCP 47 tag or an
     `Accept-Language` header, or None. Per tag, best first: same language and script, then same language
     ("zh-TW" with no zh-Hant catalogue gets zh-Hans rather than nothing)."""
+    return _negotiate(header, tuple(locales) if locales is not None else None)
+
+
+# The router negotiates several tags per new ticket, and Babel's parsing costs tens of µs a tag; the tags
+# seen repeat (browsers' and apps' few languages), and the catalogues are fixed for the process's life.
+@functools.lru_cache(maxsize=4096)
+def _negotiate(header: str | None, locales: tuple[str, ...] | None) -> str | None:
     offered = [(locale, parsed) for locale in (locales or available()) if (parsed := _parse(locale)) is not None]
     keyed = [(locale, _language_and_script(parsed)) for locale, parsed in offered]
     for tag in accepted(header):
