@@ -11,7 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from pydantic import TypeAdapter
 
-from shared.events import AgentCommand, AgentEvent, ContactEvent, InboundMessage, MessageQuarantined, TicketEvent
+from shared.events import AgentCommand, AgentEvent, ContactEvent, InboundMessage, QuarantineEvent, TicketEvent
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +81,11 @@ QUARANTINE = TopicSpec(
     name="switchboard.quarantine.v1",
     key="message_id",
     partitions=8,
-    schema=MessageQuarantined,
-    description="Input kept aside instead of reaching a ticket (machine mail for no ticket, loops), with why.",
+    schema=QuarantineEvent,
+    description=(
+        "Input kept aside instead of reaching a ticket (machine mail for no ticket, loops, spam), with why;"
+        " and releases of kept messages into tickets."
+    ),
 )
 AGENTS = TopicSpec(
     name="switchboard.agents.v1",

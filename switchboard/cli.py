@@ -400,7 +400,7 @@ def _send_contact_command(
 
 @main.group()
 def quarantine() -> None:
-    """Messages kept aside instead of reaching a ticket (machine mail for no ticket, loops)."""
+    """Messages kept aside instead of reaching a ticket (machine mail for no ticket, loops, spam)."""
 
 
 def _quarantine_call(call):
@@ -441,6 +441,46 @@ def quarantine_list(limit: int, channel: str | None, reason: str | None, as_json
         )
     if not found:
         click.echo("nothing in quarantine", err=True)
+
+
+@quarantine.command("release")
+@click.argument("message_id", type=click.UUID)
+@click.option("--actor", default="admin", show_default=True, help="Who releases it (an agent ID), for the record.")
+def quarantine_release(message_id, actor: str) -> None:
+    """Release a message judged spam into its ticket: it is published as the customer sent it.
+
+    Released before: nothing is published again, and the ticket it went to is printed.
+    """
+    from services.intake.release import NotReleasable, release
+
+    try:
+        released = asyncio.run(_with_intake(lambda intake: release(intake, message_id, actor)))
+    except (MissingInfrastructure, NotReleasable) as error:
+        raise click.ClickException(str(error)) from None
+    if released.now:
+        click.echo(f"released {message_id} into {released.ticket_id}")
+    else:
+        click.echo(f"{message_id} was released before (by {released.actor}) into {released.ticket_id}")
+
+
+async def _with_intake(call):
+    """Runs `call(Intake)` with a producer and Redis of the stack's, as intake-http has them."""
+    from prometheus_client import CollectorRegistry
+
+    from services.intake.core import Intake
+    from shared.publisher import Publisher
+    from shared.redis_client import connect_redis
+
+    settings = Settings()
+    bootstrap, redis_url = settings.require_infra()
+    redis = connect_redis(redis_url)
+    publisher = Publisher(bootstrap, client_id="switchboard-cli", registry=CollectorRegistry())
+    await publisher.start()
+    try:
+        return await call(Intake(publisher, redis, load_config(settings.config), settings))
+    finally:
+        await publisher.stop()
+        await redis.aclose()
 
 
 @quarantine.command("show")

@@ -15,7 +15,7 @@ Key families and what rebuilds them (the README's operations section has the who
 - tickets topic: the ticket read model (with contacts' tickets and creation times), SLA timers still to
   fire, the notifier's record of what it sent (and the conversations of the mail and Telegram messages it
   sent), round-robin turns;
-- quarantine topic: the quarantine;
+- quarantine topic: the quarantine, its releases, and the ticket counters (spam's reserved ticket IDs);
 - agents topic: the agents' availability (shared.agents).
 """
 
@@ -42,7 +42,14 @@ from services.sla.rebuild import TimerRebuild
 from services.sla.timers import TimerStore, clocks_key
 from shared.agents import Availability
 from shared.config import DeskConfig
-from shared.events import AgentAvailabilityChanged, InboundMessage, MessageQuarantined, NotificationSent, TicketAssigned
+from shared.events import (
+    AgentAvailabilityChanged,
+    InboundMessage,
+    MessageQuarantined,
+    MessageReleased,
+    NotificationSent,
+    TicketAssigned,
+)
 from shared.ids import TICKET_NUMBER_OFFSET
 from shared.quarantine import Quarantine
 from shared.read_model import ReadModel
@@ -120,9 +127,16 @@ class _Replay:
             await pipe.execute()
         self.report.counts["ticket events"] += len(events)
 
-    async def quarantined(self, events: Sequence[MessageQuarantined]) -> None:
+    async def quarantined(self, events: Sequence[MessageQuarantined | MessageReleased]) -> None:
         await self.quarantine.apply(events)
-        self.report.counts["quarantined messages"] += len(events)
+        for event in events:
+            if isinstance(event, MessageReleased):
+                self.report.counts["quarantine releases"] += 1
+                continue
+            self.report.counts["quarantined messages"] += 1
+            # Spam was answered with a ticket ID it may still get (on release): never to be handed out again.
+            if event.ticket_id is not None:
+                self._saw_ticket(event.ticket_id)
 
     async def agents(self, events: Sequence[AgentAvailabilityChanged]) -> None:
         await self.availability.apply(events)

@@ -27,6 +27,7 @@ from services.intake.csat_page import (
     thanks_page,
 )
 from services.intake.form_body import FormRefused, submitted_fields
+from services.intake.guard import PublicGuard
 from services.intake.ratings import FormProblems, Rating, rating_command, read_rating_form
 from shared.csat import CsatSubject, CsatTokens, InvalidToken, csat_secret
 from shared.events import RateTicket
@@ -63,7 +64,8 @@ def _wants_json(request: Request) -> bool:
     return media_type == b"application/json"
 
 
-def csat_routes(intake: Intake) -> APIRouter:
+def csat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
+    """The rating page's routes; with `guard`, posts are rate limited (`limits.csat`: 429 with Retry-After)."""
     router = APIRouter()
     tokens = CsatTokens(csat_secret(intake.settings))
 
@@ -91,6 +93,15 @@ def csat_routes(intake: Intake) -> APIRouter:
         if isinstance(subject, Response):
             return subject
         as_json = _wants_json(request)
+        if guard is not None:
+            client = guard.client(request.client.host if request.client else None, request.headers)
+            if limited := await guard.limit("csat", client):
+                if as_json:
+                    detail = [{"field": "(request)", "message": limited.message(), "type": "rate_limited"}]
+                    return JSONResponse(status_code=429, content={"detail": detail}, headers=limited.headers())
+                page = _html(problem_page("Please wait a moment", limited.message()), 429)
+                page.headers.update(limited.headers())
+                return page
         try:
             fields: dict[str, Any] = await submitted_fields(request.headers.get("content-type"), request.stream())
         except FormRefused as refusal:

@@ -85,7 +85,7 @@ class NotifierHandler:
                 result.publish.append(Outgoing.event(self.tickets_topic, outcome.ticket_id, outcome))
                 continue
             if delivery.purpose == "acknowledgement":
-                await self.ledger.release_acknowledgement(delivery.target)
+                await self.ledger.release_acknowledgement(delivery.target, claimed=delivery.claimed)
             if isinstance(outcome, Failed):
                 result.rejected.append((record, f"{delivery.purpose} to {delivery.target}: {outcome.reason}"))
         follow_ups = [(record, delivery) for record, delivery in follow_ups if self.scheduler.deliverable(delivery)]
@@ -107,13 +107,17 @@ class NotifierHandler:
     async def _within_acknowledgement_limits(
         self, planned: list[tuple[Record[TicketEvent], Delivery]]
     ) -> list[tuple[Record[TicketEvent], Delivery]]:
-        """Acknowledgements beyond the hourly limit per contact are not sent (a loop breaker)."""
+        """Acknowledgements beyond the hourly limit per contact are not sent (a loop breaker); to an address
+        nobody proved (`Delivery.claimed`), beyond the lower `claimed_*` limits (issue #16)."""
         acknowledgements = [delivery for _, delivery in planned if delivery.purpose == "acknowledgement"]
         if not acknowledgements:
             return planned
+        limits = self.config.acknowledgements
         allowed = await self.ledger.reserve_acknowledgements(
             [(delivery.key, delivery.target) for delivery in acknowledgements],
-            self.config.acknowledgements.per_hour,
+            limits.per_hour,
+            claimed=frozenset(delivery.key for delivery in acknowledgements if delivery.claimed),
+            claimed_limits=(limits.claimed_per_hour, limits.claimed_total_per_hour),
         )
         refused = {delivery.key for delivery, ok in zip(acknowledgements, allowed, strict=True) if not ok}
         for key in refused:

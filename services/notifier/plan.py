@@ -84,6 +84,8 @@ class Delivery:
     csat: CsatSubject | None = None
     # A merge suggestion: the ticket's contact and the other one (its buttons name both).
     contacts: tuple[str, str] | None = None
+    # An acknowledgement to an address nobody proved (typed into the web form): limited harder.
+    claimed: bool = False
 
     @property
     def channel(self) -> str:
@@ -212,6 +214,8 @@ def _acknowledgement(created: TicketCreated, view: NotifierView, config: DeskCon
             route=route,
             subject=templates.email_subject.format(**fields),
             automatic=True,
+            # Whoever fills in the form may type anyone's address (SPEC §4: typed-in addresses get fewer mails).
+            claimed=created.channel == "form",
         )
     ]
 
