@@ -89,10 +89,8 @@ def csat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
     @router.post(CSAT_PATH)
     async def rate(token: str, request: Request) -> Response:
         """Records a rating: form-encoded (the page) or JSON `{"score": 1-5, "comment": "..."}`."""
-        subject = subject_of(token)
-        if isinstance(subject, Response):
-            return subject
         as_json = _wants_json(request)
+        # Before the token is read: guessing tokens is limited too.
         if guard is not None:
             client = guard.client(request.client.host if request.client else None, request.headers)
             if limited := await guard.limit("csat", client):
@@ -102,6 +100,9 @@ def csat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
                 page = _html(problem_page("Please wait a moment", limited.message()), 429)
                 page.headers.update(limited.headers())
                 return page
+        subject = subject_of(token)
+        if isinstance(subject, Response):
+            return subject
         try:
             fields: dict[str, Any] = await submitted_fields(request.headers.get("content-type"), request.stream())
         except FormRefused as refusal:
