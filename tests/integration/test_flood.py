@@ -6,11 +6,14 @@ released with the CLI. Speed is measured by `switchboard bench`, not asserted he
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from shared.settings import Settings
 from shared.topics import INBOUND, Topics
@@ -126,3 +129,28 @@ def test_spam_is_listed_and_released_into_a_ticket_with_the_cli(
     again = switchboard_cli(settings, "quarantine", "release", kept["message_id"])
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == f"{kept['message_id']} was released before (by ana) into {ticket_id}"
+
+
+async def test_new_chat_sessions_are_limited_per_client_but_a_session_resumes(services: ServiceProcesses, tmp_path):
+    chat_limits = {"trusted_proxies": ["127.0.0.1/32"], "exempt": [], "chat": {"ip": {"requests": 2, "per": "1h"}}}
+    base_url = services.start_http(SWITCHBOARD_CONFIG=str(desk_config(tmp_path, limits=chat_limits)))
+    ws_url = base_url.replace("http://", "ws://") + "/v1/chat"
+    headers = from_address("192.0.2.9")
+
+    async def hello(frame: dict) -> tuple[dict, int | None]:
+        async with connect(ws_url, additional_headers=headers) as websocket:
+            await websocket.send(json.dumps(frame))
+            answer = json.loads(await asyncio.wait_for(websocket.recv(), 30))
+            if answer["type"] == "error":
+                with contextlib.suppress(ConnectionClosed):
+                    await asyncio.wait_for(websocket.recv(), 30)
+            return answer, websocket.close_code
+
+    first, _ = await hello({"type": "hello", "name": "Ana"})
+    second, _ = await hello({"type": "hello"})
+    assert first["type"] == second["type"] == "session"
+    refused, close_code = await hello({"type": "hello", "email": "ana@example.com"})
+    assert refused["type"] == "error" and refused["code"] == "rate_limited" and "try again in" in refused["detail"]
+    assert close_code == 1013
+    resumed, _ = await hello({"type": "hello", "token": first["token"]})
+    assert resumed == {"type": "session", "token": first["token"], "ticket_id": first["ticket_id"]}
