@@ -164,6 +164,14 @@ def test_no_acknowledgement_where_it_would_answer_a_machine_or_show_twice(event,
     assert plan(event, view(undeliverable=undeliverable), CONFIG) == []
 
 
+def test_an_acknowledgement_to_an_address_typed_into_the_form_is_claimed():
+    """Anyone may type anyone's address into the web form: its acknowledgement counts against the lower
+    `claimed_*` limits (issue #16); an email's own sender does not."""
+    [typed] = plan(created(email()).model_copy(update={"channel": "form"}), view(), CONFIG)
+    [written] = plan(created(email()), view(), CONFIG)
+    assert typed.claimed and not written.claimed
+
+
 # --- announcements -------------------------------------------------------------------------------
 
 
