@@ -606,6 +606,14 @@ def _instances(ctx: click.Context, param: click.Parameter, value: str | None) ->
     show_default=True,
     help="Forms in flight at most (HTTP connections).",
 )
+@click.option(
+    "--flood",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Also post N forms as fast as answered from one outside client (203.0.113.7 via X-Forwarded-For), "
+    "which the config's form rate limit answers 429; the run's own forms are measured meanwhile.",
+)
 def bench(**given: object) -> None:
     """Measure throughput, latency and memory of the pipeline on this machine (SPEC §6).
 
