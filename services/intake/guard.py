@@ -79,6 +79,7 @@ class PublicGuard:
         if verdict.allowed:
             return None
         self.count(endpoint, "limited")
+        logger.debug("rate limited", extra={"endpoint": endpoint, "limit": verdict.scope, "wait_ms": verdict.wait_ms})
         return Limited(retry_after_seconds(verdict.wait_ms), verdict.scope or "")
 
     def count(self, endpoint: str, outcome: str) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -129,6 +130,16 @@ def test_spam_is_listed_and_released_into_a_ticket_with_the_cli(
     again = switchboard_cli(settings, "quarantine", "release", kept["message_id"])
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == f"{kept['message_id']} was released before (by ana) into {ticket_id}"
+
+    # Replay rebuilds the quarantine with its release, and the reserved ticket number is never minted again.
+    services.stop_all()
+    redis.Redis.from_url(settings.redis_url).flushdb()
+    replayed = switchboard_cli(settings, "replay")
+    assert replayed.returncode == 0, replayed.stderr
+    [rebuilt] = json.loads(switchboard_cli(settings, "quarantine", "list", "--json").stdout)
+    assert rebuilt["released"]["ticket_id"] == ticket_id and rebuilt["released"]["actor"] == "ana"
+    again = switchboard_cli(settings, "quarantine", "release", kept["message_id"])
+    assert "was released before" in again.stdout
 
 
 async def test_new_chat_sessions_are_limited_per_client_but_a_session_resumes(services: ServiceProcesses, tmp_path):
