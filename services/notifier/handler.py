@@ -136,10 +136,13 @@ class NotifierHandler:
         emails = list(dict.fromkeys(normalise_email(route.address) for route in routes if route.channel == "email"))
         channels = list(dict.fromkeys(f"slack:{team.slack_channel}" for team in self.config.teams))
         rows, bounced = await self.ledger.context(tickets, emails, channels)
+        # Whether a web form's address was proved on a channel decides its acknowledgement's limit.
+        typed_in = [e.contact.contact_id for e in events if isinstance(e, TicketCreated) and e.channel == "form"]
         return NotifierView(
             tickets={
                 ticket_id: TicketContext(*fields, cards=tuple(cards))
                 for ticket_id, (fields, cards) in zip(tickets, rows, strict=True)
             },
             undeliverable=bounced,
+            verified=await self.ledger.verified(list(dict.fromkeys(typed_in))),
         )

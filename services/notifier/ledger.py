@@ -33,7 +33,7 @@ from redis.asyncio import Redis
 from services.notifier.pipelining import GroupPipeline
 from shared.conversations import conversation_key
 from shared.events import NotificationSent
-from shared.read_model import UNDELIVERABLE_KEY, ticket_key
+from shared.read_model import UNDELIVERABLE_KEY, contact_verified_key, ticket_key
 
 SENT_TTL_SECONDS = 30 * 24 * 3600
 ACKNOWLEDGEMENT_WINDOW_SECONDS = 3600
@@ -210,6 +210,16 @@ class Ledger:
             cards = results[index * step + 1] if channels else []
             rows.append((results[index * step], [c for c, ts in zip(channels, cards, strict=True) if ts]))
         return rows, bounced
+
+    async def verified(self, contact_ids: Sequence[str]) -> dict[str, frozenset[str]]:
+        """Each contact's identities a channel proved (the router's `sb:contact:<id>:verified`)."""
+        if not contact_ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for contact_id in contact_ids:
+                pipe.smembers(contact_verified_key(contact_id))
+            rows = await pipe.execute()
+        return {contact_id: frozenset(row) for contact_id, row in zip(contact_ids, rows, strict=True)}
 
     async def reserve_acknowledgements(
         self,

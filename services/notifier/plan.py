@@ -118,6 +118,8 @@ class NotifierView:
     tickets: dict[str, TicketContext] = field(default_factory=dict)
     # Email addresses that bounced.
     undeliverable: set[str] = field(default_factory=set)
+    # The identities a channel proved, of the contacts of web-form tickets being acknowledged (issue #16).
+    verified: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 def team_of(team_id: str | None, config: DeskConfig) -> Team:
@@ -214,10 +216,19 @@ def _acknowledgement(created: TicketCreated, view: NotifierView, config: DeskCon
             route=route,
             subject=templates.email_subject.format(**fields),
             automatic=True,
-            # Whoever fills in the form may type anyone's address (SPEC §4: typed-in addresses get fewer mails).
-            claimed=created.channel == "form",
+            claimed=_claimed(created, route, view),
         )
     ]
+
+
+def _claimed(created: TicketCreated, route: ReplyRoute, view: NotifierView) -> bool:
+    """Whether the acknowledgement goes to an address nobody proved: typed into the web form (anyone may type
+    anyone's), and never proved by its contact on a channel (a mail from it). SPEC §4: typed-in addresses get
+    fewer automatic mails than verified channels."""
+    if created.channel != "form":
+        return False
+    proved = view.verified.get(created.contact.contact_id, frozenset())
+    return f"{route.channel}:{normalise_email(route.address)}" not in proved
 
 
 def _announcement(assigned: TicketAssigned, config: DeskConfig) -> list[Delivery]:
