@@ -275,7 +275,7 @@ class Acknowledgements(_Strict):
     # Addresses nobody proved (typed into the web form) are limited harder, so the form cannot be used to
     # mail third parties: per such address, and all of them together, per hour (issue #16).
     claimed_per_hour: int = Field(default=1, ge=0)
-    claimed_total_per_hour: int = Field(default=200, ge=0)
+    claimed_total_per_hour: int = Field(default=1000, ge=0)
 
 
 class Assignment(_Strict):
