@@ -266,16 +266,57 @@ class Acknowledgements(_Strict):
         "To add anything, reply to this email and keep [{ticket_id}] in the subject.\n"
     )
     telegram: str = "Thanks! Your request is ticket {ticket_id}. We will answer right here."
+    # WeChat Customer Service (WeCom): sent through kf/send_msg, it is one of the 5 messages WeChat allows.
+    wecom: str = "Thanks! Your request is ticket {ticket_id}. We will answer right here."
     # A message that repeats the customer's open ticket joins it (`duplicates`): what they are told instead,
     # on every channel, with {ticket_id} the ticket it joined.
     merged: str = "Thanks! We added your message to your request {ticket_id}; an agent will answer there."
     slack: str = "Thanks! This is ticket {ticket_id}; we will answer in this thread."
+    whatsapp: str = "Thanks! Your request is ticket {ticket_id}. We will answer right here."
     # At most this many acknowledgements per contact address per hour: a loop breaker.
     per_hour: int = Field(default=3, ge=0)
     # Addresses nobody proved (typed into the web form) are limited harder, so the form cannot be used to
     # mail third parties: per such address, and all of them together, per hour (issue #16).
     claimed_per_hour: int = Field(default=1, ge=0)
     claimed_total_per_hour: int = Field(default=1000, ge=0)
+
+
+def _folder(value: object, info: ValidationInfo) -> object:
+    """A folder path relative to the config file's folder → absolute (as ICS paths)."""
+    if not isinstance(value, str):
+        return value
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else Path((info.context or {}).get("config_dir", ".")) / path)
+
+
+class KnowledgeBase(_Strict):
+    """Articles that answer before an agent does (services/knowledge): search, help centre, suggestions."""
+
+    # The folder of Markdown articles (relative to the config file's folder); none: only articles saved from Slack.
+    path: Annotated[str | None, BeforeValidator(_folder)] = None
+    # A new ticket is given at most `suggestions` articles scoring at least `suggest_at` (BM25, see
+    # services/knowledge/search.py); 0 suggestions: none.
+    suggestions: int = Field(default=3, ge=0, le=10)
+    suggest_at: float = Field(default=1.5, gt=0)
+    # Channels whose acknowledgement is followed by the suggested articles and a "this solved it" link (the
+    # ticket's channel or the one it is answered on: "form" and "email" both name a form's tickets).
+    deflect_channels: list[Literal["form", "email", "chat", "telegram", "slack"]] = []
+
+
+class WhatsAppTemplate(_Strict):
+    """A message template approved in WhatsApp Manager: the only message WhatsApp delivers outside the
+    24-hour customer-service window (https://developers.facebook.com/docs/whatsapp/pricing#conversations)."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]{1,512}$")
+    # The template's language code as WhatsApp Manager lists it: "en_US", "es", "pt_BR".
+    language: str = Field(pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$")
+
+
+class WhatsApp(_Strict):
+    """The WhatsApp channel's desk settings (its credentials are environment variables, README "WhatsApp")."""
+
+    # The template agents are told to use for a reply held outside the customer-service window.
+    template: WhatsAppTemplate | None = None
 
 
 class Assignment(_Strict):
@@ -308,8 +349,10 @@ class DeskConfig(_Strict):
     # Business calendars (SPEC §2), referred to by ID; `24x7` is built in.
     calendars: list[CalendarConfig] = []
     acknowledgements: Acknowledgements = Acknowledgements()
+    whatsapp: WhatsApp = WhatsApp()
     assignment: Assignment = Assignment()
     duplicates: Duplicates = Duplicates()
+    knowledge_base: KnowledgeBase = KnowledgeBase()
     # The public endpoints' rate limits and the form's spam checks (shared/guard_config.py, issue #16).
     limits: Limits = Limits()
     spam: Spam = Spam()

@@ -64,3 +64,8 @@ def telegram_chat(chat_id: int) -> str:
 def telegram_message(chat_id: int | str, message_id: int | str) -> str:
     """The conversation of one message, customer's or bot's: replies to it and edits of it find its ticket."""
     return f"telegram:message:{chat_id}:{message_id}"
+
+
+def wecom_conversation(address: str) -> str:
+    """A WeChat Customer Service conversation: "<open_kfid>:<external_userid>" (one open ticket at a time)."""
+    return f"wecom:conversation:{address}"

@@ -18,7 +18,8 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from shared.ids import AGENT_ID_PATTERN, TICKET_ID_PATTERN
 
 TicketId = Annotated[str, Field(pattern=TICKET_ID_PATTERN)]
-Channel = Literal["form", "email", "chat", "telegram", "slack"]
+# "phone": a call an agent logged (services/intake/phone_calls.py); "whatsapp": the WhatsApp Cloud API.
+Channel = Literal["form", "email", "chat", "telegram", "slack", "wecom", "whatsapp", "phone"]
 # What an inbound message is: only "message" and "edit" come from a person; the rest are machine mail.
 MessageKind = Literal["message", "edit", "auto_reply", "bounce", "complaint"]
 # What a quarantined message is: machine mail, our own mail come back ("loop"), or a public endpoint's post
@@ -66,6 +67,8 @@ class Sender(_Model):
     telegram_user_id: int | None = None
     telegram_username: str | None = None
     slack_user_id: str | None = None
+    # WeChat Customer Service (WeCom kf): the customer's `external_userid`, which WeCom proves.
+    wecom_external_userid: str | None = Field(default=None, max_length=128)
 
 
 class Attachment(_Model):
@@ -83,13 +86,17 @@ class ReplyRoute(_Model):
     """Where a reply to the customer goes, on the channel they wrote from."""
 
     channel: Channel
-    # Email address, Telegram chat ID, Slack channel ID or web-chat ticket.
+    # Email address, Telegram chat ID, Slack channel ID, web-chat ticket, or for WeCom
+    # "<open_kfid>:<external_userid>" (the customer-service account and the customer).
     address: str
     # The message a reply answers: email Message-ID, Telegram message_id, Slack thread ts.
     reply_to_id: str | None = None
     # Email only: the thread's Message-IDs for References, and the subject replies continue.
     references: list[str] = []
     subject: str | None = None
+    # WhatsApp only: when the customer last wrote, which opens the 24-hour customer-service window
+    # (shared/whatsapp_window.py); None when they never wrote there (a logged call's phone number).
+    customer_wrote_at: AwareDatetime | None = None
 
 
 class InboundMessage(Envelope):
@@ -656,6 +663,7 @@ NotificationPurpose = Literal[
     "csat",
     "reaction",
     "merge_suggestion",
+    "suggestions",
 ]
 
 
@@ -671,7 +679,7 @@ class NotificationSent(Envelope):
     # The delivery's idempotency key: "<event ID of the cause>:<purpose>".
     key: str
     purpose: NotificationPurpose
-    # "slack:<channel>", "email:<address>", "telegram:<chat ID>", "chat:<ticket ID>".
+    # "slack:<channel>", "email:<address>", "telegram:<chat ID>", "chat:<ticket ID>", "whatsapp:<E.164 digits>".
     target: str
     # Slack ts, email Message-ID, Telegram message_id; None where the channel has none.
     external_id: str | None = None
@@ -681,6 +689,28 @@ class NotificationSent(Envelope):
     digest: bool = False
     # An acknowledgement to an address nobody proved (the web form's): counted against the lower limits.
     claimed: bool = False
+
+
+# What WhatsApp says of a message we sent (the Cloud API's `statuses` webhook): in order of progress, or failed.
+DeliveryStatus = Literal["sent", "delivered", "read", "failed"]
+
+
+class MessageStatusReported(Envelope):
+    """The customer's channel reported what became of a message we sent them (WhatsApp: sent, delivered,
+    read, failed), recorded on the ticket's audit trail. Published by intake, on the tickets topic."""
+
+    type: Literal["message.status_reported"] = "message.status_reported"
+    channel: Channel
+    # The channel's ID of our message (WhatsApp's wamid) and what was sent: the ticket message's ID for a
+    # reply, else None (an acknowledgement); the delivery's purpose.
+    external_id: str = Field(min_length=1, max_length=400)
+    message_id: UUID | None = None
+    purpose: NotificationPurpose | None = None
+    status: DeliveryStatus
+    # When the channel says it happened.
+    status_at: AwareDatetime
+    # For "failed": the channel's error, e.g. "131047 Re-engagement message".
+    error: str | None = Field(default=None, max_length=1000)
 
 
 # "email:ana@example.com", "phone:+34600123456", "telegram:42", "slack:U0CUST" (see shared.identities).
@@ -788,6 +818,27 @@ class MergeSuggested(Envelope):
     reason: str
 
 
+class ArticleSuggestion(_Model):
+    """A knowledge-base article that may answer a ticket (services/knowledge/search.py): its BM25 score, the
+    title and body tokens' weighted sum (higher: more of the question's rarer words)."""
+
+    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,99}$")
+    title: str
+    language: str
+    score: float = Field(ge=0)
+
+
+class TicketSuggestions(Envelope):
+    """The articles that may answer a new ticket, best first (`knowledge_base.suggestions` at most, each
+    scoring `knowledge_base.suggest_at` or more): shown on its Slack card with a "Send to customer" button.
+    `deflect_route` is set when the ticket's channel is in `knowledge_base.deflect_channels`: the customer is
+    sent them there with a "this solved it" link (services/knowledge/deflection.py)."""
+
+    type: Literal["ticket.suggestions"] = "ticket.suggestions"
+    articles: list[ArticleSuggestion] = Field(min_length=1)
+    deflect_route: ReplyRoute | None = None
+
+
 TicketEvent = Annotated[
     TicketCreated
     | MessageAdded
@@ -809,7 +860,9 @@ TicketEvent = Annotated[
     | CommandRejected
     | CsatRated
     | NotificationSent
-    | MergeSuggested,
+    | MergeSuggested
+    | TicketSuggestions
+    | MessageStatusReported,
     Field(discriminator="type"),
 ]
 ticket_event_adapter: TypeAdapter[TicketEvent] = TypeAdapter(TicketEvent)
@@ -830,3 +883,61 @@ class AgentAvailabilityChanged(_Model):
 
 
 AgentEvent = Annotated[AgentAvailabilityChanged, Field(discriminator="type")]
+
+
+ArticleSlug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,99}$")]
+
+
+class _ArticleEnvelope(_Model):
+    """A change of knowledge-base article `slug`, on the articles topic keyed by slug (services/knowledge)."""
+
+    event_id: UUID
+    version: Literal[1] = 1
+    occurred_at: AwareDatetime
+    slug: ArticleSlug
+    # "import" (the knowledge_base folder), or the agent ID of whoever saved it from Slack.
+    actor: Actor
+    correlation_id: str | None = None
+    traceparent: str | None = None
+
+
+class ArticlePublished(_ArticleEnvelope):
+    """Article `slug` as it is now (new or changed): the whole article, so that the topic alone rebuilds the
+    knowledge base. `content_hash` (SHA-256 of title, language, tags, team and body) tells an unchanged
+    article apart; `source` is where it came from (a file of the folder, or a solved ticket in Slack)."""
+
+    type: Literal["article.published"] = "article.published"
+    title: str = Field(min_length=1, max_length=300)
+    language: str = Field(min_length=2, max_length=20)
+    tags: list[str] = []
+    team: str | None = None
+    body: str = Field(max_length=200_000)
+    content_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    source: Literal["folder", "slack"]
+    # Saved from Slack: the ticket whose answer it is.
+    ticket_id: TicketId | None = None
+
+
+class ArticleRemoved(_ArticleEnvelope):
+    """Article `slug` is gone (its file was deleted from the folder)."""
+
+    type: Literal["article.removed"] = "article.removed"
+
+
+ArticleEvent = Annotated[ArticlePublished | ArticleRemoved, Field(discriminator="type")]
+
+
+class WecomCursorAdvanced(_Model):
+    """intake-http has every WeChat Customer Service message of account `open_kfid` up to `cursor` (the
+    `next_cursor` of WeCom's kf/sync_msg) on the inbound topic. On the wecom topic keyed by `open_kfid`:
+    the latest one per account is where the next sync starts, after a restart or a replay."""
+
+    type: Literal["wecom.cursor_advanced"] = "wecom.cursor_advanced"
+    event_id: UUID
+    version: Literal[1] = 1
+    occurred_at: AwareDatetime
+    open_kfid: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+    cursor: str = Field(min_length=1, max_length=1024)
+
+
+WecomEvent = Annotated[WecomCursorAdvanced, Field(discriminator="type")]

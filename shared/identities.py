@@ -31,6 +31,8 @@ def identities_of(sender: Sender) -> list[str]:
         found.append(f"phone:{number}")
     if sender.telegram_user_id is not None:
         found.append(f"telegram:{sender.telegram_user_id}")
+    if sender.wecom_external_userid:
+        found.append(f"wecom:{sender.wecom_external_userid}")
     if sender.slack_user_id:
         found.append(f"slack:{sender.slack_user_id}")
     return found

@@ -28,6 +28,7 @@ from shared.events import (
     IdentityLinked,
     MergeSuggested,
     MessageAdded,
+    MessageStatusReported,
     NotificationSent,
     PriorityChanged,
     ReplyRoute,
@@ -46,6 +47,7 @@ from shared.events import (
     TicketEvent,
     TicketMerged,
     TicketQueued,
+    TicketSuggestions,
 )
 from shared.identities import identities_of
 
@@ -290,6 +292,9 @@ def _fields(event: TicketEvent) -> dict[str, str]:
             return {"escalation_level": str(event.level)}
         case TicketMerged():
             return {"merged_into": event.into_ticket_id}
+        case TicketSuggestions():
+            # What the card shows and its "Send to customer" buttons name (services/notifier/cards.py).
+            return {"suggestions": orjson.dumps([article.model_dump() for article in event.articles]).decode()}
         case CsatRated():
             return {
                 "csat_score": str(event.score),
@@ -350,8 +355,8 @@ def projection(event: TicketEvent | ContactEvent) -> list[Any] | None:
     if listing:
         ops.append(["LIST", key, ticket_id])
     if (entry := history_entry(event)) is not None:
-        # A refused command is only recorded on a ticket that exists (its history list does, then).
-        push = "RPUSHX" if isinstance(event, CommandRejected) else "RPUSH"
+        # A refused command (or a delivery status) is only recorded on a ticket that exists (its history list does).
+        push = "RPUSHX" if isinstance(event, CommandRejected | MessageStatusReported) else "RPUSH"
         ops.append([push, ticket_history_key(ticket_id), orjson.dumps(entry).decode()])
     if isinstance(event, TicketCreated):
         contact = event.contact
@@ -420,6 +425,8 @@ def history_entry(event: TicketEvent) -> dict[str, Any] | None:
             actor, changes = "system", {"contacts": [event.contact_id, event.other_contact_id], "reason": event.reason}
         case DuplicateSuggested():
             actor, changes = "system", {"duplicate": event.duplicate_ticket_id, "score": event.score}
+        case TicketSuggestions():
+            actor, changes = "system", {"articles": [article.slug for article in event.articles]}
         case CsatRated():
             actor, changes = "customer", {"resolution": event.resolution, "score": event.score}
         case CommandRejected():
@@ -435,6 +442,11 @@ def history_entry(event: TicketEvent) -> dict[str, Any] | None:
             actor, changes = "system", {"metric": event.metric, "level": event.level, "trigger": event.trigger}
         case SlaWarning() | SlaBreached() | SlaMet():
             actor, changes = "system", {"metric": event.metric}
+        case MessageStatusReported():
+            # What the customer's channel says of a message we sent (its message_id: the agent reply's).
+            actor, changes = "system", {"channel": event.channel, "status": event.status, "error": event.error}
+            changes |= {"message_id": str(event.message_id) if event.message_id else None, "purpose": event.purpose}
+            changes["external_id"] = event.external_id
         case _:
             return None
     entry = {"type": event.type, "at": event.occurred_at.isoformat(), "actor": actor, **changes}
@@ -513,6 +525,7 @@ class ReadModel:
             }
             if "csat_score" in fields
             else None,
+            "suggestions": json.loads(fields.get("suggestions") or "[]"),
             "follow_up_of": fields.get("follow_up_of"),
             "merged_into": fields.get("merged_into"),
             "solved_at": fields.get("solved_at"),
@@ -563,6 +576,7 @@ class ReadModel:
             "phones": of_kind("phone"),
             "telegram_user_ids": of_kind("telegram"),
             "slack_user_ids": of_kind("slack"),
+            "wecom_external_userids": of_kind("wecom"),
             # The identities a channel proved ("email:…"); the others were typed into a form or chat.
             "verified": sorted(verified),
             "tickets": sorted(tickets),

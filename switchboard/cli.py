@@ -212,6 +212,52 @@ def _print_from_read_model(lookup: Callable[[Any], Awaitable[dict | None]], miss
     click.echo(json.dumps(found, indent=2, ensure_ascii=False))
 
 
+@ticket.command("new")
+@click.option("--channel", type=click.Choice(["phone"]), required=True, help="What the ticket logs: a phone call.")
+@click.option("--name", help="The caller's name.")
+@click.option("--phone", help="The caller's phone number, international (+34 600 123 456).")
+@click.option("--email", help="The caller's email address (replies go there).")
+@click.option("--summary", required=True, help="What the call was about.")
+@click.option("--direction", type=click.Choice(["inbound", "outbound"]), default="inbound", show_default=True)
+@click.option("--duration", type=click.IntRange(min=0), help="How long the call took, in whole minutes.")
+@click.option("--agent", default="admin", show_default=True, help="The agent ID who took the call.")
+def ticket_new(
+    channel: str,
+    name: str | None,
+    phone: str | None,
+    email: str | None,
+    summary: str,
+    direction: str,
+    duration: int | None,
+    agent: str,
+) -> None:
+    """Log a phone call as a new ticket (as `/sb call` in Slack): routed and timed like any other; replies
+    go to the caller's email, else their WhatsApp. Give --phone or --email (or both)."""
+    from datetime import UTC
+
+    from services.intake.phone_calls import CallInvalid, read_call
+    from switchboard.commands import log_phone_call
+
+    settings = Settings()
+    try:
+        call = read_call(
+            summary=summary,
+            agent_id=agent,
+            logged_at=datetime.now(UTC),
+            name=name,
+            phone=phone,
+            email=email,
+            direction=direction,
+            duration=duration,
+        )
+        ticket_id = asyncio.run(log_phone_call(settings, call))
+    except CallInvalid as invalid:
+        raise click.UsageError("; ".join(f"--{field}: {why}" for field, why in invalid.errors.items())) from None
+    except (MissingInfrastructure, ConfigError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{channel} call logged as {ticket_id}")
+
+
 @ticket.command("reply")
 @click.argument("ticket_id")
 @click.argument("text")
@@ -424,7 +470,7 @@ def _quarantine_call(call):
 
 @quarantine.command("list")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
-@click.option("--channel", help="Only this channel (email, form, chat, telegram, slack).")
+@click.option("--channel", help="Only this channel (email, form, chat, telegram, slack, wecom).")
 @click.option("--reason", help="Only this reason code (machine_mail_no_ticket, own_mail_loop, ...).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full events as a JSON array.")
 def quarantine_list(limit: int, channel: str | None, reason: str | None, as_json: bool) -> None:

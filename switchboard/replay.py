@@ -16,7 +16,10 @@ Key families and what rebuilds them (the README's operations section has the who
   fire, the notifier's record of what it sent (and the conversations of the mail and Telegram messages it
   sent), round-robin turns;
 - quarantine topic: the quarantine, its releases, and the ticket counters (spam's reserved ticket IDs);
-- agents topic: the agents' availability (shared.agents).
+- agents topic: the agents' availability (shared.agents);
+- wecom topic: each WeChat Customer Service account's sync cursor; with the inbound topic's WeCom messages
+  and the tickets topic's `notification.sent` to WeCom, the reply windows (shared.wecom_window);
+- articles topic: the knowledge base (services/knowledge/store.py: articles, their change times, its version).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from redis.asyncio import Redis
 
 from services.intake.index import index_operations, ticket_number
 from services.intake.ticket_ids import sequence_key
+from services.intake.wecom import cursor_key
+from services.knowledge.store import ArticleStore
 from services.notifier.ledger import project_sent
 from services.router.state import turn_key
 from services.sla.decide import ticket_sla_adapter
@@ -49,12 +54,25 @@ from shared.events import (
     MessageReleased,
     NotificationSent,
     TicketAssigned,
+    WecomCursorAdvanced,
 )
 from shared.ids import TICKET_NUMBER_OFFSET
 from shared.quarantine import Quarantine
 from shared.read_model import ReadModel
 from shared.state import forget_restored, mark_restored
-from shared.topics import AGENTS, CONTACTS, INBOUND, QUARANTINE, TICKETS, Topics, TopicSpec, partitions_of
+from shared.topics import (
+    AGENTS,
+    ARTICLES,
+    CONTACTS,
+    INBOUND,
+    QUARANTINE,
+    TICKETS,
+    WECOM,
+    Topics,
+    TopicSpec,
+    partitions_of,
+)
+from shared.wecom_window import customer_wrote, we_sent
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +109,7 @@ class _Replay:
         self.read_model = ReadModel(redis)
         self.quarantine = Quarantine(redis)
         self.availability = Availability(redis)
+        self.articles = ArticleStore(redis)
         self.timers = TimerRebuild(config)
         self.highest: dict[str, int] = {}
         self.turns: Counter[str] = Counter()
@@ -111,6 +130,12 @@ class _Replay:
             self.report.counts["idempotency keys"] += message.idempotency_key is not None
             self.report.counts["conversations"] += len(message.conversations)
         await self._commands(commands)
+        wecom = [message for message in messages if message.channel == "wecom" and message.reply_route]
+        if wecom:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for message in wecom:
+                    customer_wrote(pipe, message.reply_route.address, message.received_at.timestamp())
+                await pipe.execute()
 
     async def tickets(self, events: Sequence[Any]) -> None:
         await self.read_model.apply(events)
@@ -120,6 +145,8 @@ class _Replay:
                 self.timers.observe(event)
                 if isinstance(event, NotificationSent):
                     project_sent(pipe, event, self.now)
+                    if event.target.startswith("wecom:"):
+                        we_sent(pipe, event.target.removeprefix("wecom:"), event.occurred_at.timestamp())
                     self.report.counts["notifications sent"] += 1
                 elif isinstance(event, TicketAssigned) and event.actor == "system":
                     # Only the router's own assignments took a round-robin turn; claims and hand-ons did not.
@@ -141,6 +168,18 @@ class _Replay:
     async def agents(self, events: Sequence[AgentAvailabilityChanged]) -> None:
         await self.availability.apply(events)
         self.report.counts[AVAILABILITY_CHANGES] += len(events)
+
+    async def knowledge(self, events: Sequence[Any]) -> None:
+        await self.articles.apply(events)
+        self.report.counts["article changes"] += len(events)
+
+    async def wecom(self, events: Sequence[WecomCursorAdvanced]) -> None:
+        # In log order per account (one partition): the last cursor is where the next sync starts.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.set(cursor_key(event.open_kfid), event.cursor)
+            await pipe.execute()
+        self.report.counts["WeCom sync cursors"] += len(events)
 
     async def finish(self) -> None:
         pending = self.timers.pending()
@@ -191,6 +230,8 @@ async def replay_all(
         (TICKETS, replay.tickets),
         (QUARANTINE, replay.quarantined),
         (AGENTS, replay.agents),
+        (ARTICLES, replay.knowledge),
+        (WECOM, replay.wecom),
     ):
         replay.report.skipped += await _read(bootstrap, topics.name(spec), spec, apply, progress)
     await replay.finish()

@@ -29,12 +29,19 @@ from services.intake.release import NotReleasable, release
 from services.intake.slack_events import slack_routes
 from services.intake.telegram import WEBHOOK_PATH as TELEGRAM_WEBHOOK_PATH
 from services.intake.telegram import telegram_routes
+from services.intake.wecom import wecom_routes
+from services.intake.whatsapp import WEBHOOK_PATH as WHATSAPP_WEBHOOK_PATH
+from services.intake.whatsapp import whatsapp_routes
+from services.knowledge.help_centre import help_centre_routes
+from services.knowledge.importer import ArticleImporter
+from services.knowledge.store import ArticleStore
 from services.sla.decide import ticket_sla_adapter
 from services.sla.show import clock_rows
 from services.sla.timers import clocks_key
 from shared.events import Channel
 from shared.read_model import ReadModel
 from shared.settings import Settings
+from shared.topics import ARTICLES, Topics
 from shared.untrusted import same_secret
 
 logger = logging.getLogger(__name__)
@@ -46,12 +53,13 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_MULTIPART_BODY_BYTES = 25 * 1024 * 1024
 # Telegram sends far smaller updates (text is at most 4096 characters), but an oversize one is
 # still kept (its text as an attachment) rather than refused for Telegram to redeliver forever.
+# WhatsApp webhooks (a few messages, media by reference) get the same room.
 MAX_TELEGRAM_BODY_BYTES = 10 * 1024 * 1024
 
 
 def body_limit(scope: Scope) -> int:
     """The body limit of a request, in bytes: every endpoint that reads a body is bounded."""
-    if scope["path"] == TELEGRAM_WEBHOOK_PATH:
+    if scope["path"] in (TELEGRAM_WEBHOOK_PATH, WHATSAPP_WEBHOOK_PATH):
         return MAX_TELEGRAM_BODY_BYTES
     media_type = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
     if scope["path"].startswith("/v1/forms/") and media_type == "multipart/form-data":
@@ -69,7 +77,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if api_token is None:
         logger.warning("read API is off: SWITCHBOARD_API_TOKEN is not set")
 
-    app = process.app()
+    kb_folder = config.knowledge_base.path
+    importer = (
+        ArticleImporter(
+            Path(kb_folder),
+            config.languages[0],
+            ArticleStore(redis),
+            process.publisher,
+            Topics(settings.topic_prefix).name(ARTICLES),
+        )
+        if kb_folder
+        else None
+    )
+    # The knowledge base's folder is imported before the app serves, then watched while it runs.
+    app = process.app(while_running=importer.running) if importer is not None else process.app()
 
     def count_refusal(scope: Scope) -> None:
         if scope["path"].startswith("/v1/forms/"):
@@ -81,10 +102,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.append(stamp_route(config, guard))
     app.include_router(chat_routes(intake, guard))
     app.include_router(csat_routes(intake, guard))
+    app.include_router(help_centre_routes(intake))
     if (telegram := telegram_routes(intake, settings)) is not None:
         app.include_router(telegram)
+    if (whatsapp := whatsapp_routes(intake, settings)) is not None:
+        app.include_router(whatsapp)
     if (slack := slack_routes(intake, settings)) is not None:
         app.include_router(slack)
+    if (wecom := wecom_routes(intake, settings)) is not None:
+        app.include_router(wecom)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)

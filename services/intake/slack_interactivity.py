@@ -11,6 +11,7 @@ through the notifier (`command.rejected`).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from services.intake.core import PUBLISH_TIMEOUT_SECONDS, Intake
+from services.intake.phone_calls import CALL_MODAL, CallInvalid, call_modal, log_call, logged_view, submitted_call
 from services.intake.slack_agents import (
     CONTACT_BUTTONS,
     CSAT_BUTTON,
@@ -36,6 +38,7 @@ from services.intake.slack_agents import (
     button_command,
     click_of,
     contact_button_command,
+    is_ticket_id,
     modal_origin,
     rating_command,
     rating_thread,
@@ -58,6 +61,16 @@ from services.intake.slack_slash import (
     ticket_details,
     ticket_list,
 )
+from services.knowledge.slack import (
+    ARTICLE_MODAL,
+    SAVE_ARTICLE_BUTTON,
+    SEND_ARTICLE_BUTTON,
+    article_modal,
+    article_of_button,
+    article_reply,
+    saved_article,
+)
+from services.knowledge.store import ArticleStore
 from shared.agents import Availability
 from shared.config import Agent
 from shared.contact_commands import contact_command, refusal
@@ -65,8 +78,8 @@ from shared.conversations import conversation_ticket
 from shared.events import AgentAvailabilityChanged, CommandEnvelope, MergeContacts, SlackOrigin, UnmergeContacts
 from shared.ids import derived_id
 from shared.publisher import Outgoing
-from shared.read_model import ReadModel, agent_tickets_key, team_queue_key, ticket_key
-from shared.topics import AGENTS, COMMANDS, Topics
+from shared.read_model import ReadModel, agent_tickets_key, messages_key, team_queue_key, ticket_key
+from shared.topics import AGENTS, ARTICLES, COMMANDS, Topics
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +101,8 @@ class SlackAgents:
         topics = Topics(intake.settings.topic_prefix)
         self.commands_topic = topics.name(COMMANDS)
         self.agents_topic = topics.name(AGENTS)
+        self.articles_topic = topics.name(ARTICLES)
+        self.articles = ArticleStore(intake.redis)
         self.read_model = ReadModel(intake.redis)
         self.availability = Availability(intake.redis)
         self.team_channels = team_channels(intake.config)
@@ -140,10 +155,41 @@ class SlackAgents:
             else:
                 await self._publish(merge)
             return
-        if click.action_id in MODAL_OF_BUTTON:
+        if click.action_id == SEND_ARTICLE_BUTTON:
+            await self._send_article(click, agent, now)
+        elif click.action_id == SAVE_ARTICLE_BUTTON:
+            await self._open_article_modal(click, client)
+        elif click.action_id in MODAL_OF_BUTTON:
             await self._open_modal(click, client)
         else:
             await self._publish(button_command(click, agent, now))
+
+    async def _send_article(self, click: Click, agent: Agent, now: datetime) -> None:
+        """Publishes the agent's public reply that sends a suggested article to the customer."""
+        named = article_of_button(click.value)
+        if named is None or not is_ticket_id(named[0]):
+            raise Refused("This button names no article; nothing was done.")
+        ticket_id, slug = named
+        article = await self.articles.get(slug)
+        if article is None:
+            raise Refused(f"The article {slug!r} is no longer in the knowledge base.")
+        url = f"{self.intake.settings.public_base_url()}/kb/{slug}"
+        reply = article_reply(
+            article, url, event_id=click.event_id, ticket_id=ticket_id, agent_id=agent.id, origin=click.origin, now=now
+        )
+        await self._publish(reply)
+
+    async def _open_article_modal(self, click: Click, client: AsyncWebClient) -> None:
+        """Opens "Save as article", prefilled with the ticket's subject and language and the last public reply."""
+        ticket_id = ticket_of(click)
+        fields = await self.read_model.ticket_fields(ticket_id)
+        if "id" not in fields:
+            raise Refused(f"There is no ticket {ticket_id}.")
+        messages = await self.intake.redis.lrange(messages_key(ticket_id), 0, -1)
+        replies = [m for m in map(json.loads, messages) if m.get("author") == "agent" and not m.get("internal")]
+        language = json.loads(fields.get("classified") or "{}").get("language") or self.config.languages[0]
+        view = article_modal(ticket_id, fields.get("subject") or "", language, replies[-1]["text"] if replies else "")
+        await self._open_view(click, client, ticket_id, view)
 
     async def _open_modal(self, click: Click, client: AsyncWebClient) -> None:
         ticket_id = ticket_of(click)
@@ -155,6 +201,9 @@ class SlackAgents:
             view = reassign_modal(ticket_id, team, self.config)
         else:
             view = text_modal("reply" if click.action_id == "sb_reply" else "note", ticket_id)
+        await self._open_view(click, client, ticket_id, view)
+
+    async def _open_view(self, click: Click, client: AsyncWebClient, ticket_id: str, view: dict[str, Any]) -> None:
         if click.trigger_id is None:
             raise Refused("Slack sent this button press without a trigger, so no form can open; press it again.")
         try:
@@ -170,6 +219,13 @@ class SlackAgents:
     # --- Modal submissions (view_submission) -------------------------------------------------------
 
     async def on_submission(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        view = body.get("view")
+        if isinstance(view, dict) and view.get("callback_id") == ARTICLE_MODAL:
+            await self._on_article_submission(ack, body, view)
+            return
+        if isinstance(view, dict) and view.get("callback_id") == CALL_MODAL:
+            await self._on_call_logged(ack, body, view)
+            return
         try:
             submission = submission_of(body)
         except Refused as refusal:
@@ -190,6 +246,53 @@ class SlackAgents:
             return
         await self._publish(command)
         await ack()
+
+    async def _on_article_submission(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """Publishes the article of a "Save as article" modal (keyed by slug) and applies it to the knowledge base."""
+        user_id = (body.get("user") or {}).get("id")
+        agent = self.config.agent_by_slack_user(str(user_id))
+        ticket_id = view.get("private_metadata")
+        state = view.get("state")
+        values = state.get("values") if isinstance(state, dict) else None
+        if agent is None or not isinstance(ticket_id, str) or not is_ticket_id(ticket_id):
+            await ack(response_action="errors", errors={"title": NOT_AN_AGENT})
+            return
+        article = saved_article(values if isinstance(values, dict) else {}, ticket_id, agent.id, datetime.now(UTC))
+        if isinstance(article, dict):
+            await ack(response_action="errors", errors=article)
+            return
+        held = await self.articles.get(article.slug)
+        if held is not None and held.source == "folder":
+            await ack(
+                response_action="errors", errors={"title": "The knowledge base folder has an article of this title."}
+            )
+            return
+        record = Outgoing.event(self.articles_topic, article.slug, article)
+        await self.intake.publisher.publish(record, timeout=PUBLISH_TIMEOUT_SECONDS)
+        await self.articles.apply([article])
+        logger.info(
+            "article saved from Slack", extra={"slug": article.slug, "ticket_id": ticket_id, "agent_id": agent.id}
+        )
+        await ack()
+
+    async def _on_call_logged(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """A submitted `/sb call` modal: the call becomes a ticket (the same view submitted again, the same
+        ticket), and the modal shows its number."""
+        user = body.get("user") if isinstance(body.get("user"), dict) else {}
+        agent = self.config.agent_by_slack_user(str(user.get("id", "")))
+        state = view.get("state") if isinstance(view.get("state"), dict) else {}
+        values = state.get("values") if isinstance(state.get("values"), dict) else {}
+        if agent is None:
+            await ack(response_action="errors", errors={"summary": NOT_AN_AGENT})
+            return
+        try:
+            call = submitted_call(values, agent.id, datetime.now(UTC))
+        except CallInvalid as invalid:
+            await ack(response_action="errors", errors=invalid.errors)
+            return
+        ticket_id = await log_call(self.intake, call, f"slack-view:{view.get('id')}")
+        logger.info("phone call logged", extra={"ticket_id": ticket_id, "agent_id": agent.id})
+        await ack(response_action="update", view=logged_view(ticket_id))
 
     # --- Thread replies in team channels -----------------------------------------------------------
 
@@ -216,12 +319,19 @@ class SlackAgents:
 
     # --- The /sb slash command ---------------------------------------------------------------------
 
-    async def on_slash_command(self, ack: AsyncAck, command: dict[str, Any], request: AsyncBoltRequest) -> None:
+    async def on_slash_command(
+        self, ack: AsyncAck, command: dict[str, Any], request: AsyncBoltRequest, client: AsyncWebClient
+    ) -> None:
         agent = self.config.agent_by_slack_user(str(command.get("user_id", "")))
         if agent is None:
             await ack(text=NOT_AN_AGENT, response_type="ephemeral")
             return
-        answer = await self._answer(parse(str(command.get("text", ""))), agent, command, request)
+        slash = parse(str(command.get("text", "")))
+        if slash.subcommand == "call":
+            problem = await self._open_call_modal(command, client)
+            await (ack() if problem is None else ack(text=problem, response_type="ephemeral"))
+            return
+        answer = await self._answer(slash, agent, command, request)
         await ack(text=answer, response_type="ephemeral")
 
     async def _answer(
@@ -261,6 +371,18 @@ class SlackAgents:
                 return await self._contact_command(slash, agent, command)
             case _:
                 return help_answer(slash)
+
+    async def _open_call_modal(self, command: dict[str, Any], client: AsyncWebClient) -> str | None:
+        """Opens the call modal for `/sb call`; None when it opened, else what to tell the agent."""
+        trigger_id = command.get("trigger_id")
+        if not isinstance(trigger_id, str) or not trigger_id:
+            return "Slack sent no trigger, so no form can open; try `/sb call` again."
+        try:
+            await client.views_open(trigger_id=trigger_id, view=call_modal())
+        except _SLACK_FAILURES as error:
+            logger.warning("views.open failed", extra={"error": repr(error)})
+            return "Slack did not open the form in time; try `/sb call` again."
+        return None
 
     async def _contact_command(self, slash: SlashRequest, agent: Agent, command: dict[str, Any]) -> str:
         """Publishes `/sb merge` or `/sb unmerge` once the read model says the router would apply it."""

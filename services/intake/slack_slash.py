@@ -1,7 +1,8 @@
 """The `/sb` slash command: what an agent asks for, and the ephemeral answers. Pure.
 
 `/sb mine`, `/sb queue`, `/sb show SB-1042`, `/sb away`, `/sb back`, `/sb merge SURVIVOR MERGED`,
-`/sb unmerge MERGED` (contacts), `/sb help` (anything else answers the help). Answers are Slack mrkdwn (https://api.slack.com/reference/surfaces/formatting):
+`/sb unmerge MERGED` (contacts), `/sb call` (log a phone call: services.intake.phone_calls), `/sb help`
+(anything else answers the help). Answers are Slack mrkdwn (https://api.slack.com/reference/surfaces/formatting):
 `&`, `<`, `>` in ticket data are escaped, and lists stop at MAX_LISTED tickets, saying how many
 more there are, well under Slack's 40,000 characters of a message.
 """
@@ -16,7 +17,7 @@ from typing import Any
 from services.intake.slack_agents import is_ticket_id
 from shared.contact_commands import CONTACT_ID
 
-SUBCOMMANDS = ("mine", "queue", "show", "away", "back", "merge", "unmerge", "help")
+SUBCOMMANDS = ("mine", "queue", "show", "away", "back", "merge", "unmerge", "call", "help")
 MAX_LISTED = 20
 _MAX_SUBJECT = 80
 # The most pressing first.
@@ -30,6 +31,7 @@ HELP = "\n".join(
         "• `show SB-1042` — one ticket: status, priority, assignee, contact",
         "• `away` / `back` — stop / start getting new tickets",
         "• `merge SURVIVOR MERGED` / `unmerge MERGED` — merge two contacts (IDs as `show` gives them) / undo it",
+        "• `call` — log a phone call as a ticket",
         "• `help` — this list",
         "On a ticket's card: its buttons; in its thread: your reply goes to the customer, `note: …` stays internal.",
     ]

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from services.knowledge.slack import SAVE_ARTICLE_BUTTON, SEND_ARTICLE_BUTTON
 from services.notifier.slack_text import escape
 
 # (action_id, label, style): the first row works the ticket, the second moves it along its lifecycle.
@@ -37,6 +38,7 @@ STATUS_BUTTONS = (
     ("sb_reopen", "Reopen", None),
 )
 ACTION_IDS = tuple(action_id for action_id, _, _ in WORK_BUTTONS + STATUS_BUTTONS)
+ARTICLE_TITLE_CHARS = 150
 # Customer-supplied text shown at most (characters before escaping), so that escaped (x5) with its
 # markup each block stays within Slack's limits: the subject's section 3,000, a field 2,000.
 EXCERPT_CHARS = 500
@@ -81,6 +83,8 @@ class CardState:
     follow_up_of: str | None = None
     csat_score: int | None = None
     excerpt: str | None = None
+    # Articles that may answer it (`ticket.suggestions`): (slug, title), best first.
+    suggestions: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,9 @@ def card_state(
         follow_up_of=fields.get("follow_up_of") or None,
         csat_score=int(fields["csat_score"]) if fields.get("csat_score") else None,
         excerpt=excerpt,
+        suggestions=tuple(
+            (article["slug"], article["title"]) for article in json.loads(fields.get("suggestions") or "[]")
+        ),
     )
 
 
@@ -155,8 +162,11 @@ def ticket_card(state: CardState) -> Card:
         blocks.append({"type": "context", "elements": [_mrkdwn(notes)]})
     if state.excerpt:
         blocks.append({"type": "section", "text": _mrkdwn(_quote(state.excerpt))})
+    blocks += _suggestion_blocks(state)
     blocks.append(_actions("sb_card_work", state.ticket_id, WORK_BUTTONS))
     blocks.append(_actions("sb_card_status", state.ticket_id, STATUS_BUTTONS))
+    if state.status == "solved":
+        blocks.append(_actions("sb_card_knowledge", state.ticket_id, ((SAVE_ARTICLE_BUTTON, "Save as article", None),)))
     text = (
         f"*{state.ticket_id}* {subject} · {STATUS_LABELS.get(state.status, escape(state.status))}"
         f" · {PRIORITY_LABELS.get(state.priority, escape(state.priority))} · {_assignee(state)}"
@@ -164,6 +174,27 @@ def ticket_card(state: CardState) -> Card:
     if state.excerpt:
         text += f"\n{_quote(state.excerpt)}"
     return Card(blocks=blocks, text=text)
+
+
+def _suggestion_blocks(state: CardState) -> list[dict[str, Any]]:
+    """The suggested articles while the ticket is active, each with a "Send to customer" button."""
+    if not state.suggestions or state.status not in ("new", "open", "pending", "on_hold"):
+        return []
+    blocks: list[dict[str, Any]] = [{"type": "context", "elements": [_mrkdwn(":bulb: *Suggested articles*")]}]
+    for slug, title in state.suggestions:
+        blocks.append(
+            {
+                "type": "section",
+                "text": _mrkdwn(f"{_shown(title, ARTICLE_TITLE_CHARS)} (`{escape(slug)}`)"),
+                "accessory": {
+                    "type": "button",
+                    "action_id": SEND_ARTICLE_BUTTON,
+                    "text": {"type": "plain_text", "text": "Send to customer"},
+                    "value": f"{state.ticket_id} {slug}",
+                },
+            }
+        )
+    return blocks
 
 
 def sla_line(state: CardState) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from services.notifier.card_updates import card_updates
 from services.notifier.deliveries import DeliveryScheduler, Failed, Outcome
@@ -27,8 +28,17 @@ logger = logging.getLogger(__name__)
 
 
 class NotifierHandler:
-    def __init__(self, config: DeskConfig, ledger: Ledger, scheduler: DeliveryScheduler, topics: Topics):
+    def __init__(
+        self,
+        config: DeskConfig,
+        ledger: Ledger,
+        scheduler: DeliveryScheduler,
+        topics: Topics,
+        links: tuple[Callable[[str], str], Callable[[str], str]] | None = None,
+    ):
         self.config = config
+        # The help centre's article and "this solved it" URLs (NotifierView), when the notifier knows them.
+        self.links = links
         self.ledger = ledger
         self.scheduler = scheduler
         self.tickets_topic = topics.name(TICKETS)
@@ -145,4 +155,6 @@ class NotifierHandler:
             },
             undeliverable=bounced,
             verified=await self.ledger.verified(list(dict.fromkeys(typed_in))),
+            article_url=self.links[0] if self.links else None,
+            deflection_url=self.links[1] if self.links else None,
         )

@@ -13,6 +13,7 @@ redelivered event plans the very same deliveries and none is sent twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from services.notifier import csat_asks
@@ -37,6 +38,7 @@ from shared.events import (
     DuplicateSuggested,
     MergeSuggested,
     MessageAdded,
+    MessageStatusReported,
     NotificationPurpose,
     ReplyRoute,
     SlaBreached,
@@ -47,8 +49,10 @@ from shared.events import (
     TicketCreated,
     TicketEvent,
     TicketQueued,
+    TicketSuggestions,
 )
 from shared.identities import normalise_email
+from shared.whatsapp_window import in_window, window_closed_text
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,10 @@ class NotifierView:
     undeliverable: set[str] = field(default_factory=set)
     # The identities a channel proved, of the contacts of web-form tickets being acknowledged (issue #16).
     verified: dict[str, frozenset[str]] = field(default_factory=dict)
+    # The public help centre's links (services/knowledge): an article's URL by slug, a ticket's signed
+    # "this solved it" URL (None: suggested articles are not sent to customers).
+    article_url: Callable[[str], str] | None = None
+    deflection_url: Callable[[str], str] | None = None
 
 
 def team_of(team_id: str | None, config: DeskConfig) -> Team:
@@ -177,6 +185,13 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
             mention = slack_user(team.lead, config) or slack_user(event.assignee_id, config)
             text = csat_asks.low_score_text(event.ticket_id, event.score, event.comment, mention)
             return [_thread_post(event, "low-score", "csat", event.team, text, config)]
+        case TicketSuggestions(deflect_route=route) if route is not None:
+            return _suggested_articles(event, route, view)
+        case MessageStatusReported(status="failed", purpose="reply" | "csat"):
+            # The customer's channel took the message and then could not deliver it: the agent must know.
+            why = f": {event.error}" if event.error else ""
+            text = f":warning: {undelivered_text(f'{event.channel} could not deliver it{why}')}"
+            return [_thread_post(event, "status-failed", "mirror", ticket.team, text, config)]
         case MergeSuggested():
             post = _thread_post(event, "merge", "merge_suggestion", ticket.team, suggestion_text(event), config)
             return [replace(post, contacts=(event.contact_id, event.other_contact_id))]
@@ -192,6 +207,9 @@ def _acknowledgement(created: TicketCreated, view: NotifierView, config: DeskCon
         is_no_reply_address(route.address) or normalise_email(route.address) in view.undeliverable
     ):
         return []
+    if route.channel == "whatsapp" and not in_window(route.customer_wrote_at, created.occurred_at):
+        # Only a paid template could reach the customer now: an acknowledgement is not worth one.
+        return []
     templates = config.acknowledgements
     fields = {
         # A duplicate merged at birth: the customer is told the ticket their message joined.
@@ -199,9 +217,13 @@ def _acknowledgement(created: TicketCreated, view: NotifierView, config: DeskCon
         "name": created.contact.name or "there",
         "subject": created.subject or "your request",
     }
-    text = {"email": templates.email_body, "telegram": templates.telegram, "slack": templates.slack}.get(
-        route.channel, templates.telegram
-    )
+    text = {
+        "email": templates.email_body,
+        "telegram": templates.telegram,
+        "slack": templates.slack,
+        "whatsapp": templates.whatsapp,
+        "wecom": templates.wecom,
+    }.get(route.channel, templates.telegram)
     if created.merged_into:
         text = templates.merged
     return [
@@ -277,7 +299,7 @@ def _agent_message(
     deliveries: list[Delivery] = []
     failure = None
     if not event.internal:
-        reply = _reply(event, view)
+        reply = _reply(event, view, config)
         if isinstance(reply, Delivery):
             deliveries.append(reply)
         else:
@@ -325,13 +347,17 @@ def reply_outcome(
     return [_thread_post(event, "undelivered", "mirror", ticket.team, f":warning: {undelivered_text(failure)}", config)]
 
 
-def _reply(reply: MessageAdded, view: NotifierView) -> Delivery | str:
-    """The reply on the customer's channel, or why there is none."""
+def _reply(reply: MessageAdded, view: NotifierView, config: DeskConfig) -> Delivery | str:
+    """The reply on the customer's channel, or why there is none (a WhatsApp reply outside the
+    customer-service window is held: shared/whatsapp_window.py)."""
     route = reply.reply_route
     if route is None:
         return "the ticket has no channel to answer the customer on"
     if route.channel == "email" and normalise_email(route.address) in view.undeliverable:
         return f"mail to {route.address} bounced; nothing more is sent to that address"
+    if route.channel == "whatsapp" and not in_window(route.customer_wrote_at, reply.occurred_at):
+        template = config.whatsapp.template
+        return window_closed_text(route.customer_wrote_at, (template.name, template.language) if template else None)
     return Delivery(
         key=str(reply.event_id),
         ticket_id=reply.ticket_id,
@@ -351,6 +377,8 @@ def _csat_request(changed: StatusChanged, route: ReplyRoute, view: NotifierView)
     """Once per resolution (the key is the solving change's), on the customer's own channel."""
     if route.channel == "email" and normalise_email(route.address) in view.undeliverable:
         return []
+    if route.channel == "whatsapp" and not in_window(route.customer_wrote_at, changed.occurred_at):
+        return []
     return [
         Delivery(
             key=f"{changed.event_id}:csat",
@@ -363,6 +391,37 @@ def _csat_request(changed: StatusChanged, route: ReplyRoute, view: NotifierView)
             route=route,
             subject=reply_subject(changed.ticket_id, route.subject),
             csat=CsatSubject(changed.ticket_id, changed.resolution),
+        )
+    ]
+
+
+def _suggested_articles(event: TicketSuggestions, route: ReplyRoute, view: NotifierView) -> list[Delivery]:
+    """The suggested articles on the customer's channel, after the acknowledgement, with a "this solved it" link
+    (knowledge_base.deflect_channels)."""
+    if view.article_url is None or view.deflection_url is None:
+        return []
+    if route.channel == "email" and (
+        is_no_reply_address(route.address) or normalise_email(route.address) in view.undeliverable
+    ):
+        return []
+    articles = "\n".join(f"- {article.title}: {view.article_url(article.slug)}" for article in event.articles)
+    text = (
+        f"While you wait for an agent: these articles may answer your question.\n{articles}\n\n"
+        f"If one of them solved it, tell us here and we close ticket {event.ticket_id}: "
+        f"{view.deflection_url(event.ticket_id)}"
+    )
+    return [
+        Delivery(
+            key=f"{event.event_id}:suggestions",
+            ticket_id=event.ticket_id,
+            purpose="suggestions",
+            target=f"{route.channel}:{route.address}",
+            text=text,
+            correlation_id=event.correlation_id,
+            thread_ts=route.reply_to_id if route.channel == "slack" else None,
+            route=route,
+            subject=reply_subject(event.ticket_id, route.subject),
+            automatic=True,
         )
     ]
 

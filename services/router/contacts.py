@@ -4,7 +4,7 @@ links or verifies, which contacts it merges and which merges it only suggests; m
 Rules (SPEC §3 Router "Contacts", issue #11):
 - An identity is *verified* when the channel proves it (`VERIFIED_KINDS`: mail From, the Telegram user
   and a phone shared through Telegram's contact button for the sender's own account, the Slack user and
-  its profile email) and *claimed* when typed into a form or a chat.
+  its profile email, the WhatsApp phone number) and *claimed* when typed into a form, a chat or a logged call.
 - The first link of an identity wins and is never taken from its contact; contacts join by merging:
   the merged contact points at its survivor, so a merge is undone by removing that pointer.
 - A message that proves (verified) identities owned by different contacts merges them; the older
@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from services.router.frozen import evolve
 from shared.config import DeskConfig
 from shared.events import (
     ContactMerged,
@@ -45,11 +46,21 @@ VERIFIED_KINDS: Mapping[str, frozenset[str]] = {
     "telegram": frozenset({"telegram", "phone"}),
     # The Slack user and the email of its Slack profile.
     "slack": frozenset({"slack", "email"}),
+    # WhatsApp delivers from the phone number itself: the customer's number (E.164) is proved.
+    "whatsapp": frozenset({"phone"}),
+    # WeCom's callback is signed and the customer's external_userid comes from WeCom's own API.
+    "wecom": frozenset({"wecom"}),
 }
 # The identity that is the sender's account on each channel: a message belongs to its owner first.
-ACCOUNT_KIND: Mapping[str, str] = {"email": "email", "telegram": "telegram", "slack": "slack"}
+ACCOUNT_KIND: Mapping[str, str] = {
+    "email": "email",
+    "telegram": "telegram",
+    "slack": "slack",
+    "whatsapp": "phone",
+    "wecom": "wecom",
+}
 # Channel accounts one person holds one of: two verified ones of a kind are two people until an agent says not.
-EXCLUSIVE_KINDS: Mapping[str, str] = {"telegram": "Telegram", "slack": "Slack"}
+EXCLUSIVE_KINDS: Mapping[str, str] = {"telegram": "Telegram", "slack": "Slack", "wecom": "WeChat"}
 ADMIN = "admin"
 
 
@@ -141,7 +152,7 @@ class ContactGraph:
         """What an event decided in this batch changes in the graph."""
         if isinstance(event, IdentityLinked):
             record = self.contacts.get(event.contact_id, ContactRecord())
-            self.contacts[event.contact_id] = replace(
+            self.contacts[event.contact_id] = evolve(
                 record,
                 identities=record.identities | {event.identity},
                 verified=record.verified | {event.identity} if event.verified else record.verified,
@@ -149,7 +160,7 @@ class ContactGraph:
         elif isinstance(event, TicketCreated):
             contact_id = event.contact.contact_id
             record = self.contacts.get(contact_id, ContactRecord())
-            self.contacts[contact_id] = replace(
+            self.contacts[contact_id] = evolve(
                 record,
                 tickets=record.tickets | {event.ticket_id},
                 created=min(record.created, event.occurred_at.timestamp()),
@@ -160,7 +171,7 @@ class ContactGraph:
             self.parents.pop(event.contact_id, None)
         elif isinstance(event, ContactTagsChanged):
             record = self.contacts.get(event.contact_id, ContactRecord())
-            self.contacts[event.contact_id] = replace(record, tags=frozenset(event.tags))
+            self.contacts[event.contact_id] = evolve(record, tags=frozenset(event.tags))
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.router import duplicates
 from services.router.assignment import WORKING_STATUSES, Desk, Need, choose
@@ -25,8 +25,10 @@ from services.router.contacts import (
     resolve,
     sender_identities,
 )
+from services.router.frozen import evolve
 from services.router.lifecycle import SYSTEM, customer_wrote, decide_lifecycle, rejected
 from services.router.queues import flag_over_capacity, system_assign
+from services.router.suggestions import suggested
 from services.router.tickets import message_added, new_ticket
 from shared.config import DeskConfig
 from shared.events import (
@@ -59,6 +61,9 @@ from shared.events import (
 from shared.identities import normalise_email
 from shared.ids import derived_id
 from shared.read_model import contact_tags_json
+
+if TYPE_CHECKING:
+    from services.knowledge.search import KnowledgeIndex
 
 RouterEvent = TicketEvent | ContactEvent
 
@@ -113,6 +118,8 @@ class RouterView:
     loads_read: dict[str, int] = field(default_factory=dict)
     # Agents inside their working hours when the batch is decided (None: everyone).
     on_shift: frozenset[str] | None = None
+    # The knowledge base's search index (None: no article), for suggesting articles to new tickets.
+    knowledge: KnowledgeIndex | None = None
 
     def desk(self) -> Desk:
         """The agents' state assignment decides against, as the batch sees it now."""
@@ -150,7 +157,7 @@ class RouterView:
             if isinstance(event, AddressUndeliverable) or (known := self.tickets.get(event.ticket_id)) is None:
                 continue
             if (changes := _changes(event)) is not None:
-                changed = replace(known, **changes(known))
+                changed = evolve(known, **changes(known))
                 self.tickets[event.ticket_id] = changed
                 self._rework(event.ticket_id, known, changed)
 
@@ -273,9 +280,13 @@ def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig
         view.capacity_checked.add(assignee.id)
         # Every assignment of the router's own takes a turn (replay counts them so), whatever the routing.
         view.used_turns[team.id] += 1
-    events += new_ticket(
+    opened = new_ticket(
         message, contact, classification, assignee, now, queued_reason=choice.queued_reason, contact_tags=contact_tags
     )
+    events += opened
+    created = opened[0]
+    if isinstance(created, TicketCreated) and (suggestions := suggested(message, created, view.knowledge, config, now)):
+        events.append(suggestions)
     if duplicate is not None:
         events.append(duplicates.suggestion(message, duplicate, now))
     events += resolution_events(message, resolution, view.graph, now)

@@ -81,6 +81,16 @@ def _language(message: InboundMessage, languages: list[str]) -> tuple[str, Liter
     return identifier.classify(sample)[0], "detection"
 
 
+def text_language(text: str, languages: list[str]) -> str:
+    """The language of a plain text (a search query) among `languages`, as `detect` reads a message's: the
+    first of them when it cannot tell (one language, no letters, none the model knows)."""
+    sample = text[:SAMPLE_CHARS]
+    if len(languages) == 1 or not any(char.isalpha() for char in sample):
+        return languages[0]
+    identifier = _identifier(tuple(languages))
+    return languages[0] if identifier is None else identifier.classify(sample)[0]
+
+
 def primary_language(tag: str | None) -> str | None:
     """The primary language subtag of a BCP 47 tag (RFC 5646) or a list of them: "en-GB, fr" → "en"."""
     if not tag:

@@ -14,7 +14,6 @@ every long one that contains it.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import re
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from rapidfuzz import fuzz
 
+from services.router.frozen import evolve
 from services.router.lifecycle import customer_wrote
 from services.router.tickets import message_added, ticket_created
 from shared.config import Classification
@@ -181,9 +181,9 @@ class RecentTickets:
                 continue
             if isinstance(event, MessageAdded) and event.author == "customer" and event.review is None:
                 if not ticket.text:
-                    listed[index] = dataclasses.replace(ticket, text=event.text[:TEXT_CHARS])
+                    listed[index] = evolve(ticket, text=event.text[:TEXT_CHARS])
             elif isinstance(event, StatusChanged):
-                listed[index] = dataclasses.replace(
+                listed[index] = evolve(
                     ticket, status=event.to_status, resolutions=event.resolution, assignee_id=event.assignee_id
                 )
 

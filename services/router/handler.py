@@ -13,6 +13,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from services.knowledge.search import KnowledgeIndex
+from services.knowledge.store import KnowledgeCache
 from services.router.assignment import on_shift
 from services.router.decide import Decision, RouterEvent, RouterView, decide_command, decide_inbound
 from services.router.state import RouterState
@@ -60,8 +62,11 @@ class RouterHandler:
         read_model: ReadModel,
         topics: Topics,
         on_queue_change: Callable[[], None] | None = None,
+        knowledge: KnowledgeCache | None = None,
     ):
         self.config = config
+        # The knowledge base's index, for suggesting articles to new tickets (None: no suggestions).
+        self.knowledge = knowledge
         # Told when a batch freed an agent's capacity or queued a ticket: the dispatcher serves the queues.
         self.on_queue_change = on_queue_change
         self.state = state
@@ -78,6 +83,7 @@ class RouterHandler:
         keys = [_record_id(record) for record in records]
         for _ in range(MAX_CLAIM_ATTEMPTS):
             remembered, view = await self._read(records, keys)
+            view.knowledge = await self._knowledge(records)
             decided = self._decide(records, keys, remembered, view)
             # Each event is serialised once: the same bytes are remembered and published.
             outgoing = {key: [self._outgoing(event) for event in decision.events] for key, decision in decided.items()}
@@ -109,6 +115,14 @@ class RouterHandler:
             # Once Kafka has the events, their outcomes are no longer needed: the next batch forgets them.
             on_published=lambda: self._published_all(published),
         )
+
+    async def _knowledge(self, records: list[Record[Any]]) -> KnowledgeIndex | None:
+        """The knowledge base's index when the batch may open tickets and the config suggests articles."""
+        if self.knowledge is None or not self.config.knowledge_base.suggestions:
+            return None
+        if not any(isinstance(record.value, InboundMessage) for record in records):
+            return None
+        return await self.knowledge.index()
 
     def _published_all(self, published: list[str]) -> None:
         self._published.extend(published)

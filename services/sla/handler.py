@@ -11,16 +11,18 @@ solved tickets (auto-close) on the commands topic.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 
 from services.sla.auto_close import METRIC as AUTO_CLOSE
 from services.sla.auto_close import close_command, still_solved
 from services.sla.deadlines import Timer, announcement
 from services.sla.decide import TicketSla, decide, reconcile, ticket_sla_adapter
 from services.sla.escalation import fire as escalate
-from services.sla.timers import TimerStore, clocks_key
+from services.sla.timers import RECONCILED_KEY, TimerStore, clocks_key
 from shared.config import DeskConfig
 from shared.engine import BatchResult, Record, is_infrastructure_outage
 from shared.events import (
@@ -126,8 +128,12 @@ class TimerFiring:
     async def reconcile(self, now: datetime, batch: int = 500) -> int:
         """Brings every open ticket's clocks in line with the config (run at start: policies or calendars may
         have changed): announces the deadlines that moved and replaces their timers. Returns how many
-        deadline events it published."""
+        deadline events it published. Skipped when the clocks were last reconciled with this very config and
+        version: the scan reads every open ticket's clocks (seconds with a hundred thousand open tickets)."""
         redis, published = self.read_model.redis, 0
+        digest = config_digest(self.config)
+        if await redis.get(RECONCILED_KEY) == digest:
+            return 0
         keys = [key async for key in redis.scan_iter(match=clocks_key("*"), count=batch)]
         for start in range(0, len(keys), batch):
             chunk = keys[start : start + batch]
@@ -161,6 +167,7 @@ class TimerFiring:
             published += len(decision.events)
         if published:
             logger.info("sla clocks reconciled with the config", extra={"events": published})
+        await redis.set(RECONCILED_KEY, digest)
         return published
 
     async def fire_due(self, now: float) -> int:
@@ -216,3 +223,13 @@ def _state_fields(timer: Timer) -> tuple[str, ...]:
     if timer.kind == "escalation":
         return (f"{timer.metric}_sla", "team", "assignee_id", "priority")
     return (f"{timer.metric}_sla",)
+
+
+def config_digest(config: DeskConfig) -> str:
+    """SHA-256 (hex) of the config as validated and of Switchboard's version: either changing may move a
+    deadline (a policy, a calendar, how clocks are computed)."""
+    try:
+        release = version("switchboard")
+    except PackageNotFoundError:
+        release = "unknown"
+    return hashlib.sha256(f"{release}\n{config.model_dump_json(warnings=False)}".encode()).hexdigest()

@@ -17,6 +17,9 @@ from services.sla.deadlines import Timer
 
 SCHEDULED_KEY = "sb:sla:timers"
 CLAIMED_KEY = "sb:sla:claimed"
+# The digest of the config (and Switchboard version) the open clocks were last reconciled with
+# (services.sla.handler.config_digest); absent, the next start reconciles them all.
+RECONCILED_KEY = "sb:sla:reconciled_with"
 
 
 def ticket_timers_key(ticket_id: str, metric: str) -> str:

@@ -52,8 +52,8 @@ from tests.support import (
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 # What replay does not rebuild, by design (README, "Operations"): decisions and deliveries in
-# progress, caches (Slack profiles, what each card shows), the chat's rate-limit windows and the public
-# endpoints' rate-limit counters.
+# progress, caches (Slack profiles, what each card shows, the config the SLA clocks last followed),
+# the chat's rate-limit windows and the public endpoints' rate-limit counters.
 NOT_REBUILT = (
     "sb:router:outcome:*",
     "sb:notifier:intent:*",
@@ -61,6 +61,7 @@ NOT_REBUILT = (
     "sb:slack:user:*",
     "sb:chat:session:*:rate:*",
     "sb:limits:*",
+    "sb:sla:reconciled_with",
 )
 CONSUMERS = (
     ("switchboard-router", INBOUND),

@@ -43,7 +43,14 @@ def test_examples_are_rejected_when_broken(spec):
 def test_topic_names_are_versioned_keyed_by_a_field_of_every_event_and_have_dead_letter_companions():
     topics = Topics(prefix="staging.")
     for spec in REGISTRY:
-        assert spec.name.endswith(".v1") and spec.key in ("ticket_id", "identity", "message_id", "agent_id")
+        assert spec.name.endswith(".v1") and spec.key in (
+            "ticket_id",
+            "identity",
+            "message_id",
+            "agent_id",
+            "open_kfid",
+            "slug",
+        )
         assert all(spec.key in event.model_fields for event in _event_classes(spec.schema))
         assert topics.dlq(spec) == f"staging.{spec.name}.dlq"
     assert len(topics.all_names()) == 2 * len(REGISTRY)

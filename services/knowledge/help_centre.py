@@ -1,0 +1,123 @@
+"""The public help centre on intake-http, and the knowledge base's import there.
+
+- `GET /v1/kb/search?q=…[&language=xx]` → `{"results": [{"slug", "title", "language", "score", "url"}…]}`,
+  best first (SPEC §2): with `language`, that language's articles only; without, the query's language
+  (services/router/detection.py `text_language`, among the desk's and the articles' languages) first.
+- `GET /kb` (every article, or `?q=` search results), `GET /kb/{slug}` (the article, rendered).
+- `GET|POST /kb/solved/{token}`: "this solved it" under suggested articles (services/knowledge/deflection.py).
+
+Articles come from the Redis projection of the articles topic (services/knowledge/store.py), searched
+through an index rebuilt only when they changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse, Response
+
+from services.intake.core import PUBLISH_TIMEOUT_SECONDS, Intake
+from services.intake.csat_page import PAGE_HEADERS
+from services.knowledge.deflection import DEFLECTION_PATH, DeflectionTokens, deflected_command
+from services.knowledge.pages import article_page, deflection_page, index_page, not_found_page, problem_page
+from services.knowledge.search import Hit, KnowledgeIndex
+from services.knowledge.store import ArticleStore, KnowledgeCache
+from services.router.detection import primary_language, text_language
+from shared.csat import InvalidToken, csat_secret
+from shared.publisher import Outgoing
+from shared.topics import COMMANDS, Topics
+
+logger = logging.getLogger(__name__)
+
+MAX_QUERY_CHARS = 500
+MAX_RESULTS = 10
+
+
+def search(index: KnowledgeIndex | None, query: str, language: str | None, desk_languages: list[str]) -> list[Hit]:
+    """The articles matching `query`, best first (see the module's docstring)."""
+    if index is None or not query.strip():
+        return []
+    if language:
+        return index.search(query, language, only_language=True, limit=MAX_RESULTS)
+    candidates = list(dict.fromkeys([*desk_languages, *index.languages]))
+    return index.search(query, text_language(query, candidates), limit=MAX_RESULTS)
+
+
+def help_centre_routes(intake: Intake) -> APIRouter:
+    router = APIRouter()
+    store = ArticleStore(intake.redis)
+    cache = KnowledgeCache(intake.redis)
+    base_url = intake.settings.public_base_url()
+    tokens = DeflectionTokens(csat_secret(intake.settings))
+    commands_topic = Topics(intake.settings.topic_prefix).name(COMMANDS)
+    languages = intake.config.languages
+
+    def html(content: str, status: int = 200) -> HTMLResponse:
+        return HTMLResponse(content, status_code=status, headers=PAGE_HEADERS)
+
+    @router.get("/v1/kb/search")
+    async def kb_search(
+        q: Annotated[str, Query(max_length=MAX_QUERY_CHARS)] = "",
+        language: Annotated[str | None, Query(max_length=35)] = None,
+    ) -> dict[str, Any]:
+        """Knowledge-base articles matching `q`, best first."""
+        hits = search(await cache.index(), q, primary_language(language), languages)
+        return {
+            "results": [
+                {
+                    "slug": hit.slug,
+                    "title": hit.title,
+                    "language": hit.language,
+                    "score": hit.score,
+                    "url": f"{base_url}/kb/{hit.slug}",
+                }
+                for hit in hits
+            ]
+        }
+
+    @router.get("/kb", include_in_schema=False)
+    async def kb_index(q: Annotated[str, Query(max_length=MAX_QUERY_CHARS)] = "") -> HTMLResponse:
+        hits = search(await cache.index(), q, None, languages) if q.strip() else None
+        return html(index_page(await store.articles(), q, hits))
+
+    @router.get("/kb/{slug}", include_in_schema=False)
+    async def kb_article(slug: str) -> HTMLResponse:
+        article = await store.get(slug)
+        if article is None:
+            return html(not_found_page(), 404)
+        return html(article_page(article))
+
+    def ticket_of(token: str) -> str | Response:
+        try:
+            return tokens.read(token)
+        except InvalidToken as invalid:
+            if invalid.expired:
+                return html(problem_page("This link has expired", "Write to us and an agent will answer."), 410)
+            return html(problem_page("This link is not valid", "Please use the link exactly as it arrived."), 404)
+
+    @router.get(DEFLECTION_PATH, include_in_schema=False)
+    async def deflection_form(token: str) -> Response:
+        ticket_id = ticket_of(token)
+        return ticket_id if isinstance(ticket_id, Response) else html(deflection_page(ticket_id))
+
+    @router.post(DEFLECTION_PATH, include_in_schema=False)
+    async def deflect(token: str) -> Response:
+        ticket_id = ticket_of(token)
+        if isinstance(ticket_id, Response):
+            return ticket_id
+        command = deflected_command(ticket_id, datetime.now(UTC))
+        try:
+            await intake.publisher.publish(
+                Outgoing.event(commands_topic, ticket_id, command), timeout=PUBLISH_TIMEOUT_SECONDS
+            )
+        except KafkaError as error:
+            logger.error("deflection not published", extra={"ticket_id": ticket_id, "error": repr(error)})
+            return html(problem_page("Please try again", "We could not record that just now."), 503)
+        logger.info("ticket deflected by an article", extra={"ticket_id": ticket_id})
+        return html(deflection_page(ticket_id, done=True))
+
+    return router
