@@ -65,6 +65,8 @@ class Limits(_Strict):
     chat: EndpointLimits = EndpointLimits()
     # POST /v1/csat/{token} (the rating page).
     csat: EndpointLimits = EndpointLimits()
+    # The help centre's searches (GET /v1/kb/search, GET /kb?q=) and its "this solved it" posts.
+    kb: EndpointLimits = EndpointLimits()
 
 
 class Captcha(_Strict):

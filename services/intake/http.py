@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.append(stamp_route(config, guard))
     app.include_router(chat_routes(intake, guard))
     app.include_router(csat_routes(intake, guard))
-    app.include_router(help_centre_routes(intake))
+    app.include_router(help_centre_routes(intake, guard))
     if (telegram := telegram_routes(intake, settings)) is not None:
         app.include_router(telegram)
     if (whatsapp := whatsapp_routes(intake, settings)) is not None:

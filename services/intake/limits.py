@@ -25,7 +25,7 @@ from shared.identities import e164, normalise_email
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-Endpoint = Literal["form", "chat", "csat"]
+Endpoint = Literal["form", "chat", "csat", "kb"]
 Scope = Literal["ip", "network", "contact", "form"]
 
 KEY_PREFIX = "sb:limits:"

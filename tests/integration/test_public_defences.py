@@ -62,6 +62,7 @@ LIMITS = {
         "contact": {"requests": 2, "per": "1h"},
     },
     "csat": {"ip": {"requests": 2, "per": "1h"}},
+    "kb": {"ip": {"requests": 2, "per": "1h"}},
 }
 
 
@@ -264,3 +265,15 @@ async def test_a_captcha_is_verified_with_the_provider(settings, tmp_path, fake_
         assert {v.secret for v in fake_siteverify.verifications} == {CAPTCHA_SECRET}
         assert {v.remoteip for v in fake_siteverify.verifications} == {"198.51.100.20"}
         assert await topic_size(settings.kafka_bootstrap, Topics(settings.topic_prefix).name(INBOUND)) == 1
+
+
+async def test_the_help_centre_searches_are_limited_per_client(limited):
+    search = [
+        await limited.get("/v1/kb/search", params={"q": "refund"}, headers=from_address("192.0.2.6")) for _ in range(2)
+    ]
+    assert [answer.status_code for answer in search] == [200, 200]
+    page = await limited.get("/kb", params={"q": "refund"}, headers=from_address("192.0.2.6"))
+    assert page.status_code == 429 and int(page.headers["Retry-After"]) >= 1
+    # Reading the articles is no search: never limited.
+    assert (await limited.get("/kb", headers=from_address("192.0.2.6"))).status_code == 200
+    assert (await limited.get("/v1/kb/search", params={"q": "x"}, headers=from_address("192.0.2.7"))).status_code == 200
