@@ -657,8 +657,15 @@ def _instances(ctx: click.Context, param: click.Parameter, value: str | None) ->
     type=click.IntRange(min=0),
     default=0,
     show_default=True,
-    help="Also post N forms as fast as answered from one outside client (203.0.113.7 via X-Forwarded-For), "
+    help="Also post N forms from one outside client (203.0.113.7 via X-Forwarded-For), "
     "which the config's form rate limit answers 429; the run's own forms are measured meanwhile.",
+)
+@click.option(
+    "--flood-rate",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="The flood's forms per second; 0 posts them as fast as intake-http answers.",
 )
 def bench(**given: object) -> None:
     """Measure throughput, latency and memory of the pipeline on this machine (SPEC §6).

@@ -31,6 +31,7 @@ class BenchOptions:
     # Forms posted alongside, as fast as answered, from one outside client address: the form's rate limit
     # (issue #16) answers all but the first few 429, while the other forms are measured as usual.
     flood: int = 0
+    flood_rate: float = 0.0  # the flood's forms per second; 0 = as fast as answered
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -39,6 +40,8 @@ class BenchOptions:
             raise ValueError("--rate must be 0 (as fast as possible) or positive")
         if self.flood < 0:
             raise ValueError("--flood must be 0 (none) or positive")
+        if self.flood_rate < 0:
+            raise ValueError("--flood-rate must be 0 (as fast as possible) or positive")
         if self.flood and self.backlog:
             raise ValueError("--flood posts forms: it runs with intake-http")
         if self.only is not None and self.only not in STAGES:
@@ -77,6 +80,7 @@ class BenchOptions:
             "grace": self.grace,
             "concurrency": self.concurrency,
             "flood": self.flood,
+            "flood_rate": self.flood_rate,
         }
 
 

@@ -165,7 +165,7 @@ def print_summary(report: dict, console: Console) -> None:
         table.add_row(
             "flood accepted / 429",
             f"{flood['accepted']:,} / {limited:,}",
-            f"of {flood['sent']:,} from {flood['client']}",
+            f"of {flood['sent']:,} from {flood['client']} in {flood['seconds']} s",
         )
     if report["ratio_routed_to_raw"] is not None:
         table.add_row("ratio routed/raw", f"{report['ratio_routed_to_raw']:.4g}", "")

@@ -118,7 +118,14 @@ async def run_bench(
             else None
         ),
         flood=(
-            {"client": FLOOD_CLIENT, "sent": flood.sent, "answers": flood.answers, "accepted": flood.accepted}
+            {
+                "client": FLOOD_CLIENT,
+                "sent": flood.sent,
+                "answers": flood.answers,
+                "accepted": flood.accepted,
+                # From its first form sent to its last answer.
+                "seconds": round((flood.last_answer_at or 0) - (flood.first_sent_at or 0), 3),
+            }
             if (flood := observed.flood)
             else None
         ),
@@ -219,7 +226,7 @@ class _Run:
             )  # fmt: skip
             if options.flood:
                 self.observed.flood = FormPoster(
-                    urls, self.workload, n=options.flood, rate=0, duration=options.duration,
+                    urls, self.workload, n=options.flood, rate=options.flood_rate, duration=options.duration,
                     concurrency=options.concurrency, client_address=FLOOD_CLIENT, first_index=FLOOD_FIRST_INDEX,
                 )  # fmt: skip
         # A backlog is watched from the moment its consumers spawn, so none of its drain goes unseen.
