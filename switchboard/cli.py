@@ -471,7 +471,7 @@ def _quarantine_call(call):
 @quarantine.command("list")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
 @click.option("--channel", help="Only this channel (email, form, chat, telegram, slack, wecom).")
-@click.option("--reason", help="Only this reason code (machine_mail_no_ticket, own_mail_loop, ...).")
+@click.option("--reason", help="Only this reason code (machine_mail_no_ticket, own_mail_loop, spam_honeypot, ...).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full events as a JSON array.")
 def quarantine_list(limit: int, channel: str | None, reason: str | None, as_json: bool) -> None:
     """List quarantined messages, newest first."""
