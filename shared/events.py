@@ -136,6 +136,10 @@ class InboundMessage(Envelope):
     # Content-Language), tried before detection; and the addresses an email was written to (To, Cc).
     language_hint: str | None = None
     to_addresses: list[str] = []
+    # What the customer picked on the page (the language switch; a BCP 47 tag such as "zh-Hans"): their
+    # language before any hint (shared/i18n.py `choose`); and their IANA time zone, when their browser told.
+    customer_language: str | None = Field(default=None, max_length=64)
+    customer_timezone: str | None = Field(default=None, max_length=64)
 
     @classmethod
     def received(
@@ -425,6 +429,12 @@ class TicketCreated(Envelope):
     merged_into: TicketId | None = None
     # The contact's tags when the ticket was created (`contact.tags_changed`): rules and SLA policies match them.
     contact_tags: list[str] = []
+    # The language every text to the customer is written in (a catalogue's locale, "zh-Hans"; shared/i18n.py
+    # `choose`), where it came from ("picked", "hint", "detection", "default"), and the customer's IANA time
+    # zone when known. None on tickets created before languages were chosen: the desk's default.
+    customer_language: str | None = None
+    customer_language_from: Literal["picked", "hint", "detection", "default"] | None = None
+    customer_timezone: str | None = None
 
 
 class MessageAdded(Envelope):

@@ -246,6 +246,7 @@ def _fields(event: TicketEvent) -> dict[str, str]:
                 "public_replies": "0",
                 **_reply_route_field(event.reply_route),
                 **({"follow_up_of": event.follow_up_of} if event.follow_up_of else {}),
+                **_customer_language_fields(event),
             }
         case MessageAdded() if event.author == "customer" and event.review is None:
             return {"updated_at": event.occurred_at.isoformat(), **_reply_route_field(event.reply_route)}
@@ -453,6 +454,16 @@ def history_entry(event: TicketEvent) -> dict[str, Any] | None:
     return {key: value for key, value in entry.items() if value is not None}
 
 
+def _customer_language_fields(event: TicketCreated) -> dict[str, str]:
+    """The customer's language, where it came from and their time zone (issue 15), those the event has."""
+    fields = {
+        "customer_language": event.customer_language,
+        "customer_language_from": event.customer_language_from,
+        "customer_timezone": event.customer_timezone,
+    }
+    return {key: value for key, value in fields.items() if value}
+
+
 def _link(contact_id: str, identity: str) -> list[str]:
     return ["LINK", identity_key(identity), contact_identities_key(contact_id), contact_id, identity]
 
@@ -528,6 +539,10 @@ class ReadModel:
             "suggestions": json.loads(fields.get("suggestions") or "[]"),
             "follow_up_of": fields.get("follow_up_of"),
             "merged_into": fields.get("merged_into"),
+            # The language texts to the customer are written in (None: the desk's default), and why.
+            "customer_language": fields.get("customer_language"),
+            "customer_language_from": fields.get("customer_language_from"),
+            "customer_timezone": fields.get("customer_timezone"),
             "solved_at": fields.get("solved_at"),
             "closed_at": fields.get("closed_at"),
             "messages": [json.loads(message) for message in messages],

@@ -30,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.intake.core import Intake
+from services.intake.field_messages import field_errors, locale_of
 from services.intake.form_body import FormRefused, submitted_fields
 from services.intake.forms import FormSubmission, form_channel_key, quarantined_form, to_inbound
 from services.intake.guard import CaptchaUnavailable, PublicGuard
@@ -61,14 +62,6 @@ class FormMetrics:
         # Looked up once: every submission counts in one of these.
         self.accepted = self.forms.labels("accepted")
         self.invalid = self.forms.labels("invalid")
-
-
-def field_errors(error: ValidationError) -> list[dict[str, Any]]:
-    """pydantic's errors as the form's field errors: `[{"field", "message", "type"}]`."""
-    return [
-        _error(".".join(str(part) for part in detail["loc"]) or "(body)", detail["msg"], detail["type"])
-        for detail in error.errors()
-    ]
 
 
 def _error(field: str, message: str, kind: str) -> dict[str, str]:
@@ -114,12 +107,14 @@ def form_route(intake: Intake, config: DeskConfig, metrics: FormMetrics, guard: 
         except FormRefused as refusal:
             metrics.invalid.inc()
             return json_response(refusal.status, {"detail": refusal.errors})
+        accept_language = request.headers.get("accept-language")
         fields, guard_fields = split_guard_fields(fields)
         try:
             submission = FormSubmission.model_validate(fields)
         except ValidationError as error:
             metrics.invalid.inc()
-            return json_response(422, {"detail": field_errors(error)})
+            locale = locale_of(fields, accept_language, config.desk_locale)
+            return json_response(422, {"detail": field_errors(error, locale)})
 
         client = guard.client(request.client.host if request.client else None, request.headers)
         identities = contact_identities(submission.email, submission.phone)
@@ -147,6 +142,7 @@ def form_route(intake: Intake, config: DeskConfig, metrics: FormMetrics, guard: 
             channel_message_id=idempotency_key or message_id,
             received_at=now,
             traceparent=request.headers.get("traceparent"),
+            accept_language=accept_language,
         )
         started = time.perf_counter()
         try:

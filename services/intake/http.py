@@ -25,6 +25,7 @@ from services.intake.core import IntakeProcess
 from services.intake.csat import csat_routes
 from services.intake.form_endpoint import FormMetrics, form_route, stamp_route
 from services.intake.guard import PublicGuard
+from services.intake.i18n_routes import i18n_routes
 from services.intake.release import NotReleasable, release
 from services.intake.slack_events import slack_routes
 from services.intake.telegram import WEBHOOK_PATH as TELEGRAM_WEBHOOK_PATH
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chat_routes(intake, guard))
     app.include_router(csat_routes(intake, guard))
     app.include_router(help_centre_routes(intake, guard))
+    app.include_router(i18n_routes(config))
     if (telegram := telegram_routes(intake, settings)) is not None:
         app.include_router(telegram)
     if (whatsapp := whatsapp_routes(intake, settings)) is not None:

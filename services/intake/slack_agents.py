@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from services.intake.slack_messages import PERSON_MESSAGE_SUBTYPES, MessageEvent, plain_text
 from services.intake.slack_modals import ASSIGNEE_BLOCK, MODAL_OF_BUTTON, TEXT_BLOCK
+from shared import i18n
 from shared.config import Agent, DeskConfig
 from shared.events import (
     AgentNote,
@@ -47,10 +48,9 @@ CSAT_BUTTON = "sb_csat"
 MERGE_CONTACTS_BUTTON, KEEP_CONTACTS_BUTTON = "sb_merge_contacts", "sb_keep_contacts"
 CONTACT_BUTTONS = frozenset({MERGE_CONTACTS_BUTTON, KEEP_CONTACTS_BUTTON})
 _CONTACT_ID = re.compile(r"[\w-]{1,100}", re.ASCII)
-FILES_NOT_SENT = "Files are not sent to the customer from Slack: only your text was ({files})."
-NOT_AN_AGENT = (
-    "Only Switchboard agents can work tickets from Slack: ask an admin to add your Slack user to the desk's agents."
-)
+# Catalogue IDs (shared/locales) of what agents are told; `agent_texts` gives their language.
+FILES_NOT_SENT = "slack.files_not_sent"
+NOT_AN_AGENT = "slack.not_an_agent"
 _TS = re.compile(r"^\d{1,10}\.\d{1,9}$")
 _NOTE = re.compile(r"^note:", re.IGNORECASE)
 # The whole value, ASCII digits only (`$` would let a trailing newline through).
@@ -60,6 +60,13 @@ _RATING = re.compile(rf"(?P<ticket>{_TICKET_ID.pattern}):(?P<resolution>\d{{1,9}
 
 def is_ticket_id(value: str) -> bool:
     return _TICKET_ID.fullmatch(value) is not None
+
+
+def agent_texts(agent_id: str | None, config: DeskConfig) -> i18n.Texts:
+    """The texts of the language an agent is answered in: their first team's (`teams[].language`), else the
+    desk's (also for a Slack user who is no agent)."""
+    teams = config.teams_of(agent_id) if agent_id else []
+    return i18n.texts(config.team_locale(teams[0]) if teams else config.desk_locale)
 
 
 class Refused(ValueError):
@@ -268,8 +275,10 @@ def submitted_command(
 ) -> CommandEnvelope:
     """The reply, note or assignment a modal asks for; raises InputErrors for input to correct.
 
-    `opened_from` (modal_origin, when still known) says where the command's outcome is shown.
+    `opened_from` (modal_origin, when still known) says where the command's outcome is shown. Input errors
+    are in the agent's language (`agent_texts`).
     """
+    texts = agent_texts(agent.id, config)
     origin = SlackOrigin(user_id=submission.user_id)
     if opened_from is not None:
         origin = opened_from.model_copy(update={"user_id": submission.user_id})
@@ -287,16 +296,16 @@ def submitted_command(
             return AssignTicket(**fields, to_agent=target)
         if kind == "team" and any(team.id == target for team in config.teams):
             return AssignTicket(**fields, to_team=target)
-        raise InputErrors({ASSIGNEE_BLOCK: "Choose an agent or a team."})
+        raise InputErrors({ASSIGNEE_BLOCK: texts("modal.error.assignee")})
     text = (_text(submission.input(TEXT_BLOCK), "value") or "").strip()
     if not text:
-        raise InputErrors({TEXT_BLOCK: "Write something first."})
+        raise InputErrors({TEXT_BLOCK: texts("modal.error.empty")})
     try:
         if submission.callback_id == MODAL_OF_BUTTON["sb_note"]:
             return AgentNote(**fields, text=text)
         return AgentReply(**fields, text=text)
     except ValidationError:
-        raise InputErrors({TEXT_BLOCK: "This is too long for one message."}) from None
+        raise InputErrors({TEXT_BLOCK: texts("modal.error.too_long")}) from None
 
 
 # --- Thread replies in a team channel -------------------------------------------------------------

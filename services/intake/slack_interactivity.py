@@ -35,6 +35,7 @@ from services.intake.slack_agents import (
     Click,
     InputErrors,
     Refused,
+    agent_texts,
     button_command,
     click_of,
     contact_button_command,
@@ -71,6 +72,7 @@ from services.knowledge.slack import (
     saved_article,
 )
 from services.knowledge.store import ArticleStore
+from shared import i18n
 from shared.agents import Availability
 from shared.config import Agent
 from shared.contact_commands import contact_command, refusal
@@ -143,15 +145,18 @@ class SlackAgents:
             if thread is None or await conversation_ticket(self.intake.redis, [thread]) != rating.ticket_id:
                 raise Refused(NOT_YOUR_RATING)
             await self._publish(rating)
-            thanks = f"Thank you! Your rating ({rating.score}/5) is recorded."
+            # The customer is thanked in their ticket's language.
+            locale = await self.intake.redis.hget(ticket_key(rating.ticket_id), "customer_language")
+            thanks = i18n.texts(locale or self.config.desk_locale)("slack.rating_recorded", score=rating.score)
             await self._tell(client, click.channel_id, click.user_id, thanks)
             return
         if agent is None:
-            raise Refused(NOT_AN_AGENT)
+            raise Refused(agent_texts(None, self.config)(NOT_AN_AGENT))
         if click.action_id in CONTACT_BUTTONS:
             merge = contact_button_command(click, agent, now)
             if merge is None:
-                await self._tell(client, click.channel_id, click.user_id, "The two contacts stay apart.")
+                kept = agent_texts(agent.id, self.config)("slack.contacts_apart")
+                await self._tell(client, click.channel_id, click.user_id, kept)
             else:
                 await self._publish(merge)
             return
@@ -160,7 +165,7 @@ class SlackAgents:
         elif click.action_id == SAVE_ARTICLE_BUTTON:
             await self._open_article_modal(click, client)
         elif click.action_id in MODAL_OF_BUTTON:
-            await self._open_modal(click, client)
+            await self._open_modal(click, client, agent_texts(agent.id, self.config))
         else:
             await self._publish(button_command(click, agent, now))
 
@@ -191,16 +196,16 @@ class SlackAgents:
         view = article_modal(ticket_id, fields.get("subject") or "", language, replies[-1]["text"] if replies else "")
         await self._open_view(click, client, ticket_id, view)
 
-    async def _open_modal(self, click: Click, client: AsyncWebClient) -> None:
+    async def _open_modal(self, click: Click, client: AsyncWebClient, texts: i18n.Texts) -> None:
         ticket_id = ticket_of(click)
         if click.action_id == "sb_reassign":
             team_id = await self.intake.redis.hget(ticket_key(ticket_id), "team")
             if team_id is None:
                 raise Refused(f"There is no ticket {ticket_id}.")
             team = next((team for team in self.config.teams if team.id == team_id), None)
-            view = reassign_modal(ticket_id, team, self.config)
+            view = reassign_modal(ticket_id, team, self.config, texts)
         else:
-            view = text_modal("reply" if click.action_id == "sb_reply" else "note", ticket_id)
+            view = text_modal("reply" if click.action_id == "sb_reply" else "note", ticket_id, texts)
         await self._open_view(click, client, ticket_id, view)
 
     async def _open_view(self, click: Click, client: AsyncWebClient, ticket_id: str, view: dict[str, Any]) -> None:
@@ -235,7 +240,7 @@ class SlackAgents:
         block = ASSIGNEE_BLOCK if submission.callback_id == MODAL_OF_BUTTON["sb_reassign"] else TEXT_BLOCK
         agent = self.config.agent_by_slack_user(submission.user_id)
         if agent is None:
-            await ack(response_action="errors", errors={block: NOT_AN_AGENT})
+            await ack(response_action="errors", errors={block: agent_texts(None, self.config)(NOT_AN_AGENT)})
             return
         cached = await self.intake.redis.get(_view_key(submission.view_id))
         opened_from = SlackOrigin.model_validate_json(cached) if cached is not None else None
@@ -315,7 +320,11 @@ class SlackAgents:
         if command is not None:
             await self._publish(command)
         if post.files:
-            await self._tell(client, post.channel, post.user_id, FILES_NOT_SENT.format(files=", ".join(post.files)))
+            sender = self.config.agent_by_slack_user(post.user_id)
+            untold = agent_texts(sender.id if sender else None, self.config)(
+                FILES_NOT_SENT, files=", ".join(post.files)
+            )
+            await self._tell(client, post.channel, post.user_id, untold)
 
     # --- The /sb slash command ---------------------------------------------------------------------
 
@@ -324,7 +333,7 @@ class SlackAgents:
     ) -> None:
         agent = self.config.agent_by_slack_user(str(command.get("user_id", "")))
         if agent is None:
-            await ack(text=NOT_AN_AGENT, response_type="ephemeral")
+            await ack(text=agent_texts(None, self.config)(NOT_AN_AGENT), response_type="ephemeral")
             return
         slash = parse(str(command.get("text", "")))
         if slash.subcommand == "call":
@@ -338,19 +347,21 @@ class SlackAgents:
         self, slash: SlashRequest, agent: Agent, command: dict[str, Any], request: AsyncBoltRequest
     ) -> str:
         redis = self.intake.redis
+        texts = agent_texts(agent.id, self.config)
         match slash.subcommand:
             case "mine":
                 tickets = await self._tickets(await redis.smembers(agent_tickets_key(agent.id)))
-                return ticket_list("Your active tickets", tickets, empty="None. `/sb queue` shows what waits.")
+                return ticket_list(texts("sb.mine.title"), tickets, empty=texts("sb.mine.empty"), texts=texts)
             case "queue":
                 teams = self.config.teams_of(agent.id)
                 if not teams:
-                    return "You are in no team, so you have no queue."
+                    return texts("sb.queue.no_team")
                 sections = [
                     ticket_list(
-                        f"{team.name}: unassigned",
+                        texts("sb.queue.title", team=team.name),
                         await self._tickets(await redis.smembers(team_queue_key(team.id))),
-                        empty="Nothing waits.",
+                        empty=texts("sb.queue.empty"),
+                        texts=texts,
                     )
                     for team in teams
                 ]
@@ -358,19 +369,19 @@ class SlackAgents:
             case "show":
                 ticket_id = show_target(slash)
                 if ticket_id is None:
-                    return "Which ticket? `/sb show SB-1042`"
+                    return texts("sb.show.which")
                 fields = await self.read_model.ticket_fields(ticket_id)
                 if "id" not in fields:
-                    return f"There is no ticket {ticket_id}."
+                    return texts("sb.show.none", ticket_id=ticket_id)
                 contact = await self.read_model.contact(fields["contact_id"]) if fields.get("contact_id") else None
-                return ticket_details(fields, contact)
+                return ticket_details(fields, contact, texts)
             case "away" | "back":
                 await self._set_availability(agent, slash.subcommand == "back", command, request)
-                return availability_answer(slash.subcommand == "back")
+                return availability_answer(slash.subcommand == "back", texts)
             case "merge" | "unmerge":
-                return await self._contact_command(slash, agent, command)
+                return await self._contact_command(slash, agent, command, texts)
             case _:
-                return help_answer(slash)
+                return help_answer(slash, texts)
 
     async def _open_call_modal(self, command: dict[str, Any], client: AsyncWebClient) -> str | None:
         """Opens the call modal for `/sb call`; None when it opened, else what to tell the agent."""
@@ -384,20 +395,22 @@ class SlackAgents:
             return "Slack did not open the form in time; try `/sb call` again."
         return None
 
-    async def _contact_command(self, slash: SlashRequest, agent: Agent, command: dict[str, Any]) -> str:
+    async def _contact_command(
+        self, slash: SlashRequest, agent: Agent, command: dict[str, Any], texts: i18n.Texts
+    ) -> str:
         """Publishes `/sb merge` or `/sb unmerge` once the read model says the router would apply it."""
         target = contact_targets(slash)
         if target is None:
-            return "Which contacts? `/sb merge SURVIVOR MERGED` or `/sb unmerge MERGED`."
+            return texts("sb.contacts.which")
         merged, survivor = target
         if (reason := await refusal(self.read_model, merged, survivor)) is not None:
-            return f"Nothing done: {escape(reason)}."
+            return texts("sb.contacts.refused", reason=escape(reason))
         trigger = command.get("trigger_id") or f"{agent.id}:{slash.subcommand}:{slash.argument}"
         change = contact_command(derived_id("slack-contacts", trigger), datetime.now(UTC), agent.id, merged, survivor)
         await self._publish(change)
         if survivor is None:
-            return f"Unmerging {merged}: its identities and tickets are its own again in a moment."
-        return f"Merging {merged} into {survivor}: lookups of {merged} show {survivor} in a moment."
+            return texts("sb.contacts.unmerging", merged=merged)
+        return texts("sb.contacts.merging", merged=merged, survivor=survivor)
 
     async def _set_availability(
         self, agent: Agent, available: bool, command: dict[str, Any], request: AsyncBoltRequest

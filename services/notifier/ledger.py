@@ -40,6 +40,8 @@ ACKNOWLEDGEMENT_WINDOW_SECONDS = 3600
 INTENT_LEASE_SECONDS = 120
 # The purposes of a delivery that posts or updates a ticket's card.
 CARD_PURPOSES = frozenset({"announcement", "assignment_dm", "card_update"})
+# The read model's fields on the customer's language and time zone (issue 15), read with each ticket's context.
+CUSTOMER_FIELDS = ("customer_language", "customer_timezone")
 
 
 def sent_key(key: str) -> str:
@@ -192,12 +194,13 @@ class Ledger:
     async def context(
         self, ticket_ids: Sequence[str], emails: Sequence[str], channels: Sequence[str]
     ) -> tuple[list[tuple[list[str | None], list[str]]], set[str]]:
-        """For a batch: the read model's team, opening message and assignee's Slack user of each ticket
+        """For a batch: the read model's team, opening message, assignee's Slack user and the customer's
+        language and time zone (`CUSTOMER_FIELDS`) of each ticket
         with which of the team `channels` ("slack:C0SUPPORT") hold its card, and which of `emails` bounced."""
         channels = list(channels)
         async with self.redis.pipeline(transaction=False) as pipe:
             for ticket_id in ticket_ids:
-                pipe.hmget(ticket_key(ticket_id), "team", "opened_by", "assignee_slack_user_id")
+                pipe.hmget(ticket_key(ticket_id), "team", "opened_by", "assignee_slack_user_id", *CUSTOMER_FIELDS)
                 if channels:
                     pipe.mget([card_key(ticket_id, channel) for channel in channels])
             if emails:

@@ -30,6 +30,7 @@ from services.notifier.slack_text import (
     sla_text,
     undelivered_text,
 )
+from shared import i18n
 from shared.config import DeskConfig, Team
 from shared.csat import CsatSubject
 from shared.events import (
@@ -88,6 +89,10 @@ class Delivery:
     csat: CsatSubject | None = None
     # A merge suggestion: the ticket's contact and the other one (its buttons name both).
     contacts: tuple[str, str] | None = None
+    # Customer channels: the customer's language (a catalogue's locale) and IANA time zone, for what the
+    # transport writes itself (the rating request's email).
+    language: str | None = None
+    timezone: str | None = None
     # An acknowledgement to an address nobody proved (typed into the web form): limited harder.
     claimed: bool = False
 
@@ -113,6 +118,9 @@ class TicketContext:
     team: str | None = None
     opened_by: str | None = None
     assignee_slack_user_id: str | None = None
+    # The customer's language (None: the desk's default) and IANA time zone, as the ticket records them.
+    customer_language: str | None = None
+    customer_timezone: str | None = None
     # The team channels holding a card of the ticket ("slack:C0SUPPORT"), as the notifier's ledger knows them.
     cards: tuple[str, ...] = ()
 
@@ -128,6 +136,11 @@ class NotifierView:
     # "this solved it" URL (None: suggested articles are not sent to customers).
     article_url: Callable[[str], str] | None = None
     deflection_url: Callable[[str], str] | None = None
+
+
+def team_texts(team_id: str | None, config: DeskConfig) -> i18n.Texts:
+    """The texts of the ticket's team's language (`teams[].language`, else the desk's)."""
+    return i18n.texts(config.team_locale(team_of(team_id, config)))
 
 
 def team_of(team_id: str | None, config: DeskConfig) -> Team:
@@ -151,15 +164,16 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
             return _agent_message(event, view, config, ticket)
         case MessageAdded() if event.correlation_id != ticket.opened_by:
             # The opening message is quoted in the announcement; later ones go to the thread.
-            return [_mirror(event, customer_message_text(event), config, ticket)]
+            return [_mirror(event, customer_message_text(event, team_texts(ticket.team, config)), config, ticket)]
         case SlaWarning() | SlaBreached():
             team = team_of(ticket.team, config)
             lead = slack_user(team.lead, config)
             mention = lead if isinstance(event, SlaBreached) and lead else ticket.assignee_slack_user_id
-            return [_thread_post(event, "sla", "sla", team.id, sla_text(event, mention), config)]
+            text = sla_text(event, mention, team_texts(team.id, config))
+            return [_thread_post(event, "sla", "sla", team.id, text, config)]
         case SlaEscalated():
-            text = escalation_text(event)
             team = team_of(ticket.team, config)
+            text = escalation_text(event, team_texts(team.id, config))
             posts = [_thread_post(event, "sla", "sla", team.id, text, config)]
             return posts + [
                 Delivery(
@@ -174,12 +188,13 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
                 if channel != team.slack_channel
             ]
         case DuplicateSuggested():
-            text = duplicate_text(event.duplicate_ticket_id, event.ticket_id, event.score)
+            texts = team_texts(ticket.team, config)
+            text = duplicate_text(event.duplicate_ticket_id, event.ticket_id, event.score, texts)
             return [_thread_post(event, "duplicate", "mirror", ticket.team or "", text, config)]
         case CommandRejected(origin=origin) if origin is not None:
             return [_ephemeral(f"{event.event_id}:rejection", event, origin.user_id, origin.channel_id, event.reason)]
         case StatusChanged(csat_route=route) if route is not None:
-            return _csat_request(event, route, view)
+            return _csat_request(event, route, view, ticket, config)
         case CsatRated() if event.score <= csat_asks.LOW_SCORE:
             team = team_of(event.team, config)
             mention = slack_user(team.lead, config) or slack_user(event.assignee_id, config)
@@ -210,34 +225,22 @@ def _acknowledgement(created: TicketCreated, view: NotifierView, config: DeskCon
     if route.channel == "whatsapp" and not in_window(route.customer_wrote_at, created.occurred_at):
         # Only a paid template could reach the customer now: an acknowledgement is not worth one.
         return []
-    templates = config.acknowledgements
-    fields = {
-        # A duplicate merged at birth: the customer is told the ticket their message joined.
-        "ticket_id": created.merged_into or created.ticket_id,
-        "name": created.contact.name or "there",
-        "subject": created.subject or "your request",
-    }
-    text = {
-        "email": templates.email_body,
-        "telegram": templates.telegram,
-        "slack": templates.slack,
-        "whatsapp": templates.whatsapp,
-        "wecom": templates.wecom,
-    }.get(route.channel, templates.telegram)
-    if created.merged_into:
-        text = templates.merged
+    locale = created.customer_language or config.desk_locale
+    text, subject = acknowledgement_texts(created, route.channel, locale, config)
     return [
         Delivery(
             key=f"{created.event_id}:ack",
             ticket_id=created.ticket_id,
             purpose="acknowledgement",
             target=f"{route.channel}:{route.address}",
-            text=text.format(**fields),
+            text=text,
             correlation_id=created.correlation_id,
             thread_ts=route.reply_to_id if route.channel == "slack" else None,
             route=route,
-            subject=templates.email_subject.format(**fields),
+            subject=subject,
             automatic=True,
+            language=locale,
+            timezone=created.customer_timezone,
             claimed=_claimed(created, route, view),
         )
     ]
@@ -253,6 +256,28 @@ def _claimed(created: TicketCreated, route: ReplyRoute, view: NotifierView) -> b
     return f"{route.channel}:{normalise_email(route.address)}" not in proved
 
 
+def acknowledgement_texts(created: TicketCreated, channel: str, locale: str, config: DeskConfig) -> tuple[str, str]:
+    """The acknowledgement's text and email subject in `locale`: the config's template for that language
+    (`acknowledgements.languages`, the top-level ones for the desk's default language), else the catalogue's."""
+    texts = i18n.texts(locale)
+    templates = config.acknowledgements
+
+    def template(key: str) -> str:
+        return templates.template(key, texts.locale, config.desk_locale) or texts(f"ack.{key}")
+
+    fields = {
+        # A duplicate merged at birth: the customer is told the ticket their message joined.
+        "ticket_id": created.merged_into or created.ticket_id,
+        "name": created.contact.name or texts("ack.name_unknown"),
+        "subject": created.subject or texts("ack.subject_unknown"),
+    }
+    # Channels without a template of their own (Telegram-like chats) get Telegram's.
+    key = {"email": "email_body", "slack": "slack", "whatsapp": "whatsapp", "wecom": "wecom"}.get(channel, "telegram")
+    if created.merged_into:
+        key = "merged"
+    return template(key).format(**fields), template("email_subject").format(**fields)
+
+
 def _announcement(assigned: TicketAssigned, config: DeskConfig) -> list[Delivery]:
     """The card in the team channel (a ticket has one there: a reassignment updates it in place) and in the
     new assignee's DM."""
@@ -262,7 +287,7 @@ def _announcement(assigned: TicketAssigned, config: DeskConfig) -> list[Delivery
         key=f"{assigned.event_id}:channel",
         purpose="announcement",
         target=f"slack:{team.slack_channel}",
-        text=assignment_text(assigned, assigned.excerpt),
+        text=assignment_text(assigned, assigned.excerpt, team_texts(team.id, config)),
         **common,
     )
     return [
@@ -271,7 +296,7 @@ def _announcement(assigned: TicketAssigned, config: DeskConfig) -> list[Delivery
             key=f"{assigned.event_id}:dm",
             purpose="assignment_dm",
             target=f"slack:{assigned.slack_user_id}",
-            text=assignment_dm_text(assigned),
+            text=assignment_dm_text(assigned, team_texts(team.id, config)),
             **common,
         ),
     ]
@@ -286,7 +311,7 @@ def _queued_card(queued: TicketQueued, config: DeskConfig) -> Delivery:
         ticket_id=queued.ticket_id,
         purpose="announcement",
         target=f"slack:{team.slack_channel}",
-        text=queued_text(queued.ticket_id, team.name),
+        text=queued_text(queued.ticket_id, team.name, team_texts(team.id, config)),
         correlation_id=queued.correlation_id,
     )
 
@@ -308,9 +333,10 @@ def _agent_message(
         if failure is not None:
             deliveries += reply_outcome(event, failure, config, ticket)
         return deliveries
-    text = agent_message_text(event, _agent_name(event.agent_id, config))
+    texts = team_texts(ticket.team, config)
+    text = agent_message_text(event, _agent_name(event.agent_id, config), texts)
     if failure is not None:
-        text += f"\n:warning: {undelivered_text(failure)}"
+        text += f"\n:warning: {undelivered_text(failure, texts)}"
     deliveries.append(_mirror(event, text, config, ticket))
     return deliveries
 
@@ -326,6 +352,7 @@ def reply_outcome(
     and an ephemeral message saying why not; a reply from elsewhere (the CLI) that failed gets a
     warning in the ticket's thread. `failure`: None when delivered, else why not."""
     origin = event.origin
+    texts = team_texts(ticket.team, config)
     if origin is not None and origin.message_ts and origin.channel_id:
         common = {
             "ticket_id": event.ticket_id,
@@ -340,11 +367,14 @@ def reply_outcome(
             ]
         return [
             Delivery(key=f"{event.event_id}:undelivered", text=failure, reaction="warning", **common),
-            _ephemeral(f"{event.event_id}:why", event, origin.user_id, origin.channel_id, undelivered_text(failure)),
+            _ephemeral(
+                f"{event.event_id}:why", event, origin.user_id, origin.channel_id, undelivered_text(failure, texts)
+            ),
         ]
     if failure is None:
         return []
-    return [_thread_post(event, "undelivered", "mirror", ticket.team, f":warning: {undelivered_text(failure)}", config)]
+    text = f":warning: {undelivered_text(failure, texts)}"
+    return [_thread_post(event, "undelivered", "mirror", ticket.team, text, config)]
 
 
 def _reply(reply: MessageAdded, view: NotifierView, config: DeskConfig) -> Delivery | str:
@@ -373,8 +403,11 @@ def _reply(reply: MessageAdded, view: NotifierView, config: DeskConfig) -> Deliv
     )
 
 
-def _csat_request(changed: StatusChanged, route: ReplyRoute, view: NotifierView) -> list[Delivery]:
-    """Once per resolution (the key is the solving change's), on the customer's own channel."""
+def _csat_request(
+    changed: StatusChanged, route: ReplyRoute, view: NotifierView, ticket: TicketContext, config: DeskConfig
+) -> list[Delivery]:
+    """Once per resolution (the key is the solving change's), on the customer's own channel, in their language."""
+    locale = ticket.customer_language or config.desk_locale
     if route.channel == "email" and normalise_email(route.address) in view.undeliverable:
         return []
     if route.channel == "whatsapp" and not in_window(route.customer_wrote_at, changed.occurred_at):
@@ -385,12 +418,14 @@ def _csat_request(changed: StatusChanged, route: ReplyRoute, view: NotifierView)
             ticket_id=changed.ticket_id,
             purpose="csat",
             target=f"{route.channel}:{route.address}",
-            text=csat_asks.request_text(changed.ticket_id),
+            text=csat_asks.request_text(changed.ticket_id, locale),
             correlation_id=changed.correlation_id,
             thread_ts=route.reply_to_id if route.channel == "slack" else None,
             route=route,
             subject=reply_subject(changed.ticket_id, route.subject),
             csat=CsatSubject(changed.ticket_id, changed.resolution),
+            language=locale,
+            timezone=ticket.customer_timezone,
         )
     ]
 

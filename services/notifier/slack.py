@@ -137,7 +137,7 @@ class SlackTransport:
                 blocks = contact_suggestions.slack_blocks(delivery.ticket_id, delivery.text, delivery.contacts)
                 return await self._post(delivery.address, delivery.text, thread_ts, delivery.key, blocks)
             case "csat" if delivery.csat is not None:
-                blocks = csat_asks.slack_blocks(delivery.csat)
+                blocks = csat_asks.slack_blocks(delivery.csat, delivery.text)
                 return await self._post(delivery.address, delivery.text, thread_ts, delivery.key, blocks)
         return await self._post(delivery.address, delivery.text, thread_ts, delivery.key)
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from shared import i18n
 from shared.config import Agent, Classification
 from shared.events import (
     AgentCommand,
@@ -95,6 +96,9 @@ def ticket_created(
         rules=classification.rules,
         merged_into=merged_into,
         contact_tags=contact_tags or [],
+        customer_language=classification.customer_language,
+        customer_language_from=classification.customer_language_from,
+        customer_timezone=message.customer_timezone if i18n.zone(message.customer_timezone) else None,
     )
 
 
