@@ -95,7 +95,9 @@ class NotifierHandler:
                 result.publish.append(Outgoing.event(self.tickets_topic, outcome.ticket_id, outcome))
                 continue
             if delivery.purpose == "acknowledgement":
-                await self.ledger.release_acknowledgement(delivery.target, claimed=delivery.claimed)
+                await self.ledger.release_acknowledgement(
+                    delivery.target, claimed_key=delivery.key if delivery.claimed else None
+                )
             if isinstance(outcome, Failed):
                 result.rejected.append((record, f"{delivery.purpose} to {delivery.target}: {outcome.reason}"))
         follow_ups = [(record, delivery) for record, delivery in follow_ups if self.scheduler.deliverable(delivery)]

@@ -10,7 +10,8 @@
   change nothing is not made. Not rebuilt by replay (a card without one is simply updated).
 - `sb:notifier:acks:<channel>:<address>`: acknowledgements sent this hour (a loop breaker).
 - `sb:notifier:acks:claimed:<channel>:<address>` and `sb:notifier:acks-claimed`: acknowledgements sent this
-  hour to addresses nobody proved (typed into the web form), per address and all together (issue #16).
+  hour to addresses nobody proved (typed into the web form), per address and all together (issue #16);
+  `sb:notifier:ack-reserved:<key>`: such an acknowledgement was counted (for the hour; not rebuilt).
 - `sb:notifier:intent:<key>`: an attempt at a delivery ("<owner> <its time> <the first attempt's
   time>", Redis time in ms), recorded before the call and removed with its outcome. For
   `intent_lease_seconds` it holds off other senders (they wait for its record); after that it is
@@ -76,6 +77,12 @@ def claimed_acknowledgements_key(target: str) -> str:
     return f"sb:notifier:acks:claimed:{target.lower()}"
 
 
+def reserved_key(key: str) -> str:
+    """An acknowledgement to a claimed address that took its place in the hour's counters (a redelivery of its
+    event takes none again: the lower limit leaves no room for a second reservation)."""
+    return f"sb:notifier:ack-reserved:{key}"
+
+
 # The hour's acknowledgements to claimed addresses, all of them together.
 CLAIMED_ACKNOWLEDGEMENTS_KEY = "sb:notifier:acks-claimed"
 
@@ -98,16 +105,18 @@ return 1
 """
 
 
-# Takes one of the hour's acknowledgements from every counter KEYS[2..] unless one of them has its limit
-# ARGV[2..] taken (then none is taken); a delivery already sent (KEYS[1]) is let through. ARGV[1]: the window.
+# Takes one of the hour's acknowledgements from every counter KEYS[3..] unless one of them has its limit
+# ARGV[3..] taken (then none is taken); a delivery already sent (KEYS[1]) or already reserved (KEYS[2], e.g.
+# by a notifier killed before it sent) is let through without taking again. ARGV[1]: the window.
 _RESERVE_FROM_ALL = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
-for i = 2, #KEYS do
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+for i = 3, #KEYS do
   if tonumber(redis.call('GET', KEYS[i]) or '0') >= tonumber(ARGV[i]) then return 0 end
 end
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   if redis.call('INCR', KEYS[i]) == 1 then redis.call('EXPIRE', KEYS[i], ARGV[1]) end
 end
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
 return 1
 """
 
@@ -244,11 +253,12 @@ class Ledger:
                     await self._reserve_from_all(
                         keys=[
                             sent_key(key),
+                            reserved_key(key),
                             acknowledgements_key(target),
                             claimed_acknowledgements_key(target),
                             CLAIMED_ACKNOWLEDGEMENTS_KEY,
                         ],
-                        args=[ACKNOWLEDGEMENT_WINDOW_SECONDS, per_hour, per_address, in_all],
+                        args=[ACKNOWLEDGEMENT_WINDOW_SECONDS, "", per_hour, per_address, in_all],
                         client=pipe,
                     )
                     continue
@@ -259,15 +269,17 @@ class Ledger:
                 )
             return [bool(allowed) for allowed in await pipe.execute()]
 
-    async def release_acknowledgement(self, target: str, *, claimed: bool = False) -> None:
-        """Gives back a reserved acknowledgement that was not sent (a relay outage must not use up the quota)."""
-        if not claimed:
+    async def release_acknowledgement(self, target: str, *, claimed_key: str | None = None) -> None:
+        """Gives back a reserved acknowledgement that was not sent (a relay outage must not use up the quota);
+        `claimed_key`: the delivery's key when it went to a claimed address (its reservation is given back too)."""
+        if claimed_key is None:
             await self.redis.decr(acknowledgements_key(target))
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             for counter in (acknowledgements_key(target), claimed_acknowledgements_key(target)):
                 pipe.decr(counter)
             pipe.decr(CLAIMED_ACKNOWLEDGEMENTS_KEY)
+            pipe.delete(reserved_key(claimed_key))
             await pipe.execute()
 
     async def sent(self, key: str) -> dict[str, Any] | None:

@@ -61,6 +61,7 @@ NOT_REBUILT = (
     "sb:slack:user:*",
     "sb:chat:session:*:rate:*",
     "sb:limits:*",
+    "sb:notifier:ack-reserved:*",
     "sb:sla:reconciled_with",
 )
 CONSUMERS = (

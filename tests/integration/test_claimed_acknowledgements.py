@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from services.notifier.ledger import CLAIMED_ACKNOWLEDGEMENTS_KEY, Ledger, claimed_acknowledgements_key
+from services.notifier.ledger import CLAIMED_ACKNOWLEDGEMENTS_KEY, Ledger, claimed_acknowledgements_key, reserved_key
 from shared.redis_client import connect_redis
 from shared.settings import Settings
 from tests.fakes.slack_api import FakeSlackApi
@@ -23,14 +23,17 @@ async def test_claimed_addresses_take_from_their_own_and_the_shared_counters(set
         ask = [("t1:ack", "email:a@x.example"), ("t2:ack", "email:a@x.example"), ("t3:ack", "email:b@x.example")]
         claimed = frozenset(key for key, _ in ask)
         assert await ledger.reserve_acknowledgements(ask, 3, claimed=claimed, **limits) == [True, False, True]
+        # A redelivered event (a notifier killed before it sent) takes no second place.
+        assert await ledger.reserve_acknowledgements(ask[:1], 3, claimed=claimed, **limits) == [True]
         # The shared counter is full (2): a third address is refused; a verified one is not counted there.
         assert await ledger.reserve_acknowledgements(
             [("t4:ack", "email:c@x.example"), ("t5:ack", "telegram:42")], 3, claimed=frozenset({"t4:ack"}), **limits
         ) == [False, True]
         # An acknowledgement that was not sent gives its place back.
-        await ledger.release_acknowledgement("email:b@x.example", claimed=True)
+        await ledger.release_acknowledgement("email:b@x.example", claimed_key="t3:ack")
         assert await redis.get(CLAIMED_ACKNOWLEDGEMENTS_KEY) == "1"
         assert await redis.get(claimed_acknowledgements_key("email:B@x.example")) == "0"
+        assert not await redis.exists(reserved_key("t3:ack"))
         assert await ledger.reserve_acknowledgements(
             [("t6:ack", "email:c@x.example")], 3, claimed=frozenset({"t6:ack"}), **limits
         ) == [True]
