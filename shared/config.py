@@ -29,6 +29,7 @@ from pydantic import (
 
 from shared import calendars, i18n
 from shared.durations import Duration
+from shared.guard_config import Limits, Spam
 from shared.ids import AGENT_ID_PATTERN
 from shared.rules import LanguageCode, Priority, Rule, WordMatcher
 from shared.sla_policies import SlaPolicy
@@ -299,6 +300,10 @@ class Acknowledgements(AcknowledgementTexts):
     languages: dict[CatalogueLocale, AcknowledgementTexts] = {}
     # At most this many acknowledgements per contact address per hour: a loop breaker.
     per_hour: int = Field(default=3, ge=0)
+    # Addresses nobody proved (typed into the web form) are limited harder, so the form cannot be used to
+    # mail third parties: per such address, and all of them together, per hour (issue #16).
+    claimed_per_hour: int = Field(default=1, ge=0)
+    claimed_total_per_hour: int = Field(default=1000, ge=0)
 
     def template(self, key: str, locale: str, desk_locale: str) -> str | None:
         """The configured template `key` ("telegram") for a customer of `locale`, or None: the catalogue's."""
@@ -380,6 +385,9 @@ class DeskConfig(_Strict):
     assignment: Assignment = Assignment()
     duplicates: Duplicates = Duplicates()
     knowledge_base: KnowledgeBase = KnowledgeBase()
+    # The public endpoints' rate limits and the form's spam checks (shared/guard_config.py, issue #16).
+    limits: Limits = Limits()
+    spam: Spam = Spam()
     # A solved ticket closes by itself after this long without a customer message (SPEC §3 Lifecycle).
     close_after: Duration = timedelta(days=4)
 

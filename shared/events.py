@@ -22,8 +22,9 @@ TicketId = Annotated[str, Field(pattern=TICKET_ID_PATTERN)]
 Channel = Literal["form", "email", "chat", "telegram", "slack", "wecom", "whatsapp", "phone"]
 # What an inbound message is: only "message" and "edit" come from a person; the rest are machine mail.
 MessageKind = Literal["message", "edit", "auto_reply", "bounce", "complaint"]
-# What a quarantined message is: machine mail, or our own mail come back ("loop").
-QuarantineKind = Literal["auto_reply", "bounce", "complaint", "loop"]
+# What a quarantined message is: machine mail, our own mail come back ("loop"), or a public endpoint's post
+# judged to come from a bot ("spam", services/intake/spam.py).
+QuarantineKind = Literal["auto_reply", "bounce", "complaint", "loop", "spam"]
 # Bounds of a quarantined message's header-like fields and of its text excerpt, in characters.
 QUARANTINE_FIELD_CHARS = 1000
 QUARANTINE_EXCERPT_CHARS = 4000
@@ -192,6 +193,30 @@ class MessageQuarantined(_Model):
     received_at: AwareDatetime
     correlation_id: str | None = None
     traceparent: str | None = None
+    # Spam: the ticket ID the sender was answered with (reserved, so that a release makes it real, and
+    # `switchboard replay` never hands it out again); no ticket exists until then.
+    ticket_id: TicketId | None = None
+
+
+class MessageReleased(_Model):
+    """A quarantined message an agent released: it went on to the inbound topic as `inbound_message_id`,
+    opening ticket `ticket_id` (issue #16). On the quarantine topic, keyed by the quarantined message's ID;
+    a second release finds it and changes nothing."""
+
+    type: Literal["message.released"] = "message.released"
+    event_id: UUID
+    version: Literal[1] = 1
+    occurred_at: AwareDatetime
+    message_id: UUID
+    ticket_id: TicketId
+    inbound_message_id: UUID
+    # Who released it: an agent ID, or "admin" (`switchboard quarantine release`).
+    actor: str = Field(min_length=1, max_length=100)
+    correlation_id: str | None = None
+
+
+# The quarantine topic's events.
+QuarantineEvent = Annotated[MessageQuarantined | MessageReleased, Field(discriminator="type")]
 
 
 # The lifecycle (SPEC §3 Lifecycle): new → open → pending (waiting on the customer) | on_hold (waiting
@@ -672,6 +697,8 @@ class NotificationSent(Envelope):
     conversations: list[str] = []
     # Sent as part of one digest message after Slack held the channel back (HTTP 429).
     digest: bool = False
+    # An acknowledgement to an address nobody proved (the web form's): counted against the lower limits.
+    claimed: bool = False
 
 
 # What WhatsApp says of a message we sent (the Cloud API's `statuses` webhook): in order of progress, or failed.

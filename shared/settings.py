@@ -84,9 +84,11 @@ class Settings(BaseSettings):
     wecom_api_url: str = "https://qyapi.weixin.qq.com/cgi-bin/"
 
     api_token: SecretStr | None = None
-    # Signs the links of CSAT requests (set the same on every machine; without it, one is generated
-    # and kept under DATA_DIR, which serves a single-machine stack).
+    # Signs the links of CSAT requests and the web form's render stamps (set the same on every machine;
+    # without it, one is generated and kept under DATA_DIR, which serves a single-machine stack).
     csat_secret: SecretStr | None = None
+    # The captcha provider's secret key (config `spam.captcha`): sent with each token to its siteverify URL.
+    captcha_secret: SecretStr | None = None
     # Where customers reach intake-http from outside (links in mails); default http://HTTP_HOST:HTTP_PORT.
     public_url: str | None = None
     log_level: str = "INFO"

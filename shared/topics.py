@@ -18,7 +18,7 @@ from shared.events import (
     ArticleEvent,
     ContactEvent,
     InboundMessage,
-    MessageQuarantined,
+    QuarantineEvent,
     TicketEvent,
     WecomEvent,
 )
@@ -100,8 +100,11 @@ QUARANTINE = TopicSpec(
     name="switchboard.quarantine.v1",
     key="message_id",
     partitions=8,
-    schema=MessageQuarantined,
-    description="Input kept aside instead of reaching a ticket (machine mail for no ticket, loops), with why.",
+    schema=QuarantineEvent,
+    description=(
+        "Input kept aside instead of reaching a ticket (machine mail for no ticket, loops, spam), with why;"
+        " and releases of kept messages into tickets."
+    ),
 )
 AGENTS = TopicSpec(
     name="switchboard.agents.v1",

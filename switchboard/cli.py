@@ -446,7 +446,7 @@ def _send_contact_command(
 
 @main.group()
 def quarantine() -> None:
-    """Messages kept aside instead of reaching a ticket (machine mail for no ticket, loops)."""
+    """Messages kept aside instead of reaching a ticket (machine mail for no ticket, loops, spam)."""
 
 
 def _quarantine_call(call):
@@ -471,7 +471,7 @@ def _quarantine_call(call):
 @quarantine.command("list")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
 @click.option("--channel", help="Only this channel (email, form, chat, telegram, slack, wecom).")
-@click.option("--reason", help="Only this reason code (machine_mail_no_ticket, own_mail_loop, ...).")
+@click.option("--reason", help="Only this reason code (machine_mail_no_ticket, own_mail_loop, spam_honeypot, ...).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full events as a JSON array.")
 def quarantine_list(limit: int, channel: str | None, reason: str | None, as_json: bool) -> None:
     """List quarantined messages, newest first."""
@@ -487,6 +487,46 @@ def quarantine_list(limit: int, channel: str | None, reason: str | None, as_json
         )
     if not found:
         click.echo("nothing in quarantine", err=True)
+
+
+@quarantine.command("release")
+@click.argument("message_id", type=click.UUID)
+@click.option("--actor", default="admin", show_default=True, help="Who releases it (an agent ID), for the record.")
+def quarantine_release(message_id, actor: str) -> None:
+    """Release a message judged spam into its ticket: it is published as the customer sent it.
+
+    Released before: nothing is published again, and the ticket it went to is printed.
+    """
+    from services.intake.release import NotReleasable, release
+
+    try:
+        released = asyncio.run(_with_intake(lambda intake: release(intake, message_id, actor)))
+    except (MissingInfrastructure, NotReleasable) as error:
+        raise click.ClickException(str(error)) from None
+    if released.now:
+        click.echo(f"released {message_id} into {released.ticket_id}")
+    else:
+        click.echo(f"{message_id} was released before (by {released.actor}) into {released.ticket_id}")
+
+
+async def _with_intake(call):
+    """Runs `call(Intake)` with a producer and Redis of the stack's, as intake-http has them."""
+    from prometheus_client import CollectorRegistry
+
+    from services.intake.core import Intake
+    from shared.publisher import Publisher
+    from shared.redis_client import connect_redis
+
+    settings = Settings()
+    bootstrap, redis_url = settings.require_infra()
+    redis = connect_redis(redis_url)
+    publisher = Publisher(bootstrap, client_id="switchboard-cli", registry=CollectorRegistry())
+    await publisher.start()
+    try:
+        return await call(Intake(publisher, redis, load_config(settings.config), settings))
+    finally:
+        await publisher.stop()
+        await redis.aclose()
 
 
 @quarantine.command("show")
@@ -611,6 +651,21 @@ def _instances(ctx: click.Context, param: click.Parameter, value: str | None) ->
     default=64,
     show_default=True,
     help="Forms in flight at most (HTTP connections).",
+)
+@click.option(
+    "--flood",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Also post N forms from one outside client (203.0.113.7 via X-Forwarded-For), "
+    "which the config's form rate limit answers 429; the run's own forms are measured meanwhile.",
+)
+@click.option(
+    "--flood-rate",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="The flood's forms per second; 0 posts them as fast as intake-http answers.",
 )
 def bench(**given: object) -> None:
     """Measure throughput, latency and memory of the pipeline on this machine (SPEC §6).

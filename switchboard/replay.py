@@ -15,7 +15,7 @@ Key families and what rebuilds them (the README's operations section has the who
 - tickets topic: the ticket read model (with contacts' tickets and creation times), SLA timers still to
   fire, the notifier's record of what it sent (and the conversations of the mail and Telegram messages it
   sent), round-robin turns;
-- quarantine topic: the quarantine;
+- quarantine topic: the quarantine, its releases, and the ticket counters (spam's reserved ticket IDs);
 - agents topic: the agents' availability (shared.agents);
 - wecom topic: each WeChat Customer Service account's sync cursor; with the inbound topic's WeCom messages
   and the tickets topic's `notification.sent` to WeCom, the reply windows (shared.wecom_window);
@@ -51,6 +51,7 @@ from shared.events import (
     AgentAvailabilityChanged,
     InboundMessage,
     MessageQuarantined,
+    MessageReleased,
     NotificationSent,
     TicketAssigned,
     WecomCursorAdvanced,
@@ -153,9 +154,16 @@ class _Replay:
             await pipe.execute()
         self.report.counts["ticket events"] += len(events)
 
-    async def quarantined(self, events: Sequence[MessageQuarantined]) -> None:
+    async def quarantined(self, events: Sequence[MessageQuarantined | MessageReleased]) -> None:
         await self.quarantine.apply(events)
-        self.report.counts["quarantined messages"] += len(events)
+        for event in events:
+            if isinstance(event, MessageReleased):
+                self.report.counts["quarantine releases"] += 1
+                continue
+            self.report.counts["quarantined messages"] += 1
+            # Spam was answered with a ticket ID it may still get (on release): never to be handed out again.
+            if event.ticket_id is not None:
+                self._saw_ticket(event.ticket_id)
 
     async def agents(self, events: Sequence[AgentAvailabilityChanged]) -> None:
         await self.availability.apply(events)

@@ -31,6 +31,8 @@ from redis.exceptions import RedisError
 
 from services.intake.core import Intake
 from services.intake.csat import publish_rating
+from services.intake.guard import PublicGuard
+from services.intake.limits import contact_identities
 from services.intake.ratings import ChatRating, Rating, chat_request, unanswered_request
 from shared import i18n
 from shared.conversations import chat_channel, chat_session, chat_session_key
@@ -128,9 +130,21 @@ def language_fields(hello: Hello, accept_language: str | None) -> dict[str, str]
     return {key: value for key, value in fields.items() if value}
 
 
-def chat_routes(intake: Intake) -> APIRouter:
+def chat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
+    """The chat's routes; with `guard`, new sessions are rate limited (`limits.chat`)."""
     router = APIRouter()
     read_model = ReadModel(intake.redis)
+
+    async def within_session_limits(websocket: WebSocket, hello: Hello) -> None:
+        """Raises ChatViolation `rate_limited` (close 1013, try again later) past `limits.chat`."""
+        if guard is None:
+            return
+        peer = websocket.client.host if websocket.client else None
+        client = guard.client(peer, websocket.headers)
+        if limited := await guard.limit("chat", client, identities=contact_identities(hello.email, None)):
+            raise ChatViolation(
+                "rate_limited", f"too many new chats; try again in {limited.retry_after} s", CLOSE_TRY_AGAIN_LATER
+            )
 
     async def open_session(hello: Hello, accept_language: str | None) -> tuple[str, dict[str, Any]]:
         if hello.token:
@@ -249,6 +263,8 @@ def chat_routes(intake: Intake) -> APIRouter:
 
         try:
             hello = await asyncio.wait_for(receive(HelloFrame), HELLO_TIMEOUT_SECONDS)
+            if not hello.token:
+                await within_session_limits(websocket, hello)
             token, session = await open_session(hello, websocket.headers.get("accept-language"))
             ticket_id = session["ticket_id"]
             await send({"type": "session", "token": token, "ticket_id": ticket_id})

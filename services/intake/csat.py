@@ -20,6 +20,7 @@ from python_multipart.multipart import parse_options_header
 from services.intake.core import PUBLISH_TIMEOUT_SECONDS, Intake
 from services.intake.csat_page import PAGE_HEADERS, problem_page, rating_page, thanks_page
 from services.intake.form_body import FormRefused, submitted_fields
+from services.intake.guard import PublicGuard
 from services.intake.ratings import FormProblems, Rating, rating_command, read_rating_form
 from shared import i18n
 from shared.csat import TOKEN_VALID_SECONDS, CsatSubject, CsatTokens, InvalidToken, csat_secret
@@ -57,7 +58,8 @@ def _wants_json(request: Request) -> bool:
     return media_type == b"application/json"
 
 
-def csat_routes(intake: Intake) -> APIRouter:
+def csat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
+    """The rating page's routes; with `guard`, posts are rate limited (`limits.csat`: 429 with Retry-After)."""
     router = APIRouter()
     tokens = CsatTokens(csat_secret(intake.settings))
 
@@ -91,10 +93,20 @@ def csat_routes(intake: Intake) -> APIRouter:
     async def rate(token: str, request: Request) -> Response:
         """Records a rating: form-encoded (the page) or JSON `{"score": 1-5, "comment": "..."}`."""
         texts = texts_for(request)
+        as_json = _wants_json(request)
+        # Before the token is read: guessing tokens is limited too.
+        if guard is not None:
+            client = guard.client(request.client.host if request.client else None, request.headers)
+            if limited := await guard.limit("csat", client):
+                if as_json:
+                    detail = [{"field": "(request)", "message": limited.message(), "type": "rate_limited"}]
+                    return JSONResponse(status_code=429, content={"detail": detail}, headers=limited.headers())
+                page = _html(problem_page("Please wait a moment", limited.message(), texts), 429)
+                page.headers.update(limited.headers())
+                return page
         subject = subject_of(token, texts)
         if isinstance(subject, Response):
             return subject
-        as_json = _wants_json(request)
         try:
             fields: dict[str, Any] = await submitted_fields(request.headers.get("content-type"), request.stream())
         except FormRefused as refusal:

@@ -7,9 +7,19 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
+from services.intake.spam import Suspect
 from services.intake.ticket_ids import Resolution
 from shared import i18n
-from shared.events import InboundMessage, ReplyRoute, Sender, valid_traceparent
+from shared.events import (
+    QUARANTINE_EXCERPT_CHARS,
+    QUARANTINE_FIELD_CHARS,
+    Attachment,
+    InboundMessage,
+    MessageQuarantined,
+    ReplyRoute,
+    Sender,
+    valid_traceparent,
+)
 
 MAX_MESSAGE_CHARS = 20_000
 
@@ -79,4 +89,36 @@ def to_inbound(
         customer_language=submission.language,
         customer_timezone=submission.timezone,
         language_hint=i18n.hint(accept_language),
+    )
+
+
+def _clip(value: str, limit: int = QUARANTINE_FIELD_CHARS) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def quarantined_form(inbound: InboundMessage, suspect: Suspect, original: Attachment) -> MessageQuarantined:
+    """The quarantine event of a form post judged spam: `original` is the whole would-be `InboundMessage`
+    (JSON), published as it is on release; its reserved ticket ID is the one the sender was answered with."""
+    return MessageQuarantined(
+        event_id=inbound.message_id,
+        occurred_at=inbound.received_at,
+        message_id=inbound.message_id,
+        channel="form",
+        channel_message_id=_clip(inbound.channel_message_id),
+        kind="spam",
+        reason_code=suspect.reason_code,
+        reason=_clip(suspect.reason),
+        source=_clip(inbound.source),
+        sender=Sender(
+            name=_clip(inbound.sender.name) if inbound.sender.name else None,
+            email=inbound.sender.email,
+            phone=inbound.sender.phone,
+        ),
+        subject=_clip(inbound.subject) if inbound.subject else None,
+        excerpt=_clip(inbound.text, QUARANTINE_EXCERPT_CHARS),
+        original=original,
+        received_at=inbound.received_at,
+        correlation_id=inbound.correlation_id,
+        traceparent=inbound.traceparent,
+        ticket_id=inbound.ticket_id,
     )

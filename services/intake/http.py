@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
+from aiokafka.errors import KafkaError
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -22,8 +23,10 @@ from services.intake.body_limit import BodyLimit, header
 from services.intake.chat import chat_routes
 from services.intake.core import IntakeProcess
 from services.intake.csat import csat_routes
-from services.intake.form_endpoint import FormMetrics, form_route
+from services.intake.form_endpoint import FormMetrics, form_route, stamp_route
+from services.intake.guard import PublicGuard
 from services.intake.i18n_routes import i18n_routes
+from services.intake.release import NotReleasable, release
 from services.intake.slack_events import slack_routes
 from services.intake.telegram import WEBHOOK_PATH as TELEGRAM_WEBHOOK_PATH
 from services.intake.telegram import telegram_routes
@@ -69,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     process = IntakeProcess("intake-http", settings)
     settings, config, redis, intake = process.settings, process.config, process.redis, process.intake
     metrics = FormMetrics(process.registry)
+    guard = PublicGuard(redis, config, settings, process.registry)
     read_model = ReadModel(redis)
     api_token = settings.api_token.get_secret_value() if settings.api_token else None
     if api_token is None:
@@ -95,10 +99,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(BodyLimit, limit_for=body_limit, on_refused=count_refusal)
     # First among the routes: the busiest one is matched first.
-    app.router.routes.insert(0, form_route(intake, config, metrics))
-    app.include_router(chat_routes(intake))
-    app.include_router(csat_routes(intake))
-    app.include_router(help_centre_routes(intake))
+    app.router.routes.insert(0, form_route(intake, config, metrics, guard))
+    app.router.routes.append(stamp_route(config, guard))
+    app.include_router(chat_routes(intake, guard))
+    app.include_router(csat_routes(intake, guard))
+    app.include_router(help_centre_routes(intake, guard))
     app.include_router(i18n_routes(config))
     if (telegram := telegram_routes(intake, settings)) is not None:
         app.include_router(telegram)
@@ -162,5 +167,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if found is None:
             raise HTTPException(status_code=404, detail=f"no quarantined message {message_id}")
         return found
+
+    @app.post("/v1/quarantine/{message_id}/release", dependencies=[Depends(require_token)])
+    async def release_quarantined(message_id: UUID, actor: Annotated[str, Query(min_length=1, max_length=100)]):
+        """Releases a message judged spam into its ticket (services.intake.release): `{"ticket_id",
+        "released_now", "actor"}`; released before: the same ticket, `released_now` false. 404 unknown,
+        409 not releasable (machine mail), 503 while Kafka is down."""
+        try:
+            released = await release(intake, message_id, actor)
+        except NotReleasable as refusal:
+            status = 404 if refusal.unknown else 409
+            raise HTTPException(status_code=status, detail=str(refusal)) from None
+        except KafkaError as error:
+            raise HTTPException(status_code=503, detail="message queue unavailable, retry later") from error
+        return {"ticket_id": released.ticket_id, "released_now": released.now, "actor": released.actor}
 
     return app

@@ -17,11 +17,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from services.intake.core import PUBLISH_TIMEOUT_SECONDS, Intake
 from services.intake.csat_page import PAGE_HEADERS
+from services.intake.guard import PublicGuard
 from services.knowledge.deflection import DEFLECTION_PATH, DeflectionTokens, deflected_command
 from services.knowledge.pages import article_page, deflection_page, index_page, not_found_page, problem_page
 from services.knowledge.search import Hit, KnowledgeIndex
@@ -47,7 +48,9 @@ def search(index: KnowledgeIndex | None, query: str, language: str | None, desk_
     return index.search(query, text_language(query, candidates), limit=MAX_RESULTS)
 
 
-def help_centre_routes(intake: Intake) -> APIRouter:
+def help_centre_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
+    """The help centre's routes; with `guard`, searches and "this solved it" posts are rate limited
+    (`limits.kb`: 429 with Retry-After)."""
     router = APIRouter()
     store = ArticleStore(intake.redis)
     cache = KnowledgeCache(intake.redis)
@@ -59,12 +62,22 @@ def help_centre_routes(intake: Intake) -> APIRouter:
     def html(content: str, status: int = 200) -> HTMLResponse:
         return HTMLResponse(content, status_code=status, headers=PAGE_HEADERS)
 
+    async def within_limits(request: Request) -> None:
+        """Raises HTTPException 429 (with Retry-After) past `limits.kb` (issue #16)."""
+        if guard is None:
+            return
+        client = guard.client(request.client.host if request.client else None, request.headers)
+        if limited := await guard.limit("kb", client):
+            raise HTTPException(status_code=429, detail=limited.message(), headers=limited.headers())
+
     @router.get("/v1/kb/search")
     async def kb_search(
+        request: Request,
         q: Annotated[str, Query(max_length=MAX_QUERY_CHARS)] = "",
         language: Annotated[str | None, Query(max_length=35)] = None,
     ) -> dict[str, Any]:
-        """Knowledge-base articles matching `q`, best first."""
+        """Knowledge-base articles matching `q`, best first; 429 past `limits.kb`."""
+        await within_limits(request)
         hits = search(await cache.index(), q, primary_language(language), languages)
         return {
             "results": [
@@ -80,7 +93,9 @@ def help_centre_routes(intake: Intake) -> APIRouter:
         }
 
     @router.get("/kb", include_in_schema=False)
-    async def kb_index(q: Annotated[str, Query(max_length=MAX_QUERY_CHARS)] = "") -> HTMLResponse:
+    async def kb_index(request: Request, q: Annotated[str, Query(max_length=MAX_QUERY_CHARS)] = "") -> HTMLResponse:
+        if q.strip():
+            await within_limits(request)
         hits = search(await cache.index(), q, None, languages) if q.strip() else None
         return html(index_page(await store.articles(), q, hits))
 
@@ -105,7 +120,8 @@ def help_centre_routes(intake: Intake) -> APIRouter:
         return ticket_id if isinstance(ticket_id, Response) else html(deflection_page(ticket_id))
 
     @router.post(DEFLECTION_PATH, include_in_schema=False)
-    async def deflect(token: str) -> Response:
+    async def deflect(token: str, request: Request) -> Response:
+        await within_limits(request)
         ticket_id = ticket_of(token)
         if isinstance(ticket_id, Response):
             return ticket_id

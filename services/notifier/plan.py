@@ -93,6 +93,8 @@ class Delivery:
     # transport writes itself (the rating request's email).
     language: str | None = None
     timezone: str | None = None
+    # An acknowledgement to an address nobody proved (typed into the web form): limited harder.
+    claimed: bool = False
 
     @property
     def channel(self) -> str:
@@ -128,6 +130,8 @@ class NotifierView:
     tickets: dict[str, TicketContext] = field(default_factory=dict)
     # Email addresses that bounced.
     undeliverable: set[str] = field(default_factory=set)
+    # The identities a channel proved, of the contacts of web-form tickets being acknowledged (issue #16).
+    verified: dict[str, frozenset[str]] = field(default_factory=dict)
     # The public help centre's links (services/knowledge): an article's URL by slug, a ticket's signed
     # "this solved it" URL (None: suggested articles are not sent to customers).
     article_url: Callable[[str], str] | None = None
@@ -237,8 +241,19 @@ def _acknowledgement(created: TicketCreated, view: NotifierView, config: DeskCon
             automatic=True,
             language=locale,
             timezone=created.customer_timezone,
+            claimed=_claimed(created, route, view),
         )
     ]
+
+
+def _claimed(created: TicketCreated, route: ReplyRoute, view: NotifierView) -> bool:
+    """Whether the acknowledgement goes to an address nobody proved: typed into the web form (anyone may type
+    anyone's), and never proved by its contact on a channel (a mail from it). SPEC §4: typed-in addresses get
+    fewer automatic mails than verified channels."""
+    if created.channel != "form":
+        return False
+    proved = view.verified.get(created.contact.contact_id, frozenset())
+    return f"{route.channel}:{normalise_email(route.address)}" not in proved
 
 
 def acknowledgement_texts(created: TicketCreated, channel: str, locale: str, config: DeskConfig) -> tuple[str, str]:

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
@@ -148,6 +149,7 @@ async def test_a_submitted_form_shows_its_ticket_number(page, stack):
     assert len(posted) == 1
     assert uuid.UUID(posted[0].headers["idempotency-key"]).version == 4
     payload = json.loads(posted[0].post_data)
+    assert payload.pop("form_stamp"), "the page sends its render stamp back"
     # The browser's time zone goes along (dates to the customer are in it); no language: none was picked.
     assert payload.pop("timezone")
     assert payload == {
@@ -340,3 +342,30 @@ async def test_pasted_text_over_the_limit_is_kept_and_flagged_not_cut(page):
     await expect(page.locator("#chat-status")).to_contain_text("too long to send")
     await expect(page.locator("#chat-text")).to_have_value("y" * 4_001)
     await send_chat(page, "shorter")
+
+
+async def test_a_person_filling_the_form_quickly_still_gets_a_ticket_not_the_quarantine(page, stack):
+    """The honeypot stays out of sight and out of the tab order, and the page waits out the minimum fill
+    time (3 s in the example config) however fast the form was filled in (issue #16)."""
+    trap = page.locator("#website")
+    box = await trap.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 0, "off-screen"
+    assert await trap.get_attribute("tabindex") == "-1"
+    await expect(page.locator(".field-trap")).to_have_attribute("aria-hidden", "true")
+    await page.locator("#name").focus()
+    for _ in range(6):
+        await page.keyboard.press("Tab")
+        assert await page.evaluate("document.activeElement.id") != "website"
+
+    posted = []
+    page.on("request", lambda request: posted.append(request) if request.method == "POST" else None)
+    await fill_contact_form(page, email="quick@example.com")
+    await page.get_by_role("button", name="Send message").click()
+    ticket_id = await shown_ticket_number(page)
+    assert "website" not in json.loads(posted[0].post_data)
+    ticket = await ticket_when(stack, ticket_id, lambda t: t["messages"])
+    assert ticket["subject"] == "Order 1042 is late"
+    kept = await asyncio.to_thread(
+        lambda: httpx.get(f"{stack}/v1/quarantine", headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=10)
+    )
+    assert kept.json()["messages"] == []

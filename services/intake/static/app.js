@@ -211,7 +211,7 @@ function showContactAlert(lines) {
   contactAlert.hidden = lines.length === 0;
 }
 
-function contactPayload() {
+function contactPayload(guard) {
   const payload = {};
   for (const input of contactInputs) {
     const value = input.value.trim();
@@ -221,7 +221,68 @@ function contactPayload() {
   if (pickedLanguage) payload.language = pickedLanguage;
   const timeZone = browserTimeZone();
   if (timeZone) payload.timezone = timeZone;
+  // What tells this page's posts from a bot's (services/intake/spam.py): the honeypot, which only a
+  // program fills in, the signed render stamp, and the captcha's token when there is a captcha.
+  if (honeypot.value) payload.website = honeypot.value;
+  if (guard?.stamp) payload.form_stamp = guard.stamp;
+  if (captchaToken) payload.captcha_token = captchaToken;
   return JSON.stringify(payload);
+}
+
+// ---------------------------------------------------------------- spam checks
+
+const honeypot = byId("website");
+let captchaToken = "";
+let captchaWidget = null;
+const CAPTCHA_SCRIPTS = {
+  turnstile: { src: "https://challenges.cloudflare.com/turnstile/v0/api.js?render=explicit", global: "turnstile" },
+  hcaptcha: { src: "https://js.hcaptcha.com/1/api.js?render=explicit", global: "hcaptcha" },
+};
+
+/** Loads the provider's widget into the form; its token is sent with the form and verified by the server. */
+function renderCaptcha({ provider, site_key: sitekey }) {
+  const { src, global } = CAPTCHA_SCRIPTS[provider];
+  const script = document.createElement("script");
+  script.src = src;
+  script.async = true;
+  script.addEventListener("load", () => {
+    captchaWidget = { api: window[global] };
+    captchaWidget.id = captchaWidget.api.render(byId("contact-captcha"), {
+      sitekey,
+      callback: (token) => { captchaToken = token; },
+      "expired-callback": () => { captchaToken = ""; },
+    });
+  });
+  document.head.append(script);
+}
+
+function resetCaptcha() {
+  captchaToken = "";
+  if (captchaWidget) captchaWidget.api.reset(captchaWidget.id);
+}
+
+/** The form's stamp (signed render time), the fill time the server asks for, and the captcha if any. */
+async function loadFormGuard() {
+  try {
+    const response = await fetch(`/v1/forms/${FORM_ID}/stamp`, { cache: "no-store" });
+    if (!response.ok) return null;
+    const guard = await response.json();
+    guard.receivedAt = performance.now();
+    if (guard.captcha) renderCaptcha(guard.captcha);
+    return guard;
+  } catch {
+    return null;
+  }
+}
+
+const formGuard = loadFormGuard();
+
+/** Waits out what is left of the minimum fill time (with a margin for the clocks), so a quick person is
+ * never taken for a bot. */
+async function fillTimePassed(guard) {
+  if (!guard) return;
+  const left = guard.min_fill_ms + 250 - (performance.now() - guard.receivedAt);
+  if (left > 0) await new Promise((resolve) => setTimeout(resolve, left));
 }
 
 function setSending(isSending) {
@@ -265,6 +326,7 @@ async function handleContactResponse(response) {
     const { ticket_id: ticketId } = await response.json();
     submission = null;
     contactForm.reset();
+    resetCaptcha();
     refreshMessageCounter();
     showTicketNumber(ticketId);
     return;
@@ -274,7 +336,10 @@ async function handleContactResponse(response) {
     showServerErrors(Array.isArray(body.detail) ? body.detail : []);
     return;
   }
-  if (response.status === 413) {
+  if (response.status === 429) {
+    const seconds = Number(response.headers.get("Retry-After")) || 60;
+    showContactAlert([t("form.rate_limited", { seconds })]);
+  } else if (response.status === 413) {
     showContactAlert([t("form.too_large")]);
   } else if (response.status >= 500) {
     showContactAlert([t("form.server_trouble")]);
@@ -293,10 +358,12 @@ contactForm.addEventListener("submit", async (event) => {
     invalid.focus();
     return;
   }
-  const body = contactPayload();
-  if (submission?.body !== body) submission = { body, key: newUuid() };
   setSending(true);
+  const guard = await formGuard;
+  const body = contactPayload(guard);
+  if (submission?.body !== body) submission = { body, key: newUuid() };
   try {
+    await fillTimePassed(guard);
     const response = await fetch(`/v1/forms/${FORM_ID}`, {
       method: "POST",
       // Field errors come back in the page's language.
