@@ -171,7 +171,8 @@ def route_explain(file: Path, config_file: Path | None) -> None:
         message = message_from_file(file, desk)
     except NotAMessage as error:
         raise click.ClickException(str(error)) from None
-    settings = Settings()
+    # The running stack's Redis (recorded under DATA_DIR) when none is named, as `ticket show` finds it.
+    settings = Settings().with_recorded_infra()
     owners = asyncio.run(identity_owners(message, settings))
     tags = asyncio.run(owner_tags(message, owners, settings))
     print_explanation(message, desk, Console(), owners=owners, contact_tags=tags)
