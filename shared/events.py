@@ -20,6 +20,8 @@ from shared.ids import AGENT_ID_PATTERN, TICKET_ID_PATTERN
 TicketId = Annotated[str, Field(pattern=TICKET_ID_PATTERN)]
 # "phone": a call an agent logged (services/intake/phone_calls.py); "whatsapp": the WhatsApp Cloud API.
 Channel = Literal["form", "email", "chat", "telegram", "slack", "wecom", "whatsapp", "phone"]
+# An InboundMessage's `source` on the phone channel: "call:<agent ID>", the agent who took the call.
+CALL_SOURCE_PREFIX = "call:"
 # What an inbound message is: only "message" and "edit" come from a person; the rest are machine mail.
 MessageKind = Literal["message", "edit", "auto_reply", "bounce", "complaint"]
 # What a quarantined message is: machine mail, our own mail come back ("loop"), or a public endpoint's post

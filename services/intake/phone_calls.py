@@ -24,7 +24,7 @@ from typing import Any, Literal
 from email_validator import EmailNotValidError, validate_email
 
 from services.intake.core import Intake
-from shared.events import InboundMessage, ReplyRoute, Sender
+from shared.events import CALL_SOURCE_PREFIX, InboundMessage, ReplyRoute, Sender
 from shared.identities import e164
 
 CALL_MODAL = "sb_call_modal"
@@ -161,7 +161,7 @@ def call_inbound(
         **ticket_fields,
         channel="phone",
         channel_message_id=key,
-        source=f"call:{call.agent_id}",
+        source=f"{CALL_SOURCE_PREFIX}{call.agent_id}",
         sender=Sender(name=call.name, email=call.email, phone=call.phone),
         subject=call.subject,
         text=call_text(call, agent_name),

@@ -29,7 +29,7 @@ from services.router.frozen import evolve
 from services.router.lifecycle import SYSTEM, customer_wrote, decide_lifecycle, rejected
 from services.router.queues import flag_over_capacity, system_assign
 from services.router.suggestions import suggested
-from services.router.tickets import message_added, new_ticket
+from services.router.tickets import call_taker, message_added, new_ticket
 from shared.config import DeskConfig
 from shared.events import (
     AddressUndeliverable,
@@ -272,17 +272,30 @@ def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig
         events += resolution_events(message, resolution, view.graph, now)
         return Decision(events)
     team = config.team(classification.team)
-    need = Need(team.id, tuple(classification.skills), classification.language)
-    choice = choose(need, view.desk(), config)
-    assignee = None
-    if choice.agent_id is not None:
-        assignee = config.agent(choice.agent_id)
-        view.capacity_checked.add(assignee.id)
-        # Every assignment of the router's own takes a turn (replay counts them so), whatever the routing.
-        view.used_turns[team.id] += 1
-    opened = new_ticket(
-        message, contact, classification, assignee, now, queued_reason=choice.queued_reason, contact_tags=contact_tags
-    )
+    if (taker := call_taker(message, team, config)) is not None:
+        # The call was taken already, whatever the agent's load: no turn, no capacity check (flagged when over).
+        over = view.working.get(taker.id, 0) >= taker.capacity
+        opened = new_ticket(
+            message, contact, classification, taker, now, contact_tags=contact_tags, actor=taker.id, over_capacity=over
+        )
+    else:
+        need = Need(team.id, tuple(classification.skills), classification.language)
+        choice = choose(need, view.desk(), config)
+        assignee = None
+        if choice.agent_id is not None:
+            assignee = config.agent(choice.agent_id)
+            view.capacity_checked.add(assignee.id)
+            # Every assignment of the router's own takes a turn (replay counts them so), whatever the routing.
+            view.used_turns[team.id] += 1
+        opened = new_ticket(
+            message,
+            contact,
+            classification,
+            assignee,
+            now,
+            queued_reason=choice.queued_reason,
+            contact_tags=contact_tags,
+        )
     events += opened
     created = opened[0]
     if isinstance(created, TicketCreated) and (suggestions := suggested(message, created, view.knowledge, config, now)):
