@@ -378,7 +378,15 @@ class TagContact(_ContactCommandEnvelope):
     remove: list[ContactTag] = []
 
 
-ContactCommand = MergeContacts | UnmergeContacts | TagContact
+class KeepContactsApart(_ContactCommandEnvelope):
+    """Contacts `contact_id` and `other_contact_id` are two people, whatever links them (a suggestion's "Keep
+    apart" button): they are not suggested for a merge again. A manual merge still may join them."""
+
+    type: Literal["command.keep_contacts_apart"] = "command.keep_contacts_apart"
+    other_contact_id: str = Field(min_length=1, max_length=100)
+
+
+ContactCommand = MergeContacts | UnmergeContacts | TagContact | KeepContactsApart
 
 AgentCommand = Annotated[
     AgentReply
@@ -393,6 +401,7 @@ AgentCommand = Annotated[
     | RateTicket
     | MergeContacts
     | UnmergeContacts
+    | KeepContactsApart
     | TagContact,
     Field(discriminator="type"),
 ]
@@ -810,8 +819,16 @@ class ContactTagsChanged(_ContactChange):
     removed: list[str] = []
 
 
+class ContactsKeptApart(_ContactChange):
+    """An agent said contacts `contact_id` and `other_contact_id` are two people: no merge of the two is
+    suggested again (`contact.merge_suggested`)."""
+
+    type: Literal["contact.kept_apart"] = "contact.kept_apart"
+    other_contact_id: str
+
+
 ContactEvent = Annotated[
-    IdentityLinked | AddressUndeliverable | ContactMerged | ContactUnmerged | ContactTagsChanged,
+    IdentityLinked | AddressUndeliverable | ContactMerged | ContactUnmerged | ContactTagsChanged | ContactsKeptApart,
     Field(discriminator="type"),
 ]
 

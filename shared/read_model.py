@@ -21,6 +21,7 @@ from shared.events import (
     CommandRejected,
     ContactEvent,
     ContactMerged,
+    ContactsKeptApart,
     ContactTagsChanged,
     ContactUnmerged,
     CsatRated,
@@ -109,6 +110,11 @@ def contact_verified_key(contact_id: str) -> str:
 def contact_merged_into_key(contact_id: str) -> str:
     """The contact a merged contact was merged into (absent: it is not merged)."""
     return f"sb:contact:{contact_id}:merged_into"
+
+
+def contact_apart_key(contact_id: str) -> str:
+    """The contacts an agent kept apart from this one (`contact.kept_apart`): never suggested for a merge."""
+    return f"sb:contact:{contact_id}:apart"
 
 
 def contact_merged_key(contact_id: str) -> str:
@@ -331,6 +337,13 @@ def projection(event: TicketEvent | ContactEvent) -> list[Any] | None:
             "",
             ["DEL", contact_merged_into_key(event.contact_id)],
             ["SREM", contact_merged_key(event.survivor_id), event.contact_id],
+        ]
+    if isinstance(event, ContactsKeptApart):
+        return [
+            "",
+            "",
+            ["SADD", contact_apart_key(event.contact_id), event.other_contact_id],
+            ["SADD", contact_apart_key(event.other_contact_id), event.contact_id],
         ]
     if isinstance(event, ContactTagsChanged):
         # The tags after the change: the contact's last event says them all, whatever replayed before it.

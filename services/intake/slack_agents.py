@@ -30,6 +30,7 @@ from shared.events import (
     ClaimTicket,
     CommandEnvelope,
     EscalateTicket,
+    KeepContactsApart,
     MergeContacts,
     RateTicket,
     SetStatus,
@@ -168,24 +169,25 @@ def button_command(click: Click, agent: Agent, now: datetime) -> CommandEnvelope
     raise Refused(f"Switchboard has no button {click.action_id!r}.")
 
 
-def contact_button_command(click: Click, agent: Agent, now: datetime) -> MergeContacts | None:
-    """The merge a suggestion's "Merge" button asks for (the first contact, the newer, into the other), or None
-    for "Keep apart"; raises Refused for a value Switchboard did not make."""
+def contact_button_command(click: Click, agent: Agent, now: datetime) -> MergeContacts | KeepContactsApart:
+    """The merge a suggestion's "Merge" button asks for (the first contact, the newer, into the other), or the
+    two contacts kept apart ("Keep apart": never suggested again); raises Refused for a value Switchboard did
+    not make."""
     ticket_id, _, contacts = click.value.partition(":")
     contact_id, _, other_id = contacts.partition(":")
     if not is_ticket_id(ticket_id) or not _CONTACT_ID.fullmatch(contact_id) or not _CONTACT_ID.fullmatch(other_id):
         raise Refused("This button is not one Switchboard made; nothing was done.")
+    fields: dict[str, Any] = {
+        "event_id": click.event_id,
+        "occurred_at": _at(click.action_ts, now),
+        "ticket_id": ticket_id,
+        "agent_id": agent.id,
+        "origin": click.origin,
+        "contact_id": contact_id,
+    }
     if click.action_id == KEEP_CONTACTS_BUTTON:
-        return None
-    return MergeContacts(
-        event_id=click.event_id,
-        occurred_at=_at(click.action_ts, now),
-        ticket_id=ticket_id,
-        agent_id=agent.id,
-        origin=click.origin,
-        contact_id=contact_id,
-        into_contact_id=other_id,
-    )
+        return KeepContactsApart(**fields, other_contact_id=other_id)
+    return MergeContacts(**fields, into_contact_id=other_id)
 
 
 def rating_command(click: Click, now: datetime) -> RateTicket:

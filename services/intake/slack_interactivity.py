@@ -77,7 +77,14 @@ from shared.agents import Availability
 from shared.config import Agent
 from shared.contact_commands import contact_command, refusal
 from shared.conversations import conversation_ticket
-from shared.events import AgentAvailabilityChanged, CommandEnvelope, MergeContacts, SlackOrigin, UnmergeContacts
+from shared.events import (
+    AgentAvailabilityChanged,
+    CommandEnvelope,
+    KeepContactsApart,
+    MergeContacts,
+    SlackOrigin,
+    UnmergeContacts,
+)
 from shared.ids import derived_id
 from shared.publisher import Outgoing
 from shared.read_model import ReadModel, agent_tickets_key, messages_key, team_queue_key, ticket_key
@@ -153,12 +160,11 @@ class SlackAgents:
         if agent is None:
             raise Refused(agent_texts(None, self.config)(NOT_AN_AGENT))
         if click.action_id in CONTACT_BUTTONS:
-            merge = contact_button_command(click, agent, now)
-            if merge is None:
+            change = contact_button_command(click, agent, now)
+            await self._publish(change)
+            if isinstance(change, KeepContactsApart):
                 kept = agent_texts(agent.id, self.config)("slack.contacts_apart")
                 await self._tell(client, click.channel_id, click.user_id, kept)
-            else:
-                await self._publish(merge)
             return
         if click.action_id == SEND_ARTICLE_BUTTON:
             await self._send_article(click, agent, now)
@@ -444,7 +450,7 @@ class SlackAgents:
 
     # --- Shared -------------------------------------------------------------------------------------
 
-    async def _publish(self, command: CommandEnvelope | MergeContacts | UnmergeContacts) -> None:
+    async def _publish(self, command: CommandEnvelope | MergeContacts | UnmergeContacts | KeepContactsApart) -> None:
         """Returns once Kafka has the command; raises KafkaTimeoutError (Slack then sees a failure)."""
         # A contact command from `/sb` names no ticket: keyed by the merged contact, as from the CLI.
         record = Outgoing.event(self.commands_topic, command.ticket_id or getattr(command, "contact_id", ""), command)

@@ -21,6 +21,7 @@ from services.router.contacts import (
     ContactGraph,
     Refused,
     decide_contact_command,
+    decide_keep_apart,
     resolution_events,
     resolve,
     sender_identities,
@@ -43,6 +44,7 @@ from shared.events import (
     CsatRated,
     IdentityLinked,
     InboundMessage,
+    KeepContactsApart,
     MergeContacts,
     MessageAdded,
     PriorityChanged,
@@ -310,10 +312,12 @@ def decide_command(command: AgentCommand, view: RouterView, config: DeskConfig, 
     """The events of an agent command: its changes, or one `command.rejected` saying why not. The system's
     own assignments (the dispatcher serving team queues) are applied when they still hold, else dropped
     silently (services/router/queues.py)."""
-    if isinstance(command, MergeContacts | UnmergeContacts | TagContact):
+    if isinstance(command, MergeContacts | UnmergeContacts | TagContact | KeepContactsApart):
         try:
             if isinstance(command, TagContact):
                 return Decision(decide_tag_command(command, view.graph, config, now))
+            if isinstance(command, KeepContactsApart):
+                return Decision(decide_keep_apart(command, view.graph, config, now))
             return Decision(decide_contact_command(command, view.graph, set(view.graph.contacts), config, now))
         except Refused as refusal:
             # Shown on the ticket the agent acted from; from the command line the CLI checked first.

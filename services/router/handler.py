@@ -25,10 +25,12 @@ from shared.events import (
     AddressUndeliverable,
     AgentCommand,
     ContactMerged,
+    ContactsKeptApart,
     ContactTagsChanged,
     ContactUnmerged,
     IdentityLinked,
     InboundMessage,
+    KeepContactsApart,
     MergeContacts,
     MergeTicket,
     StatusChanged,
@@ -147,8 +149,12 @@ class RouterHandler:
             contacts=[
                 contact
                 for record in records
-                if isinstance(record.value, MergeContacts | UnmergeContacts | TagContact)
-                for contact in (record.value.contact_id, getattr(record.value, "into_contact_id", None))
+                if isinstance(record.value, MergeContacts | UnmergeContacts | TagContact | KeepContactsApart)
+                for contact in (
+                    record.value.contact_id,
+                    getattr(record.value, "into_contact_id", None),
+                    getattr(record.value, "other_contact_id", None),
+                )
                 if contact
             ],
             forget=self._take_published(),
@@ -185,7 +191,7 @@ class RouterHandler:
         return published
 
     def _outgoing(self, event: RouterEvent) -> Outgoing:
-        if isinstance(event, ContactMerged | ContactUnmerged | ContactTagsChanged):
+        if isinstance(event, ContactMerged | ContactUnmerged | ContactTagsChanged | ContactsKeptApart):
             # Keyed by the merged (or tagged) contact, so that its merge and unmerge (or tag changes) keep their order.
             return Outgoing.event(self.contacts_topic, event.contact_id, event)
         if isinstance(event, _CONTACT_EVENTS):
