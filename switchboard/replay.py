@@ -90,6 +90,7 @@ _CONTACT_COUNTS = {
     "contact.merged": "contact merges",
     "contact.unmerged": "contact unmerges",
     "contact.tags_changed": "contact tag changes",
+    "contact.kept_apart": "contacts kept apart",
 }
 
 
