@@ -74,6 +74,10 @@ def help_centre_routes(intake: Intake, guard: PublicGuard | None = None) -> APIR
         locale = next((found for tag in wanted if (found := i18n.negotiate(tag))), None)
         return i18n.texts(locale or intake.config.desk_locale)
 
+    def kept(request: Request) -> str | None:
+        """The catalogue the reader asked for with `?lang=`, kept on the help centre's links."""
+        return i18n.negotiate(request.query_params.get("lang"))
+
     async def ticket_texts(request: Request, ticket_id: str | None) -> i18n.Texts:
         """The ticket's customer language when the read model has one, else as `texts_for`."""
         language = await intake.redis.hget(ticket_key(ticket_id), "customer_language") if ticket_id else None
@@ -116,14 +120,14 @@ def help_centre_routes(intake: Intake, guard: PublicGuard | None = None) -> APIR
         if q.strip():
             await within_limits(request)
         hits = search(await cache.index(), q, None, languages) if q.strip() else None
-        return html(index_page(await store.articles(), texts_for(request), q, hits))
+        return html(index_page(await store.articles(), texts_for(request), q, hits, kept(request)))
 
     @router.get("/kb/{slug}", include_in_schema=False)
     async def kb_article(slug: str, request: Request) -> HTMLResponse:
         article = await store.get(slug)
         if article is None:
-            return html(not_found_page(texts_for(request)), 404)
-        return html(article_page(article, texts_for(request, article.language)))
+            return html(not_found_page(texts_for(request), kept(request)), 404)
+        return html(article_page(article, texts_for(request, article.language), kept(request)))
 
     async def ticket_of(token: str, request: Request) -> tuple[str, i18n.Texts] | Response:
         """The token's ticket and the page's texts, or the page saying why the link is no good."""

@@ -1,7 +1,9 @@
 """The help centre's HTML (`GET /kb`, `GET /kb/{slug}`) and the "this solved it" pages: pure rendering.
 
 Plain HTML on the customer page's stylesheet, no script, phone-friendly (the viewport meta and the
-stylesheet's one column). Every value is escaped; an article's Markdown is rendered by markdown-it
+stylesheet's one column), in the reader's language (`texts`: the page's own words; an article's text stays as
+written, marked with its language; a language asked for with `?lang=` stays on the help centre's links,
+`kept`). Every value is escaped; an article's Markdown is rendered by markdown-it
 (CommonMark, raw HTML off: tags in an article show as text, and its link check refuses javascript: and
 the like), then cleaned by nh3 (an allow-list) all the same. `PAGE_HEADERS` (the rating page's) keep
 scripts and other origins out.
@@ -12,7 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from html import escape
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import nh3
 from markdown_it import MarkdownIt
@@ -34,7 +36,12 @@ def render_markdown(text: str) -> str:
     return nh3.clean(_markdown().render(text), link_rel="noopener noreferrer nofollow")
 
 
-def _page(title: str, body: str, texts: i18n.Texts) -> str:
+def _kb(path: str, kept: str | None) -> str:
+    """A help centre URL, with the language the reader asked for (`?lang=`) when there was one."""
+    return escape(f"{path}?{urlencode({'lang': kept})}" if kept else path)
+
+
+def _page(title: str, body: str, texts: i18n.Texts, kept: str | None = None) -> str:
     return f"""<!doctype html>
 <html lang="{escape(texts.locale)}">
 <head>
@@ -45,7 +52,7 @@ def _page(title: str, body: str, texts: i18n.Texts) -> str:
 </head>
 <body>
   <header class="site-header">
-    <div class="container"><p class="lede"><a href="/kb">{escape(texts("kb.site"))}</a> · <a href="/">{
+    <div class="container"><p class="lede"><a href="{_kb("/kb", kept)}">{escape(texts("kb.site"))}</a> · <a href="/">{
         escape(texts("kb.contact"))
     }</a></p></div>
   </header>
@@ -59,16 +66,17 @@ def _page(title: str, body: str, texts: i18n.Texts) -> str:
 """
 
 
-def _search_form(query: str, texts: i18n.Texts) -> str:
-    return f"""      <form method="get" action="/kb" role="search" class="kb-search">
+def _search_form(query: str, texts: i18n.Texts, kept: str | None) -> str:
+    lang = f'\n        <input type="hidden" name="lang" value="{escape(kept)}">' if kept else ""
+    return f"""      <form method="get" action="/kb" role="search" class="kb-search">{lang}
         <label for="kb-q">{escape(texts("kb.search.label"))}</label>
         <input id="kb-q" name="q" type="search" value="{escape(query)}" maxlength="500">
         <button type="submit" class="button">{escape(texts("kb.search.button"))}</button>
       </form>"""
 
 
-def _link(slug: str, title: str) -> str:
-    return f'<a href="/kb/{quote(slug)}">{escape(title)}</a>'
+def _link(slug: str, title: str, kept: str | None) -> str:
+    return f'<a href="{_kb(f"/kb/{quote(slug)}", kept)}">{escape(title)}</a>'
 
 
 def _with_ticket(text: str, ticket_id: str) -> str:
@@ -78,14 +86,18 @@ def _with_ticket(text: str, ticket_id: str) -> str:
 
 
 def index_page(
-    articles: Sequence[ArticlePublished], texts: i18n.Texts, query: str = "", hits: Sequence[Hit] | None = None
+    articles: Sequence[ArticlePublished],
+    texts: i18n.Texts,
+    query: str = "",
+    hits: Sequence[Hit] | None = None,
+    kept: str | None = None,
 ) -> str:
     """Every article by language, or, for a search, its results best first."""
-    parts = [f"      <h1>{escape(texts('kb.site'))}</h1>", _search_form(query, texts)]
+    parts = [f"      <h1>{escape(texts('kb.site'))}</h1>", _search_form(query, texts, kept)]
     if hits is not None:
         parts.append(f"      <h2>{escape(texts.plural('kb.search.results', len(hits), query=query))}</h2>")
         if hits:
-            items = "\n".join(f"        <li>{_link(hit.slug, hit.title)}</li>" for hit in hits)
+            items = "\n".join(f"        <li>{_link(hit.slug, hit.title, kept)}</li>" for hit in hits)
             parts.append(f'      <ol class="kb-results">\n{items}\n      </ol>')
         else:
             parts.append(
@@ -97,15 +109,15 @@ def index_page(
     if not articles:
         parts.append(f"      <p>{escape(texts('kb.empty'))}</p>")
     for language, found in sorted(by_language.items()):
-        items = "\n".join(f"        <li>{_link(article.slug, article.title)}</li>" for article in found)
+        items = "\n".join(f"        <li>{_link(article.slug, article.title, kept)}</li>" for article in found)
         heading = escape(LANGUAGE_NAMES.get(language, language))
         parts.append(
             f'      <h2 lang="{escape(language)}">{heading}</h2>\n      <ul class="kb-list">\n{items}\n      </ul>'
         )
-    return _page(texts("kb.site"), "\n".join(parts), texts)
+    return _page(texts("kb.site"), "\n".join(parts), texts, kept)
 
 
-def article_page(article: ArticlePublished, texts: i18n.Texts) -> str:
+def article_page(article: ArticlePublished, texts: i18n.Texts, kept: str | None = None) -> str:
     """The article as written (marked with its own language), in the reader's chrome."""
     tags = ""
     if article.tags:
@@ -114,16 +126,16 @@ def article_page(article: ArticlePublished, texts: i18n.Texts) -> str:
         <h1>{escape(article.title)}</h1>
 {tags}        {render_markdown(article.body)}
       </article>
-      <p><a href="/kb">{escape(texts("kb.all_articles"))}</a> · {escape(texts("kb.still_stuck"))} <a href="/">{
-        escape(texts("kb.contact"))
-    }</a></p>"""
-    return _page(article.title, body, texts)
+      <p><a href="{_kb("/kb", kept)}">{escape(texts("kb.all_articles"))}</a> · {
+        escape(texts("kb.still_stuck"))
+    } <a href="/">{escape(texts("kb.contact"))}</a></p>"""
+    return _page(article.title, body, texts, kept)
 
 
-def not_found_page(texts: i18n.Texts) -> str:
+def not_found_page(texts: i18n.Texts, kept: str | None = None) -> str:
     title = texts("kb.not_found")
-    body = f'      <h1>{escape(title)}</h1>\n      <p><a href="/kb">{escape(texts("kb.all_articles"))}</a></p>'
-    return _page(title, body, texts)
+    all_articles = f'<a href="{_kb("/kb", kept)}">{escape(texts("kb.all_articles"))}</a>'
+    return _page(title, f"      <h1>{escape(title)}</h1>\n      <p>{all_articles}</p>", texts, kept)
 
 
 def deflection_page(ticket_id: str, texts: i18n.Texts, *, done: bool = False) -> str:

@@ -460,15 +460,16 @@ def _suggested_articles(event: TicketSuggestions, route: ReplyRoute, view: Notif
 def suggestions_text(
     event: TicketSuggestions, article_url: Callable[[str], str], deflection_url: Callable[[str], str], locale: str
 ) -> str:
-    """The message of suggested articles in `locale`: one line per article, then the "this solved it" link, which
-    opens its page in the same language (`?lang=`; the page falls back to the ticket's, then the browser's)."""
+    """The message of suggested articles in `locale`: one line per article, then the "this solved it" link; every
+    link opens its page in the same language (`?lang=`)."""
     texts = i18n.texts(locale)
+    lang = urlencode({"lang": texts.locale})
     count = len(event.articles)
     articles = "\n".join(
-        texts("kb.suggestions.article", title=article.title, url=article_url(article.slug))
+        texts("kb.suggestions.article", title=article.title, url=f"{article_url(article.slug)}?{lang}")
         for article in event.articles
     )
-    link = f"{deflection_url(event.ticket_id)}?{urlencode({'lang': texts.locale})}"
+    link = f"{deflection_url(event.ticket_id)}?{lang}"
     solved = texts.plural("kb.suggestions.solved", count, ticket_id=event.ticket_id, link=link)
     return f"{texts.plural('kb.suggestions.intro', count)}\n{articles}\n\n{solved}"
 

@@ -216,7 +216,7 @@ def test_suggested_articles_are_written_in_the_tickets_customer_language():
     [english] = plan(suggestions_event(route), view, CONFIG)
     assert english.text == (
         "While you wait for an agent: this article may answer your question.\n"
-        "- How refunds work: https://help.example/kb/refunds\n\n"
+        "- How refunds work: https://help.example/kb/refunds?lang=en\n\n"
         "If it answered your question, tell us here and we close ticket SB-1001: X/SB-1001?lang=en"
     )
     assert english.language == "en"
@@ -232,8 +232,8 @@ def test_suggested_articles_are_written_in_the_tickets_customer_language():
     [chinese] = plan(two, view, CONFIG)
     assert chinese.text == (
         "在等待客服人员期间，以下 2 篇文章或许能解答您的问题。\n"
-        "- 退款说明：https://help.example/kb/refunds-zh\n"
-        "- 下载发票：https://help.example/kb/invoice-zh\n\n"
+        "- 退款说明：https://help.example/kb/refunds-zh?lang=zh-Hans\n"
+        "- 下载发票：https://help.example/kb/invoice-zh?lang=zh-Hans\n\n"
         "如果文章已经解决了您的问题，请通过此链接告诉我们，我们将关闭工单 SB-1001：X/SB-1001?lang=zh-Hans"
     )
     assert chinese.language == "zh-Hans" and "While you wait" not in chinese.text
@@ -253,6 +253,9 @@ def test_the_help_centre_and_solved_pages_are_in_the_readers_language_and_articl
     assert "帮助中心" in listing and "搜索帮助中心" in listing and "没有匹配的文章。" in listing
     assert "“xylophone”的搜索结果：0 篇" in listing and "Help centre" not in listing
     assert "1 result for “x&lt;b&gt;”" in index_page([], english, "x<b>", INDEX.search("refund", "en", limit=1))
+    kept = index_page(ARTICLES, chinese, "退款", INDEX.search("退款", "zh", limit=1), kept="zh-Hans")
+    assert '<input type="hidden" name="lang" value="zh-Hans">' in kept and 'href="/kb/refunds-zh?lang=zh-Hans"' in kept
+    assert "“退款”的搜索结果：1 篇" in kept and 'href="/kb?lang=' not in listing
     assert "There are no articles yet." in index_page([], english) and "目前还没有文章。" in index_page([], chinese)
     assert "没有这篇文章" in not_found_page(chinese) and '<html lang="en">' in not_found_page(english)
     ask = deflection_page("SB-1009", chinese)
