@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from urllib.parse import urlencode
 
 from services.notifier import csat_asks
 from services.notifier.contact_suggestions import suggestion_text
@@ -201,7 +202,7 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
             text = csat_asks.low_score_text(event.ticket_id, event.score, event.comment, mention)
             return [_thread_post(event, "low-score", "csat", event.team, text, config)]
         case TicketSuggestions(deflect_route=route) if route is not None:
-            return _suggested_articles(event, route, view)
+            return _suggested_articles(event, route, view, ticket.customer_language or config.desk_locale)
         case MessageStatusReported(status="failed", purpose="reply" | "csat"):
             # The customer's channel took the message and then could not deliver it: the agent must know.
             why = f": {event.error}" if event.error else ""
@@ -430,35 +431,47 @@ def _csat_request(
     ]
 
 
-def _suggested_articles(event: TicketSuggestions, route: ReplyRoute, view: NotifierView) -> list[Delivery]:
+def _suggested_articles(event: TicketSuggestions, route: ReplyRoute, view: NotifierView, locale: str) -> list[Delivery]:
     """The suggested articles on the customer's channel, after the acknowledgement, with a "this solved it" link
-    (knowledge_base.deflect_channels)."""
+    (knowledge_base.deflect_channels); in `locale`, the ticket's customer language (issue 15)."""
     if view.article_url is None or view.deflection_url is None:
         return []
     if route.channel == "email" and (
         is_no_reply_address(route.address) or normalise_email(route.address) in view.undeliverable
     ):
         return []
-    articles = "\n".join(f"- {article.title}: {view.article_url(article.slug)}" for article in event.articles)
-    text = (
-        f"While you wait for an agent: these articles may answer your question.\n{articles}\n\n"
-        f"If one of them solved it, tell us here and we close ticket {event.ticket_id}: "
-        f"{view.deflection_url(event.ticket_id)}"
-    )
     return [
         Delivery(
             key=f"{event.event_id}:suggestions",
             ticket_id=event.ticket_id,
             purpose="suggestions",
             target=f"{route.channel}:{route.address}",
-            text=text,
+            text=suggestions_text(event, view.article_url, view.deflection_url, locale),
             correlation_id=event.correlation_id,
             thread_ts=route.reply_to_id if route.channel == "slack" else None,
             route=route,
             subject=reply_subject(event.ticket_id, route.subject),
             automatic=True,
+            language=i18n.texts(locale).locale,
         )
     ]
+
+
+def suggestions_text(
+    event: TicketSuggestions, article_url: Callable[[str], str], deflection_url: Callable[[str], str], locale: str
+) -> str:
+    """The message of suggested articles in `locale`: one line per article, then the "this solved it" link; every
+    link opens its page in the same language (`?lang=`)."""
+    texts = i18n.texts(locale)
+    lang = urlencode({"lang": texts.locale})
+    count = len(event.articles)
+    articles = "\n".join(
+        texts("kb.suggestions.article", title=article.title, url=f"{article_url(article.slug)}?{lang}")
+        for article in event.articles
+    )
+    link = f"{deflection_url(event.ticket_id)}?{lang}"
+    solved = texts.plural("kb.suggestions.solved", count, ticket_id=event.ticket_id, link=link)
+    return f"{texts.plural('kb.suggestions.intro', count)}\n{articles}\n\n{solved}"
 
 
 def _ephemeral(key: str, event: TicketEvent, user_id: str, channel_id: str | None, text: str) -> Delivery:

@@ -69,3 +69,21 @@ async def test_the_customer_page_links_the_help_centre_and_its_articles_open(pag
     await page.get_by_role("button", name="Search").click()
     await page.locator(".kb-results").get_by_role("link").first.click()
     await expect(page.get_by_role("heading", level=1)).to_have_text("下载发票")
+
+
+async def test_the_help_centre_follows_the_language_picked_on_the_customer_page(page):
+    """Issue 15: a customer who picks 中文 on an English browser gets the help centre's own texts in Chinese."""
+    await page.get_by_label("Language").select_option("zh-Hans")
+    await expect(page.locator("html")).to_have_attribute("lang", "zh-Hans")
+    await page.locator("#subject").press_sequentially("I forgot my password", delay=20)
+    first = page.locator("#kb-suggestions").get_by_role("link").first
+    await expect(first).to_have_attribute("href", "/kb/reset-password?lang=zh-Hans")
+    await page.locator("#help-centre-link").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("帮助中心")
+    await expect(page.locator("html")).to_have_attribute("lang", "zh-Hans")
+    await page.get_by_role("searchbox", name="搜索帮助中心").fill("refund")
+    await page.get_by_role("button", name="搜索").click()
+    await page.locator(".kb-results").get_by_role("link").first.click()
+    # The article as written (English), the help centre's own texts still Chinese.
+    await expect(page.get_by_role("heading", level=1)).to_have_text("How refunds work")
+    await expect(page.get_by_role("link", name="全部文章")).to_be_visible()

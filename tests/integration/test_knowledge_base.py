@@ -219,6 +219,61 @@ async def test_this_solved_it_solves_the_ticket_as_deflected(
     assert httpx.post(f"{base_url}/kb/solved/forged-token", timeout=30).status_code == 404
 
 
+async def test_a_chinese_customer_gets_chinese_suggestions_solved_pages_and_help_centre(
+    services: ServiceProcesses, settings, kb_config, fake_slack, smtp_sink
+):
+    """Issue 15: the suggestions mail and the "this solved it" pages in the ticket's language, the help centre's
+    chrome in the browser's (or, with none, the article's) and the articles as written."""
+    for name in ("router", "notifier"):
+        services.start(name, SWITCHBOARD_CONFIG=str(kb_config))
+    base_url = services.start_http(SWITCHBOARD_CONFIG=str(kb_config))
+    form = {"name": "李", "email": "li@example.com", "subject": "退款", "message": "我想申请退款，钱什么时候到账？"}
+    ticket_id = post_form(base_url, {**form, "language": "zh-Hans"})
+
+    [mail] = smtp_sink.wait_for(lambda mail: "/kb/solved/" in mail.message.get_content())
+    text = mail.message.get_content()
+    assert "在等待客服人员期间" in text and f"我们将关闭工单 {ticket_id}" in text and "While you wait" not in text
+    assert mail.message["Content-Language"] == "zh-Hans"
+    # The article's link names the ticket's language too, and the help centre keeps it on its own links.
+    article_link = re.search(r"(http\S+/kb/refunds-zh\S*)", text).group(1)
+    assert article_link.endswith("?lang=zh-Hans")
+    shown = httpx.get(
+        f"{base_url}{article_link.removeprefix(settings.public_base_url())}",
+        headers={"Accept-Language": "en"},
+        timeout=30,
+    )
+    assert '<html lang="zh-Hans">' in shown.text and '<a href="/kb?lang=zh-Hans">全部文章</a>' in shown.text
+    link = re.search(r"(http\S+/kb/solved/\S+)", text).group(1)
+    assert link.endswith("?lang=zh-Hans")
+    # The ticket's language wins over the browser's, with or without the link's ?lang=.
+    path = link.removeprefix(settings.public_base_url()).partition("?")[0]
+    confirm = httpx.get(f"{base_url}{path}", headers={"Accept-Language": "en-US,en"}, timeout=30)
+    assert confirm.status_code == 200 and '<html lang="zh-Hans">' in confirm.text
+    assert "文章解决了您的问题吗？" in confirm.text and "Did an article" not in confirm.text
+    done = httpx.post(f"{base_url}{path}", timeout=30)
+    assert done.status_code == 200 and "很高兴能帮到您！" in done.text and '<html lang="zh-Hans">' in done.text
+    wait_for_ticket(base_url, ticket_id, API_TOKEN, lambda t: t["status"] == "solved")
+    # A link that names no ticket: Accept-Language.
+    forged = httpx.get(f"{base_url}/kb/solved/forged", headers={"Accept-Language": "zh-CN"}, timeout=30)
+    assert forged.status_code == 404 and "此链接无效" in forged.text
+
+    listing = httpx.get(f"{base_url}/kb", headers={"Accept-Language": "zh-CN,zh;q=0.9"}, timeout=30)
+    assert '<html lang="zh-Hans">' in listing.text and "<h1>帮助中心</h1>" in listing.text
+    assert "搜索帮助中心" in listing.text and "Help centre" not in listing.text
+    nothing = httpx.get(f"{base_url}/kb", params={"q": "xylophone"}, headers={"Accept-Language": "zh-CN"}, timeout=30)
+    assert "没有匹配的文章。" in nothing.text
+    article = httpx.get(f"{base_url}/kb/refunds", headers={"Accept-Language": "zh-CN"}, timeout=30)
+    assert "全部文章" in article.text and '<article lang="en">' in article.text and "How refunds work" in article.text
+    # No Accept-Language: a Chinese article's chrome is Chinese; ?lang= overrides both.
+    assert "仍未解决？" in httpx.get(f"{base_url}/kb/refunds-zh", timeout=30).text
+    english = httpx.get(
+        f"{base_url}/kb/refunds-zh", params={"lang": "en"}, headers={"Accept-Language": "zh-CN"}, timeout=30
+    )
+    assert '<html lang="en">' in english.text and '<a href="/kb?lang=en">All articles</a>' in english.text
+    missing = httpx.get(f"{base_url}/kb/no-such-article", headers={"Accept-Language": "zh-CN"}, timeout=30)
+    assert missing.status_code == 404 and "没有这篇文章" in missing.text
+
+
 async def test_save_as_article_opens_a_prefilled_modal_whose_submission_publishes_the_article(
     services: ServiceProcesses, settings, kb_config, fake_slack
 ):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -22,13 +23,14 @@ from services.knowledge.articles import (
 )
 from services.knowledge.deflection import DeflectionTokens, deflected_command
 from services.knowledge.importer import read_folder
-from services.knowledge.pages import render_markdown
+from services.knowledge.pages import article_page, deflection_page, index_page, not_found_page, render_markdown
 from services.knowledge.search import KnowledgeIndex
 from services.knowledge.slack import article_of_button, saved_article
 from services.notifier.cards import card_state, ticket_card
-from services.notifier.plan import NotifierView, plan
+from services.notifier.plan import NotifierView, TicketContext, plan
 from services.router.decide import RouterView, decide_inbound, decide_lifecycle
 from services.router.detection import text_language
+from shared import i18n
 from shared.config import load_config
 from shared.csat import InvalidToken
 from shared.events import (
@@ -203,8 +205,63 @@ def test_a_deflecting_channel_sends_the_articles_with_a_this_solved_it_link():
     route = ReplyRoute(channel="email", address="ana@example.com")
     [delivery] = plan(suggestions_event(route), view, CONFIG)
     assert delivery.purpose == "suggestions" and delivery.target == "email:ana@example.com"
-    assert "How refunds work: https://help.example/kb/refunds" in delivery.text and "X/SB-1001" in delivery.text
+    assert "How refunds work: https://help.example/kb/refunds" in delivery.text and "X/SB-1001?lang=en" in delivery.text
     assert plan(suggestions_event(None), view, CONFIG) == []
+
+
+def test_suggested_articles_are_written_in_the_tickets_customer_language():
+    """Issue 15: the ticket's customer language (the read model's), else the desk's default; plural by count."""
+    view = NotifierView(article_url=lambda slug: f"https://help.example/kb/{slug}", deflection_url=lambda t: f"X/{t}")
+    route = ReplyRoute(channel="email", address="ana@example.com")
+    [english] = plan(suggestions_event(route), view, CONFIG)
+    assert english.text == (
+        "While you wait for an agent: this article may answer your question.\n"
+        "- How refunds work: https://help.example/kb/refunds?lang=en\n\n"
+        "If it answered your question, tell us here and we close ticket SB-1001: X/SB-1001?lang=en"
+    )
+    assert english.language == "en"
+    view.tickets["SB-1001"] = TicketContext(customer_language="zh-Hans")
+    two = suggestions_event(route).model_copy(
+        update={
+            "articles": [
+                ArticleSuggestion(slug="refunds-zh", title="退款说明", language="zh", score=3.2),
+                ArticleSuggestion(slug="invoice-zh", title="下载发票", language="zh", score=2.8),
+            ]
+        }
+    )
+    [chinese] = plan(two, view, CONFIG)
+    assert chinese.text == (
+        "在等待客服人员期间，以下 2 篇文章或许能解答您的问题。\n"
+        "- 退款说明：https://help.example/kb/refunds-zh?lang=zh-Hans\n"
+        "- 下载发票：https://help.example/kb/invoice-zh?lang=zh-Hans\n\n"
+        "如果文章已经解决了您的问题，请通过此链接告诉我们，我们将关闭工单 SB-1001：X/SB-1001?lang=zh-Hans"
+    )
+    assert chinese.language == "zh-Hans" and "While you wait" not in chinese.text
+    [plural] = plan(two, NotifierView(article_url=view.article_url, deflection_url=view.deflection_url), CONFIG)
+    assert plural.text.startswith("While you wait for an agent: these 2 articles may answer your question.")
+    assert "If one of them answered it, tell us here" in plural.text
+
+
+def test_the_help_centre_and_solved_pages_are_in_the_readers_language_and_articles_as_written():
+    chinese, english = i18n.texts("zh-Hans"), i18n.texts("en")
+    article = ARTICLES[0]
+    page = article_page(article, chinese)
+    assert '<html lang="zh-Hans">' in page and "全部文章" in page and "仍未解决？" in page and "联系客服" in page
+    assert f'<article lang="{article.language}">' in page and "All articles" not in page
+    assert escape(article.title) in page
+    listing = index_page(ARTICLES, chinese, "xylophone", [])
+    assert "帮助中心" in listing and "搜索帮助中心" in listing and "没有匹配的文章。" in listing
+    assert "“xylophone”的搜索结果：0 篇" in listing and "Help centre" not in listing
+    assert "1 result for “x&lt;b&gt;”" in index_page([], english, "x<b>", INDEX.search("refund", "en", limit=1))
+    kept = index_page(ARTICLES, chinese, "退款", INDEX.search("退款", "zh", limit=1), kept="zh-Hans")
+    assert '<input type="hidden" name="lang" value="zh-Hans">' in kept and 'href="/kb/refunds-zh?lang=zh-Hans"' in kept
+    assert "“退款”的搜索结果：1 篇" in kept and 'href="/kb?lang=' not in listing
+    assert "There are no articles yet." in index_page([], english) and "目前还没有文章。" in index_page([], chinese)
+    assert "没有这篇文章" in not_found_page(chinese) and '<html lang="en">' in not_found_page(english)
+    ask = deflection_page("SB-1009", chinese)
+    assert '<html lang="zh-Hans">' in ask and '确认后，我们会将工单 <strong class="ticket-id">SB-1009</strong>' in ask
+    assert "是的，问题已解决" in ask and "很高兴能帮到您！" in deflection_page("SB-1009", chinese, done=True)
+    assert "Did an article solve it?" in deflection_page("SB-1009", english)
 
 
 def test_the_card_shows_suggestions_with_send_buttons_and_a_solved_ticket_offers_save_as_article():

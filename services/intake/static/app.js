@@ -78,6 +78,12 @@ function applyTexts() {
     element.setAttribute("aria-label", t(element.dataset.i18nAriaLabel));
   }
   for (const refresh of languageRefreshers) refresh();
+  // The help centre follows a language picked here (`?lang=`, which its pages keep on their links; kb.js reads
+  // the pick from <html>); without a pick it answers the browser's Accept-Language like this page.
+  const picked = pickedLanguage ? locale : "";
+  document.documentElement.dataset.pickedLanguage = picked;
+  const helpCentre = byId("help-centre-link");
+  if (helpCentre) helpCentre.search = picked ? `?lang=${encodeURIComponent(picked)}` : "";
 }
 
 function fillLanguageSwitch(languages) {

@@ -16,7 +16,9 @@ function show(results) {
     ...results.slice(0, SHOWN).map((result) => {
       const item = document.createElement("li");
       const link = document.createElement("a");
-      link.href = `/kb/${encodeURIComponent(result.slug)}`;
+      // In the language picked on the page, if any (app.js keeps it on <html>).
+      const picked = document.documentElement.dataset.pickedLanguage;
+      link.href = `/kb/${encodeURIComponent(result.slug)}${picked ? `?lang=${encodeURIComponent(picked)}` : ""}`;
       link.target = "_blank";
       link.rel = "noopener";
       link.textContent = result.title;
