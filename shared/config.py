@@ -27,8 +27,9 @@ from pydantic import (
     model_validator,
 )
 
-from shared import calendars
+from shared import calendars, i18n
 from shared.durations import Duration
+from shared.guard_config import Limits, Spam
 from shared.ids import AGENT_ID_PATTERN
 from shared.rules import LanguageCode, Priority, Rule, WordMatcher
 from shared.reports_config import Reports
@@ -40,6 +41,21 @@ SlackUserId = Annotated[str, Field(pattern=r"^[UW][A-Z0-9]{2,}$")]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _catalogue_locale(locale: str) -> str:
+    """A locale that has a catalogue (shared/locales), as i18n spells it ("zh-hans" → "zh-Hans")."""
+    known = {available.lower(): available for available in i18n.available()}
+    if locale.replace("_", "-").lower() not in known:
+        raise ValueError(
+            f"no catalogue for {locale!r} (there are: {', '.join(i18n.available())}); README Languages says how to"
+            " add one"
+        )
+    return known[locale.replace("_", "-").lower()]
+
+
+# A language that has a message catalogue (shared/locales): "en", "zh-Hans".
+CatalogueLocale = Annotated[str, AfterValidator(_catalogue_locale)]
 
 
 class Agent(_Strict):
@@ -176,6 +192,8 @@ class Team(_Strict):
     sla_policy: str
     # Who a ticket is escalated to, level by level (agent IDs); empty: the lead alone.
     escalation: list[str] = []
+    # The language of what Switchboard writes to the team in Slack (a catalogue's locale); none: the desk's.
+    language: CatalogueLocale | None = None
 
     def escalation_chain(self) -> list[str]:
         """The agents of each escalation level, first level first: `escalation`, else the lead."""
@@ -201,6 +219,9 @@ class Classification(_Strict):
     language: str | None = None
     flags: list[str] = []
     rules: list[str] = []
+    # Decided by the router too: the language the customer is written to (shared/i18n.py `choose`) and why.
+    customer_language: str | None = None
+    customer_language_from: str | None = None
 
 
 # Urgency words per language when the config gives none for it (`detection.urgent_words`).
@@ -256,24 +277,79 @@ class Duplicates(_Strict):
         return self
 
 
-class Acknowledgements(_Strict):
-    """What a customer is told when their ticket opens; {ticket_id}, {name} and {subject} are filled in."""
+class AcknowledgementTexts(_Strict):
+    """One language's acknowledgement templates; {ticket_id}, {name} and {subject} are filled in. A text left
+    out is the catalogue's (`ack.*` in shared/locales) in the customer's language."""
 
-    email_subject: str = "[{ticket_id}] Re: {subject}"
-    email_body: str = (
-        "Hello {name},\n\n"
-        "Thank you for writing to us. Your request is ticket {ticket_id}; an agent will answer soon.\n"
-        "To add anything, reply to this email and keep [{ticket_id}] in the subject.\n"
-    )
-    telegram: str = "Thanks! Your request is ticket {ticket_id}. We will answer right here."
+    email_subject: str | None = None
+    email_body: str | None = None
+    telegram: str | None = None
     # WeChat Customer Service (WeCom): sent through kf/send_msg, it is one of the 5 messages WeChat allows.
-    wecom: str = "Thanks! Your request is ticket {ticket_id}. We will answer right here."
+    wecom: str | None = None
     # A message that repeats the customer's open ticket joins it (`duplicates`): what they are told instead,
     # on every channel, with {ticket_id} the ticket it joined.
-    merged: str = "Thanks! We added your message to your request {ticket_id}; an agent will answer there."
-    slack: str = "Thanks! This is ticket {ticket_id}; we will answer in this thread."
+    merged: str | None = None
+    slack: str | None = None
+    whatsapp: str | None = None
+
+
+class Acknowledgements(AcknowledgementTexts):
+    """What a customer is told when their ticket opens, in their language: `languages.<locale>`'s template,
+    else (for the desk's default language) the template given here, else the catalogue's text."""
+
+    # Templates per language ("zh-Hans": {telegram: "..."}); keys are languages with a catalogue.
+    languages: dict[CatalogueLocale, AcknowledgementTexts] = {}
     # At most this many acknowledgements per contact address per hour: a loop breaker.
     per_hour: int = Field(default=3, ge=0)
+    # Addresses nobody proved (typed into the web form) are limited harder, so the form cannot be used to
+    # mail third parties: per such address, and all of them together, per hour (issue #16).
+    claimed_per_hour: int = Field(default=1, ge=0)
+    claimed_total_per_hour: int = Field(default=1000, ge=0)
+
+    def template(self, key: str, locale: str, desk_locale: str) -> str | None:
+        """The configured template `key` ("telegram") for a customer of `locale`, or None: the catalogue's."""
+        own = self.languages.get(locale)
+        if own is not None and getattr(own, key) is not None:
+            return getattr(own, key)
+        return getattr(self, key) if locale == desk_locale else None
+
+
+def _folder(value: object, info: ValidationInfo) -> object:
+    """A folder path relative to the config file's folder → absolute (as ICS paths)."""
+    if not isinstance(value, str):
+        return value
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else Path((info.context or {}).get("config_dir", ".")) / path)
+
+
+class KnowledgeBase(_Strict):
+    """Articles that answer before an agent does (services/knowledge): search, help centre, suggestions."""
+
+    # The folder of Markdown articles (relative to the config file's folder); none: only articles saved from Slack.
+    path: Annotated[str | None, BeforeValidator(_folder)] = None
+    # A new ticket is given at most `suggestions` articles scoring at least `suggest_at` (BM25, see
+    # services/knowledge/search.py); 0 suggestions: none.
+    suggestions: int = Field(default=3, ge=0, le=10)
+    suggest_at: float = Field(default=1.5, gt=0)
+    # Channels whose acknowledgement is followed by the suggested articles and a "this solved it" link (the
+    # ticket's channel or the one it is answered on: "form" and "email" both name a form's tickets).
+    deflect_channels: list[Literal["form", "email", "chat", "telegram", "slack"]] = []
+
+
+class WhatsAppTemplate(_Strict):
+    """A message template approved in WhatsApp Manager: the only message WhatsApp delivers outside the
+    24-hour customer-service window (https://developers.facebook.com/docs/whatsapp/pricing#conversations)."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]{1,512}$")
+    # The template's language code as WhatsApp Manager lists it: "en_US", "es", "pt_BR".
+    language: str = Field(pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$")
+
+
+class WhatsApp(_Strict):
+    """The WhatsApp channel's desk settings (its credentials are environment variables, README "WhatsApp")."""
+
+    # The template agents are told to use for a reply held outside the customer-service window.
+    template: WhatsAppTemplate | None = None
 
 
 class Assignment(_Strict):
@@ -306,8 +382,13 @@ class DeskConfig(_Strict):
     # Business calendars (SPEC §2), referred to by ID; `24x7` is built in.
     calendars: list[CalendarConfig] = []
     acknowledgements: Acknowledgements = Acknowledgements()
+    whatsapp: WhatsApp = WhatsApp()
     assignment: Assignment = Assignment()
     duplicates: Duplicates = Duplicates()
+    knowledge_base: KnowledgeBase = KnowledgeBase()
+    # The public endpoints' rate limits and the form's spam checks (shared/guard_config.py, issue #16).
+    limits: Limits = Limits()
+    spam: Spam = Spam()
     # A solved ticket closes by itself after this long without a customer message (SPEC §3 Lifecycle).
     close_after: Duration = timedelta(days=4)
     # The scheduled Slack digest of `switchboard report` (shared/reports_config.py).
@@ -377,7 +458,7 @@ class DeskConfig(_Strict):
         default = self.default_classification
         problems = [
             f"default_classification.{key}: set by the router, not configured"
-            for key in ("flags", "rules")
+            for key in ("flags", "rules", "customer_language", "customer_language_from")
             if getattr(default, key)
         ]
         problems += [
@@ -480,6 +561,15 @@ class DeskConfig(_Strict):
     @functools.cached_property
     def _calendars(self) -> dict[str, calendars.Calendar]:
         return {calendars.ALWAYS_OPEN_ID: calendars.always_open()} | {c.id: c.build() for c in self.calendars}
+
+    @functools.cached_property
+    def desk_locale(self) -> str:
+        """The desk's default language as a catalogue's locale: `languages[0]` ("zh" → "zh-Hans"), else en."""
+        return i18n.choose(picked=None, hint=None, detected=None, default=self.languages[0]).locale
+
+    def team_locale(self, team: Team) -> str:
+        """The language Switchboard writes to `team` in (its `language`, else the desk's)."""
+        return team.language or self.desk_locale
 
     def form(self, form_id: str) -> Form | None:
         return next((form for form in self.forms if form.id == form_id), None)

@@ -18,11 +18,15 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from shared.ids import AGENT_ID_PATTERN, TICKET_ID_PATTERN
 
 TicketId = Annotated[str, Field(pattern=TICKET_ID_PATTERN)]
-Channel = Literal["form", "email", "chat", "telegram", "slack", "wecom"]
+# "phone": a call an agent logged (services/intake/phone_calls.py); "whatsapp": the WhatsApp Cloud API.
+Channel = Literal["form", "email", "chat", "telegram", "slack", "wecom", "whatsapp", "phone"]
+# An InboundMessage's `source` on the phone channel: "call:<agent ID>", the agent who took the call.
+CALL_SOURCE_PREFIX = "call:"
 # What an inbound message is: only "message" and "edit" come from a person; the rest are machine mail.
 MessageKind = Literal["message", "edit", "auto_reply", "bounce", "complaint"]
-# What a quarantined message is: machine mail, or our own mail come back ("loop").
-QuarantineKind = Literal["auto_reply", "bounce", "complaint", "loop"]
+# What a quarantined message is: machine mail, our own mail come back ("loop"), or a public endpoint's post
+# judged to come from a bot ("spam", services/intake/spam.py).
+QuarantineKind = Literal["auto_reply", "bounce", "complaint", "loop", "spam"]
 # Bounds of a quarantined message's header-like fields and of its text excerpt, in characters.
 QUARANTINE_FIELD_CHARS = 1000
 QUARANTINE_EXCERPT_CHARS = 4000
@@ -92,6 +96,9 @@ class ReplyRoute(_Model):
     # Email only: the thread's Message-IDs for References, and the subject replies continue.
     references: list[str] = []
     subject: str | None = None
+    # WhatsApp only: when the customer last wrote, which opens the 24-hour customer-service window
+    # (shared/whatsapp_window.py); None when they never wrote there (a logged call's phone number).
+    customer_wrote_at: AwareDatetime | None = None
 
 
 class InboundMessage(Envelope):
@@ -131,6 +138,10 @@ class InboundMessage(Envelope):
     # Content-Language), tried before detection; and the addresses an email was written to (To, Cc).
     language_hint: str | None = None
     to_addresses: list[str] = []
+    # What the customer picked on the page (the language switch; a BCP 47 tag such as "zh-Hans"): their
+    # language before any hint (shared/i18n.py `choose`); and their IANA time zone, when their browser told.
+    customer_language: str | None = Field(default=None, max_length=64)
+    customer_timezone: str | None = Field(default=None, max_length=64)
 
     @classmethod
     def received(
@@ -184,6 +195,30 @@ class MessageQuarantined(_Model):
     received_at: AwareDatetime
     correlation_id: str | None = None
     traceparent: str | None = None
+    # Spam: the ticket ID the sender was answered with (reserved, so that a release makes it real, and
+    # `switchboard replay` never hands it out again); no ticket exists until then.
+    ticket_id: TicketId | None = None
+
+
+class MessageReleased(_Model):
+    """A quarantined message an agent released: it went on to the inbound topic as `inbound_message_id`,
+    opening ticket `ticket_id` (issue #16). On the quarantine topic, keyed by the quarantined message's ID;
+    a second release finds it and changes nothing."""
+
+    type: Literal["message.released"] = "message.released"
+    event_id: UUID
+    version: Literal[1] = 1
+    occurred_at: AwareDatetime
+    message_id: UUID
+    ticket_id: TicketId
+    inbound_message_id: UUID
+    # Who released it: an agent ID, or "admin" (`switchboard quarantine release`).
+    actor: str = Field(min_length=1, max_length=100)
+    correlation_id: str | None = None
+
+
+# The quarantine topic's events.
+QuarantineEvent = Annotated[MessageQuarantined | MessageReleased, Field(discriminator="type")]
 
 
 # The lifecycle (SPEC §3 Lifecycle): new → open → pending (waiting on the customer) | on_hold (waiting
@@ -343,7 +378,15 @@ class TagContact(_ContactCommandEnvelope):
     remove: list[ContactTag] = []
 
 
-ContactCommand = MergeContacts | UnmergeContacts | TagContact
+class KeepContactsApart(_ContactCommandEnvelope):
+    """Contacts `contact_id` and `other_contact_id` are two people, whatever links them (a suggestion's "Keep
+    apart" button): they are not suggested for a merge again. A manual merge still may join them."""
+
+    type: Literal["command.keep_contacts_apart"] = "command.keep_contacts_apart"
+    other_contact_id: str = Field(min_length=1, max_length=100)
+
+
+ContactCommand = MergeContacts | UnmergeContacts | TagContact | KeepContactsApart
 
 AgentCommand = Annotated[
     AgentReply
@@ -358,6 +401,7 @@ AgentCommand = Annotated[
     | RateTicket
     | MergeContacts
     | UnmergeContacts
+    | KeepContactsApart
     | TagContact,
     Field(discriminator="type"),
 ]
@@ -396,6 +440,12 @@ class TicketCreated(Envelope):
     merged_into: TicketId | None = None
     # The contact's tags when the ticket was created (`contact.tags_changed`): rules and SLA policies match them.
     contact_tags: list[str] = []
+    # The language every text to the customer is written in (a catalogue's locale, "zh-Hans"; shared/i18n.py
+    # `choose`), where it came from ("picked", "hint", "detection", "default"), and the customer's IANA time
+    # zone when known. None on tickets created before languages were chosen: the desk's default.
+    customer_language: str | None = None
+    customer_language_from: Literal["picked", "hint", "detection", "default"] | None = None
+    customer_timezone: str | None = None
 
 
 class MessageAdded(Envelope):
@@ -634,6 +684,7 @@ NotificationPurpose = Literal[
     "csat",
     "reaction",
     "merge_suggestion",
+    "suggestions",
 ]
 
 
@@ -649,7 +700,7 @@ class NotificationSent(Envelope):
     # The delivery's idempotency key: "<event ID of the cause>:<purpose>".
     key: str
     purpose: NotificationPurpose
-    # "slack:<channel>", "email:<address>", "telegram:<chat ID>", "chat:<ticket ID>".
+    # "slack:<channel>", "email:<address>", "telegram:<chat ID>", "chat:<ticket ID>", "whatsapp:<E.164 digits>".
     target: str
     # Slack ts, email Message-ID, Telegram message_id; None where the channel has none.
     external_id: str | None = None
@@ -657,6 +708,30 @@ class NotificationSent(Envelope):
     conversations: list[str] = []
     # Sent as part of one digest message after Slack held the channel back (HTTP 429).
     digest: bool = False
+    # An acknowledgement to an address nobody proved (the web form's): counted against the lower limits.
+    claimed: bool = False
+
+
+# What WhatsApp says of a message we sent (the Cloud API's `statuses` webhook): in order of progress, or failed.
+DeliveryStatus = Literal["sent", "delivered", "read", "failed"]
+
+
+class MessageStatusReported(Envelope):
+    """The customer's channel reported what became of a message we sent them (WhatsApp: sent, delivered,
+    read, failed), recorded on the ticket's audit trail. Published by intake, on the tickets topic."""
+
+    type: Literal["message.status_reported"] = "message.status_reported"
+    channel: Channel
+    # The channel's ID of our message (WhatsApp's wamid) and what was sent: the ticket message's ID for a
+    # reply, else None (an acknowledgement); the delivery's purpose.
+    external_id: str = Field(min_length=1, max_length=400)
+    message_id: UUID | None = None
+    purpose: NotificationPurpose | None = None
+    status: DeliveryStatus
+    # When the channel says it happened.
+    status_at: AwareDatetime
+    # For "failed": the channel's error, e.g. "131047 Re-engagement message".
+    error: str | None = Field(default=None, max_length=1000)
 
 
 # "email:ana@example.com", "phone:+34600123456", "telegram:42", "slack:U0CUST" (see shared.identities).
@@ -744,8 +819,16 @@ class ContactTagsChanged(_ContactChange):
     removed: list[str] = []
 
 
+class ContactsKeptApart(_ContactChange):
+    """An agent said contacts `contact_id` and `other_contact_id` are two people: no merge of the two is
+    suggested again (`contact.merge_suggested`)."""
+
+    type: Literal["contact.kept_apart"] = "contact.kept_apart"
+    other_contact_id: str
+
+
 ContactEvent = Annotated[
-    IdentityLinked | AddressUndeliverable | ContactMerged | ContactUnmerged | ContactTagsChanged,
+    IdentityLinked | AddressUndeliverable | ContactMerged | ContactUnmerged | ContactTagsChanged | ContactsKeptApart,
     Field(discriminator="type"),
 ]
 
@@ -762,6 +845,27 @@ class MergeSuggested(Envelope):
     other_contact_id: str
     identity: Identity
     reason: str
+
+
+class ArticleSuggestion(_Model):
+    """A knowledge-base article that may answer a ticket (services/knowledge/search.py): its BM25 score, the
+    title and body tokens' weighted sum (higher: more of the question's rarer words)."""
+
+    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,99}$")
+    title: str
+    language: str
+    score: float = Field(ge=0)
+
+
+class TicketSuggestions(Envelope):
+    """The articles that may answer a new ticket, best first (`knowledge_base.suggestions` at most, each
+    scoring `knowledge_base.suggest_at` or more): shown on its Slack card with a "Send to customer" button.
+    `deflect_route` is set when the ticket's channel is in `knowledge_base.deflect_channels`: the customer is
+    sent them there with a "this solved it" link (services/knowledge/deflection.py)."""
+
+    type: Literal["ticket.suggestions"] = "ticket.suggestions"
+    articles: list[ArticleSuggestion] = Field(min_length=1)
+    deflect_route: ReplyRoute | None = None
 
 
 TicketEvent = Annotated[
@@ -785,7 +889,9 @@ TicketEvent = Annotated[
     | CommandRejected
     | CsatRated
     | NotificationSent
-    | MergeSuggested,
+    | MergeSuggested
+    | TicketSuggestions
+    | MessageStatusReported,
     Field(discriminator="type"),
 ]
 ticket_event_adapter: TypeAdapter[TicketEvent] = TypeAdapter(TicketEvent)
@@ -806,6 +912,48 @@ class AgentAvailabilityChanged(_Model):
 
 
 AgentEvent = Annotated[AgentAvailabilityChanged, Field(discriminator="type")]
+
+
+ArticleSlug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,99}$")]
+
+
+class _ArticleEnvelope(_Model):
+    """A change of knowledge-base article `slug`, on the articles topic keyed by slug (services/knowledge)."""
+
+    event_id: UUID
+    version: Literal[1] = 1
+    occurred_at: AwareDatetime
+    slug: ArticleSlug
+    # "import" (the knowledge_base folder), or the agent ID of whoever saved it from Slack.
+    actor: Actor
+    correlation_id: str | None = None
+    traceparent: str | None = None
+
+
+class ArticlePublished(_ArticleEnvelope):
+    """Article `slug` as it is now (new or changed): the whole article, so that the topic alone rebuilds the
+    knowledge base. `content_hash` (SHA-256 of title, language, tags, team and body) tells an unchanged
+    article apart; `source` is where it came from (a file of the folder, or a solved ticket in Slack)."""
+
+    type: Literal["article.published"] = "article.published"
+    title: str = Field(min_length=1, max_length=300)
+    language: str = Field(min_length=2, max_length=20)
+    tags: list[str] = []
+    team: str | None = None
+    body: str = Field(max_length=200_000)
+    content_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    source: Literal["folder", "slack"]
+    # Saved from Slack: the ticket whose answer it is.
+    ticket_id: TicketId | None = None
+
+
+class ArticleRemoved(_ArticleEnvelope):
+    """Article `slug` is gone (its file was deleted from the folder)."""
+
+    type: Literal["article.removed"] = "article.removed"
+
+
+ArticleEvent = Annotated[ArticlePublished | ArticleRemoved, Field(discriminator="type")]
 
 
 class WecomCursorAdvanced(_Model):

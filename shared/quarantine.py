@@ -1,10 +1,12 @@
 """The quarantine in Redis: a projection of the quarantine topic, newest first.
 
-Intake writes each `MessageQuarantined` here after Kafka acknowledged it; `switchboard replay`
-rebuilds the same state from the topic alone. Applying an event twice changes nothing.
+Intake writes each `MessageQuarantined` here after Kafka acknowledged it, and each `MessageReleased`
+after a release (services/intake/release.py); `switchboard replay` rebuilds the same state from the
+topic alone. Applying an event twice changes nothing.
 
-Keys: one JSON document per message, and sorted sets of message IDs scored by the time of
-quarantine (Unix seconds): all of them, and one per channel and per reason code for filtering.
+Keys: one JSON document per message, its release (when released), and sorted sets of message IDs
+scored by the time of quarantine (Unix seconds): all of them, and one per channel and per reason code
+for filtering. A message read here carries `released`: its release event's JSON object, or None.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from uuid import UUID
 
 from redis.asyncio import Redis
 
-from shared.events import MessageQuarantined
+from shared.events import MessageQuarantined, MessageReleased
 
 _ALL_KEY = "sb:quarantine:index"
 # Listing reads an index in pages of this many IDs, newest first.
@@ -25,6 +27,10 @@ _PAGE = 200
 
 def _entry_key(message_id: UUID | str) -> str:
     return f"sb:quarantine:message:{message_id}"
+
+
+def _released_key(message_id: UUID | str) -> str:
+    return f"sb:quarantine:released:{message_id}"
 
 
 def _channel_key(channel: str) -> str:
@@ -39,11 +45,15 @@ class Quarantine:
     def __init__(self, redis: Redis):
         self.redis = redis
 
-    async def apply(self, events: Sequence[MessageQuarantined]) -> None:
+    async def apply(self, events: Sequence[MessageQuarantined | MessageReleased]) -> None:
         if not events:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             for event in events:
+                if isinstance(event, MessageReleased):
+                    # NX: the first release is the one that counts (a second one published nothing new).
+                    pipe.set(_released_key(event.message_id), event.model_dump_json(), nx=True)
+                    continue
                 score = event.occurred_at.timestamp()
                 member = str(event.message_id)
                 # NX: a redelivered event keeps its place (the first quarantine's time).
@@ -56,9 +66,9 @@ class Quarantine:
         return bool(await self.redis.exists(_entry_key(message_id)))
 
     async def get(self, message_id: UUID | str) -> dict[str, Any] | None:
-        """The quarantined message as its event's JSON object, or None."""
-        found = await self.redis.get(_entry_key(message_id))
-        return json.loads(found) if found else None
+        """The quarantined message as its event's JSON object with `released`, or None."""
+        found, released = await self.redis.mget([_entry_key(message_id), _released_key(message_id)])
+        return _read(found, released) if found else None
 
     async def list(
         self, *, limit: int = 50, channel: str | None = None, reason_code: str | None = None
@@ -72,10 +82,16 @@ class Quarantine:
             if not ids:
                 break
             start += len(ids)
-            for entry in await self.redis.mget([_entry_key(message_id) for message_id in ids]):
+            keys = [key for message_id in ids for key in (_entry_key(message_id), _released_key(message_id))]
+            rows = await self.redis.mget(keys)
+            for entry, released in zip(rows[::2], rows[1::2], strict=True):
                 if entry is None:
                     continue
-                event = json.loads(entry)
+                event = _read(entry, released)
                 if channel is None or event["channel"] == channel:
                     found.append(event)
         return found[:limit]
+
+
+def _read(entry: str | bytes, released: str | bytes | None) -> dict[str, Any]:
+    return {**json.loads(entry), "released": json.loads(released) if released else None}

@@ -21,6 +21,7 @@ from shared.events import (
     CommandRejected,
     ContactEvent,
     ContactMerged,
+    ContactsKeptApart,
     ContactTagsChanged,
     ContactUnmerged,
     CsatRated,
@@ -28,6 +29,7 @@ from shared.events import (
     IdentityLinked,
     MergeSuggested,
     MessageAdded,
+    MessageStatusReported,
     NotificationSent,
     PriorityChanged,
     ReplyRoute,
@@ -46,6 +48,7 @@ from shared.events import (
     TicketEvent,
     TicketMerged,
     TicketQueued,
+    TicketSuggestions,
 )
 from shared.identities import identities_of
 
@@ -107,6 +110,11 @@ def contact_verified_key(contact_id: str) -> str:
 def contact_merged_into_key(contact_id: str) -> str:
     """The contact a merged contact was merged into (absent: it is not merged)."""
     return f"sb:contact:{contact_id}:merged_into"
+
+
+def contact_apart_key(contact_id: str) -> str:
+    """The contacts an agent kept apart from this one (`contact.kept_apart`): never suggested for a merge."""
+    return f"sb:contact:{contact_id}:apart"
 
 
 def contact_merged_key(contact_id: str) -> str:
@@ -244,6 +252,7 @@ def _fields(event: TicketEvent) -> dict[str, str]:
                 "public_replies": "0",
                 **_reply_route_field(event.reply_route),
                 **({"follow_up_of": event.follow_up_of} if event.follow_up_of else {}),
+                **_customer_language_fields(event),
             }
         case MessageAdded() if event.author == "customer" and event.review is None:
             return {"updated_at": event.occurred_at.isoformat(), **_reply_route_field(event.reply_route)}
@@ -290,6 +299,9 @@ def _fields(event: TicketEvent) -> dict[str, str]:
             return {"escalation_level": str(event.level)}
         case TicketMerged():
             return {"merged_into": event.into_ticket_id}
+        case TicketSuggestions():
+            # What the card shows and its "Send to customer" buttons name (services/notifier/cards.py).
+            return {"suggestions": orjson.dumps([article.model_dump() for article in event.articles]).decode()}
         case CsatRated():
             return {
                 "csat_score": str(event.score),
@@ -326,6 +338,13 @@ def projection(event: TicketEvent | ContactEvent) -> list[Any] | None:
             ["DEL", contact_merged_into_key(event.contact_id)],
             ["SREM", contact_merged_key(event.survivor_id), event.contact_id],
         ]
+    if isinstance(event, ContactsKeptApart):
+        return [
+            "",
+            "",
+            ["SADD", contact_apart_key(event.contact_id), event.other_contact_id],
+            ["SADD", contact_apart_key(event.other_contact_id), event.contact_id],
+        ]
     if isinstance(event, ContactTagsChanged):
         # The tags after the change: the contact's last event says them all, whatever replayed before it.
         return ["", "", ["HSET", contact_key(event.contact_id), "tags", contact_tags_json(event.tags)]]
@@ -350,8 +369,8 @@ def projection(event: TicketEvent | ContactEvent) -> list[Any] | None:
     if listing:
         ops.append(["LIST", key, ticket_id])
     if (entry := history_entry(event)) is not None:
-        # A refused command is only recorded on a ticket that exists (its history list does, then).
-        push = "RPUSHX" if isinstance(event, CommandRejected) else "RPUSH"
+        # A refused command (or a delivery status) is only recorded on a ticket that exists (its history list does).
+        push = "RPUSHX" if isinstance(event, CommandRejected | MessageStatusReported) else "RPUSH"
         ops.append([push, ticket_history_key(ticket_id), orjson.dumps(entry).decode()])
     if isinstance(event, TicketCreated):
         contact = event.contact
@@ -420,6 +439,8 @@ def history_entry(event: TicketEvent) -> dict[str, Any] | None:
             actor, changes = "system", {"contacts": [event.contact_id, event.other_contact_id], "reason": event.reason}
         case DuplicateSuggested():
             actor, changes = "system", {"duplicate": event.duplicate_ticket_id, "score": event.score}
+        case TicketSuggestions():
+            actor, changes = "system", {"articles": [article.slug for article in event.articles]}
         case CsatRated():
             actor, changes = "customer", {"resolution": event.resolution, "score": event.score}
         case CommandRejected():
@@ -435,10 +456,25 @@ def history_entry(event: TicketEvent) -> dict[str, Any] | None:
             actor, changes = "system", {"metric": event.metric, "level": event.level, "trigger": event.trigger}
         case SlaWarning() | SlaBreached() | SlaMet():
             actor, changes = "system", {"metric": event.metric}
+        case MessageStatusReported():
+            # What the customer's channel says of a message we sent (its message_id: the agent reply's).
+            actor, changes = "system", {"channel": event.channel, "status": event.status, "error": event.error}
+            changes |= {"message_id": str(event.message_id) if event.message_id else None, "purpose": event.purpose}
+            changes["external_id"] = event.external_id
         case _:
             return None
     entry = {"type": event.type, "at": event.occurred_at.isoformat(), "actor": actor, **changes}
     return {key: value for key, value in entry.items() if value is not None}
+
+
+def _customer_language_fields(event: TicketCreated) -> dict[str, str]:
+    """The customer's language, where it came from and their time zone (issue 15), those the event has."""
+    fields = {
+        "customer_language": event.customer_language,
+        "customer_language_from": event.customer_language_from,
+        "customer_timezone": event.customer_timezone,
+    }
+    return {key: value for key, value in fields.items() if value}
 
 
 def _link(contact_id: str, identity: str) -> list[str]:
@@ -513,8 +549,13 @@ class ReadModel:
             }
             if "csat_score" in fields
             else None,
+            "suggestions": json.loads(fields.get("suggestions") or "[]"),
             "follow_up_of": fields.get("follow_up_of"),
             "merged_into": fields.get("merged_into"),
+            # The language texts to the customer are written in (None: the desk's default), and why.
+            "customer_language": fields.get("customer_language"),
+            "customer_language_from": fields.get("customer_language_from"),
+            "customer_timezone": fields.get("customer_timezone"),
             "solved_at": fields.get("solved_at"),
             "closed_at": fields.get("closed_at"),
             "messages": [json.loads(message) for message in messages],

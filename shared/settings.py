@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr | None = None
     telegram_webhook_secret: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org/bot"
+    # WhatsApp Cloud API (README "WhatsApp"): the webhook's verify token and the Meta app's secret (which
+    # signs every webhook), a system user's access token and the business phone number's ID.
+    whatsapp_verify_token: SecretStr | None = None
+    whatsapp_app_secret: SecretStr | None = None
+    whatsapp_access_token: SecretStr | None = None
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_api_url: str = "https://graph.facebook.com/v21.0/"
     # WeChat Customer Service through WeCom (企业微信 微信客服): the corp ID, the secret of the app that
     # may call the kf API, and the callback's Token and EncodingAESKey (WeCom admin, API receiving).
     wecom_corp_id: str | None = None
@@ -77,9 +84,11 @@ class Settings(BaseSettings):
     wecom_api_url: str = "https://qyapi.weixin.qq.com/cgi-bin/"
 
     api_token: SecretStr | None = None
-    # Signs the links of CSAT requests (set the same on every machine; without it, one is generated
-    # and kept under DATA_DIR, which serves a single-machine stack).
+    # Signs the links of CSAT requests and the web form's render stamps (set the same on every machine;
+    # without it, one is generated and kept under DATA_DIR, which serves a single-machine stack).
     csat_secret: SecretStr | None = None
+    # The captcha provider's secret key (config `spam.captcha`): sent with each token to its siteverify URL.
+    captcha_secret: SecretStr | None = None
     # Where customers reach intake-http from outside (links in mails); default http://HTTP_HOST:HTTP_PORT.
     public_url: str | None = None
     log_level: str = "INFO"
@@ -94,11 +103,21 @@ class Settings(BaseSettings):
     restart_count: int | None = None
     previous_exit: str | None = None
 
-    @field_validator("slack_api_url", "wecom_api_url")
+    @field_validator("slack_api_url", "wecom_api_url", "whatsapp_api_url")
     @classmethod
-    def _slack_methods_are_relative_to_a_folder(cls, url: str) -> str:
-        # Method names are joined onto these URLs; without the slash the last segment is lost.
+    def _api_paths_are_relative_to_a_folder(cls, url: str) -> str:
+        # Method names and API paths are joined onto these URLs; without the slash the last segment is lost.
         return url if url.endswith("/") else f"{url}/"
+
+    def whatsapp_missing(self) -> list[str]:
+        """The WhatsApp settings left unset (their environment variable names): the channel is off unless []."""
+        values = {
+            "VERIFY_TOKEN": self.whatsapp_verify_token,
+            "APP_SECRET": self.whatsapp_app_secret,
+            "ACCESS_TOKEN": self.whatsapp_access_token,
+            "PHONE_NUMBER_ID": self.whatsapp_phone_number_id,
+        }
+        return [f"SWITCHBOARD_WHATSAPP_{name}" for name, value in values.items() if not value]
 
     def public_base_url(self) -> str:
         return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")

@@ -8,15 +8,17 @@ from typing import get_args
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 from pydantic import TypeAdapter
 
 from shared.events import (
     AgentCommand,
     AgentEvent,
+    ArticleEvent,
     ContactEvent,
     InboundMessage,
-    MessageQuarantined,
+    QuarantineEvent,
     ReportEvent,
     TicketEvent,
     WecomEvent,
@@ -25,6 +27,12 @@ from shared.events import (
 logger = logging.getLogger(__name__)
 
 DLQ_SUFFIX = ".dlq"
+# Kafka is the source of truth and `switchboard replay` reads every topic from its start: a broker's
+# default retention (7 days) would silently drop the older history. Topic-level settings, so that
+# they hold on any cluster whatever its broker defaults.
+KEEP_FOREVER: tuple[tuple[str, str], ...] = (("retention.ms", "-1"), ("retention.bytes", "-1"))
+# Only the latest record per key matters (each carries the whole state for its key).
+LATEST_PER_KEY: tuple[tuple[str, str], ...] = (("cleanup.policy", "compact"),)
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,9 @@ class TopicSpec:
     partitions: int
     schema: object
     description: str
+    # Topic-level configs (Kafka's names and values) the topic is created with and kept at; its DLQ keeps
+    # everything forever.
+    configs: tuple[tuple[str, str], ...] = KEEP_FOREVER
 
     def adapter(self) -> TypeAdapter:
         return TypeAdapter(self.schema)
@@ -90,8 +101,11 @@ QUARANTINE = TopicSpec(
     name="switchboard.quarantine.v1",
     key="message_id",
     partitions=8,
-    schema=MessageQuarantined,
-    description="Input kept aside instead of reaching a ticket (machine mail for no ticket, loops), with why.",
+    schema=QuarantineEvent,
+    description=(
+        "Input kept aside instead of reaching a ticket (machine mail for no ticket, loops, spam), with why;"
+        " and releases of kept messages into tickets."
+    ),
 )
 AGENTS = TopicSpec(
     name="switchboard.agents.v1",
@@ -99,6 +113,17 @@ AGENTS = TopicSpec(
     partitions=8,
     schema=AgentEvent,
     description="Agents' availability (away, back), in order per agent; assignment reads it.",
+)
+ARTICLES = TopicSpec(
+    name="switchboard.articles.v1",
+    key="slug",
+    partitions=1,
+    schema=ArticleEvent,
+    description=(
+        "Knowledge-base articles as published and removed, each event carrying the whole article: the"
+        " source of truth of the help centre, the search index and the router's suggestions."
+    ),
+    configs=LATEST_PER_KEY,
 )
 WECOM = TopicSpec(
     name="switchboard.wecom.v1",
@@ -115,7 +140,7 @@ REPORTS = TopicSpec(
     schema=ReportEvent,
     description="Report digests posted to Slack, one a day (config reports.digest), keyed by the day.",
 )
-REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS, COMMANDS, CONTACTS, QUARANTINE, AGENTS, WECOM, REPORTS)
+REGISTRY: tuple[TopicSpec, ...] = (INBOUND, TICKETS, COMMANDS, CONTACTS, QUARANTINE, AGENTS, WECOM, ARTICLES, REPORTS)
 
 
 @dataclass(frozen=True)
@@ -151,26 +176,56 @@ class Topics:
 
 
 async def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
-    """Create every registered topic and its DLQ if missing; returns the names it created."""
-    wanted = [
-        NewTopic(name, num_partitions=spec.partitions, replication_factor=1)
+    """Create every registered topic and its DLQ if missing, with their configs (`TopicSpec.configs`);
+    an existing topic whose configs differ is altered to them (Kafka's AlterConfigs replaces the topic's
+    own settings). Returns the names it created."""
+    wanted = {
+        name: configs
         for spec in REGISTRY
-        for name in (topics.name(spec), topics.dlq(spec))
-    ]
+        for name, configs in ((topics.name(spec), spec.configs), (topics.dlq(spec), KEEP_FOREVER))
+    }
+    partitions = {name: spec.partitions for spec in REGISTRY for name in (topics.name(spec), topics.dlq(spec))}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [topic for topic in wanted if topic.name not in existing]
+        missing = [name for name in wanted if name not in existing]
         if missing:
             try:
-                await admin.create_topics(missing)
+                await admin.create_topics(
+                    [
+                        NewTopic(name, num_partitions=partitions[name], replication_factor=1,
+                                 topic_configs=dict(wanted[name]))
+                        for name in missing
+                    ]
+                )  # fmt: skip
             except TopicAlreadyExistsError:
                 # Another process created them between our listing and our request.
                 pass
-        return [topic.name for topic in missing]
+        await _align_configs(admin, {name: dict(wanted[name]) for name in wanted if name in existing})
+        return missing
     finally:
         await admin.close()
+
+
+async def _align_configs(admin: AIOKafkaAdminClient, wanted: dict[str, dict[str, str]]) -> None:
+    """Alters the topics among `wanted` whose configs differ from what is wanted of them (topics made by an
+    earlier version, or by hand)."""
+    if not wanted:
+        return
+    responses = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name, configs) for name, configs in wanted.items()]
+    )
+    differing = []
+    for response in responses:
+        # DescribeConfigsResponse resources: (error code, message, type, name, [(config name, value, ...)]).
+        for _code, _message, _kind, name, entries, *_ in response.resources:
+            current = {entry[0]: entry[1] for entry in entries}
+            if name in wanted and any(current.get(key) != value for key, value in wanted[name].items()):
+                differing.append(name)
+    if differing:
+        logger.warning("setting the configs of existing topics", extra={"topics": differing})
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, wanted[name]) for name in differing])
 
 
 async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:

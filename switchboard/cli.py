@@ -172,7 +172,8 @@ def route_explain(file: Path, config_file: Path | None) -> None:
         message = message_from_file(file, desk)
     except NotAMessage as error:
         raise click.ClickException(str(error)) from None
-    settings = Settings()
+    # The running stack's Redis (recorded under DATA_DIR) when none is named, as `ticket show` finds it.
+    settings = Settings().with_recorded_infra()
     owners = asyncio.run(identity_owners(message, settings))
     tags = asyncio.run(owner_tags(message, owners, settings))
     print_explanation(message, desk, Console(), owners=owners, contact_tags=tags)
@@ -211,6 +212,52 @@ def _print_from_read_model(lookup: Callable[[Any], Awaitable[dict | None]], miss
     if found is None:
         raise click.ClickException(missing)
     click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+
+
+@ticket.command("new")
+@click.option("--channel", type=click.Choice(["phone"]), required=True, help="What the ticket logs: a phone call.")
+@click.option("--name", help="The caller's name.")
+@click.option("--phone", help="The caller's phone number, international (+34 600 123 456).")
+@click.option("--email", help="The caller's email address (replies go there).")
+@click.option("--summary", required=True, help="What the call was about.")
+@click.option("--direction", type=click.Choice(["inbound", "outbound"]), default="inbound", show_default=True)
+@click.option("--duration", type=click.IntRange(min=0), help="How long the call took, in whole minutes.")
+@click.option("--agent", default="admin", show_default=True, help="The agent ID who took the call.")
+def ticket_new(
+    channel: str,
+    name: str | None,
+    phone: str | None,
+    email: str | None,
+    summary: str,
+    direction: str,
+    duration: int | None,
+    agent: str,
+) -> None:
+    """Log a phone call as a new ticket (as `/sb call` in Slack): routed and timed like any other; replies
+    go to the caller's email, else their WhatsApp. Give --phone or --email (or both)."""
+    from datetime import UTC
+
+    from services.intake.phone_calls import CallInvalid, read_call
+    from switchboard.commands import log_phone_call
+
+    settings = Settings()
+    try:
+        call = read_call(
+            summary=summary,
+            agent_id=agent,
+            logged_at=datetime.now(UTC),
+            name=name,
+            phone=phone,
+            email=email,
+            direction=direction,
+            duration=duration,
+        )
+        ticket_id = asyncio.run(log_phone_call(settings, call))
+    except CallInvalid as invalid:
+        raise click.UsageError("; ".join(f"--{field}: {why}" for field, why in invalid.errors.items())) from None
+    except (MissingInfrastructure, ConfigError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{channel} call logged as {ticket_id}")
 
 
 @ticket.command("reply")
@@ -401,7 +448,7 @@ def _send_contact_command(
 
 @main.group()
 def quarantine() -> None:
-    """Messages kept aside instead of reaching a ticket (machine mail for no ticket, loops)."""
+    """Messages kept aside instead of reaching a ticket (machine mail for no ticket, loops, spam)."""
 
 
 def _quarantine_call(call):
@@ -426,7 +473,7 @@ def _quarantine_call(call):
 @quarantine.command("list")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
 @click.option("--channel", help="Only this channel (email, form, chat, telegram, slack, wecom).")
-@click.option("--reason", help="Only this reason code (machine_mail_no_ticket, own_mail_loop, ...).")
+@click.option("--reason", help="Only this reason code (machine_mail_no_ticket, own_mail_loop, spam_honeypot, ...).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full events as a JSON array.")
 def quarantine_list(limit: int, channel: str | None, reason: str | None, as_json: bool) -> None:
     """List quarantined messages, newest first."""
@@ -442,6 +489,46 @@ def quarantine_list(limit: int, channel: str | None, reason: str | None, as_json
         )
     if not found:
         click.echo("nothing in quarantine", err=True)
+
+
+@quarantine.command("release")
+@click.argument("message_id", type=click.UUID)
+@click.option("--actor", default="admin", show_default=True, help="Who releases it (an agent ID), for the record.")
+def quarantine_release(message_id, actor: str) -> None:
+    """Release a message judged spam into its ticket: it is published as the customer sent it.
+
+    Released before: nothing is published again, and the ticket it went to is printed.
+    """
+    from services.intake.release import NotReleasable, release
+
+    try:
+        released = asyncio.run(_with_intake(lambda intake: release(intake, message_id, actor)))
+    except (MissingInfrastructure, NotReleasable) as error:
+        raise click.ClickException(str(error)) from None
+    if released.now:
+        click.echo(f"released {message_id} into {released.ticket_id}")
+    else:
+        click.echo(f"{message_id} was released before (by {released.actor}) into {released.ticket_id}")
+
+
+async def _with_intake(call):
+    """Runs `call(Intake)` with a producer and Redis of the stack's, as intake-http has them."""
+    from prometheus_client import CollectorRegistry
+
+    from services.intake.core import Intake
+    from shared.publisher import Publisher
+    from shared.redis_client import connect_redis
+
+    settings = Settings()
+    bootstrap, redis_url = settings.require_infra()
+    redis = connect_redis(redis_url)
+    publisher = Publisher(bootstrap, client_id="switchboard-cli", registry=CollectorRegistry())
+    await publisher.start()
+    try:
+        return await call(Intake(publisher, redis, load_config(settings.config), settings))
+    finally:
+        await publisher.stop()
+        await redis.aclose()
 
 
 @quarantine.command("show")
@@ -566,6 +653,21 @@ def _instances(ctx: click.Context, param: click.Parameter, value: str | None) ->
     default=64,
     show_default=True,
     help="Forms in flight at most (HTTP connections).",
+)
+@click.option(
+    "--flood",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Also post N forms from one outside client (203.0.113.7 via X-Forwarded-For), "
+    "which the config's form rate limit answers 429; the run's own forms are measured meanwhile.",
+)
+@click.option(
+    "--flood-rate",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="The flood's forms per second; 0 posts them as fast as intake-http answers.",
 )
 def bench(**given: object) -> None:
     """Measure throughput, latency and memory of the pipeline on this machine (SPEC §6).

@@ -8,6 +8,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from services.intake.phone_calls import LoggedCall
 from shared.contact_commands import contact_command, refusal, tag_command
 from shared.events import AgentReply, CommandEnvelope
 from shared.publisher import Outgoing, Publisher
@@ -80,6 +81,25 @@ async def send_contact_command(
     finally:
         await publisher.stop()
     return command.event_id
+
+
+async def log_phone_call(settings: Settings, call: LoggedCall) -> str:
+    """Publishes a logged phone call as a new ticket's message on the inbound topic (as `/sb call` does);
+    returns the ticket ID. Raises like `Intake.publish`; StateNotRestored while Redis lost its state."""
+    from services.intake.core import Intake
+    from services.intake.phone_calls import log_call
+    from shared.config import load_config
+
+    bootstrap, redis_url = settings.require_infra()
+    redis = connect_redis(redis_url)
+    publisher = Publisher(bootstrap, client_id="switchboard-cli", registry=CollectorRegistry())
+    await publisher.start()
+    try:
+        intake = Intake(publisher, redis, load_config(settings.config), settings)
+        return await log_call(intake, call, f"cli:{uuid.uuid4()}")
+    finally:
+        await publisher.stop()
+        await redis.aclose()
 
 
 async def send_reply(settings: Settings, ticket_id: str, text: str, agent_id: str) -> uuid.UUID:

@@ -138,6 +138,12 @@ def _reading(outcome: Explanation, config: DeskConfig) -> Table:
     table = Table(title="What the message says", show_header=False)
     origin = {"hint": "the channel's hint", "detection": "detected", "default": "the desk's default"}
     table.add_row("language", f"{detected.language} ({origin[detected.language_from]})")
+    customer = outcome.classification
+    picked = {"picked": "picked on the page", "hint": "the channel's hint", "detection": "the message's language"}
+    table.add_row(
+        "customer's language",
+        f"{customer.customer_language} ({picked.get(customer.customer_language_from or '', 'the desk default')})",
+    )
     if not config.reads_sentiment:
         sentiment = "not read: no rule asks for it (detection.always_read_sentiment)"
     elif detected.language != "en":

@@ -15,10 +15,11 @@ Key families and what rebuilds them (the README's operations section has the who
 - tickets topic: the ticket read model (with contacts' tickets and creation times), SLA timers still to
   fire, the notifier's record of what it sent (and the conversations of the mail and Telegram messages it
   sent), round-robin turns;
-- quarantine topic: the quarantine;
+- quarantine topic: the quarantine, its releases, and the ticket counters (spam's reserved ticket IDs);
 - agents topic: the agents' availability (shared.agents);
 - wecom topic: each WeChat Customer Service account's sync cursor; with the inbound topic's WeCom messages
   and the tickets topic's `notification.sent` to WeCom, the reply windows (shared.wecom_window);
+- articles topic: the knowledge base (services/knowledge/store.py: articles, their change times, its version);
 - reports topic: the days whose report digest was posted (services/reports/digest.py).
 """
 
@@ -39,6 +40,7 @@ from redis.asyncio import Redis
 from services.intake.index import index_operations, ticket_number
 from services.intake.ticket_ids import sequence_key
 from services.intake.wecom import cursor_key
+from services.knowledge.store import ArticleStore
 from services.notifier.ledger import project_sent
 from services.reports.digest import restore_claims
 from services.router.state import turn_key
@@ -52,6 +54,7 @@ from shared.events import (
     DigestPosted,
     InboundMessage,
     MessageQuarantined,
+    MessageReleased,
     NotificationSent,
     TicketAssigned,
     WecomCursorAdvanced,
@@ -62,6 +65,7 @@ from shared.read_model import ReadModel
 from shared.state import forget_restored, mark_restored
 from shared.topics import (
     AGENTS,
+    ARTICLES,
     CONTACTS,
     INBOUND,
     QUARANTINE,
@@ -90,6 +94,7 @@ _CONTACT_COUNTS = {
     "contact.merged": "contact merges",
     "contact.unmerged": "contact unmerges",
     "contact.tags_changed": "contact tag changes",
+    "contact.kept_apart": "contacts kept apart",
 }
 
 
@@ -109,6 +114,7 @@ class _Replay:
         self.read_model = ReadModel(redis)
         self.quarantine = Quarantine(redis)
         self.availability = Availability(redis)
+        self.articles = ArticleStore(redis)
         self.timers = TimerRebuild(config)
         self.highest: dict[str, int] = {}
         self.turns: Counter[str] = Counter()
@@ -153,13 +159,24 @@ class _Replay:
             await pipe.execute()
         self.report.counts["ticket events"] += len(events)
 
-    async def quarantined(self, events: Sequence[MessageQuarantined]) -> None:
+    async def quarantined(self, events: Sequence[MessageQuarantined | MessageReleased]) -> None:
         await self.quarantine.apply(events)
-        self.report.counts["quarantined messages"] += len(events)
+        for event in events:
+            if isinstance(event, MessageReleased):
+                self.report.counts["quarantine releases"] += 1
+                continue
+            self.report.counts["quarantined messages"] += 1
+            # Spam was answered with a ticket ID it may still get (on release): never to be handed out again.
+            if event.ticket_id is not None:
+                self._saw_ticket(event.ticket_id)
 
     async def agents(self, events: Sequence[AgentAvailabilityChanged]) -> None:
         await self.availability.apply(events)
         self.report.counts[AVAILABILITY_CHANGES] += len(events)
+
+    async def knowledge(self, events: Sequence[Any]) -> None:
+        await self.articles.apply(events)
+        self.report.counts["article changes"] += len(events)
 
     async def wecom(self, events: Sequence[WecomCursorAdvanced]) -> None:
         # In log order per account (one partition): the last cursor is where the next sync starts.
@@ -224,6 +241,7 @@ async def replay_all(
         (TICKETS, replay.tickets),
         (QUARANTINE, replay.quarantined),
         (AGENTS, replay.agents),
+        (ARTICLES, replay.knowledge),
         (WECOM, replay.wecom),
         (REPORTS, replay.digests),
     ):

@@ -57,7 +57,8 @@ def sla_show(ticket_id: str, as_json: bool) -> None:
         return
     table = Table(title=f"{ticket_id} — policy {state.policy}, priority {state.priority}")
     for column in ("clock", "state", "target", "due", "used", "remaining", "paused"):
-        table.add_column(column)
+        # A narrow terminal folds a cell onto more lines rather than cutting a due instant short.
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(
             *(

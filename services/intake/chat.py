@@ -31,7 +31,10 @@ from redis.exceptions import RedisError
 
 from services.intake.core import Intake
 from services.intake.csat import publish_rating
+from services.intake.guard import PublicGuard
+from services.intake.limits import contact_identities
 from services.intake.ratings import ChatRating, Rating, chat_request, unanswered_request
+from shared import i18n
 from shared.conversations import chat_channel, chat_session, chat_session_key
 from shared.events import InboundMessage, ReplyRoute, Sender
 from shared.read_model import ReadModel, ticket_key
@@ -61,6 +64,9 @@ class Hello(BaseModel):
     email: EmailStr | None = None
     token: str | None = Field(default=None, max_length=200)
     last_seen: str | None = Field(default=None, max_length=100)
+    # The language the customer picked on the page and their browser's IANA time zone (issue 15).
+    language: str | None = Field(default=None, max_length=64)
+    timezone: str | None = Field(default=None, max_length=64)
 
 
 class ChatText(BaseModel):
@@ -113,11 +119,34 @@ def message_frame(message: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def chat_routes(intake: Intake) -> APIRouter:
+def language_fields(hello: Hello, accept_language: str | None) -> dict[str, str]:
+    """What a new session keeps of the customer's language: the page's pick (a catalogue's locale), the
+    browser's best Accept-Language tag (the channel's hint) and its time zone; those known."""
+    fields = {
+        "language": i18n.negotiate(hello.language),
+        "language_hint": i18n.hint(accept_language),
+        "timezone": hello.timezone if i18n.zone(hello.timezone) else None,
+    }
+    return {key: value for key, value in fields.items() if value}
+
+
+def chat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
+    """The chat's routes; with `guard`, new sessions are rate limited (`limits.chat`)."""
     router = APIRouter()
     read_model = ReadModel(intake.redis)
 
-    async def open_session(hello: Hello) -> tuple[str, dict[str, Any]]:
+    async def within_session_limits(websocket: WebSocket, hello: Hello) -> None:
+        """Raises ChatViolation `rate_limited` (close 1013, try again later) past `limits.chat`."""
+        if guard is None:
+            return
+        peer = websocket.client.host if websocket.client else None
+        client = guard.client(peer, websocket.headers)
+        if limited := await guard.limit("chat", client, identities=contact_identities(hello.email, None)):
+            raise ChatViolation(
+                "rate_limited", f"too many new chats; try again in {limited.retry_after} s", CLOSE_TRY_AGAIN_LATER
+            )
+
+    async def open_session(hello: Hello, accept_language: str | None) -> tuple[str, dict[str, Any]]:
         if hello.token:
             async with intake.redis.pipeline(transaction=True) as pipe:
                 pipe.exists(RESTORED_KEY)
@@ -131,7 +160,12 @@ def chat_routes(intake: Intake) -> APIRouter:
                 raise ChatViolation("unknown_session", "this session token is unknown or expired")
             return hello.token, json.loads(stored)
         token = secrets.token_urlsafe(24)
-        session = {"ticket_id": await intake.ticket_ids.mint(), "name": hello.name, "email": hello.email}
+        session = {
+            "ticket_id": await intake.ticket_ids.mint(),
+            "name": hello.name,
+            "email": hello.email,
+            **language_fields(hello, accept_language),
+        }
         await intake.redis.set(_session_key(token), json.dumps(session), ex=SESSION_TTL_SECONDS)
         return token, session
 
@@ -178,6 +212,9 @@ def chat_routes(intake: Intake) -> APIRouter:
                 # The session (its token's hash) leads to the ticket: replay restores it from here.
                 conversations=[chat_session(token)],
                 follow_up_of=follow_up_of,
+                customer_language=session.get("language"),
+                customer_timezone=session.get("timezone"),
+                language_hint=session.get("language_hint"),
             )
         )
         return {"type": "message", "id": str(message_id), "from": "customer", "text": text, "at": now.isoformat()}
@@ -226,7 +263,9 @@ def chat_routes(intake: Intake) -> APIRouter:
 
         try:
             hello = await asyncio.wait_for(receive(HelloFrame), HELLO_TIMEOUT_SECONDS)
-            token, session = await open_session(hello)
+            if not hello.token:
+                await within_session_limits(websocket, hello)
+            token, session = await open_session(hello, websocket.headers.get("accept-language"))
             ticket_id = session["ticket_id"]
             await send({"type": "session", "token": token, "ticket_id": ticket_id})
             async with asyncio.TaskGroup() as tasks:

@@ -18,17 +18,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from python_multipart.multipart import parse_options_header
 
 from services.intake.core import PUBLISH_TIMEOUT_SECONDS, Intake
-from services.intake.csat_page import (
-    EXPIRED_LINK,
-    INVALID_LINK,
-    PAGE_HEADERS,
-    problem_page,
-    rating_page,
-    thanks_page,
-)
+from services.intake.csat_page import PAGE_HEADERS, problem_page, rating_page, thanks_page
 from services.intake.form_body import FormRefused, submitted_fields
+from services.intake.guard import PublicGuard
 from services.intake.ratings import FormProblems, Rating, rating_command, read_rating_form
-from shared.csat import CsatSubject, CsatTokens, InvalidToken, csat_secret
+from shared import i18n
+from shared.csat import TOKEN_VALID_SECONDS, CsatSubject, CsatTokens, InvalidToken, csat_secret
 from shared.events import RateTicket
 from shared.publisher import Outgoing
 from shared.topics import COMMANDS, Topics
@@ -63,41 +58,62 @@ def _wants_json(request: Request) -> bool:
     return media_type == b"application/json"
 
 
-def csat_routes(intake: Intake) -> APIRouter:
+def csat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
+    """The rating page's routes; with `guard`, posts are rate limited (`limits.csat`: 429 with Retry-After)."""
     router = APIRouter()
     tokens = CsatTokens(csat_secret(intake.settings))
 
-    def subject_of(token: str) -> CsatSubject | Response:
+    def texts_for(request: Request) -> i18n.Texts:
+        """The page's language: `?lang=` (the link in the rating request names the ticket's), else the
+        browser's Accept-Language, else the desk's default."""
+        locale = i18n.negotiate(request.query_params.get("lang")) or i18n.negotiate(
+            request.headers.get("accept-language")
+        )
+        return i18n.texts(locale or intake.config.desk_locale)
+
+    def subject_of(token: str, texts: i18n.Texts) -> CsatSubject | Response:
         try:
             return tokens.read(token)
         except InvalidToken as invalid:
             if invalid.expired:
-                advice = "Rating links work for 14 days. Thank you for wanting to tell us how we did."
-                return _html(problem_page(EXPIRED_LINK, advice), 410)
-            advice = "Please use the link exactly as it arrived in our message."
-            return _html(problem_page(INVALID_LINK, advice), 404)
+                advice = texts.plural("csat.link.expired_advice", TOKEN_VALID_SECONDS // 86_400)
+                return _html(problem_page(texts("csat.link.expired"), advice, texts), 410)
+            advice = texts("csat.link.invalid_advice")
+            return _html(problem_page(texts("csat.link.invalid"), advice, texts), 404)
 
     @router.get(CSAT_PATH, include_in_schema=False)
-    async def rating_form(token: str) -> Response:
-        subject = subject_of(token)
+    async def rating_form(token: str, request: Request) -> Response:
+        texts = texts_for(request)
+        subject = subject_of(token, texts)
         if isinstance(subject, Response):
             return subject
-        return _html(rating_page(subject.ticket_id))
+        return _html(rating_page(subject.ticket_id, texts=texts))
 
     @router.post(CSAT_PATH)
     async def rate(token: str, request: Request) -> Response:
         """Records a rating: form-encoded (the page) or JSON `{"score": 1-5, "comment": "..."}`."""
-        subject = subject_of(token)
+        texts = texts_for(request)
+        as_json = _wants_json(request)
+        # Before the token is read: guessing tokens is limited too.
+        if guard is not None:
+            client = guard.client(request.client.host if request.client else None, request.headers)
+            if limited := await guard.limit("csat", client):
+                if as_json:
+                    detail = [{"field": "(request)", "message": limited.message(), "type": "rate_limited"}]
+                    return JSONResponse(status_code=429, content={"detail": detail}, headers=limited.headers())
+                page = _html(problem_page("Please wait a moment", limited.message(), texts), 429)
+                page.headers.update(limited.headers())
+                return page
+        subject = subject_of(token, texts)
         if isinstance(subject, Response):
             return subject
-        as_json = _wants_json(request)
         try:
             fields: dict[str, Any] = await submitted_fields(request.headers.get("content-type"), request.stream())
         except FormRefused as refusal:
             if as_json:
                 return JSONResponse(status_code=refusal.status, content={"detail": refusal.errors})
             fields = {}
-        form = read_rating_form(fields)
+        form = read_rating_form(fields, texts)
         if isinstance(form, FormProblems):
             if as_json:
                 details = [{"field": field, "message": message} for field, message in form.errors.items()]
@@ -108,6 +124,7 @@ def csat_routes(intake: Intake) -> APIRouter:
                 score=fields.get("score"),
                 comment=comment if isinstance(comment, str) else "",
                 errors=form.errors,
+                texts=texts,
             )
             return _html(page, 422)
         rating = Rating(subject.ticket_id, subject.resolution, form.score, form.comment)
@@ -117,12 +134,11 @@ def csat_routes(intake: Intake) -> APIRouter:
             logger.error("CSAT rating not published", extra={"ticket_id": rating.ticket_id, "error": repr(error)})
             if as_json:
                 return JSONResponse(status_code=503, content={"detail": "message queue unavailable, retry later"})
-            advice = "We could not record your rating just now. Please go back and send it again in a moment."
-            return _html(problem_page("Please try again", advice), 503)
+            return _html(problem_page(texts("csat.retry.title"), texts("csat.retry.advice"), texts), 503)
         if as_json:
             return JSONResponse(
                 {"ticket_id": command.ticket_id, "resolution": command.resolution, "command_id": str(command.event_id)}
             )
-        return _html(thanks_page(subject.ticket_id))
+        return _html(thanks_page(subject.ticket_id, texts))
 
     return router

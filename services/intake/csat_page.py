@@ -11,8 +11,8 @@ from __future__ import annotations
 from html import escape
 
 from services.intake.ratings import MAX_COMMENT_CHARS, SCORES
+from shared import i18n
 
-SCORE_WORDS = {1: "Very poor", 2: "Poor", 3: "Okay", 4: "Good", 5: "Excellent"}
 PAGE_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -21,13 +21,11 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
 }
-INVALID_LINK = "This rating link is not valid"
-EXPIRED_LINK = "This rating link has expired"
 
 
-def _page(title: str, body: str) -> str:
+def _page(title: str, body: str, texts: i18n.Texts) -> str:
     return f"""<!doctype html>
-<html lang="en">
+<html lang="{escape(texts.locale)}">
 <head>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -38,7 +36,7 @@ def _page(title: str, body: str) -> str:
 </head>
 <body>
   <header class="site-header">
-    <div class="container"><p class="lede">Customer support</p></div>
+    <div class="container"><p class="lede">{escape(texts("csat.page.site"))}</p></div>
   </header>
   <main id="main" class="container csat">
     <section class="card">
@@ -51,54 +49,73 @@ def _page(title: str, body: str) -> str:
 
 
 def rating_page(
-    ticket_id: str, *, score: object = None, comment: str = "", errors: dict[str, str] | None = None
+    ticket_id: str,
+    *,
+    score: object = None,
+    comment: str = "",
+    errors: dict[str, str] | None = None,
+    texts: i18n.Texts | None = None,
 ) -> str:
-    """The form; after a refused post, with what the customer chose and wrote and the errors by field."""
+    """The form in `texts`' language (default en); after a refused post, with what the customer chose and
+    wrote and the errors by field."""
+    texts = texts or i18n.texts(None)
     errors = errors or {}
-    choices = "\n".join(_choice(value, checked=str(score) == str(value), invalid="score" in errors) for value in SCORES)
+    choices = "\n".join(
+        _choice(value, texts, checked=str(score) == str(value), invalid="score" in errors) for value in SCORES
+    )
     alert = (
-        '      <div class="notice notice-error" role="alert"><p>Please correct the highlighted fields.</p></div>\n'
+        f'      <div class="notice notice-error" role="alert"><p>{escape(texts("error.correct_fields"))}</p></div>\n'
         if errors
         else ""
     )
-    body = f"""      <h1>How did we do?</h1>
-      <p>Please rate the help you got with ticket <strong class="ticket-id">{escape(ticket_id)}</strong>.</p>
+    body = f"""      <h1>{escape(texts("csat.page.heading"))}</h1>
+      <p>{_with_ticket(texts("csat.page.intro", ticket_id="{ticket_id}"), ticket_id)}</p>
 {alert}      <form method="post" novalidate>
         <fieldset class="field csat-scale" aria-describedby="score-error">
-          <legend>Your rating, from 1 (very poor) to 5 (excellent)</legend>
+          <legend>{escape(texts("csat.page.legend"))}</legend>
 {choices}
           <p id="score-error" class="field-error">{escape(errors.get("score", ""))}</p>
         </fieldset>
         <div class="field">
-          <label for="comment">Comment <span class="optional">(optional)</span></label>
+          <label for="comment">{escape(texts("csat.page.comment"))} <span class="optional">{
+        escape(texts("field.optional"))
+    }</span></label>
           <textarea id="comment" name="comment" rows="5" aria-describedby="comment-hint comment-error"
 {'                    aria-invalid="true"' if "comment" in errors else ""}>{escape(comment)}</textarea>
-          <p id="comment-hint" class="hint">Up to {MAX_COMMENT_CHARS:,} characters.</p>
+          <p id="comment-hint" class="hint">{escape(texts.plural("csat.page.comment_hint", MAX_COMMENT_CHARS))}</p>
           <p id="comment-error" class="field-error">{escape(errors.get("comment", ""))}</p>
         </div>
-        <button type="submit" class="button">Send rating</button>
+        <button type="submit" class="button">{escape(texts("csat.page.submit"))}</button>
       </form>"""
-    return _page(f"Rate ticket {ticket_id}", body)
+    return _page(texts("csat.page.title", ticket_id=ticket_id), body, texts)
 
 
-def _choice(value: int, *, checked: bool, invalid: bool) -> str:
+def _with_ticket(text: str, ticket_id: str) -> str:
+    """`text` escaped, with its {ticket_id} shown as the ticket ID in bold."""
+    before, _, after = text.partition("{ticket_id}")
+    return f'{escape(before)}<strong class="ticket-id">{escape(ticket_id)}</strong>{escape(after)}'
+
+
+def _choice(value: int, texts: i18n.Texts, *, checked: bool, invalid: bool) -> str:
     attributes = "".join((" checked" if checked else "", ' aria-invalid="true"' if invalid else ""))
+    word = escape(texts(f"csat.word.{value}"))
     return (
         f'          <label class="csat-choice"><input type="radio" name="score" value="{value}" required{attributes}>'
-        f' <span class="csat-score">{value}</span> <span class="csat-word">{SCORE_WORDS[value]}</span></label>'
+        f' <span class="csat-score">{value}</span> <span class="csat-word">{word}</span></label>'
     )
 
 
-def thanks_page(ticket_id: str) -> str:
+def thanks_page(ticket_id: str, texts: i18n.Texts | None = None) -> str:
+    texts = texts or i18n.texts(None)
     body = f"""      <div class="notice notice-success" role="status">
-        <h1>Thank you for your rating!</h1>
-        <p>We have your feedback on ticket <strong class="ticket-id">{escape(ticket_id)}</strong>.</p>
+        <h1>{escape(texts("csat.thanks.heading"))}</h1>
+        <p>{_with_ticket(texts("csat.thanks.body", ticket_id="{ticket_id}"), ticket_id)}</p>
       </div>"""
-    return _page("Thank you for your rating", body)
+    return _page(texts("csat.thanks.title"), body, texts)
 
 
-def problem_page(title: str, advice: str) -> str:
+def problem_page(title: str, advice: str, texts: i18n.Texts | None = None) -> str:
     """A page for a link that rates nothing: why, and what the customer can do."""
     body = f"""      <h1>{escape(title)}</h1>
       <p>{escape(advice)}</p>"""
-    return _page(title, body)
+    return _page(title, body, texts or i18n.texts(None))

@@ -1,8 +1,13 @@
 """`POST /v1/forms/{form_id}`: a web form submission becomes an inbound message on Kafka.
 
 Answered 202 `{"ticket_id", "message_id"}` only once Kafka acknowledged the message; 422 with field
-errors for bad input, 415 for a body that is no form, 404 for an unknown form, 503 while Kafka or
-Redis are down (RedisError is answered by the app's handler).
+errors for bad input, 415 for a body that is no form, 404 for an unknown form, 429 with Retry-After
+over a rate limit (`limits.form`), 503 while Kafka, Redis or the captcha provider are down (RedisError
+is answered by the app's handler).
+
+A post judged spam (services.intake.spam) is answered the same 202, with a ticket ID reserved for it,
+and kept in quarantine instead of published: no ticket, no announcement, no acknowledgement, until an
+agent releases it (services.intake.release), which makes that very ticket ID real.
 
 The busiest endpoint, so a plain Starlette route: FastAPI's parameter injection cost more CPU per
 form than validating the form itself.
@@ -25,13 +30,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.intake.core import Intake
+from services.intake.field_messages import field_errors, locale_of
 from services.intake.form_body import FormRefused, submitted_fields
-from services.intake.forms import FormSubmission, form_channel_key, to_inbound
+from services.intake.forms import FormSubmission, form_channel_key, quarantined_form, to_inbound
+from services.intake.guard import CaptchaUnavailable, PublicGuard
+from services.intake.limits import contact_identities
+from services.intake.spam import Missing, Suspect, split_guard_fields
 from shared.config import DeskConfig
 
 logger = logging.getLogger(__name__)
 
 FORM_PATH = "/v1/forms/{form_id}"
+STAMP_PATH = "/v1/forms/{form_id}/stamp"
 # An Idempotency-Key names one message; a longer one is no key a client made up on purpose.
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 
@@ -54,23 +64,34 @@ class FormMetrics:
         self.invalid = self.forms.labels("invalid")
 
 
-def field_errors(error: ValidationError) -> list[dict[str, Any]]:
-    """pydantic's errors as the form's field errors: `[{"field", "message", "type"}]`."""
-    return [
-        _error(".".join(str(part) for part in detail["loc"]) or "(body)", detail["msg"], detail["type"])
-        for detail in error.errors()
-    ]
-
-
 def _error(field: str, message: str, kind: str) -> dict[str, str]:
     return {"field": field, "message": message, "type": kind}
 
 
-def json_response(status: int, content: Any) -> Response:
-    return Response(orjson.dumps(content), status_code=status, media_type="application/json")
+def json_response(status: int, content: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(content), status_code=status, media_type="application/json", headers=headers)
 
 
-def form_route(intake: Intake, config: DeskConfig, metrics: FormMetrics) -> Route:
+def stamp_route(config: DeskConfig, guard: PublicGuard) -> Route:
+    """`GET /v1/forms/{form_id}/stamp`: what the page sends back with the form (services.intake.spam):
+    `{"stamp", "min_fill_ms", "captcha": {"provider", "site_key"} | null}`; 404 for an unknown form."""
+
+    async def form_stamp(request: Request) -> Response:
+        form_id: str = request.path_params["form_id"]
+        if config.forms and config.form(form_id) is None:
+            raise HTTPException(status_code=404, detail=f"unknown form {form_id!r}")
+        captcha = config.spam.captcha
+        body = {
+            "stamp": guard.stamps.issue(form_id, datetime.now(UTC)),
+            "min_fill_ms": int(config.spam.min_fill_time.total_seconds() * 1000),
+            "captcha": {"provider": captcha.provider, "site_key": captcha.site_key} if captcha else None,
+        }
+        return Response(orjson.dumps(body), media_type="application/json", headers={"Cache-Control": "no-store"})
+
+    return Route(STAMP_PATH, form_stamp, methods=["GET"])
+
+
+def form_route(intake: Intake, config: DeskConfig, metrics: FormMetrics, guard: PublicGuard) -> Route:
     async def submit_form(request: Request) -> Response:
         form_id: str = request.path_params["form_id"]
         idempotency_key = request.headers.get("idempotency-key")
@@ -86,11 +107,31 @@ def form_route(intake: Intake, config: DeskConfig, metrics: FormMetrics) -> Rout
         except FormRefused as refusal:
             metrics.invalid.inc()
             return json_response(refusal.status, {"detail": refusal.errors})
+        accept_language = request.headers.get("accept-language")
+        fields, guard_fields = split_guard_fields(fields)
         try:
             submission = FormSubmission.model_validate(fields)
         except ValidationError as error:
             metrics.invalid.inc()
-            return json_response(422, {"detail": field_errors(error)})
+            locale = locale_of(fields, accept_language, config.desk_locale)
+            return json_response(422, {"detail": field_errors(error, locale)})
+
+        client = guard.client(request.client.host if request.client else None, request.headers)
+        identities = contact_identities(submission.email, submission.phone)
+        if limited := await guard.limit("form", client, identities=identities, form_id=form_id):
+            metrics.forms.labels("limited").inc()
+            error = _error("(request)", limited.message(), "rate_limited")
+            return json_response(429, {"detail": [error]}, headers=limited.headers())
+        now = datetime.now(UTC)
+        try:
+            verdict = await guard.judge_form(form_id, guard_fields, client, now)
+        except CaptchaUnavailable as error:
+            metrics.forms.labels("captcha_unavailable").inc()
+            logger.error("captcha not verified", extra={"error": str(error)})
+            raise HTTPException(status_code=503, detail="captcha verification unavailable, retry later") from error
+        if isinstance(verdict, Missing):
+            metrics.invalid.inc()
+            return json_response(422, {"detail": [_error(verdict.field, verdict.message, verdict.kind)]})
 
         resolution = await intake.resolve_ticket(form_channel_key(form_id, idempotency_key))
         ticket_id, message_id = resolution.ticket_id, str(resolution.message_id)
@@ -99,11 +140,22 @@ def form_route(intake: Intake, config: DeskConfig, metrics: FormMetrics) -> Rout
             submission,
             resolution=resolution,
             channel_message_id=idempotency_key or message_id,
-            received_at=datetime.now(UTC),
+            received_at=now,
             traceparent=request.headers.get("traceparent"),
+            accept_language=accept_language,
         )
         started = time.perf_counter()
         try:
+            if isinstance(verdict, Suspect):
+                original = intake.attachments.save(
+                    inbound.model_dump_json().encode(),
+                    filename="inbound-message.json",
+                    content_type="application/json",
+                    enforce_policy=False,
+                )
+                await intake.quarantine(quarantined_form(inbound, verdict, original))
+                metrics.forms.labels("quarantined").inc()
+                return json_response(202, {"ticket_id": ticket_id, "message_id": message_id})
             await intake.publish(inbound)
         except KafkaError as error:
             metrics.forms.labels("broker_unavailable").inc()

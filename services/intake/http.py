@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
+from aiokafka.errors import KafkaError
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -22,17 +23,26 @@ from services.intake.body_limit import BodyLimit, header
 from services.intake.chat import chat_routes
 from services.intake.core import IntakeProcess
 from services.intake.csat import csat_routes
-from services.intake.form_endpoint import FormMetrics, form_route
+from services.intake.form_endpoint import FormMetrics, form_route, stamp_route
+from services.intake.guard import PublicGuard
+from services.intake.i18n_routes import i18n_routes
+from services.intake.release import NotReleasable, release
 from services.intake.slack_events import slack_routes
 from services.intake.telegram import WEBHOOK_PATH as TELEGRAM_WEBHOOK_PATH
 from services.intake.telegram import telegram_routes
 from services.intake.wecom import wecom_routes
+from services.intake.whatsapp import WEBHOOK_PATH as WHATSAPP_WEBHOOK_PATH
+from services.intake.whatsapp import whatsapp_routes
+from services.knowledge.help_centre import help_centre_routes
+from services.knowledge.importer import ArticleImporter
+from services.knowledge.store import ArticleStore
 from services.sla.decide import ticket_sla_adapter
 from services.sla.show import clock_rows
 from services.sla.timers import clocks_key
 from shared.events import Channel
 from shared.read_model import ReadModel
 from shared.settings import Settings
+from shared.topics import ARTICLES, Topics
 from shared.untrusted import same_secret
 
 logger = logging.getLogger(__name__)
@@ -44,12 +54,13 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_MULTIPART_BODY_BYTES = 25 * 1024 * 1024
 # Telegram sends far smaller updates (text is at most 4096 characters), but an oversize one is
 # still kept (its text as an attachment) rather than refused for Telegram to redeliver forever.
+# WhatsApp webhooks (a few messages, media by reference) get the same room.
 MAX_TELEGRAM_BODY_BYTES = 10 * 1024 * 1024
 
 
 def body_limit(scope: Scope) -> int:
     """The body limit of a request, in bytes: every endpoint that reads a body is bounded."""
-    if scope["path"] == TELEGRAM_WEBHOOK_PATH:
+    if scope["path"] in (TELEGRAM_WEBHOOK_PATH, WHATSAPP_WEBHOOK_PATH):
         return MAX_TELEGRAM_BODY_BYTES
     media_type = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
     if scope["path"].startswith("/v1/forms/") and media_type == "multipart/form-data":
@@ -61,12 +72,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     process = IntakeProcess("intake-http", settings)
     settings, config, redis, intake = process.settings, process.config, process.redis, process.intake
     metrics = FormMetrics(process.registry)
+    guard = PublicGuard(redis, config, settings, process.registry)
     read_model = ReadModel(redis)
     api_token = settings.api_token.get_secret_value() if settings.api_token else None
     if api_token is None:
         logger.warning("read API is off: SWITCHBOARD_API_TOKEN is not set")
 
-    app = process.app()
+    kb_folder = config.knowledge_base.path
+    importer = (
+        ArticleImporter(
+            Path(kb_folder),
+            config.languages[0],
+            ArticleStore(redis),
+            process.publisher,
+            Topics(settings.topic_prefix).name(ARTICLES),
+        )
+        if kb_folder
+        else None
+    )
+    # The knowledge base's folder is imported before the app serves, then watched while it runs.
+    app = process.app(while_running=importer.running) if importer is not None else process.app()
 
     def count_refusal(scope: Scope) -> None:
         if scope["path"].startswith("/v1/forms/"):
@@ -74,11 +99,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(BodyLimit, limit_for=body_limit, on_refused=count_refusal)
     # First among the routes: the busiest one is matched first.
-    app.router.routes.insert(0, form_route(intake, config, metrics))
-    app.include_router(chat_routes(intake))
-    app.include_router(csat_routes(intake))
+    app.router.routes.insert(0, form_route(intake, config, metrics, guard))
+    app.router.routes.append(stamp_route(config, guard))
+    app.include_router(chat_routes(intake, guard))
+    app.include_router(csat_routes(intake, guard))
+    app.include_router(help_centre_routes(intake, guard))
+    app.include_router(i18n_routes(config))
     if (telegram := telegram_routes(intake, settings)) is not None:
         app.include_router(telegram)
+    if (whatsapp := whatsapp_routes(intake, settings)) is not None:
+        app.include_router(whatsapp)
     if (slack := slack_routes(intake, settings)) is not None:
         app.include_router(slack)
     if (wecom := wecom_routes(intake, settings)) is not None:
@@ -137,5 +167,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if found is None:
             raise HTTPException(status_code=404, detail=f"no quarantined message {message_id}")
         return found
+
+    @app.post("/v1/quarantine/{message_id}/release", dependencies=[Depends(require_token)])
+    async def release_quarantined(message_id: UUID, actor: Annotated[str, Query(min_length=1, max_length=100)]):
+        """Releases a message judged spam into its ticket (services.intake.release): `{"ticket_id",
+        "released_now", "actor"}`; released before: the same ticket, `released_now` false. 404 unknown,
+        409 not releasable (machine mail), 503 while Kafka is down."""
+        try:
+            released = await release(intake, message_id, actor)
+        except NotReleasable as refusal:
+            status = 404 if refusal.unknown else 409
+            raise HTTPException(status_code=status, detail=str(refusal)) from None
+        except KafkaError as error:
+            raise HTTPException(status_code=503, detail="message queue unavailable, retry later") from error
+        return {"ticket_id": released.ticket_id, "released_now": released.now, "actor": released.actor}
 
     return app

@@ -23,6 +23,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from shared import i18n
 from shared.events import RateTicket
 from shared.ids import derived_id
 
@@ -117,8 +118,10 @@ class FormProblems:
     errors: dict[str, str]
 
 
-def read_rating_form(fields: dict[str, object]) -> RatingForm | FormProblems:
-    """The rating form's score and comment, or what is wrong with them. Never raises."""
+def read_rating_form(fields: dict[str, object], texts: i18n.Texts | None = None) -> RatingForm | FormProblems:
+    """The rating form's score and comment, or what is wrong with them in `texts`' language (default en).
+    Never raises."""
+    texts = texts or i18n.texts(None)
     try:
         return RatingForm.model_validate(fields)
     except ValidationError as error:
@@ -127,11 +130,9 @@ def read_rating_form(fields: dict[str, object]) -> RatingForm | FormProblems:
             field = str(detail["loc"][0]) if detail["loc"] else "score"
             if field == "comment" and detail["type"] == "string_too_long":
                 length = len(str(fields.get("comment", "")).strip())
-                problems["comment"] = (
-                    f"Please keep your comment under {MAX_COMMENT_CHARS:,} characters (it has {length:,})."
-                )
+                problems["comment"] = texts.plural("csat.error.comment_too_long", MAX_COMMENT_CHARS, length=length)
             elif field == "comment":
-                problems["comment"] = "The comment must be text."
+                problems["comment"] = texts("csat.error.comment_text")
             else:
-                problems["score"] = f"Please choose a score from {MIN_SCORE} (poor) to {MAX_SCORE} (excellent)."
+                problems["score"] = texts("csat.error.score")
         return FormProblems(problems)

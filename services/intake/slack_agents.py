@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from services.intake.slack_messages import PERSON_MESSAGE_SUBTYPES, MessageEvent, plain_text
 from services.intake.slack_modals import ASSIGNEE_BLOCK, MODAL_OF_BUTTON, TEXT_BLOCK
+from shared import i18n
 from shared.config import Agent, DeskConfig
 from shared.events import (
     AgentNote,
@@ -29,6 +30,7 @@ from shared.events import (
     ClaimTicket,
     CommandEnvelope,
     EscalateTicket,
+    KeepContactsApart,
     MergeContacts,
     RateTicket,
     SetStatus,
@@ -47,10 +49,9 @@ CSAT_BUTTON = "sb_csat"
 MERGE_CONTACTS_BUTTON, KEEP_CONTACTS_BUTTON = "sb_merge_contacts", "sb_keep_contacts"
 CONTACT_BUTTONS = frozenset({MERGE_CONTACTS_BUTTON, KEEP_CONTACTS_BUTTON})
 _CONTACT_ID = re.compile(r"[\w-]{1,100}", re.ASCII)
-FILES_NOT_SENT = "Files are not sent to the customer from Slack: only your text was ({files})."
-NOT_AN_AGENT = (
-    "Only Switchboard agents can work tickets from Slack: ask an admin to add your Slack user to the desk's agents."
-)
+# Catalogue IDs (shared/locales) of what agents are told; `agent_texts` gives their language.
+FILES_NOT_SENT = "slack.files_not_sent"
+NOT_AN_AGENT = "slack.not_an_agent"
 _TS = re.compile(r"^\d{1,10}\.\d{1,9}$")
 _NOTE = re.compile(r"^note:", re.IGNORECASE)
 # The whole value, ASCII digits only (`$` would let a trailing newline through).
@@ -60,6 +61,13 @@ _RATING = re.compile(rf"(?P<ticket>{_TICKET_ID.pattern}):(?P<resolution>\d{{1,9}
 
 def is_ticket_id(value: str) -> bool:
     return _TICKET_ID.fullmatch(value) is not None
+
+
+def agent_texts(agent_id: str | None, config: DeskConfig) -> i18n.Texts:
+    """The texts of the language an agent is answered in: their first team's (`teams[].language`), else the
+    desk's (also for a Slack user who is no agent)."""
+    teams = config.teams_of(agent_id) if agent_id else []
+    return i18n.texts(config.team_locale(teams[0]) if teams else config.desk_locale)
 
 
 class Refused(ValueError):
@@ -161,24 +169,25 @@ def button_command(click: Click, agent: Agent, now: datetime) -> CommandEnvelope
     raise Refused(f"Switchboard has no button {click.action_id!r}.")
 
 
-def contact_button_command(click: Click, agent: Agent, now: datetime) -> MergeContacts | None:
-    """The merge a suggestion's "Merge" button asks for (the first contact, the newer, into the other), or None
-    for "Keep apart"; raises Refused for a value Switchboard did not make."""
+def contact_button_command(click: Click, agent: Agent, now: datetime) -> MergeContacts | KeepContactsApart:
+    """The merge a suggestion's "Merge" button asks for (the first contact, the newer, into the other), or the
+    two contacts kept apart ("Keep apart": never suggested again); raises Refused for a value Switchboard did
+    not make."""
     ticket_id, _, contacts = click.value.partition(":")
     contact_id, _, other_id = contacts.partition(":")
     if not is_ticket_id(ticket_id) or not _CONTACT_ID.fullmatch(contact_id) or not _CONTACT_ID.fullmatch(other_id):
         raise Refused("This button is not one Switchboard made; nothing was done.")
+    fields: dict[str, Any] = {
+        "event_id": click.event_id,
+        "occurred_at": _at(click.action_ts, now),
+        "ticket_id": ticket_id,
+        "agent_id": agent.id,
+        "origin": click.origin,
+        "contact_id": contact_id,
+    }
     if click.action_id == KEEP_CONTACTS_BUTTON:
-        return None
-    return MergeContacts(
-        event_id=click.event_id,
-        occurred_at=_at(click.action_ts, now),
-        ticket_id=ticket_id,
-        agent_id=agent.id,
-        origin=click.origin,
-        contact_id=contact_id,
-        into_contact_id=other_id,
-    )
+        return KeepContactsApart(**fields, other_contact_id=other_id)
+    return MergeContacts(**fields, into_contact_id=other_id)
 
 
 def rating_command(click: Click, now: datetime) -> RateTicket:
@@ -268,8 +277,10 @@ def submitted_command(
 ) -> CommandEnvelope:
     """The reply, note or assignment a modal asks for; raises InputErrors for input to correct.
 
-    `opened_from` (modal_origin, when still known) says where the command's outcome is shown.
+    `opened_from` (modal_origin, when still known) says where the command's outcome is shown. Input errors
+    are in the agent's language (`agent_texts`).
     """
+    texts = agent_texts(agent.id, config)
     origin = SlackOrigin(user_id=submission.user_id)
     if opened_from is not None:
         origin = opened_from.model_copy(update={"user_id": submission.user_id})
@@ -287,16 +298,16 @@ def submitted_command(
             return AssignTicket(**fields, to_agent=target)
         if kind == "team" and any(team.id == target for team in config.teams):
             return AssignTicket(**fields, to_team=target)
-        raise InputErrors({ASSIGNEE_BLOCK: "Choose an agent or a team."})
+        raise InputErrors({ASSIGNEE_BLOCK: texts("modal.error.assignee")})
     text = (_text(submission.input(TEXT_BLOCK), "value") or "").strip()
     if not text:
-        raise InputErrors({TEXT_BLOCK: "Write something first."})
+        raise InputErrors({TEXT_BLOCK: texts("modal.error.empty")})
     try:
         if submission.callback_id == MODAL_OF_BUTTON["sb_note"]:
             return AgentNote(**fields, text=text)
         return AgentReply(**fields, text=text)
     except ValidationError:
-        raise InputErrors({TEXT_BLOCK: "This is too long for one message."}) from None
+        raise InputErrors({TEXT_BLOCK: texts("modal.error.too_long")}) from None
 
 
 # --- Thread replies in a team channel -------------------------------------------------------------

@@ -11,6 +11,7 @@ through the notifier (`command.rejected`).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from services.intake.core import PUBLISH_TIMEOUT_SECONDS, Intake
+from services.intake.phone_calls import CALL_MODAL, CallInvalid, call_modal, log_call, logged_view, submitted_call
 from services.intake.slack_agents import (
     CONTACT_BUTTONS,
     CSAT_BUTTON,
@@ -33,9 +35,11 @@ from services.intake.slack_agents import (
     Click,
     InputErrors,
     Refused,
+    agent_texts,
     button_command,
     click_of,
     contact_button_command,
+    is_ticket_id,
     modal_origin,
     rating_command,
     rating_thread,
@@ -58,15 +62,33 @@ from services.intake.slack_slash import (
     ticket_details,
     ticket_list,
 )
+from services.knowledge.slack import (
+    ARTICLE_MODAL,
+    SAVE_ARTICLE_BUTTON,
+    SEND_ARTICLE_BUTTON,
+    article_modal,
+    article_of_button,
+    article_reply,
+    saved_article,
+)
+from services.knowledge.store import ArticleStore
+from shared import i18n
 from shared.agents import Availability
 from shared.config import Agent
 from shared.contact_commands import contact_command, refusal
 from shared.conversations import conversation_ticket
-from shared.events import AgentAvailabilityChanged, CommandEnvelope, MergeContacts, SlackOrigin, UnmergeContacts
+from shared.events import (
+    AgentAvailabilityChanged,
+    CommandEnvelope,
+    KeepContactsApart,
+    MergeContacts,
+    SlackOrigin,
+    UnmergeContacts,
+)
 from shared.ids import derived_id
 from shared.publisher import Outgoing
-from shared.read_model import ReadModel, agent_tickets_key, team_queue_key, ticket_key
-from shared.topics import AGENTS, COMMANDS, Topics
+from shared.read_model import ReadModel, agent_tickets_key, messages_key, team_queue_key, ticket_key
+from shared.topics import AGENTS, ARTICLES, COMMANDS, Topics
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +110,8 @@ class SlackAgents:
         topics = Topics(intake.settings.topic_prefix)
         self.commands_topic = topics.name(COMMANDS)
         self.agents_topic = topics.name(AGENTS)
+        self.articles_topic = topics.name(ARTICLES)
+        self.articles = ArticleStore(intake.redis)
         self.read_model = ReadModel(intake.redis)
         self.availability = Availability(intake.redis)
         self.team_channels = team_channels(intake.config)
@@ -128,33 +152,69 @@ class SlackAgents:
             if thread is None or await conversation_ticket(self.intake.redis, [thread]) != rating.ticket_id:
                 raise Refused(NOT_YOUR_RATING)
             await self._publish(rating)
-            thanks = f"Thank you! Your rating ({rating.score}/5) is recorded."
+            # The customer is thanked in their ticket's language.
+            locale = await self.intake.redis.hget(ticket_key(rating.ticket_id), "customer_language")
+            thanks = i18n.texts(locale or self.config.desk_locale)("slack.rating_recorded", score=rating.score)
             await self._tell(client, click.channel_id, click.user_id, thanks)
             return
         if agent is None:
-            raise Refused(NOT_AN_AGENT)
+            raise Refused(agent_texts(None, self.config)(NOT_AN_AGENT))
         if click.action_id in CONTACT_BUTTONS:
-            merge = contact_button_command(click, agent, now)
-            if merge is None:
-                await self._tell(client, click.channel_id, click.user_id, "The two contacts stay apart.")
-            else:
-                await self._publish(merge)
+            change = contact_button_command(click, agent, now)
+            await self._publish(change)
+            if isinstance(change, KeepContactsApart):
+                kept = agent_texts(agent.id, self.config)("slack.contacts_apart")
+                await self._tell(client, click.channel_id, click.user_id, kept)
             return
-        if click.action_id in MODAL_OF_BUTTON:
-            await self._open_modal(click, client)
+        if click.action_id == SEND_ARTICLE_BUTTON:
+            await self._send_article(click, agent, now)
+        elif click.action_id == SAVE_ARTICLE_BUTTON:
+            await self._open_article_modal(click, client)
+        elif click.action_id in MODAL_OF_BUTTON:
+            await self._open_modal(click, client, agent_texts(agent.id, self.config))
         else:
             await self._publish(button_command(click, agent, now))
 
-    async def _open_modal(self, click: Click, client: AsyncWebClient) -> None:
+    async def _send_article(self, click: Click, agent: Agent, now: datetime) -> None:
+        """Publishes the agent's public reply that sends a suggested article to the customer."""
+        named = article_of_button(click.value)
+        if named is None or not is_ticket_id(named[0]):
+            raise Refused("This button names no article; nothing was done.")
+        ticket_id, slug = named
+        article = await self.articles.get(slug)
+        if article is None:
+            raise Refused(f"The article {slug!r} is no longer in the knowledge base.")
+        url = f"{self.intake.settings.public_base_url()}/kb/{slug}"
+        reply = article_reply(
+            article, url, event_id=click.event_id, ticket_id=ticket_id, agent_id=agent.id, origin=click.origin, now=now
+        )
+        await self._publish(reply)
+
+    async def _open_article_modal(self, click: Click, client: AsyncWebClient) -> None:
+        """Opens "Save as article", prefilled with the ticket's subject and language and the last public reply."""
+        ticket_id = ticket_of(click)
+        fields = await self.read_model.ticket_fields(ticket_id)
+        if "id" not in fields:
+            raise Refused(f"There is no ticket {ticket_id}.")
+        messages = await self.intake.redis.lrange(messages_key(ticket_id), 0, -1)
+        replies = [m for m in map(json.loads, messages) if m.get("author") == "agent" and not m.get("internal")]
+        language = json.loads(fields.get("classified") or "{}").get("language") or self.config.languages[0]
+        view = article_modal(ticket_id, fields.get("subject") or "", language, replies[-1]["text"] if replies else "")
+        await self._open_view(click, client, ticket_id, view)
+
+    async def _open_modal(self, click: Click, client: AsyncWebClient, texts: i18n.Texts) -> None:
         ticket_id = ticket_of(click)
         if click.action_id == "sb_reassign":
             team_id = await self.intake.redis.hget(ticket_key(ticket_id), "team")
             if team_id is None:
                 raise Refused(f"There is no ticket {ticket_id}.")
             team = next((team for team in self.config.teams if team.id == team_id), None)
-            view = reassign_modal(ticket_id, team, self.config)
+            view = reassign_modal(ticket_id, team, self.config, texts)
         else:
-            view = text_modal("reply" if click.action_id == "sb_reply" else "note", ticket_id)
+            view = text_modal("reply" if click.action_id == "sb_reply" else "note", ticket_id, texts)
+        await self._open_view(click, client, ticket_id, view)
+
+    async def _open_view(self, click: Click, client: AsyncWebClient, ticket_id: str, view: dict[str, Any]) -> None:
         if click.trigger_id is None:
             raise Refused("Slack sent this button press without a trigger, so no form can open; press it again.")
         try:
@@ -170,6 +230,13 @@ class SlackAgents:
     # --- Modal submissions (view_submission) -------------------------------------------------------
 
     async def on_submission(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        view = body.get("view")
+        if isinstance(view, dict) and view.get("callback_id") == ARTICLE_MODAL:
+            await self._on_article_submission(ack, body, view)
+            return
+        if isinstance(view, dict) and view.get("callback_id") == CALL_MODAL:
+            await self._on_call_logged(ack, body, view)
+            return
         try:
             submission = submission_of(body)
         except Refused as refusal:
@@ -179,7 +246,7 @@ class SlackAgents:
         block = ASSIGNEE_BLOCK if submission.callback_id == MODAL_OF_BUTTON["sb_reassign"] else TEXT_BLOCK
         agent = self.config.agent_by_slack_user(submission.user_id)
         if agent is None:
-            await ack(response_action="errors", errors={block: NOT_AN_AGENT})
+            await ack(response_action="errors", errors={block: agent_texts(None, self.config)(NOT_AN_AGENT)})
             return
         cached = await self.intake.redis.get(_view_key(submission.view_id))
         opened_from = SlackOrigin.model_validate_json(cached) if cached is not None else None
@@ -190,6 +257,53 @@ class SlackAgents:
             return
         await self._publish(command)
         await ack()
+
+    async def _on_article_submission(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """Publishes the article of a "Save as article" modal (keyed by slug) and applies it to the knowledge base."""
+        user_id = (body.get("user") or {}).get("id")
+        agent = self.config.agent_by_slack_user(str(user_id))
+        ticket_id = view.get("private_metadata")
+        state = view.get("state")
+        values = state.get("values") if isinstance(state, dict) else None
+        if agent is None or not isinstance(ticket_id, str) or not is_ticket_id(ticket_id):
+            await ack(response_action="errors", errors={"title": NOT_AN_AGENT})
+            return
+        article = saved_article(values if isinstance(values, dict) else {}, ticket_id, agent.id, datetime.now(UTC))
+        if isinstance(article, dict):
+            await ack(response_action="errors", errors=article)
+            return
+        held = await self.articles.get(article.slug)
+        if held is not None and held.source == "folder":
+            await ack(
+                response_action="errors", errors={"title": "The knowledge base folder has an article of this title."}
+            )
+            return
+        record = Outgoing.event(self.articles_topic, article.slug, article)
+        await self.intake.publisher.publish(record, timeout=PUBLISH_TIMEOUT_SECONDS)
+        await self.articles.apply([article])
+        logger.info(
+            "article saved from Slack", extra={"slug": article.slug, "ticket_id": ticket_id, "agent_id": agent.id}
+        )
+        await ack()
+
+    async def _on_call_logged(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """A submitted `/sb call` modal: the call becomes a ticket (the same view submitted again, the same
+        ticket), and the modal shows its number."""
+        user = body.get("user") if isinstance(body.get("user"), dict) else {}
+        agent = self.config.agent_by_slack_user(str(user.get("id", "")))
+        state = view.get("state") if isinstance(view.get("state"), dict) else {}
+        values = state.get("values") if isinstance(state.get("values"), dict) else {}
+        if agent is None:
+            await ack(response_action="errors", errors={"summary": NOT_AN_AGENT})
+            return
+        try:
+            call = submitted_call(values, agent.id, datetime.now(UTC))
+        except CallInvalid as invalid:
+            await ack(response_action="errors", errors=invalid.errors)
+            return
+        ticket_id = await log_call(self.intake, call, f"slack-view:{view.get('id')}")
+        logger.info("phone call logged", extra={"ticket_id": ticket_id, "agent_id": agent.id})
+        await ack(response_action="update", view=logged_view(ticket_id))
 
     # --- Thread replies in team channels -----------------------------------------------------------
 
@@ -212,35 +326,48 @@ class SlackAgents:
         if command is not None:
             await self._publish(command)
         if post.files:
-            await self._tell(client, post.channel, post.user_id, FILES_NOT_SENT.format(files=", ".join(post.files)))
+            sender = self.config.agent_by_slack_user(post.user_id)
+            untold = agent_texts(sender.id if sender else None, self.config)(
+                FILES_NOT_SENT, files=", ".join(post.files)
+            )
+            await self._tell(client, post.channel, post.user_id, untold)
 
     # --- The /sb slash command ---------------------------------------------------------------------
 
-    async def on_slash_command(self, ack: AsyncAck, command: dict[str, Any], request: AsyncBoltRequest) -> None:
+    async def on_slash_command(
+        self, ack: AsyncAck, command: dict[str, Any], request: AsyncBoltRequest, client: AsyncWebClient
+    ) -> None:
         agent = self.config.agent_by_slack_user(str(command.get("user_id", "")))
         if agent is None:
-            await ack(text=NOT_AN_AGENT, response_type="ephemeral")
+            await ack(text=agent_texts(None, self.config)(NOT_AN_AGENT), response_type="ephemeral")
             return
-        answer = await self._answer(parse(str(command.get("text", ""))), agent, command, request)
+        slash = parse(str(command.get("text", "")))
+        if slash.subcommand == "call":
+            problem = await self._open_call_modal(command, client)
+            await (ack() if problem is None else ack(text=problem, response_type="ephemeral"))
+            return
+        answer = await self._answer(slash, agent, command, request)
         await ack(text=answer, response_type="ephemeral")
 
     async def _answer(
         self, slash: SlashRequest, agent: Agent, command: dict[str, Any], request: AsyncBoltRequest
     ) -> str:
         redis = self.intake.redis
+        texts = agent_texts(agent.id, self.config)
         match slash.subcommand:
             case "mine":
                 tickets = await self._tickets(await redis.smembers(agent_tickets_key(agent.id)))
-                return ticket_list("Your active tickets", tickets, empty="None. `/sb queue` shows what waits.")
+                return ticket_list(texts("sb.mine.title"), tickets, empty=texts("sb.mine.empty"), texts=texts)
             case "queue":
                 teams = self.config.teams_of(agent.id)
                 if not teams:
-                    return "You are in no team, so you have no queue."
+                    return texts("sb.queue.no_team")
                 sections = [
                     ticket_list(
-                        f"{team.name}: unassigned",
+                        texts("sb.queue.title", team=team.name),
                         await self._tickets(await redis.smembers(team_queue_key(team.id))),
-                        empty="Nothing waits.",
+                        empty=texts("sb.queue.empty"),
+                        texts=texts,
                     )
                     for team in teams
                 ]
@@ -248,34 +375,48 @@ class SlackAgents:
             case "show":
                 ticket_id = show_target(slash)
                 if ticket_id is None:
-                    return "Which ticket? `/sb show SB-1042`"
+                    return texts("sb.show.which")
                 fields = await self.read_model.ticket_fields(ticket_id)
                 if "id" not in fields:
-                    return f"There is no ticket {ticket_id}."
+                    return texts("sb.show.none", ticket_id=ticket_id)
                 contact = await self.read_model.contact(fields["contact_id"]) if fields.get("contact_id") else None
-                return ticket_details(fields, contact)
+                return ticket_details(fields, contact, texts)
             case "away" | "back":
                 await self._set_availability(agent, slash.subcommand == "back", command, request)
-                return availability_answer(slash.subcommand == "back")
+                return availability_answer(slash.subcommand == "back", texts)
             case "merge" | "unmerge":
-                return await self._contact_command(slash, agent, command)
+                return await self._contact_command(slash, agent, command, texts)
             case _:
-                return help_answer(slash)
+                return help_answer(slash, texts)
 
-    async def _contact_command(self, slash: SlashRequest, agent: Agent, command: dict[str, Any]) -> str:
+    async def _open_call_modal(self, command: dict[str, Any], client: AsyncWebClient) -> str | None:
+        """Opens the call modal for `/sb call`; None when it opened, else what to tell the agent."""
+        trigger_id = command.get("trigger_id")
+        if not isinstance(trigger_id, str) or not trigger_id:
+            return "Slack sent no trigger, so no form can open; try `/sb call` again."
+        try:
+            await client.views_open(trigger_id=trigger_id, view=call_modal())
+        except _SLACK_FAILURES as error:
+            logger.warning("views.open failed", extra={"error": repr(error)})
+            return "Slack did not open the form in time; try `/sb call` again."
+        return None
+
+    async def _contact_command(
+        self, slash: SlashRequest, agent: Agent, command: dict[str, Any], texts: i18n.Texts
+    ) -> str:
         """Publishes `/sb merge` or `/sb unmerge` once the read model says the router would apply it."""
         target = contact_targets(slash)
         if target is None:
-            return "Which contacts? `/sb merge SURVIVOR MERGED` or `/sb unmerge MERGED`."
+            return texts("sb.contacts.which")
         merged, survivor = target
         if (reason := await refusal(self.read_model, merged, survivor)) is not None:
-            return f"Nothing done: {escape(reason)}."
+            return texts("sb.contacts.refused", reason=escape(reason))
         trigger = command.get("trigger_id") or f"{agent.id}:{slash.subcommand}:{slash.argument}"
         change = contact_command(derived_id("slack-contacts", trigger), datetime.now(UTC), agent.id, merged, survivor)
         await self._publish(change)
         if survivor is None:
-            return f"Unmerging {merged}: its identities and tickets are its own again in a moment."
-        return f"Merging {merged} into {survivor}: lookups of {merged} show {survivor} in a moment."
+            return texts("sb.contacts.unmerging", merged=merged)
+        return texts("sb.contacts.merging", merged=merged, survivor=survivor)
 
     async def _set_availability(
         self, agent: Agent, available: bool, command: dict[str, Any], request: AsyncBoltRequest
@@ -309,7 +450,7 @@ class SlackAgents:
 
     # --- Shared -------------------------------------------------------------------------------------
 
-    async def _publish(self, command: CommandEnvelope | MergeContacts | UnmergeContacts) -> None:
+    async def _publish(self, command: CommandEnvelope | MergeContacts | UnmergeContacts | KeepContactsApart) -> None:
         """Returns once Kafka has the command; raises KafkaTimeoutError (Slack then sees a failure)."""
         # A contact command from `/sb` names no ticket: keyed by the merged contact, as from the CLI.
         record = Outgoing.event(self.commands_topic, command.ticket_id or getattr(command, "contact_id", ""), command)

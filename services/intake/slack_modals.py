@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from shared import i18n
 from shared.config import DeskConfig, Team
 
 TEXT_BLOCK = "text"
@@ -29,24 +30,27 @@ def _plain(text: str, limit: int | None = None) -> dict[str, Any]:
     return {"type": "plain_text", "text": text}
 
 
-def _modal(callback_id: str, ticket_id: str, title: str, submit: str, block: dict[str, Any]) -> dict[str, Any]:
+def _modal(
+    callback_id: str, ticket_id: str, title: str, submit: str, block: dict[str, Any], texts: i18n.Texts
+) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": callback_id,
         "private_metadata": ticket_id,
         "title": _plain(title, _MAX_TITLE),
         "submit": _plain(submit, _MAX_TITLE),
-        "close": _plain("Cancel"),
+        "close": _plain(texts("modal.cancel")),
         "blocks": [block],
     }
 
 
-def text_modal(kind: Literal["reply", "note"], ticket_id: str) -> dict[str, Any]:
-    """The reply modal (its text goes to the customer) or the note modal (internal)."""
-    if kind == "reply":
-        title, submit, label, hint = f"Reply {ticket_id}", "Send", "Reply", "Sent to the customer on their channel."
-    else:
-        title, submit, label, hint = f"Note {ticket_id}", "Add note", "Internal note", "Never sent to the customer."
+def text_modal(kind: Literal["reply", "note"], ticket_id: str, texts: i18n.Texts | None = None) -> dict[str, Any]:
+    """The reply modal (its text goes to the customer) or the note modal (internal), in the agent's language
+    (`texts`; default en)."""
+    texts = texts or i18n.texts(None)
+    title, submit, label, hint = (
+        texts(f"modal.{kind}.{part}", ticket_id=ticket_id) for part in ("title", "submit", "label", "hint")
+    )
     block = {
         "type": "input",
         "block_id": TEXT_BLOCK,
@@ -59,27 +63,31 @@ def text_modal(kind: Literal["reply", "note"], ticket_id: str) -> dict[str, Any]
             "max_length": MAX_INPUT_CHARS,
         },
     }
-    return _modal(MODAL_OF_BUTTON[f"sb_{kind}"], ticket_id, title, submit, block)
+    return _modal(MODAL_OF_BUTTON[f"sb_{kind}"], ticket_id, title, submit, block, texts)
 
 
-def reassign_modal(ticket_id: str, team: Team | None, config: DeskConfig) -> dict[str, Any]:
+def reassign_modal(
+    ticket_id: str, team: Team | None, config: DeskConfig, texts: i18n.Texts | None = None
+) -> dict[str, Any]:
     """The reassign modal: the ticket's team's agents (`agent:<id>`), then every team's queue (`team:<id>`)."""
+    texts = texts or i18n.texts(None)
     members = [] if team is None else [*team.members, *([team.lead] if team.lead not in team.members else [])]
     agents = [config.agent(agent_id) for agent_id in dict.fromkeys(member for member in members if member)]
     options = [_option(agent.name, f"agent:{agent.id}") for agent in agents]
-    options += [_option(f"{other.name} (queue)", f"team:{other.id}") for other in config.teams]
+    options += [_option(texts("modal.reassign.queue", team=other.name), f"team:{other.id}") for other in config.teams]
     block = {
         "type": "input",
         "block_id": ASSIGNEE_BLOCK,
-        "label": _plain("Hand the ticket to"),
+        "label": _plain(texts("modal.reassign.label")),
         "element": {
             "type": "static_select",
             "action_id": ASSIGNEE_BLOCK,
-            "placeholder": _plain("An agent, or a team's queue"),
+            "placeholder": _plain(texts("modal.reassign.placeholder")),
             "options": options[:_MAX_OPTIONS],
         },
     }
-    return _modal(MODAL_OF_BUTTON["sb_reassign"], ticket_id, f"Reassign {ticket_id}", "Reassign", block)
+    title, submit = texts("modal.reassign.title", ticket_id=ticket_id), texts("modal.reassign.submit")
+    return _modal(MODAL_OF_BUTTON["sb_reassign"], ticket_id, title, submit, block, texts)
 
 
 def _option(label: str, value: str) -> dict[str, Any]:

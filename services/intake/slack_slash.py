@@ -1,9 +1,11 @@
 """The `/sb` slash command: what an agent asks for, and the ephemeral answers. Pure.
 
 `/sb mine`, `/sb queue`, `/sb show SB-1042`, `/sb away`, `/sb back`, `/sb merge SURVIVOR MERGED`,
-`/sb unmerge MERGED` (contacts), `/sb help` (anything else answers the help). Answers are Slack mrkdwn (https://api.slack.com/reference/surfaces/formatting):
+`/sb unmerge MERGED` (contacts), `/sb call` (log a phone call: services.intake.phone_calls), `/sb help`
+(anything else answers the help). Answers are Slack mrkdwn (https://api.slack.com/reference/surfaces/formatting):
 `&`, `<`, `>` in ticket data are escaped, and lists stop at MAX_LISTED tickets, saying how many
-more there are, well under Slack's 40,000 characters of a message.
+more there are, well under Slack's 40,000 characters of a message. Answers are in the language of the
+agent's (first) team (`teams[].language`, else the desk's: `agent_texts`).
 """
 
 from __future__ import annotations
@@ -14,26 +16,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.intake.slack_agents import is_ticket_id
+from shared import i18n
 from shared.contact_commands import CONTACT_ID
 
-SUBCOMMANDS = ("mine", "queue", "show", "away", "back", "merge", "unmerge", "help")
+SUBCOMMANDS = ("mine", "queue", "show", "away", "back", "merge", "unmerge", "call", "help")
 MAX_LISTED = 20
 _MAX_SUBJECT = 80
 # The most pressing first.
 _PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
 
-HELP = "\n".join(
-    [
-        "*Switchboard* — `/sb` and:",
-        "• `mine` — your active tickets",
-        "• `queue` — your teams' unassigned tickets",
-        "• `show SB-1042` — one ticket: status, priority, assignee, contact",
-        "• `away` / `back` — stop / start getting new tickets",
-        "• `merge SURVIVOR MERGED` / `unmerge MERGED` — merge two contacts (IDs as `show` gives them) / undo it",
-        "• `help` — this list",
-        "On a ticket's card: its buttons; in its thread: your reply goes to the customer, `note: …` stays internal.",
-    ]
-)
+# The help's lines (message IDs), after its title.
+HELP_LINES = ("mine", "queue", "show", "away", "merge", "call", "help", "card")
+
+
+def help_text(texts: i18n.Texts | None = None) -> str:
+    texts = texts or i18n.texts(None)
+    return "\n".join([texts("sb.help.title"), *(texts(f"sb.help.{line}") for line in HELP_LINES)])
 
 
 @dataclass(frozen=True)
@@ -69,10 +67,12 @@ def contact_targets(request: SlashRequest) -> tuple[str, str | None] | None:
     return None
 
 
-def help_answer(request: SlashRequest) -> str:
+def help_answer(request: SlashRequest, texts: i18n.Texts | None = None) -> str:
+    texts = texts or i18n.texts(None)
     if request.subcommand == "help" and request.argument:
-        return f"`/sb {escape(request.argument[:40])}` is not a Switchboard command.\n{HELP}"
-    return HELP
+        unknown = texts("sb.unknown_command", command=f"`/sb {escape(request.argument[:40])}`")
+        return f"{unknown}\n{help_text(texts)}"
+    return help_text(texts)
 
 
 def escape(text: str) -> str:
@@ -85,57 +85,62 @@ def _sort_key(ticket: Mapping[str, str]) -> tuple[int, str, int]:
     return _PRIORITY_RANK.get(ticket.get("priority", ""), 4), prefix, int(number) if number.isdigit() else 0
 
 
-def ticket_line(ticket: Mapping[str, str]) -> str:
-    subject = ticket.get("subject") or "(no subject)"
+def ticket_line(ticket: Mapping[str, str], texts: i18n.Texts | None = None) -> str:
+    subject = ticket.get("subject") or (texts or i18n.texts(None))("card.no_subject")
     if len(subject) > _MAX_SUBJECT:
         subject = subject[: _MAX_SUBJECT - 1] + "…"
     status, priority = ticket.get("status") or "?", ticket.get("priority") or "?"
     return f"• `{ticket.get('id', '?')}` {escape(subject)} — {status}, {priority}"
 
 
-def ticket_list(title: str, tickets: Sequence[Mapping[str, str]], *, empty: str) -> str:
+def ticket_list(
+    title: str, tickets: Sequence[Mapping[str, str]], *, empty: str, texts: i18n.Texts | None = None
+) -> str:
     """A titled list of tickets, most pressing first, at most MAX_LISTED of them."""
+    texts = texts or i18n.texts(None)
     if not tickets:
         return f"*{title}*\n{empty}"
     ordered = sorted(tickets, key=_sort_key)
-    lines = [f"*{title}* ({len(ordered)})", *(ticket_line(ticket) for ticket in ordered[:MAX_LISTED])]
+    lines = [f"*{title}* ({len(ordered)})", *(ticket_line(ticket, texts) for ticket in ordered[:MAX_LISTED])]
     if len(ordered) > MAX_LISTED:
-        lines.append(f"…and {len(ordered) - MAX_LISTED} more.")
+        lines.append(texts.plural("sb.more", len(ordered) - MAX_LISTED))
     return "\n".join(lines)
 
 
-def ticket_details(fields: Mapping[str, str], contact: Mapping[str, Any] | None) -> str:
+def ticket_details(
+    fields: Mapping[str, str], contact: Mapping[str, Any] | None, texts: i18n.Texts | None = None
+) -> str:
     """One ticket as `/sb show` answers it, from its read-model hash and its contact."""
-    lines = [f"*{fields['id']}* {escape(fields.get('subject') or '(no subject)')}"]
+    texts = texts or i18n.texts(None)
+    lines = [f"*{fields['id']}* {escape(fields.get('subject') or texts('card.no_subject'))}"]
     status, priority, team = (fields.get(name, "?") for name in ("status", "priority", "team"))
-    lines.append(f"Status: {status} · Priority: {priority} · Team: {team}")
+    lines.append(texts("sb.show.facts", status=status, priority=priority, team=team))
     assignee = fields.get("assignee_name")
-    lines.append(f"Assignee: {escape(assignee)}" if assignee else "Assignee: nobody (in the team's queue)")
-    lines.append(f"Contact: {_contact(contact)}")
-    lines.append(f"Channel: {fields.get('channel', '?')} · created {fields.get('created_at', '?')}")
+    lines.append(texts("sb.show.assignee", assignee=escape(assignee)) if assignee else texts("sb.show.nobody"))
+    lines.append(texts("sb.show.contact", contact=_contact(contact, texts)))
+    lines.append(texts("sb.show.channel", channel=fields.get("channel", "?"), created=fields.get("created_at", "?")))
     if tags := json.loads(fields.get("tags") or "[]"):
-        lines.append("Tags: " + ", ".join(escape(tag) for tag in tags))
+        lines.append(texts("sb.show.tags", tags=", ".join(escape(tag) for tag in tags)))
     if due := fields.get("first_response_due"):
-        lines.append(f"First response due: {due} ({fields.get('first_response_sla', '?')})")
+        lines.append(texts("sb.show.due", due=due, state=fields.get("first_response_sla", "?")))
     if level := fields.get("escalation_level"):
-        lines.append(f"Escalation level: {level}")
+        lines.append(texts("sb.show.escalation", level=level))
     if merged := fields.get("merged_into"):
-        lines.append(f"Merged into: {merged}")
+        lines.append(texts("sb.show.merged", ticket_id=merged))
     if score := fields.get("csat_score"):
         comment = fields.get("csat_comment")
         lines.append(f"CSAT: {score}/5" + (f" “{escape(comment)}”" if comment else ""))
     return "\n".join(lines)
 
 
-def _contact(contact: Mapping[str, Any] | None) -> str:
+def _contact(contact: Mapping[str, Any] | None, texts: i18n.Texts) -> str:
     if not contact:
-        return "unknown"
+        return texts("card.unknown")
     reach = [*contact.get("emails", []), *contact.get("phones", [])]
     name = contact.get("name") or (reach[0] if reach else contact.get("id", "unknown"))
     return escape(f"{name} ({', '.join(reach)})" if reach and name != reach[0] else name)
 
 
-def availability_answer(available: bool) -> str:
-    if available:
-        return "You are back: new tickets can be assigned to you again."
-    return "You are away: no new tickets are assigned to you until `/sb back`."
+def availability_answer(available: bool, texts: i18n.Texts | None = None) -> str:
+    texts = texts or i18n.texts(None)
+    return texts("sb.back") if available else texts("sb.away")

@@ -58,9 +58,11 @@ from services.intake.telegram_content import (
     with_hidden_links,
 )
 from services.intake.ticket_ids import Resolution
+from shared import i18n
 from shared.attachments import AttachmentRejected
 from shared.conversations import conversation_key, forget_conversation, telegram_chat, telegram_message
 from shared.events import Attachment, InboundMessage, ReplyRoute, Sender
+from shared.read_model import ticket_key
 from shared.settings import Settings
 from shared.state import RESTORED_KEY, StateNotRestored
 from shared.telegram_bot import telegram_bot
@@ -70,12 +72,10 @@ logger = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/v1/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-GREETING = (
-    "Hello! Write your question here: text, photos and files are all welcome. "
-    "You will get a ticket number, and our answers will arrive in this chat. "
-    "Send /new whenever you want to start a separate request."
-)
-NEW_TICKET_PROMPT = "Sure: your next message starts a new request with its own ticket number."
+# What the bot answers /start (/help) and /new with, in the client's language (`language_code`) when there is a
+# catalogue of it, else the desk's: catalogue IDs (shared/locales).
+GREETING = "telegram.greeting"
+NEW_TICKET_PROMPT = "telegram.new_ticket"
 GREETING_COMMANDS = frozenset({"start", "help"})
 NEW_TICKET_COMMAND = "new"
 EMAIL_COMMAND = "email"
@@ -245,6 +245,8 @@ class BotCommand:
 
     chat_id: int
     command: Literal["start", "new"]
+    # The client's language (Bot API `language_code`), for the bot's answer.
+    language_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -289,11 +291,11 @@ def _customer_message(update_id: int, message: _Message, author: _User, raw: Any
     command, rest = _command(body)
     starts_new_ticket = False
     if command in GREETING_COMMANDS and not files:
-        return Ignored("an edited command") if edited else BotCommand(message.chat.id, "start")
+        return Ignored("an edited command") if edited else BotCommand(message.chat.id, "start", author.language_code)
     if command == NEW_TICKET_COMMAND:
         body, starts_new_ticket = rest, True
         if not body and not files:
-            return Ignored("an edited command") if edited else BotCommand(message.chat.id, "new")
+            return Ignored("an edited command") if edited else BotCommand(message.chat.id, "new", author.language_code)
 
     parts = [body] if body else []
     email = _email_address(rest) if command == EMAIL_COMMAND else None
@@ -532,13 +534,19 @@ def telegram_routes(intake: Intake, settings: Settings) -> APIRouter | None:
         else:
             logger.info("Telegram button press ignored", extra={"rating": press.rating is not None})
         try:
-            await bot.answer_callback_query(press.query_id, text=RATING_THANKS if rating else None)
+            thanks = await rating_thanks(rating.ticket_id) if rating else None
+            await bot.answer_callback_query(press.query_id, text=thanks)
             if rating is not None:
                 # The keyboard goes: the rating is made, and pressing again would change nothing.
                 await bot.edit_message_reply_markup(chat_id=press.chat_id, message_id=press.message_id)
         except TelegramError as error:
             # The rating is on Kafka; a missed answer only leaves a spinner or the keyboard in the chat.
             logger.warning("could not answer a Telegram button press", extra={"error": repr(error)})
+
+    async def rating_thanks(ticket_id: str) -> str:
+        """The thanks for a rating, in the rated ticket's customer language."""
+        locale = await intake.redis.hget(ticket_key(ticket_id), "customer_language")
+        return i18n.texts(locale or intake.config.desk_locale)(RATING_THANKS)
 
     async def rated_from_its_chat(press: ButtonPress) -> bool:
         """Whether the press rates, and the keyboard's message or else its chat leads to the rated ticket."""
@@ -558,7 +566,8 @@ def telegram_routes(intake: Intake, settings: Settings) -> APIRouter | None:
         if command.command == NEW_TICKET_COMMAND:
             # Forgetting the chat's ticket makes the next message open a new one.
             await forget_conversation(intake.redis, [telegram_chat(command.chat_id)])
-        text = NEW_TICKET_PROMPT if command.command == NEW_TICKET_COMMAND else GREETING
+        texts = i18n.texts(i18n.negotiate(command.language_code) or intake.config.desk_locale)
+        text = texts(NEW_TICKET_PROMPT if command.command == NEW_TICKET_COMMAND else GREETING)
         try:
             await bot.send_message(chat_id=command.chat_id, text=text)
         except TelegramError as error:

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.intake.ratings import Rating, parse_callback_data
 
-RATING_THANKS = "Thanks for your rating!"
+# The answer to a rating, a catalogue ID: in the rated ticket's customer language.
+RATING_THANKS = "chat.csat.thanks"
 
 
 class _Lenient(BaseModel):

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from services.knowledge.deflection import help_centre_links
 from services.notifier.customers import ChatTransport, EmailTransport, TelegramTransport
 from services.notifier.deliveries import DeliveryScheduler
 from services.notifier.email_out import EmailSender
@@ -20,6 +21,7 @@ from services.notifier.slack import SlackTransport
 from services.notifier.telegram import TelegramSender
 from services.notifier.ticket_cards import TicketCards
 from services.notifier.wecom import WecomTransport
+from services.notifier.whatsapp import WhatsAppTransport, whatsapp_sender
 from shared.csat import CsatSubject, CsatTokens, csat_secret, csat_url
 from shared.process import ServiceProcess
 from shared.settings import Settings
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def csat_link(subject: CsatSubject) -> str:
         return csat_url(settings, tokens, subject)
 
+    whatsapp = WhatsAppTransport(whatsapp_sender(settings), csat_link)
     wecom = WecomTransport(settings, redis, csat_link)
     ledger = Ledger(redis, intent_lease_seconds=settings.delivery_intent_lease_seconds)
     scheduler = DeliveryScheduler(
@@ -65,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "email": EmailTransport(_email_sender(settings, support_addresses), redis, csat_link),
             "telegram": TelegramTransport(telegram),
             "chat": ChatTransport(redis),
+            "whatsapp": whatsapp,
             "wecom": wecom,
         },
         ledger,
@@ -72,7 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         retry_deadline=settings.retry_deadline_seconds,
     )
     process.consume(
-        SUBSCRIPTION.group_id, SUBSCRIPTION.consumes, NotifierHandler(config, ledger, scheduler, process.topics)
+        SUBSCRIPTION.group_id,
+        SUBSCRIPTION.consumes,
+        NotifierHandler(config, ledger, scheduler, process.topics, links=help_centre_links(settings)),
     )
 
     @asynccontextmanager
@@ -85,5 +91,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await wecom.aclose()
             if telegram is not None:
                 await telegram.aclose()
+            await whatsapp.aclose()
 
     return process.app(while_running=deliveries)

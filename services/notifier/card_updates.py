@@ -29,6 +29,7 @@ from shared.events import (
     TicketEvent,
     TicketMerged,
     TicketQueued,
+    TicketSuggestions,
 )
 
 CARD_CHANGES = (
@@ -44,6 +45,7 @@ CARD_CHANGES = (
     SlaWarning,
     SlaBreached,
     SlaMet,
+    TicketSuggestions,
 )
 
 

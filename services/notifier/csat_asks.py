@@ -9,10 +9,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from services.notifier.slack_text import escape
-from shared.csat import CsatSubject
+from shared import i18n
+from shared.csat import TOKEN_VALID_SECONDS, CsatSubject
 
 SCORES = (1, 2, 3, 4, 5)
 LABELS = {1: "1 😞", 2: "2 🙁", 3: "3 😐", 4: "4 🙂", 5: "5 😀"}
@@ -21,16 +24,22 @@ TELEGRAM_CALLBACK_BYTES = 64
 LOW_SCORE = 2
 
 
-def request_text(ticket_id: str) -> str:
-    return f"Your request {ticket_id} is resolved. How did we do? Rate our help from 1 (poor) to 5 (great)."
+def request_text(ticket_id: str, locale: str | None = None) -> str:
+    """The rating request in the customer's language (`csat.request`; None: en)."""
+    return i18n.texts(locale)("csat.request", ticket_id=ticket_id)
 
 
-def email_body(ticket_id: str, link: str) -> str:
-    return (
-        f"Hello,\n\nYour request {ticket_id} is resolved. How did we do?\n"
-        f"Please rate our help from 1 (poor) to 5 (great), with a comment if you like:\n\n{link}\n\n"
-        "The link is valid for 14 days. If something is still wrong, just reply to this email.\n"
-    )
+def email_body(ticket_id: str, link: str, locale: str | None, timezone: str | None, now: datetime) -> str:
+    """The rating request by email: the link opens the rating page in the customer's language, and says until
+    when it works in their time zone (UTC when unknown)."""
+    texts = i18n.texts(locale)
+    valid_until = i18n.format_datetime(now + timedelta(seconds=TOKEN_VALID_SECONDS), texts.locale, timezone)
+    return texts("csat.email_body", ticket_id=ticket_id, link=page_link(link, texts.locale), valid_until=valid_until)
+
+
+def page_link(link: str, locale: str) -> str:
+    """The rating page's link showing the page in `locale` (`?lang=`; the page falls back to the browser's)."""
+    return f"{link}?{urlencode({'lang': locale})}"
 
 
 def telegram_keyboard(subject: CsatSubject) -> list[list[tuple[str, str]]]:
@@ -45,7 +54,8 @@ def chat_frame(subject: CsatSubject) -> dict[str, Any]:
     return {"type": "csat", "ticket_id": subject.ticket_id, "resolution": subject.resolution, "scores": list(SCORES)}
 
 
-def slack_blocks(subject: CsatSubject) -> list[dict[str, Any]]:
+def slack_blocks(subject: CsatSubject, text: str) -> list[dict[str, Any]]:
+    """The request's `text` (`request_text`, in the customer's language) and a button per score."""
     buttons = [
         {
             "type": "button",
@@ -56,7 +66,7 @@ def slack_blocks(subject: CsatSubject) -> list[dict[str, Any]]:
         for score in SCORES
     ]
     return [
-        {"type": "section", "text": {"type": "mrkdwn", "text": request_text(subject.ticket_id)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": escape(text)}},
         {"type": "actions", "block_id": "sb_csat", "elements": buttons},
     ]
 

@@ -52,7 +52,10 @@ class EmailTransport(_NoDigests):
         if delivery.csat is not None:
             if self.csat_link is None:
                 return None
-            body = csat_asks.email_body(delivery.ticket_id, self.csat_link(delivery.csat))
+            link = self.csat_link(delivery.csat)
+            body = csat_asks.email_body(
+                delivery.ticket_id, link, delivery.language, delivery.timezone, datetime.now(UTC)
+            )
         message = build_email(
             ticket_id=delivery.ticket_id,
             sender=self.sender.mail_from,
@@ -62,6 +65,8 @@ class EmailTransport(_NoDigests):
             automatic=delivery.automatic,
             unique=delivery.key,
             earlier=await self.redis.zrange(mail_thread_key(delivery.ticket_id), 0, -1),
+            # Set on what we wrote ourselves (acknowledgements, rating requests); an agent's reply is theirs.
+            language=delivery.language,
         )
         conversation = f"email:{message_id_of(message)}"
         # Recorded before sending: a reply can come back faster than we finish here.

@@ -362,6 +362,7 @@ def sent_event(delivery: Delivery, sent: Sent) -> NotificationSent:
         external_id=sent.external_id,
         conversations=list(sent.conversations),
         digest=sent.digest,
+        claimed=delivery.claimed,
     )
 
 

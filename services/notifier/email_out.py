@@ -48,12 +48,16 @@ def build_email(
     automatic: bool,
     unique: str | None = None,
     earlier: Sequence[str] = (),
+    language: str | None = None,
 ) -> EmailMessage:
     """A message continuing the customer's thread, with a Message-ID in our own domain.
 
     `earlier`: the Message-IDs (without <>) of the mails we sent before on this ticket, oldest first;
     they join References, and the last one is In-Reply-To when the customer's route names no message
     of theirs (a form ticket's replies then thread under its acknowledgement; RFC 5322 §3.6.4).
+
+    `language`: the text's language (a BCP 47 tag, "zh-Hans") for `Content-Language` (RFC 3282), when we
+    wrote the text ourselves.
 
     `unique` (a delivery key) makes the Message-ID the same each time the same mail is built, so
     a mail sent again after a crash is recognisably the same message (RFC 5322 §3.6.4).
@@ -78,6 +82,9 @@ def build_email(
         message["Auto-Submitted"] = "auto-replied"
         message["X-Auto-Response-Suppress"] = "All"
     message.set_content(body)
+    if language:
+        # After set_content, which replaces every Content-* header.
+        message["Content-Language"] = language
     return message
 
 

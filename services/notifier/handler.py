@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from services.notifier.card_updates import card_updates
 from services.notifier.deliveries import DeliveryScheduler, Failed, Outcome
@@ -27,8 +28,17 @@ logger = logging.getLogger(__name__)
 
 
 class NotifierHandler:
-    def __init__(self, config: DeskConfig, ledger: Ledger, scheduler: DeliveryScheduler, topics: Topics):
+    def __init__(
+        self,
+        config: DeskConfig,
+        ledger: Ledger,
+        scheduler: DeliveryScheduler,
+        topics: Topics,
+        links: tuple[Callable[[str], str], Callable[[str], str]] | None = None,
+    ):
         self.config = config
+        # The help centre's article and "this solved it" URLs (NotifierView), when the notifier knows them.
+        self.links = links
         self.ledger = ledger
         self.scheduler = scheduler
         self.tickets_topic = topics.name(TICKETS)
@@ -85,7 +95,9 @@ class NotifierHandler:
                 result.publish.append(Outgoing.event(self.tickets_topic, outcome.ticket_id, outcome))
                 continue
             if delivery.purpose == "acknowledgement":
-                await self.ledger.release_acknowledgement(delivery.target)
+                await self.ledger.release_acknowledgement(
+                    delivery.target, claimed_key=delivery.key if delivery.claimed else None
+                )
             if isinstance(outcome, Failed):
                 result.rejected.append((record, f"{delivery.purpose} to {delivery.target}: {outcome.reason}"))
         follow_ups = [(record, delivery) for record, delivery in follow_ups if self.scheduler.deliverable(delivery)]
@@ -107,13 +119,17 @@ class NotifierHandler:
     async def _within_acknowledgement_limits(
         self, planned: list[tuple[Record[TicketEvent], Delivery]]
     ) -> list[tuple[Record[TicketEvent], Delivery]]:
-        """Acknowledgements beyond the hourly limit per contact are not sent (a loop breaker)."""
+        """Acknowledgements beyond the hourly limit per contact are not sent (a loop breaker); to an address
+        nobody proved (`Delivery.claimed`), beyond the lower `claimed_*` limits (issue #16)."""
         acknowledgements = [delivery for _, delivery in planned if delivery.purpose == "acknowledgement"]
         if not acknowledgements:
             return planned
+        limits = self.config.acknowledgements
         allowed = await self.ledger.reserve_acknowledgements(
             [(delivery.key, delivery.target) for delivery in acknowledgements],
-            self.config.acknowledgements.per_hour,
+            limits.per_hour,
+            claimed=frozenset(delivery.key for delivery in acknowledgements if delivery.claimed),
+            claimed_limits=(limits.claimed_per_hour, limits.claimed_total_per_hour),
         )
         refused = {delivery.key for delivery, ok in zip(acknowledgements, allowed, strict=True) if not ok}
         for key in refused:
@@ -132,10 +148,15 @@ class NotifierHandler:
         emails = list(dict.fromkeys(normalise_email(route.address) for route in routes if route.channel == "email"))
         channels = list(dict.fromkeys(f"slack:{team.slack_channel}" for team in self.config.teams))
         rows, bounced = await self.ledger.context(tickets, emails, channels)
+        # Whether a web form's address was proved on a channel decides its acknowledgement's limit.
+        typed_in = [e.contact.contact_id for e in events if isinstance(e, TicketCreated) and e.channel == "form"]
         return NotifierView(
             tickets={
                 ticket_id: TicketContext(*fields, cards=tuple(cards))
                 for ticket_id, (fields, cards) in zip(tickets, rows, strict=True)
             },
             undeliverable=bounced,
+            verified=await self.ledger.verified(list(dict.fromkeys(typed_in))),
+            article_url=self.links[0] if self.links else None,
+            deflection_url=self.links[1] if self.links else None,
         )

@@ -9,6 +9,9 @@
 - `sb:notifier:shown:<ticket>:<target>`: a digest of what that card shows, so that an update that would
   change nothing is not made. Not rebuilt by replay (a card without one is simply updated).
 - `sb:notifier:acks:<channel>:<address>`: acknowledgements sent this hour (a loop breaker).
+- `sb:notifier:acks:claimed:<channel>:<address>` and `sb:notifier:acks-claimed`: acknowledgements sent this
+  hour to addresses nobody proved (typed into the web form), per address and all together (issue #16);
+  `sb:notifier:ack-reserved:<key>`: such an acknowledgement was counted (for the hour; not rebuilt).
 - `sb:notifier:intent:<key>`: an attempt at a delivery ("<owner> <its time> <the first attempt's
   time>", Redis time in ms), recorded before the call and removed with its outcome. For
   `intent_lease_seconds` it holds off other senders (they wait for its record); after that it is
@@ -31,13 +34,15 @@ from redis.asyncio import Redis
 from services.notifier.pipelining import GroupPipeline
 from shared.conversations import conversation_key
 from shared.events import NotificationSent
-from shared.read_model import UNDELIVERABLE_KEY, ticket_key
+from shared.read_model import UNDELIVERABLE_KEY, contact_verified_key, ticket_key
 
 SENT_TTL_SECONDS = 30 * 24 * 3600
 ACKNOWLEDGEMENT_WINDOW_SECONDS = 3600
 INTENT_LEASE_SECONDS = 120
 # The purposes of a delivery that posts or updates a ticket's card.
 CARD_PURPOSES = frozenset({"announcement", "assignment_dm", "card_update"})
+# The read model's fields on the customer's language and time zone (issue 15), read with each ticket's context.
+CUSTOMER_FIELDS = ("customer_language", "customer_timezone")
 
 
 def sent_key(key: str) -> str:
@@ -67,6 +72,21 @@ def acknowledgements_key(target: str) -> str:
     return f"sb:notifier:acks:{target.lower()}"
 
 
+def claimed_acknowledgements_key(target: str) -> str:
+    """The hour's acknowledgement counter of a claimed (never proved) address."""
+    return f"sb:notifier:acks:claimed:{target.lower()}"
+
+
+def reserved_key(key: str) -> str:
+    """An acknowledgement to a claimed address that took its place in the hour's counters (a redelivery of its
+    event takes none again: the lower limit leaves no room for a second reservation)."""
+    return f"sb:notifier:ack-reserved:{key}"
+
+
+# The hour's acknowledgements to claimed addresses, all of them together.
+CLAIMED_ACKNOWLEDGEMENTS_KEY = "sb:notifier:acks-claimed"
+
+
 def intent_key(key: str) -> str:
     return f"sb:notifier:intent:{key}"
 
@@ -81,6 +101,22 @@ if taken > tonumber(ARGV[1]) then
   redis.call('DECR', KEYS[1])
   return 0
 end
+return 1
+"""
+
+
+# Takes one of the hour's acknowledgements from every counter KEYS[3..] unless one of them has its limit
+# ARGV[3..] taken (then none is taken); a delivery already sent (KEYS[1]) or already reserved (KEYS[2], e.g.
+# by a notifier killed before it sent) is let through without taking again. ARGV[1]: the window.
+_RESERVE_FROM_ALL = """
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+for i = 3, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') >= tonumber(ARGV[i]) then return 0 end
+end
+for i = 3, #KEYS do
+  if redis.call('INCR', KEYS[i]) == 1 then redis.call('EXPIRE', KEYS[i], ARGV[1]) end
+end
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
 return 1
 """
 
@@ -143,9 +179,12 @@ def project_sent(pipe: Any, event: NotificationSent, now: datetime, *, count_ack
         pipe.set(conversation_key(conversation), event.ticket_id)
     age = (now - event.occurred_at).total_seconds()
     if count_acknowledgement and event.purpose == "acknowledgement" and age < ACKNOWLEDGEMENT_WINDOW_SECONDS:
-        counter = acknowledgements_key(event.target)
-        pipe.incr(counter)
-        pipe.expire(counter, int(ACKNOWLEDGEMENT_WINDOW_SECONDS - age) + 1, nx=True)
+        counters = [acknowledgements_key(event.target)]
+        if event.claimed:
+            counters += [claimed_acknowledgements_key(event.target), CLAIMED_ACKNOWLEDGEMENTS_KEY]
+        for counter in counters:
+            pipe.incr(counter)
+            pipe.expire(counter, int(ACKNOWLEDGEMENT_WINDOW_SECONDS - age) + 1, nx=True)
     pipe.delete(intent_key(event.key))
 
 
@@ -155,6 +194,7 @@ class Ledger:
         self.redis = redis
         self.intent_lease_seconds = intent_lease_seconds
         self._reserve = redis.register_script(_RESERVE_ACKNOWLEDGEMENT)
+        self._reserve_from_all = redis.register_script(_RESERVE_FROM_ALL)
         self._begin = redis.register_script(_BEGIN)
         # Concurrent deliveries' reads (and intents) go out together, and so do their records.
         self._reads = GroupPipeline(redis)
@@ -163,12 +203,13 @@ class Ledger:
     async def context(
         self, ticket_ids: Sequence[str], emails: Sequence[str], channels: Sequence[str]
     ) -> tuple[list[tuple[list[str | None], list[str]]], set[str]]:
-        """For a batch: the read model's team, opening message and assignee's Slack user of each ticket
+        """For a batch: the read model's team, opening message, assignee's Slack user and the customer's
+        language and time zone (`CUSTOMER_FIELDS`) of each ticket
         with which of the team `channels` ("slack:C0SUPPORT") hold its card, and which of `emails` bounced."""
         channels = list(channels)
         async with self.redis.pipeline(transaction=False) as pipe:
             for ticket_id in ticket_ids:
-                pipe.hmget(ticket_key(ticket_id), "team", "opened_by", "assignee_slack_user_id")
+                pipe.hmget(ticket_key(ticket_id), "team", "opened_by", "assignee_slack_user_id", *CUSTOMER_FIELDS)
                 if channels:
                     pipe.mget([card_key(ticket_id, channel) for channel in channels])
             if emails:
@@ -182,10 +223,45 @@ class Ledger:
             rows.append((results[index * step], [c for c, ts in zip(channels, cards, strict=True) if ts]))
         return rows, bounced
 
-    async def reserve_acknowledgements(self, deliveries: Sequence[tuple[str, str]], per_hour: int) -> list[bool]:
-        """For each (delivery key, target): whether it may go out within the hourly limit (it is counted now)."""
+    async def verified(self, contact_ids: Sequence[str]) -> dict[str, frozenset[str]]:
+        """Each contact's identities a channel proved (the router's `sb:contact:<id>:verified`)."""
+        if not contact_ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for contact_id in contact_ids:
+                pipe.smembers(contact_verified_key(contact_id))
+            rows = await pipe.execute()
+        return {contact_id: frozenset(row) for contact_id, row in zip(contact_ids, rows, strict=True)}
+
+    async def reserve_acknowledgements(
+        self,
+        deliveries: Sequence[tuple[str, str]],
+        per_hour: int,
+        *,
+        claimed: frozenset[str] = frozenset(),
+        claimed_limits: tuple[int, int] = (0, 0),
+    ) -> list[bool]:
+        """For each (delivery key, target): whether it may go out within the hourly limit (it is counted now).
+
+        The deliveries whose key is in `claimed` go to addresses nobody proved: they must also fit
+        `claimed_limits` (per such address, all of them together, per hour).
+        """
+        per_address, in_all = claimed_limits
         async with self.redis.pipeline(transaction=False) as pipe:
             for key, target in deliveries:
+                if key in claimed:
+                    await self._reserve_from_all(
+                        keys=[
+                            sent_key(key),
+                            reserved_key(key),
+                            acknowledgements_key(target),
+                            claimed_acknowledgements_key(target),
+                            CLAIMED_ACKNOWLEDGEMENTS_KEY,
+                        ],
+                        args=[ACKNOWLEDGEMENT_WINDOW_SECONDS, "", per_hour, per_address, in_all],
+                        client=pipe,
+                    )
+                    continue
                 await self._reserve(
                     keys=[acknowledgements_key(target), sent_key(key)],
                     args=[per_hour, ACKNOWLEDGEMENT_WINDOW_SECONDS],
@@ -193,9 +269,18 @@ class Ledger:
                 )
             return [bool(allowed) for allowed in await pipe.execute()]
 
-    async def release_acknowledgement(self, target: str) -> None:
-        """Gives back a reserved acknowledgement that was not sent (a relay outage must not use up the quota)."""
-        await self.redis.decr(acknowledgements_key(target))
+    async def release_acknowledgement(self, target: str, *, claimed_key: str | None = None) -> None:
+        """Gives back a reserved acknowledgement that was not sent (a relay outage must not use up the quota);
+        `claimed_key`: the delivery's key when it went to a claimed address (its reservation is given back too)."""
+        if claimed_key is None:
+            await self.redis.decr(acknowledgements_key(target))
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for counter in (acknowledgements_key(target), claimed_acknowledgements_key(target)):
+                pipe.decr(counter)
+            pipe.decr(CLAIMED_ACKNOWLEDGEMENTS_KEY)
+            pipe.delete(reserved_key(claimed_key))
+            await pipe.execute()
 
     async def sent(self, key: str) -> dict[str, Any] | None:
         record = await self.redis.get(sent_key(key))

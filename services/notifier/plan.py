@@ -13,7 +13,9 @@ redelivered event plans the very same deliveries and none is sent twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from urllib.parse import urlencode
 
 from services.notifier import csat_asks
 from services.notifier.contact_suggestions import suggestion_text
@@ -29,6 +31,7 @@ from services.notifier.slack_text import (
     sla_text,
     undelivered_text,
 )
+from shared import i18n
 from shared.config import DeskConfig, Team
 from shared.csat import CsatSubject
 from shared.events import (
@@ -37,6 +40,7 @@ from shared.events import (
     DuplicateSuggested,
     MergeSuggested,
     MessageAdded,
+    MessageStatusReported,
     NotificationPurpose,
     ReplyRoute,
     SlaBreached,
@@ -47,8 +51,10 @@ from shared.events import (
     TicketCreated,
     TicketEvent,
     TicketQueued,
+    TicketSuggestions,
 )
 from shared.identities import normalise_email
+from shared.whatsapp_window import in_window, window_closed_text
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,12 @@ class Delivery:
     csat: CsatSubject | None = None
     # A merge suggestion: the ticket's contact and the other one (its buttons name both).
     contacts: tuple[str, str] | None = None
+    # Customer channels: the customer's language (a catalogue's locale) and IANA time zone, for what the
+    # transport writes itself (the rating request's email).
+    language: str | None = None
+    timezone: str | None = None
+    # An acknowledgement to an address nobody proved (typed into the web form): limited harder.
+    claimed: bool = False
 
     @property
     def channel(self) -> str:
@@ -107,6 +119,9 @@ class TicketContext:
     team: str | None = None
     opened_by: str | None = None
     assignee_slack_user_id: str | None = None
+    # The customer's language (None: the desk's default) and IANA time zone, as the ticket records them.
+    customer_language: str | None = None
+    customer_timezone: str | None = None
     # The team channels holding a card of the ticket ("slack:C0SUPPORT"), as the notifier's ledger knows them.
     cards: tuple[str, ...] = ()
 
@@ -116,6 +131,17 @@ class NotifierView:
     tickets: dict[str, TicketContext] = field(default_factory=dict)
     # Email addresses that bounced.
     undeliverable: set[str] = field(default_factory=set)
+    # The identities a channel proved, of the contacts of web-form tickets being acknowledged (issue #16).
+    verified: dict[str, frozenset[str]] = field(default_factory=dict)
+    # The public help centre's links (services/knowledge): an article's URL by slug, a ticket's signed
+    # "this solved it" URL (None: suggested articles are not sent to customers).
+    article_url: Callable[[str], str] | None = None
+    deflection_url: Callable[[str], str] | None = None
+
+
+def team_texts(team_id: str | None, config: DeskConfig) -> i18n.Texts:
+    """The texts of the ticket's team's language (`teams[].language`, else the desk's)."""
+    return i18n.texts(config.team_locale(team_of(team_id, config)))
 
 
 def team_of(team_id: str | None, config: DeskConfig) -> Team:
@@ -139,15 +165,16 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
             return _agent_message(event, view, config, ticket)
         case MessageAdded() if event.correlation_id != ticket.opened_by:
             # The opening message is quoted in the announcement; later ones go to the thread.
-            return [_mirror(event, customer_message_text(event), config, ticket)]
+            return [_mirror(event, customer_message_text(event, team_texts(ticket.team, config)), config, ticket)]
         case SlaWarning() | SlaBreached():
             team = team_of(ticket.team, config)
             lead = slack_user(team.lead, config)
             mention = lead if isinstance(event, SlaBreached) and lead else ticket.assignee_slack_user_id
-            return [_thread_post(event, "sla", "sla", team.id, sla_text(event, mention), config)]
+            text = sla_text(event, mention, team_texts(team.id, config))
+            return [_thread_post(event, "sla", "sla", team.id, text, config)]
         case SlaEscalated():
-            text = escalation_text(event)
             team = team_of(ticket.team, config)
+            text = escalation_text(event, team_texts(team.id, config))
             posts = [_thread_post(event, "sla", "sla", team.id, text, config)]
             return posts + [
                 Delivery(
@@ -162,17 +189,25 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
                 if channel != team.slack_channel
             ]
         case DuplicateSuggested():
-            text = duplicate_text(event.duplicate_ticket_id, event.ticket_id, event.score)
+            texts = team_texts(ticket.team, config)
+            text = duplicate_text(event.duplicate_ticket_id, event.ticket_id, event.score, texts)
             return [_thread_post(event, "duplicate", "mirror", ticket.team or "", text, config)]
         case CommandRejected(origin=origin) if origin is not None:
             return [_ephemeral(f"{event.event_id}:rejection", event, origin.user_id, origin.channel_id, event.reason)]
         case StatusChanged(csat_route=route) if route is not None:
-            return _csat_request(event, route, view)
+            return _csat_request(event, route, view, ticket, config)
         case CsatRated() if event.score <= csat_asks.LOW_SCORE:
             team = team_of(event.team, config)
             mention = slack_user(team.lead, config) or slack_user(event.assignee_id, config)
             text = csat_asks.low_score_text(event.ticket_id, event.score, event.comment, mention)
             return [_thread_post(event, "low-score", "csat", event.team, text, config)]
+        case TicketSuggestions(deflect_route=route) if route is not None:
+            return _suggested_articles(event, route, view, ticket.customer_language or config.desk_locale)
+        case MessageStatusReported(status="failed", purpose="reply" | "csat"):
+            # The customer's channel took the message and then could not deliver it: the agent must know.
+            why = f": {event.error}" if event.error else ""
+            text = f":warning: {undelivered_text(f'{event.channel} could not deliver it{why}')}"
+            return [_thread_post(event, "status-failed", "mirror", ticket.team, text, config)]
         case MergeSuggested():
             post = _thread_post(event, "merge", "merge_suggestion", ticket.team, suggestion_text(event), config)
             return [replace(post, contacts=(event.contact_id, event.other_contact_id))]
@@ -188,35 +223,60 @@ def _acknowledgement(created: TicketCreated, view: NotifierView, config: DeskCon
         is_no_reply_address(route.address) or normalise_email(route.address) in view.undeliverable
     ):
         return []
-    templates = config.acknowledgements
-    fields = {
-        # A duplicate merged at birth: the customer is told the ticket their message joined.
-        "ticket_id": created.merged_into or created.ticket_id,
-        "name": created.contact.name or "there",
-        "subject": created.subject or "your request",
-    }
-    text = {
-        "email": templates.email_body,
-        "telegram": templates.telegram,
-        "slack": templates.slack,
-        "wecom": templates.wecom,
-    }.get(route.channel, templates.telegram)
-    if created.merged_into:
-        text = templates.merged
+    if route.channel == "whatsapp" and not in_window(route.customer_wrote_at, created.occurred_at):
+        # Only a paid template could reach the customer now: an acknowledgement is not worth one.
+        return []
+    locale = created.customer_language or config.desk_locale
+    text, subject = acknowledgement_texts(created, route.channel, locale, config)
     return [
         Delivery(
             key=f"{created.event_id}:ack",
             ticket_id=created.ticket_id,
             purpose="acknowledgement",
             target=f"{route.channel}:{route.address}",
-            text=text.format(**fields),
+            text=text,
             correlation_id=created.correlation_id,
             thread_ts=route.reply_to_id if route.channel == "slack" else None,
             route=route,
-            subject=templates.email_subject.format(**fields),
+            subject=subject,
             automatic=True,
+            language=locale,
+            timezone=created.customer_timezone,
+            claimed=_claimed(created, route, view),
         )
     ]
+
+
+def _claimed(created: TicketCreated, route: ReplyRoute, view: NotifierView) -> bool:
+    """Whether the acknowledgement goes to an address nobody proved: typed into the web form (anyone may type
+    anyone's), and never proved by its contact on a channel (a mail from it). SPEC §4: typed-in addresses get
+    fewer automatic mails than verified channels."""
+    if created.channel != "form":
+        return False
+    proved = view.verified.get(created.contact.contact_id, frozenset())
+    return f"{route.channel}:{normalise_email(route.address)}" not in proved
+
+
+def acknowledgement_texts(created: TicketCreated, channel: str, locale: str, config: DeskConfig) -> tuple[str, str]:
+    """The acknowledgement's text and email subject in `locale`: the config's template for that language
+    (`acknowledgements.languages`, the top-level ones for the desk's default language), else the catalogue's."""
+    texts = i18n.texts(locale)
+    templates = config.acknowledgements
+
+    def template(key: str) -> str:
+        return templates.template(key, texts.locale, config.desk_locale) or texts(f"ack.{key}")
+
+    fields = {
+        # A duplicate merged at birth: the customer is told the ticket their message joined.
+        "ticket_id": created.merged_into or created.ticket_id,
+        "name": created.contact.name or texts("ack.name_unknown"),
+        "subject": created.subject or texts("ack.subject_unknown"),
+    }
+    # Channels without a template of their own (Telegram-like chats) get Telegram's.
+    key = {"email": "email_body", "slack": "slack", "whatsapp": "whatsapp", "wecom": "wecom"}.get(channel, "telegram")
+    if created.merged_into:
+        key = "merged"
+    return template(key).format(**fields), template("email_subject").format(**fields)
 
 
 def _announcement(assigned: TicketAssigned, config: DeskConfig) -> list[Delivery]:
@@ -228,7 +288,7 @@ def _announcement(assigned: TicketAssigned, config: DeskConfig) -> list[Delivery
         key=f"{assigned.event_id}:channel",
         purpose="announcement",
         target=f"slack:{team.slack_channel}",
-        text=assignment_text(assigned, assigned.excerpt),
+        text=assignment_text(assigned, assigned.excerpt, team_texts(team.id, config)),
         **common,
     )
     return [
@@ -237,7 +297,7 @@ def _announcement(assigned: TicketAssigned, config: DeskConfig) -> list[Delivery
             key=f"{assigned.event_id}:dm",
             purpose="assignment_dm",
             target=f"slack:{assigned.slack_user_id}",
-            text=assignment_dm_text(assigned),
+            text=assignment_dm_text(assigned, team_texts(team.id, config)),
             **common,
         ),
     ]
@@ -252,7 +312,7 @@ def _queued_card(queued: TicketQueued, config: DeskConfig) -> Delivery:
         ticket_id=queued.ticket_id,
         purpose="announcement",
         target=f"slack:{team.slack_channel}",
-        text=queued_text(queued.ticket_id, team.name),
+        text=queued_text(queued.ticket_id, team.name, team_texts(team.id, config)),
         correlation_id=queued.correlation_id,
     )
 
@@ -265,7 +325,7 @@ def _agent_message(
     deliveries: list[Delivery] = []
     failure = None
     if not event.internal:
-        reply = _reply(event, view)
+        reply = _reply(event, view, config)
         if isinstance(reply, Delivery):
             deliveries.append(reply)
         else:
@@ -274,9 +334,10 @@ def _agent_message(
         if failure is not None:
             deliveries += reply_outcome(event, failure, config, ticket)
         return deliveries
-    text = agent_message_text(event, _agent_name(event.agent_id, config))
+    texts = team_texts(ticket.team, config)
+    text = agent_message_text(event, _agent_name(event.agent_id, config), texts)
     if failure is not None:
-        text += f"\n:warning: {undelivered_text(failure)}"
+        text += f"\n:warning: {undelivered_text(failure, texts)}"
     deliveries.append(_mirror(event, text, config, ticket))
     return deliveries
 
@@ -292,6 +353,7 @@ def reply_outcome(
     and an ephemeral message saying why not; a reply from elsewhere (the CLI) that failed gets a
     warning in the ticket's thread. `failure`: None when delivered, else why not."""
     origin = event.origin
+    texts = team_texts(ticket.team, config)
     if origin is not None and origin.message_ts and origin.channel_id:
         common = {
             "ticket_id": event.ticket_id,
@@ -306,20 +368,27 @@ def reply_outcome(
             ]
         return [
             Delivery(key=f"{event.event_id}:undelivered", text=failure, reaction="warning", **common),
-            _ephemeral(f"{event.event_id}:why", event, origin.user_id, origin.channel_id, undelivered_text(failure)),
+            _ephemeral(
+                f"{event.event_id}:why", event, origin.user_id, origin.channel_id, undelivered_text(failure, texts)
+            ),
         ]
     if failure is None:
         return []
-    return [_thread_post(event, "undelivered", "mirror", ticket.team, f":warning: {undelivered_text(failure)}", config)]
+    text = f":warning: {undelivered_text(failure, texts)}"
+    return [_thread_post(event, "undelivered", "mirror", ticket.team, text, config)]
 
 
-def _reply(reply: MessageAdded, view: NotifierView) -> Delivery | str:
-    """The reply on the customer's channel, or why there is none."""
+def _reply(reply: MessageAdded, view: NotifierView, config: DeskConfig) -> Delivery | str:
+    """The reply on the customer's channel, or why there is none (a WhatsApp reply outside the
+    customer-service window is held: shared/whatsapp_window.py)."""
     route = reply.reply_route
     if route is None:
         return "the ticket has no channel to answer the customer on"
     if route.channel == "email" and normalise_email(route.address) in view.undeliverable:
         return f"mail to {route.address} bounced; nothing more is sent to that address"
+    if route.channel == "whatsapp" and not in_window(route.customer_wrote_at, reply.occurred_at):
+        template = config.whatsapp.template
+        return window_closed_text(route.customer_wrote_at, (template.name, template.language) if template else None)
     return Delivery(
         key=str(reply.event_id),
         ticket_id=reply.ticket_id,
@@ -335,9 +404,14 @@ def _reply(reply: MessageAdded, view: NotifierView) -> Delivery | str:
     )
 
 
-def _csat_request(changed: StatusChanged, route: ReplyRoute, view: NotifierView) -> list[Delivery]:
-    """Once per resolution (the key is the solving change's), on the customer's own channel."""
+def _csat_request(
+    changed: StatusChanged, route: ReplyRoute, view: NotifierView, ticket: TicketContext, config: DeskConfig
+) -> list[Delivery]:
+    """Once per resolution (the key is the solving change's), on the customer's own channel, in their language."""
+    locale = ticket.customer_language or config.desk_locale
     if route.channel == "email" and normalise_email(route.address) in view.undeliverable:
+        return []
+    if route.channel == "whatsapp" and not in_window(route.customer_wrote_at, changed.occurred_at):
         return []
     return [
         Delivery(
@@ -345,14 +419,59 @@ def _csat_request(changed: StatusChanged, route: ReplyRoute, view: NotifierView)
             ticket_id=changed.ticket_id,
             purpose="csat",
             target=f"{route.channel}:{route.address}",
-            text=csat_asks.request_text(changed.ticket_id),
+            text=csat_asks.request_text(changed.ticket_id, locale),
             correlation_id=changed.correlation_id,
             thread_ts=route.reply_to_id if route.channel == "slack" else None,
             route=route,
             subject=reply_subject(changed.ticket_id, route.subject),
             csat=CsatSubject(changed.ticket_id, changed.resolution),
+            language=locale,
+            timezone=ticket.customer_timezone,
         )
     ]
+
+
+def _suggested_articles(event: TicketSuggestions, route: ReplyRoute, view: NotifierView, locale: str) -> list[Delivery]:
+    """The suggested articles on the customer's channel, after the acknowledgement, with a "this solved it" link
+    (knowledge_base.deflect_channels); in `locale`, the ticket's customer language (issue 15)."""
+    if view.article_url is None or view.deflection_url is None:
+        return []
+    if route.channel == "email" and (
+        is_no_reply_address(route.address) or normalise_email(route.address) in view.undeliverable
+    ):
+        return []
+    return [
+        Delivery(
+            key=f"{event.event_id}:suggestions",
+            ticket_id=event.ticket_id,
+            purpose="suggestions",
+            target=f"{route.channel}:{route.address}",
+            text=suggestions_text(event, view.article_url, view.deflection_url, locale),
+            correlation_id=event.correlation_id,
+            thread_ts=route.reply_to_id if route.channel == "slack" else None,
+            route=route,
+            subject=reply_subject(event.ticket_id, route.subject),
+            automatic=True,
+            language=i18n.texts(locale).locale,
+        )
+    ]
+
+
+def suggestions_text(
+    event: TicketSuggestions, article_url: Callable[[str], str], deflection_url: Callable[[str], str], locale: str
+) -> str:
+    """The message of suggested articles in `locale`: one line per article, then the "this solved it" link; every
+    link opens its page in the same language (`?lang=`)."""
+    texts = i18n.texts(locale)
+    lang = urlencode({"lang": texts.locale})
+    count = len(event.articles)
+    articles = "\n".join(
+        texts("kb.suggestions.article", title=article.title, url=f"{article_url(article.slug)}?{lang}")
+        for article in event.articles
+    )
+    link = f"{deflection_url(event.ticket_id)}?{lang}"
+    solved = texts.plural("kb.suggestions.solved", count, ticket_id=event.ticket_id, link=link)
+    return f"{texts.plural('kb.suggestions.intro', count)}\n{articles}\n\n{solved}"
 
 
 def _ephemeral(key: str, event: TicketEvent, user_id: str, channel_id: str | None, text: str) -> Delivery:

@@ -53,7 +53,9 @@ PERMANENT_ERRORS = frozenset(
 )
 # Deliveries that are looked for in the channel's history after a sender died mid-call; the others are
 # made again (an update or a reaction changes nothing the second time; an ephemeral message is never stored).
-FINDABLE = frozenset({"acknowledgement", "announcement", "assignment_dm", "mirror", "reply", "sla", "csat"})
+FINDABLE = frozenset(
+    {"acknowledgement", "announcement", "assignment_dm", "mirror", "reply", "sla", "csat", "suggestions"}
+)
 # (ticket ID, the target of a card posted before or None) → the card now, the digest of what that card shows.
 CardSource = Callable[[str, str | None], Awaitable[tuple[Card | None, str | None]]]
 METADATA_EVENT_TYPE = "switchboard_delivery"
@@ -135,7 +137,7 @@ class SlackTransport:
                 blocks = contact_suggestions.slack_blocks(delivery.ticket_id, delivery.text, delivery.contacts)
                 return await self._post(delivery.address, delivery.text, thread_ts, delivery.key, blocks)
             case "csat" if delivery.csat is not None:
-                blocks = csat_asks.slack_blocks(delivery.csat)
+                blocks = csat_asks.slack_blocks(delivery.csat, delivery.text)
                 return await self._post(delivery.address, delivery.text, thread_ts, delivery.key, blocks)
         return await self._post(delivery.address, delivery.text, thread_ts, delivery.key)
 

@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from services.notifier.cards import Card, card_state, ticket_card
 from services.notifier.ledger import card_shown_key
 from services.notifier.pipelining import GroupPipeline
+from shared import i18n
 from shared.config import DeskConfig
 from shared.read_model import contact_identities_key, contact_key, messages_key, ticket_key
 
@@ -71,6 +72,8 @@ class TicketCards:
                 contact_email=email,
                 team_name=team.name if team else None,
                 excerpt=excerpt,
-            )
+            ),
+            # The team's language; the assignee's DM shows the same card.
+            i18n.texts(self.config.team_locale(team) if team else self.config.desk_locale),
         )
         return card, shown or None

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from services.knowledge.store import KnowledgeCache
 from services.router.dispatcher import Dispatcher
 from services.router.handler import RouterHandler
 from services.router.state import RouterState
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ReadModel(process.redis),
         process.topics,
         on_queue_change=dispatcher.wake,
+        knowledge=KnowledgeCache(process.redis),
     )
     process.consume(SUBSCRIPTION.group_id, SUBSCRIPTION.consumes, handler)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from services.router.customer_language import customer_language
 from services.router.detection import Detected, detect
 from shared.config import Classification, DeskConfig
 from shared.events import InboundMessage
@@ -51,8 +52,11 @@ def explain(
         skills=default.skills,
         trace=rulings if traced else None,
     )
+    chosen = customer_language(message, detected, outcome.language, config)
     classification = default.model_copy(
         update={
+            "customer_language": chosen.locale,
+            "customer_language_from": chosen.source,
             "team": outcome.team,
             "category": outcome.category,
             "priority": outcome.priority,

@@ -3,8 +3,8 @@ identities, its tickets' contacts and the contacts its commands name, each with 
 in (the contact it was merged into up to the root, and every contact merged into that root).
 
 The script returns JSON: {"contacts": {contact ID: [parent or false, identities, verified identities,
-tickets, created (Unix seconds) or false, tags (the HASH's JSON list) or false]}} for every contact that
-exists (has a HASH or identities).
+tickets, created (Unix seconds) or false, tags (the HASH's JSON list) or false, contacts kept apart]}} for
+every contact that exists (has a HASH or identities).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from services.router.contacts import ContactGraph, ContactRecord
 from shared.read_model import (
     CONTACTS_CREATED_KEY,
+    contact_apart_key,
     contact_identities_key,
     contact_key,
     contact_merged_into_key,
@@ -29,21 +30,21 @@ from shared.read_model import (
 # Merge trees are shallow (each merge is one message or one agent's decision); this bounds a corrupt loop.
 _MAX_DEPTH = 64
 # ARGV: the key templates (identity, contact HASH, its identities, verified, tickets, merged_into, merged,
-# ticket HASH; "%s" where the ID goes), the created ZSET, how many identities and contacts follow, then
+# ticket HASH, kept apart; "%s" where the ID goes), the created ZSET, how many identities and contacts follow, then
 # the identities, the contact IDs and the ticket IDs.
 READ_GRAPH = f"""
 local t = {{}}
-for i = 1, 8 do t[i] = ARGV[i] end
-local created_key = ARGV[9]
-local n_identities, n_contacts = tonumber(ARGV[10]), tonumber(ARGV[11])
+for i = 1, 9 do t[i] = ARGV[i] end
+local created_key = ARGV[10]
+local n_identities, n_contacts = tonumber(ARGV[11]), tonumber(ARGV[12])
 local function key(template, id) return string.format(template, id) end
 local starts = {{}}
-for i = 12, 11 + n_identities do
+for i = 13, 12 + n_identities do
   local owner = redis.call('GET', key(t[1], ARGV[i]))
   if owner then table.insert(starts, owner) end
 end
-for i = 12 + n_identities, 11 + n_identities + n_contacts do table.insert(starts, ARGV[i]) end
-for i = 12 + n_identities + n_contacts, #ARGV do
+for i = 13 + n_identities, 12 + n_identities + n_contacts do table.insert(starts, ARGV[i]) end
+for i = 13 + n_identities + n_contacts, #ARGV do
   local owner = redis.call('HGET', key(t[8], ARGV[i]), 'contact_id')
   if owner then table.insert(starts, owner) end
 end
@@ -69,6 +70,7 @@ for _, start in ipairs(starts) do
             redis.call('SMEMBERS', key(t[5], contact)),
             redis.call('ZSCORE', created_key, contact) or false,
             redis.call('HGET', key(t[2], contact), 'tags') or false,
+            redis.call('SMEMBERS', key(t[9], contact)),
           }}
         else
           found[contact] = false
@@ -93,6 +95,7 @@ def graph_args(identities: Iterable[str], contacts: Iterable[str], tickets: Iter
         contact_merged_into_key("%s"),
         contact_merged_key("%s"),
         ticket_key("%s"),
+        contact_apart_key("%s"),
         CONTACTS_CREATED_KEY,
         str(len(identities)),
         str(len(contacts)),
@@ -108,7 +111,7 @@ def parse_graph(raw: str | bytes) -> ContactGraph:
     for contact_id, row in (json.loads(raw).get("contacts") or {}).items():
         if not row:
             continue
-        parent, identities, verified, tickets, created, tags = row
+        parent, identities, verified, tickets, created, tags, apart = row
         if parent:
             graph.parents[contact_id] = parent
         graph.contacts[contact_id] = ContactRecord(
@@ -117,5 +120,6 @@ def parse_graph(raw: str | bytes) -> ContactGraph:
             tickets=frozenset(tickets or ()),
             created=float(created) if created else math.inf,
             tags=frozenset(json.loads(tags)) if tags else frozenset(),
+            apart=frozenset(apart or ()),
         )
     return graph

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.router.contacts import ADMIN, ContactGraph, Refused
+from services.router.contacts import ContactGraph, Refused, require_actor
 from shared.config import DeskConfig
 from shared.events import ContactTagsChanged, TagContact
 from shared.ids import derived_id
@@ -25,8 +25,7 @@ def decide_tag_command(
     Raises `Refused` with the reason: an actor who is neither a configured agent nor "admin", an unknown
     contact (`graph.contacts` holds the contacts that exist).
     """
-    if command.agent_id != ADMIN and all(agent.id != command.agent_id for agent in config.agents):
-        raise Refused(f"agent {command.agent_id!r} is not configured")
+    require_actor(command.agent_id, config)
     if command.contact_id not in graph.contacts:
         raise Refused(f"there is no contact {command.contact_id}")
     survivor = graph.root(command.contact_id)

@@ -4,7 +4,7 @@ links or verifies, which contacts it merges and which merges it only suggests; m
 Rules (SPEC §3 Router "Contacts", issue #11):
 - An identity is *verified* when the channel proves it (`VERIFIED_KINDS`: mail From, the Telegram user
   and a phone shared through Telegram's contact button for the sender's own account, the Slack user and
-  its profile email) and *claimed* when typed into a form or a chat.
+  its profile email, the WhatsApp phone number) and *claimed* when typed into a form, a chat or a logged call.
 - The first link of an identity wins and is never taken from its contact; contacts join by merging:
   the merged contact points at its survivor, so a merge is undone by removing that pointer.
 - A message that proves (verified) identities owned by different contacts merges them; the older
@@ -26,10 +26,12 @@ from services.router.frozen import evolve
 from shared.config import DeskConfig
 from shared.events import (
     ContactMerged,
+    ContactsKeptApart,
     ContactTagsChanged,
     ContactUnmerged,
     IdentityLinked,
     InboundMessage,
+    KeepContactsApart,
     MergeContacts,
     MergeSuggested,
     Sender,
@@ -46,11 +48,19 @@ VERIFIED_KINDS: Mapping[str, frozenset[str]] = {
     "telegram": frozenset({"telegram", "phone"}),
     # The Slack user and the email of its Slack profile.
     "slack": frozenset({"slack", "email"}),
+    # WhatsApp delivers from the phone number itself: the customer's number (E.164) is proved.
+    "whatsapp": frozenset({"phone"}),
     # WeCom's callback is signed and the customer's external_userid comes from WeCom's own API.
     "wecom": frozenset({"wecom"}),
 }
 # The identity that is the sender's account on each channel: a message belongs to its owner first.
-ACCOUNT_KIND: Mapping[str, str] = {"email": "email", "telegram": "telegram", "slack": "slack", "wecom": "wecom"}
+ACCOUNT_KIND: Mapping[str, str] = {
+    "email": "email",
+    "telegram": "telegram",
+    "slack": "slack",
+    "whatsapp": "phone",
+    "wecom": "wecom",
+}
 # Channel accounts one person holds one of: two verified ones of a kind are two people until an agent says not.
 EXCLUSIVE_KINDS: Mapping[str, str] = {"telegram": "Telegram", "slack": "Slack", "wecom": "WeChat"}
 ADMIN = "admin"
@@ -83,6 +93,8 @@ class ContactRecord:
     created: float = math.inf
     # Its own tags (`contact.tags_changed`); a merged contact shows its survivor's (`ContactGraph.tags`).
     tags: frozenset[str] = frozenset()
+    # The contacts an agent kept apart from it (`contact.kept_apart`).
+    apart: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -123,6 +135,11 @@ class ContactGraph:
             for item in getattr(self.contacts.get(member, ContactRecord()), attribute)
         )
 
+    def kept_apart(self, one: str, other: str) -> bool:
+        """Whether an agent kept the two contacts (or contacts merged into either) apart."""
+        others = set(self.members(self.root(other)))
+        return any(kept in others for kept in self._union(self.root(one), "apart"))
+
     def identities(self, contact_id: str) -> frozenset[str]:
         return self._union(contact_id, "identities")
 
@@ -161,6 +178,10 @@ class ContactGraph:
             self.parents[event.contact_id] = event.survivor_id
         elif isinstance(event, ContactUnmerged):
             self.parents.pop(event.contact_id, None)
+        elif isinstance(event, ContactsKeptApart):
+            for one, other in ((event.contact_id, event.other_contact_id), (event.other_contact_id, event.contact_id)):
+                record = self.contacts.get(one, ContactRecord())
+                self.contacts[one] = evolve(record, apart=record.apart | {other})
         elif isinstance(event, ContactTagsChanged):
             record = self.contacts.get(event.contact_id, ContactRecord())
             self.contacts[event.contact_id] = evolve(record, tags=frozenset(event.tags))
@@ -271,7 +292,11 @@ def resolve(
     ]
     members = set(group)
     # Named with the survivor: a new anchor merged into an existing contact is never created.
-    suggestions = [_suggestion(graph, survivor, root, identity, clash) for root, identity, clash in refused]
+    suggestions = [
+        _suggestion(graph, survivor, root, identity, clash)
+        for root, identity, clash in refused
+        if not graph.kept_apart(survivor, root)
+    ]
 
     links: list[Link] = []
     for identity, proved in found.items():
@@ -286,7 +311,7 @@ def resolve(
     if suggest_claimed:
         for identity in claimed:
             root = root_of(identity)
-            if root is None or root in members or root in suggested:
+            if root is None or root in members or root in suggested or graph.kept_apart(survivor, root):
                 continue
             suggested.add(root)
             reason = f"{kind_of(identity)} {identity.partition(':')[2]} was only claimed (typed into a form or chat)"
@@ -376,8 +401,7 @@ def decide_contact_command(
     configured agent nor "admin", an unknown contact, a merge of a contact into itself or of a contact
     merged elsewhere, an unmerge of a contact that is not merged.
     """
-    if command.agent_id != ADMIN and all(agent.id != command.agent_id for agent in config.agents):
-        raise Refused(f"agent {command.agent_id!r} is not configured")
+    require_actor(command.agent_id, config)
     for contact_id in _named(command):
         if contact_id not in known:
             raise Refused(f"there is no contact {contact_id}")
@@ -411,3 +435,37 @@ def _named(command: MergeContacts | UnmergeContacts) -> list[str]:
     if isinstance(command, MergeContacts):
         return [command.contact_id, command.into_contact_id]
     return [command.contact_id]
+
+
+def decide_keep_apart(
+    command: KeepContactsApart, graph: ContactGraph, config: DeskConfig, now: datetime
+) -> list[ContactsKeptApart]:
+    """The `contact.kept_apart` of two contacts an agent says are two people, none when they are kept apart
+    already (a redelivered command). Raises `Refused`: an actor who is neither a configured agent nor "admin",
+    an unknown contact, two contacts that are one already (merged: unmerge instead)."""
+    require_actor(command.agent_id, config)
+    for contact_id in (command.contact_id, command.other_contact_id):
+        if contact_id not in graph.contacts:
+            raise Refused(f"there is no contact {contact_id}")
+    if graph.root(command.contact_id) == graph.root(command.other_contact_id):
+        raise Refused(f"{command.contact_id} and {command.other_contact_id} are one contact: unmerge them instead")
+    if graph.kept_apart(command.contact_id, command.other_contact_id):
+        return []
+    return [
+        ContactsKeptApart(
+            event_id=derived_id(command.event_id, "kept_apart"),
+            occurred_at=now,
+            contact_id=command.contact_id,
+            other_contact_id=command.other_contact_id,
+            actor=command.agent_id,
+            ticket_id=command.ticket_id,
+            correlation_id=str(command.event_id),
+            traceparent=command.traceparent,
+        )
+    ]
+
+
+def require_actor(agent_id: str, config: DeskConfig) -> None:
+    """Raises `Refused` unless `agent_id` is a configured agent or "admin" (the CLI): who may change contacts."""
+    if agent_id != ADMIN and all(agent.id != agent_id for agent in config.agents):
+        raise Refused(f"agent {agent_id!r} is not configured")

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.router import duplicates
 from services.router.assignment import WORKING_STATUSES, Desk, Need, choose
@@ -21,6 +21,7 @@ from services.router.contacts import (
     ContactGraph,
     Refused,
     decide_contact_command,
+    decide_keep_apart,
     resolution_events,
     resolve,
     sender_identities,
@@ -28,7 +29,8 @@ from services.router.contacts import (
 from services.router.frozen import evolve
 from services.router.lifecycle import SYSTEM, customer_wrote, decide_lifecycle, rejected
 from services.router.queues import flag_over_capacity, system_assign
-from services.router.tickets import message_added, new_ticket
+from services.router.suggestions import suggested
+from services.router.tickets import call_taker, message_added, new_ticket
 from shared.config import DeskConfig
 from shared.events import (
     AddressUndeliverable,
@@ -42,6 +44,7 @@ from shared.events import (
     CsatRated,
     IdentityLinked,
     InboundMessage,
+    KeepContactsApart,
     MergeContacts,
     MessageAdded,
     PriorityChanged,
@@ -60,6 +63,9 @@ from shared.events import (
 from shared.identities import normalise_email
 from shared.ids import derived_id
 from shared.read_model import contact_tags_json
+
+if TYPE_CHECKING:
+    from services.knowledge.search import KnowledgeIndex
 
 RouterEvent = TicketEvent | ContactEvent
 
@@ -114,6 +120,8 @@ class RouterView:
     loads_read: dict[str, int] = field(default_factory=dict)
     # Agents inside their working hours when the batch is decided (None: everyone).
     on_shift: frozenset[str] | None = None
+    # The knowledge base's search index (None: no article), for suggesting articles to new tickets.
+    knowledge: KnowledgeIndex | None = None
 
     def desk(self) -> Desk:
         """The agents' state assignment decides against, as the batch sees it now."""
@@ -266,17 +274,34 @@ def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig
         events += resolution_events(message, resolution, view.graph, now)
         return Decision(events)
     team = config.team(classification.team)
-    need = Need(team.id, tuple(classification.skills), classification.language)
-    choice = choose(need, view.desk(), config)
-    assignee = None
-    if choice.agent_id is not None:
-        assignee = config.agent(choice.agent_id)
-        view.capacity_checked.add(assignee.id)
-        # Every assignment of the router's own takes a turn (replay counts them so), whatever the routing.
-        view.used_turns[team.id] += 1
-    events += new_ticket(
-        message, contact, classification, assignee, now, queued_reason=choice.queued_reason, contact_tags=contact_tags
-    )
+    if (taker := call_taker(message, team, config)) is not None:
+        # The call was taken already, whatever the agent's load: no turn, no capacity check (flagged when over).
+        over = view.working.get(taker.id, 0) >= taker.capacity
+        opened = new_ticket(
+            message, contact, classification, taker, now, contact_tags=contact_tags, actor=taker.id, over_capacity=over
+        )
+    else:
+        need = Need(team.id, tuple(classification.skills), classification.language)
+        choice = choose(need, view.desk(), config)
+        assignee = None
+        if choice.agent_id is not None:
+            assignee = config.agent(choice.agent_id)
+            view.capacity_checked.add(assignee.id)
+            # Every assignment of the router's own takes a turn (replay counts them so), whatever the routing.
+            view.used_turns[team.id] += 1
+        opened = new_ticket(
+            message,
+            contact,
+            classification,
+            assignee,
+            now,
+            queued_reason=choice.queued_reason,
+            contact_tags=contact_tags,
+        )
+    events += opened
+    created = opened[0]
+    if isinstance(created, TicketCreated) and (suggestions := suggested(message, created, view.knowledge, config, now)):
+        events.append(suggestions)
     if duplicate is not None:
         events.append(duplicates.suggestion(message, duplicate, now))
     events += resolution_events(message, resolution, view.graph, now)
@@ -287,10 +312,12 @@ def decide_command(command: AgentCommand, view: RouterView, config: DeskConfig, 
     """The events of an agent command: its changes, or one `command.rejected` saying why not. The system's
     own assignments (the dispatcher serving team queues) are applied when they still hold, else dropped
     silently (services/router/queues.py)."""
-    if isinstance(command, MergeContacts | UnmergeContacts | TagContact):
+    if isinstance(command, MergeContacts | UnmergeContacts | TagContact | KeepContactsApart):
         try:
             if isinstance(command, TagContact):
                 return Decision(decide_tag_command(command, view.graph, config, now))
+            if isinstance(command, KeepContactsApart):
+                return Decision(decide_keep_apart(command, view.graph, config, now))
             return Decision(decide_contact_command(command, view.graph, set(view.graph.contacts), config, now))
         except Refused as refusal:
             # Shown on the ticket the agent acted from; from the command line the CLI checked first.

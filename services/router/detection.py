@@ -72,13 +72,30 @@ def _language(message: InboundMessage, languages: list[str]) -> tuple[str, Liter
         return hint, "hint"
     if len(languages) == 1:
         return languages[0], "default"
-    sample = f"{message.subject or ''}\n{message.text[:SAMPLE_CHARS]}"
+    identified = identify(message, languages)
+    return (identified, "detection") if identified else (languages[0], "default")
+
+
+def identify(message: InboundMessage, languages: list[str]) -> str | None:
+    """Which of `languages` (ISO 639-1) the message's subject and text are written in, by py3langid on the
+    first SAMPLE_CHARS characters; None when there are no letters to go by or the model knows fewer than two
+    of `languages`."""
+    return _identify(f"{message.subject or ''}\n{message.text[:SAMPLE_CHARS]}", languages)
+
+
+def text_language(text: str, languages: list[str]) -> str:
+    """The language of a plain text (a search query) among `languages`, as `detect` reads a message's: the
+    first of them when it cannot tell (one language, no letters, none the model knows)."""
+    if len(languages) == 1:
+        return languages[0]
+    return _identify(text[:SAMPLE_CHARS], languages) or languages[0]
+
+
+def _identify(sample: str, languages: list[str]) -> str | None:
     if not any(char.isalpha() for char in sample):
-        return languages[0], "default"
+        return None
     identifier = _identifier(tuple(languages))
-    if identifier is None:
-        return languages[0], "default"
-    return identifier.classify(sample)[0], "detection"
+    return None if identifier is None else identifier.classify(sample)[0]
 
 
 def primary_language(tag: str | None) -> str | None:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from services.knowledge.search import KnowledgeIndex
+from services.knowledge.store import KnowledgeCache
 from services.router.assignment import on_shift
 from services.router.decide import Decision, RouterEvent, RouterView, decide_command, decide_inbound
 from services.router.state import RouterState
@@ -23,10 +25,12 @@ from shared.events import (
     AddressUndeliverable,
     AgentCommand,
     ContactMerged,
+    ContactsKeptApart,
     ContactTagsChanged,
     ContactUnmerged,
     IdentityLinked,
     InboundMessage,
+    KeepContactsApart,
     MergeContacts,
     MergeTicket,
     StatusChanged,
@@ -60,8 +64,11 @@ class RouterHandler:
         read_model: ReadModel,
         topics: Topics,
         on_queue_change: Callable[[], None] | None = None,
+        knowledge: KnowledgeCache | None = None,
     ):
         self.config = config
+        # The knowledge base's index, for suggesting articles to new tickets (None: no suggestions).
+        self.knowledge = knowledge
         # Told when a batch freed an agent's capacity or queued a ticket: the dispatcher serves the queues.
         self.on_queue_change = on_queue_change
         self.state = state
@@ -78,6 +85,7 @@ class RouterHandler:
         keys = [_record_id(record) for record in records]
         for _ in range(MAX_CLAIM_ATTEMPTS):
             remembered, view = await self._read(records, keys)
+            view.knowledge = await self._knowledge(records)
             decided = self._decide(records, keys, remembered, view)
             # Each event is serialised once: the same bytes are remembered and published.
             outgoing = {key: [self._outgoing(event) for event in decision.events] for key, decision in decided.items()}
@@ -110,6 +118,14 @@ class RouterHandler:
             on_published=lambda: self._published_all(published),
         )
 
+    async def _knowledge(self, records: list[Record[Any]]) -> KnowledgeIndex | None:
+        """The knowledge base's index when the batch may open tickets and the config suggests articles."""
+        if self.knowledge is None or not self.config.knowledge_base.suggestions:
+            return None
+        if not any(isinstance(record.value, InboundMessage) for record in records):
+            return None
+        return await self.knowledge.index()
+
     def _published_all(self, published: list[str]) -> None:
         self._published.extend(published)
         self._handed_over.difference_update(published)
@@ -133,8 +149,12 @@ class RouterHandler:
             contacts=[
                 contact
                 for record in records
-                if isinstance(record.value, MergeContacts | UnmergeContacts | TagContact)
-                for contact in (record.value.contact_id, getattr(record.value, "into_contact_id", None))
+                if isinstance(record.value, MergeContacts | UnmergeContacts | TagContact | KeepContactsApart)
+                for contact in (
+                    record.value.contact_id,
+                    getattr(record.value, "into_contact_id", None),
+                    getattr(record.value, "other_contact_id", None),
+                )
                 if contact
             ],
             forget=self._take_published(),
@@ -171,7 +191,7 @@ class RouterHandler:
         return published
 
     def _outgoing(self, event: RouterEvent) -> Outgoing:
-        if isinstance(event, ContactMerged | ContactUnmerged | ContactTagsChanged):
+        if isinstance(event, ContactMerged | ContactUnmerged | ContactTagsChanged | ContactsKeptApart):
             # Keyed by the merged (or tagged) contact, so that its merge and unmerge (or tag changes) keep their order.
             return Outgoing.event(self.contacts_topic, event.contact_id, event)
         if isinstance(event, _CONTACT_EVENTS):

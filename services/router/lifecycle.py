@@ -6,7 +6,7 @@ open (reopened) or on to closed; closed is final, only the rating of an earlier 
 Actors: a configured agent, "admin" (the command line: everything an agent may do but claim and
 rate), "system" (the SLA service's timers: closing a solved ticket, escalating, raising the priority;
 the dispatcher's `command.assign`s are decided before they get here, in services/router/queues.py) and
-"customer" (only rating).
+"customer" (rating, and solving a ticket an article answered: reason "deflected").
 
 Every command gets event IDs derived from its own ID, so a command delivered twice decides the very
 same events; its main event, or its rejection, has the ID `tickets.handled_event_id(command)`.
@@ -19,6 +19,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from services.knowledge.articles import DEFLECTED
 from services.router.tickets import agent_reply, handled_event_id, ticket_assigned
 from shared.config import Agent, DeskConfig, Team
 from shared.events import (
@@ -119,8 +120,10 @@ def _check(command: AgentCommand, ticket: KnownTicket | None, config: DeskConfig
     """The command's ticket, once the actor may give this command at all and the ticket takes commands."""
     actor = command.agent_id
     if actor == CUSTOMER:
-        if not isinstance(command, RateTicket):
-            raise _Refused("the customer can only rate a ticket")
+        # Besides rating: "this solved it" under suggested articles (services/knowledge/deflection.py).
+        deflected = isinstance(command, SetStatus) and command.status == "solved" and command.reason == DEFLECTED
+        if not isinstance(command, RateTicket) and not deflected:
+            raise _Refused("the customer can only rate a ticket or say an article solved it")
     elif isinstance(command, RateTicket):
         raise _Refused("only the customer rates a ticket")
     elif actor == SYSTEM:
@@ -266,7 +269,7 @@ def _set_status(context: _Context) -> list[TicketEvent]:
         raise _Refused(f"{command.ticket_id} cannot go from {ticket.status} to {command.status}")
     # The customer is asked for a rating when an agent (or an admin) solved the ticket after answering
     # them in public; never after a merge or an auto-close (issue #10).
-    asks_rating = command.status == "solved" and context.actor != SYSTEM and ticket.public_replies > 0
+    asks_rating = command.status == "solved" and context.actor not in (SYSTEM, CUSTOMER) and ticket.public_replies > 0
     return [
         context.status(command.status, reason=command.reason, csat_route=ticket.reply_route if asks_rating else None)
     ]

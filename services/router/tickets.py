@@ -6,8 +6,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from shared.config import Agent, Classification
+from shared import i18n
+from shared.config import Agent, Classification, DeskConfig, Team
 from shared.events import (
+    CALL_SOURCE_PREFIX,
     AgentCommand,
     AgentReply,
     ContactSummary,
@@ -95,6 +97,9 @@ def ticket_created(
         rules=classification.rules,
         merged_into=merged_into,
         contact_tags=contact_tags or [],
+        customer_language=classification.customer_language,
+        customer_language_from=classification.customer_language_from,
+        customer_timezone=message.customer_timezone if i18n.zone(message.customer_timezone) else None,
     )
 
 
@@ -129,8 +134,11 @@ def new_ticket(
     now: datetime,
     queued_reason: str | None = None,
     contact_tags: list[str] | None = None,
+    actor: str = "system",
+    over_capacity: bool = False,
 ) -> list[TicketEvent]:
-    """The new ticket, its first message, and its assignment; with no `assignee`, its wait in the
+    """The new ticket, its first message, and its assignment (by `actor`: "system" when the router chose,
+    an agent ID when the agent took it themselves, as a logged call); with no `assignee`, its wait in the
     team's queue (`ticket.queued`, saying why)."""
     opened: list[TicketEvent] = [
         ticket_created(message, contact, classification, now, contact_tags=contact_tags),
@@ -154,8 +162,22 @@ def new_ticket(
             channel=message.channel,
             priority=classification.priority,
             excerpt=excerpt(message.text),
+            actor=actor,
+            over_capacity=over_capacity,
         ),
     ]
+
+
+def call_taker(message: InboundMessage, team: Team, config: DeskConfig) -> Agent | None:
+    """The agent who took and logged a phone call (`source` "call:<agent ID>", services/intake/phone_calls.py),
+    when they are a member or the lead of the call ticket's team: the call was theirs, so its ticket is too
+    (as Zendesk Talk assigns a call's ticket to the agent who answered). None otherwise: routed as usual."""
+    if message.channel != "phone" or not message.source.startswith(CALL_SOURCE_PREFIX):
+        return None
+    agent_id = message.source.removeprefix(CALL_SOURCE_PREFIX)
+    if agent_id not in team.members and agent_id != team.lead:
+        return None
+    return next((agent for agent in config.agents if agent.id == agent_id), None)
 
 
 def excerpt(text: str) -> str:

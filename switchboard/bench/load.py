@@ -38,10 +38,18 @@ class FormPoster:
         rate: float,
         duration: float | None,
         concurrency: int,
+        client_address: str | None = None,
+        first_index: int = 0,
     ):
+        """`client_address`: posted as from that client (X-Forwarded-For through the trusted loopback proxy);
+        `first_index`: the workload's first form, so two posters send different customers."""
         self.urls = [f"{base}/v1/forms/{workload.form_id}" for base in base_urls]
         self.workload = workload
         self.n, self.rate, self.duration, self.concurrency = n, rate, duration, concurrency
+        self.headers = {**_JSON, "x-forwarded-for": client_address} if client_address else _JSON
+        self.first_index = first_index
+        # Seconds from sending each accepted form to its 202.
+        self.answer_seconds: list[float] = []
         # Ticket ID → time.time() when its 202 arrived: latencies are measured from here.
         self.acknowledged: dict[str, float] = {}
         self.answers: Counter[str] = Counter()  # HTTP status, or the client error's class
@@ -83,11 +91,14 @@ class FormPoster:
     async def _post(self, session: aiohttp.ClientSession, index: int, slots: asyncio.Semaphore) -> None:
         try:
             url = self.urls[index % len(self.urls)]
-            async with session.post(url, data=self.workload.form_body(index), headers=_JSON) as response:
+            body = self.workload.form_body(self.first_index + index)
+            sent = time.monotonic()
+            async with session.post(url, data=body, headers=self.headers) as response:
                 body = await response.read()
                 answered = time.time()
                 if response.status == 202:
                     self.acknowledged[json.loads(body)["ticket_id"]] = answered
+                    self.answer_seconds.append(time.monotonic() - sent)
             self.answers[str(response.status)] += 1
             self.last_answer_at = answered
         except (aiohttp.ClientError, TimeoutError) as error:

@@ -44,7 +44,8 @@ class Measurements:
     raw_payload_bytes: int
     timeline: list[dict[str, float]] = field(default_factory=list)
     rss: list[dict] = field(default_factory=list)
-    intake: dict | None = None  # sent, answers and the accepted Rate, when forms were posted
+    intake: dict | None = None  # sent, answers, the accepted Rate and each 202's seconds, when forms were posted
+    flood: dict | None = None  # --flood: its client address, sent, answers and accepted
     expected: Collection[str] = ()  # the run's ticket IDs: accepted forms, or the pre-filled backlog
     acknowledged: Mapping[str, float] = field(default_factory=dict)
     assigned_at: Mapping[str, float] = field(default_factory=dict)
@@ -68,6 +69,11 @@ def build_report(measured: Measurements) -> dict:
             "answers": dict(measured.intake["answers"]),
             "instances": options.count("intake"),
             "measured_by": f"202 answers, from the first form sent to the last answer ({INTAKE_CLOCK})",
+            "answer_latency": {
+                **latency_summary(measured.intake.get("answer_seconds", [])),
+                "from": "the bench's HTTP client sending a form",
+                "to": INTAKE_CLOCK,
+            },
         }
     for counter, (stage, how) in COUNTERS.items():
         if stage not in options.stages:
@@ -109,6 +115,7 @@ def build_report(measured: Measurements) -> dict:
         if routed and measured.raw.per_second
         else None,
         "latency": latency,
+        "flood": {**measured.flood, "answers": dict(measured.flood["answers"])} if measured.flood else None,
         "tickets": len(expected),
         "missing": {
             "never_assigned": _missing(expected, measured.assigned_at) if "router" in options.stages else None,
@@ -149,6 +156,17 @@ def print_summary(report: dict, console: Console) -> None:
         if "announced" in entry:
             announced = entry["announced"]
             table.add_row("notified", f"{announced['per_second']:,.1f}/s", f"{announced['count']:,} tickets")
+    answered = report["stages"].get("intake", {}).get("answer_latency", {})
+    if answered.get("count"):
+        figures = " / ".join(f"{answered[f'p{q}_ms']:,.0f}" for q in (50, 95, 99))
+        table.add_row("form→202 p50/95/99", f"{figures} ms", f"{answered['count']:,} forms")
+    if (flood := report.get("flood")) is not None:
+        limited = flood["answers"].get("429", 0)
+        table.add_row(
+            "flood accepted / 429",
+            f"{flood['accepted']:,} / {limited:,}",
+            f"of {flood['sent']:,} from {flood['client']} in {flood['seconds']} s",
+        )
     if report["ratio_routed_to_raw"] is not None:
         table.add_row("ratio routed/raw", f"{report['ratio_routed_to_raw']:.4g}", "")
     for name, summary in report["latency"].items():

@@ -45,6 +45,8 @@ class Observed:
     timeline: list[dict] = field(default_factory=list)
     rss: list[dict] = field(default_factory=list)
     poster: FormPoster | None = None
+    # The --flood client's forms, posted alongside.
+    flood: FormPoster | None = None
     expected: list[str] = field(default_factory=list)
 
 
@@ -105,7 +107,28 @@ async def run_bench(
         raw_payload_bytes=len(workload.sample_payload()),
         timeline=observed.timeline,
         rss=observed.rss,
-        intake=({"sent": poster.sent, "answers": poster.answers, "rate": poster.rate_achieved()} if poster else None),
+        intake=(
+            {
+                "sent": poster.sent,
+                "answers": poster.answers,
+                "rate": poster.rate_achieved(),
+                "answer_seconds": poster.answer_seconds,
+            }
+            if poster
+            else None
+        ),
+        flood=(
+            {
+                "client": FLOOD_CLIENT,
+                "sent": flood.sent,
+                "answers": flood.answers,
+                "accepted": flood.accepted,
+                # From its first form sent to its last answer.
+                "seconds": round((flood.last_answer_at or 0) - (flood.first_sent_at or 0), 3),
+            }
+            if (flood := observed.flood)
+            else None
+        ),
         expected=observed.expected,
         acknowledged=poster.acknowledged if poster else {},
         assigned_at=tally.assigned_at,
@@ -118,6 +141,12 @@ async def run_bench(
     }
     return measured, latencies
 
+
+# Where the --flood forms come from (X-Forwarded-For through the loopback proxy the example config trusts):
+# an outside address, limited as `limits.form` says, while the run's other forms come from exempt loopback.
+FLOOD_CLIENT = "203.0.113.7"
+# Its forms are other customers than the run's (the workload's index from here on).
+FLOOD_FIRST_INDEX = 10_000_000
 
 # What every agent can take during a run: more than any run sends.
 BENCH_CAPACITY = 1_000_000_000
@@ -195,15 +224,21 @@ class _Run:
                 urls, self.workload, n=options.n, rate=options.rate, duration=options.duration,
                 concurrency=options.concurrency,
             )  # fmt: skip
+            if options.flood:
+                self.observed.flood = FormPoster(
+                    urls, self.workload, n=options.flood, rate=options.flood_rate, duration=options.duration,
+                    concurrency=options.concurrency, client_address=FLOOD_CLIENT, first_index=FLOOD_FIRST_INDEX,
+                )  # fmt: skip
         # A backlog is watched from the moment its consumers spawn, so none of its drain goes unseen.
         self.started = time.monotonic()
         ready = asyncio.create_task(self.services.wait_ready(started), name="bench-ready")
         posting = asyncio.create_task(self.observed.poster.run(), name="bench-forms") if self.observed.poster else None
+        flooding = asyncio.create_task(self.observed.flood.run(), name="bench-flood") if self.observed.flood else None
         try:
             with self._progress() as progress:
                 self.observed.outcome = await self._observe(progress, ready)
         finally:
-            for task in filter(None, (ready, posting)):
+            for task in filter(None, (ready, posting, flooding)):
                 task.cancel()  # only still running when the run stalled or failed
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -297,6 +332,7 @@ class _Run:
         poster = self.observed.poster
         return (
             (poster is None or poster.finished)
+            and (self.observed.flood is None or self.observed.flood.finished)
             and row.get("routed", row["inbound_end"]) >= row["inbound_end"]
             and row.get("sla", row["tickets_end"]) >= row["tickets_end"]
             and row.get("notifier", row["tickets_end"]) >= row["tickets_end"]

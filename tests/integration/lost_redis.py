@@ -53,13 +53,15 @@ from tests.support import (
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 # What replay does not rebuild, by design (README, "Operations"): decisions and deliveries in
 # progress, caches (Slack profiles, what each card shows, the config the SLA clocks last followed),
-# and the chat's rate-limit windows.
+# the chat's rate-limit windows and the public endpoints' rate-limit counters.
 NOT_REBUILT = (
     "sb:router:outcome:*",
     "sb:notifier:intent:*",
     "sb:notifier:shown:*",
     "sb:slack:user:*",
     "sb:chat:session:*:rate:*",
+    "sb:limits:*",
+    "sb:notifier:ack-reserved:*",
     "sb:sla:reconciled_with",
 )
 CONSUMERS = (

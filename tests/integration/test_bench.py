@@ -72,3 +72,20 @@ def test_the_whole_stack_on_the_running_broker(tmp_path: Path, infra: Endpoints)
         assert latency["count"] == 100 and latency["p50_ms"] <= latency["p95_ms"] <= latency["p99_ms"]
     assert report["events_by_type"]["ticket.created"] == 100
     assert set(report["rss_bytes"][-1]["services"]) == {"intake-http-1", "router-1", "sla-1", "notifier-1"}
+
+
+def test_a_flood_alongside_is_limited_and_the_other_forms_measured(tmp_path: Path, infra: Endpoints):
+    report = bench(
+        tmp_path,
+        "--only", "intake", "--n", "200", "--flood", "500",
+        SWITCHBOARD_KAFKA_BOOTSTRAP=infra.kafka_bootstrap,
+        SWITCHBOARD_REDIS_URL=infra.redis_url,
+    )  # fmt: skip
+
+    intake = report["stages"]["intake"]
+    assert intake["answers"] == {"202": 200}, "loopback is exempt in the example config"
+    assert intake["answer_latency"]["count"] == 200
+    # The example config's `limits.form.ip`: 10 per 10 minutes for an outside client.
+    flood = report["flood"]
+    assert flood["client"] == "203.0.113.7" and flood["sent"] == 500 and flood["accepted"] == 10
+    assert flood["answers"] == {"202": 10, "429": 490} and flood["seconds"] > 0

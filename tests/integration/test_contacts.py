@@ -11,7 +11,8 @@ import pytest
 
 from services.router.decide import decide_command
 from shared.engine import Record
-from shared.events import InboundMessage, MergeContacts, Sender, TagContact, UnmergeContacts
+from shared.events import InboundMessage, KeepContactsApart, MergeContacts, Sender, TagContact, UnmergeContacts
+from shared.read_model import contact_apart_key
 
 pytestmark = pytest.mark.integration
 
@@ -85,6 +86,32 @@ async def test_two_telegram_users_claiming_one_email_get_a_suggestion_on_the_tic
     [suggested] = [entry for entry in second["history"] if entry["type"] == "contact.merge_suggested"]
     assert suggested["contacts"] == [second["contact"]["id"], first["contact"]["id"]]
     assert "two different Telegram users" in suggested["reason"]
+
+
+async def test_contacts_kept_apart_on_the_real_redis_are_never_suggested_again(handler):
+    await handler.handle([record(inbound("SB-3041", "telegram", Sender(telegram_user_id=3, email="ed@example.com")))])
+    await handler.handle([record(inbound("SB-3042", "telegram", Sender(telegram_user_id=4, email="ed@example.com")))])
+    first, second = [(await handler.read_model.ticket(t))["contact"]["id"] for t in ("SB-3041", "SB-3042")]
+    keep = KeepContactsApart(
+        event_id=uuid.uuid4(),
+        occurred_at=datetime.now(UTC),
+        agent_id="ana",
+        ticket_id="SB-3042",
+        contact_id=second,
+        other_contact_id=first,
+    )
+
+    assert types_of(await handler.handle([record(keep, COMMANDS_TOPIC)])) == ["contact.kept_apart"]
+    # Another agent's press of the same button: they are apart already.
+    again = keep.model_copy(update={"event_id": uuid.uuid4(), "agent_id": "ben"})
+    assert types_of(await handler.handle([record(again, COMMANDS_TOPIC)])) == []
+    redis = handler.read_model.redis
+    assert await redis.smembers(contact_apart_key(first)) == {second}
+    assert await redis.smembers(contact_apart_key(second)) == {first}
+    later = await handler.handle(
+        [record(inbound("SB-3043", "telegram", Sender(telegram_user_id=4, email="ed@example.com")))]
+    )
+    assert "contact.merge_suggested" not in types_of(later)
 
 
 async def test_a_manual_merge_and_its_unmerge_round_trip(handler):

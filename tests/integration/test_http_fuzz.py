@@ -110,7 +110,12 @@ endpoints = st.one_of(
     path_segments.map(lambda segment: f"/v1/quarantine/{segment}"),
     path_segments.map(lambda segment: f"/v1/csat/{segment}"),
     st.just("/v1/quarantine"),
-    st.sampled_from(["/v1/telegram/webhook", "/v1/slack/events", "/", "/healthz", "/readyz", "/metrics", "/v1/chat"]),
+    path_segments.map(lambda segment: f"/kb/{segment}"),
+    path_segments.map(lambda segment: f"/kb/solved/{segment}"),
+    st.sampled_from(["/v1/kb/search", "/kb"]),
+    st.sampled_from(
+        ["/v1/telegram/webhook", "/v1/slack/events", "/", "/healthz", "/readyz", "/metrics", "/v1/chat", "/v1/i18n"]
+    ),
     path_segments.map(lambda segment: f"/static/{segment}"),
     path_segments.map(lambda segment: f"/{segment}"),
 )
@@ -123,6 +128,7 @@ header_names = st.sampled_from(
         "x-slack-request-timestamp",
         SECRET_HEADER.lower(),
         "accept",
+        "accept-language",
         "cookie",
         "x-forwarded-for",
         "content-type",
@@ -133,7 +139,9 @@ requests = st.builds(
     method=st.sampled_from(["POST", "POST", "GET", *METHODS]),
     path=endpoints,
     query=st.dictionaries(
-        st.sampled_from(["limit", "channel", "reason", "q"]) | st.text(max_size=8), st.text(max_size=20), max_size=3
+        st.sampled_from(["limit", "channel", "reason", "q", "language", "lang"]) | st.text(max_size=8),
+        st.text(max_size=20),
+        max_size=3,
     ),
     headers=st.dictionaries(header_names, header_values, max_size=4),
     body=st.none() | bodies,

@@ -87,7 +87,8 @@ async def test_acknowledgements_are_limited_per_contact(services: ServiceProcess
     ]
     tickets = [post_form(base_url, {**FORM, "subject": subject, "message": text}) for subject, text in questions]
     await wait_until_notified(settings, fake_slack, tickets)
-    assert len(smtp_sink.received) == 3
+    # Typed into the form and never proved: one an hour (`acknowledgements.claimed_per_hour`, issue #16).
+    assert len(smtp_sink.received) == 1
 
 
 async def test_no_acknowledgement_to_no_reply_addresses(services: ServiceProcesses, settings, smtp_sink, fake_slack):

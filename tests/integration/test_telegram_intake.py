@@ -17,6 +17,7 @@ from services.intake.core import Intake, IntakeProcess
 from services.intake.telegram import GREETING, NEW_TICKET_PROMPT, SECRET_HEADER, telegram_routes
 from services.notifier.errors import RateLimited, Refused
 from services.notifier.telegram import TelegramSender
+from shared import i18n
 from shared.events import InboundMessage, ReplyRoute
 from shared.ids import is_ticket_id
 from shared.settings import Settings
@@ -138,7 +139,7 @@ async def test_new_alone_makes_the_next_message_open_a_ticket(client, telegram_s
     await deliver(client, telegram_update(1, 10, text="First question"))
     assert (await deliver(client, telegram_update(2, 11, text="/new"))).status_code == 200
     [prompt] = await fake_telegram.wait_for_calls("sendMessage")
-    assert prompt.args["chat_id"] == CHAT_ID and prompt.args["text"] == NEW_TICKET_PROMPT
+    assert prompt.args["chat_id"] == CHAT_ID and prompt.args["text"] == i18n.texts("en")(NEW_TICKET_PROMPT)
     await deliver(client, telegram_update(3, 12, text="Another topic"))
     first, second = await published(telegram_settings, 2)
     assert second.ticket_id != first.ticket_id
@@ -194,8 +195,16 @@ async def test_a_refused_file_is_named_in_the_text_and_never_downloaded(client, 
 async def test_start_is_greeted_and_opens_no_ticket(client, telegram_settings, fake_telegram):
     assert (await deliver(client, telegram_update(1, 10, text="/start"))).status_code == 200
     [greeting] = await fake_telegram.wait_for_calls("sendMessage")
-    assert greeting.args["chat_id"] == CHAT_ID and greeting.args["text"] == GREETING
+    assert greeting.args["chat_id"] == CHAT_ID and greeting.args["text"] == i18n.texts("en")(GREETING)
     assert await nothing_published(telegram_settings)
+
+
+async def test_a_chinese_client_is_greeted_in_chinese(client, telegram_settings, fake_telegram):
+    chinese = {**ANA, "language_code": "zh-hans"}
+    assert (await deliver(client, telegram_update(1, 10, text="/start", **{"from": chinese}))).status_code == 200
+    [greeting] = await fake_telegram.wait_for_calls("sendMessage")
+    assert greeting.args["text"] == i18n.texts("zh-Hans")(GREETING)
+    assert greeting.args["text"].startswith("您好！请在这里写下您的问题")
 
 
 async def test_a_failed_greeting_still_answers_telegram(client, telegram_settings, fake_telegram):

@@ -19,7 +19,7 @@ from services.intake.slack_agents import (
 from services.notifier import contact_suggestions
 from services.notifier.plan import NotifierView, TicketContext, plan
 from shared.config import load_config
-from shared.events import MergeContacts, MergeSuggested
+from shared.events import KeepContactsApart, MergeContacts, MergeSuggested
 from shared.settings import EXAMPLE_CONFIG
 from tests.unit.test_slack_agents import press
 
@@ -61,7 +61,7 @@ def test_a_suggestion_is_a_post_in_the_ticket_s_thread_with_merge_and_keep_apart
     )
 
 
-def test_merge_asks_for_the_ticket_s_contact_to_be_merged_into_the_other_and_keep_apart_for_nothing():
+def test_merge_asks_for_the_ticket_s_contact_to_be_merged_into_the_other_and_keep_apart_keeps_them_apart():
     merge = contact_button_command(
         click_of(press(MERGE_CONTACTS_BUTTON, "SB-1044:c_new:c_old")), CONFIG.agent("ana"), NOW
     )
@@ -74,9 +74,15 @@ def test_merge_asks_for_the_ticket_s_contact_to_be_merged_into_the_other_and_kee
         "ana",
     )
     assert merge.origin.channel_id == "C0SUPPORT"
-    assert (
-        contact_button_command(click_of(press(KEEP_CONTACTS_BUTTON, "SB-1044:c_new:c_old")), CONFIG.agent("ana"), NOW)
-        is None
+    kept = contact_button_command(
+        click_of(press(KEEP_CONTACTS_BUTTON, "SB-1044:c_new:c_old")), CONFIG.agent("ana"), NOW
+    )
+    assert isinstance(kept, KeepContactsApart)
+    assert (kept.ticket_id, kept.contact_id, kept.other_contact_id, kept.agent_id) == (
+        "SB-1044",
+        "c_new",
+        "c_old",
+        "ana",
     )
 
 

@@ -216,7 +216,7 @@ def test_tags_are_projected_into_the_contact_hash_and_read_back_into_the_graph()
         event_id=uuid.uuid4(), occurred_at=NOW, contact_id="c_one", tags=["trial", "vip"], added=["vip"], actor="ana"
     )
     assert projection(event) == ["", "", ["HSET", contact_key("c_one"), "tags", '["trial","vip"]']]
-    raw = json.dumps({"contacts": {"c_one": [False, ["email:a@b.c"], [], ["SB-1"], "5", '["trial","vip"]']}})
+    raw = json.dumps({"contacts": {"c_one": [False, ["email:a@b.c"], [], ["SB-1"], "5", '["trial","vip"]', {}]}})
     assert parse_graph(raw).tags("c_one") == {"trial", "vip"}
 
 

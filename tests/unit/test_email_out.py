@@ -82,3 +82,23 @@ def test_the_customer_s_own_message_stays_the_parent_and_the_last_reference():
 
     assert message["In-Reply-To"] == "<c2@example.com>"
     assert message["References"] == "<c1@example.com> <sb-1001.aaa@example.com> <c2@example.com>"
+
+
+def test_automatic_mail_says_its_language():
+    route = ReplyRoute(channel="email", address="li@example.com")
+    mail = build_email(
+        ticket_id="SB-1",
+        sender="support@example.com",
+        route=route,
+        subject="s",
+        body="你好",
+        automatic=True,
+        language="zh-Hans",
+    )
+    assert mail["Content-Language"] == "zh-Hans" and mail.get_content().strip() == "你好"
+    assert (
+        build_email(
+            ticket_id="SB-1", sender="support@example.com", route=route, subject="s", body="x", automatic=False
+        )["Content-Language"]
+        is None
+    )

@@ -164,6 +164,19 @@ def test_no_acknowledgement_where_it_would_answer_a_machine_or_show_twice(event,
     assert plan(event, view(undeliverable=undeliverable), CONFIG) == []
 
 
+def test_an_acknowledgement_to_an_address_typed_into_the_form_is_claimed():
+    """Anyone may type anyone's address into the web form: its acknowledgement counts against the lower
+    `claimed_*` limits (issue #16), unless the contact proved the address; an email's own sender does not."""
+    typed_in = created(email()).model_copy(update={"channel": "form"})
+    [typed] = plan(typed_in, view(), CONFIG)
+    [written] = plan(created(email()), view(), CONFIG)
+    assert typed.claimed and not written.claimed
+    # An address its contact proved by writing from it is no claim any more.
+    proved = NotifierView(verified={typed_in.contact.contact_id: frozenset({f"email:{typed.address.lower()}"})})
+    [known] = plan(typed_in, proved, CONFIG)
+    assert not known.claimed
+
+
 # --- announcements -------------------------------------------------------------------------------
 
 

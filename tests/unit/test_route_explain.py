@@ -39,6 +39,7 @@ def test_a_mail_is_read_by_the_intake_parser_and_every_rule_is_explained(tmp_pat
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert any("language" in line and "es (detected)" in line for line in lines)
+    assert any("customer's language" in line and "en (the desk default)" in line for line in lines)
     assert any("urgent" in line and "yes: 'urgente'" in line for line in lines)
     rules = [line for line in lines if "rules fired" not in line]
     [urgent] = [line for line in rules if "urgent raised to high" in line]

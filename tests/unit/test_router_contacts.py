@@ -15,9 +15,11 @@ from shared.config import load_config
 from shared.events import (
     CommandRejected,
     ContactMerged,
+    ContactsKeptApart,
     ContactUnmerged,
     IdentityLinked,
     InboundMessage,
+    KeepContactsApart,
     MergeContacts,
     MergeSuggested,
     Sender,
@@ -195,8 +197,8 @@ def test_a_chat_on_an_existing_ticket_does_not_repeat_claimed_suggestions():
     assert not of_type(again, MergeSuggested) and not of_type(again, ContactMerged)
 
 
-def command(kind: type, **fields) -> MergeContacts | UnmergeContacts:
-    return kind(event_id=uuid.uuid4(), occurred_at=NOW, agent_id="admin", **fields)
+def command(kind: type, **fields) -> MergeContacts | UnmergeContacts | KeepContactsApart:
+    return kind(**{"event_id": uuid.uuid4(), "occurred_at": NOW, "agent_id": "admin", **fields})
 
 
 def graph_of_two() -> RouterView:
@@ -335,3 +337,37 @@ def test_no_message_takes_an_identity_from_its_contact_merges_on_a_claim_or_join
             verified = view.graph.verified(root)
             for kind in ("telegram", "slack"):
                 assert len({identity for identity in verified if identity.startswith(f"{kind}:")}) <= 1
+
+
+# --- kept apart ------------------------------------------------------------------------------------
+
+
+def test_two_users_kept_apart_are_not_suggested_again_and_keeping_them_apart_twice_decides_nothing():
+    view = RouterView()
+    first = contact_of(decided(inbound(Sender(telegram_user_id=7, email=X), "telegram"), view))
+    second = contact_of(decided(inbound(Sender(telegram_user_id=8, email=X), "telegram", "SB-1002"), view))
+
+    keep = command(KeepContactsApart, contact_id=second, other_contact_id=first, ticket_id="SB-1002", agent_id="ana")
+    [kept] = decide_command(keep, view, CONFIG, NOW).events
+    view.absorb([kept])
+
+    assert isinstance(kept, ContactsKeptApart) and (kept.contact_id, kept.other_contact_id) == (second, first)
+    assert kept.actor == "ana" and view.graph.kept_apart(first, second) and view.graph.kept_apart(second, first)
+    # The same Telegram user claiming the address again, on a new ticket: nothing to suggest any more.
+    again = decided(inbound(Sender(telegram_user_id=8, email=X), "telegram", "SB-1003"), view)
+    assert not of_type(again, MergeSuggested) and contact_of(again) == second
+    assert decide_command(keep, view, CONFIG, NOW).events == []
+    # A manual merge may still join them.
+    [merged] = decide_command(
+        command(MergeContacts, contact_id=second, into_contact_id=first), view, CONFIG, NOW
+    ).events
+    assert isinstance(merged, ContactMerged)
+
+
+def test_keeping_apart_one_contact_or_an_unknown_one_is_refused_on_the_ticket():
+    view = graph_of_two()
+    view.graph.parents["c_two"] = "c_one"
+    for other, reason in (("c_one", "one contact"), ("c_nobody", "there is no contact c_nobody")):
+        keep = command(KeepContactsApart, contact_id="c_two", other_contact_id=other, ticket_id="SB-1002")
+        [rejection] = decide_command(keep, view, CONFIG, NOW).events
+        assert isinstance(rejection, CommandRejected) and reason in rejection.reason

@@ -343,3 +343,37 @@ def test_any_batch_opens_each_ticket_once_and_links_each_identity_to_one_contact
             links[event.identity].add(event.contact_id)
     assert all(len(contacts) == 1 for contacts in links.values()), dict(links)
     assert {identity: contact for identity, [contact] in links.items()} == view.owners
+
+
+# --- a logged phone call ---------------------------------------------------------------------------
+
+
+def call(agent_id: str) -> InboundMessage:
+    return InboundMessage.received(
+        message_id=uuid.uuid4(),
+        ticket_id="SB-1001",
+        received_at=NOW,
+        channel="phone",
+        channel_message_id=f"call-{uuid.uuid4()}",
+        source=f"call:{agent_id}",
+        sender=Sender(name="Ana", phone="+34600123456"),
+        subject="Phone call: card charged twice",
+        text="[Inbound phone call, 9 min]\nCard charged twice",
+        acknowledge=False,
+    )
+
+
+def test_a_logged_call_s_ticket_is_assigned_to_the_agent_who_took_it_whatever_their_load():
+    agent = CONFIG.agent("chloe")
+    view = RouterView(working={"chloe": agent.capacity})
+
+    [assigned] = of_type(decided(call("chloe"), view), TicketAssigned)
+
+    # Not a turn of the team's round robin (replay counts only the system's), and the card says they are over.
+    assert (assigned.agent_id, assigned.actor, assigned.over_capacity) == ("chloe", "chloe", True)
+    assert not view.used_turns and not view.capacity_checked
+
+
+def test_a_call_logged_by_someone_outside_the_team_is_routed_as_usual():
+    [assigned] = of_type(decided(call("nobody"), RouterView()), TicketAssigned)
+    assert assigned.actor == "system"

@@ -94,7 +94,10 @@ def refusal(given_command, view: RouterView) -> str:
         ),
         (command(ClaimTicket, "system"), "the system only closes solved tickets, escalates and raises priorities"),
         (command(SetStatus, "system", status="closed"), "the system only closes solved tickets"),
-        (command(SetPriority, "customer", priority="high"), "the customer can only rate a ticket"),
+        (
+            command(SetPriority, "customer", priority="high"),
+            "the customer can only rate a ticket or say an article solved it",
+        ),
         (command(RateTicket, "ana", resolution=1, score=5), "only the customer rates a ticket"),
         (command(ClaimTicket, "admin"), "only an agent can claim a ticket: name one"),
     ],

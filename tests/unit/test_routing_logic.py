@@ -38,7 +38,9 @@ def test_classification_uses_the_forms_team_else_the_default():
     config = load_config(EXAMPLE_CONFIG)
     assert classify(inbound("contact"), config).team == "support"
     # No rule fires: the default, with what detection read (an English message, no flags).
-    assert classify(inbound("unlisted"), config) == config.default_classification.model_copy(update={"language": "en"})
+    assert classify(inbound("unlisted"), config) == config.default_classification.model_copy(
+        update={"language": "en", "customer_language": "en", "customer_language_from": "detection"}
+    )
 
 
 def test_new_ticket_events_are_deterministic_for_a_redelivered_message():

@@ -9,11 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.intake.slack_slash import (
-    HELP,
     MAX_LISTED,
     SUBCOMMANDS,
     contact_targets,
     help_answer,
+    help_text,
     parse,
     show_target,
     ticket_details,
@@ -50,8 +50,8 @@ def test_show_takes_a_ticket_id_in_any_case():
 
 def test_an_unknown_subcommand_is_named_before_the_help():
     answer = help_answer(parse("dance <now>"))
-    assert answer.startswith("`/sb dance &lt;now&gt;` is not a Switchboard command.") and answer.endswith(HELP)
-    assert help_answer(parse("help")) == HELP
+    assert answer.startswith("`/sb dance &lt;now&gt;` is not a Switchboard command.") and answer.endswith(help_text())
+    assert help_answer(parse("help")) == help_text()
 
 
 def ticket(number: int, priority: str = "normal", subject: str = "Login fails") -> dict[str, str]:

@@ -108,14 +108,24 @@ def test_the_web_chat_frame_and_the_slack_buttons_name_the_resolution():
         "resolution": 3,
         "scores": [1, 2, 3, 4, 5],
     }
-    elements = buttons(csat_asks.slack_blocks(subject))
+    elements = buttons(csat_asks.slack_blocks(subject, csat_asks.request_text("SB-1042")))
     assert {element["action_id"] for element in elements} == {"sb_csat"}
     assert [element["value"] for element in elements] == [f"SB-1042:3:{score}" for score in range(1, 6)]
 
 
 def test_the_email_request_carries_the_link():
-    body = csat_asks.email_body("SB-1042", "https://help.example/v1/csat/abc")
-    assert "https://help.example/v1/csat/abc" in body and "SB-1042" in body
+    now = datetime(2026, 12, 1, 23, 30, tzinfo=UTC)
+    body = csat_asks.email_body("SB-1042", "https://help.example/v1/csat/abc", None, None, now)
+    assert "https://help.example/v1/csat/abc?lang=en" in body and "SB-1042" in body
+    assert "Dec 15, 2026, 11:30:00\u202fPM UTC" in body
+
+
+def test_the_email_request_speaks_the_customers_language_and_time_zone():
+    now = datetime(2026, 12, 1, 23, 30, tzinfo=UTC)
+    body = csat_asks.email_body("SB-1042", "https://help.example/v1/csat/abc", "zh-Hans", "Asia/Shanghai", now)
+    assert "您的请求 SB-1042 已解决" in body
+    # 14 days on, in Shanghai's time (UTC+8): past midnight, the 16th.
+    assert "2026年12月16日 07:30:00" in body and "?lang=zh-Hans" in body
 
 
 # Slack's limits (https://api.slack.com/reference/block-kit/blocks, .../methods/chat.postMessage#truncating).

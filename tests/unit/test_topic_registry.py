@@ -49,6 +49,7 @@ def test_topic_names_are_versioned_keyed_by_a_field_of_every_event_and_have_dead
             "message_id",
             "agent_id",
             "open_kfid",
+            "slug",
             "day",
         )
         assert all(spec.key in event.model_fields for event in _event_classes(spec.schema))

@@ -11,6 +11,111 @@ function byId(id) {
   return document.getElementById(id);
 }
 
+// ---------------------------------------------------------------- language
+
+// The page's texts come from the server's catalogues (GET /v1/i18n, shared/locales): in the language the
+// customer picked with the switch (kept in localStorage, and sent with the form and the chat as their
+// choice), else the one the server negotiates from the browser's Accept-Language.
+const LANGUAGE_STORAGE_KEY = "switchboard.language";
+let locale = "en";
+let messages = {};
+let pickedLanguage = loadPickedLanguage();
+const languageRefreshers = [];
+
+function loadPickedLanguage() {
+  try {
+    return localStorage.getItem(LANGUAGE_STORAGE_KEY);
+  } catch {
+    return null;
+  }
+}
+
+function savePickedLanguage(language) {
+  pickedLanguage = language;
+  try {
+    localStorage.setItem(LANGUAGE_STORAGE_KEY, language);
+  } catch {
+    // Without storage the pick lasts as long as the page.
+  }
+}
+
+/** Fills {name} placeholders; numbers are written as the language writes them. */
+function fill(text, fields = {}) {
+  return text.replace(/\{(\w+)\}/g, (whole, name) => {
+    if (!(name in fields)) return whole;
+    const value = fields[name];
+    return typeof value === "number" ? value.toLocaleString(locale) : String(value);
+  });
+}
+
+/** The text `key` in the page's language. */
+function t(key, fields = {}) {
+  const text = messages[key];
+  return fill(typeof text === "string" ? text : key, fields);
+}
+
+/** The form of plural text `key` for `count` (Intl.PluralRules picks the CLDR category). */
+function tn(key, count, fields = {}) {
+  const forms = messages[key] ?? {};
+  const form = forms[new Intl.PluralRules(locale).select(count)] ?? forms.other ?? key;
+  return fill(form, { count, ...fields });
+}
+
+/** The customer's IANA time zone, sent along so dates to them are in their own time. */
+function browserTimeZone() {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || null;
+  } catch {
+    return null;
+  }
+}
+
+function applyTexts() {
+  document.documentElement.lang = locale;
+  document.title = t("page.title");
+  for (const element of document.querySelectorAll("[data-i18n]")) element.textContent = t(element.dataset.i18n);
+  for (const element of document.querySelectorAll("[data-i18n-aria-label]")) {
+    element.setAttribute("aria-label", t(element.dataset.i18nAriaLabel));
+  }
+  for (const refresh of languageRefreshers) refresh();
+  // The help centre follows a language picked here (`?lang=`, which its pages keep on their links; kb.js reads
+  // the pick from <html>); without a pick it answers the browser's Accept-Language like this page.
+  const picked = pickedLanguage ? locale : "";
+  document.documentElement.dataset.pickedLanguage = picked;
+  const helpCentre = byId("help-centre-link");
+  if (helpCentre) helpCentre.search = picked ? `?lang=${encodeURIComponent(picked)}` : "";
+}
+
+function fillLanguageSwitch(languages) {
+  const select = byId("language");
+  select.replaceChildren(
+    ...languages.map((language) => {
+      const option = document.createElement("option");
+      option.value = language.locale;
+      option.lang = language.locale;
+      option.textContent = language.name;
+      return option;
+    }),
+  );
+  select.value = locale;
+}
+
+async function loadTexts(language) {
+  const query = language ? `?lang=${encodeURIComponent(language)}` : "";
+  const response = await fetch(`/v1/i18n${query}`);
+  if (!response.ok) throw new Error(`texts: HTTP ${response.status}`);
+  const body = await response.json();
+  locale = body.locale;
+  messages = body.messages;
+  fillLanguageSwitch(body.languages);
+  applyTexts();
+}
+
+byId("language").addEventListener("change", async (event) => {
+  savePickedLanguage(event.target.value);
+  await loadTexts(pickedLanguage);
+});
+
 /** The most characters an input takes (data-max-length), or 0 for no limit. */
 function maxLength(input) {
   return Number(input.dataset.maxLength ?? 0);
@@ -20,7 +125,7 @@ function maxLength(input) {
 function lengthProblem(input, value) {
   const limit = maxLength(input);
   if (limit > 0 && value.length > limit) {
-    return `Please keep this under ${limit.toLocaleString()} characters (it has ${value.length.toLocaleString()}).`;
+    return tn("error.too_long", limit, { length: value.length });
   }
   return "";
 }
@@ -28,12 +133,12 @@ function lengthProblem(input, value) {
 /** What is wrong with an input's value, judged by its own attributes ("" when nothing is). */
 function fieldProblem(input) {
   const value = input.value.trim();
-  if (!value) return input.required ? "This field is required." : "";
+  if (!value) return input.required ? t("error.required") : "";
   const tooLong = lengthProblem(input, value);
   if (tooLong) return tooLong;
-  if (input.type === "email" && !EMAIL_FORMAT.test(value)) return "Enter an email address like name@example.com.";
+  if (input.type === "email" && !EMAIL_FORMAT.test(value)) return t("error.email");
   const pattern = input.dataset.pattern;
-  if (pattern && !new RegExp(`^(?:${pattern})$`, "u").test(value)) return input.dataset.patternMessage;
+  if (pattern && !new RegExp(`^(?:${pattern})$`, "u").test(value)) return t(input.dataset.patternMessage);
   return "";
 }
 
@@ -54,22 +159,26 @@ function firstInvalid(inputs) {
   return first;
 }
 
-/** Once a field was flagged, its message follows the typing, so the customer sees when it is fixed. */
+/** Once a field was flagged, its message follows the typing (and the language switch), so the customer
+ * sees when it is fixed. */
 function revalidateWhileTyping(inputs) {
   for (const input of inputs) {
-    input.addEventListener("input", () => {
+    const revalidate = () => {
       if (input.hasAttribute("aria-invalid")) showFieldError(input, fieldProblem(input));
-    });
+    };
+    input.addEventListener("input", revalidate);
+    languageRefreshers.push(revalidate);
   }
 }
 
 /** Keeps "used / allowed" next to a textarea; returns the refresh for when the text is changed by code. */
 function attachCounter(textarea, output) {
   const refresh = () => {
-    output.textContent = `${textarea.value.length.toLocaleString()} / ${maxLength(textarea).toLocaleString()} characters`;
+    output.textContent = tn("form.counter", maxLength(textarea), { used: textarea.value.length });
     output.classList.toggle("is-error", textarea.value.length > maxLength(textarea));
   };
   textarea.addEventListener("input", refresh);
+  languageRefreshers.push(refresh);
   refresh();
   return refresh;
 }
@@ -108,19 +217,84 @@ function showContactAlert(lines) {
   contactAlert.hidden = lines.length === 0;
 }
 
-function contactPayload() {
+function contactPayload(guard) {
   const payload = {};
   for (const input of contactInputs) {
     const value = input.value.trim();
     if (value) payload[input.name] = value;
   }
+  // The language only when the customer picked one: otherwise the browser's Accept-Language speaks for them.
+  if (pickedLanguage) payload.language = pickedLanguage;
+  const timeZone = browserTimeZone();
+  if (timeZone) payload.timezone = timeZone;
+  // What tells this page's posts from a bot's (services/intake/spam.py): the honeypot, which only a
+  // program fills in, the signed render stamp, and the captcha's token when there is a captcha.
+  if (honeypot.value) payload.website = honeypot.value;
+  if (guard?.stamp) payload.form_stamp = guard.stamp;
+  if (captchaToken) payload.captcha_token = captchaToken;
   return JSON.stringify(payload);
+}
+
+// ---------------------------------------------------------------- spam checks
+
+const honeypot = byId("website");
+let captchaToken = "";
+let captchaWidget = null;
+const CAPTCHA_SCRIPTS = {
+  turnstile: { src: "https://challenges.cloudflare.com/turnstile/v0/api.js?render=explicit", global: "turnstile" },
+  hcaptcha: { src: "https://js.hcaptcha.com/1/api.js?render=explicit", global: "hcaptcha" },
+};
+
+/** Loads the provider's widget into the form; its token is sent with the form and verified by the server. */
+function renderCaptcha({ provider, site_key: sitekey }) {
+  const { src, global } = CAPTCHA_SCRIPTS[provider];
+  const script = document.createElement("script");
+  script.src = src;
+  script.async = true;
+  script.addEventListener("load", () => {
+    captchaWidget = { api: window[global] };
+    captchaWidget.id = captchaWidget.api.render(byId("contact-captcha"), {
+      sitekey,
+      callback: (token) => { captchaToken = token; },
+      "expired-callback": () => { captchaToken = ""; },
+    });
+  });
+  document.head.append(script);
+}
+
+function resetCaptcha() {
+  captchaToken = "";
+  if (captchaWidget) captchaWidget.api.reset(captchaWidget.id);
+}
+
+/** The form's stamp (signed render time), the fill time the server asks for, and the captcha if any. */
+async function loadFormGuard() {
+  try {
+    const response = await fetch(`/v1/forms/${FORM_ID}/stamp`, { cache: "no-store" });
+    if (!response.ok) return null;
+    const guard = await response.json();
+    guard.receivedAt = performance.now();
+    if (guard.captcha) renderCaptcha(guard.captcha);
+    return guard;
+  } catch {
+    return null;
+  }
+}
+
+const formGuard = loadFormGuard();
+
+/** Waits out what is left of the minimum fill time (with a margin for the clocks), so a quick person is
+ * never taken for a bot. */
+async function fillTimePassed(guard) {
+  if (!guard) return;
+  const left = guard.min_fill_ms + 250 - (performance.now() - guard.receivedAt);
+  if (left > 0) await new Promise((resolve) => setTimeout(resolve, left));
 }
 
 function setSending(isSending) {
   sending = isSending;
   contactSubmit.disabled = isSending;
-  contactSubmit.textContent = isSending ? "Sending…" : "Send message";
+  contactSubmit.textContent = isSending ? t("form.sending") : t("form.send");
   contactForm.setAttribute("aria-busy", String(isSending));
 }
 
@@ -128,7 +302,8 @@ function showTicketNumber(ticketId) {
   const ticket = byId("contact-ticket");
   const number = document.createElement("strong");
   number.textContent = ticketId;
-  ticket.replaceChildren("Your ticket number is ", number, ".");
+  const [before, after] = t("form.ticket_number").split("{ticket_id}");
+  ticket.replaceChildren(before ?? "", number, after ?? "");
   contactForm.hidden = true;
   contactSuccess.hidden = false;
   // The form the focus was in is gone; the ticket number is what the customer needs to hear next.
@@ -148,7 +323,7 @@ function showServerErrors(details) {
       general.push(detail.message);
     }
   }
-  showContactAlert(general.length ? general : ["Please correct the highlighted fields."]);
+  showContactAlert(general.length ? general : [t("error.correct_fields")]);
   (firstField ?? contactAlert).focus();
 }
 
@@ -157,6 +332,7 @@ async function handleContactResponse(response) {
     const { ticket_id: ticketId } = await response.json();
     submission = null;
     contactForm.reset();
+    resetCaptcha();
     refreshMessageCounter();
     showTicketNumber(ticketId);
     return;
@@ -166,12 +342,15 @@ async function handleContactResponse(response) {
     showServerErrors(Array.isArray(body.detail) ? body.detail : []);
     return;
   }
-  if (response.status === 413) {
-    showContactAlert(["Your message is too large to send. Please shorten it and try again."]);
+  if (response.status === 429) {
+    const seconds = Number(response.headers.get("Retry-After")) || 60;
+    showContactAlert([t("form.rate_limited", { seconds })]);
+  } else if (response.status === 413) {
+    showContactAlert([t("form.too_large")]);
   } else if (response.status >= 500) {
-    showContactAlert(["Our service is having trouble right now, so your message was not sent. Please try again in a moment."]);
+    showContactAlert([t("form.server_trouble")]);
   } else {
-    showContactAlert([`Your message could not be sent (error ${response.status}). Please try again later.`]);
+    showContactAlert([t("form.failed", { status: String(response.status) })]);
   }
   contactAlert.focus();
 }
@@ -185,18 +364,21 @@ contactForm.addEventListener("submit", async (event) => {
     invalid.focus();
     return;
   }
-  const body = contactPayload();
-  if (submission?.body !== body) submission = { body, key: newUuid() };
   setSending(true);
+  const guard = await formGuard;
+  const body = contactPayload(guard);
+  if (submission?.body !== body) submission = { body, key: newUuid() };
   try {
+    await fillTimePassed(guard);
     const response = await fetch(`/v1/forms/${FORM_ID}`, {
       method: "POST",
-      headers: { "Content-Type": "application/json", "Idempotency-Key": submission.key },
+      // Field errors come back in the page's language.
+      headers: { "Content-Type": "application/json", "Idempotency-Key": submission.key, "Accept-Language": locale },
       body,
     });
     await handleContactResponse(response);
   } catch {
-    showContactAlert(["We could not reach the server. Check your connection and press Send again; your message is kept."]);
+    showContactAlert([t("form.unreachable")]);
     contactAlert.focus();
   } finally {
     setSending(false);
@@ -220,12 +402,18 @@ revalidateWhileTyping(contactInputs);
 const CHAT_STORAGE_KEY = "switchboard.chat";
 const RECONNECT_FIRST_DELAY_MS = 1000;
 const RECONNECT_MAX_DELAY_MS = 30000;
+// The chat server's refusals the customer can act on, by code (SPEC §2 error frames).
 const CHAT_ERROR_TEXT = {
-  rate_limited: "You are sending messages too quickly. Please wait a moment.",
-  too_long: "That message is too long to send. Please shorten it.",
-  too_big: "That message is too long to send. Please shorten it.",
-  unavailable: "The chat is briefly unavailable.",
+  rate_limited: "chat.error.rate_limited",
+  too_long: "chat.error.too_long",
+  too_big: "chat.error.too_long",
+  unavailable: "chat.error.unavailable",
 };
+
+function chatErrorText(refusal) {
+  const key = CHAT_ERROR_TEXT[refusal.code];
+  return key ? t(key) : null;
+}
 
 const chatStart = byId("chat-start");
 const chatStartInputs = [byId("chat-name"), byId("chat-email")];
@@ -294,7 +482,7 @@ function setComposerReady(ready) {
 
 function formatTime(isoTime) {
   const time = new Date(isoTime);
-  return Number.isNaN(time.getTime()) ? "" : time.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return Number.isNaN(time.getTime()) ? "" : time.toLocaleTimeString(locale, { hour: "2-digit", minute: "2-digit" });
 }
 
 function appendMessage(frame) {
@@ -303,7 +491,7 @@ function appendMessage(frame) {
   const meta = document.createElement("p");
   meta.className = "message-meta";
   const author = document.createElement("span");
-  author.textContent = frame.from === "agent" ? "Support agent" : "You";
+  author.textContent = frame.from === "agent" ? t("chat.agent") : t("chat.you");
   const time = document.createElement("time");
   time.dateTime = frame.at;
   time.textContent = formatTime(frame.at);
@@ -327,7 +515,7 @@ function receiveMessage(frame) {
     refreshChatCounter();
   }
   if (frame.from === "agent" && Date.parse(frame.at) > announceAfter) {
-    byId("chat-announcer").textContent = `Support agent: ${frame.text}`;
+    byId("chat-announcer").textContent = t("chat.agent_said", { text: frame.text });
   }
   session.lastSeen = { id: frame.id, at: frame.at };
   saveSession();
@@ -339,7 +527,6 @@ function receiveMessage(frame) {
 // tab, a retry). An unanswered one is kept with the session, so a reload shows it again.
 const chatRatings = byId("chat-ratings");
 const ratingPrompts = new Map();
-const RATING_WORDS = ["very poor", "poor", "okay", "good", "excellent"];
 
 /** "How did we do?" with one button per score; a click sends {type: "csat", resolution, score}. */
 function showRatingPrompt(frame) {
@@ -351,7 +538,7 @@ function showRatingPrompt(frame) {
   item.className = "csat-prompt";
   const question = document.createElement("p");
   question.id = `csat-question-${frame.resolution}`;
-  question.textContent = "How did we do? Rate our help from 1 (very poor) to 5 (excellent).";
+  question.textContent = t("chat.csat.question");
   const buttons = document.createElement("div");
   buttons.className = "csat-buttons";
   buttons.setAttribute("role", "group");
@@ -362,7 +549,7 @@ function showRatingPrompt(frame) {
     button.type = "button";
     button.className = "button button-secondary";
     button.textContent = String(score);
-    button.setAttribute("aria-label", `${score} out of 5, ${RATING_WORDS[score - 1] ?? ""}`.trim());
+    button.setAttribute("aria-label", t("chat.csat.score", { score, word: t(`csat.word.${score}`) }));
     button.disabled = !sessionReady;
     button.addEventListener("click", () => sendRating(frame.resolution, score));
     buttons.append(button);
@@ -370,12 +557,12 @@ function showRatingPrompt(frame) {
   item.append(question, buttons);
   ratingPrompts.set(frame.resolution, item);
   chatRatings.append(item);
-  byId("chat-announcer").textContent = "How did we do? Rate our help from 1 to 5.";
+  byId("chat-announcer").textContent = t("chat.csat.announce");
 }
 
 function sendRating(resolution, score) {
   if (!sessionReady) {
-    setChatStatus("Not connected yet. Please rate again once the chat reconnects.", true);
+    setChatStatus(t("chat.not_connected_rating"), true);
     return;
   }
   for (const button of ratingPrompts.get(resolution).querySelectorAll("button")) button.disabled = true;
@@ -386,9 +573,9 @@ function thankForRating(resolution) {
   const item = ratingPrompts.get(resolution);
   if (!item) return;
   const thanks = document.createElement("p");
-  thanks.textContent = "Thanks for your rating!";
+  thanks.textContent = t("chat.csat.thanks");
   item.replaceChildren(thanks);
-  byId("chat-announcer").textContent = "Thanks for your rating!";
+  byId("chat-announcer").textContent = t("chat.csat.thanks");
   session.pendingRatings = (session.pendingRatings ?? []).filter((r) => r.resolution !== resolution);
   saveSession();
 }
@@ -401,7 +588,15 @@ function enableRatingButtons(enabled) {
 }
 
 function helloFrame() {
-  if (!session) return { type: "hello", ...introduction };
+  if (!session) {
+    const timeZone = browserTimeZone();
+    return {
+      type: "hello",
+      ...introduction,
+      ...(pickedLanguage && { language: pickedLanguage }),
+      ...(timeZone && { timezone: timeZone }),
+    };
+  }
   const lastSeen = renderedIds.size ? session.lastSeen?.id ?? null : null;
   return { type: "hello", token: session.token, last_seen: lastSeen };
 }
@@ -412,7 +607,7 @@ function chatUrl() {
 }
 
 function connect() {
-  setChatStatus("Connecting…");
+  setChatStatus(t("chat.connecting"));
   const connection = new WebSocket(chatUrl());
   socket = connection;
   let opened = false;
@@ -433,7 +628,7 @@ function connect() {
       thankForRating(frame.resolution);
     } else if (frame.type === "error") {
       refusal = frame;
-      setChatStatus(CHAT_ERROR_TEXT[frame.code] ?? `The chat server refused: ${frame.detail}`, true);
+      setChatStatus(chatErrorText(frame) ?? t("chat.refused", { detail: frame.detail }), true);
     }
   });
   connection.addEventListener("close", () => {
@@ -456,7 +651,7 @@ function openSession(frame) {
   setComposerReady(true);
   for (const request of session.pendingRatings) showRatingPrompt(request);
   enableRatingButtons(true);
-  setChatStatus("Connected. An agent will answer here.");
+  setChatStatus(t("chat.connected"));
 }
 
 /** No connection, no sending; an unconfirmed message stays in the box to be sent again. */
@@ -472,12 +667,12 @@ function connectionClosed(opened, refusal) {
   releaseComposer();
   if (refusal?.code === "unknown_session") {
     forgetSession();
-    showStart("Your previous chat has ended. Start a new one whenever you like.");
+    showStart(t("chat.ended"));
     return;
   }
   if (refusal && !opened && refusal.code !== "unavailable") {
     // The server refused the hello itself (e.g. the email); trying again would fail the same way.
-    showStart(`We could not start the chat: ${refusal.detail}`, true);
+    showStart(t("chat.not_started", { detail: refusal.detail }), true);
     return;
   }
   scheduleReconnect(refusal);
@@ -488,9 +683,9 @@ function scheduleReconnect(refusal) {
   // Jitter spreads out the reconnects of every open page after a server restart.
   const delay = ceiling / 2 + (Math.random() * ceiling) / 2;
   reconnectAttempts += 1;
-  const reason = refusal ? CHAT_ERROR_TEXT[refusal.code] ?? refusal.detail : "Connection lost.";
-  const kept = chatText.value.trim() ? " Your unsent message is kept." : "";
-  setChatStatus(`${reason} Reconnecting in ${Math.ceil(delay / 1000)} s…${kept}`, true);
+  const reason = refusal ? chatErrorText(refusal) ?? refusal.detail : t("chat.lost");
+  const kept = chatText.value.trim() ? ` ${t("chat.unsent_kept")}` : "";
+  setChatStatus(`${t("chat.reconnecting", { reason, seconds: Math.ceil(delay / 1000) })}${kept}`, true);
   reconnectTimer = setTimeout(connect, delay);
 }
 
@@ -509,11 +704,11 @@ function sendChatMessage() {
   const tooLong = lengthProblem(chatText, text);
   if (tooLong) {
     // Sent, the server would refuse it and close the chat; kept here, the customer can shorten it.
-    setChatStatus(`That message is too long to send. ${tooLong}`, true);
+    setChatStatus(t("chat.message_too_long", { problem: tooLong }), true);
     return;
   }
   if (!sessionReady) {
-    setChatStatus("Not connected yet. Your message is kept and can be sent once the chat reconnects.", true);
+    setChatStatus(t("chat.not_connected"), true);
     return;
   }
   awaitingEcho = true;
@@ -561,6 +756,12 @@ byId("chat-new").addEventListener("click", () => {
 
 revalidateWhileTyping(chatStartInputs);
 releaseComposer();
+// The texts first: the chat's status lines and the form's errors are written in the page's language.
+try {
+  await loadTexts(pickedLanguage);
+} catch {
+  // The page's own English stays; dynamic texts then show their IDs until a reload works.
+}
 if (session) {
   showConversation();
   showTicket(session.ticketId);

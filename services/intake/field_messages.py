@@ -1,0 +1,55 @@
+"""Field errors in the customer's language: pydantic's errors become `{"field", "message", "type"}` with the
+message from the catalogue (`error.*`, shared/locales) and `type` kept as pydantic's machine-readable code.
+
+The language: what the customer picked on the page (the submission's `language`), else the browser's
+Accept-Language, else the desk's default (`locale_of`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from shared import i18n
+
+FIELD_OF_BODY = "(body)"
+
+
+def locale_of(fields: dict[str, Any], accept_language: str | None, desk_locale: str) -> str:
+    """The language to answer a submission in: its `language` field, else Accept-Language, else the desk's."""
+    picked = fields.get("language")
+    return i18n.negotiate(picked if isinstance(picked, str) else None) or i18n.negotiate(accept_language) or desk_locale
+
+
+def message_for(detail: Any, texts: i18n.Texts) -> str:
+    """One pydantic error detail in words for the customer."""
+    field = str(detail["loc"][0]) if detail["loc"] else ""
+    kind = detail["type"]
+    context = detail.get("ctx") or {}
+    if kind in ("missing", "string_too_short"):
+        return texts("error.required")
+    if kind == "string_too_long":
+        return texts.plural("error.max_length", int(context.get("max_length", 0)))
+    if kind == "extra_forbidden":
+        return texts("error.unknown_field")
+    if field == "email":
+        return texts("error.email")
+    if field == "phone":
+        return texts("error.phone")
+    if field == "language":
+        return texts("error.language")
+    return texts("error.invalid")
+
+
+def field_errors(error: ValidationError, locale: str) -> list[dict[str, str]]:
+    """pydantic's errors as the form's field errors, in `locale`: `[{"field", "message", "type"}]`."""
+    texts = i18n.texts(locale)
+    return [
+        {
+            "field": ".".join(str(part) for part in detail["loc"]) or FIELD_OF_BODY,
+            "message": message_for(detail, texts),
+            "type": detail["type"],
+        }
+        for detail in error.errors()
+    ]
