@@ -35,6 +35,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from services.knowledge.articles import DEFLECTED
 from shared.calendars import Calendar
 from shared.events import (
     ACTIVE_STATUSES,
@@ -50,7 +51,6 @@ from shared.events import (
     TicketQueued,
 )
 
-DEFLECTED = "deflected"
 # Actors that are not agents: their solves credit the assignee, if any.
 _NOT_AGENTS = frozenset({"system", "customer", "admin"})
 BACKLOG_STATUSES: tuple[str, ...] = ("new", "open", "pending", "on_hold")
