@@ -31,8 +31,8 @@ from shared import calendars, i18n
 from shared.durations import Duration
 from shared.guard_config import Limits, Spam
 from shared.ids import AGENT_ID_PATTERN
-from shared.rules import LanguageCode, Priority, Rule, WordMatcher
 from shared.reports_config import Reports
+from shared.rules import LanguageCode, Priority, Rule, WordMatcher
 from shared.sla_policies import SlaPolicy
 
 SlackChannelId = Annotated[str, Field(pattern=r"^[CGD][A-Z0-9]{2,}$")]

@@ -80,6 +80,12 @@ def _plural_ids() -> dict[str, str]:
     return {message.id[0]: message.id[1] for message in catalogue(REFERENCE) if isinstance(message.id, tuple)}
 
 
+def load_catalogues() -> None:
+    """Reads and compiles every catalogue now, rather than for the first text of each language."""
+    for locale in available():
+        _translations(locale)
+
+
 @dataclass(frozen=True)
 class Texts:
     """The texts of one locale: `texts("zh-Hans")("ack.telegram", ticket_id="SB-1")`.
