@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -22,6 +23,7 @@ from services.notifier.telegram import TelegramSender
 from services.notifier.ticket_cards import TicketCards
 from services.notifier.wecom import WecomTransport
 from services.notifier.whatsapp import WhatsAppTransport, whatsapp_sender
+from shared import i18n
 from shared.csat import CsatSubject, CsatTokens, csat_secret, csat_url
 from shared.process import ServiceProcess
 from shared.settings import Settings
@@ -83,6 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def deliveries() -> AsyncIterator[None]:
+        # Before the engine starts: the first texts would otherwise wait for the catalogues to compile.
+        await asyncio.to_thread(i18n.load_catalogues)
         try:
             yield
         finally:
