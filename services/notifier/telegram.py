@@ -14,6 +14,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
 from telegram.constants import MessageLimit
 from telegram.error import BadRequest, Forbidden, RetryAfter
 
+from services.notifier.chunks import split_at_lines
 from services.notifier.errors import RateLimited, Refused
 from services.notifier.pacing import Pacing
 from shared.events import ReplyRoute
@@ -78,29 +79,7 @@ class TelegramSender:
 
 def split_for_telegram(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
     """The text in messages Telegram accepts (it counts UTF-16 code units), cut at line breaks where possible."""
-    chunks = []
-    rest = text
-    while rest:
-        cut = _fitting_length(rest, limit)
-        newline = rest.rfind("\n", 0, cut) if cut < len(rest) else -1
-        if newline > 0:
-            chunk, rest = rest[:newline], rest[newline + 1 :]
-        else:
-            chunk, rest = rest[:cut], rest[cut:]
-        if chunk.strip():
-            chunks.append(chunk)
-    # A blank text is sent as it is, for Telegram to refuse in its own words.
-    return chunks or [text]
-
-
-def _fitting_length(text: str, limit: int) -> int:
-    """How many characters of `text` fit in `limit` UTF-16 code units."""
-    units = 0
-    for index, character in enumerate(text):
-        units += 2 if ord(character) > 0xFFFF else 1
-        if units > limit:
-            return index
-    return len(text)
+    return split_at_lines(text, limit, lambda character: 2 if ord(character) > 0xFFFF else 1)
 
 
 def _seconds(retry_after: int | timedelta) -> float:

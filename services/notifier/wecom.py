@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from redis.asyncio import Redis
 
 from services.notifier import csat_asks
+from services.notifier.chunks import split_at_lines
 from services.notifier.customers import CsatLink
 from services.notifier.deliveries import Sent, Skipped
 from services.notifier.errors import RateLimited, Refused
@@ -108,25 +109,4 @@ class WecomTransport:
 def split_for_wecom(text: str, limit: int = MAX_TEXT_BYTES) -> list[str]:
     """The text in messages of at most `limit` UTF-8 bytes, cut at line breaks where possible, never inside a
     character."""
-    chunks = []
-    rest = text
-    while rest:
-        cut = _fitting(rest, limit)
-        newline = rest.rfind("\n", 0, cut) if cut < len(rest) else -1
-        if newline > 0:
-            chunk, rest = rest[:newline], rest[newline + 1 :]
-        else:
-            chunk, rest = rest[:cut], rest[cut:]
-        if chunk.strip():
-            chunks.append(chunk)
-    return chunks or [text]
-
-
-def _fitting(text: str, limit: int) -> int:
-    """How many characters of `text` fit in `limit` UTF-8 bytes."""
-    size = 0
-    for index, character in enumerate(text):
-        size += len(character.encode())
-        if size > limit:
-            return index
-    return len(text)
+    return split_at_lines(text, limit, lambda character: len(character.encode()))
