@@ -19,7 +19,15 @@ from services.notifier.ledger import Ledger
 from services.notifier.plan import Delivery, NotifierView, TicketContext, plan, reply_outcome
 from shared.config import DeskConfig
 from shared.engine import BatchResult, Record
-from shared.events import CommandRejected, MessageAdded, NotificationSent, StatusChanged, TicketCreated, TicketEvent
+from shared.events import (
+    CommandRejected,
+    MessageAdded,
+    NotificationSent,
+    StatusChanged,
+    TicketCreated,
+    TicketEvent,
+    TicketSuggestions,
+)
 from shared.identities import normalise_email
 from shared.publisher import Outgoing
 from shared.topics import TICKETS, Topics
@@ -145,6 +153,7 @@ class NotifierHandler:
             if isinstance(event, MessageAdded) and event.author == "agent" and event.reply_route
         ]
         routes += [event.csat_route for event in events if isinstance(event, StatusChanged) and event.csat_route]
+        routes += [e.deflect_route for e in events if isinstance(e, TicketSuggestions) and e.deflect_route]
         emails = list(dict.fromkeys(normalise_email(route.address) for route in routes if route.channel == "email"))
         channels = list(dict.fromkeys(f"slack:{team.slack_channel}" for team in self.config.teams))
         rows, bounced = await self.ledger.context(tickets, emails, channels)
