@@ -179,12 +179,12 @@ async def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
     """Create every registered topic and its DLQ if missing, with their configs (`TopicSpec.configs`);
     an existing topic whose configs differ is altered to them (Kafka's AlterConfigs replaces the topic's
     own settings). Returns the names it created."""
+    # Each topic's partitions and configs; a DLQ keeps everything forever, whatever its topic does.
     wanted = {
-        name: configs
+        name: (spec.partitions, dict(configs))
         for spec in REGISTRY
         for name, configs in ((topics.name(spec), spec.configs), (topics.dlq(spec), KEEP_FOREVER))
     }
-    partitions = {name: spec.partitions for spec in REGISTRY for name in (topics.name(spec), topics.dlq(spec))}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -194,15 +194,15 @@ async def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
             try:
                 await admin.create_topics(
                     [
-                        NewTopic(name, num_partitions=partitions[name], replication_factor=1,
-                                 topic_configs=dict(wanted[name]))
+                        NewTopic(name, num_partitions=wanted[name][0], replication_factor=1,
+                                 topic_configs=wanted[name][1])
                         for name in missing
                     ]
                 )  # fmt: skip
             except TopicAlreadyExistsError:
                 # Another process created them between our listing and our request.
                 pass
-        await _align_configs(admin, {name: dict(wanted[name]) for name in wanted if name in existing})
+        await _align_configs(admin, {name: configs for name, (_, configs) in wanted.items() if name in existing})
         return missing
     finally:
         await admin.close()

@@ -175,9 +175,8 @@ def call_taker(message: InboundMessage, team: Team, config: DeskConfig) -> Agent
     if message.channel != "phone" or not message.source.startswith(CALL_SOURCE_PREFIX):
         return None
     agent_id = message.source.removeprefix(CALL_SOURCE_PREFIX)
-    if agent_id not in team.members and agent_id != team.lead:
-        return None
-    return next((agent for agent in config.agents if agent.id == agent_id), None)
+    # A team's members and lead are configured agents (the config check says so).
+    return config.agent(agent_id) if agent_id in team.members or agent_id == team.lead else None
 
 
 def excerpt(text: str) -> str:
