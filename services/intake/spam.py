@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.guard_config import Spam
+from shared.untrusted import same_secret
 
 HONEYPOT_FIELD = "website"
 STAMP_FIELD = "form_stamp"
@@ -79,7 +80,7 @@ class FormStamps:
         if not dot or not millis_text.isdigit() or len(millis_text) > 15:
             return None
         millis = int(millis_text)
-        if not hmac.compare_digest(mac, self._mac(form_id, millis)):
+        if not same_secret(mac, self._mac(form_id, millis)):
             return None
         age = now.timestamp() - millis / 1000
         return age if age >= -1 else None
