@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 
-from services.notifier import csat_asks
 from services.notifier.chunks import split_at_lines
 from services.notifier.customers import CsatLink
 from services.notifier.deliveries import Sent, Skipped
@@ -67,7 +66,7 @@ class WecomTransport:
         if delivery.csat is not None:
             if self.csat_link is None:
                 return None
-            text = csat_asks.email_body(delivery.ticket_id, self.csat_link(delivery.csat))
+            text = f"{text}\n{self.csat_link(delivery.csat)}"
         chunks = split_for_wecom(text)
         customer_at, sent = await self.redis.hmget(window_key(route.address), "customer_at", "sent")
         now = time.time()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 
 import pytest
 from pydantic import SecretStr
@@ -13,6 +14,7 @@ from services.notifier.deliveries import Sent, Skipped
 from services.notifier.errors import Refused
 from services.notifier.plan import Delivery
 from services.notifier.wecom import WecomTransport
+from shared.csat import CsatSubject
 from shared.events import ReplyRoute
 from shared.redis_client import connect_redis
 from shared.settings import Settings
@@ -86,3 +88,23 @@ async def test_a_refusal_by_wecom_is_final_and_an_expired_token_is_renewed(trans
     fake_wecom.fail_next("kf/send_msg", 95001, "send msg count limit")
     with pytest.raises(Refused, match="95001"):
         await transport.send(reply("c", "third"), None)
+
+
+async def test_a_rating_request_goes_out_with_its_rating_link(settings, fake_wecom):
+    configured = settings.model_copy(
+        update={"wecom_corp_id": CORP_ID, "wecom_secret": SecretStr(SECRET), "wecom_api_url": fake_wecom.base_url}
+    )
+    redis = connect_redis(settings.redis_url)
+    link = "https://desk.example/v1/csat/{}-{}".format
+    rating = WecomTransport(configured, redis, csat_link=lambda subject: link(subject.ticket_id, subject.resolution))
+    try:
+        await customer_wrote(redis, ADDRESS, time.time())
+        request = replace(reply("csat1", "How did we do?"), purpose="csat", csat=CsatSubject("SB-1001", 1))
+
+        assert isinstance(await rating.send(request, None), Sent)
+
+        [sent] = fake_wecom.calls_to("kf/send_msg")
+        assert sent.args["text"]["content"] == "How did we do?\nhttps://desk.example/v1/csat/SB-1001-1"
+    finally:
+        await rating.aclose()
+        await redis.aclose()
