@@ -82,7 +82,6 @@ class KnowledgeCache:
         self.redis = redis
         self._version: str | None = None
         self._index: KnowledgeIndex | None = None
-        self._articles: dict[str, ArticlePublished] = {}
 
     async def index(self) -> KnowledgeIndex | None:
         """The current index, or None while the knowledge base holds no article."""
@@ -98,9 +97,4 @@ class KnowledgeCache:
             # jieba and BM25 over every article: off the event loop.
             index = await asyncio.to_thread(KnowledgeIndex, [article_of(article) for article in articles])
             self._version, self._index = version, index if articles else None
-            self._articles = {article.slug: article for article in articles}
         return self._index
-
-    def article(self, slug: str) -> ArticlePublished | None:
-        """An article of the index last returned."""
-        return self._articles.get(slug)

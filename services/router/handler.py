@@ -83,9 +83,11 @@ class RouterHandler:
 
     async def handle(self, records: list[Record[Any]]) -> BatchResult:
         keys = [_record_id(record) for record in records]
+        # Read once per batch: a retried claim decides against the same knowledge base.
+        knowledge = await self._knowledge(records)
         for _ in range(MAX_CLAIM_ATTEMPTS):
             remembered, view = await self._read(records, keys)
-            view.knowledge = await self._knowledge(records)
+            view.knowledge = knowledge
             decided = self._decide(records, keys, remembered, view)
             # Each event is serialised once: the same bytes are remembered and published.
             outgoing = {key: [self._outgoing(event) for event in decision.events] for key, decision in decided.items()}
