@@ -16,12 +16,13 @@ import asyncio
 import io
 import logging
 from datetime import UTC, date, datetime, time
+from typing import Any
 
 from redis.asyncio import Redis
 from slack_sdk.web.async_client import AsyncWebClient
 
 from services.reports.build import build_report
-from services.reports.figures import Window
+from services.reports.figures import Report, Window
 from services.reports.render import as_text, plot
 from shared.calendars import zone
 from shared.config import DeskConfig
@@ -113,19 +114,23 @@ class DigestRunner:
         day = due_day(self.digest, now)
         if day is None or not await self.redis.hsetnx(DIGESTS_KEY, day.isoformat(), now.isoformat()):
             return None
+        window = window_of(self.digest, day)
+        channel = self.digest.channel
         try:
-            event = await self._post(day)
+            report = await build_report(self.bootstrap, self.topics, self.config, window)
+            message = await self.slack.chat_postMessage(channel=channel, text=message_text(window, as_text(report)))
         except BaseException:
+            # Nothing was posted: the day is free for the next try.
             await self.redis.hdel(DIGESTS_KEY, day.isoformat())
             raise
-        logger.info("report digest posted", extra={"day": day.isoformat(), "channel": self.digest.channel})
+        # Posted: the day stays claimed whatever fails next, or the next try would post the table again.
+        event = await self._complete(day, window, report, message)
+        logger.info("report digest posted", extra={"day": day.isoformat(), "channel": channel})
         return event
 
-    async def _post(self, day: date) -> DigestPosted:
-        window = window_of(self.digest, day)
-        report = await build_report(self.bootstrap, self.topics, self.config, window)
+    async def _complete(self, day: date, window: Window, report: Report, message: Any) -> DigestPosted:
+        """Uploads the chart into the posted table's thread and records the post on the reports topic."""
         channel = self.digest.channel
-        message = await self.slack.chat_postMessage(channel=channel, text=message_text(window, as_text(report)))
         chart = io.BytesIO()
         plot(report, chart)
         upload = await self.slack.files_upload_v2(

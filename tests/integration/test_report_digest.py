@@ -123,11 +123,29 @@ async def test_a_post_slack_refuses_gives_the_day_back_for_the_next_try(
     redis = connect_redis(desk.redis_url)
     try:
         digest = runner(desk, publisher, redis, fake_slack)
-        fake_slack.fail_next("files.completeUploadExternal", "internal_error")
+        fake_slack.fail_next("chat.postMessage", "internal_error")
         with pytest.raises(Exception, match="internal_error"):
             await digest.tick(datetime(2026, 11, 30, 9, 5, tzinfo=UTC))
         assert not await redis.hexists(DIGESTS_KEY, "2026-11-30")
         assert await digest.tick(datetime(2026, 11, 30, 9, 6, tzinfo=UTC)) is not None
+    finally:
+        await redis.aclose()
+
+
+async def test_a_chart_slack_refuses_after_the_table_was_posted_keeps_the_day(
+    desk: Settings, publisher: Publisher, fake_slack: FakeSlackApi
+):
+    await a_ticket(desk, publisher)
+    redis = connect_redis(desk.redis_url)
+    try:
+        digest = runner(desk, publisher, redis, fake_slack)
+        fake_slack.fail_next("files.completeUploadExternal", "internal_error")
+        with pytest.raises(Exception, match="internal_error"):
+            await digest.tick(datetime(2026, 11, 30, 9, 5, tzinfo=UTC))
+        # The table is in the channel: another try would post it a second time.
+        assert await redis.hexists(DIGESTS_KEY, "2026-11-30")
+        assert await digest.tick(datetime(2026, 11, 30, 9, 6, tzinfo=UTC)) is None
+        assert len(fake_slack.calls_to("chat.postMessage")) == 1
     finally:
         await redis.aclose()
 
