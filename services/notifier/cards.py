@@ -24,6 +24,7 @@ import orjson
 from services.knowledge.slack import SAVE_ARTICLE_BUTTON, SEND_ARTICLE_BUTTON
 from services.notifier.slack_text import escape
 from shared import i18n
+from shared.events import ACTIVE_STATUSES
 
 # (action_id, label's message ID, style): the first row works the ticket, the second moves it along its lifecycle.
 WORK_BUTTONS = (
@@ -198,7 +199,7 @@ def ticket_card(state: CardState, texts: i18n.Texts | None = None) -> Card:
 
 def _suggestion_blocks(state: CardState, texts: i18n.Texts) -> list[dict[str, Any]]:
     """The suggested articles while the ticket is active, each with a "Send to customer" button."""
-    if not state.suggestions or state.status not in ("new", "open", "pending", "on_hold"):
+    if not state.suggestions or state.status not in ACTIVE_STATUSES:
         return []
     blocks: list[dict[str, Any]] = [
         {"type": "context", "elements": [_mrkdwn(f":bulb: *{texts('card.suggested_articles')}*")]}

@@ -32,7 +32,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, get_args
 from zoneinfo import ZoneInfo
 
 from services.knowledge.articles import DEFLECTED
@@ -49,11 +49,13 @@ from shared.events import (
     TicketAssigned,
     TicketCreated,
     TicketQueued,
+    TicketStatus,
 )
 
 # Actors that are not agents: their solves credit the assignee, if any.
 _NOT_AGENTS = frozenset({"system", "customer", "admin"})
-BACKLOG_STATUSES: tuple[str, ...] = ("new", "open", "pending", "on_hold")
+# The active statuses in the lifecycle's order (for columns).
+BACKLOG_STATUSES: tuple[str, ...] = tuple(status for status in get_args(TicketStatus) if status in ACTIVE_STATUSES)
 # Age buckets of the backlog: (label, upper bound exclusive); the last has none.
 AGE_BUCKETS: tuple[tuple[str, timedelta | None], ...] = (
     ("<1d", timedelta(days=1)),
