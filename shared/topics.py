@@ -9,7 +9,7 @@ from typing import get_args
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 from pydantic import TypeAdapter
 
 from shared.events import (
@@ -189,23 +189,37 @@ async def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        created: list[str] = []
         missing = [name for name in wanted if name not in existing]
         if missing:
-            try:
-                await admin.create_topics(
-                    [
-                        NewTopic(name, num_partitions=wanted[name][0], replication_factor=1,
-                                 topic_configs=wanted[name][1])
-                        for name in missing
-                    ]
-                )  # fmt: skip
-            except TopicAlreadyExistsError:
-                # Another process created them between our listing and our request.
-                pass
+            response = await admin.create_topics(
+                [
+                    NewTopic(name, num_partitions=wanted[name][0], replication_factor=1, topic_configs=wanted[name][1])
+                    for name in missing
+                ]
+            )
+            created, already = created_topics(response.topic_errors)
+            existing.update(already)
         await _align_configs(admin, {name: configs for name, (_, configs) in wanted.items() if name in existing})
-        return missing
+        return created
     finally:
         await admin.close()
+
+
+def created_topics(topic_errors: list[tuple]) -> tuple[list[str], list[str]]:
+    """Splits a CreateTopics answer's per-topic results, `(name, error code[, message])` (Kafka protocol,
+    CreateTopicsResponse), into (created, already existing). A topic that "already exists" was made by another
+    process, or is one the broker had not listed yet (its metadata trails the controller by a moment): either
+    way it is an existing topic whose configs are then checked. Raises the Kafka error of any other failure."""
+    created, already = [], []
+    for name, code, *message in topic_errors:
+        if code == TopicAlreadyExistsError.errno:
+            already.append(name)
+        elif code:
+            raise for_code(code)(f"creating topic {name}: {message[0] if message else ''}")
+        else:
+            created.append(name)
+    return created, already
 
 
 async def _align_configs(admin: AIOKafkaAdminClient, wanted: dict[str, dict[str, str]]) -> None:

@@ -6,8 +6,9 @@ import typing
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import InvalidPartitionsError
 
-from shared.topics import REGISTRY, Topics
+from shared.topics import REGISTRY, Topics, created_topics
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "examples"
 
@@ -55,3 +56,11 @@ def test_topic_names_are_versioned_keyed_by_a_field_of_every_event_and_have_dead
         assert all(spec.key in event.model_fields for event in _event_classes(spec.schema))
         assert topics.dlq(spec) == f"staging.{spec.name}.dlq"
     assert len(topics.all_names()) == 2 * len(REGISTRY)
+
+
+def test_a_topic_the_broker_says_already_exists_is_not_reported_created_and_other_failures_raise():
+    # CreateTopicsResponse v1+: (name, error code, message); 36 = TOPIC_ALREADY_EXISTS, 37 = INVALID_PARTITIONS.
+    assert created_topics([("a", 0, None), ("b", 36, "exists"), ("c", 0, None)]) == (["a", "c"], ["b"])
+    assert created_topics([("a", 0)]) == (["a"], [])
+    with pytest.raises(InvalidPartitionsError, match="creating topic b"):
+        created_topics([("a", 0, None), ("b", 37, "bad partitions")])
