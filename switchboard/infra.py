@@ -114,6 +114,10 @@ class LocalInfra:
         self._kafka = kafka
         self._redis = redis_service
 
+    @property
+    def pids(self) -> dict[str, int]:
+        return {"kafka": self._kafka.process.pid, "redis": self._redis.process.pid}
+
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM both, SIGKILL whatever still runs after `timeout` seconds; safe to call again."""
         _terminate([self._kafka.stoppable(), self._redis.stoppable()], timeout)

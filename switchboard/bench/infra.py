@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,6 +25,8 @@ class BenchInfra:
     kafka_bootstrap: str
     redis_url: str  # what the services under test use
     started: bool  # True: a private pair in a temporary DATA_DIR, gone after the run
+    # "kafka"/"redis" → pid, when known (started by the bench or by `switchboard up`): their CPU is measured.
+    pids: Mapping[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict:
         return {"kafka_bootstrap": self.kafka_bootstrap, "redis_url": self.redis_url, "started_by_bench": self.started}
@@ -67,7 +69,10 @@ def bench_infra(settings: Settings, *, start: bool) -> Iterator[BenchInfra]:
             return
         if (running := recorded_infra(settings.data_dir)) is not None:
             yield BenchInfra(
-                running["kafka_bootstrap"], with_database(running["redis_url"], BENCH_REDIS_DB), started=False
+                running["kafka_bootstrap"],
+                with_database(running["redis_url"], BENCH_REDIS_DB),
+                started=False,
+                pids={"kafka": running["kafka_pid"], "redis": running["redis_pid"]},
             )
             return
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -76,6 +81,6 @@ def bench_infra(settings: Settings, *, start: bool) -> Iterator[BenchInfra]:
         (Path(data_dir) / jars.name).symlink_to(jars.resolve(), target_is_directory=True)
         local = start_infra(Path(data_dir), detached=False, prefer_default_ports=False)
         try:
-            yield BenchInfra(local.endpoints.kafka_bootstrap, local.endpoints.redis_url, started=True)
+            yield BenchInfra(local.endpoints.kafka_bootstrap, local.endpoints.redis_url, started=True, pids=local.pids)
         finally:
             local.stop()

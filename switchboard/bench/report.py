@@ -123,7 +123,55 @@ def build_report(measured: Measurements) -> dict:
         },
         "events_by_type": dict(sorted(measured.events_by_type.items())),
         "rss_bytes": measured.rss,
+        "cpu": cpu_summary(measured.rss, *_work_unit(options, stages, len(expected))),
         "timeline": measured.timeline,
+    }
+
+
+def _work_unit(options: BenchOptions, stages: Mapping[str, dict], tickets: int) -> tuple[int, str]:
+    """What the run's CPU time is divided by: the measured stage's records, or the whole stack's tickets."""
+    if options.only == "intake":
+        return stages["intake"]["count"], "form accepted"
+    if options.only == "router":
+        return stages["router"]["count"], "inbound message routed"
+    if options.only in ("sla", "notifier"):
+        return stages[options.only]["count"], "ticket event"
+    return tickets, "ticket"
+
+
+def cpu_summary(samples: list[dict], units: int, unit: str) -> dict | None:
+    """CPU time each process spent between the first sample ("start": before the work began) and the last
+    ("end"), read from the samples' `cpu_seconds` (label → seconds, None once gone), and per unit of work.
+
+    Returns {"unit", "units", "wall_seconds", "cores_busy" (all the processes' CPU over the wall time),
+    "processes": {label: {"seconds", "per_unit_us", "cores"}}}, or None without two CPU samples or any work.
+    """
+    timed = [sample for sample in samples if sample.get("cpu_seconds")]
+    if len(timed) < 2 or units <= 0:
+        return None
+    first, last = timed[0], timed[-1]
+    wall = last["t"] - first["t"]
+    if wall <= 0:
+        return None
+    processes = {}
+    for label, before in first["cpu_seconds"].items():
+        after = last["cpu_seconds"].get(label)
+        if before is None or after is None:
+            continue
+        spent = after - before
+        processes[label] = {
+            "seconds": round(spent, 3),
+            "per_unit_us": round(spent / units * 1e6, 1),
+            "cores": round(spent / wall, 3),
+        }
+    total = sum(entry["seconds"] for entry in processes.values())
+    return {
+        "unit": unit,
+        "units": units,
+        "wall_seconds": round(wall, 3),
+        "cores_busy": round(total / wall, 3),
+        "per_unit_us": round(total / units * 1e6, 1),
+        "processes": processes,
     }
 
 
@@ -179,6 +227,16 @@ def print_summary(report: dict, console: Console) -> None:
             table.add_row(name.replace("_", " "), f"{count:,}", f"of {report['tickets']:,} tickets")
     for label, first, last in _rss_span(report["rss_bytes"]):
         table.add_row(f"RSS {label}", f"{first / 2**20:,.0f} → {last / 2**20:,.0f} MiB", "start → end")
+    if (cpu := report.get("cpu")) is not None:
+        for label, entry in cpu["processes"].items():
+            table.add_row(
+                f"CPU {label}", f"{entry['per_unit_us']:,.0f} µs per {cpu['unit']}", f"{entry['cores']:.2f} cores"
+            )
+        table.add_row(
+            "CPU all of the above",
+            f"{cpu['per_unit_us']:,.0f} µs per {cpu['unit']}",
+            f"{cpu['cores_busy']:.2f} cores busy of {report['machine']['cpus']}, over {cpu['wall_seconds']:,.0f} s",
+        )
     console.print(table)
 
 

@@ -84,7 +84,7 @@ async def run_bench(
                     )
                 env = _service_env(settings, infra, topics.prefix, slack.base_url, Path(run_dir) / "data")
                 env["SWITCHBOARD_CONFIG"] = str(unlimited_capacity(settings.config, Path(run_dir)))
-                services = BenchServices(env, log_dir)
+                services = BenchServices(env, log_dir, watched=infra.pids)
                 try:
                     observed = await _Run(options, workload, topics, gauges, slack, services, console).execute()
                 finally:
@@ -371,6 +371,7 @@ class _Run:
             "t": round(time.monotonic() - self.started, 3),
             "progress": round(progress, 3),
             "services": self.services.rss(),
+            "cpu_seconds": self.services.cpu_seconds(),
         }
 
     def _progress(self) -> Progress:

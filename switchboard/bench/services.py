@@ -1,11 +1,13 @@
-"""The services under test, each a `switchboard run NAME` child process, and their memory."""
+"""The services under test, each a `switchboard run NAME` child process, and their memory and CPU time."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +45,10 @@ class Service:
         except psutil.Error:
             return None
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) in seconds, children included (None once the process is gone)."""
+        return cpu_seconds(self.process.pid, children=True)
+
     def log_tail(self) -> str:
         try:
             with self.log.open("rb") as log:
@@ -55,9 +61,11 @@ class Service:
 class BenchServices:
     """Starts and stops the processes of one run; `env` carries the SWITCHBOARD_* settings they share."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path):
+    def __init__(self, env: dict[str, str], log_dir: Path, watched: Mapping[str, int] | None = None):
+        """`watched`: other processes whose CPU time is read with the services' (label → pid: Kafka, Redis)."""
         self.env = env
         self.log_dir = log_dir
+        self.watched = dict(watched or {})
         self.running: list[Service] = []
         log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -104,8 +112,27 @@ class BenchServices:
     def rss(self) -> dict[str, int | None]:
         return {service.label: service.rss() for service in self.running}
 
+    def cpu_seconds(self) -> dict[str, float | None]:
+        """CPU seconds so far of each service, each watched process, and the bench itself ("bench": the load
+        generator and the fake Slack)."""
+        return {
+            **{service.label: service.cpu_seconds() for service in self.running},
+            **{label: cpu_seconds(pid) for label, pid in self.watched.items()},
+            "bench": cpu_seconds(os.getpid()),
+        }
+
     def stop_all(self) -> None:
         stop_processes([service.process for service in self.running], timeout=20)
+
+
+def cpu_seconds(pid: int, *, children: bool = False) -> float | None:
+    """User + system CPU seconds of a process (and of its live descendants with `children`); None when gone."""
+    try:
+        process = psutil.Process(pid)
+        family = [process, *process.children(recursive=True)] if children else [process]
+        return sum(times.user + times.system for times in (member.cpu_times() for member in family))
+    except psutil.Error:
+        return None
 
 
 async def _ready(session: aiohttp.ClientSession, service: Service) -> bool:

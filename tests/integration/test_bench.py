@@ -50,6 +50,12 @@ def test_a_backlog_drains_through_the_router_alone_on_a_private_broker(tmp_path:
     # 200 records drain within one sampling tick, so the tenths in between may all be skipped.
     assert "100%" in {sample["at"] for sample in memory}
     assert all(sample["services"]["router-1"] > 0 for sample in memory)
+    # CPU time per routed message: the router's, and the broker's and Redis's, which the bench started.
+    cpu = report["cpu"]
+    assert cpu["unit"] == "inbound message routed" and cpu["units"] == 200
+    assert {"router-1", "kafka", "redis", "bench"} <= set(cpu["processes"])
+    # (200 records are routed in one batch, maybe before the first sample counts any: no lower bound here.)
+    assert all(entry["per_unit_us"] >= 0 for entry in cpu["processes"].values())
 
 
 def test_the_whole_stack_on_the_running_broker(tmp_path: Path, infra: Endpoints):
@@ -72,6 +78,7 @@ def test_the_whole_stack_on_the_running_broker(tmp_path: Path, infra: Endpoints)
         assert latency["count"] == 100 and latency["p50_ms"] <= latency["p95_ms"] <= latency["p99_ms"]
     assert report["events_by_type"]["ticket.created"] == 100
     assert set(report["rss_bytes"][-1]["services"]) == {"intake-http-1", "router-1", "sla-1", "notifier-1"}
+    assert report["cpu"]["unit"] == "ticket" and report["cpu"]["units"] == 100
 
 
 def test_a_flood_alongside_is_limited_and_the_other_forms_measured(tmp_path: Path, infra: Endpoints):

@@ -19,7 +19,7 @@ from shared.settings import EXAMPLE_CONFIG
 from switchboard.bench.fake_slack import FakeSlack
 from switchboard.bench.infra import with_database
 from switchboard.bench.options import BenchOptions, parse_instances
-from switchboard.bench.report import SCHEMA, Measurements, build_report
+from switchboard.bench.report import SCHEMA, Measurements, build_report, cpu_summary
 from switchboard.bench.stats import Rate, active_rate, latency_summary, rate_series, tenths
 from switchboard.bench.workload import Workload
 from switchboard.cli import main
@@ -168,7 +168,7 @@ def test_report_shape():
     assert report["schema"] == SCHEMA
     assert set(report) >= {
         "started_at", "finished_at", "outcome", "options", "machine", "infra", "raw_kafka", "stages",
-        "ratio_routed_to_raw", "latency", "missing", "events_by_type", "rss_bytes", "timeline",
+        "ratio_routed_to_raw", "latency", "missing", "events_by_type", "rss_bytes", "cpu", "timeline",
     }  # fmt: skip
     stages = report["stages"]
     assert list(stages) == ["intake", "router", "sla", "notifier"]
@@ -183,6 +183,23 @@ def test_report_shape():
     assert assigned["count"] == 2 and assigned["p50_ms"] == pytest.approx(15)
     assert report["latency"]["intake_to_slack"]["max_ms"] == pytest.approx(200)
     assert report["missing"] == {"never_assigned": 1, "never_announced": 1}
+
+
+def test_cpu_time_is_what_each_process_spent_between_the_first_and_last_sample_per_unit_of_work():
+    samples = [
+        {"at": "start", "t": 1.0, "services": {}, "cpu_seconds": {"router-1": 2.0, "redis": 1.0, "gone": 1.0}},
+        {"at": "50%", "t": 3.0, "services": {}},
+        {"at": "end", "t": 5.0, "services": {}, "cpu_seconds": {"router-1": 4.0, "redis": 2.0, "gone": None}},
+    ]
+    summary = cpu_summary(samples, 10_000, "inbound message routed")
+    assert summary["processes"] == {
+        "router-1": {"seconds": 2.0, "per_unit_us": 200.0, "cores": 0.5},
+        "redis": {"seconds": 1.0, "per_unit_us": 100.0, "cores": 0.25},
+    }
+    assert (summary["wall_seconds"], summary["cores_busy"], summary["per_unit_us"]) == (4.0, 0.75, 300.0)
+    # Nothing to divide by: no work, or fewer than two samples with CPU times (reports of earlier versions).
+    assert cpu_summary(samples, 0, "ticket") is None
+    assert cpu_summary(samples[:2], 10, "ticket") is None
 
 
 def test_report_of_one_stage_leaves_out_the_others():
