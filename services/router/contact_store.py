@@ -28,7 +28,7 @@ from shared.read_model import (
 )
 
 # Merge trees are shallow (each merge is one message or one agent's decision); this bounds a corrupt loop.
-_MAX_DEPTH = 64
+MAX_MERGE_DEPTH = 64
 # ARGV: the key templates (identity, contact HASH, its identities, verified, tickets, merged_into, merged,
 # ticket HASH, kept apart; "%s" where the ID goes), the created ZSET, how many identities and contacts follow, then
 # the identities, the contact IDs and the ticket IDs.
@@ -51,7 +51,7 @@ end
 local found = {{}}
 for _, start in ipairs(starts) do
   local root, depth = start, 0
-  while depth < {_MAX_DEPTH} do
+  while depth < {MAX_MERGE_DEPTH} do
     local parent = redis.call('GET', key(t[6], root))
     if not parent or parent == start then break end
     root, depth = parent, depth + 1

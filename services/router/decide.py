@@ -270,7 +270,9 @@ def decide_inbound(message: InboundMessage, view: RouterView, config: DeskConfig
     if duplicate is not None and duplicate.action == "merge":
         # What the batch knows of the earlier ticket is fresher than what was read of it.
         target = view.tickets.get(duplicate.ticket_id) or duplicate.ticket
-        events += duplicates.merged_at_birth(message, contact, classification, duplicate, target, now)
+        events += duplicates.merged_at_birth(
+            message, contact, classification, duplicate, target, now, contact_tags=contact_tags
+        )
         events += resolution_events(message, resolution, view.graph, now)
         return Decision(events)
     team = config.team(classification.team)
@@ -337,14 +339,15 @@ def decide_command(command: AgentCommand, view: RouterView, config: DeskConfig, 
 def _duplicate(
     message: InboundMessage, contact_id: str, view: RouterView, config: DeskConfig, now: datetime
 ) -> duplicates.Duplicate | None:
-    """The contact's recent open ticket the new one repeats (config `duplicates`), or None."""
+    """The contact's recent open ticket the new one repeats (config `duplicates`), or None. A merged contact's
+    tickets are its survivor's: every contact of the merge tree counts."""
     settings = config.duplicates
     if not settings.window:
         return None
     return duplicates.find_duplicate(
         message.subject,
         message.text,
-        view.recent.of(contact_id),
+        [ticket for member in view.graph.members(view.graph.root(contact_id)) for ticket in view.recent.of(member)],
         now,
         window=settings.window,
         merge_at=settings.merge_at,

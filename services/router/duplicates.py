@@ -200,11 +200,12 @@ def merged_at_birth(
     duplicate: Duplicate,
     target: KnownTicket | RecentTicket,
     now: datetime,
+    contact_tags: list[str] | None = None,
 ) -> list[TicketEvent]:
     """A new ticket that repeats `duplicate.ticket_id`: created (its acknowledgement names the earlier ticket),
     its message recorded on it, merged into the earlier ticket and closed; the message is copied onto the
     earlier ticket (`target`, as the batch knows it: mirrored into its thread, reopening it when it waited
-    for the customer). Not assigned: nobody works on it."""
+    for the customer). Not assigned: nobody works on it. `contact_tags`: the contact's tags the rules saw."""
     into = duplicate.ticket_id
     message_id = str(message.message_id)
 
@@ -219,7 +220,7 @@ def merged_at_birth(
 
     joined = message_added(message, now, contact_id=contact.contact_id)
     return [
-        ticket_created(message, contact, classification, now, merged_into=into),
+        ticket_created(message, contact, classification, now, merged_into=into, contact_tags=contact_tags),
         joined,
         TicketMerged(**envelope("merged"), into_ticket_id=into, actor=SYSTEM),
         StatusChanged(

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
-from services.router.contact_store import READ_GRAPH, graph_args, parse_graph
+from services.router.contact_store import MAX_MERGE_DEPTH, READ_GRAPH, graph_args, parse_graph
 from services.router.decide import KnownTicket, RouterEvent, RouterView
 from services.router.duplicates import RecentTicket, RecentTickets
 from shared.events import ContactEvent, ReplyRoute, TicketEvent
@@ -30,6 +30,7 @@ from shared.read_model import (
     applied_key,
     contact_key,
     contact_merged_into_key,
+    contact_merged_key,
     contact_recent_key,
     identity_key,
     projection_args,
@@ -113,23 +114,37 @@ end
 return found
 """
 ROW = len(TICKET_FIELDS) + 2
-# The latest tickets of the contacts owning identities (duplicates.py): ARGV[1] the identity key prefix,
-# ARGV[2] the recent-tickets key template, ARGV[3] the ticket key prefix, then identities. Returns, flat,
-# RECENT_ROW values per ticket: contact ID, ticket ID, created (ms), then RECENT_FIELDS.
+# The latest tickets of the contacts owning identities (duplicates.py), and of every contact in their merge
+# trees (a merged contact's tickets are its survivor's): ARGV[1] the identity key prefix, ARGV[2] the
+# recent-tickets key template, ARGV[3] the ticket key prefix, ARGV[4] and ARGV[5] the merged_into and merged
+# key templates, then identities. Returns, flat, RECENT_ROW values per ticket: contact ID, ticket ID, created
+# (ms), then RECENT_FIELDS.
 RECENT_FIELDS = ("status", "subject", "opening_text", "team", "assignee_id", "resolutions")
 _RECENT = f"""
 local found, seen = {{}}, {{}}
-for i = 4, #ARGV do
+for i = 6, #ARGV do
   local owner = redis.call('GET', ARGV[1] .. ARGV[i])
-  if owner and not seen[owner] then
-    seen[owner] = true
-    local recent = redis.call('ZRANGE', string.format(ARGV[2], owner), 0, -1, 'WITHSCORES')
-    for j = 1, #recent, 2 do
-      local row = redis.call('HMGET', ARGV[3] .. recent[j], {", ".join(f"'{name}'" for name in RECENT_FIELDS)})
-      table.insert(found, owner)
-      table.insert(found, recent[j])
-      table.insert(found, recent[j + 1])
-      for k = 1, {len(RECENT_FIELDS)} do table.insert(found, row[k] or false) end
+  local root, depth = owner, 0
+  while owner and depth < {MAX_MERGE_DEPTH} do
+    local parent = redis.call('GET', string.format(ARGV[4], root))
+    if not parent or parent == owner then break end
+    root, depth = parent, depth + 1
+  end
+  local queue = {{}}
+  if owner then queue = {{root}} end
+  while #queue > 0 do
+    local contact = table.remove(queue)
+    if not seen[contact] then
+      seen[contact] = true
+      local recent = redis.call('ZRANGE', string.format(ARGV[2], contact), 0, -1, 'WITHSCORES')
+      for j = 1, #recent, 2 do
+        local row = redis.call('HMGET', ARGV[3] .. recent[j], {", ".join(f"'{name}'" for name in RECENT_FIELDS)})
+        table.insert(found, contact)
+        table.insert(found, recent[j])
+        table.insert(found, recent[j + 1])
+        for k = 1, {len(RECENT_FIELDS)} do table.insert(found, row[k] or false) end
+      end
+      for _, child in ipairs(redis.call('SMEMBERS', string.format(ARGV[5], contact))) do table.insert(queue, child) end
     end
   end
 end
@@ -211,7 +226,15 @@ class RouterState:
             )
             if recent and owners:
                 await self._recent(
-                    args=[identity_key(""), contact_recent_key("%s"), ticket_key(""), *owners], client=pipe
+                    args=[
+                        identity_key(""),
+                        contact_recent_key("%s"),
+                        ticket_key(""),
+                        contact_merged_into_key("%s"),
+                        contact_merged_key("%s"),
+                        *owners,
+                    ],
+                    client=pipe,
                 )
             results = iter(await pipe.execute())
         away: set[str] = set()

@@ -114,6 +114,32 @@ async def test_contacts_kept_apart_on_the_real_redis_are_never_suggested_again(h
     assert "contact.merge_suggested" not in types_of(later)
 
 
+async def test_after_a_merge_the_same_question_from_either_contacts_address_joins_the_earlier_ticket(handler):
+    question = "I cannot log in to my account since yesterday, the password reset mail never arrives."
+
+    async def ask(ticket_id: str, email: str, text: str = question):
+        message = inbound(ticket_id, "email", Sender(email=email)).model_copy(update={"text": text})
+        return await handler.handle([record(message)])
+
+    await ask("SB-3071", "fay@example.com")
+    await ask("SB-3072", "fay.work@example.com", "Where is my invoice for November?")
+    survivor = (await handler.read_model.ticket("SB-3071"))["contact"]["id"]
+    merged = (await handler.read_model.ticket("SB-3072"))["contact"]["id"]
+    merge = MergeContacts(
+        event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), agent_id="ana", contact_id=merged,
+        into_contact_id=survivor,
+    )  # fmt: skip
+    assert types_of(await handler.handle([record(merge, COMMANDS_TOPIC)])) == ["contact.merged"]
+
+    # The merged contact's address still names it; the survivor's tickets are compared too.
+    assert "ticket.merged" in types_of(await ask("SB-3073", "fay.work@example.com"))
+    ticket = await handler.read_model.ticket("SB-3073")
+    assert ticket["merged_into"] == "SB-3071" and ticket["contact"]["id"] == survivor
+    # And the other way round: the merged contact's earlier ticket, asked again from the survivor's address.
+    assert "ticket.merged" in types_of(await ask("SB-3074", "fay@example.com", "Where is my invoice for November?"))
+    assert (await handler.read_model.ticket("SB-3074"))["merged_into"] == "SB-3072"
+
+
 async def test_a_manual_merge_and_its_unmerge_round_trip(handler):
     await handler.handle([record(inbound("SB-3031", "email", Sender(email="di@example.com")))])
     await handler.handle([record(inbound("SB-3032", "email", Sender(email="di.work@example.com")))])
@@ -189,7 +215,9 @@ async def test_a_merged_contact_is_tagged_through_its_survivor_and_its_next_tick
     assert result.publish[1].key == one
     assert (await handler.read_model.contact(two))["tags"] == ["vip"] == (await handler.read_model.contact(one))["tags"]
     # The router reads the tags with the rest of the graph when it decides a new ticket of the contact.
-    again = await handler.handle([record(inbound("SB-3053", "email", Sender(email="f2@example.com")))])
+    # (Another question: the same one again would join the contact's earlier ticket as a duplicate.)
+    question = inbound("SB-3053", "email", Sender(email="f2@example.com")).model_copy(update={"text": "An invoice?"})
+    again = await handler.handle([record(question)])
     created = next(json.loads(published.value) for published in again.publish if b"ticket.created" in published.value)
     assert created["contact"]["contact_id"] == one and created["contact_tags"] == ["vip"]
 

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.notifier.plan import NotifierView, TicketContext, plan
+from services.router.contacts import ContactRecord
 from services.router.decide import RouterView, decide_inbound
 from services.router.duplicates import (
     TEXT_CHARS,
@@ -183,3 +184,17 @@ def test_the_read_model_keeps_each_contacts_latest_tickets_and_their_opening_tex
     assert ["ZADD", recent_key, str(int(NOW.timestamp() * 1000)), "SB-1001"] in ops
     assert ["ZREMRANGEBYRANK", recent_key, "0", "-11"] in ops
     assert ["HSETNX", "sb:ticket:SB-1001", "opening_text", "x" * TEXT_CHARS] in projection(opened)[2:]
+
+
+def test_a_merged_contacts_recent_tickets_count_as_its_survivors():
+    # Ana's email identity belongs to c_old, merged into c_ana: the ticket c_old opened a few minutes ago is
+    # Ana's, and the same question again joins it.
+    view = RouterView(recent=RecentTickets({"c_old": [recent()]}))
+    view.owners["email:ana@example.com"] = "c_old"
+    view.graph.parents["c_old"] = "c_ana"
+    view.graph.contacts["c_ana"] = ContactRecord(tags=frozenset({"vip"}))
+    decision = decide_inbound(inbound("SB-1002", "form", LOGIN), view, CONFIG, NOW)
+    created = next(event for event in decision.events if isinstance(event, TicketCreated))
+    assert (created.contact.contact_id, created.merged_into) == ("c_ana", "SB-1001")
+    # Merged at birth, it still carries the contact's tags, as every new ticket does.
+    assert created.contact_tags == ["vip"]
