@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from switchboard.bench.stats import Rate
-from switchboard.bench.workload import Record, Workload
+from switchboard.bench.workload import Record, Workload, records_in_order
 
 _JSON = {"content-type": "application/json"}
 # Sends awaited together when pre-filling: enough to keep the producer's batches full.
@@ -183,6 +183,54 @@ async def raw_passthrough(bootstrap: str, topic: str, count: int, payload: bytes
                     window.clear()
             await asyncio.gather(*window)
         return Rate(received.result(), time.monotonic() - started)
+    finally:
+        await sender.stop()
+        await consumer.stop()
+
+
+# Records a router-shaped pass-through cycles through as its output (precomputed: making them is not Kafka's work).
+_SHAPED_SAMPLE = 1000
+
+
+async def router_shaped_passthrough(
+    bootstrap: str, in_topic: str, out_topic: str, group_id: str, workload: Workload, count: int
+) -> Rate:
+    """Kafka's and aiokafka's own ceiling for a stage shaped like the router, with no work of its own: `count`
+    inbound records pre-filled on `in_topic` are consumed in batches of up to 500 by a consumer group, each
+    answered with the three records the router writes for a new ticket (the workload's created, message and
+    assigned, on `out_topic` under the same key), every acknowledgement awaited, then the batch committed.
+    The clock runs from the first batch fetched to the last commit."""
+    await prefill(bootstrap, in_topic, records_in_order(workload.inbound_record, count))
+    answers = [workload.ticket_records(index) for index in range(_SHAPED_SAMPLE)]
+    consumer = AIOKafkaConsumer(
+        in_topic,
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=500,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    sender = producer(bootstrap)
+    await consumer.start()
+    await sender.start()
+    try:
+        done, started = 0, None
+        while done < count:
+            fetched = await consumer.getmany(timeout_ms=500, max_records=500)
+            if not fetched:
+                continue
+            started = started or time.monotonic()
+            sent = [
+                await sender.send(out_topic, answer.value, key=record.key, headers=answer.headers)
+                for records in fetched.values()
+                for record in records
+                for answer in answers[record.offset % _SHAPED_SAMPLE]
+            ]
+            await asyncio.gather(*sent)
+            await consumer.commit({partition: records[-1].offset + 1 for partition, records in fetched.items()})
+            done += sum(len(records) for records in fetched.values())
+        return Rate(done, time.monotonic() - (started or time.monotonic()))
     finally:
         await sender.stop()
         await consumer.stop()

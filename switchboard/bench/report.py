@@ -42,6 +42,8 @@ class Measurements:
     topic_prefix: str
     raw: Rate
     raw_payload_bytes: int
+    # The router-shaped pass-through (load.router_shaped_passthrough), when the run includes the router.
+    shaped: Rate | None = None
     timeline: list[dict[str, float]] = field(default_factory=list)
     rss: list[dict] = field(default_factory=list)
     intake: dict | None = None  # sent, answers, the accepted Rate and each 202's seconds, when forms were posted
@@ -113,6 +115,17 @@ def build_report(measured: Measurements) -> dict:
         # Four significant digits: today's ratio is in the thousandths, the target 0.3.
         "ratio_routed_to_raw": float(f"{routed / measured.raw.per_second:.4g}")
         if routed and measured.raw.per_second
+        else None,
+        "raw_kafka_router_shaped": {
+            **measured.shaped.as_json(),
+            "records_out_per_record_in": 3,
+            "measured_by": "a consumer group answering each inbound record with the router's three records "
+            "for a new ticket, acknowledgements awaited, committed per batch; no Redis, no decisions",
+        }
+        if measured.shaped
+        else None,
+        "ratio_routed_to_router_shaped": float(f"{routed / measured.shaped.per_second:.4g}")
+        if routed and measured.shaped and measured.shaped.per_second
         else None,
         "latency": latency,
         "flood": {**measured.flood, "answers": dict(measured.flood["answers"])} if measured.flood else None,
@@ -217,6 +230,9 @@ def print_summary(report: dict, console: Console) -> None:
         )
     if report["ratio_routed_to_raw"] is not None:
         table.add_row("ratio routed/raw", f"{report['ratio_routed_to_raw']:.4g}", "")
+    if (shaped := report.get("raw_kafka_router_shaped")) is not None:
+        table.add_row("router-shaped pass-through", f"{shaped['per_second']:,.0f}/s", "one in, three out, no work")
+        table.add_row("ratio routed/router-shaped", f"{report['ratio_routed_to_router_shaped']:.4g}", "")
     for name, summary in report["latency"].items():
         if summary["count"]:
             figures = " / ".join(f"{summary[f'p{q}_ms']:,.0f}" for q in (50, 95, 99))

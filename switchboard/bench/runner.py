@@ -22,7 +22,7 @@ from shared.topics import INBOUND, TICKETS, Topics, ensure_topics
 from switchboard.bench.fake_slack import FakeSlack
 from switchboard.bench.infra import BenchInfra, empty_database
 from switchboard.bench.kafka_gauges import KafkaGauges, delete_topics, tally_tickets
-from switchboard.bench.load import FormPoster, create_scratch_topic, prefill, raw_passthrough
+from switchboard.bench.load import FormPoster, create_scratch_topic, prefill, raw_passthrough, router_shaped_passthrough
 from switchboard.bench.options import BenchOptions
 from switchboard.bench.report import GROUPS, Measurements
 from switchboard.bench.services import BenchServices, ServiceFailed
@@ -66,7 +66,9 @@ async def run_bench(
     workload = Workload(config, nonce)
     bootstrap = infra.kafka_bootstrap
     # The scratch topic first: by the time the others exist, its partitions have settled on their leader.
-    await create_scratch_topic(bootstrap, raw_topic)
+    shaped_topics = (f"{topics.prefix}shaped.in", f"{topics.prefix}shaped.out")
+    for scratch in (raw_topic, *shaped_topics):
+        await create_scratch_topic(bootstrap, scratch)
     await ensure_topics(bootstrap, topics)
     await empty_database(infra.redis_url, new_installation=True)
     try:
@@ -82,6 +84,13 @@ async def run_bench(
                         workload.sample_payload(),
                         lambda i: workload.ticket_id(i).encode(),
                     )
+                shaped = None
+                if "router" in options.stages:
+                    console.print(f"router-shaped pass-through of {raw_count:,} records (one in, three out) …")
+                    async with asyncio.timeout(RAW_TIMEOUT):
+                        shaped = await router_shaped_passthrough(
+                            bootstrap, shaped_topics[0], shaped_topics[1], f"{topics.prefix}shaped", workload, raw_count
+                        )
                 env = _service_env(settings, infra, topics.prefix, slack.base_url, Path(run_dir) / "data")
                 env["SWITCHBOARD_CONFIG"] = str(unlimited_capacity(settings.config, Path(run_dir)))
                 services = BenchServices(env, log_dir, watched=infra.pids)
@@ -93,7 +102,7 @@ async def run_bench(
                 tally = await tally_tickets(gauges, topics.name(TICKETS), set(observed.expected))
                 announced = dict(slack.announced_at)
     finally:
-        await delete_topics(bootstrap, [*topics.all_names(), raw_topic])
+        await delete_topics(bootstrap, [*topics.all_names(), raw_topic, *shaped_topics])
         await empty_database(infra.redis_url)
     poster = observed.poster
     measured = Measurements(
@@ -104,6 +113,7 @@ async def run_bench(
         infra=infra.as_json(),
         topic_prefix=topics.prefix,
         raw=raw,
+        shaped=shaped,
         raw_payload_bytes=len(workload.sample_payload()),
         timeline=observed.timeline,
         rss=observed.rss,

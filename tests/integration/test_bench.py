@@ -43,6 +43,9 @@ def test_a_backlog_drains_through_the_router_alone_on_a_private_broker(tmp_path:
     assert router["count"] == 200 and router["per_second"] > 0 and router["instances"] == 1
     assert report["raw_kafka"]["count"] >= 200 and report["raw_kafka"]["per_second"] > 0
     assert report["ratio_routed_to_raw"] > 0
+    # The same Kafka traffic as the router's (one in, three out) with no work: what the router is compared with.
+    shaped = report["raw_kafka_router_shaped"]
+    assert shaped["count"] >= 200 and shaped["per_second"] > 0 and report["ratio_routed_to_router_shaped"] > 0
     assert report["events_by_type"]["ticket.assigned"] == 200
     assert report["missing"] == {"never_assigned": 0, "never_announced": None}
     memory = report["rss_bytes"]

@@ -168,7 +168,8 @@ def test_report_shape():
     assert report["schema"] == SCHEMA
     assert set(report) >= {
         "started_at", "finished_at", "outcome", "options", "machine", "infra", "raw_kafka", "stages",
-        "ratio_routed_to_raw", "latency", "missing", "events_by_type", "rss_bytes", "cpu", "timeline",
+        "ratio_routed_to_raw", "raw_kafka_router_shaped", "ratio_routed_to_router_shaped", "latency", "missing",
+        "events_by_type", "rss_bytes", "cpu", "timeline",
     }  # fmt: skip
     stages = report["stages"]
     assert list(stages) == ["intake", "router", "sla", "notifier"]
@@ -179,6 +180,10 @@ def test_report_shape():
     assert stages["notifier"]["announced"]["count"] == 2
     assert report["raw_kafka"]["per_second"] == 10_000.0
     assert report["ratio_routed_to_raw"] == pytest.approx(1.5 / 10_000)
+    assert report["raw_kafka_router_shaped"] is None and report["ratio_routed_to_router_shaped"] is None
+    shaped = build_report(_measurements(shaped=Rate(3_000, 1.0)))
+    assert shaped["raw_kafka_router_shaped"]["per_second"] == 3_000.0
+    assert shaped["ratio_routed_to_router_shaped"] == pytest.approx(1.5 / 3_000)
     assigned = report["latency"]["intake_to_assigned"]
     assert assigned["count"] == 2 and assigned["p50_ms"] == pytest.approx(15)
     assert report["latency"]["intake_to_slack"]["max_ms"] == pytest.approx(200)
