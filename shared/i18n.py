@@ -8,8 +8,9 @@ catalogue and holds every ID, and a text missing from another catalogue falls ba
 unit test `test_i18n.py` fails when one is missing). Plurals follow each catalogue's `Plural-Forms`.
 
 Locales are BCP 47 tags as browsers send them ("en", "zh-Hans"); `negotiate` maps any tag or
-`Accept-Language` header to the best catalogue ("zh-CN" → "zh-Hans"), `choose` picks a ticket's
-language from what is known about the customer.
+`Accept-Language` header to the best catalogue ("zh-CN" → "zh-Hans"), `reader_locale` picks the language of
+one page or answer (explicit choice, Accept-Language, the desk's default), `choose` a ticket's language from
+what is known about the customer.
 """
 
 from __future__ import annotations
@@ -223,6 +224,23 @@ def _negotiate(header: str | None, locales: tuple[str, ...] | None) -> str | Non
         if found := same_script or same_language:
             return found[0]
     return None
+
+
+def reader_locale(
+    *, picked: str | None, accept_language: str | None, desk_locale: str, then: Iterable[str | None] = ()
+) -> str:
+    """The catalogue a reader of a page, an API answer or a refusal is served in (issue 15), the first that
+    has one of: what they picked (a `?lang=` parameter, a form's `language` field, the chat's
+    `hello.language`), their browser's Accept-Language header, the tags of `then` in order (a page's own
+    further hints, e.g. a help-centre article's language), the desk's default (`DeskConfig.desk_locale`);
+    none has one: `en`. Always one of `available()`. Pure.
+
+    Not for a ticket's language, which is chosen once when it opens (`choose`)."""
+    for tag in (picked, accept_language, *then, desk_locale):
+        if (locale := negotiate(tag)) is not None:
+            return locale
+    offered = available()
+    return REFERENCE if REFERENCE in offered else offered[0]
 
 
 LanguageSource = Literal["picked", "hint", "detection", "default"]

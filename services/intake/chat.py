@@ -130,21 +130,28 @@ def language_fields(hello: Hello, accept_language: str | None) -> dict[str, str]
     return {key: value for key, value in fields.items() if value}
 
 
+def chat_texts(hello: Hello, accept_language: str | None, desk_locale: str) -> i18n.Texts:
+    """The chat's language for what the server tells the customer (its rate limits' close reasons): the
+    page's pick (`hello.language`), else the browser's Accept-Language, else the desk's default."""
+    return i18n.texts(
+        i18n.reader_locale(picked=hello.language, accept_language=accept_language, desk_locale=desk_locale)
+    )
+
+
 def chat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
     """The chat's routes; with `guard`, new sessions are rate limited (`limits.chat`)."""
     router = APIRouter()
     read_model = ReadModel(intake.redis)
 
-    async def within_session_limits(websocket: WebSocket, hello: Hello) -> None:
+    async def within_session_limits(websocket: WebSocket, hello: Hello, texts: i18n.Texts) -> None:
         """Raises ChatViolation `rate_limited` (close 1013, try again later) past `limits.chat`."""
         if guard is None:
             return
         peer = websocket.client.host if websocket.client else None
         client = guard.client(peer, websocket.headers)
         if limited := await guard.limit("chat", client, identities=contact_identities(hello.email, None)):
-            raise ChatViolation(
-                "rate_limited", f"too many new chats; try again in {limited.retry_after} s", CLOSE_TRY_AGAIN_LATER
-            )
+            detail = texts("refusal.chat_sessions", seconds=limited.retry_after)
+            raise ChatViolation("rate_limited", detail, CLOSE_TRY_AGAIN_LATER)
 
     async def open_session(hello: Hello, accept_language: str | None) -> tuple[str, dict[str, Any]]:
         if hello.token:
@@ -263,8 +270,9 @@ def chat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
 
         try:
             hello = await asyncio.wait_for(receive(HelloFrame), HELLO_TIMEOUT_SECONDS)
+            texts = chat_texts(hello, websocket.headers.get("accept-language"), intake.config.desk_locale)
             if not hello.token:
-                await within_session_limits(websocket, hello)
+                await within_session_limits(websocket, hello, texts)
             token, session = await open_session(hello, websocket.headers.get("accept-language"))
             ticket_id = session["ticket_id"]
             await send({"type": "session", "token": token, "ticket_id": ticket_id})
@@ -293,9 +301,7 @@ def chat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
                     while True:
                         frame = await receive(CustomerFrame)
                         if not await within_rate_limit(token):
-                            raise ChatViolation(
-                                "rate_limited", "too many messages; wait a moment", CLOSE_TRY_AGAIN_LATER
-                            )
+                            raise ChatViolation("rate_limited", texts("refusal.chat_messages"), CLOSE_TRY_AGAIN_LATER)
                         if isinstance(frame, ChatRating):
                             # The session is the proof: it rates its own ticket and no other.
                             await publish_rating(intake, Rating(ticket_id, frame.resolution, frame.score))

@@ -66,10 +66,13 @@ def csat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
     def texts_for(request: Request) -> i18n.Texts:
         """The page's language: `?lang=` (the link in the rating request names the ticket's), else the
         browser's Accept-Language, else the desk's default."""
-        locale = i18n.negotiate(request.query_params.get("lang")) or i18n.negotiate(
-            request.headers.get("accept-language")
+        return i18n.texts(
+            i18n.reader_locale(
+                picked=request.query_params.get("lang"),
+                accept_language=request.headers.get("accept-language"),
+                desk_locale=intake.config.desk_locale,
+            )
         )
-        return i18n.texts(locale or intake.config.desk_locale)
 
     def subject_of(token: str, texts: i18n.Texts) -> CsatSubject | Response:
         try:
@@ -99,9 +102,9 @@ def csat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
             client = guard.client(request.client.host if request.client else None, request.headers)
             if limited := await guard.limit("csat", client):
                 if as_json:
-                    detail = [{"field": "(request)", "message": limited.message(), "type": "rate_limited"}]
+                    detail = [{"field": "(request)", "message": limited.message(texts), "type": "rate_limited"}]
                     return JSONResponse(status_code=429, content={"detail": detail}, headers=limited.headers())
-                page = _html(problem_page("Please wait a moment", limited.message(), texts), 429)
+                page = _html(problem_page(texts("refusal.wait"), limited.message(texts), texts), 429)
                 page.headers.update(limited.headers())
                 return page
         subject = subject_of(token, texts)

@@ -2,7 +2,8 @@
 message from the catalogue (`error.*`, shared/locales) and `type` kept as pydantic's machine-readable code.
 
 The language: what the customer picked on the page (the submission's `language`), else the browser's
-Accept-Language, else the desk's default (`locale_of`).
+Accept-Language, else the desk's default (`locale_of`, on `shared/i18n.py` `reader_locale`); the form's other
+refusals (429, spam checks, captcha provider down) are in it too.
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ FIELD_OF_BODY = "(body)"
 
 
 def locale_of(fields: dict[str, Any], accept_language: str | None, desk_locale: str) -> str:
-    """The language to answer a submission in: its `language` field, else Accept-Language, else the desk's."""
+    """The language to answer a submission in: its `language` field, else Accept-Language, else the desk's;
+    a catalogue's locale. `fields` are as submitted, not yet validated (a `language` that is no string is
+    ignored)."""
     picked = fields.get("language")
-    return i18n.negotiate(picked if isinstance(picked, str) else None) or i18n.negotiate(accept_language) or desk_locale
+    return i18n.reader_locale(
+        picked=picked if isinstance(picked, str) else None, accept_language=accept_language, desk_locale=desk_locale
+    )
 
 
 def message_for(detail: Any, texts: i18n.Texts) -> str:

@@ -3,7 +3,8 @@
 Answered 202 `{"ticket_id", "message_id"}` only once Kafka acknowledged the message; 422 with field
 errors for bad input, 415 for a body that is no form, 404 for an unknown form, 429 with Retry-After
 over a rate limit (`limits.form`), 503 while Kafka, Redis or the captcha provider are down (RedisError
-is answered by the app's handler).
+is answered by the app's handler). Field errors, the 429 and the captcha's 503 are worded in the
+customer's language (services.intake.field_messages `locale_of`).
 
 A post judged spam (services.intake.spam) is answered the same 202, with a ticket ID reserved for it,
 and kept in quarantine instead of published: no ticket, no announcement, no acknowledgement, until an
@@ -36,6 +37,7 @@ from services.intake.forms import FormSubmission, form_channel_key, quarantined_
 from services.intake.guard import CaptchaUnavailable, PublicGuard
 from services.intake.limits import contact_identities
 from services.intake.spam import Missing, Suspect, split_guard_fields
+from shared import i18n
 from shared.config import DeskConfig
 
 logger = logging.getLogger(__name__)
@@ -109,18 +111,22 @@ def form_route(intake: Intake, config: DeskConfig, metrics: FormMetrics, guard: 
             return json_response(refusal.status, {"detail": refusal.errors})
         accept_language = request.headers.get("accept-language")
         fields, guard_fields = split_guard_fields(fields)
+
+        def reader_locale() -> str:
+            # Only refusals need it: a submission let through is not answered in words.
+            return locale_of(fields, accept_language, config.desk_locale)
+
         try:
             submission = FormSubmission.model_validate(fields)
         except ValidationError as error:
             metrics.invalid.inc()
-            locale = locale_of(fields, accept_language, config.desk_locale)
-            return json_response(422, {"detail": field_errors(error, locale)})
+            return json_response(422, {"detail": field_errors(error, reader_locale())})
 
         client = guard.client(request.client.host if request.client else None, request.headers)
         identities = contact_identities(submission.email, submission.phone)
         if limited := await guard.limit("form", client, identities=identities, form_id=form_id):
             metrics.forms.labels("limited").inc()
-            error = _error("(request)", limited.message(), "rate_limited")
+            error = _error("(request)", limited.message(i18n.texts(reader_locale())), "rate_limited")
             return json_response(429, {"detail": [error]}, headers=limited.headers())
         now = datetime.now(UTC)
         try:
@@ -128,10 +134,12 @@ def form_route(intake: Intake, config: DeskConfig, metrics: FormMetrics, guard: 
         except CaptchaUnavailable as error:
             metrics.forms.labels("captcha_unavailable").inc()
             logger.error("captcha not verified", extra={"error": str(error)})
-            raise HTTPException(status_code=503, detail="captcha verification unavailable, retry later") from error
+            detail = i18n.texts(reader_locale())("refusal.captcha_unavailable")
+            raise HTTPException(status_code=503, detail=detail) from error
         if isinstance(verdict, Missing):
             metrics.invalid.inc()
-            return json_response(422, {"detail": [_error(verdict.field, verdict.message, verdict.kind)]})
+            text = i18n.texts(reader_locale())(verdict.text_id)
+            return json_response(422, {"detail": [_error(verdict.field, text, verdict.kind)]})
 
         resolution = await intake.resolve_ticket(form_channel_key(form_id, idempotency_key))
         ticket_id, message_id = resolution.ticket_id, str(resolution.message_id)

@@ -20,6 +20,7 @@ from starlette.datastructures import Headers
 from services.intake.limiter import RateLimiter, Verdict
 from services.intake.limits import Address, Endpoint, checks_for, client_address, networks, retry_after_seconds
 from services.intake.spam import FormStamps, GuardFields, Missing, Suspect, judge
+from shared import i18n
 from shared.config import DeskConfig
 from shared.csat import csat_secret
 from shared.settings import Settings
@@ -38,8 +39,9 @@ class Limited:
     retry_after: int
     scope: str
 
-    def message(self) -> str:
-        return f"Too many requests; please try again in {self.retry_after} s."
+    def message(self, texts: i18n.Texts) -> str:
+        """What the client is told, in the reader's language (catalogue `refusal.rate_limited`)."""
+        return texts("refusal.rate_limited", seconds=self.retry_after)
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}

@@ -96,10 +96,11 @@ class Suspect:
 
 @dataclass(frozen=True)
 class Missing:
-    """Refused (422): the page always sends this field."""
+    """Refused (422): the page always sends this field. `text_id`: the catalogue's ID of what the customer
+    is told (shared/locales); `kind`: the machine-readable error type."""
 
     field: str
-    message: str
+    text_id: str
     kind: str
 
 
@@ -123,10 +124,10 @@ def judge(
         if stamp_age < config.min_fill_time.total_seconds():
             return Suspect(TOO_FAST, f"sent {stamp_age:.2f} s after the form was rendered")
     elif config.stamp == "required":
-        return Missing(STAMP_FIELD, "Please reload the page and send the form again.", "missing")
+        return Missing(STAMP_FIELD, "refusal.form_stamp", "missing")
     if config.captcha is not None:
         if not guard.captcha:
-            return Missing(CAPTCHA_FIELD, "Please complete the captcha.", "missing")
+            return Missing(CAPTCHA_FIELD, "refusal.captcha", "missing")
         if captcha_passed is False:
             return Suspect(CAPTCHA_FAILED, f"the {config.captcha.provider} captcha was not passed")
     return None

@@ -70,9 +70,14 @@ def help_centre_routes(intake: Intake, guard: PublicGuard | None = None) -> APIR
 
     def texts_for(request: Request, *fallbacks: str | None) -> i18n.Texts:
         """`?lang=`, else Accept-Language, else the first of `fallbacks` with a catalogue, else the desk's default."""
-        wanted = (request.query_params.get("lang"), request.headers.get("accept-language"), *fallbacks)
-        locale = next((found for tag in wanted if (found := i18n.negotiate(tag))), None)
-        return i18n.texts(locale or intake.config.desk_locale)
+        return i18n.texts(
+            i18n.reader_locale(
+                picked=request.query_params.get("lang"),
+                accept_language=request.headers.get("accept-language"),
+                desk_locale=intake.config.desk_locale,
+                then=fallbacks,
+            )
+        )
 
     def kept(request: Request) -> str | None:
         """The catalogue the reader asked for with `?lang=`, kept on the help centre's links."""
@@ -91,7 +96,7 @@ def help_centre_routes(intake: Intake, guard: PublicGuard | None = None) -> APIR
             return
         client = guard.client(request.client.host if request.client else None, request.headers)
         if limited := await guard.limit("kb", client):
-            raise HTTPException(status_code=429, detail=limited.message(), headers=limited.headers())
+            raise HTTPException(status_code=429, detail=limited.message(texts_for(request)), headers=limited.headers())
 
     @router.get("/v1/kb/search")
     async def kb_search(

@@ -166,6 +166,50 @@ async def test_the_rating_page_is_limited_per_client(limited):
     assert as_json.status_code == 429 and as_json.json()["detail"][0]["type"] == "rate_limited"
 
 
+CHINESE = {"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"}
+
+
+async def test_a_chinese_reader_is_refused_in_chinese(limited):
+    """The form's 429 in the form's `language`, else Accept-Language (issue 15); its shape and `type` as ever."""
+
+    async def post(number: int, fields: dict[str, str], headers: dict[str, str]) -> httpx.Response:
+        # Each post from another network: only the contact's limit (2 an hour) is met.
+        return await limited.post(
+            "/v1/forms/contact", json=fields, headers={**from_address(f"198.18.{number}.1"), **headers}
+        )
+
+    assert [(await post(n, form(40), CHINESE)).status_code for n in range(2)] == [202, 202]
+    refused = await post(2, form(40), CHINESE)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    [detail] = refused.json()["detail"]
+    assert set(detail) == {"field", "message", "type"}
+    assert detail["field"] == "(request)" and detail["type"] == "rate_limited"
+    assert detail["message"].startswith("请求过于频繁") and detail["message"].endswith("秒后重试。")
+    # What the customer picked on the page wins over the browser's languages.
+    english = (await post(3, form(40, language="en"), CHINESE)).json()["detail"][0]
+    assert english["message"].startswith("Too many requests; please try again in")
+    picked = (await post(4, form(40, language="zh-Hans"), {"Accept-Language": "en-US"})).json()["detail"][0]
+    assert picked["message"].startswith("请求过于频繁") and picked["type"] == "rate_limited"
+
+
+async def test_the_rating_pages_429_is_in_the_readers_language(limited):
+    for _ in range(2):
+        await limited.post("/v1/csat/forged", data={"score": "5"}, headers=from_address("192.0.2.41"))
+    page = await limited.post("/v1/csat/forged", data={"score": "5"}, headers={**from_address("192.0.2.41"), **CHINESE})
+    assert page.status_code == 429 and int(page.headers["Retry-After"]) >= 1
+    assert "请稍候" in page.text and "秒后重试" in page.text and "Too many requests" not in page.text
+    # The rating request's link names the ticket's language: `?lang=` wins over the browser's.
+    as_json = await limited.post(
+        "/v1/csat/forged?lang=zh-Hans",
+        json={"score": 5},
+        headers={**from_address("192.0.2.41"), "Accept-Language": "en"},
+    )
+    assert as_json.status_code == 429
+    [detail] = as_json.json()["detail"]
+    assert detail["type"] == "rate_limited" and detail["field"] == "(request)"
+    assert detail["message"].startswith("请求过于频繁")
+
+
 async def stamped(client: httpx.AsyncClient) -> str:
     answer = await client.get("/v1/forms/contact/stamp")
     assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
@@ -260,11 +304,35 @@ async def test_a_captcha_is_verified_with_the_provider(settings, tmp_path, fake_
         assert bot.status_code == 202
         missing = await client.post("/v1/forms/contact", json=form(3), headers=headers)
         assert missing.status_code == 422 and missing.json()["detail"][0]["field"] == "captcha_token"
+        assert missing.json()["detail"][0]["message"] == "Please complete the captcha."
+        in_chinese = await client.post("/v1/forms/contact", json=form(4, language="zh-Hans"), headers=headers)
+        assert in_chinese.status_code == 422
+        assert in_chinese.json()["detail"] == [
+            {"field": "captcha_token", "message": "请完成人机验证。", "type": "missing"}
+        ]
         [kept] = (await client.get("/v1/quarantine", headers=AUTH)).json()["messages"]
         assert kept["sender"]["email"] == "ana2@example.com" and kept["reason_code"] == "spam_captcha_failed"
         assert {v.secret for v in fake_siteverify.verifications} == {CAPTCHA_SECRET}
         assert {v.remoteip for v in fake_siteverify.verifications} == {"198.51.100.20"}
         assert await topic_size(settings.kafka_bootstrap, Topics(settings.topic_prefix).name(INBOUND)) == 1
+
+
+async def test_a_captcha_provider_that_cannot_answer_is_a_503_in_the_readers_language(
+    settings, tmp_path, fake_siteverify
+):
+    # A siteverify URL the provider does not serve: it answers HTTP 404.
+    captcha = {"provider": "hcaptcha", "site_key": "10000000-ffff", "verify_url": f"{fake_siteverify.url}/gone"}
+    configured = settings.model_copy(
+        update={"config": desk_config(tmp_path, spam={"captcha": captcha}), "captcha_secret": SecretStr(CAPTCHA_SECRET)}
+    )
+    async with in_process_client(create_app(configured)) as client:
+        fields = {**form(1), "captcha_token": PASSING_TOKEN}
+        english = await client.post("/v1/forms/contact", json=fields)
+        assert english.status_code == 503
+        assert english.json() == {"detail": "captcha verification unavailable, retry later"}
+        chinese = await client.post("/v1/forms/contact", json=fields, headers=CHINESE)
+        assert chinese.status_code == 503 and chinese.json() == {"detail": "人机验证暂时不可用，请稍后重试。"}
+        assert await topic_size(settings.kafka_bootstrap, Topics(settings.topic_prefix).name(INBOUND)) == 0
 
 
 async def test_the_help_centre_searches_are_limited_per_client(limited):

@@ -98,6 +98,50 @@ async def test_violations_get_an_error_frame_and_a_clear_close_code(chat_stack, 
         assert closed.value.rcvd.code == close_code
 
 
+@pytest.mark.parametrize(
+    ("hello", "headers"),
+    [
+        ({"type": "hello", "language": "zh-Hans"}, {"Accept-Language": "en-US"}),
+        ({"type": "hello"}, {"Accept-Language": "zh-CN,zh;q=0.9"}),
+    ],
+    ids=["picked-on-the-page", "accept-language"],
+)
+async def test_the_chats_rate_limit_is_explained_in_the_chats_language(services, hello, headers):
+    """The close reason in the page's pick (`hello.language`), else Accept-Language (issue 15); `code` as ever."""
+    base_url = services.start_http()
+    async with connect(base_url.replace("http://", "ws://") + "/v1/chat", additional_headers=headers) as websocket:
+        await websocket.send(json.dumps(hello))
+        assert (await next_frame(websocket))["type"] == "session"
+        for _ in range(RATE_MAX_MESSAGES + 1):
+            await websocket.send(json.dumps({"type": "message", "text": "在吗？"}))
+        while (received := await next_frame(websocket))["type"] != "error":
+            pass
+        assert received == {"type": "error", "code": "rate_limited", "detail": "消息发送过于频繁，请稍候。"}
+        with pytest.raises(ConnectionClosed) as closed:
+            await next_frame(websocket)
+        assert closed.value.rcvd.code == 1013
+
+
+async def test_too_many_new_chats_are_refused_in_the_chats_language(services):
+    """`limits.chat` (the example config: 10 new sessions per client in 10 minutes), explained in Chinese to a
+    Chinese browser."""
+    url = services.start_http().replace("http://", "ws://") + "/v1/chat"
+    # Loopback is exempt from limits; the server believes 127.0.0.1's X-Forwarded-For (a trusted proxy).
+    headers = {"X-Forwarded-For": "192.0.2.50", "Accept-Language": "zh-CN"}
+    for _ in range(10):
+        async with connect(url, additional_headers=headers) as websocket:
+            await websocket.send(json.dumps({"type": "hello"}))
+            assert (await next_frame(websocket))["type"] == "session"
+    async with connect(url, additional_headers=headers) as websocket:
+        await websocket.send(json.dumps({"type": "hello"}))
+        refused = await next_frame(websocket)
+        assert refused["type"] == "error" and refused["code"] == "rate_limited"
+        assert refused["detail"].startswith("新对话过多，请在 ") and refused["detail"].endswith(" 秒后重试。")
+        with pytest.raises(ConnectionClosed) as closed:
+            await next_frame(websocket)
+        assert closed.value.rcvd.code == 1013
+
+
 async def test_chat_works_behind_two_intake_instances(chat_stack, services):
     """The session lives on instance A, the reply is pushed there, the reconnect lands on B."""
     second = services.start_http(port=free_port(), instance="intake-http-b")

@@ -12,9 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from services.intake.chat import Hello, language_fields
+from services.intake.chat import Hello, chat_texts, language_fields
 from services.intake.field_messages import field_errors, locale_of
 from services.intake.forms import FormSubmission
+from services.intake.guard import Limited
 from services.intake.slack_agents import agent_texts
 from services.intake.slack_modals import reassign_modal, text_modal
 from services.intake.slack_slash import availability_answer, help_answer, parse
@@ -115,6 +116,54 @@ def test_the_first_known_language_in_the_order_wins(picked, hint, detected, defa
     )
     assert (chosen.locale, chosen.source) == expected
     assert chosen.locale in i18n.available()
+
+
+@pytest.mark.parametrize(
+    ("picked", "accept_language", "then", "desk_locale", "locale"),
+    [
+        ("en", "zh-CN", (), "zh-Hans", "en"),
+        ("zh-hans", "en-US", (), "en", "zh-Hans"),
+        ("tlh", "zh-TW,en;q=0.5", (), "en", "zh-Hans"),
+        (None, "fr, en-GB;q=0.4", (), "zh-Hans", "en"),
+        (None, "fr", (), "zh-Hans", "zh-Hans"),
+        (None, "fr", ("de", "zh"), "en", "zh-Hans"),
+        ("", "", (None, ""), "en", "en"),
+        # A desk default with no catalogue (what `DeskConfig.desk_locale` never gives) still answers one.
+        (None, None, (), "fr", "en"),
+    ],
+)
+def test_a_readers_language_is_the_pick_then_accept_language_then_the_desks(
+    picked, accept_language, then, desk_locale, locale
+):
+    assert i18n.reader_locale(picked=picked, accept_language=accept_language, desk_locale=desk_locale, then=then) == (
+        locale
+    )
+
+
+@given(picked=tags, accept_language=tags, then=st.lists(tags, max_size=3), desk_locale=tags)
+def test_a_reader_always_gets_a_catalogue_the_first_known_of_the_order(picked, accept_language, then, desk_locale):
+    locale = i18n.reader_locale(
+        picked=picked, accept_language=accept_language, desk_locale=desk_locale or "", then=then
+    )
+    assert locale in i18n.available()
+    known = [found for tag in (picked, accept_language, *then, desk_locale) if (found := i18n.negotiate(tag))]
+    assert locale == (known[0] if known else "en")
+
+
+@given(st.text(max_size=100), st.text(max_size=100), st.text(max_size=100))
+def test_a_readers_language_never_raises_on_what_a_browser_sends(picked, accept_language, desk_locale):
+    locale = i18n.reader_locale(picked=picked, accept_language=accept_language, desk_locale=desk_locale)
+    assert locale in i18n.available()
+
+
+def test_refusals_are_in_the_readers_language():
+    limited = Limited(retry_after=900, scope="ip")
+    assert limited.message(i18n.texts("en")) == "Too many requests; please try again in 900 s."
+    assert limited.message(i18n.texts("zh-Hans")) == "请求过于频繁，请在 900 秒后重试。"
+    hello = Hello(type="hello", language="zh-CN")
+    assert chat_texts(hello, "en-US", "en")("refusal.chat_messages") == "消息发送过于频繁，请稍候。"
+    assert chat_texts(Hello(type="hello"), "zh-TW, en;q=0.1", "en").locale == "zh-Hans"
+    assert chat_texts(Hello(type="hello", language="tlh"), "fr", "en").locale == "en"
 
 
 def message(text: str, *, channel: str = "email", **fields) -> InboundMessage:
@@ -326,6 +375,7 @@ def test_the_answer_language_of_a_submission():
     assert locale_of({"language": "en"}, "zh-CN", "zh-Hans") == "en"
     assert locale_of({"language": 3}, "zh-CN,en;q=0.5", "en") == "zh-Hans"
     assert locale_of({}, "fr", "zh-Hans") == "zh-Hans"
+    assert locale_of({"language": "tlh"}, None, "zh-Hans") == "zh-Hans"
 
 
 def test_a_chinese_teams_agents_get_chinese_modals_and_answers():

@@ -19,6 +19,7 @@ from services.intake.spam import (
     judge,
     split_guard_fields,
 )
+from shared import i18n
 from shared.guard_config import Captcha, Spam
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -81,6 +82,9 @@ def test_what_the_page_always_sends_is_refused_when_missing_not_quarantined():
     captcha = Spam(captcha=Captcha(provider="turnstile", site_key="0x4AAA"))
     missing = judge(GuardFields(stamp="s"), 10.0, None, captcha)
     assert isinstance(missing, Missing) and missing.field == "captcha_token"
+    # What the customer is told comes from the catalogues, in their language.
+    assert i18n.texts("en")(required.text_id) == "Please reload the page and send the form again."
+    assert i18n.texts("zh-Hans")(missing.text_id) == "请完成人机验证。"
     assert judge(GuardFields(stamp="s", captcha="t"), 10.0, False, captcha).reason_code == CAPTCHA_FAILED
     assert judge(GuardFields(stamp="s", captcha="t"), 10.0, True, captcha) is None
 
