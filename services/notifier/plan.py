@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from urllib.parse import urlencode
 
 from services.notifier import csat_asks
@@ -202,7 +203,7 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
             text = csat_asks.low_score_text(event.ticket_id, event.score, event.comment, mention)
             return [_thread_post(event, "low-score", "csat", event.team, text, config)]
         case TicketSuggestions(deflect_route=route) if route is not None:
-            return _suggested_articles(event, route, view, ticket.customer_language or config.desk_locale)
+            return _suggested_articles(event, route, view, config, ticket.customer_language or config.desk_locale)
         case MessageStatusReported(status="failed", purpose="reply" | "csat"):
             # The customer's channel took the message and then could not deliver it: the agent must know.
             why = f": {event.error}" if event.error else ""
@@ -219,12 +220,8 @@ def _acknowledgement(created: TicketCreated, view: NotifierView, config: DeskCon
     if route is None or not created.acknowledge or route.channel == "chat":
         # Web chat shows the ticket ID in its session frame: that is its acknowledgement.
         return []
-    if route.channel == "email" and (
-        is_no_reply_address(route.address) or normalise_email(route.address) in view.undeliverable
-    ):
-        return []
-    if route.channel == "whatsapp" and not in_window(route.customer_wrote_at, created.occurred_at):
-        # Only a paid template could reach the customer now: an acknowledgement is not worth one.
+    # Outside WhatsApp's window only a paid template could reach the customer: an acknowledgement is not worth one.
+    if unreachable(route, created.occurred_at, view, config, automatic=True) is not None:
         return []
     locale = created.customer_language or config.desk_locale
     text, subject = acknowledgement_texts(created, route.channel, locale, config)
@@ -378,17 +375,35 @@ def reply_outcome(
     return [_thread_post(event, "undelivered", "mirror", ticket.team, text, config)]
 
 
+def unreachable(
+    route: ReplyRoute | None, at: datetime, view: NotifierView, config: DeskConfig, *, automatic: bool = False
+) -> str | None:
+    """Why a message sent at `at` on the customer's channel `route` cannot reach them, for the agent; None when
+    it can. Unreachable: no route; an email address that bounced (`view.undeliverable`); on WhatsApp, outside
+    the 24-hour customer-service window (shared/whatsapp_window.py); for an `automatic` message
+    (acknowledgement, suggested articles), also a no-reply email address (RFC 3834: no automatic answers
+    to automatic mail)."""
+    if route is None:
+        return "the ticket has no channel to answer the customer on"
+    if route.channel == "email":
+        if normalise_email(route.address) in view.undeliverable:
+            return f"mail to {route.address} bounced; nothing more is sent to that address"
+        if automatic and is_no_reply_address(route.address):
+            return f"{route.address} is a no-reply address; automatic messages are not sent to it"
+    if route.channel == "whatsapp" and not in_window(route.customer_wrote_at, at):
+        template = config.whatsapp.template
+        return window_closed_text(route.customer_wrote_at, (template.name, template.language) if template else None)
+    return None
+
+
 def _reply(reply: MessageAdded, view: NotifierView, config: DeskConfig) -> Delivery | str:
     """The reply on the customer's channel, or why there is none (a WhatsApp reply outside the
     customer-service window is held: shared/whatsapp_window.py)."""
     route = reply.reply_route
-    if route is None:
-        return "the ticket has no channel to answer the customer on"
-    if route.channel == "email" and normalise_email(route.address) in view.undeliverable:
-        return f"mail to {route.address} bounced; nothing more is sent to that address"
-    if route.channel == "whatsapp" and not in_window(route.customer_wrote_at, reply.occurred_at):
-        template = config.whatsapp.template
-        return window_closed_text(route.customer_wrote_at, (template.name, template.language) if template else None)
+    why_not = unreachable(route, reply.occurred_at, view, config)
+    if why_not is not None:
+        return why_not
+    assert route is not None  # unreachable() names a missing route
     return Delivery(
         key=str(reply.event_id),
         ticket_id=reply.ticket_id,
@@ -409,9 +424,7 @@ def _csat_request(
 ) -> list[Delivery]:
     """Once per resolution (the key is the solving change's), on the customer's own channel, in their language."""
     locale = ticket.customer_language or config.desk_locale
-    if route.channel == "email" and normalise_email(route.address) in view.undeliverable:
-        return []
-    if route.channel == "whatsapp" and not in_window(route.customer_wrote_at, changed.occurred_at):
+    if unreachable(route, changed.occurred_at, view, config) is not None:
         return []
     return [
         Delivery(
@@ -431,14 +444,14 @@ def _csat_request(
     ]
 
 
-def _suggested_articles(event: TicketSuggestions, route: ReplyRoute, view: NotifierView, locale: str) -> list[Delivery]:
+def _suggested_articles(
+    event: TicketSuggestions, route: ReplyRoute, view: NotifierView, config: DeskConfig, locale: str
+) -> list[Delivery]:
     """The suggested articles on the customer's channel, after the acknowledgement, with a "this solved it" link
     (knowledge_base.deflect_channels); in `locale`, the ticket's customer language (issue 15)."""
     if view.article_url is None or view.deflection_url is None:
         return []
-    if route.channel == "email" and (
-        is_no_reply_address(route.address) or normalise_email(route.address) in view.undeliverable
-    ):
+    if unreachable(route, event.occurred_at, view, config, automatic=True) is not None:
         return []
     return [
         Delivery(
