@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlencode
 
 from services.notifier import csat_asks
@@ -226,15 +227,12 @@ def _acknowledgement(created: TicketCreated, view: NotifierView, config: DeskCon
     locale = created.customer_language or config.desk_locale
     text, subject = acknowledgement_texts(created, route.channel, locale, config)
     return [
-        Delivery(
-            key=f"{created.event_id}:ack",
-            ticket_id=created.ticket_id,
-            purpose="acknowledgement",
-            target=f"{route.channel}:{route.address}",
-            text=text,
-            correlation_id=created.correlation_id,
-            thread_ts=route.reply_to_id if route.channel == "slack" else None,
-            route=route,
+        _to_customer(
+            created,
+            f"{created.event_id}:ack",
+            "acknowledgement",
+            route,
+            text,
             subject=subject,
             automatic=True,
             language=locale,
@@ -404,15 +402,12 @@ def _reply(reply: MessageAdded, view: NotifierView, config: DeskConfig) -> Deliv
     if why_not is not None:
         return why_not
     assert route is not None  # unreachable() names a missing route
-    return Delivery(
-        key=str(reply.event_id),
-        ticket_id=reply.ticket_id,
-        purpose="reply",
-        target=f"{route.channel}:{route.address}",
-        text=reply.text,
-        correlation_id=reply.correlation_id,
-        thread_ts=route.reply_to_id if route.channel == "slack" else None,
-        route=route,
+    return _to_customer(
+        reply,
+        str(reply.event_id),
+        "reply",
+        route,
+        reply.text,
         subject=reply_subject(reply.ticket_id, route.subject),
         message_id=str(reply.message_id),
         at=reply.received_at.isoformat(),
@@ -427,15 +422,12 @@ def _csat_request(
     if unreachable(route, changed.occurred_at, view, config) is not None:
         return []
     return [
-        Delivery(
-            key=f"{changed.event_id}:csat",
-            ticket_id=changed.ticket_id,
-            purpose="csat",
-            target=f"{route.channel}:{route.address}",
-            text=csat_asks.request_text(changed.ticket_id, locale),
-            correlation_id=changed.correlation_id,
-            thread_ts=route.reply_to_id if route.channel == "slack" else None,
-            route=route,
+        _to_customer(
+            changed,
+            f"{changed.event_id}:csat",
+            "csat",
+            route,
+            csat_asks.request_text(changed.ticket_id, locale),
             subject=reply_subject(changed.ticket_id, route.subject),
             csat=CsatSubject(changed.ticket_id, changed.resolution),
             language=locale,
@@ -454,15 +446,12 @@ def _suggested_articles(
     if unreachable(route, event.occurred_at, view, config, automatic=True) is not None:
         return []
     return [
-        Delivery(
-            key=f"{event.event_id}:suggestions",
-            ticket_id=event.ticket_id,
-            purpose="suggestions",
-            target=f"{route.channel}:{route.address}",
-            text=suggestions_text(event, view.article_url, view.deflection_url, locale),
-            correlation_id=event.correlation_id,
-            thread_ts=route.reply_to_id if route.channel == "slack" else None,
-            route=route,
+        _to_customer(
+            event,
+            f"{event.event_id}:suggestions",
+            "suggestions",
+            route,
+            suggestions_text(event, view.article_url, view.deflection_url, locale),
             subject=reply_subject(event.ticket_id, route.subject),
             automatic=True,
             language=i18n.texts(locale).locale,
@@ -485,6 +474,24 @@ def suggestions_text(
     link = f"{deflection_url(event.ticket_id)}?{lang}"
     solved = texts.plural("kb.suggestions.solved", count, ticket_id=event.ticket_id, link=link)
     return f"{texts.plural('kb.suggestions.intro', count)}\n{articles}\n\n{solved}"
+
+
+def _to_customer(
+    event: TicketEvent, key: str, purpose: NotificationPurpose, route: ReplyRoute, text: str, **fields: Any
+) -> Delivery:
+    """A message on the customer's own channel `route` (on Slack, in their conversation's thread: Slack
+    Connect), made once per `key`; `fields` are the rest of the Delivery (subject, language…)."""
+    return Delivery(
+        key=key,
+        ticket_id=event.ticket_id,
+        purpose=purpose,
+        target=f"{route.channel}:{route.address}",
+        text=text,
+        correlation_id=event.correlation_id,
+        thread_ts=route.reply_to_id if route.channel == "slack" else None,
+        route=route,
+        **fields,
+    )
 
 
 def _ephemeral(key: str, event: TicketEvent, user_id: str, channel_id: str | None, text: str) -> Delivery:
