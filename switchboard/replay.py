@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
 from pydantic import TypeAdapter, ValidationError
 from redis.asyncio import Redis
 
@@ -60,6 +59,7 @@ from shared.events import (
     WecomCursorAdvanced,
 )
 from shared.ids import TICKET_NUMBER_OFFSET
+from shared.log_reader import TopicLog
 from shared.quarantine import Quarantine
 from shared.read_model import ReadModel
 from shared.state import forget_restored, mark_restored
@@ -74,7 +74,6 @@ from shared.topics import (
     WECOM,
     Topics,
     TopicSpec,
-    partitions_of,
 )
 from shared.wecom_window import customer_wrote, we_sent
 
@@ -87,6 +86,7 @@ return 1
 """
 
 Progress = Callable[[str, int, int], None]  # (topic, records done, records in all)
+REPLAY_BATCH_RECORDS = 2000
 AVAILABILITY_CHANGES = "agent availability changes"
 _CONTACT_COUNTS = {
     "contact.identity_linked": "identity links",
@@ -259,48 +259,38 @@ async def _read(
     progress: Progress | None,
 ) -> int:
     """Applies the topic's records from the start to its end offsets at the start; returns how many were invalid."""
-    partitions = await partitions_of(bootstrap, topic)
-    if not partitions:
-        return 0
     adapter: TypeAdapter[Any] = spec.adapter()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=2000)
     skipped = done = 0
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        starts = await consumer.beginning_offsets(partitions)
-        total = sum(ends[tp] - starts[tp] for tp in partitions)
-        remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
+    # Each batch is applied in one round trip to Redis: batches larger than a report's, fetched at aiokafka's defaults.
+    async with TopicLog(
+        bootstrap,
+        topic,
+        batch_records=REPLAY_BATCH_RECORDS,
+        partition_fetch_bytes=1024 * 1024,
+        fetch_bytes=50 * 1024 * 1024,
+    ) as log:
+        if not log.partitions:
+            return 0
         if progress:
-            progress(topic, 0, total)
-        while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=1000)
-            for tp, records in batches.items():
-                values = []
-                for record in records:
-                    if record.offset >= ends[tp]:
-                        break
-                    done += 1
-                    try:
-                        values.append(adapter.validate_json(record.value))
-                    except ValidationError as error:
-                        skipped += 1
-                        logger.warning(
-                            "skipped an invalid event",
-                            extra={
-                                "topic": topic,
-                                "partition": tp.partition,
-                                "offset": record.offset,
-                                "error": str(error)[:300],
-                            },
-                        )
-                await apply(values)
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
+            progress(topic, 0, log.total)
+        async for records in log.batches():
+            values = []
+            for record in records:
+                done += 1
+                try:
+                    values.append(adapter.validate_json(record.value))
+                except ValidationError as error:
+                    skipped += 1
+                    logger.warning(
+                        "skipped an invalid event",
+                        extra={
+                            "topic": topic,
+                            "partition": record.partition,
+                            "offset": record.offset,
+                            "error": str(error)[:300],
+                        },
+                    )
+            await apply(values)
             if progress:
-                progress(topic, done, total)
-    finally:
-        await consumer.stop()
+                progress(topic, done, log.total)
     return skipped

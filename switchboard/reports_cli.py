@@ -143,7 +143,7 @@ async def _export(
     from rich.progress import Progress
 
     from services.reports.export import export_lines
-    from services.reports.log import TopicLog
+    from shared.log_reader import TopicLog
     from shared.topics import TICKETS
 
     written = 0

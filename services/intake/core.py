@@ -36,6 +36,12 @@ logger = logging.getLogger(__name__)
 PUBLISH_TIMEOUT_SECONDS = 10.0
 
 
+def with_refusals(text: str, refusals: Sequence[str]) -> str:
+    """The message's text followed by one line `[attachment refused: <reason>]` per refused file, so that
+    the agent knows something was sent; the text unchanged when nothing was refused."""
+    return "\n".join([text, *(f"[attachment refused: {reason}]" for reason in refusals)])
+
+
 class Intake:
     def __init__(
         self,

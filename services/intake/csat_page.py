@@ -23,22 +23,28 @@ PAGE_HEADERS = {
 }
 
 
-def _page(title: str, body: str, texts: i18n.Texts) -> str:
+def customer_page(
+    title: str, body: str, texts: i18n.Texts, *, site: str, main_class: str, private: bool = False
+) -> str:
+    """A page for customers (this rating page, the help centre's) on the customer page's stylesheet, in
+    `texts`' language: `title` is text; `site` (the header's line) and `body` are HTML, escaped by the caller.
+    `private`: its URL holds a token, so the page sends no referrer and asks not to be indexed."""
+    private_meta = (
+        '  <meta name="referrer" content="no-referrer">\n  <meta name="robots" content="noindex">\n' if private else ""
+    )
     return f"""<!doctype html>
 <html lang="{escape(texts.locale)}">
 <head>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
-  <meta name="referrer" content="no-referrer">
-  <meta name="robots" content="noindex">
-  <title>{escape(title)}</title>
+{private_meta}  <title>{escape(title)}</title>
   <link rel="stylesheet" href="/static/style.css">
 </head>
 <body>
   <header class="site-header">
-    <div class="container"><p class="lede">{escape(texts("csat.page.site"))}</p></div>
+    <div class="container"><p class="lede">{site}</p></div>
   </header>
-  <main id="main" class="container csat">
+  <main id="main" class="container {main_class}">
     <section class="card">
 {body}
     </section>
@@ -46,6 +52,10 @@ def _page(title: str, body: str, texts: i18n.Texts) -> str:
 </body>
 </html>
 """
+
+
+def _page(title: str, body: str, texts: i18n.Texts) -> str:
+    return customer_page(title, body, texts, site=escape(texts("csat.page.site")), main_class="csat", private=True)
 
 
 def rating_page(
@@ -69,7 +79,7 @@ def rating_page(
         else ""
     )
     body = f"""      <h1>{escape(texts("csat.page.heading"))}</h1>
-      <p>{_with_ticket(texts("csat.page.intro", ticket_id="{ticket_id}"), ticket_id)}</p>
+      <p>{with_ticket(texts("csat.page.intro", ticket_id="{ticket_id}"), ticket_id)}</p>
 {alert}      <form method="post" novalidate>
         <fieldset class="field csat-scale" aria-describedby="score-error">
           <legend>{escape(texts("csat.page.legend"))}</legend>
@@ -90,7 +100,7 @@ def rating_page(
     return _page(texts("csat.page.title", ticket_id=ticket_id), body, texts)
 
 
-def _with_ticket(text: str, ticket_id: str) -> str:
+def with_ticket(text: str, ticket_id: str) -> str:
     """`text` escaped, with its {ticket_id} shown as the ticket ID in bold."""
     before, _, after = text.partition("{ticket_id}")
     return f'{escape(before)}<strong class="ticket-id">{escape(ticket_id)}</strong>{escape(after)}'
@@ -109,7 +119,7 @@ def thanks_page(ticket_id: str, texts: i18n.Texts | None = None) -> str:
     texts = texts or i18n.texts(None)
     body = f"""      <div class="notice notice-success" role="status">
         <h1>{escape(texts("csat.thanks.heading"))}</h1>
-        <p>{_with_ticket(texts("csat.thanks.body", ticket_id="{ticket_id}"), ticket_id)}</p>
+        <p>{with_ticket(texts("csat.thanks.body", ticket_id="{ticket_id}"), ticket_id)}</p>
       </div>"""
     return _page(texts("csat.thanks.title"), body, texts)
 

@@ -18,7 +18,7 @@ from uuid import UUID
 
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
-from services.intake.core import Intake
+from services.intake.core import Intake, with_refusals
 from services.intake.email.mime import MailAttachment, ParsedMail
 from services.intake.email.reading import MailReading
 from services.intake.mail_readers import MailReaders
@@ -163,9 +163,7 @@ class MailIntake:
         original = self.intake.attachments.save(
             raw, filename="original.eml", content_type="message/rfc822", enforce_policy=False
         )
-        text = mail.new_text if kind == "message" else mail.text
-        if refused:
-            text = "\n".join([text, *(f"[attachment refused: {reason}]" for reason in refused)])
+        text = with_refusals(mail.new_text if kind == "message" else mail.text, refused)
         sender_email = _valid_email(mail.sender.address if mail.sender else None)
         reply_to = _valid_email(mail.reply_to[0].address) if mail.reply_to else None
         now = datetime.now(UTC)

@@ -34,7 +34,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from telegram.error import BadRequest, NetworkError, TelegramError
 
-from services.intake.core import Intake
+from services.intake.core import Intake, with_refusals
 from services.intake.csat import publish_rating
 from services.intake.telegram_callbacks import RATING_THANKS, ButtonPress, read_callback_query
 from services.intake.telegram_content import (
@@ -417,8 +417,6 @@ def to_inbound(
     attachments: list[Attachment],
     refusals: list[str],
 ) -> InboundMessage:
-    # A refused file is named in the text, so that the agent knows something was sent.
-    text = "\n".join([message.text, *(f"[attachment refused: {reason}]" for reason in refusals)])
     return InboundMessage.received(
         **resolution.fields(),
         channel="telegram",
@@ -427,7 +425,7 @@ def to_inbound(
         source="telegram",
         sender=message.sender,
         subject=None,
-        text=text,
+        text=with_refusals(message.text, refusals),
         attachments=attachments,
         reply_route=ReplyRoute(channel="telegram", address=str(message.chat_id), reply_to_id=str(message.message_id)),
         edit_of=message.original_id if message.edited else None,

@@ -36,7 +36,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 from redis.asyncio import Redis
 
-from services.intake.core import PUBLISH_TIMEOUT_SECONDS, Intake
+from services.intake.core import PUBLISH_TIMEOUT_SECONDS, Intake, with_refusals
 from services.intake.wecom_content import (
     CustomerMessage,
     Greeting,
@@ -105,15 +105,13 @@ class LeaseLost(Exception):
 def to_inbound(
     message: CustomerMessage, *, resolution_fields: dict, attachments: list[Attachment], refusals: list[str]
 ) -> InboundMessage:
-    # A refused file is named in the text, so that the agent knows something was sent.
-    text = "\n".join([message.text, *(f"[attachment refused: {reason}]" for reason in refusals)])
     return InboundMessage.received(
         **resolution_fields,
         channel="wecom",
         channel_message_id=message.msgid,
         source=f"wecom:{message.open_kfid}",
         sender=Sender(wecom_external_userid=message.external_userid),
-        text=text,
+        text=with_refusals(message.text, refusals),
         attachments=attachments,
         reply_route=ReplyRoute(channel="wecom", address=message.address, reply_to_id=message.msgid),
         received_at=message.sent_at,

@@ -24,7 +24,7 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
 
-from services.intake.core import PUBLISH_TIMEOUT_SECONDS, Intake
+from services.intake.core import PUBLISH_TIMEOUT_SECONDS, Intake, with_refusals
 from services.intake.ticket_ids import Resolution
 from services.intake.whatsapp_content import (
     SIGNATURE_HEADER,
@@ -58,8 +58,6 @@ def whatsapp_conversation(wa_id: str) -> str:
 def to_inbound(
     message: CustomerMessage, *, resolution: Resolution, attachments: list[Attachment], refusals: list[str]
 ) -> InboundMessage:
-    # A refused file is named in the text, so that the agent knows something was sent.
-    text = "\n".join([message.text, *(f"[attachment refused: {reason}]" for reason in refusals)])
     return InboundMessage.received(
         **resolution.fields(),
         channel="whatsapp",
@@ -67,7 +65,7 @@ def to_inbound(
         source="whatsapp",
         sender=message.sender,
         subject=None,
-        text=text,
+        text=with_refusals(message.text, refusals),
         attachments=attachments,
         reply_route=ReplyRoute(
             channel="whatsapp", address=message.wa_id, reply_to_id=message.wamid, customer_wrote_at=message.sent_at

@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode
 import nh3
 from markdown_it import MarkdownIt
 
+from services.intake.csat_page import customer_page, with_ticket
 from services.knowledge.search import Hit
 from shared import i18n
 from shared.events import ArticlePublished
@@ -42,28 +43,9 @@ def _kb(path: str, kept: str | None) -> str:
 
 
 def _page(title: str, body: str, texts: i18n.Texts, kept: str | None = None) -> str:
-    return f"""<!doctype html>
-<html lang="{escape(texts.locale)}">
-<head>
-  <meta charset="utf-8">
-  <meta name="viewport" content="width=device-width, initial-scale=1">
-  <title>{escape(title)}</title>
-  <link rel="stylesheet" href="/static/style.css">
-</head>
-<body>
-  <header class="site-header">
-    <div class="container"><p class="lede"><a href="{_kb("/kb", kept)}">{escape(texts("kb.site"))}</a> · <a href="/">{
-        escape(texts("kb.contact"))
-    }</a></p></div>
-  </header>
-  <main id="main" class="container kb">
-    <section class="card">
-{body}
-    </section>
-  </main>
-</body>
-</html>
-"""
+    contact = escape(texts("kb.contact"))
+    site = f'<a href="{_kb("/kb", kept)}">{escape(texts("kb.site"))}</a> · <a href="/">{contact}</a>'
+    return customer_page(title, body, texts, site=site, main_class="kb")
 
 
 def _search_form(query: str, texts: i18n.Texts, kept: str | None) -> str:
@@ -77,12 +59,6 @@ def _search_form(query: str, texts: i18n.Texts, kept: str | None) -> str:
 
 def _link(slug: str, title: str, kept: str | None) -> str:
     return f'<a href="{_kb(f"/kb/{quote(slug)}", kept)}">{escape(title)}</a>'
-
-
-def _with_ticket(text: str, ticket_id: str) -> str:
-    """`text` escaped, with its {ticket_id} shown as the ticket ID in bold."""
-    before, _, after = text.partition("{ticket_id}")
-    return f'{escape(before)}<strong class="ticket-id">{escape(ticket_id)}</strong>{escape(after)}'
 
 
 def index_page(
@@ -144,12 +120,12 @@ def deflection_page(ticket_id: str, texts: i18n.Texts, *, done: bool = False) ->
         title = texts("kb.solved.done_title")
         body = f"""      <div class="notice notice-success" role="status">
         <h1>{escape(title)}</h1>
-        <p>{_with_ticket(texts("kb.solved.done_body", ticket_id="{ticket_id}"), ticket_id)}</p>
+        <p>{with_ticket(texts("kb.solved.done_body", ticket_id="{ticket_id}"), ticket_id)}</p>
       </div>"""
         return _page(title, body, texts)
     title = texts("kb.solved.title")
     body = f"""      <h1>{escape(title)}</h1>
-      <p>{_with_ticket(texts("kb.solved.intro", ticket_id="{ticket_id}"), ticket_id)}</p>
+      <p>{with_ticket(texts("kb.solved.intro", ticket_id="{ticket_id}"), ticket_id)}</p>
       <form method="post">
         <button type="submit" class="button">{escape(texts("kb.solved.button"))}</button>
       </form>"""

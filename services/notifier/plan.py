@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
 from urllib.parse import urlencode
 
 from services.notifier import csat_asks
@@ -202,7 +204,7 @@ def plan(event: TicketEvent, view: NotifierView, config: DeskConfig) -> list[Del
             text = csat_asks.low_score_text(event.ticket_id, event.score, event.comment, mention)
             return [_thread_post(event, "low-score", "csat", event.team, text, config)]
         case TicketSuggestions(deflect_route=route) if route is not None:
-            return _suggested_articles(event, route, view, ticket.customer_language or config.desk_locale)
+            return _suggested_articles(event, route, view, config, ticket.customer_language or config.desk_locale)
         case MessageStatusReported(status="failed", purpose="reply" | "csat"):
             # The customer's channel took the message and then could not deliver it: the agent must know.
             why = f": {event.error}" if event.error else ""
@@ -219,25 +221,18 @@ def _acknowledgement(created: TicketCreated, view: NotifierView, config: DeskCon
     if route is None or not created.acknowledge or route.channel == "chat":
         # Web chat shows the ticket ID in its session frame: that is its acknowledgement.
         return []
-    if route.channel == "email" and (
-        is_no_reply_address(route.address) or normalise_email(route.address) in view.undeliverable
-    ):
-        return []
-    if route.channel == "whatsapp" and not in_window(route.customer_wrote_at, created.occurred_at):
-        # Only a paid template could reach the customer now: an acknowledgement is not worth one.
+    # Outside WhatsApp's window only a paid template could reach the customer: an acknowledgement is not worth one.
+    if unreachable(route, created.occurred_at, view, config, automatic=True) is not None:
         return []
     locale = created.customer_language or config.desk_locale
     text, subject = acknowledgement_texts(created, route.channel, locale, config)
     return [
-        Delivery(
-            key=f"{created.event_id}:ack",
-            ticket_id=created.ticket_id,
-            purpose="acknowledgement",
-            target=f"{route.channel}:{route.address}",
-            text=text,
-            correlation_id=created.correlation_id,
-            thread_ts=route.reply_to_id if route.channel == "slack" else None,
-            route=route,
+        _to_customer(
+            created,
+            f"{created.event_id}:ack",
+            "acknowledgement",
+            route,
+            text,
             subject=subject,
             automatic=True,
             language=locale,
@@ -378,26 +373,41 @@ def reply_outcome(
     return [_thread_post(event, "undelivered", "mirror", ticket.team, text, config)]
 
 
+def unreachable(
+    route: ReplyRoute | None, at: datetime, view: NotifierView, config: DeskConfig, *, automatic: bool = False
+) -> str | None:
+    """Why a message sent at `at` on the customer's channel `route` cannot reach them, for the agent; None when
+    it can. Unreachable: no route; an email address that bounced (`view.undeliverable`); on WhatsApp, outside
+    the 24-hour customer-service window (shared/whatsapp_window.py); for an `automatic` message
+    (acknowledgement, suggested articles), also a no-reply email address (RFC 3834: no automatic answers
+    to automatic mail)."""
+    if route is None:
+        return "the ticket has no channel to answer the customer on"
+    if route.channel == "email":
+        if normalise_email(route.address) in view.undeliverable:
+            return f"mail to {route.address} bounced; nothing more is sent to that address"
+        if automatic and is_no_reply_address(route.address):
+            return f"{route.address} is a no-reply address; automatic messages are not sent to it"
+    if route.channel == "whatsapp" and not in_window(route.customer_wrote_at, at):
+        template = config.whatsapp.template
+        return window_closed_text(route.customer_wrote_at, (template.name, template.language) if template else None)
+    return None
+
+
 def _reply(reply: MessageAdded, view: NotifierView, config: DeskConfig) -> Delivery | str:
     """The reply on the customer's channel, or why there is none (a WhatsApp reply outside the
     customer-service window is held: shared/whatsapp_window.py)."""
     route = reply.reply_route
-    if route is None:
-        return "the ticket has no channel to answer the customer on"
-    if route.channel == "email" and normalise_email(route.address) in view.undeliverable:
-        return f"mail to {route.address} bounced; nothing more is sent to that address"
-    if route.channel == "whatsapp" and not in_window(route.customer_wrote_at, reply.occurred_at):
-        template = config.whatsapp.template
-        return window_closed_text(route.customer_wrote_at, (template.name, template.language) if template else None)
-    return Delivery(
-        key=str(reply.event_id),
-        ticket_id=reply.ticket_id,
-        purpose="reply",
-        target=f"{route.channel}:{route.address}",
-        text=reply.text,
-        correlation_id=reply.correlation_id,
-        thread_ts=route.reply_to_id if route.channel == "slack" else None,
-        route=route,
+    why_not = unreachable(route, reply.occurred_at, view, config)
+    if why_not is not None:
+        return why_not
+    assert route is not None  # unreachable() names a missing route
+    return _to_customer(
+        reply,
+        str(reply.event_id),
+        "reply",
+        route,
+        reply.text,
         subject=reply_subject(reply.ticket_id, route.subject),
         message_id=str(reply.message_id),
         at=reply.received_at.isoformat(),
@@ -409,20 +419,15 @@ def _csat_request(
 ) -> list[Delivery]:
     """Once per resolution (the key is the solving change's), on the customer's own channel, in their language."""
     locale = ticket.customer_language or config.desk_locale
-    if route.channel == "email" and normalise_email(route.address) in view.undeliverable:
-        return []
-    if route.channel == "whatsapp" and not in_window(route.customer_wrote_at, changed.occurred_at):
+    if unreachable(route, changed.occurred_at, view, config) is not None:
         return []
     return [
-        Delivery(
-            key=f"{changed.event_id}:csat",
-            ticket_id=changed.ticket_id,
-            purpose="csat",
-            target=f"{route.channel}:{route.address}",
-            text=csat_asks.request_text(changed.ticket_id, locale),
-            correlation_id=changed.correlation_id,
-            thread_ts=route.reply_to_id if route.channel == "slack" else None,
-            route=route,
+        _to_customer(
+            changed,
+            f"{changed.event_id}:csat",
+            "csat",
+            route,
+            csat_asks.request_text(changed.ticket_id, locale),
             subject=reply_subject(changed.ticket_id, route.subject),
             csat=CsatSubject(changed.ticket_id, changed.resolution),
             language=locale,
@@ -431,25 +436,22 @@ def _csat_request(
     ]
 
 
-def _suggested_articles(event: TicketSuggestions, route: ReplyRoute, view: NotifierView, locale: str) -> list[Delivery]:
+def _suggested_articles(
+    event: TicketSuggestions, route: ReplyRoute, view: NotifierView, config: DeskConfig, locale: str
+) -> list[Delivery]:
     """The suggested articles on the customer's channel, after the acknowledgement, with a "this solved it" link
     (knowledge_base.deflect_channels); in `locale`, the ticket's customer language (issue 15)."""
     if view.article_url is None or view.deflection_url is None:
         return []
-    if route.channel == "email" and (
-        is_no_reply_address(route.address) or normalise_email(route.address) in view.undeliverable
-    ):
+    if unreachable(route, event.occurred_at, view, config, automatic=True) is not None:
         return []
     return [
-        Delivery(
-            key=f"{event.event_id}:suggestions",
-            ticket_id=event.ticket_id,
-            purpose="suggestions",
-            target=f"{route.channel}:{route.address}",
-            text=suggestions_text(event, view.article_url, view.deflection_url, locale),
-            correlation_id=event.correlation_id,
-            thread_ts=route.reply_to_id if route.channel == "slack" else None,
-            route=route,
+        _to_customer(
+            event,
+            f"{event.event_id}:suggestions",
+            "suggestions",
+            route,
+            suggestions_text(event, view.article_url, view.deflection_url, locale),
             subject=reply_subject(event.ticket_id, route.subject),
             automatic=True,
             language=i18n.texts(locale).locale,
@@ -472,6 +474,24 @@ def suggestions_text(
     link = f"{deflection_url(event.ticket_id)}?{lang}"
     solved = texts.plural("kb.suggestions.solved", count, ticket_id=event.ticket_id, link=link)
     return f"{texts.plural('kb.suggestions.intro', count)}\n{articles}\n\n{solved}"
+
+
+def _to_customer(
+    event: TicketEvent, key: str, purpose: NotificationPurpose, route: ReplyRoute, text: str, **fields: Any
+) -> Delivery:
+    """A message on the customer's own channel `route` (on Slack, in their conversation's thread: Slack
+    Connect), made once per `key`; `fields` are the rest of the Delivery (subject, language…)."""
+    return Delivery(
+        key=key,
+        ticket_id=event.ticket_id,
+        purpose=purpose,
+        target=f"{route.channel}:{route.address}",
+        text=text,
+        correlation_id=event.correlation_id,
+        thread_ts=route.reply_to_id if route.channel == "slack" else None,
+        route=route,
+        **fields,
+    )
 
 
 def _ephemeral(key: str, event: TicketEvent, user_id: str, channel_id: str | None, text: str) -> Delivery:

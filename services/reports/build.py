@@ -7,10 +7,10 @@ import logging
 from pydantic import ValidationError
 
 from services.reports.figures import Report, ReportFold, Window
-from services.reports.log import TopicLog
 from shared.calendars import ALWAYS_OPEN_ID, Calendar
 from shared.config import DeskConfig
 from shared.events import TicketCreated
+from shared.log_reader import TopicLog
 from shared.topics import TICKETS, Topics
 
 logger = logging.getLogger(__name__)

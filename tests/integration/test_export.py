@@ -13,8 +13,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from services.reports.export import export_lines
-from services.reports.log import TopicLog
 from shared.events import ContactSummary, MessageAdded, TicketCreated
+from shared.log_reader import TopicLog
 from shared.publisher import Outgoing, Publisher
 from shared.settings import Settings
 from shared.topics import TICKETS, Topics, ensure_topics

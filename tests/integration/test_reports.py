@@ -22,11 +22,11 @@ from pydantic import SecretStr
 
 from services.intake.http import create_app as intake_app
 from services.intake.telegram import SECRET_HEADER
-from services.reports.log import TopicLog
 from services.router.app import create_app as router_app
 from services.sla.app import create_app as sla_app
 from services.sla.timers import CLAIMED_KEY, SCHEDULED_KEY
 from shared.events import RateTicket, SetPriority, SetStatus
+from shared.log_reader import TopicLog
 from shared.settings import Settings
 from shared.topics import COMMANDS, INBOUND, TICKETS, Topics
 from switchboard.commands import send_command, send_reply

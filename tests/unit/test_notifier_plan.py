@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.notifier.plan import Delivery, NotifierView, TicketContext, plan
+from services.notifier.plan import Delivery, NotifierView, TicketContext, plan, unreachable
 from shared.config import DeskConfig, load_config
 from shared.events import (
     ContactSummary,
@@ -247,6 +247,39 @@ def test_an_agent_reply_to_a_bounced_address_or_without_a_route_is_only_mirrored
 
     assert [delivery.purpose for delivery in bounced] == ["mirror"]
     assert [delivery.purpose for delivery in no_route] == ["mirror"]
+
+
+def whatsapp(customer_wrote_at: datetime | None) -> ReplyRoute:
+    return ReplyRoute(channel="whatsapp", address="34600111222", customer_wrote_at=customer_wrote_at)
+
+
+def test_the_customer_is_reachable_on_a_live_route():
+    assert unreachable(email(), NOW, view(), CONFIG) is None
+    assert unreachable(email(), NOW, view(), CONFIG, automatic=True) is None
+    assert unreachable(whatsapp(NOW - timedelta(hours=23)), NOW, view(), CONFIG) is None
+    assert unreachable(ReplyRoute(channel="telegram", address="42"), NOW, view(), CONFIG) is None
+
+
+def test_no_route_or_a_bounced_address_is_unreachable():
+    assert unreachable(None, NOW, view(), CONFIG) == "the ticket has no channel to answer the customer on"
+    bounced = view(undeliverable={"ana@customer.example"})
+    assert unreachable(email("ANA@customer.example"), NOW, bounced, CONFIG) == (
+        "mail to ANA@customer.example bounced; nothing more is sent to that address"
+    )
+
+
+def test_a_no_reply_address_is_unreachable_for_automatic_messages_only():
+    assert unreachable(email("no-reply@shop.example"), NOW, view(), CONFIG) is None
+    assert "no-reply" in unreachable(email("no-reply@shop.example"), NOW, view(), CONFIG, automatic=True)
+
+
+def test_whatsapp_outside_the_window_is_unreachable_and_the_agent_is_told_the_template():
+    late = unreachable(whatsapp(NOW - timedelta(hours=25)), NOW, view(), CONFIG)
+    never = unreachable(whatsapp(None), NOW, view(), CONFIG)
+
+    template = CONFIG.whatsapp.template
+    assert late and template and f"`{template.name}`" in late and "more than 24 hours ago" in late
+    assert never and "has not written on WhatsApp" in never
 
 
 # --- SLA -----------------------------------------------------------------------------------------

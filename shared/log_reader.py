@@ -1,5 +1,5 @@
-"""Reading the log for reports and exports: a topic's records from its beginning to where it ended when reading
-started, one at a time, never the whole log in memory."""
+"""Reading a topic's log from its beginning to where it ended when reading started, a batch at a time, never the
+whole log in memory: for reports and exports (services/reports) and `switchboard replay`."""
 
 from __future__ import annotations
 
@@ -29,11 +29,28 @@ class LogRecord:
 
 class TopicLog:
     """One topic's records up to its end offsets as `open()` found them (a snapshot: what arrives later
-    is not read). Use as `async with TopicLog(...) as log: total = log.total; async for record in log: ...`."""
+    is not read). Use as `async with TopicLog(...) as log: total = log.total; async for record in log: ...`,
+    or `async for records in log.batches()` for a partition's fetched records at a time.
 
-    def __init__(self, bootstrap: str, topic: str):
+    `batch_records` records at most per batch; `partition_fetch_bytes` and `fetch_bytes` bound what the
+    consumer fetches ahead (per partition, per fetch)."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        batch_records: int = BATCH_RECORDS,
+        partition_fetch_bytes: int = PARTITION_FETCH_BYTES,
+        fetch_bytes: int = FETCH_BYTES,
+    ):
         self.bootstrap = bootstrap
         self.topic = topic
+        self.batch_records = batch_records
+        self.partition_fetch_bytes = partition_fetch_bytes
+        self.fetch_bytes = fetch_bytes
+        # The topic's partitions ([]: the topic does not exist) and its records in all, once open.
+        self.partitions: list[TopicPartition] = []
         self.total = 0
         self._consumer: AIOKafkaConsumer | None = None
         self._ends: dict[TopicPartition, int] = {}
@@ -45,12 +62,13 @@ class TopicLog:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             enable_auto_commit=False,
-            max_poll_records=BATCH_RECORDS,
-            max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
-            fetch_max_bytes=FETCH_BYTES,
+            max_poll_records=self.batch_records,
+            max_partition_fetch_bytes=self.partition_fetch_bytes,
+            fetch_max_bytes=self.fetch_bytes,
         )
         await consumer.start()
         self._consumer = consumer
+        self.partitions = partitions
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         self._ends = await consumer.end_offsets(partitions)
@@ -62,17 +80,26 @@ class TopicLog:
         if self._consumer is not None:
             await self._consumer.stop()
 
-    async def __aiter__(self) -> AsyncIterator[LogRecord]:
+    async def batches(self) -> AsyncIterator[list[LogRecord]]:
+        """One partition's records of one fetch at a time, in offset order (possibly none: a fetch may begin
+        past the end offset), until every partition reached its end offset."""
         consumer = self._consumer
         if consumer is None:
             return
         remaining = {tp for tp, end in self._ends.items() if end > 0 and await consumer.position(tp) < end}
         while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=BATCH_RECORDS)
-            for tp, records in batches.items():
+            fetched = await consumer.getmany(*remaining, timeout_ms=1000, max_records=self.batch_records)
+            for tp, records in fetched.items():
+                batch = []
                 for record in records:
                     if record.offset >= self._ends[tp]:
                         break
-                    yield LogRecord(self.topic, tp.partition, record.offset, record.value)
+                    batch.append(LogRecord(self.topic, tp.partition, record.offset, record.value))
+                yield batch
                 if await consumer.position(tp) >= self._ends[tp]:
                     remaining.discard(tp)
+
+    async def __aiter__(self) -> AsyncIterator[LogRecord]:
+        async for batch in self.batches():
+            for record in batch:
+                yield record
