@@ -710,6 +710,9 @@ class NotificationSent(Envelope):
     digest: bool = False
     # An acknowledgement to an address nobody proved (the web form's): counted against the lower limits.
     claimed: bool = False
+    # The messages the channel counted: a long WeCom text goes as several, each counted against WeChat's
+    # per-window limit (shared/wecom_window.py), which replay rebuilds from this.
+    messages: int = 1
 
 
 # What WhatsApp says of a message we sent (the Cloud API's `statuses` webhook): in order of progress, or failed.

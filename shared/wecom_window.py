@@ -25,12 +25,13 @@ if at > current then
 end
 return 1
 """
-# KEYS[1] the window, ARGV[1] when we sent (Unix s): counts only within the customer's current window.
+# KEYS[1] the window, ARGV[1] when we sent (Unix s), ARGV[2] how many messages: counts only within the
+# customer's current window.
 SENT_LUA = """
 local at = tonumber(ARGV[1])
 local current = tonumber(redis.call('HGET', KEYS[1], 'customer_at') or '0')
 if at >= current then
-  redis.call('HINCRBY', KEYS[1], 'sent', 1)
+  redis.call('HINCRBY', KEYS[1], 'sent', ARGV[2])
 end
 return 1
 """
@@ -63,7 +64,7 @@ def customer_wrote(pipe: Any, address: str, at: float) -> Any:
     return pipe.eval(CUSTOMER_WROTE_LUA, 1, window_key(address), repr(at))
 
 
-def we_sent(pipe: Any, address: str, at: float) -> Any:
-    """Queues on `pipe` that we sent the customer a message at `at` (Unix s); on a Redis client, returns what to
-    await."""
-    return pipe.eval(SENT_LUA, 1, window_key(address), repr(at))
+def we_sent(pipe: Any, address: str, at: float, messages: int = 1) -> Any:
+    """Queues on `pipe` that we sent the customer `messages` messages at `at` (Unix s); on a Redis client,
+    returns what to await."""
+    return pipe.eval(SENT_LUA, 1, window_key(address), repr(at), messages)

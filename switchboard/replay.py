@@ -151,7 +151,9 @@ class _Replay:
                 if isinstance(event, NotificationSent):
                     project_sent(pipe, event, self.now)
                     if event.target.startswith("wecom:"):
-                        we_sent(pipe, event.target.removeprefix("wecom:"), event.occurred_at.timestamp())
+                        we_sent(
+                            pipe, event.target.removeprefix("wecom:"), event.occurred_at.timestamp(), event.messages
+                        )
                     self.report.counts["notifications sent"] += 1
                 elif isinstance(event, TicketAssigned) and event.actor == "system":
                     # Only the router's own assignments took a round-robin turn; claims and hand-ons did not.

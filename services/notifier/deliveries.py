@@ -59,6 +59,8 @@ class Sent:
     recorded: bool = False
     # A card posted or updated: the digest of what it shows now (None: unknown).
     shown: str | None = None
+    # The messages it took (a long WeCom text is split).
+    messages: int = 1
 
 
 @dataclass(frozen=True)
@@ -363,6 +365,7 @@ def sent_event(delivery: Delivery, sent: Sent) -> NotificationSent:
         conversations=list(sent.conversations),
         digest=sent.digest,
         claimed=delivery.claimed,
+        messages=sent.messages,
     )
 
 
@@ -373,4 +376,5 @@ def _sent_from(record: dict) -> Sent:
         tuple(record.get("conversations", ())),
         bool(record.get("digest", False)),
         recorded=True,
+        messages=int(record.get("messages", 1)),
     )

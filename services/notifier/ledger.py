@@ -168,6 +168,7 @@ def project_sent(pipe: Any, event: NotificationSent, now: datetime, *, count_ack
         "at": event.occurred_at.isoformat(),
         "digest": event.digest,
         "conversations": event.conversations,
+        "messages": event.messages,
     }
     pipe.set(sent_key(event.key), json.dumps(record), ex=SENT_TTL_SECONDS)
     if event.target.startswith("email:") and event.external_id:

@@ -96,7 +96,7 @@ class WecomTransport:
                 raise Refused(f"WeCom refused the message: errcode {error.errcode}: {error.errmsg}") from error
             await we_sent(self.redis, route.address, now)
             first = first or str(answer.get("msgid") or body["msgid"])
-        return Sent(first, datetime.now(UTC))
+        return Sent(first, datetime.now(UTC), messages=len(chunks))
 
     async def send_digest(self, target: str, deliveries: list[Delivery]) -> Sent | None:
         return None

@@ -5,20 +5,24 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from services.intake.core import IntakeProcess
 from services.intake.wecom import WELCOME, cursor_key, wecom_routes
 from services.intake.wecom_crypto import WecomCrypto
 from shared.config import load_config
-from shared.events import InboundMessage, WecomCursorAdvanced
+from shared.events import InboundMessage, NotificationSent, WecomCursorAdvanced
+from shared.publisher import Outgoing, Publisher
 from shared.redis_client import connect_redis
 from shared.settings import Settings
-from shared.topics import INBOUND, WECOM, Topics
+from shared.topics import INBOUND, TICKETS, WECOM, Topics
 from shared.wecom_window import window_key
 from switchboard.replay import replay_all
 from tests.fakes.wecom_api import CORP_ID, ENCODING_AES_KEY, OPEN_KFID, SECRET, TOKEN, FakeWecomApi
@@ -228,16 +232,35 @@ async def test_without_credentials_wecom_is_off_and_says_so(settings, caplog):
     assert "WeChat Customer Service (WeCom) is off" in caplog.text
 
 
-async def test_replay_rebuilds_the_cursor_and_the_reply_window(client, fake_wecom, wecom_settings):
+async def test_replay_rebuilds_the_cursor_and_the_reply_windows_messages(client, fake_wecom, wecom_settings):
     fake_wecom.add_message(CUSTOMER, "text", {"content": "one"}, send_time=1_700_000_000)
     fake_wecom.add_message(CUSTOMER, "text", {"content": "two"}, send_time=1_700_000_100)
     fake_wecom.add_message(CUSTOMER, "text", {"content": "three"}, send_time=1_700_000_200)
     assert (await post_callback(client, fake_wecom)).status_code == 200
     await inbound(wecom_settings, 3)
     await read_topic(wecom_settings.kafka_bootstrap, Topics(wecom_settings.topic_prefix).name(WECOM), at_least=2)
+    # A long reply went out as three messages after the customer's last: all three count in the window.
+    [last] = [message for message in await inbound(wecom_settings, 3) if message.text == "three"]
+    topics = Topics(wecom_settings.topic_prefix)
+    reply = NotificationSent(
+        event_id=uuid.uuid4(),
+        occurred_at=datetime.fromtimestamp(1_700_000_300, UTC),
+        ticket_id=last.ticket_id,
+        key="reply-1:reply",
+        purpose="reply",
+        target=f"wecom:{OPEN_KFID}:{CUSTOMER}",
+        messages=3,
+    )
+    publisher = Publisher(wecom_settings.kafka_bootstrap, client_id="test", registry=CollectorRegistry())
+    await publisher.start()
+    try:
+        await publisher.publish(Outgoing.event(topics.name(TICKETS), reply.ticket_id, reply))
+    finally:
+        await publisher.stop()
     redis = connect_redis(wecom_settings.redis_url)
     window = window_key(f"{OPEN_KFID}:{CUSTOMER}")
     try:
+        await redis.hset(window, "sent", 3)
         before = (await redis.get(cursor_key(OPEN_KFID)), await redis.hgetall(window))
         await redis.delete(cursor_key(OPEN_KFID), window)
         await replay_all(
@@ -247,6 +270,6 @@ async def test_replay_rebuilds_the_cursor_and_the_reply_window(client, fake_weco
             config=load_config(wecom_settings.config),
         )
         assert (await redis.get(cursor_key(OPEN_KFID)), await redis.hgetall(window)) == before
-        assert before == ("cur-3", {"customer_at": repr(1_700_000_200.0), "sent": "0"})
+        assert before == ("cur-3", {"customer_at": repr(1_700_000_200.0), "sent": "3"})
     finally:
         await redis.aclose()

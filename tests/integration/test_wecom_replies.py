@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 from pydantic import SecretStr
 
-from services.notifier.deliveries import Sent, Skipped
+from services.notifier.deliveries import Sent, Skipped, sent_event
 from services.notifier.errors import Refused
 from services.notifier.plan import Delivery
 from services.notifier.wecom import WecomTransport
@@ -69,6 +69,19 @@ async def test_replies_go_out_within_the_window_and_are_held_after_five(transpor
     # The customer writes again: a new window.
     await customer_wrote(transport.redis, ADDRESS, time.time() + 1)
     assert isinstance(await transport.send(reply("r6", "now it goes"), None), Sent)
+
+
+async def test_a_long_reply_counts_each_of_its_messages_and_its_record_says_how_many(transport, fake_wecom):
+    await customer_wrote(transport.redis, ADDRESS, time.time())
+    long = reply("long", "\n".join(f"line {index}: " + "x" * 500 for index in range(10)))
+
+    sent = await transport.send(long, None)
+
+    parts = len(fake_wecom.calls_to("kf/send_msg"))
+    assert parts > 1 and isinstance(sent, Sent) and sent.messages == parts
+    assert await transport.redis.hget(window_key(ADDRESS), "sent") == str(parts)
+    # What replay rebuilds the window from.
+    assert sent_event(long, sent).messages == parts
 
 
 async def test_a_reply_after_48_hours_is_held(transport, fake_wecom):
