@@ -25,6 +25,7 @@ from services.intake.slack_slash import (
     ticket_details,
     ticket_list,
 )
+from shared import i18n
 from shared.contact_commands import tag_command
 
 
@@ -177,3 +178,8 @@ def test_a_tag_change_is_parsed_or_refused_and_never_raises(text):
     for word in change.invalid:
         with pytest.raises(ValidationError):
             tag_command(uuid.uuid4(), datetime.now(UTC), "ana", "c_one", [word.lstrip("+-")], [])
+
+
+@pytest.mark.parametrize("locale", ["en", "zh-Hans"])
+def test_the_help_lists_tag_in_each_language(locale):
+    assert "• `tag SB-1042 +vip -trial` — " in help_text(i18n.texts(locale)).splitlines()[6]
