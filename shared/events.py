@@ -370,8 +370,8 @@ class UnmergeContacts(_ContactCommandEnvelope):
 
 
 class TagContact(_ContactCommandEnvelope):
-    """Add and remove tags of contact `contact_id` (a merged contact: its survivor's tags), by hand: the CLI.
-    Tags are lower-case words, as ticket tags."""
+    """Add and remove tags of contact `contact_id` (a merged contact: its survivor's tags), by hand: the CLI
+    or `/sb tag`. Tags are lower-case words, as ticket tags."""
 
     type: Literal["command.tag_contact"] = "command.tag_contact"
     add: list[ContactTag] = []

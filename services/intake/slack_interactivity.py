@@ -59,6 +59,8 @@ from services.intake.slack_slash import (
     help_answer,
     parse,
     show_target,
+    tag_change,
+    tag_listing,
     ticket_details,
     ticket_list,
 )
@@ -75,7 +77,7 @@ from services.knowledge.store import ArticleStore
 from shared import i18n
 from shared.agents import Availability
 from shared.config import Agent
-from shared.contact_commands import contact_command, refusal
+from shared.contact_commands import contact_command, refusal, tag_command
 from shared.conversations import conversation_ticket
 from shared.events import (
     AgentAvailabilityChanged,
@@ -83,6 +85,7 @@ from shared.events import (
     KeepContactsApart,
     MergeContacts,
     SlackOrigin,
+    TagContact,
     UnmergeContacts,
 )
 from shared.ids import derived_id
@@ -386,6 +389,8 @@ class SlackAgents:
                 return availability_answer(slash.subcommand == "back", texts)
             case "merge" | "unmerge":
                 return await self._contact_command(slash, agent, command, texts)
+            case "tag":
+                return await self._tag_contact(slash, agent, command, texts)
             case _:
                 return help_answer(slash, texts)
 
@@ -417,6 +422,34 @@ class SlackAgents:
         if survivor is None:
             return texts("sb.contacts.unmerging", merged=merged)
         return texts("sb.contacts.merging", merged=merged, survivor=survivor)
+
+    async def _tag_contact(self, slash: SlashRequest, agent: Agent, command: dict[str, Any], texts: i18n.Texts) -> str:
+        """Publishes `/sb tag` once the read model knows the contact (a ticket's: the ticket's contact); the
+        router applies it (`contact.tags_changed`), so the answer says what was asked, not the tags after."""
+        change = tag_change(slash)
+        if change is None:
+            return texts("sb.tag.usage")
+        if change.invalid:
+            return texts("sb.tag.invalid", tags=", ".join(escape(word[:40]) for word in change.invalid))
+        contact_id = change.target
+        if change.ticket_id is not None:
+            contact_id = await self.intake.redis.hget(ticket_key(change.ticket_id), "contact_id")
+            if not contact_id:
+                return texts("sb.tag.no_ticket", ticket_id=change.ticket_id)
+        if (reason := await refusal(self.read_model, contact_id, tagging=True)) is not None:
+            return texts("sb.contacts.refused", reason=escape(reason))
+        trigger = command.get("trigger_id") or f"{agent.id}:{slash.subcommand}:{slash.argument}"
+        tagging = tag_command(
+            derived_id("slack-contact-tags", trigger),
+            datetime.now(UTC),
+            agent.id,
+            contact_id,
+            change.add,
+            change.remove,
+        )
+        await self._publish(tagging)
+        shown = contact_id if change.ticket_id is None else f"{contact_id} ({change.ticket_id})"
+        return texts("sb.tag.tagging", contact=shown, changes=tag_listing(change))
 
     async def _set_availability(
         self, agent: Agent, available: bool, command: dict[str, Any], request: AsyncBoltRequest
@@ -450,9 +483,11 @@ class SlackAgents:
 
     # --- Shared -------------------------------------------------------------------------------------
 
-    async def _publish(self, command: CommandEnvelope | MergeContacts | UnmergeContacts | KeepContactsApart) -> None:
+    async def _publish(
+        self, command: CommandEnvelope | MergeContacts | UnmergeContacts | TagContact | KeepContactsApart
+    ) -> None:
         """Returns once Kafka has the command; raises KafkaTimeoutError (Slack then sees a failure)."""
-        # A contact command from `/sb` names no ticket: keyed by the merged contact, as from the CLI.
+        # A contact command from `/sb` names no ticket: keyed by its contact (a merge: the merged one), as from the CLI.
         record = Outgoing.event(self.commands_topic, command.ticket_id or getattr(command, "contact_id", ""), command)
         await self.intake.publisher.publish(record, timeout=PUBLISH_TIMEOUT_SECONDS)
         logger.info(

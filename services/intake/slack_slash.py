@@ -1,8 +1,9 @@
 """The `/sb` slash command: what an agent asks for, and the ephemeral answers. Pure.
 
 `/sb mine`, `/sb queue`, `/sb show SB-1042`, `/sb away`, `/sb back`, `/sb merge SURVIVOR MERGED`,
-`/sb unmerge MERGED` (contacts), `/sb call` (log a phone call: services.intake.phone_calls), `/sb help`
-(anything else answers the help). Answers are Slack mrkdwn (https://api.slack.com/reference/surfaces/formatting):
+`/sb unmerge MERGED` (contacts), `/sb tag TARGET +vip -trial` (a contact's tags, TARGET a contact or a
+ticket), `/sb call` (log a phone call: services.intake.phone_calls), `/sb help` (anything else answers the
+help). Answers are Slack mrkdwn (https://api.slack.com/reference/surfaces/formatting):
 `&`, `<`, `>` in ticket data are escaped, and lists stop at MAX_LISTED tickets, saying how many
 more there are, well under Slack's 40,000 characters of a message. Answers are in the language of the
 agent's (first) team (`teams[].language`, else the desk's: `agent_texts`).
@@ -15,18 +16,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from services.intake.slack_agents import is_ticket_id
 from shared import i18n
 from shared.contact_commands import CONTACT_ID
+from shared.events import ContactTag
 
-SUBCOMMANDS = ("mine", "queue", "show", "away", "back", "merge", "unmerge", "call", "help")
+SUBCOMMANDS = ("mine", "queue", "show", "away", "back", "merge", "unmerge", "tag", "call", "help")
 MAX_LISTED = 20
 _MAX_SUBJECT = 80
+# The shape of a contact tag, as the CLI's `command.tag_contact` checks it (lower-cased).
+_CONTACT_TAG: TypeAdapter[str] = TypeAdapter(ContactTag)
 # The most pressing first.
 _PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
 
 # The help's lines (message IDs), after its title.
-HELP_LINES = ("mine", "queue", "show", "away", "merge", "call", "help", "card")
+HELP_LINES = ("mine", "queue", "show", "away", "merge", "tag", "call", "help", "card")
 
 
 def help_text(texts: i18n.Texts | None = None) -> str:
@@ -65,6 +71,48 @@ def contact_targets(request: SlashRequest) -> tuple[str, str | None] | None:
     if request.subcommand == "unmerge" and len(words) == 1:
         return words[0], None
     return None
+
+
+@dataclass(frozen=True)
+class TagChange:
+    """What `/sb tag TARGET +vip -trial ...` asks: `target` is a ticket ID (upper-cased: the ticket's
+    contact) or a contact ID as given; `add` and `remove` are lower-cased, each once, in the order given;
+    `invalid` holds the words that are no tag (as given)."""
+
+    target: str
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+    invalid: tuple[str, ...] = ()
+
+    @property
+    def ticket_id(self) -> str | None:
+        return self.target if is_ticket_id(self.target) else None
+
+
+def tag_change(request: SlashRequest) -> TagChange | None:
+    """The tag change of `/sb tag TARGET WORD...`: `+name` adds, `-name` removes, a bare `name` adds.
+    None when the target or the tags are missing (the answer is the usage). A name is a contact tag as the
+    CLI takes it (`shared.events.ContactTag`: a word of letters, digits, `_`, `:`, `.`, `-`, 64 at most)."""
+    target, *words = request.argument.split() or [""]
+    if not words:
+        return None
+    add: dict[str, None] = {}
+    remove: dict[str, None] = {}
+    invalid: list[str] = []
+    for word in words:
+        into, name = (remove, word[1:]) if word.startswith("-") else (add, word.removeprefix("+"))
+        try:
+            into[_CONTACT_TAG.validate_python(name)] = None
+        except ValidationError:
+            invalid.append(word)
+    return TagChange(
+        target.upper() if is_ticket_id(target.upper()) else target, tuple(add), tuple(remove), tuple(invalid)
+    )
+
+
+def tag_listing(change: TagChange) -> str:
+    """The asked changes as an agent types them: `+vip -trial`."""
+    return " ".join([*(f"+{tag}" for tag in change.add), *(f"-{tag}" for tag in change.remove)])
 
 
 def help_answer(request: SlashRequest, texts: i18n.Texts | None = None) -> str:

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from services.intake.slack_slash import (
     MAX_LISTED,
     SUBCOMMANDS,
+    TagChange,
     contact_targets,
     help_answer,
     help_text,
     parse,
     show_target,
+    tag_change,
+    tag_listing,
     ticket_details,
     ticket_list,
 )
+from shared import i18n
+from shared.contact_commands import tag_command
 
 
 @pytest.mark.parametrize(
@@ -112,3 +120,66 @@ def test_details_show_status_assignee_contact_and_rating():
 )
 def test_merge_and_unmerge_name_the_merged_contact_and_the_survivor(text, target):
     assert contact_targets(parse(text)) == target
+
+
+@pytest.mark.parametrize(
+    ("text", "change"),
+    [
+        ("tag sb-1042 +VIP -trial", TagChange("SB-1042", ("vip",), ("trial",))),
+        ("tag c_one vip +beta vip", TagChange("c_one", ("vip", "beta"))),
+        ("tag c_one -trial", TagChange("c_one", (), ("trial",))),
+        ("tag c_one +vip -trial +a:b.c-d", TagChange("c_one", ("vip", "a:b.c-d"), ("trial",))),
+        ("tag c_one +v<ip> - +", TagChange("c_one", invalid=("+v<ip>", "-", "+"))),
+        ("tag c_one --vip", TagChange("c_one", invalid=("--vip",))),
+        ("tag c_one " + "x" * 65, TagChange("c_one", invalid=("x" * 65,))),
+        ("tag SB-1042", None),
+        ("tag", None),
+    ],
+)
+def test_tag_takes_a_target_then_tags_to_add_and_remove(text, change):
+    assert tag_change(parse(text)) == change
+
+
+def test_a_tag_change_names_its_ticket_or_its_contact_and_lists_itself_as_typed():
+    change = tag_change(parse("tag SB-1042 vip -trial"))
+    assert change.ticket_id == "SB-1042" and tag_listing(change) == "+vip -trial"
+    assert tag_change(parse("tag c_one vip")).ticket_id is None
+
+
+_TAG = st.from_regex(r"[a-z0-9_][a-z0-9_:.-]{0,20}", fullmatch=True)
+
+
+@given(
+    target=st.sampled_from(["SB-1042", "sb-7", "c_4f1d2a9b8c7e6d5f"]),
+    add=st.lists(_TAG, max_size=5),
+    remove=st.lists(_TAG, max_size=5),
+    bare=st.booleans(),
+    order=st.randoms(use_true_random=False),
+)
+def test_tags_typed_in_any_order_are_the_changes_the_cli_would_send(target, add, remove, bare, order):
+    words = [tag if bare else f"+{tag}" for tag in add] + [f"-{tag}" for tag in remove]
+    order.shuffle(words)
+    change = tag_change(parse(" ".join(["tag", target, *words])))
+    if not words:
+        assert change is None
+        return
+    assert change.invalid == ()
+    assert (set(change.add), set(change.remove)) == (set(add), set(remove))
+    assert len(change.add) == len(set(change.add)) and len(change.remove) == len(set(change.remove))
+    # The same tags pass the CLI's check (the command's own model).
+    tag_command(uuid.uuid4(), datetime.now(UTC), "ana", "c_one", change.add, change.remove)
+
+
+@given(st.text(max_size=80))
+def test_a_tag_change_is_parsed_or_refused_and_never_raises(text):
+    change = tag_change(parse(f"tag {text}"))
+    if change is None:
+        return
+    for word in change.invalid:
+        with pytest.raises(ValidationError):
+            tag_command(uuid.uuid4(), datetime.now(UTC), "ana", "c_one", [word.lstrip("+-")], [])
+
+
+@pytest.mark.parametrize("locale", ["en", "zh-Hans"])
+def test_the_help_lists_tag_in_each_language(locale):
+    assert "• `tag SB-1042 +vip -trial` — " in help_text(i18n.texts(locale)).splitlines()[6]
