@@ -168,7 +168,8 @@ def project_sent(pipe: Any, event: NotificationSent, now: datetime, *, count_ack
         "at": event.occurred_at.isoformat(),
         "digest": event.digest,
         "conversations": event.conversations,
-        "messages": event.messages,
+        # Kept only when a delivery took several messages (WeCom), as most take one.
+        **({"messages": event.messages} if event.messages != 1 else {}),
     }
     pipe.set(sent_key(event.key), json.dumps(record), ex=SENT_TTL_SECONDS)
     if event.target.startswith("email:") and event.external_id:
