@@ -131,12 +131,22 @@ def language_fields(hello: Hello, accept_language: str | None) -> dict[str, str]
     return {key: value for key, value in fields.items() if value}
 
 
-def chat_texts(hello: Hello | None, accept_language: str | None, desk_locale: str) -> i18n.Texts:
+def chat_texts(picked: str | None, accept_language: str | None, desk_locale: str) -> i18n.Texts:
     """The chat's language for what the server tells the customer (the `detail` of its `error` frames): the
     page's pick (`hello.language`; None before the hello is read), else the browser's Accept-Language, else
     the desk's default."""
-    picked = hello.language if hello is not None else None
     return i18n.texts(i18n.reader_locale(picked=picked, accept_language=accept_language, desk_locale=desk_locale))
+
+
+def picked_language(raw: str) -> str | None:
+    """The `language` of a hello frame as sent, valid or not, so that a refused hello (an email that is no
+    address) is explained in the page's pick too; at most 64 characters, as `Hello` takes."""
+    try:
+        frame = json.loads(raw)
+    except ValueError:
+        return None
+    picked = frame.get("language") if isinstance(frame, dict) else None
+    return picked[:64] if isinstance(picked, str) else None
 
 
 def frame_errors(error: ValidationError, texts: i18n.Texts) -> str:
@@ -250,7 +260,8 @@ def chat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
         sent_ids: set[str] = set()
         accept_language = websocket.headers.get("accept-language")
         # Until the hello names the page's pick, refusals go by the browser's languages.
-        texts = chat_texts(None, accept_language, intake.config.desk_locale)
+        desk_locale = intake.config.desk_locale
+        texts = chat_texts(None, accept_language, desk_locale)
 
         async def send(frame: dict[str, Any]) -> None:
             if frame.get("type") == "message":
@@ -259,7 +270,7 @@ def chat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
                 sent_ids.add(frame["id"])
             await websocket.send_json(frame)
 
-        async def receive(frames: TypeAdapter[Any]) -> Any:
+        async def receive(frames: TypeAdapter[Any], *, hello: bool = False) -> Any:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 raise WebSocketDisconnect(message.get("code", 1000))
@@ -273,7 +284,8 @@ def chat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
             except ValidationError as error:
                 code = "too_long" if any(e["type"] == "string_too_long" for e in error.errors()) else "bad_frame"
                 close_code = CLOSE_TOO_BIG if code == "too_long" else CLOSE_POLICY_VIOLATION
-                raise ChatViolation(code, frame_errors(error, texts), close_code) from None
+                reader = chat_texts(picked_language(raw), accept_language, desk_locale) if hello else texts
+                raise ChatViolation(code, frame_errors(error, reader), close_code) from None
 
         async def refuse(violation: ChatViolation) -> None:
             logger.info("chat closed", extra={"code": violation.code})
@@ -289,8 +301,8 @@ def chat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
                         await send(json.loads(item["data"]))
 
         try:
-            hello = await asyncio.wait_for(receive(HelloFrame), HELLO_TIMEOUT_SECONDS)
-            texts = chat_texts(hello, accept_language, intake.config.desk_locale)
+            hello = await asyncio.wait_for(receive(HelloFrame, hello=True), HELLO_TIMEOUT_SECONDS)
+            texts = chat_texts(hello.language, accept_language, desk_locale)
             if not hello.token:
                 await within_session_limits(websocket, hello, texts)
             token, session = await open_session(hello, accept_language, texts)
