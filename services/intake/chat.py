@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 
 from services.intake.core import Intake
 from services.intake.csat import publish_rating
+from services.intake.field_messages import message_for
 from services.intake.guard import PublicGuard
 from services.intake.limits import contact_identities
 from services.intake.ratings import ChatRating, Rating, chat_request, unanswered_request
@@ -88,8 +89,8 @@ class ChatViolation(Exception):
         self.close_code = close_code
 
 
-def _unavailable() -> ChatViolation:
-    return ChatViolation("unavailable", "the chat is briefly unavailable; try again in a moment", CLOSE_TRY_AGAIN_LATER)
+def _unavailable(texts: i18n.Texts) -> ChatViolation:
+    return ChatViolation("unavailable", texts("refusal.chat_unavailable"), CLOSE_TRY_AGAIN_LATER)
 
 
 def _session_key(token: str) -> str:
@@ -130,12 +131,39 @@ def language_fields(hello: Hello, accept_language: str | None) -> dict[str, str]
     return {key: value for key, value in fields.items() if value}
 
 
-def chat_texts(hello: Hello, accept_language: str | None, desk_locale: str) -> i18n.Texts:
-    """The chat's language for what the server tells the customer (its rate limits' close reasons): the
-    page's pick (`hello.language`), else the browser's Accept-Language, else the desk's default."""
-    return i18n.texts(
-        i18n.reader_locale(picked=hello.language, accept_language=accept_language, desk_locale=desk_locale)
-    )
+def chat_texts(picked: str | None, accept_language: str | None, desk_locale: str) -> i18n.Texts:
+    """The chat's language for what the server tells the customer (the `detail` of its `error` frames): the
+    page's pick (`hello.language`; None before the hello is read), else the browser's Accept-Language, else
+    the desk's default."""
+    return i18n.texts(i18n.reader_locale(picked=picked, accept_language=accept_language, desk_locale=desk_locale))
+
+
+def picked_language(raw: str) -> str | None:
+    """The `language` of a hello frame as sent, valid or not, so that a refused hello (an email that is no
+    address) is explained in the page's pick too; at most 64 characters, as `Hello` takes."""
+    try:
+        frame = json.loads(raw)
+    except ValueError:
+        return None
+    picked = frame.get("language") if isinstance(frame, dict) else None
+    return picked[:64] if isinstance(picked, str) else None
+
+
+def frame_errors(error: ValidationError, texts: i18n.Texts) -> str:
+    """Why a frame was refused, in `texts`' language, one reason per pydantic error, "; "-separated: "field:
+    message" (the form's field messages, services.intake.field_messages), or that a frame is a JSON object of
+    a known `type` (an error of no field: no JSON, no object, an unknown `type`). Fields keep the protocol's
+    names."""
+
+    def reason(detail: Any) -> str:
+        where = ".".join(map(str, detail["loc"]))
+        if not where:
+            return texts("refusal.chat_frame")
+        if detail["type"] == "extra_forbidden":
+            return f"{where}: {texts('refusal.chat_unknown_field')}"
+        return f"{where}: {message_for(detail, texts)}"
+
+    return "; ".join(reason(detail) for detail in error.errors())
 
 
 def chat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
@@ -153,7 +181,7 @@ def chat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
             detail = texts("refusal.chat_sessions", seconds=limited.retry_after)
             raise ChatViolation("rate_limited", detail, CLOSE_TRY_AGAIN_LATER)
 
-    async def open_session(hello: Hello, accept_language: str | None) -> tuple[str, dict[str, Any]]:
+    async def open_session(hello: Hello, accept_language: str | None, texts: i18n.Texts) -> tuple[str, dict[str, Any]]:
         if hello.token:
             async with intake.redis.pipeline(transaction=True) as pipe:
                 pipe.exists(RESTORED_KEY)
@@ -162,9 +190,9 @@ def chat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
             if not restored:
                 # Redis lost its state: the session comes back with `switchboard replay`, so the page
                 # must keep its token and retry, not be told the chat has ended.
-                raise _unavailable()
+                raise _unavailable(texts)
             if stored is None:
-                raise ChatViolation("unknown_session", "this session token is unknown or expired")
+                raise ChatViolation("unknown_session", texts("refusal.chat_unknown_session"))
             return hello.token, json.loads(stored)
         token = secrets.token_urlsafe(24)
         session = {
@@ -230,6 +258,10 @@ def chat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
     async def chat(websocket: WebSocket) -> None:
         await websocket.accept()
         sent_ids: set[str] = set()
+        accept_language = websocket.headers.get("accept-language")
+        # Until the hello names the page's pick, refusals go by the browser's languages.
+        desk_locale = intake.config.desk_locale
+        texts = chat_texts(None, accept_language, desk_locale)
 
         async def send(frame: dict[str, Any]) -> None:
             if frame.get("type") == "message":
@@ -238,22 +270,22 @@ def chat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
                 sent_ids.add(frame["id"])
             await websocket.send_json(frame)
 
-        async def receive(frames: TypeAdapter[Any]) -> Any:
+        async def receive(frames: TypeAdapter[Any], *, hello: bool = False) -> Any:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 raise WebSocketDisconnect(message.get("code", 1000))
             raw = message.get("text")
             if raw is None:
-                raise ChatViolation("bad_frame", "frames are JSON text, not binary", CLOSE_UNSUPPORTED_DATA)
+                raise ChatViolation("bad_frame", texts("refusal.chat_binary"), CLOSE_UNSUPPORTED_DATA)
             if len(raw.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES:
-                raise ChatViolation("too_big", f"frames are limited to {MAX_FRAME_BYTES} bytes", CLOSE_TOO_BIG)
+                raise ChatViolation("too_big", texts("refusal.chat_too_big", limit=MAX_FRAME_BYTES), CLOSE_TOO_BIG)
             try:
                 return frames.validate_json(raw)
             except ValidationError as error:
-                detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'frame'}: {e['msg']}" for e in error.errors())
                 code = "too_long" if any(e["type"] == "string_too_long" for e in error.errors()) else "bad_frame"
                 close_code = CLOSE_TOO_BIG if code == "too_long" else CLOSE_POLICY_VIOLATION
-                raise ChatViolation(code, detail, close_code) from None
+                reader = chat_texts(picked_language(raw), accept_language, desk_locale) if hello else texts
+                raise ChatViolation(code, frame_errors(error, reader), close_code) from None
 
         async def refuse(violation: ChatViolation) -> None:
             logger.info("chat closed", extra={"code": violation.code})
@@ -269,11 +301,11 @@ def chat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
                         await send(json.loads(item["data"]))
 
         try:
-            hello = await asyncio.wait_for(receive(HelloFrame), HELLO_TIMEOUT_SECONDS)
-            texts = chat_texts(hello, websocket.headers.get("accept-language"), intake.config.desk_locale)
+            hello = await asyncio.wait_for(receive(HelloFrame, hello=True), HELLO_TIMEOUT_SECONDS)
+            texts = chat_texts(hello.language, accept_language, desk_locale)
             if not hello.token:
                 await within_session_limits(websocket, hello, texts)
-            token, session = await open_session(hello, websocket.headers.get("accept-language"))
+            token, session = await open_session(hello, accept_language, texts)
             ticket_id = session["ticket_id"]
             await send({"type": "session", "token": token, "ticket_id": ticket_id})
             async with asyncio.TaskGroup() as tasks:
@@ -323,14 +355,14 @@ def chat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
         except* KafkaError as group:
             # The rating or message was not taken: the page reconnects and the customer sends it again.
             logger.warning("chat input not published", extra={"error": repr(group.exceptions[0])})
-            await refuse(_unavailable())
+            await refuse(_unavailable(texts))
         except* RedisError as group:
             # Redis is down or lost its state (HTTP answers 503, StateNotRestored included): the page
             # keeps its session and comes back.
             logger.warning("chat unavailable", extra={"error": repr(group.exceptions[0])})
-            await refuse(_unavailable())
+            await refuse(_unavailable(texts))
         except* TimeoutError:
-            await websocket.send_json({"type": "error", "code": "no_hello", "detail": "send a hello frame first"})
+            await websocket.send_json({"type": "error", "code": "no_hello", "detail": texts("refusal.chat_no_hello")})
             await websocket.close(code=CLOSE_POLICY_VIOLATION)
 
     return router

@@ -136,7 +136,7 @@ def csat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
         except KafkaError as error:
             logger.error("CSAT rating not published", extra={"ticket_id": rating.ticket_id, "error": repr(error)})
             if as_json:
-                return JSONResponse(status_code=503, content={"detail": "message queue unavailable, retry later"})
+                return JSONResponse(status_code=503, content={"detail": texts("refusal.queue_unavailable")})
             return _html(problem_page(texts("csat.retry.title"), texts("csat.retry.advice"), texts), 503)
         if as_json:
             return JSONResponse(

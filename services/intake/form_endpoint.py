@@ -3,8 +3,9 @@
 Answered 202 `{"ticket_id", "message_id"}` only once Kafka acknowledged the message; 422 with field
 errors for bad input, 415 for a body that is no form, 404 for an unknown form, 429 with Retry-After
 over a rate limit (`limits.form`), 503 while Kafka, Redis or the captcha provider are down (RedisError
-is answered by the app's handler). Field errors, the 429 and the captcha's 503 are worded in the
-customer's language (services.intake.field_messages `locale_of`).
+is answered by the app's handler). Field errors, the 429 and the 503s of the captcha provider and of Kafka
+are worded in the customer's language (services.intake.field_messages `locale_of`); the 404 and the
+Idempotency-Key's 422, answered before the body is read, in the browser's (`header_texts`).
 
 A post judged spam (services.intake.spam) is answered the same 202, with a ticket ID reserved for it,
 and kept in quarantine instead of published: no ticket, no announcement, no acknowledgement, until an
@@ -74,6 +75,21 @@ def json_response(status: int, content: Any, headers: dict[str, str] | None = No
     return Response(orjson.dumps(content), status_code=status, media_type="application/json", headers=headers)
 
 
+def header_texts(request: Request, config: DeskConfig) -> i18n.Texts:
+    """The reader's language when only the headers are read yet: Accept-Language, else the desk's default."""
+    return i18n.texts(
+        i18n.reader_locale(
+            picked=None, accept_language=request.headers.get("accept-language"), desk_locale=config.desk_locale
+        )
+    )
+
+
+def unknown_form(request: Request, config: DeskConfig, form_id: str) -> HTTPException:
+    """The 404 for a form the config does not have, `detail` in the reader's language."""
+    detail = header_texts(request, config)("refusal.unknown_form", form=repr(form_id))
+    return HTTPException(status_code=404, detail=detail)
+
+
 def stamp_route(config: DeskConfig, guard: PublicGuard) -> Route:
     """`GET /v1/forms/{form_id}/stamp`: what the page sends back with the form (services.intake.spam):
     `{"stamp", "min_fill_ms", "captcha": {"provider", "site_key"} | null}`; 404 for an unknown form."""
@@ -81,7 +97,7 @@ def stamp_route(config: DeskConfig, guard: PublicGuard) -> Route:
     async def form_stamp(request: Request) -> Response:
         form_id: str = request.path_params["form_id"]
         if config.forms and config.form(form_id) is None:
-            raise HTTPException(status_code=404, detail=f"unknown form {form_id!r}")
+            raise unknown_form(request, config, form_id)
         captcha = config.spam.captcha
         body = {
             "stamp": guard.stamps.issue(form_id, datetime.now(UTC)),
@@ -99,10 +115,11 @@ def form_route(intake: Intake, config: DeskConfig, metrics: FormMetrics, guard: 
         idempotency_key = request.headers.get("idempotency-key")
         if config.forms and config.form(form_id) is None:
             metrics.forms.labels("unknown_form").inc()
-            raise HTTPException(status_code=404, detail=f"unknown form {form_id!r}")
+            raise unknown_form(request, config, form_id)
         if idempotency_key is not None and len(idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS:
             metrics.invalid.inc()
-            message = f"String should have at most {MAX_IDEMPOTENCY_KEY_CHARS} characters"
+            # Worded as a form field's too-long value (services.intake.field_messages).
+            message = header_texts(request, config).plural("error.max_length", MAX_IDEMPOTENCY_KEY_CHARS)
             return json_response(422, {"detail": [_error("idempotency-key", message, "string_too_long")]})
         try:
             fields = await submitted_fields(request.headers.get("content-type"), request.stream())
@@ -168,7 +185,8 @@ def form_route(intake: Intake, config: DeskConfig, metrics: FormMetrics, guard: 
         except KafkaError as error:
             metrics.forms.labels("broker_unavailable").inc()
             logger.error("publish failed", extra={"ticket_id": ticket_id, "error": repr(error)})
-            raise HTTPException(status_code=503, detail="message queue unavailable, retry later") from error
+            detail = i18n.texts(reader_locale())("refusal.queue_unavailable")
+            raise HTTPException(status_code=503, detail=detail) from error
         metrics.publish_seconds.observe(time.perf_counter() - started)
         metrics.accepted.inc()
         return json_response(202, {"ticket_id": ticket_id, "message_id": message_id})

@@ -73,7 +73,8 @@ logger = logging.getLogger(__name__)
 WEBHOOK_PATH = "/v1/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # What the bot answers /start (/help) and /new with, in the client's language (`language_code`) when there is a
-# catalogue of it, else the desk's: catalogue IDs (shared/locales).
+# catalogue of it, else the desk's (shared/i18n.py `reader_locale`, the pick being `language_code`): catalogue
+# IDs (shared/locales).
 GREETING = "telegram.greeting"
 NEW_TICKET_PROMPT = "telegram.new_ticket"
 GREETING_COMMANDS = frozenset({"start", "help"})
@@ -564,7 +565,11 @@ def telegram_routes(intake: Intake, settings: Settings) -> APIRouter | None:
         if command.command == NEW_TICKET_COMMAND:
             # Forgetting the chat's ticket makes the next message open a new one.
             await forget_conversation(intake.redis, [telegram_chat(command.chat_id)])
-        texts = i18n.texts(i18n.negotiate(command.language_code) or intake.config.desk_locale)
+        texts = i18n.texts(
+            i18n.reader_locale(
+                picked=command.language_code, accept_language=None, desk_locale=intake.config.desk_locale
+            )
+        )
         text = texts(NEW_TICKET_PROMPT if command.command == NEW_TICKET_COMMAND else GREETING)
         try:
             await bot.send_message(chat_id=command.chat_id, text=text)

@@ -144,6 +144,17 @@ async def test_a_rating_kafka_did_not_take_asks_to_send_again(intake_http, monke
     monkeypatch.setattr(csat_module, "publish_rating", broker_down)
     response = await intake_http.post(rating_url(TOKENS.issue(SUBJECT)), data={"score": "5"})
     assert response.status_code == 503 and "send it again" in response.text
+    as_json = await intake_http.post(rating_url(TOKENS.issue(SUBJECT)), json={"score": 5})
+    assert as_json.status_code == 503 and as_json.json() == {"detail": "message queue unavailable, retry later"}
+    # In the reader's language (issue 15): the link's `?lang=`, else Accept-Language.
+    chinese = {"detail": "消息队列暂时不可用，请稍后重试。"}
+    headers = {"Accept-Language": "zh-CN"}
+    by_browser = await intake_http.post(rating_url(TOKENS.issue(SUBJECT)), json={"score": 5}, headers=headers)
+    assert by_browser.status_code == 503 and by_browser.json() == chinese
+    by_link = await intake_http.post(
+        rating_url(TOKENS.issue(SUBJECT)) + "?lang=zh-Hans", json={"score": 5}, headers={"Accept-Language": "en"}
+    )
+    assert by_link.status_code == 503 and by_link.json() == chinese
 
 
 # --- Telegram -------------------------------------------------------------------------------------

@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from redis.asyncio import Redis
 
+from services.intake.core import Intake
 from services.intake.http import create_app
 from shared.events import InboundMessage
 from shared.ids import is_ticket_id
@@ -19,6 +21,7 @@ from tests.support import in_process_client, read_topic, topic_size
 
 pytestmark = pytest.mark.integration
 
+CHINESE = {"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"}
 FORM = {
     "name": "Ana",
     "email": "ana@example.com",
@@ -104,7 +107,15 @@ async def test_bad_input_is_refused_with_field_errors_and_nothing_reaches_kafka(
 async def test_an_idempotency_key_past_255_characters_is_a_field_error(client, settings):
     response = await client.post("/v1/forms/contact", json=FORM, headers={"Idempotency-Key": "k" * 256})
     assert response.status_code == 422
-    assert [error["field"] for error in response.json()["detail"]] == ["idempotency-key"]
+    assert response.json()["detail"] == [
+        {"field": "idempotency-key", "message": "Please keep this under 255 characters.", "type": "string_too_long"}
+    ]
+    # Refused before the body is read: in the browser's language (issue 15).
+    chinese = await client.post("/v1/forms/contact", json=FORM, headers={"Idempotency-Key": "k" * 256, **CHINESE})
+    assert chinese.status_code == 422
+    assert chinese.json()["detail"] == [
+        {"field": "idempotency-key", "message": "请不要超过 255 个字符。", "type": "string_too_long"}
+    ]
     assert await topic_size(settings.kafka_bootstrap, inbound_topic(settings)) == 0
 
 
@@ -119,8 +130,31 @@ async def test_while_redis_lost_its_state_a_form_is_503_and_nothing_reaches_kafk
     assert await topic_size(settings.kafka_bootstrap, inbound_topic(settings)) == 0
 
 
-async def test_unknown_forms_are_404(client):
-    assert (await client.post("/v1/forms/nope", json=FORM)).status_code == 404
+async def test_unknown_forms_are_404_in_the_readers_language(client):
+    english = await client.post("/v1/forms/nope", json=FORM)
+    assert english.status_code == 404 and english.json() == {"detail": "unknown form 'nope'"}
+    chinese = await client.post("/v1/forms/nope", json=FORM, headers=CHINESE)
+    assert chinese.status_code == 404 and chinese.json() == {"detail": "没有此表单：'nope'"}
+    stamp = await client.get("/v1/forms/nope/stamp", headers=CHINESE)
+    assert stamp.status_code == 404 and stamp.json() == {"detail": "没有此表单：'nope'"}
+
+
+async def test_a_form_kafka_did_not_take_is_a_503_in_the_readers_language(client, settings, monkeypatch):
+    """The form's `language`, else Accept-Language (issue 15); the sender is told to retry either way."""
+
+    async def broker_down(_intake: Intake, _message: InboundMessage) -> None:
+        raise KafkaConnectionError("broker unreachable")
+
+    monkeypatch.setattr(Intake, "publish", broker_down)
+    english = await client.post("/v1/forms/contact", json=FORM)
+    assert english.status_code == 503 and english.json() == {"detail": "message queue unavailable, retry later"}
+    chinese = await client.post("/v1/forms/contact", json=FORM, headers=CHINESE)
+    assert chinese.status_code == 503 and chinese.json() == {"detail": "消息队列暂时不可用，请稍后重试。"}
+    picked = await client.post(
+        "/v1/forms/contact", json={**FORM, "language": "zh-Hans"}, headers={"Accept-Language": "en"}
+    )
+    assert picked.json() == chinese.json()
+    assert await topic_size(settings.kafka_bootstrap, inbound_topic(settings)) == 0
 
 
 async def test_the_read_api_needs_the_token(client):

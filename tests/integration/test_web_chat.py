@@ -7,10 +7,12 @@ import json
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from services.intake.chat import MAX_MESSAGE_CHARS, RATE_MAX_MESSAGES
+from services.intake.chat import MAX_FRAME_BYTES, MAX_MESSAGE_CHARS, RATE_MAX_MESSAGES
+from shared.state import forget_restored
 from tests.conftest import API_TOKEN, free_port
 from tests.support import ServiceProcesses, reply_as_agent, switchboard_cli, wait_for_ticket
 
@@ -140,6 +142,67 @@ async def test_too_many_new_chats_are_refused_in_the_chats_language(services):
         with pytest.raises(ConnectionClosed) as closed:
             await next_frame(websocket)
         assert closed.value.rcvd.code == 1013
+
+
+async def refused(url: str, headers: dict[str, str], *frames: str | bytes) -> tuple[dict, int]:
+    """The error frame the chat answers `frames` with, and its close code."""
+    async with connect(url, additional_headers=headers) as websocket:
+        for frame in frames:
+            await websocket.send(frame)
+        while (received := await next_frame(websocket))["type"] != "error":
+            pass
+        with pytest.raises(ConnectionClosed) as closed:
+            await next_frame(websocket)
+        return received, closed.value.rcvd.code
+
+
+async def test_a_chinese_reader_is_told_why_the_chat_closed_in_chinese(services, settings):
+    """Every error frame's `detail` in the chat's language (issue 15): before the hello, Accept-Language; after
+    it, the page's pick (`hello.language`) first. `code` and close codes as ever."""
+    url = services.start_http().replace("http://", "ws://") + "/v1/chat"
+    chinese = {"Accept-Language": "zh-CN,zh;q=0.9"}
+    hello = json.dumps({"type": "hello"})
+    assert await refused(url, chinese, b"\x00\xff binary") == (
+        {"type": "error", "code": "bad_frame", "detail": "帧须为 JSON 文本，不能是二进制数据。"},
+        1003,
+    )
+    assert await refused(url, chinese, "x" * (MAX_FRAME_BYTES + 1)) == (
+        {"type": "error", "code": "too_big", "detail": "每帧不能超过 16,384 字节。"},
+        1009,
+    )
+    assert await refused(url, {"Accept-Language": "en"}, "x" * (MAX_FRAME_BYTES + 1)) == (
+        {"type": "error", "code": "too_big", "detail": "frames are limited to 16,384 bytes"},
+        1009,
+    )
+    bad_email = json.dumps({"type": "hello", "language": "zh-Hans", "email": "nope"})
+    assert await refused(url, {"Accept-Language": "en"}, bad_email) == (
+        {
+            "type": "error",
+            "code": "bad_frame",
+            "detail": "email: 请输入可以收信的电子邮件地址，例如 name@example.com。",
+        },
+        1008,
+    )
+    too_long = json.dumps({"type": "message", "text": "x" * (MAX_MESSAGE_CHARS + 1)})
+    assert await refused(url, chinese, hello, too_long) == (
+        {"type": "error", "code": "too_long", "detail": "message.text: 请不要超过 4,000 个字符。"},
+        1009,
+    )
+    unknown = json.dumps({"type": "hello", "token": "no-such-session"})
+    assert await refused(url, chinese, unknown) == (
+        {"type": "error", "code": "unknown_session", "detail": "此会话令牌未知或已过期。"},
+        1008,
+    )
+    # Redis lost its state: the page keeps its session and comes back (close 1013), told so in Chinese.
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        await forget_restored(redis)
+    finally:
+        await redis.aclose()
+    assert await refused(url, chinese, unknown) == (
+        {"type": "error", "code": "unavailable", "detail": "聊天暂时不可用，请稍后重试。"},
+        1013,
+    )
 
 
 async def test_chat_works_behind_two_intake_instances(chat_stack, services):

@@ -12,7 +12,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from services.intake.chat import Hello, chat_texts, language_fields
+from services.intake.chat import (
+    CustomerFrame,
+    Hello,
+    HelloFrame,
+    chat_texts,
+    frame_errors,
+    language_fields,
+    picked_language,
+)
 from services.intake.field_messages import field_errors, locale_of
 from services.intake.forms import FormSubmission
 from services.intake.guard import Limited
@@ -161,9 +169,60 @@ def test_refusals_are_in_the_readers_language():
     assert limited.message(i18n.texts("en")) == "Too many requests; please try again in 900 s."
     assert limited.message(i18n.texts("zh-Hans")) == "请求过于频繁，请在 900 秒后重试。"
     hello = Hello(type="hello", language="zh-CN")
-    assert chat_texts(hello, "en-US", "en")("refusal.chat_messages") == "消息发送过于频繁，请稍候。"
-    assert chat_texts(Hello(type="hello"), "zh-TW, en;q=0.1", "en").locale == "zh-Hans"
-    assert chat_texts(Hello(type="hello", language="tlh"), "fr", "en").locale == "en"
+    assert chat_texts(hello.language, "en-US", "en")("refusal.chat_messages") == "消息发送过于频繁，请稍候。"
+    assert chat_texts(Hello(type="hello").language, "zh-TW, en;q=0.1", "en").locale == "zh-Hans"
+    assert chat_texts("tlh", "fr", "en").locale == "en"
+    # Before the hello is read: the browser's languages, else the desk's.
+    assert chat_texts(None, "zh-CN", "en")("refusal.chat_unavailable") == "聊天暂时不可用，请稍后重试。"
+    assert chat_texts(None, None, "zh").locale == "zh-Hans"
+
+
+@pytest.mark.parametrize(
+    ("frame", "english", "chinese"),
+    [
+        (
+            '{"type": "hello", "email": "nope"}',
+            "email: Enter an email address that can receive mail, like name@example.com.",
+            "email: 请输入可以收信的电子邮件地址，例如 name@example.com。",
+        ),
+        ('{"type": "hello", "color": "red"}', "color: this frame has no such field", "color: 此帧没有这一项。"),
+        ("[1, 2]", "a frame is a JSON object of a known type", "帧须为已知类型的 JSON 对象。"),
+        ("{not json", "a frame is a JSON object of a known type", "帧须为已知类型的 JSON 对象。"),
+    ],
+    ids=["bad-email", "unknown-field", "no-object", "no-json"],
+)
+def test_a_refused_chat_frame_is_explained_in_the_chats_language(frame, english, chinese):
+    with pytest.raises(ValidationError) as refused:
+        HelloFrame.validate_json(frame)
+    assert frame_errors(refused.value, i18n.texts("en")) == english
+    assert frame_errors(refused.value, i18n.texts("zh-Hans")) == chinese
+
+
+@pytest.mark.parametrize(
+    ("raw", "picked"),
+    [
+        ('{"type": "hello", "language": "zh-Hans", "email": "nope"}', "zh-Hans"),
+        ('{"type": "hello", "language": 7}', None),
+        ('["zh-Hans"]', None),
+        ("{not json", None),
+        ('{"language": "' + "x" * 100 + '"}', "x" * 64),
+    ],
+    ids=["invalid-hello", "no-string", "no-object", "no-json", "long"],
+)
+def test_a_refused_hellos_language_is_read_as_sent(raw, picked):
+    assert picked_language(raw) == picked
+
+
+def test_a_refused_chat_message_names_its_fields():
+    with pytest.raises(ValidationError) as refused:
+        CustomerFrame.validate_json('{"type": "message", "text": "' + "x" * 4001 + '", "at": 1}')
+    assert sorted(frame_errors(refused.value, i18n.texts("zh-Hans")).split("; ")) == [
+        "message.at: 此帧没有这一项。",
+        "message.text: 请不要超过 4,000 个字符。",
+    ]
+    with pytest.raises(ValidationError) as refused:
+        CustomerFrame.validate_json('{"type": "typing"}')
+    assert frame_errors(refused.value, i18n.texts("en")) == "a frame is a JSON object of a known type"
 
 
 def message(text: str, *, channel: str = "email", **fields) -> InboundMessage:
