@@ -32,7 +32,6 @@ from services.router.decide import RouterView, decide_inbound, decide_lifecycle
 from services.router.detection import text_language
 from shared import i18n
 from shared.config import load_config
-from shared.csat import InvalidToken
 from shared.events import (
     ArticlePublished,
     ArticleRemoved,
@@ -45,6 +44,7 @@ from shared.events import (
     TicketSuggestions,
 )
 from shared.settings import EXAMPLE_CONFIG
+from shared.signed_links import InvalidToken
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "kb"
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
