@@ -415,7 +415,7 @@ class SlackAgents:
             return texts("sb.contacts.which")
         merged, survivor = target
         if (reason := await refusal(self.read_model, merged, survivor)) is not None:
-            return texts("sb.contacts.refused", reason=escape(reason))
+            return texts("sb.contacts.refused", reason=escape(reason.text(texts)))
         trigger = command.get("trigger_id") or f"{agent.id}:{slash.subcommand}:{slash.argument}"
         change = contact_command(derived_id("slack-contacts", trigger), datetime.now(UTC), agent.id, merged, survivor)
         await self._publish(change)
@@ -437,7 +437,7 @@ class SlackAgents:
             if not contact_id:
                 return texts("sb.tag.no_ticket", ticket_id=change.ticket_id)
         if (reason := await refusal(self.read_model, contact_id, tagging=True)) is not None:
-            return texts("sb.contacts.refused", reason=escape(reason))
+            return texts("sb.contacts.refused", reason=escape(reason.text(texts)))
         trigger = command.get("trigger_id") or f"{agent.id}:{slash.subcommand}:{slash.argument}"
         tagging = tag_command(
             derived_id("slack-contact-tags", trigger),
