@@ -299,7 +299,7 @@ class SlackAgents:
         state = view.get("state") if isinstance(view.get("state"), dict) else {}
         values = state.get("values") if isinstance(state.get("values"), dict) else {}
         if agent is None:
-            await ack(response_action="errors", errors={"summary": NOT_AN_AGENT})
+            await ack(response_action="errors", errors={"summary": agent_texts(None, self.config)(NOT_AN_AGENT)})
             return
         try:
             call = submitted_call(values, agent.id, datetime.now(UTC))
