@@ -5,10 +5,13 @@ last word)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
+from shared import i18n
 from shared.events import MergeContacts, TagContact, UnmergeContacts
 from shared.read_model import ReadModel
 
@@ -41,21 +44,48 @@ def tag_command(
     )
 
 
-async def refusal(
-    read_model: ReadModel, contact_id: str, into_contact_id: str | None = None, *, tagging: bool = False
-) -> str | None:
-    """Why the router would refuse the merge (or unmerge) now, or None: an unknown contact, two contacts
-    that are one already, an unmerge of a contact that is not merged. A tag change is refused only for an
-    unknown contact (`refusal(read_model, contact_id, tagging=True)`)."""
+@dataclass(frozen=True)
+class Refusal:
+    """Why the router would refuse a contact command: a message ID of the catalogues (shared/locales) and its
+    fields, so `/sb` answers in the agent's language and the CLI in English (`text(i18n.texts("en"))`)."""
+
+    text_id: str
+    fields: tuple[tuple[str, str], ...]
+
+    def text(self, texts: i18n.Texts) -> str:
+        return texts(self.text_id, **dict(self.fields))
+
+
+def contact_refusal(
+    contacts: Mapping[str, Mapping[str, Any] | None],
+    contact_id: str,
+    into_contact_id: str | None = None,
+    *,
+    tagging: bool = False,
+) -> Refusal | None:
+    """`refusal` decided on the read model's contacts by ID (`ReadModel.contact`; None or missing: unknown)."""
     shown = {}
     for named in filter(None, (contact_id, into_contact_id)):
-        if not CONTACT_ID.fullmatch(named) or (found := await read_model.contact(named)) is None:
-            return f"there is no contact {named}"
+        if not CONTACT_ID.fullmatch(named) or (found := contacts.get(named)) is None:
+            return Refusal("contact.refusal.unknown", (("contact_id", named),))
         shown[named] = found
     if tagging:
         return None
     if into_contact_id is not None and shown[contact_id]["id"] == shown[into_contact_id]["id"]:
-        return f"{contact_id} and {into_contact_id} are one contact already"
+        return Refusal(
+            "contact.refusal.one_already", (("contact_id", contact_id), ("into_contact_id", into_contact_id))
+        )
     if into_contact_id is None and "merged_from" not in shown[contact_id]:
-        return f"{contact_id} is not merged into another contact"
+        return Refusal("contact.refusal.not_merged", (("contact_id", contact_id),))
     return None
+
+
+async def refusal(
+    read_model: ReadModel, contact_id: str, into_contact_id: str | None = None, *, tagging: bool = False
+) -> Refusal | None:
+    """Why the router would refuse the merge (or unmerge) now, or None: an unknown contact, two contacts
+    that are one already, an unmerge of a contact that is not merged. A tag change is refused only for an
+    unknown contact (`refusal(read_model, contact_id, tagging=True)`)."""
+    named = [name for name in (contact_id, into_contact_id) if name and CONTACT_ID.fullmatch(name)]
+    contacts = {name: await read_model.contact(name) for name in named}
+    return contact_refusal(contacts, contact_id, into_contact_id, tagging=tagging)

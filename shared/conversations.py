@@ -1,8 +1,9 @@
-"""Which ticket a conversation belongs to: email threads, Telegram chats, Slack threads, chat sessions.
+"""Which ticket a conversation belongs to: email threads, Telegram chats, Slack threads, chat sessions,
+WhatsApp and WeCom conversations.
 
 Keys look like "email:<message-id>", "telegram:chat:<id>", "slack:<channel>:<thread ts>",
-"chat:<session>". Intake reads them to thread inbound messages; the notifier records the
-Message-IDs it sends so that replies to them find their ticket.
+"chat:<session>", "whatsapp:<wa_id>", "wecom:conversation:<open_kfid>:<external_userid>". Intake reads them
+to thread inbound messages; the notifier records the Message-IDs it sends so that replies to them find their ticket.
 """
 
 from __future__ import annotations
@@ -69,3 +70,8 @@ def telegram_message(chat_id: int | str, message_id: int | str) -> str:
 def wecom_conversation(address: str) -> str:
     """A WeChat Customer Service conversation: "<open_kfid>:<external_userid>" (one open ticket at a time)."""
     return f"wecom:conversation:{address}"
+
+
+def whatsapp_conversation(wa_id: str) -> str:
+    """A customer's WhatsApp conversation (their number, digits only): it leads to their open ticket."""
+    return f"whatsapp:{wa_id}"

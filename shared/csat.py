@@ -1,19 +1,18 @@
 """CSAT links: a signed token names the ticket and the resolution to be rated, valid for 14 days.
 
-The token is signed with `SWITCHBOARD_CSAT_SECRET` (itsdangerous, HMAC-SHA1 over a timestamped
-payload), so the rating page needs no lookup to know what it rates and a guessed URL rates nothing.
+The token is signed with `SWITCHBOARD_CSAT_SECRET` (shared/signed_links.py: itsdangerous, HMAC-SHA1 over a
+timestamped payload), so the rating page needs no lookup to know what it rates and a guessed URL rates nothing.
 """
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from typing import Any
 
 from shared.settings import Settings
+from shared.signed_links import SignedTokens
 
-TOKEN_VALID_SECONDS = 14 * 24 * 3600
 _SALT = "switchboard.csat.v1"
 _SECRET_FILE = "csat-secret"
 
@@ -24,14 +23,6 @@ class CsatSubject:
 
     ticket_id: str
     resolution: int
-
-
-class InvalidToken(ValueError):
-    """The token is forged, damaged or older than 14 days; `expired` tells the two apart."""
-
-    def __init__(self, message: str, *, expired: bool = False):
-        super().__init__(message)
-        self.expired = expired
 
 
 def csat_secret(settings: Settings) -> str:
@@ -52,24 +43,24 @@ def csat_secret(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-class CsatTokens:
+def _subject(payload: Any) -> CsatSubject:
+    ticket_id, resolution = payload
+    if not isinstance(ticket_id, str) or not isinstance(resolution, int):
+        raise ValueError("a rating token names a ticket ID and a resolution number")
+    return CsatSubject(ticket_id, resolution)
+
+
+class CsatTokens(SignedTokens[CsatSubject]):
+    """Payload `[ticket_id, resolution]`; `read` raises shared.signed_links.InvalidToken."""
+
     def __init__(self, secret: str):
-        self._serializer = URLSafeTimedSerializer(secret, salt=_SALT)
-
-    def issue(self, subject: CsatSubject) -> str:
-        return self._serializer.dumps([subject.ticket_id, subject.resolution])
-
-    def read(self, token: str, *, max_age: int = TOKEN_VALID_SECONDS) -> CsatSubject:
-        """The subject of a token; raises InvalidToken when it is forged, damaged or expired."""
-        try:
-            ticket_id, resolution = self._serializer.loads(token, max_age=max_age)
-        except SignatureExpired as error:
-            raise InvalidToken("this rating link has expired", expired=True) from error
-        except (BadSignature, ValueError, TypeError) as error:
-            raise InvalidToken("this rating link is not valid") from error
-        if not isinstance(ticket_id, str) or not isinstance(resolution, int):
-            raise InvalidToken("this rating link is not valid")
-        return CsatSubject(ticket_id, resolution)
+        super().__init__(
+            secret,
+            salt=_SALT,
+            link="rating link",
+            dump=lambda subject: [subject.ticket_id, subject.resolution],
+            load=_subject,
+        )
 
 
 def csat_url(settings: Settings, tokens: CsatTokens, subject: CsatSubject) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from services.intake.phone_calls import LoggedCall
+from shared import i18n
 from shared.contact_commands import contact_command, refusal, tag_command
 from shared.events import AgentReply, CommandEnvelope
 from shared.publisher import Outgoing, Publisher
@@ -57,8 +58,8 @@ async def send_contact_command(
     with `tags` (added, removed) a tag change of `contact_id`, on the commands topic, keyed by `contact_id`,
     once the router would accept it; returns its ID.
 
-    Raises ValueError with the reason when it would not (`shared.contact_commands.refusal`); pydantic's
-    ValidationError (a ValueError) for a tag of the wrong shape.
+    Raises ValueError with the reason, in English, when it would not (`shared.contact_commands.refusal`);
+    pydantic's ValidationError (a ValueError) for a tag of the wrong shape.
     """
     at = datetime.now(UTC)
     command = (
@@ -73,7 +74,7 @@ async def send_contact_command(
     finally:
         await redis.aclose()
     if reason is not None:
-        raise ValueError(reason)
+        raise ValueError(reason.text(i18n.texts("en")))
     publisher = Publisher(bootstrap, client_id="switchboard-cli", registry=CollectorRegistry())
     await publisher.start()
     try:

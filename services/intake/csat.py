@@ -23,9 +23,10 @@ from services.intake.form_body import FormRefused, submitted_fields
 from services.intake.guard import PublicGuard
 from services.intake.ratings import FormProblems, Rating, rating_command, read_rating_form
 from shared import i18n
-from shared.csat import TOKEN_VALID_SECONDS, CsatSubject, CsatTokens, InvalidToken, csat_secret
+from shared.csat import CsatSubject, CsatTokens, csat_secret
 from shared.events import RateTicket
 from shared.publisher import Outgoing
+from shared.signed_links import TOKEN_VALID_SECONDS, InvalidToken
 from shared.topics import COMMANDS, Topics
 
 logger = logging.getLogger(__name__)

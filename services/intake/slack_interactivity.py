@@ -172,7 +172,7 @@ class SlackAgents:
         if click.action_id == SEND_ARTICLE_BUTTON:
             await self._send_article(click, agent, now)
         elif click.action_id == SAVE_ARTICLE_BUTTON:
-            await self._open_article_modal(click, client)
+            await self._open_article_modal(click, client, agent_texts(agent.id, self.config))
         elif click.action_id in MODAL_OF_BUTTON:
             await self._open_modal(click, client, agent_texts(agent.id, self.config))
         else:
@@ -193,8 +193,9 @@ class SlackAgents:
         )
         await self._publish(reply)
 
-    async def _open_article_modal(self, click: Click, client: AsyncWebClient) -> None:
-        """Opens "Save as article", prefilled with the ticket's subject and language and the last public reply."""
+    async def _open_article_modal(self, click: Click, client: AsyncWebClient, texts: i18n.Texts) -> None:
+        """Opens "Save as article" in the agent's language, prefilled with the ticket's subject and language and
+        the last public reply."""
         ticket_id = ticket_of(click)
         fields = await self.read_model.ticket_fields(ticket_id)
         if "id" not in fields:
@@ -202,7 +203,8 @@ class SlackAgents:
         messages = await self.intake.redis.lrange(messages_key(ticket_id), 0, -1)
         replies = [m for m in map(json.loads, messages) if m.get("author") == "agent" and not m.get("internal")]
         language = json.loads(fields.get("classified") or "{}").get("language") or self.config.languages[0]
-        view = article_modal(ticket_id, fields.get("subject") or "", language, replies[-1]["text"] if replies else "")
+        reply = replies[-1]["text"] if replies else ""
+        view = article_modal(ticket_id, fields.get("subject") or "", language, reply, texts)
         await self._open_view(click, client, ticket_id, view)
 
     async def _open_modal(self, click: Click, client: AsyncWebClient, texts: i18n.Texts) -> None:
@@ -268,18 +270,18 @@ class SlackAgents:
         ticket_id = view.get("private_metadata")
         state = view.get("state")
         values = state.get("values") if isinstance(state, dict) else None
+        texts = agent_texts(agent.id if agent else None, self.config)
         if agent is None or not isinstance(ticket_id, str) or not is_ticket_id(ticket_id):
-            await ack(response_action="errors", errors={"title": NOT_AN_AGENT})
+            await ack(response_action="errors", errors={"title": texts(NOT_AN_AGENT)})
             return
-        article = saved_article(values if isinstance(values, dict) else {}, ticket_id, agent.id, datetime.now(UTC))
+        found = values if isinstance(values, dict) else {}
+        article = saved_article(found, ticket_id, agent.id, datetime.now(UTC), texts)
         if isinstance(article, dict):
             await ack(response_action="errors", errors=article)
             return
         held = await self.articles.get(article.slug)
         if held is not None and held.source == "folder":
-            await ack(
-                response_action="errors", errors={"title": "The knowledge base folder has an article of this title."}
-            )
+            await ack(response_action="errors", errors={"title": texts("modal.article.error.folder")})
             return
         record = Outgoing.event(self.articles_topic, article.slug, article)
         await self.intake.publisher.publish(record, timeout=PUBLISH_TIMEOUT_SECONDS)
@@ -297,7 +299,7 @@ class SlackAgents:
         state = view.get("state") if isinstance(view.get("state"), dict) else {}
         values = state.get("values") if isinstance(state.get("values"), dict) else {}
         if agent is None:
-            await ack(response_action="errors", errors={"summary": NOT_AN_AGENT})
+            await ack(response_action="errors", errors={"summary": agent_texts(None, self.config)(NOT_AN_AGENT)})
             return
         try:
             call = submitted_call(values, agent.id, datetime.now(UTC))
@@ -415,7 +417,7 @@ class SlackAgents:
             return texts("sb.contacts.which")
         merged, survivor = target
         if (reason := await refusal(self.read_model, merged, survivor)) is not None:
-            return texts("sb.contacts.refused", reason=escape(reason))
+            return texts("sb.contacts.refused", reason=escape(reason.text(texts)))
         trigger = command.get("trigger_id") or f"{agent.id}:{slash.subcommand}:{slash.argument}"
         change = contact_command(derived_id("slack-contacts", trigger), datetime.now(UTC), agent.id, merged, survivor)
         await self._publish(change)
@@ -437,7 +439,7 @@ class SlackAgents:
             if not contact_id:
                 return texts("sb.tag.no_ticket", ticket_id=change.ticket_id)
         if (reason := await refusal(self.read_model, contact_id, tagging=True)) is not None:
-            return texts("sb.contacts.refused", reason=escape(reason))
+            return texts("sb.contacts.refused", reason=escape(reason.text(texts)))
         trigger = command.get("trigger_id") or f"{agent.id}:{slash.subcommand}:{slash.argument}"
         tagging = tag_command(
             derived_id("slack-contact-tags", trigger),

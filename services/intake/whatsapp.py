@@ -36,6 +36,7 @@ from services.intake.whatsapp_content import (
     valid_signature,
 )
 from shared.attachments import AttachmentRejected
+from shared.conversations import whatsapp_conversation
 from shared.events import Attachment, InboundMessage, MessageStatusReported, ReplyRoute
 from shared.ids import derived_id, is_ticket_id
 from shared.publisher import Outgoing
@@ -48,11 +49,6 @@ from shared.whatsapp_graph import GraphError, WhatsAppGraph
 logger = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/v1/whatsapp/webhook"
-
-
-def whatsapp_conversation(wa_id: str) -> str:
-    """A customer's WhatsApp conversation (their number, digits only): it leads to their open ticket."""
-    return f"whatsapp:{wa_id}"
 
 
 def to_inbound(

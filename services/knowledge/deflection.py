@@ -1,6 +1,6 @@
 """The "this solved it" link under suggested articles: a signed token names the ticket (valid 14 days).
 
-Signed like the CSAT links (shared/csat.py, itsdangerous over the same secret, another salt), so the page
+Signed like the CSAT links (shared/signed_links.py over the same secret, another salt), so the page
 needs no lookup and a guessed URL solves nothing. Confirming publishes the customer's `command.set_status`
 to solved with reason "deflected" (services/knowledge/articles.py DEFLECTED): reports count it as a
 deflection, and the customer is not asked for a rating.
@@ -10,37 +10,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from typing import Any
 
 from services.knowledge.articles import DEFLECTED
-from shared.csat import TOKEN_VALID_SECONDS, InvalidToken, csat_secret
+from shared.csat import csat_secret
 from shared.events import SetStatus
 from shared.ids import derived_id
 from shared.settings import Settings
+from shared.signed_links import SignedTokens
 
 _SALT = "switchboard.deflection.v1"
 DEFLECTION_PATH = "/kb/solved/{token}"
 
 
-class DeflectionTokens:
+def _ticket_id(payload: Any) -> str:
+    if not isinstance(payload, str):
+        raise TypeError("a deflection token names a ticket ID")
+    return payload
+
+
+class DeflectionTokens(SignedTokens[str]):
+    """Payload: the ticket ID; `read` raises shared.signed_links.InvalidToken."""
+
     def __init__(self, secret: str):
-        self._serializer = URLSafeTimedSerializer(secret, salt=_SALT)
-
-    def issue(self, ticket_id: str) -> str:
-        return self._serializer.dumps(ticket_id)
-
-    def read(self, token: str, *, max_age: int = TOKEN_VALID_SECONDS) -> str:
-        """The ticket ID of a token; raises InvalidToken (shared.csat) when forged, damaged or expired."""
-        try:
-            ticket_id = self._serializer.loads(token, max_age=max_age)
-        except SignatureExpired as error:
-            raise InvalidToken("this link has expired", expired=True) from error
-        except (BadSignature, ValueError, TypeError) as error:
-            raise InvalidToken("this link is not valid") from error
-        if not isinstance(ticket_id, str):
-            raise InvalidToken("this link is not valid")
-        return ticket_id
+        super().__init__(secret, salt=_SALT, link="link", dump=lambda ticket_id: ticket_id, load=_ticket_id)
 
 
 def deflection_url(base_url: str, tokens: DeflectionTokens, ticket_id: str) -> str:

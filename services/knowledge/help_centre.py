@@ -33,9 +33,10 @@ from services.knowledge.search import Hit, KnowledgeIndex
 from services.knowledge.store import ArticleStore, KnowledgeCache
 from services.router.detection import primary_language, text_language
 from shared import i18n
-from shared.csat import InvalidToken, csat_secret
+from shared.csat import csat_secret
 from shared.publisher import Outgoing
 from shared.read_model import ticket_key
+from shared.signed_links import InvalidToken
 from shared.topics import COMMANDS, Topics
 
 logger = logging.getLogger(__name__)

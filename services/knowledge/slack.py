@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from services.knowledge.articles import SLUG, Article, published, slugify
+from shared import i18n
 from shared.events import AgentReply, ArticlePublished, SlackOrigin
 
 SEND_ARTICLE_BUTTON = "sb_send_article"
@@ -68,27 +69,33 @@ def _input(block_id: str, label: str, initial: str, *, multiline: bool = False, 
     return {"type": "input", "block_id": block_id, "label": _plain(label), "element": element}
 
 
-def article_modal(ticket_id: str, title: str, language: str, body: str) -> dict[str, Any]:
-    """The "Save as article" modal, prefilled (the ticket's subject and language, the agent's last reply)."""
+def article_modal(
+    ticket_id: str, title: str, language: str, body: str, texts: i18n.Texts | None = None
+) -> dict[str, Any]:
+    """The "Save as article" modal, prefilled (the ticket's subject and language, the agent's last reply), in
+    the agent's language (`texts`, services/intake/slack_agents.py agent_texts; default en)."""
+    texts = texts or i18n.texts(None)
     return {
         "type": "modal",
         "callback_id": ARTICLE_MODAL,
         "private_metadata": ticket_id,
-        "title": _plain("Save as article", 24),
-        "submit": _plain("Publish", 24),
-        "close": _plain("Cancel"),
+        "title": _plain(texts("modal.article.title"), 24),
+        "submit": _plain(texts("modal.article.submit"), 24),
+        "close": _plain(texts("modal.cancel")),
         "blocks": [
-            _input(TITLE_BLOCK, "Title", title, limit=300),
-            _input(LANGUAGE_BLOCK, "Language (en, zh …)", language, limit=20),
-            _input(BODY_BLOCK, "Article (Markdown)", body, multiline=True),
+            _input(TITLE_BLOCK, texts("modal.article.title_label"), title, limit=300),
+            _input(LANGUAGE_BLOCK, texts("modal.article.language_label"), language, limit=20),
+            _input(BODY_BLOCK, texts("modal.article.body_label"), body, multiline=True),
         ],
     }
 
 
 def saved_article(
-    values: dict[str, Any], ticket_id: str, agent_id: str, now: datetime
+    values: dict[str, Any], ticket_id: str, agent_id: str, now: datetime, texts: i18n.Texts | None = None
 ) -> ArticlePublished | dict[str, str]:
-    """The article a submitted modal publishes, or the errors by input block to show in the modal."""
+    """The article a submitted modal publishes, or the errors by input block to show in the modal (in the
+    agent's language, `texts`; default en)."""
+    texts = texts or i18n.texts(None)
 
     def value(block_id: str) -> str:
         state = values.get(block_id)
@@ -100,11 +107,11 @@ def saved_article(
     errors = {}
     slug = slugify(title) or slugify(f"ticket {ticket_id}")
     if not title:
-        errors[TITLE_BLOCK] = "Give the article a title."
+        errors[TITLE_BLOCK] = texts("modal.article.error.title")
     if not language.isalpha() or not 2 <= len(language) <= 3:
-        errors[LANGUAGE_BLOCK] = "A language code: en, zh …"
+        errors[LANGUAGE_BLOCK] = texts("modal.article.error.language")
     if not body:
-        errors[BODY_BLOCK] = "Write the article."
+        errors[BODY_BLOCK] = texts("modal.article.error.body")
     if errors:
         return errors
     article = Article(slug=slug, title=title, language=language, body=body)

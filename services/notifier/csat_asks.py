@@ -15,7 +15,8 @@ from urllib.parse import urlencode
 
 from services.notifier.slack_text import escape
 from shared import i18n
-from shared.csat import TOKEN_VALID_SECONDS, CsatSubject
+from shared.csat import CsatSubject
+from shared.signed_links import TOKEN_VALID_SECONDS
 
 SCORES = (1, 2, 3, 4, 5)
 LABELS = {1: "1 😞", 2: "2 🙁", 3: "3 😐", 4: "4 🙂", 5: "5 😀"}

@@ -29,11 +29,12 @@ from shared.conversations import (
     telegram_chat,
     telegram_message,
 )
-from shared.csat import TOKEN_VALID_SECONDS, CsatSubject, CsatTokens
+from shared.csat import CsatSubject, CsatTokens
 from shared.events import InboundMessage, RateTicket
 from shared.ids import derived_id
 from shared.redis_client import connect_redis
 from shared.settings import Settings
+from shared.signed_links import TOKEN_VALID_SECONDS
 from shared.topics import COMMANDS, INBOUND, Topics
 from tests.conftest import TELEGRAM_SECRET, TELEGRAM_TOKEN
 from tests.fakes.telegram_api import FakeTelegramApi

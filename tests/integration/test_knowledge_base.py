@@ -17,7 +17,9 @@ import yaml
 from slack_sdk.signature import SignatureVerifier
 
 from services.intake.http import create_app
+from services.intake.slack_agents import NOT_AN_AGENT
 from services.knowledge.store import ARTICLES_KEY, CHANGED_KEY, VERSION_KEY, ArticleStore
+from shared import i18n
 from shared.config import load_config
 from shared.events import ArticlePublished
 from shared.redis_client import connect_redis
@@ -307,6 +309,10 @@ async def test_save_as_article_opens_a_prefilled_modal_whose_submission_publishe
     }
 
     values = {block: {block: {"type": "plain_text_input", "value": value}} for block, value in initial.items()}
+    stranger = submission("sb_article_modal", "U0STRANGER", values, view_id=view["id"])
+    stranger["view"]["private_metadata"] = ticket_id
+    refused = interact(base_url, stranger).json()
+    assert refused == {"response_action": "errors", "errors": {"title": i18n.texts("en")(NOT_AN_AGENT)}}
     saved = submission("sb_article_modal", ANA, values, view_id=view["id"])
     saved["view"]["private_metadata"] = ticket_id
     response = interact(base_url, saved)

@@ -14,6 +14,8 @@ import httpx
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
+from services.intake.slack_agents import NOT_AN_AGENT
+from shared import i18n
 from tests.conftest import API_TOKEN, SLACK_SIGNING_SECRET
 from tests.fakes.slack_api import TEAM_ID
 from tests.support import ServiceProcesses, reply_as_agent, switchboard_cli, wait_for_ticket
@@ -68,6 +70,9 @@ def test_sb_call_opens_the_modal_and_its_submission_is_a_routed_phone_ticket(ser
         "api_app_id": "A0SWITCHBOARD",
         "view": {**view, "id": "V0CALL01", "team_id": TEAM_ID, "state": {"values": values}},
     }
+    stranger = {**submission, "user": {"id": "U0STRANGER", "team_id": TEAM_ID}}
+    refused = signed_post(base_url, {"payload": json.dumps(stranger)}).json()
+    assert refused == {"response_action": "errors", "errors": {"summary": i18n.texts("en")(NOT_AN_AGENT)}}
     answer = signed_post(base_url, {"payload": json.dumps(submission)})
     assert answer.status_code == 200 and answer.json()["response_action"] == "update"
     ticket_id = re.search(r"SB-\d+", json.dumps(answer.json())).group(0)

@@ -25,14 +25,13 @@ from services.knowledge.deflection import DeflectionTokens, deflected_command
 from services.knowledge.importer import read_folder
 from services.knowledge.pages import article_page, deflection_page, index_page, not_found_page, render_markdown
 from services.knowledge.search import KnowledgeIndex
-from services.knowledge.slack import article_of_button, saved_article
+from services.knowledge.slack import article_modal, article_of_button, saved_article
 from services.notifier.cards import card_state, ticket_card
 from services.notifier.plan import NotifierView, TicketContext, plan
 from services.router.decide import RouterView, decide_inbound, decide_lifecycle
 from services.router.detection import text_language
 from shared import i18n
 from shared.config import load_config
-from shared.csat import InvalidToken
 from shared.events import (
     ArticlePublished,
     ArticleRemoved,
@@ -45,6 +44,7 @@ from shared.events import (
     TicketSuggestions,
 )
 from shared.settings import EXAMPLE_CONFIG
+from shared.signed_links import InvalidToken
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "kb"
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -298,7 +298,43 @@ def test_slack_buttons_and_the_save_as_article_modal():
         "ana",
         "SB-1001",
     )
-    assert saved_article({}, "SB-1001", "ana", NOW).keys() == {"title", "language", "body"}
+    assert saved_article({}, "SB-1001", "ana", NOW) == {
+        "title": "Give the article a title.",
+        "language": "A language code: en, zh …",
+        "body": "Write the article.",
+    }
+
+
+def _modal_texts(view: dict) -> tuple[str, ...]:
+    labels = tuple(block["label"]["text"] for block in view["blocks"])
+    return (view["title"]["text"], view["submit"]["text"], view["close"]["text"], *labels)
+
+
+def test_the_save_as_article_modal_speaks_the_agents_language():
+    english = article_modal("SB-1001", "Refunds", "en", "We refund shipping too.")
+    assert _modal_texts(english) == (
+        "Save as article",
+        "Publish",
+        "Cancel",
+        "Title",
+        "Language (en, zh …)",
+        "Article (Markdown)",
+    )
+    chinese = article_modal("SB-1001", "退款", "zh", "运费也退。", i18n.texts("zh-Hans"))
+    assert _modal_texts(chinese) == ("保存为文章", "发布", "取消", "标题", "语言（en、zh …）", "文章（Markdown）")
+    # Only the texts change: the callback, the ticket and what is prefilled are the same in any language.
+    assert {key: value for key, value in chinese.items() if key not in {"title", "submit", "close", "blocks"}} == {
+        "type": "modal",
+        "callback_id": "sb_article_modal",
+        "private_metadata": "SB-1001",
+    }
+    initial = {block["block_id"]: block["element"]["initial_value"] for block in chinese["blocks"]}
+    assert initial == {"title": "退款", "language": "zh", "body": "运费也退。"}
+    assert saved_article({}, "SB-1001", "ana", NOW, i18n.texts("zh-Hans")) == {
+        "title": "请为文章写一个标题。",
+        "language": "请填写语言代码：en、zh …",
+        "body": "请写下文章内容。",
+    }
 
 
 def test_a_deflection_token_names_its_ticket_and_the_customer_may_solve_it_as_deflected():

@@ -26,7 +26,7 @@ from services.intake.slack_slash import (
     ticket_list,
 )
 from shared import i18n
-from shared.contact_commands import tag_command
+from shared.contact_commands import contact_refusal, tag_command
 
 
 @pytest.mark.parametrize(
@@ -183,3 +183,36 @@ def test_a_tag_change_is_parsed_or_refused_and_never_raises(text):
 @pytest.mark.parametrize("locale", ["en", "zh-Hans"])
 def test_the_help_lists_tag_in_each_language(locale):
     assert "• `tag SB-1042 +vip -trial` — " in help_text(i18n.texts(locale)).splitlines()[6]
+
+
+# The read model's contacts by ID (`ReadModel.contact`): c_old is merged into c_one, so it shows c_one.
+CONTACTS = {"c_one": {"id": "c_one"}, "c_two": {"id": "c_two"}, "c_old": {"id": "c_one", "merged_from": "c_old"}}
+
+
+@pytest.mark.parametrize(
+    ("contact_id", "into", "tagging", "english", "chinese"),
+    [
+        ("c_nobody", "c_one", False, "there is no contact c_nobody", "没有联系人 c_nobody"),
+        ("c_two", "c_nobody", False, "there is no contact c_nobody", "没有联系人 c_nobody"),
+        ("c<b>", None, True, "there is no contact c<b>", "没有联系人 c<b>"),
+        ("c_old", "c_one", False, "c_old and c_one are one contact already", "c_old 和 c_one 已经是同一个联系人"),
+        ("c_two", None, False, "c_two is not merged into another contact", "c_two 并未合并到其他联系人"),
+    ],
+)
+def test_a_contact_command_the_router_would_refuse_says_why_in_the_agents_language(
+    contact_id, into, tagging, english, chinese
+):
+    reason = contact_refusal(CONTACTS, contact_id, into, tagging=tagging)
+    assert reason is not None
+    assert reason.text(i18n.texts("en")) == english
+    assert reason.text(i18n.texts("zh-Hans")) == chinese
+    zh = i18n.texts("zh-Hans")
+    assert zh("sb.contacts.refused", reason=reason.text(zh)) == f"未执行：{chinese}。"
+
+
+@pytest.mark.parametrize(
+    ("contact_id", "into", "tagging"),
+    [("c_two", "c_one", False), ("c_old", None, False), ("c_two", None, True), ("c_old", None, True)],
+)
+def test_a_contact_command_the_router_would_apply_is_not_refused(contact_id, into, tagging):
+    assert contact_refusal(CONTACTS, contact_id, into, tagging=tagging) is None

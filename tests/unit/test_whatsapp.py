@@ -26,6 +26,7 @@ from services.notifier.whatsapp import split_for_whatsapp
 from services.router.contacts import sender_identities
 from services.router.decide import RouterView, decide_inbound
 from shared.config import load_config
+from shared.conversations import whatsapp_conversation
 from shared.events import ContactSummary, InboundMessage, MessageAdded, ReplyRoute, Sender, SlackOrigin, TicketCreated
 from shared.read_model import history_entry
 from shared.settings import EXAMPLE_CONFIG
@@ -192,6 +193,8 @@ def test_an_inbound_message_answers_on_whatsapp_and_opens_the_window():
     assert inbound.reply_route == ReplyRoute(
         channel="whatsapp", address="34600123456", reply_to_id="wamid.A1", customer_wrote_at=NOW
     )
+    # The key of the customer's open ticket (shared/conversations.py): Redis holds keys of this format.
+    assert whatsapp_conversation(message.wa_id) == "whatsapp:34600123456"
 
 
 # --- Statuses ---------------------------------------------------------------------------------------
