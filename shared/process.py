@@ -3,9 +3,9 @@
 A `ServiceProcess` holds the settings, the desk config, one Redis client, one `Publisher` (the
 only producer of the process) and one metrics registry. `consume()` adds a `ConsumerEngine`;
 `app()` builds the process's ASGI app: its lifespan creates the topics, starts the publisher,
-runs the engines and whatever `while_running` adds (an SMTP server, an IMAP poller, timers), and
-it serves `/healthz`, `/readyz` (real Kafka and Redis round trips, and every engine's health) and
-`/metrics`.
+runs the engines and whatever `while_running` adds (an SMTP server, an IMAP poller, timers; several
+at once with `together`), and it serves `/healthz`, `/readyz` (real Kafka and Redis round trips, and
+every engine's health) and `/metrics`.
 """
 
 from __future__ import annotations
@@ -37,6 +37,20 @@ logger = logging.getLogger(__name__)
 SHUTDOWN_FLUSH_SECONDS = 15.0
 
 ReadinessCheck = Callable[[], dict[str, Any]]
+WhileRunning = Callable[[], AbstractAsyncContextManager[None]]
+
+
+def together(*parts: WhileRunning) -> WhileRunning:
+    """One `while_running` of several: entered in the order given, left in reverse."""
+
+    @asynccontextmanager
+    async def all_running() -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            for part in parts:
+                await stack.enter_async_context(part())
+            yield
+
+    return all_running
 
 
 class ServiceProcess:
@@ -75,7 +89,7 @@ class ServiceProcess:
 
     def app(
         self,
-        while_running: Callable[[], AbstractAsyncContextManager[None]] = nullcontext,
+        while_running: WhileRunning = nullcontext,
         title: str | None = None,
     ) -> FastAPI:
         @asynccontextmanager

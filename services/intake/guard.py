@@ -9,7 +9,8 @@ Authenticated webhooks (Slack, Telegram: signed) never come here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -61,6 +62,22 @@ class PublicGuard:
             registry=registry,
         )
         self._trusted = networks(tuple(config.limits.trusted_proxies))
+        self._siteverify_session: aiohttp.ClientSession | None = None
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The app's lifetime (a `while_running`): with `spam.captcha` configured, one HTTP client for
+        siteverify, so that a burst of form posts reuses its connections rather than opening (TCP, TLS)
+        one per post; closed when the app stops."""
+        if self.config.spam.captcha is None:
+            yield
+            return
+        async with aiohttp.ClientSession() as session:
+            self._siteverify_session = session
+            try:
+                yield
+            finally:
+                self._siteverify_session = None
 
     def client(self, peer: str | None, headers: Headers) -> Address | None:
         """The request's client: the peer, or what a trusted proxy says in X-Forwarded-For."""
@@ -106,9 +123,11 @@ class PublicGuard:
 
     async def _siteverify(self, token: str, client: Address | None) -> bool:
         """The provider's verdict on a widget's token: a POST of secret + response (+ remoteip) to its
-        siteverify URL, answered `{"success": bool, ...}` (Cloudflare Turnstile and hCaptcha alike)."""
+        siteverify URL, answered `{"success": bool, ...}` (Cloudflare Turnstile and hCaptcha alike).
+        Only while `running()`."""
         captcha = self.config.spam.captcha
-        assert captcha is not None
+        session = self._siteverify_session
+        assert captcha is not None and session is not None
         secret = self.settings.captcha_secret
         if secret is None:
             raise CaptchaUnavailable("spam.captcha is configured but SWITCHBOARD_CAPTCHA_SECRET is not set")
@@ -117,10 +136,7 @@ class PublicGuard:
             form["remoteip"] = str(client)
         timeout = aiohttp.ClientTimeout(total=captcha.timeout.total_seconds())
         try:
-            async with (
-                aiohttp.ClientSession(timeout=timeout) as session,
-                session.post(captcha.siteverify_url(), data=form) as response,
-            ):
+            async with session.post(captcha.siteverify_url(), data=form, timeout=timeout) as response:
                 if response.status != 200:
                     raise CaptchaUnavailable(f"siteverify answered HTTP {response.status}")
                 answer = await response.json(content_type=None)

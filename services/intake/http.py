@@ -40,6 +40,7 @@ from services.sla.decide import ticket_sla_adapter
 from services.sla.show import clock_rows
 from services.sla.timers import clocks_key
 from shared.events import Channel
+from shared.process import together
 from shared.read_model import ReadModel
 from shared.settings import Settings
 from shared.topics import ARTICLES, Topics
@@ -90,8 +91,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if kb_folder
         else None
     )
-    # The knowledge base's folder is imported before the app serves, then watched while it runs.
-    app = process.app(while_running=importer.running) if importer is not None else process.app()
+    # The siteverify client lives as long as the app. The knowledge base's folder is imported before
+    # the app serves, then watched while it runs.
+    while_running = [guard.running] + ([importer.running] if importer is not None else [])
+    app = process.app(while_running=together(*while_running))
 
     def count_refusal(scope: Scope) -> None:
         if scope["path"].startswith("/v1/forms/"):
