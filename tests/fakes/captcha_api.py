@@ -1,6 +1,7 @@
 """A fake captcha siteverify endpoint (Cloudflare Turnstile's and hCaptcha's shape): a POST of `secret`
 and `response`, answered `{"success": bool, "error-codes": [...]}`. A token passes when it is `PASSING_TOKEN`
-and the secret is the one the fake was given."""
+and the secret is the one the fake was given. Each verification records the client's port, which names the
+TCP connection it came on."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class Verification:
     secret: str
     response: str
     remoteip: str | None
+    client_port: int
 
 
 class FakeSiteverify:
@@ -32,6 +34,10 @@ class FakeSiteverify:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.port}/siteverify"
 
+    @property
+    def open_connections(self) -> int:
+        return self._server.open_connections
+
     def __enter__(self) -> FakeSiteverify:
         self._server.start()
         return self
@@ -41,7 +47,9 @@ class FakeSiteverify:
 
     async def _verify(self, request: Request) -> JSONResponse:
         form = await request.form()
-        check = Verification(str(form.get("secret")), str(form.get("response")), form.get("remoteip"))
+        check = Verification(
+            str(form.get("secret")), str(form.get("response")), form.get("remoteip"), request.client.port
+        )
         self.verifications.append(check)
         if check.secret != self.secret:
             return JSONResponse({"success": False, "error-codes": ["invalid-input-secret"]})

@@ -46,6 +46,11 @@ class ThreadedHttpServer:
                 raise RuntimeError(f"{self.name}: server did not start in time")
             time.sleep(0.01)
 
+    @property
+    def open_connections(self) -> int:
+        """The TCP connections the server holds open now (kept alive between requests included)."""
+        return len(self._server.server_state.connections) if self._server is not None else 0
+
     def stop(self) -> None:
         if self._server is None:
             return

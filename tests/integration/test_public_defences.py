@@ -21,7 +21,7 @@ from shared.settings import EXAMPLE_CONFIG, Settings
 from shared.topics import INBOUND, QUARANTINE, Topics
 from tests.conftest import API_TOKEN
 from tests.fakes.captcha_api import PASSING_TOKEN, FakeSiteverify
-from tests.support import in_process_client, read_topic, topic_size
+from tests.support import eventually, in_process_client, read_topic, topic_size
 
 pytestmark = pytest.mark.integration
 
@@ -333,6 +333,23 @@ async def test_a_captcha_provider_that_cannot_answer_is_a_503_in_the_readers_lan
         chinese = await client.post("/v1/forms/contact", json=fields, headers=CHINESE)
         assert chinese.status_code == 503 and chinese.json() == {"detail": "人机验证暂时不可用，请稍后重试。"}
         assert await topic_size(settings.kafka_bootstrap, Topics(settings.topic_prefix).name(INBOUND)) == 0
+
+
+async def test_siteverify_reuses_one_connection_while_the_app_runs_and_closes_it_when_the_app_stops(
+    settings, tmp_path, fake_siteverify
+):
+    captcha = {"provider": "turnstile", "site_key": "1x00000000000000000000AA", "verify_url": fake_siteverify.url}
+    configured = settings.model_copy(
+        update={"config": desk_config(tmp_path, spam={"captcha": captcha}), "captcha_secret": SecretStr(CAPTCHA_SECRET)}
+    )
+    async with in_process_client(create_app(configured)) as client:
+        for number in (1, 2):
+            posted = await client.post("/v1/forms/contact", json={**form(number), "captcha_token": PASSING_TOKEN})
+            assert posted.status_code == 202
+        assert len(fake_siteverify.verifications) == 2
+        assert len({v.client_port for v in fake_siteverify.verifications}) == 1
+        assert fake_siteverify.open_connections == 1
+    eventually(lambda: fake_siteverify.open_connections == 0, "the siteverify connection closed", timeout=10)
 
 
 async def test_the_help_centre_searches_are_limited_per_client(limited):
