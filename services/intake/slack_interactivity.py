@@ -141,7 +141,9 @@ class SlackAgents:
                 refusal,
                 extra={"slack_user_id": click.user_id, "action_id": click.action_id, "value": click.value[:100]},
             )
-            await self._tell(client, click.channel_id, click.user_id, str(refusal))
+            agent = self.config.agent_by_slack_user(click.user_id)
+            told = refusal.text(agent_texts(agent.id if agent else None, self.config))
+            await self._tell(client, click.channel_id, click.user_id, told)
         await ack()
 
     async def _act(self, click: Click, client: AsyncWebClient) -> None:
@@ -329,7 +331,7 @@ class SlackAgents:
         try:
             command = thread_command(post, ticket_id)
         except Refused as refusal:
-            await self._tell(client, post.channel, post.user_id, str(refusal))
+            await self._tell(client, post.channel, post.user_id, refusal.text(agent_texts(post.agent.id, self.config)))
             return
         if command is not None:
             await self._publish(command)

@@ -261,21 +261,36 @@ async def test_sb_reply_opens_a_modal_whose_submission_is_a_reply(slack, slack_a
 
 
 @pytest.mark.parametrize(
-    ("slack", "no_ticket", "no_article", "call_title"),
+    ("slack", "told", "call_title"),
     [
-        (None, "There is no ticket SB-1042.", "This button names no article; nothing was done.", "Log a phone call"),
-        ("zh-Hans", "没有工单 SB-1042。", "此按钮没有指向任何文章；未执行任何操作。", "记录电话"),
+        (
+            None,
+            [
+                "There is no ticket SB-1042.",
+                "This button names no article; nothing was done.",
+                "This button names no ticket ('nope'); nothing was done.",
+            ],
+            "Log a phone call",
+        ),
+        (
+            "zh-Hans",
+            [
+                "没有工单 SB-1042。",
+                "此按钮没有指向任何文章；未执行任何操作。",
+                "此按钮没有指向任何工单（'nope'）；未执行任何操作。",
+            ],
+            "记录电话",
+        ),
     ],
     ids=["en", "zh-Hans"],
     indirect=["slack"],
 )
-async def test_button_refusals_and_the_call_modal_are_in_the_team_s_language(
-    slack, slack_api, no_ticket, no_article, call_title
-):
+async def test_button_refusals_and_the_call_modal_are_in_the_team_s_language(slack, slack_api, told, call_title):
     reassign = button("sb_reassign", ANA, trigger_id=slack_api.issue_trigger_id())
     assert (await slack.interact(reassign)).status_code == 200
     assert (await slack.interact(button("sb_send_article", ANA, value="nonsense"))).status_code == 200
-    assert [call.args["text"] for call in slack_api.calls_to("chat.postEphemeral")] == [no_ticket, no_article]
+    assert (await slack.interact(button("sb_claim", ANA, value="nope"))).status_code == 200
+    assert [call.args["text"] for call in slack_api.calls_to("chat.postEphemeral")] == told
     assert (await slack.slash(ANA, "call", trigger_id=slack_api.issue_trigger_id())).status_code == 200
     [opened] = slack_api.calls_to("views.open")
     assert opened.ok, opened.response
