@@ -4,7 +4,8 @@ An ASGI middleware, so that every endpoint is covered the same way, bodies read 
 the multipart parser) and bodies without a Content-Length (chunked) included: a declared length over
 the limit is refused before the endpoint runs, and the bytes actually received are counted as they
 arrive: at the limit the 413 goes out and the app is told the client went away, so reading stops
-there (RFC 9110 §15.5.14, 413 Content Too Large).
+there (RFC 9110 §15.5.14, 413 Content Too Large). The 413's message is in the reader's language
+(`texts_for`); its `type` stays "too_large".
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Callable
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared import i18n
 
 logger = logging.getLogger(__name__)
 
@@ -27,17 +30,20 @@ def header(scope: Scope, name: bytes) -> str | None:
 
 
 class BodyLimit:
-    """`limit_for(scope)` gives the limit in bytes of each request; `on_refused(scope)` counts refusals."""
+    """`limit_for(scope)` gives the limit in bytes of each request; `on_refused(scope)` counts refusals;
+    `texts_for(scope)` the language of the 413 (default English)."""
 
     def __init__(
         self,
         app: ASGIApp,
         limit_for: Callable[[Scope], int],
         on_refused: Callable[[Scope], None] = lambda scope: None,
+        texts_for: Callable[[Scope], i18n.Texts] = lambda scope: i18n.texts(None),
     ) -> None:
         self.app = app
         self.limit_for = limit_for
         self.on_refused = on_refused
+        self.texts_for = texts_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,9 +91,10 @@ class BodyLimit:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         self.on_refused(scope)
+        message = self.texts_for(scope)("refusal.body.too_large", limit=str(limit))
         response = JSONResponse(
             status_code=413,
-            content={"detail": [{"field": "(body)", "message": f"body exceeds {limit} bytes", "type": "too_large"}]},
+            content={"detail": [{"field": "(body)", "message": message, "type": "too_large"}]},
             # The rest of the body is never read: the connection cannot carry another request.
             headers={"Connection": "close"},
         )

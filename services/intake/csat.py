@@ -115,7 +115,7 @@ def csat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
             fields: dict[str, Any] = await submitted_fields(request.headers.get("content-type"), request.stream())
         except FormRefused as refusal:
             if as_json:
-                return JSONResponse(status_code=refusal.status, content={"detail": refusal.errors})
+                return JSONResponse(status_code=refusal.status, content={"detail": refusal.errors(texts)})
             fields = {}
         form = read_rating_form(fields, texts)
         if isinstance(form, FormProblems):

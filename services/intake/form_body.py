@@ -4,37 +4,67 @@ Text must be UTF-8, as the customer page and any browser showing a UTF-8 page se
 "Form submission"); bytes that are not are refused by field, never decoded into mojibake. File parts
 are refused by name: the web form takes no attachments. Only the body's size is not checked here:
 the HTTP layer bounds it (services.intake.body_limit).
+
+Refusals name their messages (`refusal.body.*`) and are worded when answered (`FormRefused.errors`), in the
+reader's language: a body that cannot be read has no `language` field, so the caller picks it from the
+headers.
 """
 
 from __future__ import annotations
 
 import codecs
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from shared import i18n
 from shared.untrusted import InvalidJson, parse_json_object
 
 # A form has five fields; a thousand is already no form a person filled in.
 MAX_FIELDS = 1000
+# shared.untrusted's InvalidJson messages: the reason after these is the parser's own (English) wording.
+_INVALID = "invalid JSON: "
+_NOT_AN_OBJECT = "expected a JSON object, got "
 
 FieldError = dict[str, str]
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One refused field: its name, the message ID and fields of why, the machine-readable `type`."""
+
+    field: str
+    text_id: str
+    kind: str
+    fields: tuple[tuple[str, object], ...] = ()
+
+
 class FormRefused(Exception):
-    """The body cannot be a submission: `status` (415 or 422) and the errors by field."""
+    """The body cannot be a submission: `status` (415 or 422) and the problems by field."""
 
-    def __init__(self, status: int, errors: list[FieldError]):
-        super().__init__(errors)
+    def __init__(self, status: int, problems: list[Problem]):
+        super().__init__([problem.text_id for problem in problems])
         self.status = status
-        self.errors = errors
+        self.problems = problems
+
+    def errors(self, texts: i18n.Texts) -> list[FieldError]:
+        """The problems as the API answers them: `[{"field", "message", "type"}]`, worded in `texts`."""
+        return [
+            {"field": problem.field, "message": texts(problem.text_id, **dict(problem.fields)), "type": problem.kind}
+            for problem in self.problems
+        ]
 
 
-def _error(field: str, message: str, kind: str) -> FieldError:
-    return {"field": field, "message": message, "type": kind}
+def _error(field: str, text_id: str, kind: str, **fields: object) -> Problem:
+    return Problem(field, text_id, kind, tuple(fields.items()))
+
+
+# A string: the count as the limit is configured, not as a language groups digits.
+_TOO_MANY_FIELDS = _error("(body)", "refusal.body.too_many_fields", "too_many_fields", limit=str(MAX_FIELDS))
 
 
 async def submitted_fields(content_type: str | None, body: AsyncIterator[bytes]) -> dict[str, Any]:
@@ -44,8 +74,15 @@ async def submitted_fields(content_type: str | None, body: AsyncIterator[bytes])
         try:
             return parse_json_object(await _read(body))
         except InvalidJson as error:
-            kind = "object_type" if "expected a JSON object" in str(error) else "json_invalid"
-            raise FormRefused(422, [_error("(body)", str(error), kind)]) from None
+            why = str(error)
+            if why.startswith(_NOT_AN_OBJECT):
+                # The bare JSON type's name ("an array" → "array"), for every language.
+                json_type = why[len(_NOT_AN_OBJECT) :].rpartition(" ")[2]
+                problem = _error("(body)", "refusal.body.not_an_object", "object_type", json_type=json_type)
+            else:
+                reason = why.removeprefix(_INVALID)
+                problem = _error("(body)", "refusal.body.json_invalid", "json_invalid", reason=reason)
+            raise FormRefused(422, [problem]) from None
     if media_type == b"application/x-www-form-urlencoded":
         return _decoded(_urlencoded_pairs(await _read(body)))
     if media_type == b"multipart/form-data":
@@ -55,7 +92,7 @@ async def submitted_fields(content_type: str | None, body: AsyncIterator[bytes])
         [
             _error(
                 "(content-type)",
-                "send application/json, application/x-www-form-urlencoded or multipart/form-data",
+                "refusal.body.media_type",
                 "unsupported_media_type",
             )
         ],
@@ -72,14 +109,14 @@ def _urlencoded_pairs(body: bytes) -> list[tuple[bytes, bytes | None, str]]:
     try:
         pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True, encoding="latin-1", max_num_fields=MAX_FIELDS)
     except ValueError:
-        raise FormRefused(422, [_error("(body)", f"more than {MAX_FIELDS} fields", "too_many_fields")]) from None
+        raise FormRefused(422, [_TOO_MANY_FIELDS]) from None
     return [(name.encode("latin-1"), value.encode("latin-1"), "utf-8") for name, value in pairs]
 
 
 async def _multipart_pairs(boundary: bytes | None, body: AsyncIterator[bytes]) -> list[tuple[bytes, bytes | None, str]]:
     """(name, value or None for a file part, charset) of every part, in order."""
     if not boundary:
-        raise FormRefused(422, [_error("(content-type)", "multipart without a boundary", "multipart_invalid")])
+        raise FormRefused(422, [_error("(content-type)", "refusal.body.no_boundary", "multipart_invalid")])
     parts: list[tuple[bytes, bytes | None, str]] = []
     headers: list[tuple[bytes, bytes]] = []
     header_name, header_value = bytearray(), bytearray()
@@ -107,10 +144,10 @@ async def _multipart_pairs(boundary: bytes | None, body: AsyncIterator[bytes]) -
 
     def on_part_end() -> None:
         if len(parts) >= MAX_FIELDS:
-            raise FormRefused(422, [_error("(body)", f"more than {MAX_FIELDS} fields", "too_many_fields")])
+            raise FormRefused(422, [_TOO_MANY_FIELDS])
         disposition = parse_options_header(dict(headers).get(b"content-disposition"))[1]
         if b"name" not in disposition:
-            raise FormRefused(422, [_error("(body)", "a part without a name", "multipart_invalid")])
+            raise FormRefused(422, [_error("(body)", "refusal.body.unnamed_part", "multipart_invalid")])
         charset = parse_options_header(dict(headers).get(b"content-type"))[1].get(b"charset", b"utf-8")
         parts.append((disposition[b"name"], None if _is_file(headers) else bytes(data), _codec(charset)))
 
@@ -130,7 +167,8 @@ async def _multipart_pairs(boundary: bytes | None, body: AsyncIterator[bytes]) -
             parser.write(chunk)
         parser.finalize()
     except FormParserError as error:
-        raise FormRefused(422, [_error("(body)", f"invalid multipart body: {error}", "multipart_invalid")]) from None
+        problem = _error("(body)", "refusal.body.multipart", "multipart_invalid", reason=str(error))
+        raise FormRefused(422, [problem]) from None
     return parts
 
 
@@ -151,21 +189,21 @@ def _codec(charset: bytes) -> str:
 def _decoded(pairs: list[tuple[bytes, bytes | None, str]]) -> dict[str, Any]:
     """Field values as text (the last value of a repeated name wins); raises FormRefused."""
     fields: dict[str, str] = {}
-    errors: list[FieldError] = []
+    errors: list[Problem] = []
     for raw_name, raw_value, charset in pairs:
         try:
             name = raw_name.decode("utf-8")
         except UnicodeDecodeError:
-            errors.append(_error("(body)", "a field name that is not UTF-8 text", "string_unicode"))
+            errors.append(_error("(body)", "refusal.body.name_not_utf8", "string_unicode"))
             continue
         if raw_value is None:
-            errors.append(_error(name, "attachments are not accepted on this form", "attachment_rejected"))
+            errors.append(_error(name, "refusal.body.attachment", "attachment_rejected"))
             continue
         try:
             fields[name] = raw_value.decode(charset)
         except UnicodeDecodeError as error:
             errors.append(
-                _error(name, f"not valid {charset} text (byte {error.start} cannot be decoded)", "string_unicode")
+                _error(name, "refusal.body.not_text", "string_unicode", charset=charset, byte=str(error.start))
             )
     if errors:
         raise FormRefused(422, errors)

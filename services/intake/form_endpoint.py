@@ -4,8 +4,9 @@ Answered 202 `{"ticket_id", "message_id"}` only once Kafka acknowledged the mess
 errors for bad input, 415 for a body that is no form, 404 for an unknown form, 429 with Retry-After
 over a rate limit (`limits.form`), 503 while Kafka, Redis or the captcha provider are down (RedisError
 is answered by the app's handler). Field errors, the 429 and the 503s of the captcha provider and of Kafka
-are worded in the customer's language (services.intake.field_messages `locale_of`); the 404 and the
-Idempotency-Key's 422, answered before the body is read, in the browser's (`header_texts`).
+are worded in the customer's language (services.intake.field_messages `locale_of`); the 404, the
+Idempotency-Key's 422 and a body that cannot be read (415, 422), answered before the form's `language` is
+known, in the browser's (`header_texts`).
 
 A post judged spam (services.intake.spam) is answered the same 202, with a ticket ID reserved for it,
 and kept in quarantine instead of published: no ticket, no announcement, no acknowledgement, until an
@@ -125,7 +126,8 @@ def form_route(intake: Intake, config: DeskConfig, metrics: FormMetrics, guard: 
             fields = await submitted_fields(request.headers.get("content-type"), request.stream())
         except FormRefused as refusal:
             metrics.invalid.inc()
-            return json_response(refusal.status, {"detail": refusal.errors})
+            # A body that cannot be read has no `language` field to go by.
+            return json_response(refusal.status, {"detail": refusal.errors(header_texts(request, config))})
         accept_language = request.headers.get("accept-language")
         fields, guard_fields = split_guard_fields(fields)
 

@@ -39,6 +39,7 @@ from services.knowledge.store import ArticleStore
 from services.sla.decide import ticket_sla_adapter
 from services.sla.show import clock_rows
 from services.sla.timers import clocks_key
+from shared import i18n
 from shared.events import Channel
 from shared.process import together
 from shared.read_model import ReadModel
@@ -100,7 +101,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if scope["path"].startswith("/v1/forms/"):
             metrics.forms.labels("too_large").inc()
 
-    app.add_middleware(BodyLimit, limit_for=body_limit, on_refused=count_refusal)
+    def reader_texts(accept_language: str | None) -> i18n.Texts:
+        """What any route answers by itself before it knows more of its reader: in the browser's language."""
+        return i18n.texts(
+            i18n.reader_locale(picked=None, accept_language=accept_language, desk_locale=config.desk_locale)
+        )
+
+    app.add_middleware(
+        BodyLimit,
+        limit_for=body_limit,
+        on_refused=count_refusal,
+        texts_for=lambda scope: reader_texts(header(scope, b"accept-language")),
+    )
     # First among the routes: the busiest one is matched first.
     app.router.routes.insert(0, form_route(intake, config, metrics, guard))
     app.router.routes.append(stamp_route(config, guard))
@@ -123,9 +135,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return FileResponse(STATIC_DIR / "index.html")
 
     @app.exception_handler(RedisError)
-    async def redis_unavailable(_: Request, error: RedisError) -> JSONResponse:
+    async def redis_unavailable(request: Request, error: RedisError) -> JSONResponse:
         logger.error("redis unavailable", extra={"error": repr(error)})
-        return JSONResponse(status_code=503, content={"detail": "ticket store unavailable, retry later"})
+        detail = reader_texts(request.headers.get("accept-language"))("refusal.store_unavailable")
+        return JSONResponse(status_code=503, content={"detail": detail})
 
     def require_token(authorization: Annotated[str | None, Header()] = None) -> None:
         scheme, _, token = (authorization or "").partition(" ")

@@ -12,7 +12,8 @@ caller gets no acknowledgement: the agent tells them the ticket number.
 
 The modal's wire format: blocks/actions `caller_name`, `caller_reach` (phone or email), `summary`
 (plain_text_input), `direction` (static_select of `inbound`/`outbound`), `duration` (number_input, whole
-minutes). Pure but for `log_call`.
+minutes). The modal, its field errors and the view it becomes are in the agent's language (`texts`:
+services.intake.slack_agents `agent_texts`); the command line's errors in English. Pure but for `log_call`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Literal
 from email_validator import EmailNotValidError, validate_email
 
 from services.intake.core import Intake
+from shared import i18n
 from shared.events import CALL_SOURCE_PREFIX, InboundMessage, ReplyRoute, Sender
 from shared.identities import e164
 
@@ -42,6 +44,8 @@ MAX_NAME_CHARS = 200
 # A day on the phone is surely a typo.
 MAX_DURATION_MINUTES = 24 * 60
 SUBJECT_CHARS = 80
+# The command line's language.
+ENGLISH = i18n.Texts(i18n.REFERENCE)
 
 
 class CallInvalid(ValueError):
@@ -81,8 +85,9 @@ def read_call(
     reach: str | None = None,
     direction: str | None = "inbound",
     duration: str | int | None = None,
+    texts: i18n.Texts = ENGLISH,
 ) -> LoggedCall:
-    """A call's details as typed; raises CallInvalid naming each field to correct.
+    """A call's details as typed; raises CallInvalid naming each field to correct (in `texts`).
 
     `reach` is "phone or email" (the modal's one field): an address when it holds an "@", else a phone
     number. A phone number must be international (+34 600 123 456): a call comes from anywhere.
@@ -96,7 +101,7 @@ def read_call(
     if phone is not None and phone.strip():
         number = e164(phone.strip())
         if number is None:
-            errors[REACH_BLOCK if reach else "phone"] = "not a phone number in international form (+34 600 123 456)"
+            errors[REACH_BLOCK if reach else "phone"] = texts("modal.call.error.phone")
         phone = number
     else:
         phone = None
@@ -104,23 +109,23 @@ def read_call(
         try:
             email = validate_email(email.strip(), check_deliverability=False).normalized
         except EmailNotValidError as error:
-            errors[REACH_BLOCK if reach else "email"] = f"not an email address: {error}"
+            errors[REACH_BLOCK if reach else "email"] = texts("modal.call.error.email", reason=str(error))
             email = None
     else:
         email = None
     if phone is None and email is None and not errors:
-        errors[REACH_BLOCK if reach is not None else "phone"] = "give the caller's phone number or email address"
+        errors[REACH_BLOCK if reach is not None else "phone"] = texts("modal.call.error.reach")
     text = (summary or "").strip()
     if not text:
-        errors[SUMMARY_BLOCK] = "say what the call was about"
+        errors[SUMMARY_BLOCK] = texts("modal.call.error.summary")
     elif len(text) > MAX_SUMMARY_CHARS:
-        errors[SUMMARY_BLOCK] = f"at most {MAX_SUMMARY_CHARS} characters"
+        errors[SUMMARY_BLOCK] = texts("modal.call.error.summary_long", limit=str(MAX_SUMMARY_CHARS))
     if direction not in DIRECTIONS:
-        errors[DIRECTION_BLOCK] = "inbound (they called) or outbound (we called)"
+        errors[DIRECTION_BLOCK] = texts("modal.call.error.direction")
     minutes = None
     if duration is not None and str(duration).strip():
         if not str(duration).strip().isdigit() or not 0 <= int(str(duration).strip()) <= MAX_DURATION_MINUTES:
-            errors[DURATION_BLOCK] = f"whole minutes, 0 to {MAX_DURATION_MINUTES}"
+            errors[DURATION_BLOCK] = texts("modal.call.error.duration", limit=str(MAX_DURATION_MINUTES))
         else:
             minutes = int(str(duration).strip())
     if errors:
@@ -203,41 +208,44 @@ def _input(block: str, label: str, element: dict[str, Any], *, optional: bool = 
     return found
 
 
-def call_modal() -> dict[str, Any]:
-    """The modal `/sb call` opens (https://api.slack.com/reference/surfaces/views)."""
+def call_modal(texts: i18n.Texts) -> dict[str, Any]:
+    """The modal `/sb call` opens (https://api.slack.com/reference/surfaces/views), in `texts`."""
     directions = [
-        {"text": _plain("Inbound: they called"), "value": "inbound"},
-        {"text": _plain("Outbound: we called"), "value": "outbound"},
+        {"text": _plain(texts("modal.call.inbound")), "value": "inbound"},
+        {"text": _plain(texts("modal.call.outbound")), "value": "outbound"},
     ]
     return {
         "type": "modal",
         "callback_id": CALL_MODAL,
-        "title": _plain("Log a phone call"),
-        "submit": _plain("Log call"),
-        "close": _plain("Cancel"),
+        "title": _plain(texts("modal.call.title")),
+        "submit": _plain(texts("modal.call.submit")),
+        "close": _plain(texts("modal.cancel")),
         "blocks": [
             _input(
-                NAME_BLOCK, "Caller's name", {"type": "plain_text_input", "max_length": MAX_NAME_CHARS}, optional=True
+                NAME_BLOCK,
+                texts("modal.call.name_label"),
+                {"type": "plain_text_input", "max_length": MAX_NAME_CHARS},
+                optional=True,
             ),
             _input(
                 REACH_BLOCK,
-                "Phone or email",
+                texts("modal.call.reach_label"),
                 {"type": "plain_text_input", "max_length": 320},
-                hint="A phone number in international form (+34 600 123 456) or an email address.",
+                hint=texts("modal.call.reach_hint"),
             ),
             _input(
                 SUMMARY_BLOCK,
-                "Summary",
+                texts("modal.call.summary_label"),
                 {"type": "plain_text_input", "multiline": True, "max_length": MAX_SUMMARY_CHARS},
             ),
             _input(
                 DIRECTION_BLOCK,
-                "Direction",
+                texts("modal.call.direction_label"),
                 {"type": "static_select", "options": directions, "initial_option": directions[0]},
             ),
             _input(
                 DURATION_BLOCK,
-                "Duration (minutes)",
+                texts("modal.call.duration_label"),
                 {"type": "number_input", "is_decimal_allowed": False, "min_value": "0"},
                 optional=True,
             ),
@@ -245,8 +253,9 @@ def call_modal() -> dict[str, Any]:
     }
 
 
-def submitted_call(values: dict[str, Any], agent_id: str, logged_at: datetime) -> LoggedCall:
-    """The call a submitted `sb_call_modal` describes (its `view.state.values`); raises CallInvalid."""
+def submitted_call(values: dict[str, Any], agent_id: str, logged_at: datetime, texts: i18n.Texts) -> LoggedCall:
+    """The call a submitted `sb_call_modal` describes (its `view.state.values`); raises CallInvalid, its
+    errors in `texts`."""
 
     def value(block: str) -> str | None:
         action = (values.get(block) or {}).get(block) or {}
@@ -263,20 +272,21 @@ def submitted_call(values: dict[str, Any], agent_id: str, logged_at: datetime) -
         reach=value(REACH_BLOCK) or "",
         direction=value(DIRECTION_BLOCK),
         duration=value(DURATION_BLOCK),
+        texts=texts,
     )
 
 
-def logged_view(ticket_id: str) -> dict[str, Any]:
-    """What the modal becomes once the call is logged (`response_action: update`)."""
+def logged_view(ticket_id: str, texts: i18n.Texts) -> dict[str, Any]:
+    """What the modal becomes once the call is logged (`response_action: update`), in `texts`."""
     return {
         "type": "modal",
         "callback_id": f"{CALL_MODAL}_done",
-        "title": _plain("Call logged"),
-        "close": _plain("Done"),
+        "title": _plain(texts("modal.call.logged_title")),
+        "close": _plain(texts("modal.call.done")),
         "blocks": [
             {
                 "type": "section",
-                "text": {"type": "mrkdwn", "text": f"Logged as *{ticket_id}*: it is routed like any other ticket."},
+                "text": {"type": "mrkdwn", "text": texts("modal.call.logged", ticket_id=ticket_id)},
             }
         ],
     }

@@ -71,7 +71,20 @@ def agent_texts(agent_id: str | None, config: DeskConfig) -> i18n.Texts:
 
 
 class Refused(ValueError):
-    """An interaction that asks for nothing Switchboard can do; the message says why, to the person."""
+    """An interaction that asks for nothing Switchboard can do; the message says why, to the person: a message
+    ID and its fields (`text` words it in the reader's language; `str` in English, for logs), or a text
+    already worded (which `text` leaves as it is)."""
+
+    def __init__(self, message: str, **fields: object):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+
+    def text(self, texts: i18n.Texts) -> str:
+        return texts(self.message, **self.fields)
+
+    def __str__(self) -> str:
+        return self.text(i18n.texts(i18n.REFERENCE))
 
 
 class InputErrors(ValueError):
@@ -147,7 +160,7 @@ def click_of(body: dict[str, Any]) -> Click:
 def ticket_of(click: Click) -> str:
     """The ticket a card button names (its `value`); raises Refused when it is none."""
     if not is_ticket_id(click.value):
-        raise Refused(f"This button names no ticket ({click.value[:40]!r}); nothing was done.")
+        raise Refused("slack.no_ticket_button", value=repr(click.value[:40]))
     return click.value
 
 
@@ -166,7 +179,7 @@ def button_command(click: Click, agent: Agent, now: datetime) -> CommandEnvelope
         return EscalateTicket(**fields)
     if click.action_id in STATUS_OF_BUTTON:
         return SetStatus(**fields, status=STATUS_OF_BUTTON[click.action_id])
-    raise Refused(f"Switchboard has no button {click.action_id!r}.")
+    raise Refused("slack.unknown_button", action_id=repr(click.action_id))
 
 
 def contact_button_command(click: Click, agent: Agent, now: datetime) -> MergeContacts | KeepContactsApart:
@@ -176,7 +189,7 @@ def contact_button_command(click: Click, agent: Agent, now: datetime) -> MergeCo
     ticket_id, _, contacts = click.value.partition(":")
     contact_id, _, other_id = contacts.partition(":")
     if not is_ticket_id(ticket_id) or not _CONTACT_ID.fullmatch(contact_id) or not _CONTACT_ID.fullmatch(other_id):
-        raise Refused("This button is not one Switchboard made; nothing was done.")
+        raise Refused("slack.foreign_button")
     fields: dict[str, Any] = {
         "event_id": click.event_id,
         "occurred_at": _at(click.action_ts, now),
@@ -197,7 +210,7 @@ def rating_command(click: Click, now: datetime) -> RateTicket:
     """
     rating = _RATING.fullmatch(click.value)
     if rating is None:
-        raise Refused("This rating button is not one Switchboard made; nothing was recorded.")
+        raise Refused("slack.foreign_rating")
     resolution = int(rating["resolution"])
     try:
         return RateTicket(
@@ -210,10 +223,10 @@ def rating_command(click: Click, now: datetime) -> RateTicket:
             origin=click.origin,
         )
     except ValidationError:
-        raise Refused("This rating is out of range; nothing was recorded.") from None
+        raise Refused("slack.rating_out_of_range") from None
 
 
-NOT_YOUR_RATING = "This rating is not yours to give; nothing was recorded."
+NOT_YOUR_RATING = "slack.not_your_rating"
 
 
 def rating_thread(click: Click) -> str | None:
@@ -378,7 +391,7 @@ def thread_command(post: ThreadPost, ticket_id: str) -> AgentReply | AgentNote |
     try:
         return AgentNote(**fields) if note else AgentReply(**fields)
     except ValidationError:
-        raise Refused("This message is too long to send as one; split it, please.") from None
+        raise Refused("slack.message_too_long") from None
 
 
 def _ignored(reason: str, event: dict[str, Any]) -> None:

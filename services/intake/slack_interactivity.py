@@ -141,7 +141,9 @@ class SlackAgents:
                 refusal,
                 extra={"slack_user_id": click.user_id, "action_id": click.action_id, "value": click.value[:100]},
             )
-            await self._tell(client, click.channel_id, click.user_id, str(refusal))
+            agent = self.config.agent_by_slack_user(click.user_id)
+            told = refusal.text(agent_texts(agent.id if agent else None, self.config))
+            await self._tell(client, click.channel_id, click.user_id, told)
         await ack()
 
     async def _act(self, click: Click, client: AsyncWebClient) -> None:
@@ -149,7 +151,7 @@ class SlackAgents:
         agent = self.config.agent_by_slack_user(click.user_id)
         if click.action_id == CSAT_BUTTON:
             if agent is not None:
-                raise Refused("Ratings are the customer's to give.")
+                raise Refused(agent_texts(agent.id, self.config)("slack.rating_is_customers"))
             rating = rating_command(click, now)
             thread = rating_thread(click)
             if thread is None or await conversation_ticket(self.intake.redis, [thread]) != rating.ticket_id:
@@ -170,7 +172,7 @@ class SlackAgents:
                 await self._tell(client, click.channel_id, click.user_id, kept)
             return
         if click.action_id == SEND_ARTICLE_BUTTON:
-            await self._send_article(click, agent, now)
+            await self._send_article(click, agent, now, agent_texts(agent.id, self.config))
         elif click.action_id == SAVE_ARTICLE_BUTTON:
             await self._open_article_modal(click, client, agent_texts(agent.id, self.config))
         elif click.action_id in MODAL_OF_BUTTON:
@@ -178,15 +180,15 @@ class SlackAgents:
         else:
             await self._publish(button_command(click, agent, now))
 
-    async def _send_article(self, click: Click, agent: Agent, now: datetime) -> None:
+    async def _send_article(self, click: Click, agent: Agent, now: datetime, texts: i18n.Texts) -> None:
         """Publishes the agent's public reply that sends a suggested article to the customer."""
         named = article_of_button(click.value)
         if named is None or not is_ticket_id(named[0]):
-            raise Refused("This button names no article; nothing was done.")
+            raise Refused(texts("slack.no_article"))
         ticket_id, slug = named
         article = await self.articles.get(slug)
         if article is None:
-            raise Refused(f"The article {slug!r} is no longer in the knowledge base.")
+            raise Refused(texts("slack.article_gone", slug=repr(slug)))
         url = f"{self.intake.settings.public_base_url()}/kb/{slug}"
         reply = article_reply(
             article, url, event_id=click.event_id, ticket_id=ticket_id, agent_id=agent.id, origin=click.origin, now=now
@@ -199,35 +201,37 @@ class SlackAgents:
         ticket_id = ticket_of(click)
         fields = await self.read_model.ticket_fields(ticket_id)
         if "id" not in fields:
-            raise Refused(f"There is no ticket {ticket_id}.")
+            raise Refused(texts("sb.show.none", ticket_id=ticket_id))
         messages = await self.intake.redis.lrange(messages_key(ticket_id), 0, -1)
         replies = [m for m in map(json.loads, messages) if m.get("author") == "agent" and not m.get("internal")]
         language = json.loads(fields.get("classified") or "{}").get("language") or self.config.languages[0]
         reply = replies[-1]["text"] if replies else ""
         view = article_modal(ticket_id, fields.get("subject") or "", language, reply, texts)
-        await self._open_view(click, client, ticket_id, view)
+        await self._open_view(click, client, ticket_id, view, texts)
 
     async def _open_modal(self, click: Click, client: AsyncWebClient, texts: i18n.Texts) -> None:
         ticket_id = ticket_of(click)
         if click.action_id == "sb_reassign":
             team_id = await self.intake.redis.hget(ticket_key(ticket_id), "team")
             if team_id is None:
-                raise Refused(f"There is no ticket {ticket_id}.")
+                raise Refused(texts("sb.show.none", ticket_id=ticket_id))
             team = next((team for team in self.config.teams if team.id == team_id), None)
             view = reassign_modal(ticket_id, team, self.config, texts)
         else:
             view = text_modal("reply" if click.action_id == "sb_reply" else "note", ticket_id, texts)
-        await self._open_view(click, client, ticket_id, view)
+        await self._open_view(click, client, ticket_id, view, texts)
 
-    async def _open_view(self, click: Click, client: AsyncWebClient, ticket_id: str, view: dict[str, Any]) -> None:
+    async def _open_view(
+        self, click: Click, client: AsyncWebClient, ticket_id: str, view: dict[str, Any], texts: i18n.Texts
+    ) -> None:
         if click.trigger_id is None:
-            raise Refused("Slack sent this button press without a trigger, so no form can open; press it again.")
+            raise Refused(texts("slack.no_trigger"))
         try:
             opened = await client.views_open(trigger_id=click.trigger_id, view=view)
         except _SLACK_FAILURES as error:
             # A trigger lives 3 s and opens one view: a slow or repeated one cannot be used again.
             logger.warning("views.open failed", extra={"ticket_id": ticket_id, "error": repr(error)})
-            raise Refused("Slack did not open the form in time; press the button again.") from None
+            raise Refused(texts("slack.form_timeout")) from None
         view_id = (opened.get("view") or {}).get("id")
         if isinstance(view_id, str):
             await self.intake.redis.set(_view_key(view_id), modal_origin(click).model_dump_json(), ex=VIEW_SECONDS)
@@ -301,14 +305,15 @@ class SlackAgents:
         if agent is None:
             await ack(response_action="errors", errors={"summary": agent_texts(None, self.config)(NOT_AN_AGENT)})
             return
+        texts = agent_texts(agent.id, self.config)
         try:
-            call = submitted_call(values, agent.id, datetime.now(UTC))
+            call = submitted_call(values, agent.id, datetime.now(UTC), texts)
         except CallInvalid as invalid:
             await ack(response_action="errors", errors=invalid.errors)
             return
         ticket_id = await log_call(self.intake, call, f"slack-view:{view.get('id')}")
         logger.info("phone call logged", extra={"ticket_id": ticket_id, "agent_id": agent.id})
-        await ack(response_action="update", view=logged_view(ticket_id))
+        await ack(response_action="update", view=logged_view(ticket_id, texts))
 
     # --- Thread replies in team channels -----------------------------------------------------------
 
@@ -326,7 +331,7 @@ class SlackAgents:
         try:
             command = thread_command(post, ticket_id)
         except Refused as refusal:
-            await self._tell(client, post.channel, post.user_id, str(refusal))
+            await self._tell(client, post.channel, post.user_id, refusal.text(agent_texts(post.agent.id, self.config)))
             return
         if command is not None:
             await self._publish(command)
@@ -348,7 +353,7 @@ class SlackAgents:
             return
         slash = parse(str(command.get("text", "")))
         if slash.subcommand == "call":
-            problem = await self._open_call_modal(command, client)
+            problem = await self._open_call_modal(command, client, agent_texts(agent.id, self.config))
             await (ack() if problem is None else ack(text=problem, response_type="ephemeral"))
             return
         answer = await self._answer(slash, agent, command, request)
@@ -396,16 +401,17 @@ class SlackAgents:
             case _:
                 return help_answer(slash, texts)
 
-    async def _open_call_modal(self, command: dict[str, Any], client: AsyncWebClient) -> str | None:
-        """Opens the call modal for `/sb call`; None when it opened, else what to tell the agent."""
+    async def _open_call_modal(self, command: dict[str, Any], client: AsyncWebClient, texts: i18n.Texts) -> str | None:
+        """Opens the call modal for `/sb call` in the agent's language; None when it opened, else what to tell
+        the agent."""
         trigger_id = command.get("trigger_id")
         if not isinstance(trigger_id, str) or not trigger_id:
-            return "Slack sent no trigger, so no form can open; try `/sb call` again."
+            return texts("sb.call.no_trigger")
         try:
-            await client.views_open(trigger_id=trigger_id, view=call_modal())
+            await client.views_open(trigger_id=trigger_id, view=call_modal(texts))
         except _SLACK_FAILURES as error:
             logger.warning("views.open failed", extra={"error": repr(error)})
-            return "Slack did not open the form in time; try `/sb call` again."
+            return texts("sb.call.timeout")
         return None
 
     async def _contact_command(

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from aiokafka.errors import KafkaConnectionError
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services.intake.core import Intake
 from services.intake.http import create_app
@@ -101,6 +102,71 @@ async def test_bad_input_is_refused_with_field_errors_and_nothing_reaches_kafka(
     response = await client.post("/v1/forms/contact", **kwargs)
     assert response.status_code == status, response.text
     assert field in [error["field"] for error in response.json()["detail"]]
+    assert await topic_size(settings.kafka_bootstrap, inbound_topic(settings)) == 0
+
+
+async def test_a_body_that_cannot_be_read_is_refused_in_the_browsers_language(client, settings):
+    """No `language` field can be read from it: Accept-Language, else the desk's; `type` stays English."""
+    wrong_type = {"content": b"name=Ana", "headers": {"content-type": "text/plain"}}
+    english = await client.post("/v1/forms/contact", **wrong_type)
+    assert english.status_code == 415
+    assert english.json()["detail"] == [
+        {
+            "field": "(content-type)",
+            "message": "send application/json, application/x-www-form-urlencoded or multipart/form-data",
+            "type": "unsupported_media_type",
+        }
+    ]
+    chinese = await client.post(
+        "/v1/forms/contact", content=b"name=Ana", headers={"content-type": "text/plain", **CHINESE}
+    )
+    assert chinese.status_code == 415
+    assert chinese.json()["detail"] == [
+        {
+            "field": "(content-type)",
+            "message": "请以 application/json、application/x-www-form-urlencoded 或 multipart/form-data 格式发送。",
+            "type": "unsupported_media_type",
+        }
+    ]
+    attachment = {"data": FORM, "files": {"screenshot": ("shot.png", b"\x89PNG", "image/png")}}
+    assert (await client.post("/v1/forms/contact", **attachment)).json()["detail"] == [
+        {"field": "screenshot", "message": "attachments are not accepted on this form", "type": "attachment_rejected"}
+    ]
+    assert (await client.post("/v1/forms/contact", **attachment, headers=CHINESE)).json()["detail"] == [
+        {"field": "screenshot", "message": "此表单不接受附件。", "type": "attachment_rejected"}
+    ]
+    not_json = {"content": b"[1]", "headers": {"content-type": "application/json"}}
+    assert (await client.post("/v1/forms/contact", **not_json)).json()["detail"] == [
+        {"field": "(body)", "message": "expected a JSON object, got a JSON array", "type": "object_type"}
+    ]
+    not_json["headers"].update(CHINESE)
+    assert (await client.post("/v1/forms/contact", **not_json)).json()["detail"] == [
+        {"field": "(body)", "message": "应为 JSON 对象，收到的是 array。", "type": "object_type"}
+    ]
+    too_large = await client.post("/v1/forms/contact", json={**FORM, "message": "x" * (2 * 1024 * 1024)})
+    assert too_large.status_code == 413
+    assert too_large.json()["detail"] == [
+        {"field": "(body)", "message": "body exceeds 1048576 bytes", "type": "too_large"}
+    ]
+    too_large = await client.post(
+        "/v1/forms/contact", json={**FORM, "message": "x" * (2 * 1024 * 1024)}, headers=CHINESE
+    )
+    assert too_large.status_code == 413
+    assert too_large.json()["detail"] == [
+        {"field": "(body)", "message": "请求正文超过 1048576 字节。", "type": "too_large"}
+    ]
+    assert await topic_size(settings.kafka_bootstrap, inbound_topic(settings)) == 0
+
+
+async def test_redis_down_is_a_503_in_the_browsers_language(client, settings, monkeypatch):
+    async def store_down(_intake: Intake, _key: str, **_: object) -> None:
+        raise RedisConnectionError("redis unreachable")
+
+    monkeypatch.setattr(Intake, "resolve_ticket", store_down)
+    english = await client.post("/v1/forms/contact", json=FORM)
+    assert english.status_code == 503 and english.json() == {"detail": "ticket store unavailable, retry later"}
+    chinese = await client.post("/v1/forms/contact", json=FORM, headers=CHINESE)
+    assert chinese.status_code == 503 and chinese.json() == {"detail": "工单存储暂时不可用，请稍后重试。"}
     assert await topic_size(settings.kafka_bootstrap, inbound_topic(settings)) == 0
 
 

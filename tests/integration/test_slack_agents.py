@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from itertools import count
 from urllib.parse import urlencode
@@ -123,7 +124,16 @@ def slack_api() -> Iterator[FakeSlackApi]:
 
 
 @pytest.fixture
-async def slack(settings: Settings, slack_api: FakeSlackApi) -> AsyncIterator[SlackAgentsApp]:
+async def slack(request, settings: Settings, slack_api: FakeSlackApi) -> AsyncIterator[SlackAgentsApp]:
+    """Indirectly parametrised by a `teams[].language` for every team (default: the config's)."""
+    async with slack_app(settings, slack_api, getattr(request, "param", None)) as app:
+        yield app
+
+
+@asynccontextmanager
+async def slack_app(
+    settings: Settings, slack_api: FakeSlackApi, team_language: str | None = None
+) -> AsyncIterator[SlackAgentsApp]:
     settings = settings.model_copy(
         update={
             "slack_bot_token": SecretStr(SLACK_TOKEN),
@@ -132,6 +142,9 @@ async def slack(settings: Settings, slack_api: FakeSlackApi) -> AsyncIterator[Sl
         }
     )
     process = IntakeProcess("intake-http", settings)
+    if team_language is not None:
+        teams = [team.model_copy(update={"language": team_language}) for team in process.intake.config.teams]
+        process.intake.config = process.intake.config.model_copy(update={"teams": teams})
     app = process.app()
     app.include_router(slack_routes(process.intake, settings))
     async with in_process_client(app) as client:
@@ -245,6 +258,44 @@ async def test_sb_reply_opens_a_modal_whose_submission_is_a_reply(slack, slack_a
     assert (reply.ticket_id, reply.agent_id, reply.text) == (TICKET, "ana", "It works again, sorry!")
     # Where the modal was opened, so that a refusal is shown in the card's thread.
     assert reply.origin == SlackOrigin(user_id=ANA, channel_id=TEAM_CHANNEL, thread_ts="1700000000.000100")
+
+
+@pytest.mark.parametrize(
+    ("slack", "told", "call_title"),
+    [
+        (
+            None,
+            [
+                "There is no ticket SB-1042.",
+                "This button names no article; nothing was done.",
+                "This button names no ticket ('nope'); nothing was done.",
+            ],
+            "Log a phone call",
+        ),
+        (
+            "zh-Hans",
+            [
+                "没有工单 SB-1042。",
+                "此按钮没有指向任何文章；未执行任何操作。",
+                "此按钮没有指向任何工单（'nope'）；未执行任何操作。",
+            ],
+            "记录电话",
+        ),
+    ],
+    ids=["en", "zh-Hans"],
+    indirect=["slack"],
+)
+async def test_button_refusals_and_the_call_modal_are_in_the_team_s_language(slack, slack_api, told, call_title):
+    reassign = button("sb_reassign", ANA, trigger_id=slack_api.issue_trigger_id())
+    assert (await slack.interact(reassign)).status_code == 200
+    assert (await slack.interact(button("sb_send_article", ANA, value="nonsense"))).status_code == 200
+    assert (await slack.interact(button("sb_claim", ANA, value="nope"))).status_code == 200
+    assert [call.args["text"] for call in slack_api.calls_to("chat.postEphemeral")] == told
+    assert (await slack.slash(ANA, "call", trigger_id=slack_api.issue_trigger_id())).status_code == 200
+    [opened] = slack_api.calls_to("views.open")
+    assert opened.ok, opened.response
+    assert opened.response["view"]["title"]["text"] == call_title
+    assert await slack.no_commands()
 
 
 async def test_an_empty_reply_answers_errors_and_publishes_nothing(slack):

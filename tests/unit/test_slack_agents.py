@@ -22,6 +22,7 @@ from services.intake.slack_agents import (
     thread_post,
 )
 from services.intake.slack_modals import reassign_modal, text_modal
+from shared import i18n
 from shared.config import load_config
 from shared.events import (
     AgentNote,
@@ -83,6 +84,16 @@ def test_the_same_press_is_the_same_command_id_and_another_press_another():
 def test_a_button_naming_no_ticket_is_refused(value):
     with pytest.raises(Refused):
         button_command(click_of(press("sb_claim", value)), ANA, NOW)
+
+
+def test_a_refusal_is_told_in_the_reader_s_language_and_logged_in_english():
+    with pytest.raises(Refused) as refused:
+        button_command(click_of(press("sb_claim", "nope")), ANA, NOW)
+    assert str(refused.value) == "This button names no ticket ('nope'); nothing was done."
+    assert refused.value.text(i18n.texts("en")) == str(refused.value)
+    assert refused.value.text(i18n.texts("zh-Hans")) == "此按钮没有指向任何工单（'nope'）；未执行任何操作。"
+    # A text already worded stays as it is.
+    assert Refused("评分应由客户本人给出。").text(i18n.texts("en")) == "评分应由客户本人给出。"
 
 
 @pytest.mark.parametrize("body", [{}, {"user": {"id": "U0ANA"}}, {"user": "U0ANA", "actions": [{}]}, {"actions": "x"}])
