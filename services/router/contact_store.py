@@ -29,10 +29,36 @@ from shared.read_model import (
 
 # Merge trees are shallow (each merge is one message or one agent's decision); this bounds a corrupt loop.
 MAX_MERGE_DEPTH = 64
+# Lua functions for the scripts that read merge trees: `merge_root(start, merged_into)` is the contact `start`
+# was merged into, up to the root (`merged_into`: the key template, "%s" where the ID goes);
+# `merge_tree(root, merged, seen, visit)` calls `visit` on the root and on every contact merged into it at any
+# depth (`merged`: the merged set's key template), skipping those already in `seen`.
+MERGE_TREE_LUA = f"""
+local function merge_root(start, merged_into)
+  local root, depth = start, 0
+  while depth < {MAX_MERGE_DEPTH} do
+    local parent = redis.call('GET', string.format(merged_into, root))
+    if not parent or parent == start then break end
+    root, depth = parent, depth + 1
+  end
+  return root
+end
+local function merge_tree(root, merged, seen, visit)
+  local queue = {{root}}
+  while #queue > 0 do
+    local contact = table.remove(queue)
+    if not seen[contact] then
+      seen[contact] = true
+      visit(contact)
+      for _, child in ipairs(redis.call('SMEMBERS', string.format(merged, contact))) do table.insert(queue, child) end
+    end
+  end
+end
+"""
 # ARGV: the key templates (identity, contact HASH, its identities, verified, tickets, merged_into, merged,
 # ticket HASH, kept apart; "%s" where the ID goes), the created ZSET, how many identities and contacts follow, then
 # the identities, the contact IDs and the ticket IDs.
-READ_GRAPH = f"""
+READ_GRAPH = f"""{MERGE_TREE_LUA}
 local t = {{}}
 for i = 1, 9 do t[i] = ARGV[i] end
 local created_key = ARGV[10]
@@ -48,38 +74,24 @@ for i = 13 + n_identities + n_contacts, #ARGV do
   local owner = redis.call('HGET', key(t[8], ARGV[i]), 'contact_id')
   if owner then table.insert(starts, owner) end
 end
-local found = {{}}
-for _, start in ipairs(starts) do
-  local root, depth = start, 0
-  while depth < {MAX_MERGE_DEPTH} do
-    local parent = redis.call('GET', key(t[6], root))
-    if not parent or parent == start then break end
-    root, depth = parent, depth + 1
-  end
-  if not found[root] then
-    local queue = {{root}}
-    while #queue > 0 do
-      local contact = table.remove(queue)
-      if not found[contact] then
-        local identities = redis.call('SMEMBERS', key(t[3], contact))
-        if redis.call('EXISTS', key(t[2], contact)) == 1 or #identities > 0 then
-          found[contact] = {{
-            redis.call('GET', key(t[6], contact)) or false,
-            identities,
-            redis.call('SMEMBERS', key(t[4], contact)),
-            redis.call('SMEMBERS', key(t[5], contact)),
-            redis.call('ZSCORE', created_key, contact) or false,
-            redis.call('HGET', key(t[2], contact), 'tags') or false,
-            redis.call('SMEMBERS', key(t[9], contact)),
-          }}
-        else
-          found[contact] = false
-        end
-        for _, child in ipairs(redis.call('SMEMBERS', key(t[7], contact))) do table.insert(queue, child) end
-      end
-    end
+local found, seen = {{}}, {{}}
+local function visit(contact)
+  local identities = redis.call('SMEMBERS', key(t[3], contact))
+  if redis.call('EXISTS', key(t[2], contact)) == 1 or #identities > 0 then
+    found[contact] = {{
+      redis.call('GET', key(t[6], contact)) or false,
+      identities,
+      redis.call('SMEMBERS', key(t[4], contact)),
+      redis.call('SMEMBERS', key(t[5], contact)),
+      redis.call('ZSCORE', created_key, contact) or false,
+      redis.call('HGET', key(t[2], contact), 'tags') or false,
+      redis.call('SMEMBERS', key(t[9], contact)),
+    }}
+  else
+    found[contact] = false
   end
 end
+for _, start in ipairs(starts) do merge_tree(merge_root(start, t[6]), t[7], seen, visit) end
 return cjson.encode({{contacts = found}})
 """
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
-from services.router.contact_store import MAX_MERGE_DEPTH, READ_GRAPH, graph_args, parse_graph
+from services.router.contact_store import MERGE_TREE_LUA, READ_GRAPH, graph_args, parse_graph
 from services.router.decide import KnownTicket, RouterEvent, RouterView
 from services.router.duplicates import RecentTicket, RecentTickets
 from shared.events import ContactEvent, ReplyRoute, TicketEvent
@@ -120,33 +120,21 @@ ROW = len(TICKET_FIELDS) + 2
 # key templates, then identities. Returns, flat, RECENT_ROW values per ticket: contact ID, ticket ID, created
 # (ms), then RECENT_FIELDS.
 RECENT_FIELDS = ("status", "subject", "opening_text", "team", "assignee_id", "resolutions")
-_RECENT = f"""
+_RECENT = f"""{MERGE_TREE_LUA}
 local found, seen = {{}}, {{}}
+local function visit(contact)
+  local recent = redis.call('ZRANGE', string.format(ARGV[2], contact), 0, -1, 'WITHSCORES')
+  for j = 1, #recent, 2 do
+    local row = redis.call('HMGET', ARGV[3] .. recent[j], {", ".join(f"'{name}'" for name in RECENT_FIELDS)})
+    table.insert(found, contact)
+    table.insert(found, recent[j])
+    table.insert(found, recent[j + 1])
+    for k = 1, {len(RECENT_FIELDS)} do table.insert(found, row[k] or false) end
+  end
+end
 for i = 6, #ARGV do
   local owner = redis.call('GET', ARGV[1] .. ARGV[i])
-  local root, depth = owner, 0
-  while owner and depth < {MAX_MERGE_DEPTH} do
-    local parent = redis.call('GET', string.format(ARGV[4], root))
-    if not parent or parent == owner then break end
-    root, depth = parent, depth + 1
-  end
-  local queue = {{}}
-  if owner then queue = {{root}} end
-  while #queue > 0 do
-    local contact = table.remove(queue)
-    if not seen[contact] then
-      seen[contact] = true
-      local recent = redis.call('ZRANGE', string.format(ARGV[2], contact), 0, -1, 'WITHSCORES')
-      for j = 1, #recent, 2 do
-        local row = redis.call('HMGET', ARGV[3] .. recent[j], {", ".join(f"'{name}'" for name in RECENT_FIELDS)})
-        table.insert(found, contact)
-        table.insert(found, recent[j])
-        table.insert(found, recent[j + 1])
-        for k = 1, {len(RECENT_FIELDS)} do table.insert(found, row[k] or false) end
-      end
-      for _, child in ipairs(redis.call('SMEMBERS', string.format(ARGV[5], contact))) do table.insert(queue, child) end
-    end
-  end
+  if owner then merge_tree(merge_root(owner, ARGV[4]), ARGV[5], seen, visit) end
 end
 return found
 """
