@@ -243,6 +243,13 @@ def reader_locale(
     return REFERENCE if REFERENCE in offered else offered[0]
 
 
+def reader_texts(
+    *, picked: str | None, accept_language: str | None, desk_locale: str, then: Iterable[str | None] = ()
+) -> Texts:
+    """The texts of `reader_locale` (same arguments)."""
+    return texts(reader_locale(picked=picked, accept_language=accept_language, desk_locale=desk_locale, then=then))
+
+
 LanguageSource = Literal["picked", "hint", "detection", "default"]
 
 

@@ -131,13 +131,6 @@ def language_fields(hello: Hello, accept_language: str | None) -> dict[str, str]
     return {key: value for key, value in fields.items() if value}
 
 
-def chat_texts(picked: str | None, accept_language: str | None, desk_locale: str) -> i18n.Texts:
-    """The chat's language for what the server tells the customer (the `detail` of its `error` frames): the
-    page's pick (`hello.language`; None before the hello is read), else the browser's Accept-Language, else
-    the desk's default."""
-    return i18n.texts(i18n.reader_locale(picked=picked, accept_language=accept_language, desk_locale=desk_locale))
-
-
 def picked_language(raw: str) -> str | None:
     """The `language` of a hello frame as sent, valid or not, so that a refused hello (an email that is no
     address) is explained in the page's pick too; at most 64 characters, as `Hello` takes."""
@@ -261,7 +254,7 @@ def chat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
         accept_language = websocket.headers.get("accept-language")
         # Until the hello names the page's pick, refusals go by the browser's languages.
         desk_locale = intake.config.desk_locale
-        texts = chat_texts(None, accept_language, desk_locale)
+        texts = i18n.reader_texts(picked=None, accept_language=accept_language, desk_locale=desk_locale)
 
         async def send(frame: dict[str, Any]) -> None:
             if frame.get("type") == "message":
@@ -284,7 +277,13 @@ def chat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
             except ValidationError as error:
                 code = "too_long" if any(e["type"] == "string_too_long" for e in error.errors()) else "bad_frame"
                 close_code = CLOSE_TOO_BIG if code == "too_long" else CLOSE_POLICY_VIOLATION
-                reader = chat_texts(picked_language(raw), accept_language, desk_locale) if hello else texts
+                reader = (
+                    i18n.reader_texts(
+                        picked=picked_language(raw), accept_language=accept_language, desk_locale=desk_locale
+                    )
+                    if hello
+                    else texts
+                )
                 raise ChatViolation(code, frame_errors(error, reader), close_code) from None
 
         async def refuse(violation: ChatViolation) -> None:
@@ -302,7 +301,7 @@ def chat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
 
         try:
             hello = await asyncio.wait_for(receive(HelloFrame, hello=True), HELLO_TIMEOUT_SECONDS)
-            texts = chat_texts(hello.language, accept_language, desk_locale)
+            texts = i18n.reader_texts(picked=hello.language, accept_language=accept_language, desk_locale=desk_locale)
             if not hello.token:
                 await within_session_limits(websocket, hello, texts)
             token, session = await open_session(hello, accept_language, texts)

@@ -19,6 +19,7 @@ from python_multipart.multipart import parse_options_header
 
 from services.intake.core import PUBLISH_TIMEOUT_SECONDS, Intake
 from services.intake.csat_page import PAGE_HEADERS, problem_page, rating_page, thanks_page
+from services.intake.field_messages import page_texts
 from services.intake.form_body import FormRefused, submitted_fields
 from services.intake.guard import PublicGuard
 from services.intake.ratings import FormProblems, Rating, rating_command, read_rating_form
@@ -65,15 +66,8 @@ def csat_routes(intake: Intake, guard: PublicGuard | None = None) -> APIRouter:
     tokens = CsatTokens(csat_secret(intake.settings))
 
     def texts_for(request: Request) -> i18n.Texts:
-        """The page's language: `?lang=` (the link in the rating request names the ticket's), else the
-        browser's Accept-Language, else the desk's default."""
-        return i18n.texts(
-            i18n.reader_locale(
-                picked=request.query_params.get("lang"),
-                accept_language=request.headers.get("accept-language"),
-                desk_locale=intake.config.desk_locale,
-            )
-        )
+        # `?lang=`: the link in the rating request names the ticket's language.
+        return page_texts(request, intake.config.desk_locale)
 
     def subject_of(token: str, texts: i18n.Texts) -> CsatSubject | Response:
         try:

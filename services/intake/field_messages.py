@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import ValidationError
+from starlette.requests import Request
 
 from shared import i18n
 
@@ -24,6 +25,24 @@ def locale_of(fields: dict[str, Any], accept_language: str | None, desk_locale: 
     picked = fields.get("language")
     return i18n.reader_locale(
         picked=picked if isinstance(picked, str) else None, accept_language=accept_language, desk_locale=desk_locale
+    )
+
+
+def header_texts(request: Request, desk_locale: str) -> i18n.Texts:
+    """The reader's language when only the headers are read yet: Accept-Language, else the desk's default."""
+    return i18n.reader_texts(
+        picked=None, accept_language=request.headers.get("accept-language"), desk_locale=desk_locale
+    )
+
+
+def page_texts(request: Request, desk_locale: str, then: tuple[str | None, ...] = ()) -> i18n.Texts:
+    """A page's language: `?lang=` (a link we sent names the ticket's), else Accept-Language, else the tags of
+    `then`, else the desk's default."""
+    return i18n.reader_texts(
+        picked=request.query_params.get("lang"),
+        accept_language=request.headers.get("accept-language"),
+        desk_locale=desk_locale,
+        then=then,
     )
 
 

@@ -33,7 +33,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.intake.core import Intake
-from services.intake.field_messages import field_errors, locale_of
+from services.intake.field_messages import field_errors, header_texts, locale_of
 from services.intake.form_body import FormRefused, submitted_fields
 from services.intake.forms import FormSubmission, form_channel_key, quarantined_form, to_inbound
 from services.intake.guard import CaptchaUnavailable, PublicGuard
@@ -76,18 +76,9 @@ def json_response(status: int, content: Any, headers: dict[str, str] | None = No
     return Response(orjson.dumps(content), status_code=status, media_type="application/json", headers=headers)
 
 
-def header_texts(request: Request, config: DeskConfig) -> i18n.Texts:
-    """The reader's language when only the headers are read yet: Accept-Language, else the desk's default."""
-    return i18n.texts(
-        i18n.reader_locale(
-            picked=None, accept_language=request.headers.get("accept-language"), desk_locale=config.desk_locale
-        )
-    )
-
-
 def unknown_form(request: Request, config: DeskConfig, form_id: str) -> HTTPException:
     """The 404 for a form the config does not have, `detail` in the reader's language."""
-    detail = header_texts(request, config)("refusal.unknown_form", form=repr(form_id))
+    detail = header_texts(request, config.desk_locale)("refusal.unknown_form", form=repr(form_id))
     return HTTPException(status_code=404, detail=detail)
 
 
@@ -120,14 +111,14 @@ def form_route(intake: Intake, config: DeskConfig, metrics: FormMetrics, guard: 
         if idempotency_key is not None and len(idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS:
             metrics.invalid.inc()
             # Worded as a form field's too-long value (services.intake.field_messages).
-            message = header_texts(request, config).plural("error.max_length", MAX_IDEMPOTENCY_KEY_CHARS)
+            message = header_texts(request, config.desk_locale).plural("error.max_length", MAX_IDEMPOTENCY_KEY_CHARS)
             return json_response(422, {"detail": [_error("idempotency-key", message, "string_too_long")]})
         try:
             fields = await submitted_fields(request.headers.get("content-type"), request.stream())
         except FormRefused as refusal:
             metrics.invalid.inc()
             # A body that cannot be read has no `language` field to go by.
-            return json_response(refusal.status, {"detail": refusal.errors(header_texts(request, config))})
+            return json_response(refusal.status, {"detail": refusal.errors(header_texts(request, config.desk_locale))})
         accept_language = request.headers.get("accept-language")
         fields, guard_fields = split_guard_fields(fields)
 

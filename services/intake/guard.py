@@ -127,7 +127,10 @@ class PublicGuard:
         Only while `running()`."""
         captcha = self.config.spam.captcha
         session = self._siteverify_session
-        assert captcha is not None and session is not None
+        assert captcha is not None
+        if session is None:
+            # Outside `running()` (an app served without its lifespan): a 503, as for a provider that is down.
+            raise CaptchaUnavailable("the siteverify client is not running")
         secret = self.settings.captcha_secret
         if secret is None:
             raise CaptchaUnavailable("spam.captcha is configured but SWITCHBOARD_CAPTCHA_SECRET is not set")

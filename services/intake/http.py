@@ -6,7 +6,10 @@ acknowledged (the form: services.intake.form_endpoint). The router does the work
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +26,7 @@ from services.intake.body_limit import BodyLimit, header
 from services.intake.chat import chat_routes
 from services.intake.core import IntakeProcess
 from services.intake.csat import csat_routes
+from services.intake.field_messages import header_texts
 from services.intake.form_endpoint import FormMetrics, form_route, stamp_route
 from services.intake.guard import PublicGuard
 from services.intake.i18n_routes import i18n_routes
@@ -70,6 +74,12 @@ def body_limit(scope: Scope) -> int:
     return MAX_BODY_BYTES
 
 
+@asynccontextmanager
+async def catalogues_loaded() -> AsyncIterator[None]:
+    await asyncio.to_thread(i18n.load_catalogues)
+    yield
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     process = IntakeProcess("intake-http", settings)
     settings, config, redis, intake = process.settings, process.config, process.redis, process.intake
@@ -92,26 +102,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if kb_folder
         else None
     )
-    # The siteverify client lives as long as the app. The knowledge base's folder is imported before
-    # the app serves, then watched while it runs.
-    while_running = [guard.running] + ([importer.running] if importer is not None else [])
+    # The catalogues are compiled before the app serves (refusals are worded on busy paths); the siteverify
+    # client lives as long as the app; the knowledge base's folder is imported before the app serves, then
+    # watched while it runs.
+    while_running = [catalogues_loaded, guard.running] + ([importer.running] if importer is not None else [])
     app = process.app(while_running=together(*while_running))
 
     def count_refusal(scope: Scope) -> None:
         if scope["path"].startswith("/v1/forms/"):
             metrics.forms.labels("too_large").inc()
 
-    def reader_texts(accept_language: str | None) -> i18n.Texts:
-        """What any route answers by itself before it knows more of its reader: in the browser's language."""
-        return i18n.texts(
-            i18n.reader_locale(picked=None, accept_language=accept_language, desk_locale=config.desk_locale)
-        )
-
     app.add_middleware(
         BodyLimit,
         limit_for=body_limit,
         on_refused=count_refusal,
-        texts_for=lambda scope: reader_texts(header(scope, b"accept-language")),
+        # What a route answers before it knows more of its reader: in the browser's language.
+        texts_for=lambda scope: i18n.reader_texts(
+            picked=None, accept_language=header(scope, b"accept-language"), desk_locale=config.desk_locale
+        ),
     )
     # First among the routes: the busiest one is matched first.
     app.router.routes.insert(0, form_route(intake, config, metrics, guard))
@@ -137,7 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(RedisError)
     async def redis_unavailable(request: Request, error: RedisError) -> JSONResponse:
         logger.error("redis unavailable", extra={"error": repr(error)})
-        detail = reader_texts(request.headers.get("accept-language"))("refusal.store_unavailable")
+        detail = header_texts(request, config.desk_locale)("refusal.store_unavailable")
         return JSONResponse(status_code=503, content={"detail": detail})
 
     def require_token(authorization: Annotated[str | None, Header()] = None) -> None:

@@ -565,10 +565,8 @@ def telegram_routes(intake: Intake, settings: Settings) -> APIRouter | None:
         if command.command == NEW_TICKET_COMMAND:
             # Forgetting the chat's ticket makes the next message open a new one.
             await forget_conversation(intake.redis, [telegram_chat(command.chat_id)])
-        texts = i18n.texts(
-            i18n.reader_locale(
-                picked=command.language_code, accept_language=None, desk_locale=intake.config.desk_locale
-            )
+        texts = i18n.reader_texts(
+            picked=command.language_code, accept_language=None, desk_locale=intake.config.desk_locale
         )
         text = texts(NEW_TICKET_PROMPT if command.command == NEW_TICKET_COMMAND else GREETING)
         try:

@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from services.intake.core import PUBLISH_TIMEOUT_SECONDS, Intake
 from services.intake.csat_page import PAGE_HEADERS
+from services.intake.field_messages import page_texts
 from services.intake.guard import PublicGuard
 from services.knowledge.deflection import DEFLECTION_PATH, DeflectionTokens, deflected_command
 from services.knowledge.pages import article_page, deflection_page, index_page, not_found_page, problem_page
@@ -71,14 +72,7 @@ def help_centre_routes(intake: Intake, guard: PublicGuard | None = None) -> APIR
 
     def texts_for(request: Request, *fallbacks: str | None) -> i18n.Texts:
         """`?lang=`, else Accept-Language, else the first of `fallbacks` with a catalogue, else the desk's default."""
-        return i18n.texts(
-            i18n.reader_locale(
-                picked=request.query_params.get("lang"),
-                accept_language=request.headers.get("accept-language"),
-                desk_locale=intake.config.desk_locale,
-                then=fallbacks,
-            )
-        )
+        return page_texts(request, intake.config.desk_locale, then=fallbacks)
 
     def kept(request: Request) -> str | None:
         """The catalogue the reader asked for with `?lang=`, kept on the help centre's links."""

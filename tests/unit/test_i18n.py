@@ -16,7 +16,6 @@ from services.intake.chat import (
     CustomerFrame,
     Hello,
     HelloFrame,
-    chat_texts,
     frame_errors,
     language_fields,
     picked_language,
@@ -169,12 +168,16 @@ def test_refusals_are_in_the_readers_language():
     assert limited.message(i18n.texts("en")) == "Too many requests; please try again in 900 s."
     assert limited.message(i18n.texts("zh-Hans")) == "请求过于频繁，请在 900 秒后重试。"
     hello = Hello(type="hello", language="zh-CN")
-    assert chat_texts(hello.language, "en-US", "en")("refusal.chat_messages") == "消息发送过于频繁，请稍候。"
-    assert chat_texts(Hello(type="hello").language, "zh-TW, en;q=0.1", "en").locale == "zh-Hans"
-    assert chat_texts("tlh", "fr", "en").locale == "en"
+
+    def chat(picked, accept_language, desk_locale):
+        return i18n.reader_texts(picked=picked, accept_language=accept_language, desk_locale=desk_locale)
+
+    assert chat(hello.language, "en-US", "en")("refusal.chat_messages") == "消息发送过于频繁，请稍候。"
+    assert chat(Hello(type="hello").language, "zh-TW, en;q=0.1", "en").locale == "zh-Hans"
+    assert chat("tlh", "fr", "en").locale == "en"
     # Before the hello is read: the browser's languages, else the desk's.
-    assert chat_texts(None, "zh-CN", "en")("refusal.chat_unavailable") == "聊天暂时不可用，请稍后重试。"
-    assert chat_texts(None, None, "zh").locale == "zh-Hans"
+    assert chat(None, "zh-CN", "en")("refusal.chat_unavailable") == "聊天暂时不可用，请稍后重试。"
+    assert chat(None, None, "zh").locale == "zh-Hans"
 
 
 @pytest.mark.parametrize(
