@@ -118,7 +118,8 @@ class DigestRunner:
         channel = self.digest.channel
         try:
             report = await build_report(self.bootstrap, self.topics, self.config, window)
-            message = await self.slack.chat_postMessage(channel=channel, text=message_text(window, as_text(report)))
+            tables = await asyncio.to_thread(as_text, report)
+            message = await self.slack.chat_postMessage(channel=channel, text=message_text(window, tables))
         except BaseException:
             # Nothing was posted: the day is free for the next try.
             await self.redis.hdel(DIGESTS_KEY, day.isoformat())
@@ -129,19 +130,24 @@ class DigestRunner:
         return event
 
     async def _complete(self, day: date, window: Window, report: Report, message: Any) -> DigestPosted:
-        """Uploads the chart into the posted table's thread and records the post on the reports topic."""
+        """Uploads the chart into the posted table's thread and records the post on the reports topic, the
+        chart's file or not: the day's claim in Redis must have its event behind it (replay restores it)."""
         channel = self.digest.channel
-        chart = io.BytesIO()
-        plot(report, chart)
-        upload = await self.slack.files_upload_v2(
-            channel=channel,
-            file=chart.getvalue(),
-            filename=f"switchboard-report-{day.isoformat()}.png",
-            title=f"Switchboard report {day.isoformat()}",
-            thread_ts=message.get("ts"),
-        )
-        event = posted_event(day, window, channel, message.get("ts"), (upload.get("file") or {}).get("id"))
-        await self.publisher.publish(Outgoing.event(self.topics.name(REPORTS), day.isoformat(), event))
+        file_id = None
+        try:
+            chart = io.BytesIO()
+            await asyncio.to_thread(plot, report, chart)
+            upload = await self.slack.files_upload_v2(
+                channel=channel,
+                file=chart.getvalue(),
+                filename=f"switchboard-report-{day.isoformat()}.png",
+                title=f"Switchboard report {day.isoformat()}",
+                thread_ts=message.get("ts"),
+            )
+            file_id = (upload.get("file") or {}).get("id")
+        finally:
+            event = posted_event(day, window, channel, message.get("ts"), file_id)
+            await self.publisher.publish(Outgoing.event(self.topics.name(REPORTS), day.isoformat(), event))
         return event
 
 

@@ -146,6 +146,10 @@ async def test_a_chart_slack_refuses_after_the_table_was_posted_keeps_the_day(
         assert await redis.hexists(DIGESTS_KEY, "2026-11-30")
         assert await digest.tick(datetime(2026, 11, 30, 9, 6, tzinfo=UTC)) is None
         assert len(fake_slack.calls_to("chat.postMessage")) == 1
+        # The post is on the log all the same (without its chart), so a replay keeps the day claimed.
+        [record] = await read_topic(desk.kafka_bootstrap, Topics(desk.topic_prefix).name(REPORTS), at_least=1)
+        posted = json.loads(record.value)
+        assert (posted["type"], posted["day"], posted["file_id"]) == ("report.digest_posted", "2026-11-30", None)
     finally:
         await redis.aclose()
 
