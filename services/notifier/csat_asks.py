@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -41,6 +42,16 @@ def email_body(ticket_id: str, link: str, locale: str | None, timezone: str | No
 def page_link(link: str, locale: str) -> str:
     """The rating page's link showing the page in `locale` (`?lang=`; the page falls back to the browser's)."""
     return f"{link}?{urlencode({'lang': locale})}"
+
+
+def chat_text(delivery_text: str, subject: CsatSubject | None, link: Callable[[CsatSubject], str] | None) -> str | None:
+    """A plain-text chat's message (WhatsApp, WeChat): the text, then the rating link when it asks for a rating;
+    None when it asks for one and no link can be made (no public URL configured)."""
+    if subject is None:
+        return delivery_text
+    if link is None:
+        return None
+    return f"{delivery_text}\n{link(subject)}"
 
 
 def telegram_keyboard(subject: CsatSubject) -> list[list[tuple[str, str]]]:

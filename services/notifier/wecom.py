@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from redis.asyncio import Redis
 
 from services.notifier.chunks import split_at_lines
+from services.notifier.csat_asks import chat_text
 from services.notifier.customers import CsatLink
 from services.notifier.deliveries import Sent, Skipped
 from services.notifier.errors import RateLimited, Refused
@@ -62,11 +63,8 @@ class WecomTransport:
         if route is None:
             return None
         open_kfid, _, external_userid = route.address.partition(":")
-        text = delivery.text
-        if delivery.csat is not None:
-            if self.csat_link is None:
-                return None
-            text = f"{text}\n{self.csat_link(delivery.csat)}"
+        if (text := chat_text(delivery.text, delivery.csat, self.csat_link)) is None:
+            return None
         chunks = split_for_wecom(text)
         customer_at, sent = await self.redis.hmget(window_key(route.address), "customer_at", "sent")
         now = time.time()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from services.notifier.csat_asks import chat_text
 from services.notifier.customers import CsatLink, _NoDigests
 from services.notifier.deliveries import Sent
 from services.notifier.errors import RateLimited, Refused
@@ -67,11 +68,8 @@ class WhatsAppTransport(_NoDigests):
         assert self.graph is not None, "the scheduler sends only through enabled transports"
         if delivery.route is None:
             return None
-        text = delivery.text
-        if delivery.csat is not None:
-            if self.csat_link is None:
-                return None
-            text = f"{text}\n{self.csat_link(delivery.csat)}"
+        if (text := chat_text(delivery.text, delivery.csat, self.csat_link)) is None:
+            return None
         tracking = Tracking(delivery.ticket_id, delivery.purpose, delivery.message_id).encode()
         sent = []
         for index, chunk in enumerate(split_for_whatsapp(text)):

@@ -180,3 +180,11 @@ def test_a_long_subject_of_ampersands_is_clipped_before_it_is_escaped():
     within_slack_limits(built)
     assert "&amp;…" in built.blocks[0]["text"]["text"]
     assert "&amp;…" in built.text
+
+
+def test_a_plain_chats_rating_request_ends_with_its_link_and_waits_without_one():
+    subject = CsatSubject("SB-1001", 1)
+    link = "https://desk.example/csat/{0.ticket_id}-{0.resolution}".format
+    assert csat_asks.chat_text("How did we do?", subject, link) == "How did we do?\nhttps://desk.example/csat/SB-1001-1"
+    assert csat_asks.chat_text("How did we do?", subject, None) is None
+    assert csat_asks.chat_text("A reply", None, None) == "A reply"
