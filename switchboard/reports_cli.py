@@ -18,13 +18,11 @@ from shared.settings import MissingInfrastructure, Settings
 def parse_instant(text: str, zone: str, *, until: datetime | None = None) -> datetime:
     """`text` as an aware instant: a duration before `until` ("7d", "36h"), or an ISO date or date-time (one
     without an offset is in `zone`). Errors: click.BadParameter."""
-    from shared.calendars import zone as named_zone
-
     if until is not None and isinstance(duration := parse_duration(text), timedelta):
         return until - duration
+    tz = _zone(zone)
     try:
         at = datetime.fromisoformat(text)
-        tz = named_zone(zone)
     except ValueError as error:
         raise click.BadParameter(f"{text!r}: give a duration (7d, 36h) or an ISO date or date-time ({error})") from None
     return at if at.tzinfo else at.replace(tzinfo=tz)

@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import click
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from services.reports.build import fold_for
 from services.reports.export import export_lines, line_of
 from services.reports.figures import Window, age_bucket, median, p90
 from services.reports.render import as_csv, as_text, plot
+from shared.calendars import zone
 from shared.config import ConfigError, load_config
 from shared.events import (
     ContactSummary,
@@ -29,6 +31,7 @@ from shared.events import (
     StatusChanged,
     TicketCreated,
 )
+from switchboard.reports_cli import parse_instant
 
 CONFIG = load_config(Path(__file__).resolve().parents[1] / "fixtures" / "reports" / "config.yaml")
 MONDAY = datetime(2026, 11, 23, tzinfo=UTC)
@@ -248,3 +251,12 @@ def test_the_digest_is_due_once_its_local_time_has_come_and_reports_the_since_be
     window = window_of(digest, due_day(digest, datetime(2026, 11, 30, 8, 0, tzinfo=UTC)))
     assert window.until == datetime(2026, 11, 30, 9, 0, tzinfo=ZoneInfo("Europe/Madrid"))
     assert window.since == window.until - timedelta(days=7)
+
+
+def test_a_bad_time_zone_is_named_as_the_timezone_option_and_a_bad_date_as_a_date():
+    with pytest.raises(click.BadParameter) as bad_zone:
+        parse_instant("2026-11-30", "Mars/Olympus")
+    assert bad_zone.value.param_hint == "--timezone"
+    with pytest.raises(click.BadParameter, match="give a duration"):
+        parse_instant("next week", "Europe/Madrid")
+    assert parse_instant("2026-11-30", "Europe/Madrid") == datetime(2026, 11, 30, tzinfo=zone("Europe/Madrid"))
