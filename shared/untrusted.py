@@ -14,7 +14,15 @@ from pydantic_core import from_json
 
 
 class InvalidJson(ValueError):
-    """Not JSON (RFC 8259), not UTF-8, nested deeper than 200 levels, or not the JSON type expected."""
+    """Not JSON (RFC 8259), not UTF-8, nested deeper than 200 levels, or not the JSON type expected.
+
+    `reason`: the parser's words, when it is no JSON; `json_type`: the type it is ("array", "string",
+    "boolean", "null", "number"), when it is JSON of another type than expected."""
+
+    def __init__(self, message: str, *, reason: str | None = None, json_type: str | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.json_type = json_type
 
 
 def parse_json(data: bytes | str) -> Any:
@@ -26,14 +34,15 @@ def parse_json(data: bytes | str) -> Any:
     try:
         return from_json(data, allow_inf_nan=False, cache_strings=False)
     except ValueError as error:
-        raise InvalidJson(f"invalid JSON: {error}") from None
+        raise InvalidJson(f"invalid JSON: {error}", reason=str(error)) from None
 
 
 def parse_json_object(data: bytes | str) -> dict[str, Any]:
     """Like `parse_json`, for endpoints whose body must be a JSON object."""
     value = parse_json(data)
     if not isinstance(value, dict):
-        raise InvalidJson(f"expected a JSON object, got {_json_type(value)}")
+        json_type = _json_type(value)
+        raise InvalidJson(f"expected a JSON object, got {_WITH_ARTICLE[json_type]}", json_type=json_type)
     return value
 
 
@@ -50,13 +59,22 @@ def _as_bytes(value: str | bytes) -> bytes:
     return value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")
 
 
+_WITH_ARTICLE = {
+    "array": "an array",
+    "string": "a string",
+    "boolean": "a boolean",
+    "null": "null",
+    "number": "a number",
+}
+
+
 def _json_type(value: Any) -> str:
     if isinstance(value, list):
-        return "an array"
+        return "array"
     if isinstance(value, str):
-        return "a string"
+        return "string"
     if isinstance(value, bool):
-        return "a boolean"
+        return "boolean"
     if value is None:
         return "null"
-    return "a number"
+    return "number"

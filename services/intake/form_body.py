@@ -26,9 +26,6 @@ from shared.untrusted import InvalidJson, parse_json_object
 
 # A form has five fields; a thousand is already no form a person filled in.
 MAX_FIELDS = 1000
-# shared.untrusted's InvalidJson messages: the reason after these is the parser's own (English) wording.
-_INVALID = "invalid JSON: "
-_NOT_AN_OBJECT = "expected a JSON object, got "
 
 FieldError = dict[str, str]
 
@@ -74,14 +71,10 @@ async def submitted_fields(content_type: str | None, body: AsyncIterator[bytes])
         try:
             return parse_json_object(await _read(body))
         except InvalidJson as error:
-            why = str(error)
-            if why.startswith(_NOT_AN_OBJECT):
-                # The bare JSON type's name ("an array" → "array"), for every language.
-                json_type = why[len(_NOT_AN_OBJECT) :].rpartition(" ")[2]
-                problem = _error("(body)", "refusal.body.not_an_object", "object_type", json_type=json_type)
+            if error.json_type is not None:
+                problem = _error("(body)", "refusal.body.not_an_object", "object_type", json_type=error.json_type)
             else:
-                reason = why.removeprefix(_INVALID)
-                problem = _error("(body)", "refusal.body.json_invalid", "json_invalid", reason=reason)
+                problem = _error("(body)", "refusal.body.json_invalid", "json_invalid", reason=error.reason or "")
             raise FormRefused(422, [problem]) from None
     if media_type == b"application/x-www-form-urlencoded":
         return _decoded(_urlencoded_pairs(await _read(body)))
