@@ -151,7 +151,7 @@ class SlackAgents:
         agent = self.config.agent_by_slack_user(click.user_id)
         if click.action_id == CSAT_BUTTON:
             if agent is not None:
-                raise Refused(agent_texts(agent.id, self.config)("slack.rating_is_customers"))
+                raise Refused("slack.rating_is_customers")
             rating = rating_command(click, now)
             thread = rating_thread(click)
             if thread is None or await conversation_ticket(self.intake.redis, [thread]) != rating.ticket_id:
@@ -163,7 +163,7 @@ class SlackAgents:
             await self._tell(client, click.channel_id, click.user_id, thanks)
             return
         if agent is None:
-            raise Refused(agent_texts(None, self.config)(NOT_AN_AGENT))
+            raise Refused(NOT_AN_AGENT)
         if click.action_id in CONTACT_BUTTONS:
             change = contact_button_command(click, agent, now)
             await self._publish(change)
@@ -172,7 +172,7 @@ class SlackAgents:
                 await self._tell(client, click.channel_id, click.user_id, kept)
             return
         if click.action_id == SEND_ARTICLE_BUTTON:
-            await self._send_article(click, agent, now, agent_texts(agent.id, self.config))
+            await self._send_article(click, agent, now)
         elif click.action_id == SAVE_ARTICLE_BUTTON:
             await self._open_article_modal(click, client, agent_texts(agent.id, self.config))
         elif click.action_id in MODAL_OF_BUTTON:
@@ -180,15 +180,15 @@ class SlackAgents:
         else:
             await self._publish(button_command(click, agent, now))
 
-    async def _send_article(self, click: Click, agent: Agent, now: datetime, texts: i18n.Texts) -> None:
+    async def _send_article(self, click: Click, agent: Agent, now: datetime) -> None:
         """Publishes the agent's public reply that sends a suggested article to the customer."""
         named = article_of_button(click.value)
         if named is None or not is_ticket_id(named[0]):
-            raise Refused(texts("slack.no_article"))
+            raise Refused("slack.no_article")
         ticket_id, slug = named
         article = await self.articles.get(slug)
         if article is None:
-            raise Refused(texts("slack.article_gone", slug=repr(slug)))
+            raise Refused("slack.article_gone", slug=repr(slug))
         url = f"{self.intake.settings.public_base_url()}/kb/{slug}"
         reply = article_reply(
             article, url, event_id=click.event_id, ticket_id=ticket_id, agent_id=agent.id, origin=click.origin, now=now
@@ -201,37 +201,35 @@ class SlackAgents:
         ticket_id = ticket_of(click)
         fields = await self.read_model.ticket_fields(ticket_id)
         if "id" not in fields:
-            raise Refused(texts("sb.show.none", ticket_id=ticket_id))
+            raise Refused("sb.show.none", ticket_id=ticket_id)
         messages = await self.intake.redis.lrange(messages_key(ticket_id), 0, -1)
         replies = [m for m in map(json.loads, messages) if m.get("author") == "agent" and not m.get("internal")]
         language = json.loads(fields.get("classified") or "{}").get("language") or self.config.languages[0]
         reply = replies[-1]["text"] if replies else ""
         view = article_modal(ticket_id, fields.get("subject") or "", language, reply, texts)
-        await self._open_view(click, client, ticket_id, view, texts)
+        await self._open_view(click, client, ticket_id, view)
 
     async def _open_modal(self, click: Click, client: AsyncWebClient, texts: i18n.Texts) -> None:
         ticket_id = ticket_of(click)
         if click.action_id == "sb_reassign":
             team_id = await self.intake.redis.hget(ticket_key(ticket_id), "team")
             if team_id is None:
-                raise Refused(texts("sb.show.none", ticket_id=ticket_id))
+                raise Refused("sb.show.none", ticket_id=ticket_id)
             team = next((team for team in self.config.teams if team.id == team_id), None)
             view = reassign_modal(ticket_id, team, self.config, texts)
         else:
             view = text_modal("reply" if click.action_id == "sb_reply" else "note", ticket_id, texts)
-        await self._open_view(click, client, ticket_id, view, texts)
+        await self._open_view(click, client, ticket_id, view)
 
-    async def _open_view(
-        self, click: Click, client: AsyncWebClient, ticket_id: str, view: dict[str, Any], texts: i18n.Texts
-    ) -> None:
+    async def _open_view(self, click: Click, client: AsyncWebClient, ticket_id: str, view: dict[str, Any]) -> None:
         if click.trigger_id is None:
-            raise Refused(texts("slack.no_trigger"))
+            raise Refused("slack.no_trigger")
         try:
             opened = await client.views_open(trigger_id=click.trigger_id, view=view)
         except _SLACK_FAILURES as error:
             # A trigger lives 3 s and opens one view: a slow or repeated one cannot be used again.
             logger.warning("views.open failed", extra={"ticket_id": ticket_id, "error": repr(error)})
-            raise Refused(texts("slack.form_timeout")) from None
+            raise Refused("slack.form_timeout") from None
         view_id = (opened.get("view") or {}).get("id")
         if isinstance(view_id, str):
             await self.intake.redis.set(_view_key(view_id), modal_origin(click).model_dump_json(), ex=VIEW_SECONDS)
